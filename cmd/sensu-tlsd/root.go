@@ -1,0 +1,34 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func newRootCmd() *cobra.Command {
+	a := &app{}
+	root := &cobra.Command{
+		Use:           "sensu-tlsd",
+		Short:         "Keep Sensu Go's TLS certificates valid and its configs pointing at them",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	a.bindGlobalFlags(root)
+	root.AddCommand(
+		newVersionCmd(),
+	)
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the sensu-tlsd version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			cmd.Printf("sensu-tlsd %s\n", version)
+		},
+	}
+}

@@ -1,0 +1,165 @@
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// Config is sensu-tlsd's own configuration. Field tags are the YAML keys,
+// which are also the names of flags and (upper-snake, prefixed SENSU_TLSD_)
+// environment variables.
+type Config struct {
+	StateDir       string        `yaml:"state-dir"`       // CA, generations, ACME storage, migration state
+	MetricsAddress string        `yaml:"metrics-address"` // Prometheus /metrics and /healthz; loopback by default, "" disables
+	LogLevel       string        `yaml:"log-level"`       // debug, info, warn, error
+	LogFormat      string        `yaml:"log-format"`      // text or json
+	Renewal        Renewal       `yaml:"renewal"`         // when to renew, for every certificate unless overridden
+	CA             CA            `yaml:"ca"`              // the local CA
+	Defaults       CertDefaults  `yaml:"defaults"`        // applied to every certificate that leaves a field empty
+	Certificates   []Certificate `yaml:"certificates"`
+	Sensu          Sensu         `yaml:"sensu"`
+	Services       []Service     `yaml:"services"`
+	Listeners      []Listener    `yaml:"listeners"`
+
+	// File is the path the config was read from ("" when none); not a key.
+	File string `yaml:"-"`
+}
+
+// Renewal says when a certificate is renewed.
+type Renewal struct {
+	// Before is "33%" (renew when a third of the lifetime is left) or a
+	// duration ("720h") before expiry.
+	Before string `yaml:"before"`
+	// Jitter is the largest random delay added so a fleet does not renew in
+	// the same minute.
+	Jitter time.Duration `yaml:"jitter"`
+	// RetryMin and RetryMax bound the exponential backoff after a failure.
+	RetryMin time.Duration `yaml:"retry-min"`
+	RetryMax time.Duration `yaml:"retry-max"`
+	// Emergency is the time left below which renewal retries at RetryMin
+	// without backoff growth.
+	Emergency time.Duration `yaml:"emergency"`
+	// Generations is how many installed generations are kept for rollback.
+	Generations int `yaml:"generations"`
+}
+
+// CA describes the local certificate authority.
+type CA struct {
+	Dir        string        `yaml:"dir"` // holds ca.pem and ca-key.pem; default STATE-DIR/ca
+	CommonName string        `yaml:"common-name"`
+	KeyType    string        `yaml:"key-type"`
+	Lifetime   time.Duration `yaml:"lifetime"`
+}
+
+// CertDefaults are the per-certificate fields that can be set once for all.
+type CertDefaults struct {
+	KeyType  string        `yaml:"key-type"`
+	Lifetime time.Duration `yaml:"lifetime"`
+	Owner    string        `yaml:"owner"`
+	Group    string        `yaml:"group"`
+	KeyMode  FileMode      `yaml:"key-mode"`
+	CertMode FileMode      `yaml:"cert-mode"`
+	Dir      string        `yaml:"dir"` // where NAME.pem, NAME-key.pem, ca.pem go when paths are not given
+}
+
+// Certificate is one managed certificate set: leaf, key and CA bundle.
+type Certificate struct {
+	Name        string        `yaml:"name"`
+	Profile     string        `yaml:"profile"` // backend, etcd-peer, etcd-client, agent, server, client
+	CommonName  string        `yaml:"common-name"`
+	Hosts       []string      `yaml:"hosts"` // DNS names and IP addresses, as SANs
+	CertFile    string        `yaml:"cert-file"`
+	KeyFile     string        `yaml:"key-file"`
+	CAFile      string        `yaml:"ca-file"`
+	KeyType     string        `yaml:"key-type"` // ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096
+	Lifetime    time.Duration `yaml:"lifetime"`
+	Owner       string        `yaml:"owner"`
+	Group       string        `yaml:"group"`
+	KeyMode     FileMode      `yaml:"key-mode"`
+	CertMode    FileMode      `yaml:"cert-mode"`
+	RenewBefore string        `yaml:"renew-before"` // overrides renewal.before
+	Issuer      Issuer        `yaml:"issuer"`
+	Services    []string      `yaml:"services"` // services that must act when this set changes
+}
+
+// Issuer names which source renews a certificate and its settings. Exactly
+// one of the type-specific blocks applies, chosen by Type.
+type Issuer struct {
+	Type string     `yaml:"type"` // local-ca (default), acme, exec, files
+	ACME ACMEIssuer `yaml:"acme"`
+	Exec ExecIssuer `yaml:"exec"`
+}
+
+// ACMEIssuer obtains certificates from an ACME directory.
+type ACMEIssuer struct {
+	Directory   string `yaml:"directory"`    // directory URL
+	TrustedRoot string `yaml:"trusted-root"` // PEM file trusted for the directory's TLS
+	Email       string `yaml:"email"`
+	EABKeyID    string `yaml:"eab-key-id"`
+	EABMACKey   string `yaml:"eab-mac-key"`
+	Challenge   string `yaml:"challenge"` // http-01 or tls-alpn-01
+	HTTPPort    int    `yaml:"http-port"`
+	TLSALPNPort int    `yaml:"tls-alpn-port"`
+	ListenHost  string `yaml:"listen-host"`
+}
+
+// ExecIssuer runs an external command that writes the files.
+type ExecIssuer struct {
+	Command []string      `yaml:"command"` // argument list, not a shell string
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Sensu says where Sensu's own configs are and what build runs.
+type Sensu struct {
+	BackendConfig string `yaml:"backend-config"`
+	AgentConfig   string `yaml:"agent-config"`
+	// Commercial is true when the backend is Sensu's commercial build, the
+	// only one that reads agent-auth-* (agent mTLS).
+	Commercial bool `yaml:"commercial"`
+	// Manage turns on regeneration of the Sensu configs on rotation.
+	Manage bool `yaml:"manage"`
+	// BackendCertificate and AgentCertificate name the managed certificates
+	// the Sensu configs point at.
+	BackendCertificate  string `yaml:"backend-certificate"`
+	EtcdPeerCertificate string `yaml:"etcd-peer-certificate"`
+	AgentCertificate    string `yaml:"agent-certificate"`
+}
+
+// Service is a process that must act when a certificate it uses changes.
+type Service struct {
+	Name    string        `yaml:"name"`
+	Preset  string        `yaml:"preset"`   // sensu-backend, sensu-agent, or "" for generic
+	Unit    string        `yaml:"unit"`     // systemd unit, for systemd actions
+	Action  string        `yaml:"action"`   // restart, reload, try-restart, signal, command, none
+	Signal  string        `yaml:"signal"`   // for action signal
+	PIDFile string        `yaml:"pid-file"` // signal a pid file instead of a unit's main process
+	Command []string      `yaml:"command"`  // for action command
+	Timeout time.Duration `yaml:"timeout"`
+	Health  Health        `yaml:"health"`
+}
+
+// Health is how sensu-tlsd checks a service came back after an action.
+type Health struct {
+	URL     string        `yaml:"url"` // HTTP GET must answer 200
+	TLS     []string      `yaml:"tls"` // host:port that must present the new serial
+	TCP     string        `yaml:"tcp"` // host:port that must accept
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Listener is a proxy listener.
+type Listener struct {
+	Name        string        `yaml:"name"`
+	Mode        string        `yaml:"mode"` // terminate, originate, dual
+	Listen      string        `yaml:"listen"`
+	Targets     []string      `yaml:"targets"`
+	Certificate string        `yaml:"certificate"` // managed certificate served (terminate/dual) or presented (originate)
+	ClientCA    string        `yaml:"client-ca"`
+	AllowCN     []string      `yaml:"allow-cn"`
+	AllowPlain  bool          `yaml:"allow-plaintext"` // dual: accept plaintext too
+	TLS13Only   bool          `yaml:"tls13-only"`
+	MaxConns    int           `yaml:"max-conns"`
+	IdleTimeout time.Duration `yaml:"idle-timeout"`
+}
+
+// FileMode is an octal file mode written as a string ("0600") in YAML.
+type FileMode os.FileMode

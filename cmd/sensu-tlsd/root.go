@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 )
 
@@ -28,7 +30,7 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the sensu-tlsd version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			cmd.Printf("sensu-tlsd %s\n", version)
+			fmt.Fprintf(cmd.OutOrStdout(), "sensu-tlsd %s\n", version)
 		},
 	}
 }

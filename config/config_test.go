@@ -75,14 +75,14 @@ func TestDefaultsFillCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := c.Certificate("backend-1")
-	if b.CertFile != "/s/tls/backend-1.pem" || b.KeyFile != "/s/tls/backend-1-key.pem" || b.CAFile != "/s/tls/ca.pem" {
+	if b.CertFile != "/s/backend-1.pem" || b.KeyFile != "/s/backend-1-key.pem" || b.CAFile != "/s/ca.pem" {
 		t.Errorf("paths %s %s %s", b.CertFile, b.KeyFile, b.CAFile)
 	}
 	if b.Lifetime != 30*24*time.Hour || b.KeyMode != 0o640 || b.CommonName != "backend-1" || b.Issuer.Type != "local-ca" || b.KeyType != "ecdsa-p256" {
 		t.Errorf("defaults not applied: %+v", b)
 	}
-	if c.CA.Dir != "/s/ca" {
-		t.Errorf("ca.dir %q, want /s/ca", c.CA.Dir)
+	if c.CA.Dir != "/s" {
+		t.Errorf("ca.dir %q, want /s", c.CA.Dir)
 	}
 }
 

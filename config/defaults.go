@@ -37,7 +37,7 @@ func (c *Config) ApplyDefaults() {
 		r.Generations = 5
 	}
 
-	setStr(&c.CA.Dir, filepath.Join(c.StateDir, "ca"))
+	setStr(&c.CA.Dir, c.StateDir) // ca.pem and ca-key.pem beside the certificates, as cfssljson leaves them
 	setStr(&c.CA.CommonName, "sensu-tlsd CA")
 	setStr(&c.CA.KeyType, "ecdsa-p256")
 	setDur(&c.CA.Lifetime, 10*365*24*time.Hour)
@@ -47,7 +47,7 @@ func (c *Config) ApplyDefaults() {
 	setDur(&d.Lifetime, 90*24*time.Hour) // short enough that rotation is routine
 	setMode(&d.KeyMode, 0o600)
 	setMode(&d.CertMode, 0o644)
-	setStr(&d.Dir, filepath.Join(c.StateDir, "tls"))
+	setStr(&d.Dir, c.StateDir)
 
 	for i := range c.Certificates {
 		cert := &c.Certificates[i]

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
@@ -53,15 +54,38 @@ func Keys() []Key {
 	return keys
 }
 
-// BindFlags registers a flag for every key on fs.
+// BindFlags registers a flag for every key on fs. They are hidden from
+// --help, where forty of them would bury each command's own flags;
+// `sensu-tlsd config keys` lists them all.
 func BindFlags(fs *pflag.FlagSet) {
 	for _, k := range Keys() {
-		usage := fmt.Sprintf("config key %s (env %s)", k.Path, k.Env)
-		if k.typ.Kind() == reflect.Slice {
-			usage = fmt.Sprintf("config key %s as YAML (env %s)", k.Path, k.Env)
+		fs.String(k.Flag, "", k.Usage())
+		if err := fs.MarkHidden(k.Flag); err != nil {
+			panic(err) // the flag was registered on the line above
 		}
-		fs.String(k.Flag, "", usage)
 	}
+}
+
+// Usage is a one-line description of how to set the key.
+func (k Key) Usage() string {
+	if k.typ.Kind() == reflect.Slice {
+		return fmt.Sprintf("config key %s as YAML (env %s)", k.Path, k.Env)
+	}
+	return fmt.Sprintf("config key %s (env %s)", k.Path, k.Env)
+}
+
+// Value formats the key's value in c, as YAML would show it.
+func (k Key) Value(c *Config) string {
+	f := reflect.ValueOf(c).Elem().FieldByIndex(k.index)
+	switch {
+	case k.typ == durationType:
+		return time.Duration(f.Int()).String()
+	case k.typ == fileModeType:
+		return FileMode(f.Uint()).String()
+	case k.typ.Kind() == reflect.Slice:
+		return fmt.Sprintf("(%d entries)", f.Len())
+	}
+	return fmt.Sprint(f.Interface())
 }
 
 // set parses s into the field k names.

@@ -334,7 +334,13 @@ func (r *runner) lock() (func(), error) {
 	if err := os.MkdirAll(r.plan.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(r.plan.Dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	return flock(filepath.Join(r.plan.Dir, ".lock"))
+}
+
+// flock takes an exclusive lock on path, creating it; the returned func
+// releases it.
+func flock(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,8 @@ func newRootCmd() *cobra.Command {
 		newIssueCmd(a),
 		newStatusCmd(a),
 		newCheckCmd(a),
+		newRunCmd(a),
+		newRenewCmd(a),
 	)
 	return root
 }

@@ -8,8 +8,8 @@ import (
 
 // RenewAt is when leaf should be renewed under p: Before ahead of expiry,
 // moved earlier by a random jitter so a fleet spreads out. The jitter is
-// capped at a tenth of the lifetime so a short-lived certificate is not
-// renewed the moment it is issued.
+// capped at a tenth of the renew-before window so a short-lived
+// certificate is not renewed the moment it is issued.
 func (p Plan) RenewAt(leaf *x509.Certificate) time.Time {
 	life := leaf.NotAfter.Sub(leaf.NotBefore)
 	before := p.Before.Duration
@@ -20,7 +20,7 @@ func (p Plan) RenewAt(leaf *x509.Certificate) time.Time {
 		before = life / 3
 	}
 	at := leaf.NotAfter.Add(-before)
-	if j := min(p.Jitter, life/10); j > 0 {
+	if j := min(p.Jitter, before/10); j > 0 {
 		at = at.Add(-rand.N(j))
 	}
 	return at

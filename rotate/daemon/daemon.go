@@ -40,9 +40,6 @@ type Daemon struct {
 	// Services run beside the manager (proxy listeners); one failing stops
 	// the daemon.
 	Services []func(ctx context.Context) error
-	// Listening, when set, is called with the metrics address once it
-	// accepts connections (tests and benchmarks use port 0).
-	Listening func(addr string)
 }
 
 // Run runs until ctx ends or SIGTERM/SIGINT arrives, with cfg as the
@@ -64,14 +61,13 @@ func (d *Daemon) Run(ctx context.Context, cfg *config.Config) error {
 	g.Go(func() error {
 		return mgr.Run(ctx, plans, func() { close(ready) })
 	})
+	metricsAddr := "off"
 	if cfg.MetricsAddress != "" {
 		ln, err := net.Listen("tcp", cfg.MetricsAddress)
 		if err != nil {
 			return fmt.Errorf("metrics-address %s: %w", cfg.MetricsAddress, err)
 		}
-		if d.Listening != nil {
-			d.Listening(ln.Addr().String())
-		}
+		metricsAddr = ln.Addr().String()
 		srv := d.metricsServer(ready)
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -96,7 +92,7 @@ func (d *Daemon) Run(ctx context.Context, cfg *config.Config) error {
 		case <-ctx.Done():
 			return nil
 		}
-		d.Log.Info("sensu-tlsd running", "certificates", len(plans), "metrics", cfg.MetricsAddress, "config", cfg.File)
+		d.Log.Info("sensu-tlsd running", "certificates", len(plans), "metrics", metricsAddr, "config", cfg.File)
 		d.Notifier.Ready()
 		for {
 			select {

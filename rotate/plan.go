@@ -65,7 +65,7 @@ func ParseBefore(s string) (Before, error) {
 	}
 	if pct, ok := strings.CutSuffix(strings.TrimSpace(s), "%"); ok {
 		f, err := strconv.ParseFloat(pct, 64)
-		if err != nil || f <= 0 || f >= 100 {
+		if err != nil || !(f > 0 && f < 100) { // also rejects NaN
 			return Before{}, fmt.Errorf("renew-before %q: a percentage must be between 0 and 100, like \"33%%\"", s)
 		}
 		return Before{Ratio: f / 100}, nil

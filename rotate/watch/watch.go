@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -147,7 +148,16 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			return err
+			if !errors.Is(err, fsnotify.ErrEventOverflow) {
+				return err
+			}
+			// Events were lost: every set may have changed, re-check all.
+			w.mu.Lock()
+			for n := range w.points {
+				pending[n] = true
+			}
+			w.mu.Unlock()
+			timer.Reset(w.debounce)
 		case ev, ok := <-w.fsw.Events:
 			if !ok {
 				return nil

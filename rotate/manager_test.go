@@ -62,7 +62,10 @@ func (r *recorder) none(t *testing.T, d time.Duration) {
 }
 
 func testConfig(t *testing.T, lifetime time.Duration, before string) *config.Config {
-	root := t.TempDir()
+	return testConfigAt(t.TempDir(), lifetime, before)
+}
+
+func testConfigAt(root string, lifetime time.Duration, before string) *config.Config {
 	return &config.Config{
 		StateDir: filepath.Join(root, "state"),
 		Renewal:  config.Renewal{Before: before, RetryMin: time.Second, RetryMax: 2 * time.Second},
@@ -77,7 +80,7 @@ func testConfig(t *testing.T, lifetime time.Duration, before string) *config.Con
 	}
 }
 
-func startManager(t *testing.T, cfg *config.Config, consumer Subscriber) (*Manager, []Plan) {
+func startManager(t testing.TB, cfg *config.Config, consumer Subscriber) (*Manager, []Plan) {
 	t.Helper()
 	plans, err := Plans(cfg)
 	if err != nil {
@@ -167,7 +170,7 @@ func TestConsumerRejectionRollsBackAndDoesNotRetryAtOnce(t *testing.T) {
 
 // issueFromCA writes a set for plan p signed by the CA in caDir to files
 // in dir, as an operator's tool would, and returns their paths.
-func issueFromCA(t *testing.T, caDir string, p Plan, dir string) ca.Paths {
+func issueFromCA(t testing.TB, caDir string, p Plan, dir string) ca.Paths {
 	t.Helper()
 	authority, err := ca.Load(caDir)
 	if err != nil {

@@ -29,9 +29,15 @@ type daemonProc struct {
 // daemonStart runs `sensu-tlsd run --config cfg` in dir.
 func daemonStart(t *testing.T, dir, cfg string) *daemonProc {
 	t.Helper()
+	return daemonStartEnv(t, dir, cfg)
+}
+
+// daemonStartEnv is daemonStart with extra environment entries.
+func daemonStartEnv(t *testing.T, dir, cfg string, env ...string) *daemonProc {
+	t.Helper()
 	cmd := exec.Command(binPath, "run", "--config", cfg)
 	cmd.Dir = dir
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package sensu
 
 import (
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 // Severity ranks a finding. Errors are settings Sensu will run with but get
@@ -277,10 +278,11 @@ func (l *linter) backendCerts() {
 		if path == "" {
 			continue
 		}
-		leaf, err := readLeaf(path)
-		if err != nil {
+		chain, err := pki.ReadCertificates(path)
+		if err != nil || len(chain) == 0 {
 			continue // files() reports missing or unreadable files
 		}
+		leaf := chain[0]
 		var hosts []string
 		for _, k := range u.urlKeys {
 			for _, s := range l.urlsOf(k) {
@@ -298,9 +300,9 @@ func (l *linter) backendCerts() {
 				continue
 			}
 			seen[h] = true
-			if err := leaf.VerifyHostname(h); err != nil {
+			if !pki.Covers(leaf, h) {
 				l.add(l.d.Line(u.cert), Error, u.cert,
-					fmt.Sprintf("%s does not cover host %q that clients use (SANs: %s)", path, h, sanList(leaf)),
+					fmt.Sprintf("%s does not cover host %q that clients use (SANs: %s)", path, h, strings.Join(pki.SANs(leaf), ", ")),
 					fmt.Sprintf("reissue the certificate with %q among its hosts", h))
 			}
 		}
@@ -327,36 +329,6 @@ func hasClientAuth(c *x509.Certificate) bool {
 		}
 	}
 	return false
-}
-
-func sanList(c *x509.Certificate) string {
-	var s []string
-	s = append(s, c.DNSNames...)
-	for _, ip := range c.IPAddresses {
-		s = append(s, ip.String())
-	}
-	if len(s) == 0 {
-		return "none"
-	}
-	return strings.Join(s, ", ")
-}
-
-// readLeaf returns the first certificate of a PEM file.
-func readLeaf(path string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return nil, fmt.Errorf("%s: no PEM certificate", path)
-		}
-		if blk.Type == "CERTIFICATE" {
-			return x509.ParseCertificate(blk.Bytes)
-		}
-	}
 }
 
 func (l *linter) agentURLs() {

@@ -206,34 +206,32 @@ func (g *Regenerator) rewriteYAML(path string, r Role, m map[string]string) ([]b
 	if err != nil {
 		return nil, false, err
 	}
-	if err := checkNoNewErrors(d, out, r, LintOptions{User: g.LintUser}); err != nil {
+	if err := CheckNoNewErrors(path, src, out, r, LintOptions{User: g.LintUser}); err != nil {
 		return nil, false, err
 	}
 	return out, true, nil
 }
 
-// checkNoNewErrors lints before and after: an edit may keep an operator's
-// existing problem but must not add one.
-func checkNoNewErrors(before *Document, out []byte, r Role, opt LintOptions) error {
-	after, err := Parse(before.Name, out)
+// CheckNoNewErrors lints a file before and after an edit: an edit may keep
+// an operator's existing problem but must not add one. The error lists what
+// the edit would add.
+func CheckNoNewErrors(name string, before, after []byte, r Role, opt LintOptions) error {
+	a, err := Parse(name, after)
 	if err != nil {
-		return fmt.Errorf("%s: refusing the rewrite: %w", before.Name, err)
-	}
-	// before carries the pending edits; lint the file as it is on disk.
-	orig, err := Parse(before.Name, before.Source())
-	if err != nil {
-		return err
+		return fmt.Errorf("%s: refusing the rewrite: %w", name, err)
 	}
 	old := map[string]bool{}
-	for _, f := range Lint(orig, r, opt) {
-		if f.Severity == Error {
-			old[f.Key+"\x00"+f.What] = true
+	if b, err := Parse(name, before); err == nil {
+		for _, f := range Lint(b, r, opt) {
+			if f.Severity == Error {
+				old[f.Key+"\x00"+f.What] = true
+			}
 		}
 	}
 	var errs []error
-	for _, f := range Lint(after, r, opt) {
+	for _, f := range Lint(a, r, opt) {
 		if f.Severity == Error && !old[f.Key+"\x00"+f.What] {
-			errs = append(errs, fmt.Errorf("refusing to rewrite %s: it would gain %s", before.Name, f))
+			errs = append(errs, fmt.Errorf("refusing to rewrite %s: it would gain %s", name, f))
 		}
 	}
 	return errors.Join(errs...)

@@ -26,6 +26,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(a),
 		newCheckCmd(a),
 		newLintCmd(),
+		newMigrateCmd(a),
 	)
 	return root
 }

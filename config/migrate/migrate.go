@@ -215,3 +215,60 @@ func trimBrackets(h string) string {
 	}
 	return h
 }
+
+// Default places of Sensu's configs.
+const (
+	DefaultBackendConfig = "/etc/sensu/backend.yml"
+	DefaultAgentConfig   = "/etc/sensu/agent.yml"
+)
+
+// NodeFromConfig describes this node from sensu-tlsd's config. Files not
+// named in files come from the config's sensu section, then the defaults
+// (when they exist); env files default to the packages' standard ones.
+func NodeFromConfig(cfg *config.Config, files sensu.Files) (*Node, error) {
+	pick := func(flag, fromConfig, def string) string {
+		switch {
+		case flag != "":
+			return flag
+		case fromConfig != "":
+			return fromConfig
+		case exists(def):
+			return def
+		}
+		return ""
+	}
+	files.Backend = pick(files.Backend, cfg.Sensu.BackendConfig, DefaultBackendConfig)
+	files.Agent = pick(files.Agent, cfg.Sensu.AgentConfig, DefaultAgentConfig)
+	if files.Backend != "" && files.BackendEnv == nil {
+		files.BackendEnv = sensu.DefaultEnvFiles(sensu.Backend)
+	}
+	if files.Agent != "" && files.AgentEnv == nil {
+		files.AgentEnv = sensu.DefaultEnvFiles(sensu.Agent)
+	}
+	n := &Node{StateDir: cfg.StateDir, Files: files, Commercial: cfg.Sensu.Commercial,
+		AgentMTLS: cfg.Sensu.AgentMTLS, AgentCAFile: cfg.Sensu.AgentCAFile}
+	if !n.IsBackend() && !n.IsAgent() {
+		return nil, fmt.Errorf("neither a backend nor an agent config found: name them with --backend-config / --agent-config or sensu.backend-config / sensu.agent-config (looked for %s and %s)", DefaultBackendConfig, DefaultAgentConfig)
+	}
+	cert := func(key, name string) (Cert, error) {
+		if name == "" {
+			return Cert{}, nil
+		}
+		c, ok := cfg.Certificate(name)
+		if !ok {
+			return Cert{}, fmt.Errorf("sensu.%s names certificate %q, which is not in certificates", key, name)
+		}
+		return Cert{Name: name, CertPaths: sensu.CertPaths{CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile}}, nil
+	}
+	var err error
+	if n.Backend, err = cert("backend-certificate", cfg.Sensu.BackendCertificate); err != nil {
+		return nil, err
+	}
+	if n.EtcdPeer, err = cert("etcd-peer-certificate", cfg.Sensu.EtcdPeerCertificate); err != nil {
+		return nil, err
+	}
+	if n.Agent, err = cert("agent-certificate", cfg.Sensu.AgentCertificate); err != nil {
+		return nil, err
+	}
+	return n, nil
+}

@@ -134,8 +134,8 @@ func run(ctx context.Context, args []string, logw io.Writer) error {
 	apiAddr := cfg.APIListenAddress
 	agentAddr := net.JoinHostPort(strings.Trim(cfg.AgentHost, "[]"), strconv.Itoa(cfg.AgentPort))
 	servers := []*http.Server{
-		{Addr: apiAddr, Handler: b.apiMux(), TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second},
-		{Addr: agentAddr, Handler: b.agentMux(), TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second},
+		{Addr: apiAddr, Handler: b.apiMux(), TLSConfig: tlsConf.Clone(), ReadHeaderTimeout: 10 * time.Second},
+		{Addr: agentAddr, Handler: b.agentMux(), TLSConfig: tlsConf.Clone(), ReadHeaderTimeout: 10 * time.Second},
 	}
 	listeners := make([]net.Listener, len(servers))
 	for i, s := range servers {

@@ -88,9 +88,9 @@ func loadBackendConfig(path string) (backendConfig, error) {
 	return cfg, nil
 }
 
-// run is the whole stand-in; it returns when ctx ends (nil: graceful) or on
+// runBackend is the whole backend stand-in; it returns when ctx ends (nil: graceful) or on
 // a start-up failure.
-func run(ctx context.Context, args []string, logw io.Writer) error {
+func runBackend(ctx context.Context, args []string, logw io.Writer) error {
 	log := slog.New(slog.NewTextHandler(logw, nil))
 	opts, err := parseFlags(args)
 	if err != nil {

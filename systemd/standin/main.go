@@ -10,6 +10,10 @@
 //
 //	standin -c backend.yml [--fail-if-cert-cn CN] [--fail-if-serial HEX]
 //	        [--unhealthy-if-cert-cn CN] [--start-delay 2s]
+//	standin agent [--api-port 3031] [--hup-file FILE]
+//
+// The agent form stands in for sensu-agent: GET /healthz, and death with
+// status 129 on SIGHUP.
 package main
 
 import (
@@ -23,7 +27,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+	run := runBackend
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "agent" {
+		run, args = runAgent, args[1:]
+	}
+	if err := run(ctx, args, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "standin:", err)
 		os.Exit(exitCode(err))
 	}
@@ -37,6 +46,8 @@ func exitCode(err error) int {
 		return 2
 	case deliberateFailure:
 		return 3
+	case diedOnHUP:
+		return 129
 	}
 	return 1
 }

@@ -69,7 +69,7 @@ func (f fixture) start(t *testing.T, extra ...string) *syncBuffer {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"-c", f.cfg}, extra...), logs) }()
+	go func() { done <- runBackend(ctx, append([]string{"-c", f.cfg}, extra...), logs) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -243,7 +243,7 @@ func TestDeliberateFailures(t *testing.T) {
 		{"--fail-if-cert-cn", "backend-1"},
 		{"--fail-if-serial", strings.ToUpper(f.set.Serial)},
 	} {
-		err := run(context.Background(), append([]string{"-c", f.cfg}, args...), &syncBuffer{})
+		err := runBackend(context.Background(), append([]string{"-c", f.cfg}, args...), &syncBuffer{})
 		var df deliberateFailure
 		if !errors.As(err, &df) || exitCode(err) != 3 {
 			t.Fatalf("%v: got %v (exit %d), want a deliberate failure with exit 3", args, err, exitCode(err))
@@ -276,7 +276,7 @@ func TestConfigErrors(t *testing.T) {
 		"missing file":     {"-c", filepath.Join(dir, "absent.yml")},
 		"cert without key": {"-c", half},
 	} {
-		err := run(context.Background(), args, &syncBuffer{})
+		err := runBackend(context.Background(), args, &syncBuffer{})
 		if exitCode(err) != 2 {
 			t.Fatalf("%s: %v (exit %d), want exit 2", name, err, exitCode(err))
 		}
@@ -338,5 +338,42 @@ func appendFile(t *testing.T, path, text string) {
 	defer f.Close()
 	if _, err := f.WriteString(text); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAgentDiesOnSIGHUP checks the agent stand-in behaves like sensu-agent:
+// /healthz answers, SIGHUP ends it with 129 and leaves a trace in the
+// hup file, SIGTERM ends it with 0.
+func TestAgentDiesOnSIGHUP(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTERM} {
+		port := systemdtest.FreePort(t)
+		hupFile := filepath.Join(t.TempDir(), "hup")
+		cmd := exec.Command(systemdtest.Standin(t), "agent", "--api-port", fmt.Sprint(port), "--hup-file", hupFile)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("agent stand-in /healthz: %v", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cmd.Process.Signal(sig)
+		cmd.Wait()
+		want := map[syscall.Signal]int{syscall.SIGHUP: 129, syscall.SIGTERM: 0}[sig]
+		if got := cmd.ProcessState.ExitCode(); got != want {
+			t.Fatalf("after %v exit %d, want %d", sig, got, want)
+		}
+		_, err := os.Stat(hupFile)
+		if (sig == syscall.SIGHUP) != (err == nil) {
+			t.Fatalf("after %v hup file present=%v", sig, err == nil)
+		}
 	}
 }

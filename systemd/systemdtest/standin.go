@@ -9,7 +9,9 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 var (
@@ -64,5 +66,39 @@ func BackendYML(t testing.TB, path string, set Set, apiPort, agentPort int) {
 	fmt.Fprintf(&b, "api-listen-address: 127.0.0.1:%d\nagent-host: 127.0.0.1\nagent-port: %d\n", apiPort, agentPort)
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// StartBackend runs the built stand-in backend with cfg (a backend.yml)
+// and extra flags until the test ends. It does not wait for readiness:
+// use WaitHTTP.
+func StartBackend(t testing.TB, cfg string, extra ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(Standin(t), append([]string{"-c", cfg}, extra...)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	return cmd
+}
+
+// WaitTCP waits until address accepts a connection.
+func WaitTCP(t testing.TB, address string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", address, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never accepted: %v", address, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -232,7 +232,7 @@ func TestHealthTLSCheckNamesTheServedSerial(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", agentPort)
 	systemdtest.WaitTCP(t, addr)
 
-	h := Health{Checks: []Check{TLSCheck{Address: addr}}, Timeout: 300 * time.Millisecond}
+	h := Health{Checks: []Check{TLSCheck{Address: addr}}, Timeout: 2 * time.Second}
 	if err := h.Wait(context.Background(), Expect{Serials: []string{strings.ToUpper(set.Serial)}, CAFile: set.CAFile}); err != nil {
 		t.Fatal(err)
 	}

@@ -15,20 +15,28 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
 )
 
+// child is a real process under test; done closes when it has exited.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
 // startChild runs a shell script that signals readiness by writing its pid
-// file, and returns the command and the pid file.
-func startChild(t *testing.T, script string) (*exec.Cmd, string) {
+// file, and returns the child and the pid file.
+func startChild(t *testing.T, script string) (*child, string) {
 	t.Helper()
 	pidFile := filepath.Join(t.TempDir(), "child.pid")
 	cmd := exec.Command("sh", "-c", script+"\necho $$ > "+pidFile+"\nwhile :; do sleep 0.05; done")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(c.done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-c.done })
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if b, err := os.ReadFile(pidFile); err == nil && strings.TrimSpace(string(b)) != "" {
-			return cmd, pidFile
+			return c, pidFile
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("child never wrote its pid file")
@@ -37,12 +45,10 @@ func startChild(t *testing.T, script string) (*exec.Cmd, string) {
 	}
 }
 
-func waitExit(t *testing.T, cmd *exec.Cmd, within time.Duration) (exited bool) {
+func waitExit(t *testing.T, c *child, within time.Duration) (exited bool) {
 	t.Helper()
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-c.done:
 		return true
 	case <-time.After(within):
 		return false
@@ -56,7 +62,7 @@ func TestPIDSignalReachesRealProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	if waitExit(t, ignorer, 300*time.Millisecond) {
-		t.Fatalf("a process ignoring SIGHUP exited: %v", ignorer.ProcessState)
+		t.Fatalf("a process ignoring SIGHUP exited: %v", ignorer.cmd.ProcessState)
 	}
 
 	// One that dies on it (like sensu-agent, 129 = 128 + SIGHUP) does.
@@ -64,17 +70,17 @@ func TestPIDSignalReachesRealProcesses(t *testing.T) {
 	if _, err := (PIDSignal{PIDFile: pidFile, Signal: syscall.SIGHUP}).Run(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if !waitExit(t, dier, 5*time.Second) || dier.ProcessState.ExitCode() != 129 {
-		t.Fatalf("the SIGHUP-dying child: %v", dier.ProcessState)
+	if !waitExit(t, dier, 5*time.Second) || dier.cmd.ProcessState.ExitCode() != 129 {
+		t.Fatalf("the SIGHUP-dying child: %v", dier.cmd.ProcessState)
 	}
 
 	// USR1 to a fixed pid.
 	usr1, _ := startChild(t, "trap 'exit 42' USR1")
-	if _, err := (PIDSignal{PID: usr1.Process.Pid, Signal: syscall.SIGUSR1}).Run(context.Background(), nil); err != nil {
+	if _, err := (PIDSignal{PID: usr1.cmd.Process.Pid, Signal: syscall.SIGUSR1}).Run(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if !waitExit(t, usr1, 5*time.Second) || usr1.ProcessState.ExitCode() != 42 {
-		t.Fatalf("USR1 child: %v", usr1.ProcessState)
+	if !waitExit(t, usr1, 5*time.Second) || usr1.cmd.ProcessState.ExitCode() != 42 {
+		t.Fatalf("USR1 child: %v", usr1.cmd.ProcessState)
 	}
 }
 
@@ -162,8 +168,8 @@ func TestSensuAgentPresetNeverSendsSIGHUP(t *testing.T) {
 	if _, err := os.Stat(hupFile); err == nil {
 		t.Fatal("the agent stand-in received SIGHUP")
 	}
-	if agent.ProcessState != nil {
-		t.Fatalf("agent stand-in exited: %v", agent.ProcessState)
+	if err := agent.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("agent stand-in is gone: %v", err)
 	}
 	if b, err := os.ReadFile(hupFile + ".cmd"); err != nil || string(b) != "ran\n" {
 		t.Fatalf("command action output %q %v", b, err)

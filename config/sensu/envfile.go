@@ -50,6 +50,9 @@ func ParseEnvFile(name string, src []byte, r Role) (*EnvFile, error) {
 					l.valueStart++
 					l.valueEnd--
 					val = val[1 : len(val)-1]
+					if l.quote == '"' {
+						val = unescapeDouble(val)
+					}
 				} else if len(val) > 0 && (val[0] == '"' || val[0] == '\'') {
 					return nil, fmt.Errorf("%s: line %d: %s has an unterminated quote; close it", name, n, key)
 				}
@@ -59,6 +62,22 @@ func ParseEnvFile(name string, src []byte, r Role) (*EnvFile, error) {
 		e.lines = append(e.lines, l)
 	}
 	return e, nil
+}
+
+// unescapeDouble undoes the backslash escapes systemd and the shell honour
+// inside double quotes.
+func unescapeDouble(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0 {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 func isEnvName(s string) bool {

@@ -46,3 +46,55 @@ func FuzzEditor(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEnvFile: any environment file parses or is refused with an error;
+// an unedited file is written back byte for byte, and an edited one parses
+// again with the new value.
+func FuzzEnvFile(f *testing.F) {
+	for _, s := range []string{
+		"SENSU_BACKEND_URL=\"ws://a:8081 ws://b:8081\"\n", "export SENSU_BACKEND_URL=ws://a\n# c\n",
+		"SENSU_BACKEND_URL='ws://x'", "A=\"unterminated\n", "=x\n", "SENSU_TRUSTED_CA_FILE=/a b\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		e, err := ParseEnvFile("fuzz.env", src, Agent)
+		if err != nil {
+			return
+		}
+		if string(e.Bytes()) != string(src) {
+			t.Fatalf("unedited env file changed:\n%q\n%q", src, e.Bytes())
+		}
+		ApplyAgentTLS(e, AgentTLS{CAFile: "/etc/sensu/ca dir/ca.pem"})
+		again, err := ParseEnvFile("fuzz.env", e.Bytes(), Agent)
+		if err != nil {
+			t.Fatalf("edited env file no longer parses: %v\n%q", err, e.Bytes())
+		}
+		if v, ok := e.Get("trusted-ca-file"); ok {
+			if w, _ := again.Get("trusted-ca-file"); w.Scalar != v.Scalar {
+				t.Fatalf("trusted-ca-file reads %q after writing %q\n%q", w.Scalar, v.Scalar, e.Bytes())
+			}
+		}
+	})
+}
+
+// FuzzLint: any document lints without a panic and every finding names a
+// key and a fix.
+func FuzzLint(f *testing.F) {
+	for _, s := range []string{"cert_file: /x\n", "backend-url: [ws://a, wss://b]\n", "api-url: https://[::1\n", "etcd-initial-cluster: a=,=b\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		d, err := Parse("fuzz.yml", src)
+		if err != nil {
+			return
+		}
+		for _, r := range []Role{Backend, Agent} {
+			for _, fd := range Lint(d, r, LintOptions{User: "root"}) {
+				if fd.Key == "" || fd.Fix == "" || fd.What == "" {
+					t.Fatalf("incomplete finding %+v", fd)
+				}
+			}
+		}
+	})
+}

@@ -157,6 +157,10 @@ func (l *linter) unknownKeys() {
 			continue
 		}
 		line := l.d.Line(k)
+		if k == "" {
+			l.add(line, Warning, `""`, "an empty key; Sensu ignores it", "remove the line or name the key")
+			continue
+		}
 		if KnownKey(other, k) {
 			l.add(line, Warning, k, fmt.Sprintf("%s is an %s setting; sensu-%s ignores it here", k, other, l.role),
 				fmt.Sprintf("move it to %s.yml or remove it", other))

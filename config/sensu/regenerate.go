@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
@@ -235,4 +236,28 @@ func CheckNoNewErrors(name string, before, after []byte, r Role, opt LintOptions
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// NewRegenerator builds the Regenerator for this node from sensu-tlsd's
+// config (the sensu section), handing changes on to next. It returns nil
+// when sensu.manage is off: nothing should edit Sensu's files then.
+func NewRegenerator(cfg *config.Config, next rotate.Subscriber) *Regenerator {
+	if !cfg.Sensu.Manage {
+		return nil
+	}
+	files := Files{Backend: cfg.Sensu.BackendConfig, Agent: cfg.Sensu.AgentConfig}
+	if files.Backend != "" {
+		files.BackendEnv = DefaultEnvFiles(Backend)
+	}
+	if files.Agent != "" {
+		files.AgentEnv = DefaultEnvFiles(Agent)
+	}
+	return &Regenerator{
+		Files:               files,
+		BackendCertificate:  cfg.Sensu.BackendCertificate,
+		EtcdPeerCertificate: cfg.Sensu.EtcdPeerCertificate,
+		AgentCertificate:    cfg.Sensu.AgentCertificate,
+		Commercial:          cfg.Sensu.Commercial && cfg.Sensu.AgentMTLS,
+		Next:                next,
+	}
 }

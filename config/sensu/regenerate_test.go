@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
@@ -155,5 +156,20 @@ func TestRegeneratorPeerAndAgentCertificates(t *testing.T) {
 	a, _ := os.ReadFile(agent)
 	if want := "backend-url: [wss://10.0.0.1:8081]\ncert-file: " + agentCert + "\nkey-file: " + agentCert + "\ntrusted-ca-file: " + agentCert + "\n"; string(a) != want {
 		t.Errorf("agent.yml after an agent rotation:\n%s\nwant\n%s", a, want)
+	}
+}
+
+func TestNewRegeneratorFromConfig(t *testing.T) {
+	cfg := &config.Config{}
+	if NewRegenerator(cfg, nil) != nil {
+		t.Error("a regenerator was built with sensu.manage off")
+	}
+	cfg.Sensu = config.Sensu{Manage: true, BackendConfig: "/etc/sensu/backend.yml", BackendCertificate: "backend",
+		EtcdPeerCertificate: "peer", AgentCertificate: "agent", Commercial: true, AgentMTLS: true}
+	next := &recorder{}
+	g := NewRegenerator(cfg, next)
+	if g.Files.Backend != "/etc/sensu/backend.yml" || g.Files.Agent != "" || g.BackendCertificate != "backend" ||
+		g.EtcdPeerCertificate != "peer" || g.AgentCertificate != "agent" || !g.Commercial || g.Next != next {
+		t.Errorf("regenerator %+v", g)
 	}
 }

@@ -257,7 +257,7 @@ func NewRegenerator(cfg *config.Config, next rotate.Subscriber) *Regenerator {
 		BackendCertificate:  cfg.Sensu.BackendCertificate,
 		EtcdPeerCertificate: cfg.Sensu.EtcdPeerCertificate,
 		AgentCertificate:    cfg.Sensu.AgentCertificate,
-		Commercial:          cfg.Sensu.Commercial && cfg.Sensu.AgentMTLS,
+		Commercial:          cfg.Sensu.Commercial,
 		Next:                next,
 	}
 }

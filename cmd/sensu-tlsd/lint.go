@@ -47,6 +47,9 @@ Exit status: 0 clean, 1 warnings only, 2 at least one error,
 			default:
 				return exitError{lintExitUnusable, fmt.Sprintf("lint: --role %q: use backend or agent", role)}
 			}
+			if cmd.Flags().Changed("user") && !sensu.AccountExists(opt.User) {
+				return exitError{lintExitUnusable, fmt.Sprintf("lint: --user %q: no such account", opt.User)}
+			}
 			var all []sensu.Finding
 			for _, path := range args {
 				fs, _, err := sensu.LintFile(path, opt)

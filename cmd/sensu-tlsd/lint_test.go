@@ -91,3 +91,11 @@ func TestLintCommandExitCodes(t *testing.T) {
 		t.Errorf("bad role: exit %d", r.code)
 	}
 }
+
+func TestLintCommandUnknownUser(t *testing.T) {
+	dir := t.TempDir()
+	f := lintWrite(t, filepath.Join(dir, "agent.yml"), "backend-url: [ws://127.0.0.1:8081]\n")
+	if r := run(t, dir, nil, "lint", "--user", "no-such-user-xyz", f); r.code != 3 || !strings.Contains(r.stderr, "no such account") {
+		t.Errorf("unknown --user: exit %d %s", r.code, r.stderr)
+	}
+}

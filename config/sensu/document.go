@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -38,14 +37,6 @@ func (v Value) Items() []string {
 		return nil
 	}
 	return []string{v.Scalar}
-}
-
-// String renders the value for messages.
-func (v Value) String() string {
-	if v.IsList {
-		return "[" + strings.Join(v.List, ", ") + "]"
-	}
-	return v.Scalar
 }
 
 // equal compares semantically: "true" and true are the same setting to
@@ -247,27 +238,6 @@ func (d *Document) Changed() bool {
 		}
 	}
 	return false
-}
-
-// ChangedKeys returns the keys whose value differs from the source, in the
-// order the edits were made.
-func (d *Document) ChangedKeys() []string {
-	final := d.final()
-	var keys []string
-	seen := map[string]bool{}
-	for _, c := range d.changes {
-		if seen[c.key] {
-			continue
-		}
-		seen[c.key] = true
-		f := final[c.key]
-		orig, had := d.original(c.key)
-		if f.delete == !had && (f.delete || orig.equal(f.value)) {
-			continue
-		}
-		keys = append(keys, c.key)
-	}
-	return keys
 }
 
 // final collapses the edit log to the last edit per key.

@@ -108,7 +108,8 @@ func TestApplyTLSGoldenAndIdempotent(t *testing.T) {
 		}
 		apply(again)
 		if again.Changed() {
-			t.Errorf("%s: applying TLS twice changes %v again", f, again.ChangedKeys())
+			twice, _ := again.Bytes()
+			t.Errorf("%s: applying TLS twice changes it again:\n%s", f, Diff("once", "twice", out, twice))
 		}
 	}
 }

@@ -13,7 +13,6 @@ type EnvFile struct {
 	Name  string
 	Role  Role
 	lines []envLine
-	src   []byte
 }
 
 type envLine struct {
@@ -30,7 +29,7 @@ type envLine struct {
 // ParseEnvFile reads an environment file for role r. Lines that are not
 // KEY=value are kept as they are.
 func ParseEnvFile(name string, src []byte, r Role) (*EnvFile, error) {
-	e := &EnvFile{Name: name, Role: r, src: src}
+	e := &EnvFile{Name: name, Role: r}
 	rest := string(src)
 	for n := 1; rest != ""; n++ {
 		text, after, nl := strings.Cut(rest, "\n")
@@ -120,20 +119,6 @@ func (e *EnvFile) Get(key string) (Value, bool) {
 	return Str(v), true
 }
 
-// Line returns the 1-based line that sets key, 0 when none does.
-func (e *EnvFile) Line(key string) int {
-	l := e.find(key)
-	if l == nil {
-		return 0
-	}
-	for i := range e.lines {
-		if &e.lines[i] == l {
-			return i + 1
-		}
-	}
-	return 0
-}
-
 // Set changes a key the file already sets; a key it does not set stays
 // unset (the YAML file carries it).
 func (e *EnvFile) Set(key string, v Value) {
@@ -189,6 +174,3 @@ func (e *EnvFile) Changed() bool {
 	}
 	return false
 }
-
-// Source returns the bytes the file was parsed from.
-func (e *EnvFile) Source() []byte { return e.src }

@@ -282,3 +282,62 @@ func TestBridgeListenersAndEnvFiles(t *testing.T) {
 		t.Errorf("native left bridge listeners: %+v", ls)
 	}
 }
+
+func TestAgentOnlyNodeWithAgentMTLS(t *testing.T) {
+	n, _ := testNode(t, "", "agent-cluster.yml")
+	n.AgentMTLS = true
+	n.AgentCAFile = n.Backend.CAFile
+	orig := readOrNil(t, n.Files.Agent)
+	for p := Bridge; p <= Last; p++ {
+		if _, err := Apply(n, p); err != nil {
+			t.Fatalf("phase %d: %v", p, err)
+		}
+		got := string(readOrNil(t, n.Files.Agent))
+		switch p {
+		case Bridge:
+			if got != string(orig) {
+				t.Errorf("the bridge changed an agent-only node:\n%s", got)
+			}
+		case Agents:
+			if !strings.Contains(got, `  - "wss://10.0.0.3:8081"  # backend-3`) || !strings.Contains(got, "trusted-ca-file: "+n.AgentCAFile) || strings.Contains(got, "cert-file") {
+				t.Errorf("agents phase:\n%s", got)
+			}
+		case Enforce:
+			if !strings.Contains(got, "cert-file: "+n.Agent.CertFile) || !strings.Contains(got, "key-file: "+n.Agent.KeyFile) {
+				t.Errorf("enforce with agent mTLS:\n%s", got)
+			}
+		}
+	}
+	if readOrNil(t, DropInPath(n.StateDir)) != nil {
+		t.Error("an agent-only node got bridge listeners")
+	}
+}
+
+func TestCommercialEnforceAddsAgentAuth(t *testing.T) {
+	n, _ := testNode(t, "backend-packaged.yml", "")
+	n.Commercial, n.AgentMTLS = true, true
+	for p := Bridge; p <= Last; p++ {
+		if _, err := Apply(n, p); err != nil {
+			t.Fatalf("phase %d: %v", p, err)
+		}
+	}
+	got := string(readOrNil(t, n.Files.Backend))
+	for _, want := range []string{"agent-auth-cert-file: " + n.Backend.CertFile, "agent-auth-key-file: " + n.Backend.KeyFile,
+		"agent-auth-trusted-ca-file: " + n.Agent.CAFile, "dashboard-cert-file: " + n.Backend.CertFile} {
+		if !strings.Contains(got, want) {
+			t.Errorf("commercial enforce lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestConcurrentMigrateIsRefused(t *testing.T) {
+	n, _ := testNode(t, "backend-chef.yml", "")
+	unlock, err := lock(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := Apply(n, Bridge); err == nil || !strings.Contains(err.Error(), "another sensu-tlsd migrate is running") {
+		t.Errorf("apply while locked: %v", err)
+	}
+}

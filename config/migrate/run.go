@@ -228,6 +228,11 @@ type Result struct {
 // certificates the phase needs must be on disk and valid, and the result
 // must lint no worse than before; otherwise nothing is written.
 func Apply(n *Node, target Phase) (*Result, error) {
+	unlock, err := lock(n)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	st, err := LoadState(n)
 	if err != nil {
 		return nil, err
@@ -349,6 +354,11 @@ func writeOne(path string, data []byte) error {
 // Rollback returns the node to the previous phase by restoring the exact
 // bytes every file had before the current phase.
 func Rollback(n *Node) (*Result, error) {
+	unlock, err := lock(n)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	st, err := LoadState(n)
 	if err != nil {
 		return nil, err

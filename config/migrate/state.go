@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 )
@@ -112,6 +113,23 @@ func (st *State) restoreOriginals(path string, s sensu.Settings) {
 			d.Delete(key)
 		}
 	}
+}
+
+// lock takes the node's migration lock so two migrate commands cannot
+// interleave their writes; release it with the returned func.
+func lock(n *Node) (func(), error) {
+	if err := os.MkdirAll(n.dir(), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(n.dir(), ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another sensu-tlsd migrate is running on this node (%s is locked): wait for it", f.Name())
+	}
+	return func() { f.Close() }, nil
 }
 
 func backupDir(n *Node, p Phase) string {

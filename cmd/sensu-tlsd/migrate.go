@@ -105,7 +105,7 @@ func printStep(out io.Writer, sp migrate.StepPlan) {
 		if err := need.Check(); err != nil {
 			status = "NOT READY: " + err.Error()
 		}
-		fmt.Fprintf(out, "needs %s for %s: %s [%s]\n", need.What, need.Why, strings.Join(nonEmpty(need.Files), ", "), status)
+		fmt.Fprintf(out, "needs %s (%s): %s [%s]\n", need.What, need.Why, strings.Join(nonEmpty(need.Files), ", "), status)
 	}
 	if !sp.Done && len(sp.Files) == 0 {
 		fmt.Fprintln(out, "no file changes on this node")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -304,5 +305,39 @@ func TestWriteFileKeepsModeOwnerAndBackup(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 2 {
 		t.Errorf("left temporary files behind: %v", entries)
+	}
+}
+
+func TestDiffIsUnified(t *testing.T) {
+	a := []byte("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n")
+	b := []byte("a\nB\nc\nd\ne\nf\ng\nh\ni\nj\nk\n")
+	want := "--- x\n+++ y\n@@ -1,5 +1,5 @@\n a\n-b\n+B\n c\n d\n e\n@@ -8,3 +8,4 @@\n h\n i\n j\n+k\n"
+	if got := Diff("x", "y", a, b); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if Diff("x", "y", a, a) != "" {
+		t.Error("equal inputs gave a diff")
+	}
+}
+
+// TestDiffMatchesGNUDiff checks the plan's diffs against diff -u on every
+// sample and its TLS golden file.
+func TestDiffMatchesGNUDiff(t *testing.T) {
+	if _, err := exec.LookPath("diff"); err != nil {
+		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
+			t.Fatal("required peer missing: diff (diffutils)")
+		}
+		t.Skip("SKIPPED (peer missing): diff (diffutils) not on PATH")
+	}
+	for _, f := range samples(t, "*.yml") {
+		g := filepath.Join("testdata", "golden", strings.TrimSuffix(filepath.Base(f), ".yml")+".tls.yml")
+		out, _ := exec.Command("diff", "-u", f, g).Output()
+		a, _ := os.ReadFile(f)
+		b, _ := os.ReadFile(g)
+		mine := Diff(f, g, a, b)
+		hunks := func(s string) string { return s[strings.Index(s, "@@"):] }
+		if hunks(mine) != hunks(string(out)) {
+			t.Errorf("%s: diff -u says\n%s\nDiff says\n%s", f, out, mine)
+		}
 	}
 }

@@ -184,6 +184,10 @@ func TestEditShapes(t *testing.T) {
 		{"bool from true", "insecure-skip-tls-verify: true\n", func(d *Document) { d.Set("insecure-skip-tls-verify", Bool(false)) }, "insecure-skip-tls-verify: false\n"},
 		{"needs quoting", "a: 1\n", func(d *Document) { d.Set("api-listen-address", Str("[::]:8080")) }, "a: 1\napi-listen-address: '[::]:8080'\n"},
 		{"document end marker", "a: 1\n...\n", func(d *Document) { d.Set("b", Str("2")) }, "a: 1\nb: \"2\"\n"},
+		{"crlf", "name: a\r\nbackend-url:\r\n  - ws://a:8081\r\n  - ws://b:8081\r\n", func(d *Document) {
+			d.Set("backend-url", List("wss://a:8081"))
+			d.Set("trusted-ca-file", Str("C:\\ProgramData\\sensu\\ca.pem"))
+		}, "name: a\r\nbackend-url:\r\n  - wss://a:8081\r\ntrusted-ca-file: C:\\ProgramData\\sensu\\ca.pem\r\n"},
 		{"utf8 before value", "# ünïcode\nname: \"héllo\"\napi-url: http://x\n", func(d *Document) { d.Set("api-url", Str("https://x")) }, "# ünïcode\nname: \"héllo\"\napi-url: https://x\n"},
 	}
 	for _, c := range cases {

@@ -13,6 +13,7 @@ func FuzzEditor(f *testing.F) {
 		"a: 1\n", "backend-url:\n  - ws://a:8081\n", "cert-file: |\n  x\n", "x: &a 1\ny: *a\n",
 		"api-url: 'http://h:8080' # c\n", "{a: 1, api-url: http://x}\n", "k: [a, 'b', \"c\"]\n",
 		"etcd-initial-cluster: a=http://x:2380,b=http://y:2380\n", "# only\n", "labels:\n  a: b\n",
+		"name: w\r\nbackend-url:\r\n  - ws://a:8081\r\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -61,6 +61,17 @@ func (d *Document) patch() ([]byte, error) {
 			spans = append(spans, ss...)
 		}
 	}
+	// Windows agents' files end lines with CRLF; new lines follow suit.
+	nl := "\n"
+	if bytes.Contains(d.src, []byte("\r\n")) {
+		nl = "\r\n"
+		for i := range spans {
+			spans[i].text = strings.ReplaceAll(spans[i].text, "\n", nl)
+		}
+		for i := range appended {
+			appended[i] = strings.ReplaceAll(appended[i], "\n", nl)
+		}
+	}
 	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
 	var out bytes.Buffer
 	pos := 0
@@ -75,12 +86,11 @@ func (d *Document) patch() ([]byte, error) {
 	out.Write(d.src[pos:])
 	if len(appended) > 0 {
 		if out.Len() > 0 && !bytes.HasSuffix(out.Bytes(), []byte("\n")) {
-			out.WriteByte('\n')
+			out.WriteString(nl)
 		}
-		trimDocumentEnd(&out)
+		trimDocumentEnd(&out, nl)
 		for _, l := range appended {
-			out.WriteString(l)
-			out.WriteByte('\n')
+			out.WriteString(l + nl)
 		}
 	}
 	return out.Bytes(), nil
@@ -88,10 +98,10 @@ func (d *Document) patch() ([]byte, error) {
 
 // trimDocumentEnd drops a trailing "..." end marker: keys appended after it
 // would land outside the document, and without it the file means the same.
-func trimDocumentEnd(out *bytes.Buffer) {
-	b := out.Bytes()
-	if bytes.HasSuffix(b, []byte("\n...\n")) || bytes.Equal(b, []byte("...\n")) {
-		out.Truncate(len(b) - len("...\n"))
+func trimDocumentEnd(out *bytes.Buffer, nl string) {
+	b, end := out.Bytes(), "..."+nl
+	if bytes.HasSuffix(b, []byte(nl+end)) || string(b) == end {
+		out.Truncate(len(b) - len(end))
 	}
 }
 

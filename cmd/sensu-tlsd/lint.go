@@ -28,7 +28,9 @@ then by their names; --role forces it): unknown keys with the likely intended
 key, half cert/key pairs, https/wss URLs without certificates, CA and key files
 missing or unreadable by the Sensu user, certificates whose SANs miss the hosts
 in the URLs that reach them, etcd certificates without clientAuth, mixed ws/wss
-backend-url lists and insecure-skip-tls-verify: true.
+backend-url lists and insecure-skip-tls-verify: true. Given one backend.yml and
+one agent.yml of the same machine, it also checks that the backend certificate
+covers the hosts the agent reaches this backend by.
 
 Each finding is printed as FILE:LINE: SEVERITY: KEY: WHAT (fix: FIX).
 
@@ -50,13 +52,9 @@ Exit status: 0 clean, 1 warnings only, 2 at least one error,
 			if cmd.Flags().Changed("user") && !sensu.AccountExists(opt.User) {
 				return exitError{lintExitUnusable, fmt.Sprintf("lint: --user %q: no such account", opt.User)}
 			}
-			var all []sensu.Finding
-			for _, path := range args {
-				fs, _, err := sensu.LintFile(path, opt)
-				if err != nil {
-					return exitError{lintExitUnusable, "lint: " + err.Error()}
-				}
-				all = append(all, fs...)
+			all, err := sensu.LintFiles(args, opt)
+			if err != nil {
+				return exitError{lintExitUnusable, "lint: " + err.Error()}
 			}
 			out := cmd.OutOrStdout()
 			for _, f := range all {

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -478,4 +479,95 @@ func Worst(fs []Finding) Severity {
 		w = max(w, f.Severity)
 	}
 	return w
+}
+
+// LintPair checks an agent config against the backend config of the same
+// machine: the agent's backend-url entries that reach this backend's agent
+// port must be covered by the backend's certificate.
+func LintPair(backend, agent *Document) []Finding {
+	certPath := ""
+	if v, ok := backend.Get("cert-file"); ok {
+		certPath = v.Scalar
+	}
+	if certPath == "" {
+		return nil
+	}
+	chain, err := pki.ReadCertificates(certPath)
+	if err != nil || len(chain) == 0 {
+		return nil
+	}
+	port := "8081"
+	if v, ok := backend.Get("agent-port"); ok && v.Scalar != "" {
+		port = v.Scalar
+	}
+	urls, ok := agent.Get("backend-url")
+	if !ok {
+		urls = AgentDefaultBackendURL
+	}
+	var fs []Finding
+	for _, u := range URLs(urls) {
+		parsed, err := url.Parse(u)
+		if err != nil || !strings.EqualFold(parsed.Scheme, "wss") {
+			continue
+		}
+		host, p := parsed.Hostname(), parsed.Port()
+		if p == "" {
+			p = "8081" // sensu-agent's default
+		}
+		if p != port || !isLocalHost(host) || pki.Covers(chain[0], host) {
+			continue
+		}
+		fs = append(fs, Finding{File: agent.Name, Line: agent.Line("backend-url"), Severity: Error, Key: "backend-url",
+			What: fmt.Sprintf("%s reaches this machine's backend, whose certificate %s does not cover %q (SANs: %s)", u, certPath, host, strings.Join(pki.SANs(chain[0]), ", ")),
+			Fix:  fmt.Sprintf("reissue the backend certificate with %q among its hosts, or use a host it covers", host)})
+	}
+	return fs
+}
+
+// isLocalHost reports whether host names this machine.
+func isLocalHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if name, err := os.Hostname(); err == nil && strings.EqualFold(host, name) {
+		return true
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// LintFiles lints each file and, when the files hold one backend and one
+// agent config, the pair (LintPair). An unreadable file is an error, not a
+// finding.
+func LintFiles(paths []string, opt LintOptions) ([]Finding, error) {
+	var all []Finding
+	docs := map[Role][]*Document{}
+	for _, path := range paths {
+		fs, role, err := LintFile(path, opt)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, fs...)
+		if src, err := os.ReadFile(path); err == nil {
+			if d, err := Parse(path, src); err == nil {
+				docs[role] = append(docs[role], d)
+			}
+		}
+	}
+	if len(docs[Backend]) == 1 && len(docs[Agent]) == 1 {
+		all = append(all, LintPair(docs[Backend][0], docs[Agent][0])...)
+	}
+	return all, nil
 }

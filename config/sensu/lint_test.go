@@ -190,3 +190,26 @@ func TestLintBrokenYAML(t *testing.T) {
 		t.Errorf("got %v", fs)
 	}
 }
+
+func TestLintPairAgentReachesLocalBackendByUncoveredHost(t *testing.T) {
+	dir := t.TempDir()
+	cert := writeCert(t, dir, "api", []string{"backend-1.example.com"}, x509.ExtKeyUsageServerAuth)
+	backend := filepath.Join(dir, "backend.yml")
+	agent := filepath.Join(dir, "agent.yml")
+	if err := os.WriteFile(backend, []byte("api-url: https://backend-1.example.com:8080\ncert-file: "+cert+"\nkey-file: "+cert+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(agent, []byte("name: a\ntrusted-ca-file: "+cert+"\nbackend-url:\n  - wss://127.0.0.1:8081\n  - wss://backend-2.example.com:8081\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := LintFiles([]string{backend, agent}, LintOptions{User: "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectFinding(t, fs, 3, Error, "backend-url", `does not cover "127.0.0.1"`, `reissue the backend certificate with "127.0.0.1"`)
+	for _, f := range fs {
+		if strings.Contains(f.What, "backend-2.example.com") {
+			t.Errorf("a remote member was checked against this backend's certificate: %v", f)
+		}
+	}
+}

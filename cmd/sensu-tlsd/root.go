@@ -27,6 +27,8 @@ func newRootCmd() *cobra.Command {
 		newCheckCmd(a),
 		newRunCmd(a),
 		newRenewCmd(a),
+		newLintCmd(),
+		newMigrateCmd(a),
 	)
 	return root
 }

@@ -39,6 +39,13 @@ func daemonFreePort(t *testing.T) int {
 // certificates valid for validity, validating HTTP-01 on httpPort.
 func daemonStartPebble(t *testing.T, httpPort int, validity time.Duration) *daemonPebble {
 	t.Helper()
+	return daemonStartPebbleWith(t, httpPort, daemonFreePort(t), validity, nil)
+}
+
+// daemonStartPebbleWith also sets the TLS-ALPN-01 port and extra Pebble
+// settings (external account binding).
+func daemonStartPebbleWith(t *testing.T, httpPort, tlsPort int, validity time.Duration, extra map[string]any) *daemonPebble {
+	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -58,12 +65,15 @@ func daemonStartPebble(t *testing.T, httpPort int, validity time.Duration) *daem
 		"certificate":             filepath.Join(p.dir, "test/certs/localhost/cert.pem"),
 		"privateKey":              filepath.Join(p.dir, "test/certs/localhost/key.pem"),
 		"httpPort":                httpPort,
-		"tlsPort":                 daemonFreePort(t),
+		"tlsPort":                 tlsPort,
 		"ocspResponderURL":        "",
 		"profiles": map[string]any{"default": map[string]any{
 			"description": "short-lived for tests", "validityPeriod": int(validity.Seconds()),
 		}},
 	}}
+	for k, v := range extra {
+		conf["pebble"].(map[string]any)[k] = v
+	}
 	b, _ := json.Marshal(conf)
 	p.conf = filepath.Join(t.TempDir(), "pebble.json")
 	os.WriteFile(p.conf, b, 0o644)
@@ -152,4 +162,57 @@ certificates:
 	if !strings.Contains(r.stdout, "api") {
 		t.Fatalf("status after the ACME renewal:\n%s", r.stdout)
 	}
+}
+
+// TestDaemonACMEWithEABOverTLSALPN obtains a certificate from a Pebble that
+// requires external account binding, solving TLS-ALPN-01 on a loopback port.
+func TestDaemonACMEWithEABOverTLSALPN(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs pebble")
+	}
+	tlsPort := daemonFreePort(t)
+	const kid, mac = "kid-1", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+	pebble := daemonStartPebbleWith(t, daemonFreePort(t), tlsPort, time.Hour, map[string]any{
+		"externalAccountBindingRequired": true,
+		"externalAccountMACKeys":         map[string]string{kid: mac},
+	})
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tlsd.yml")
+	body := fmt.Sprintf(`state-dir: %[1]s/state
+metrics-address: ""
+renewal:
+  retry-min: 1s
+  retry-max: 2s
+certificates:
+  - name: api
+    profile: server
+    hosts: [localhost]
+    cert-file: %[1]s/tls/api.pem
+    key-file: %[1]s/tls/api-key.pem
+    ca-file: %[1]s/tls/api-ca.pem
+    issuer:
+      type: acme
+      acme:
+        directory: https://%[2]s/dir
+        trusted-root: %[3]s
+        challenge: tls-alpn-01
+        listen-host: 127.0.0.1
+        tls-alpn-port: %[4]d
+        eab-key-id: %[5]s
+        eab-mac-key: %[6]s
+`, dir, pebble.addr, filepath.Join(pebble.dir, "test/certs/pebble.minica.pem"), tlsPort, kid, mac)
+	os.WriteFile(cfg, []byte(body), 0o644)
+
+	// Without the binding Pebble refuses the account: the failure is
+	// logged and retried, never installed.
+	noEAB := filepath.Join(dir, "no-eab.yml")
+	os.WriteFile(noEAB, []byte(strings.NewReplacer("        eab-key-id: "+kid+"\n", "", "        eab-mac-key: "+mac+"\n", "").Replace(body)), 0o644)
+	r := run(t, dir, nil, "renew", "api", "--config", noEAB)
+	if r.code == 0 || !strings.Contains(r.stderr, "acme") {
+		t.Fatalf("issuing without EAB from a Pebble that requires it: %+v", r)
+	}
+
+	d := daemonStart(t, dir, cfg)
+	d.waitLog(`msg="certificate changed" name=api reason=initial`, 60*time.Second)
+	mustRun(t, dir, nil, "status", "--config", cfg)
 }

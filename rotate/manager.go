@@ -522,6 +522,9 @@ func (r *runner) external(ctx context.Context) bool {
 	if _, ok := r.store.(followedFiles); ok {
 		installNew = false
 	}
+	if !installNew {
+		r.gen = gen // already on disk: announce the generation it is in
+	}
 	if f := r.commit(ctx, set, ps, reason, installNew); f != nil {
 		r.fail(f.reason, f.err, time.Now())
 	}

@@ -289,6 +289,11 @@ func TestPlansRejectsBadConfig(t *testing.T) {
 		{func(c *config.Config) { c.Certificates[0].Issuer.Type = "vault" }, "local-ca, acme, exec, files"},
 		{func(c *config.Config) { c.Certificates[0].Issuer.Type = "exec" }, "exec.command is empty"},
 		{func(c *config.Config) { c.Certificates = append(c.Certificates, c.Certificates[0]) }, "used twice"},
+		{func(c *config.Config) {
+			other := c.Certificates[0]
+			other.Name = "backend-2"
+			c.Certificates = append(c.Certificates, other)
+		}, "also used by certificate backend-1"},
 	} {
 		cfg := testConfig(t, time.Hour, "")
 		tc.edit(cfg)

@@ -93,6 +93,7 @@ func Plans(cfg *config.Config) ([]Plan, error) {
 	}
 	r := cfg.Renewal
 	seen := map[string]bool{}
+	owners := map[string]string{} // cert and key paths → certificate name
 	var out []Plan
 	for i, c := range cfg.Certificates {
 		where := fmt.Sprintf("%s: certificates[%d] (%s)", cfgName(cfg), i, c.Name)
@@ -149,6 +150,13 @@ func Plans(cfg *config.Config) ([]Plan, error) {
 		}
 		if p.RetryMax < p.RetryMin {
 			p.RetryMax = p.RetryMin
+		}
+		for _, f := range []struct{ key, path string }{{"cert-file", p.Paths.Cert}, {"key-file", p.Paths.Key}} {
+			abs, _ := filepath.Abs(f.path)
+			if other, ok := owners[abs]; ok {
+				return nil, fmt.Errorf("%s: %s %s is also used by certificate %s: every certificate needs its own cert and key files", where, f.key, f.path, other)
+			}
+			owners[abs] = c.Name
 		}
 		if _, err := install.New(p.Dir, p.Paths, p.Keep, p.Perms); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)

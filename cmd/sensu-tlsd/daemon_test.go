@@ -156,3 +156,19 @@ func TestRenewCommand(t *testing.T) {
 		t.Fatalf("unknown name: %+v", r)
 	}
 }
+
+// TestRenewWhileDaemonRunsIsAnnouncedByTheDaemon: `renew --force` installs
+// a new generation; the running daemon sees it and announces it as a
+// renewal (not as a foreign replacement, and without installing it again).
+func TestRenewWhileDaemonRunsIsAnnouncedByTheDaemon(t *testing.T) {
+	dir := t.TempDir()
+	cfg := daemonConfig(t, dir, "1h", "33%", "")
+	d := daemonStart(t, dir, cfg)
+	d.waitLog(`reason=initial`, 20*time.Second)
+	r := mustRun(t, dir, nil, "renew", "backend-1", "--config", cfg, "--force")
+	if !strings.Contains(r.stdout, "generation 2") {
+		t.Fatalf("renew: %q", r.stdout)
+	}
+	d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal .*generation=2`, 5*time.Second)
+	d.noLog(`reason=external|generation=3`, 500*time.Millisecond)
+}

@@ -429,7 +429,14 @@ func (in *Installer) linkPaths() error {
 	}
 	for _, l := range links {
 		target := filepath.Join(in.dir, currentLink, l.name)
-		if got, err := os.Readlink(l.path); err == nil && got == target {
+		got, err := os.Readlink(l.path)
+		if err == nil && got == target {
+			continue
+		}
+		// A CA bundle shared by several sets (the guide's one ca.pem) is
+		// left linked to whichever set linked it first while the bytes
+		// are the same, so installs of different sets do not flip it.
+		if err == nil && sameContent(l.path, target) {
 			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
@@ -440,6 +447,15 @@ func (in *Installer) linkPaths() error {
 		}
 	}
 	return nil
+}
+
+func sameContent(a, b string) bool {
+	x, err := os.ReadFile(a)
+	if err != nil {
+		return false
+	}
+	y, err := os.ReadFile(b)
+	return err == nil && bytes.Equal(x, y)
 }
 
 // replaceSymlink atomically makes path a symlink to target: a temp symlink

@@ -241,3 +241,36 @@ func TestInstallerHelperProcess(t *testing.T) {
 		next = 1 - next
 	}
 }
+
+func TestSharedCABundleIsNotFlippedBetweenSets(t *testing.T) {
+	root := t.TempDir()
+	ca := filepath.Join(root, "etc", "ca.pem")
+	mk := func(name string) *Installer {
+		in, err := New(filepath.Join(root, "state", name), Paths{
+			Cert: filepath.Join(root, "etc", name+".pem"),
+			Key:  filepath.Join(root, "etc", name+"-key.pem"),
+			CA:   ca,
+		}, 3, Perms{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	a, b := mk("a"), mk("b")
+	shared := []byte("the one CA")
+	if _, err := a.Install(Set{Cert: []byte("ca"), Key: []byte("ka"), CA: shared}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Install(Set{Cert: []byte("cb"), Key: []byte("kb"), CA: shared}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.Readlink(ca); !strings.HasPrefix(got, a.Dir()) {
+		t.Fatalf("shared ca.pem flipped to %s although its bytes did not change", got)
+	}
+	if _, err := b.Install(Set{Cert: []byte("cb2"), Key: []byte("kb2"), CA: []byte("a new CA")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(ca); string(got) != "a new CA" {
+		t.Fatalf("a new CA bundle was not linked: %q", got)
+	}
+}

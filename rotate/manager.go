@@ -477,7 +477,8 @@ func (r *runner) fail(reason string, err error, now time.Time) {
 		notAfter = r.leaf.NotAfter
 	}
 	next := now.Add(r.plan.RetryAfter(r.state.Failures, notAfter, now))
-	r.log.Error("renewal failed", "reason", reason, "error", err, "failures", r.state.Failures, "next_attempt", next.Format(time.RFC3339))
+	r.log.Error("renewal failed", "reason", reason, "error", err, "failures", r.state.Failures,
+		"emergency", r.plan.inEmergency(notAfter, now), "next_attempt", next.Format(time.RFC3339))
 	r.schedule(next)
 }
 

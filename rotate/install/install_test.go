@@ -274,3 +274,30 @@ func TestSharedCABundleIsNotFlippedBetweenSets(t *testing.T) {
 		t.Fatalf("a new CA bundle was not linked: %q", got)
 	}
 }
+
+func TestOwnerGroupAndModesAreApplied(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
+			t.Fatalf("required peer missing: root, to chown to another user")
+		}
+		t.Skipf("SKIPPED (peer missing): chown to another user needs root")
+	}
+	root := t.TempDir()
+	in := mustNew(t, root, Perms{Owner: "nobody", Group: "nogroup", KeyMode: 0o640, CertMode: 0o644})
+	if _, err := in.Install(testSet("A")); err != nil {
+		t.Fatal(err)
+	}
+	for path, mode := range map[string]os.FileMode{in.paths.Key: 0o640, in.paths.Cert: 0o644, in.paths.CA: 0o644} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode().Perm() != mode || st.Uid != uint32(in.uid) || st.Gid != uint32(in.gid) {
+			t.Errorf("%s: mode %04o uid %d gid %d, want %04o %d:%d", path, fi.Mode().Perm(), st.Uid, st.Gid, mode, in.uid, in.gid)
+		}
+	}
+	if _, err := New(filepath.Join(root, "x"), testPaths(root), 3, Perms{Owner: "no-such-user-here"}); err == nil || !strings.Contains(err.Error(), "no-such-user-here") {
+		t.Fatalf("unknown owner: %v", err)
+	}
+}

@@ -28,10 +28,10 @@ func newExecIssuer(c config.ExecIssuer) (execIssuer, error) {
 	if len(c.Command) == 0 || c.Command[0] == "" {
 		return execIssuer{}, errors.New("exec.command is empty: give the program and its arguments as a list, e.g. [/usr/local/bin/issue-cert, --profile, backend]")
 	}
-	return execIssuer{argv: c.Command, timeout: cmp(c.Timeout, defaultExecTimeout)}, nil
+	return execIssuer{argv: c.Command, timeout: orDefault(c.Timeout, defaultExecTimeout)}, nil
 }
 
-func cmp(d, fallback time.Duration) time.Duration {
+func orDefault(d, fallback time.Duration) time.Duration {
 	if d > 0 {
 		return d
 	}

@@ -147,9 +147,6 @@ func lookupID(name string, lookup func(string) (string, error)) (int, error) {
 // Dir is the directory holding the generations.
 func (in *Installer) Dir() string { return in.dir }
 
-// Paths are the configured (absolute) paths.
-func (in *Installer) Paths() Paths { return in.paths }
-
 // Install writes set as a new generation, makes it current in one rename
 // and returns its number. The configured paths become symlinks into the
 // current generation (regular files already there are adopted first, so

@@ -37,9 +37,9 @@ func TestDaemonExecIssuerWithCfssl(t *testing.T) {
 	dir := t.TempDir()
 	caDir := filepath.Join(dir, "cfssl-ca")
 	mustRun(t, dir, nil, "ca", "init", "--dir", caDir)
-	// cfssl backdates NotBefore by 5 minutes and counts the lifetime from
-	// there: 5m30s is a certificate valid for 30 more seconds.
-	cfg := daemonConfig(t, dir, "5m30s", "20s", fmt.Sprintf(`    issuer:
+	// cfssl sets NotBefore to now, rounded to the minute, less 5 minutes,
+	// and counts the lifetime from there: 6m is 30 to 90 more seconds.
+	cfg := daemonConfig(t, dir, "6m", "40s", fmt.Sprintf(`    issuer:
       type: exec
       exec:
         command: [/bin/sh, %s, %s]
@@ -47,7 +47,7 @@ func TestDaemonExecIssuerWithCfssl(t *testing.T) {
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	d := daemonStart(t, dir, cfg)
 	d.waitLog(`msg="certificate changed" name=backend-1 reason=initial`, 30*time.Second)
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal`, 30*time.Second)
+	d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal`, 90*time.Second)
 	tls := filepath.Join(dir, "tls")
 	daemonVerify(t, filepath.Join(tls, "ca.pem"), filepath.Join(tls, "backend-1.pem"))
 	out, err := exec.Command("openssl", "x509", "-noout", "-ext", "extendedKeyUsage,subjectAltName", "-in", filepath.Join(tls, "backend-1.pem")).CombinedOutput()

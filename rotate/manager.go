@@ -247,7 +247,7 @@ func (r *runner) run(ctx context.Context, loaded chan<- struct{}) {
 	r.schedule(next)
 	close(loaded)
 
-	timer := time.NewTimer(time.Until(next))
+	timer := time.NewTimer(untilCapped(next))
 	defer timer.Stop()
 	var grace <-chan time.Time
 	for {
@@ -264,17 +264,21 @@ func (r *runner) run(ctx context.Context, loaded chan<- struct{}) {
 			grace = nil
 			r.restoreIfStillInvalid(ctx)
 		case <-timer.C:
-			r.attempt(ctx)
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
+			if !time.Now().Before(r.state.NextRenewal) {
+				r.attempt(ctx)
 			}
 		}
-		timer.Reset(time.Until(r.state.NextRenewal))
+		timer.Stop()
+		timer.Reset(untilCapped(r.state.NextRenewal))
 	}
 }
+
+// maxSleep bounds one timer wait. Timers run on the monotonic clock, which
+// stands still while a machine is suspended; waking at least hourly and
+// comparing with the wall clock keeps a renewal from being days late.
+const maxSleep = time.Hour
+
+func untilCapped(t time.Time) time.Duration { return min(time.Until(t), maxSleep) }
 
 // load reads the set on disk (finishing any interrupted install first) and
 // keeps it when it is valid for the plan.

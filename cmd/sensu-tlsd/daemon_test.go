@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -171,4 +172,21 @@ func TestRenewWhileDaemonRunsIsAnnouncedByTheDaemon(t *testing.T) {
 	}
 	d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal .*generation=2`, 5*time.Second)
 	d.noLog(`reason=external|generation=3`, 500*time.Millisecond)
+}
+
+func TestDaemonRefusesToStartOnBusyMetricsPort(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	cfg := daemonConfig(t, dir, "1h", "33%", "")
+	r := run(t, dir, nil, "run", "--config", cfg, "--metrics-address", busy.Addr().String())
+	if r.code != 1 || !strings.Contains(r.stderr, "metrics-address "+busy.Addr().String()) || !strings.Contains(r.stderr, "address already in use") {
+		t.Fatalf("run on a busy metrics port: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tls", "backend-1.pem")); err == nil {
+		t.Fatal("certificates were issued although the daemon failed to start")
+	}
 }

@@ -55,6 +55,14 @@ func (d *Daemon) Run(ctx context.Context, cfg *config.Config) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	// Bind the metrics port before anything else starts, so a busy port
+	// fails the start cleanly.
+	var ln net.Listener
+	if cfg.MetricsAddress != "" {
+		if ln, err = net.Listen("tcp", cfg.MetricsAddress); err != nil {
+			return fmt.Errorf("metrics-address %s: %w (pick another loopback port, or \"\" to turn metrics off)", cfg.MetricsAddress, err)
+		}
+	}
 	mgr := rotate.NewManager(d.Bus, d.Metrics, d.Log)
 	g, ctx := errgroup.WithContext(ctx)
 	ready := make(chan struct{})
@@ -62,11 +70,7 @@ func (d *Daemon) Run(ctx context.Context, cfg *config.Config) error {
 		return mgr.Run(ctx, plans, func() { close(ready) })
 	})
 	metricsAddr := "off"
-	if cfg.MetricsAddress != "" {
-		ln, err := net.Listen("tcp", cfg.MetricsAddress)
-		if err != nil {
-			return fmt.Errorf("metrics-address %s: %w", cfg.MetricsAddress, err)
-		}
+	if ln != nil {
 		metricsAddr = ln.Addr().String()
 		srv := d.metricsServer(ready)
 		g.Go(func() error {

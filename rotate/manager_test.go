@@ -393,3 +393,47 @@ func waitState(t *testing.T, stateDir, name string, ok func(CertState) bool) Cer
 	}
 	return s
 }
+
+func TestApplyStopsRemovedAndStartsAddedCertificates(t *testing.T) {
+	cfg := testConfig(t, time.Hour, "")
+	agent := config.Certificate{Name: "agent-1", Profile: "agent",
+		CertFile: filepath.Join(filepath.Dir(cfg.StateDir), "etc", "agent-1.pem"),
+		KeyFile:  filepath.Join(filepath.Dir(cfg.StateDir), "etc", "agent-1-key.pem"),
+		CAFile:   filepath.Join(filepath.Dir(cfg.StateDir), "etc", "ca.pem"),
+	}
+	rec := newRecorder()
+	m, plans := startManager(t, cfg, rec)
+	rec.next(t, 10*time.Second)
+
+	cfg.Certificates = append(cfg.Certificates, agent)
+	both, err := Plans(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(both); err != nil {
+		t.Fatal(err)
+	}
+	if c := rec.next(t, 10*time.Second); c.Name != "agent-1" || c.Reason != ReasonInitial {
+		t.Fatalf("added certificate: %+v", c)
+	}
+	rec.none(t, 300*time.Millisecond) // backend-1 is unchanged: not re-issued
+
+	if err := m.Apply(both[1:]); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(plans[0].Paths.Cert) // nobody follows backend-1 any more
+	rec.none(t, 300*time.Millisecond)
+	families, err := m.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, mt := range f.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetValue() == "backend-1" {
+					t.Fatalf("metric %s still reports the removed certificate", f.GetName())
+				}
+			}
+		}
+	}
+}

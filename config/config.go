@@ -182,3 +182,13 @@ type Listener struct {
 
 // FileMode is an octal file mode written as a string ("0600") in YAML.
 type FileMode os.FileMode
+
+// Certificate returns the managed certificate called name.
+func (c *Config) Certificate(name string) (*Certificate, bool) {
+	for i := range c.Certificates {
+		if c.Certificates[i].Name == name {
+			return &c.Certificates[i], true
+		}
+	}
+	return nil, false
+}

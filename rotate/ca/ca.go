@@ -96,10 +96,10 @@ func Init(dir string, o InitOptions) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating CA directory: %w", err)
 	}
-	if err := writeFile(keyPath, keyPEM, 0o600); err != nil {
+	if err := writeFile(keyPath, keyPEM, 0o600, -1, -1); err != nil {
 		return nil, err
 	}
-	if err := writeFile(certPath, pki.EncodeCertificatesPEM(cert), 0o644); err != nil {
+	if err := writeFile(certPath, pki.EncodeCertificatesPEM(cert), 0o644, -1, -1); err != nil {
 		return nil, err
 	}
 	return &CA{Dir: dir, Cert: cert, Key: key, now: time.Now}, nil

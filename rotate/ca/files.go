@@ -1,12 +1,15 @@
 package ca
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 )
 
-// Paths are where WriteFiles put a certificate set.
+// Paths are where a certificate set is written.
 type Paths struct {
 	Cert, Key, CA string
 }
@@ -20,45 +23,104 @@ func FilePaths(dir, name string) Paths {
 	}
 }
 
-// WriteFiles writes is to dir as NAME.pem, NAME-key.pem (0600) and ca.pem,
-// each replaced by rename so a reader never sees half a file.
+// FileOptions set modes and ownership of written files. Zero modes mean key
+// 0600 and certificates 0644; empty Owner/Group leave ownership alone.
+type FileOptions struct {
+	KeyMode, CertMode os.FileMode
+	Owner, Group      string
+}
+
+// WriteFiles writes is to dir as NAME.pem, NAME-key.pem (0600) and ca.pem.
 func WriteFiles(dir, name string, is *Issued) (Paths, error) {
 	p := FilePaths(dir, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return p, fmt.Errorf("creating output directory: %w", err)
+	return p, WritePaths(p, is, FileOptions{})
+}
+
+// WritePaths writes is to p, each file replaced by rename so a reader never
+// sees half a file, with the modes and ownership of o.
+func WritePaths(p Paths, is *Issued, o FileOptions) error {
+	if o.KeyMode == 0 {
+		o.KeyMode = 0o600
 	}
-	if err := writeFile(p.Key, is.KeyPEM, 0o600); err != nil {
-		return p, err
+	if o.CertMode == 0 {
+		o.CertMode = 0o644
 	}
-	if err := writeFile(p.Cert, is.CertPEM, 0o644); err != nil {
-		return p, err
+	if o.KeyMode&0o007 != 0 {
+		return fmt.Errorf("%s: refusing to write a private key readable by every user (mode %04o): use 0600 or 0640", p.Key, o.KeyMode)
 	}
-	if err := writeFile(p.CA, is.CAPEM, 0o644); err != nil {
-		return p, err
+	if err := checkNotAnotherCA(p.CA, is.CAPEM); err != nil {
+		return err
 	}
-	return p, nil
+	uid, gid, err := lookupOwner(o.Owner, o.Group)
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{{p.Key, is.KeyPEM, o.KeyMode}, {p.Cert, is.CertPEM, o.CertMode}, {p.CA, is.CAPEM, o.CertMode}} {
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+			return fmt.Errorf("creating directory for %s: %w", f.path, err)
+		}
+		if err := writeFile(f.path, f.data, f.mode, uid, gid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lookupOwner resolves user and group names (or numeric ids) to ids; -1
+// leaves that id unchanged.
+func lookupOwner(owner, group string) (uid, gid int, err error) {
+	uid, gid = -1, -1
+	if owner != "" {
+		if uid, err = strconv.Atoi(owner); err != nil {
+			u, lerr := user.Lookup(owner)
+			if lerr != nil {
+				return 0, 0, fmt.Errorf("owner %q: no such user: create it or fix the owner key", owner)
+			}
+			uid, _ = strconv.Atoi(u.Uid)
+		}
+	}
+	if group != "" {
+		if gid, err = strconv.Atoi(group); err != nil {
+			g, lerr := user.LookupGroup(group)
+			if lerr != nil {
+				return 0, 0, fmt.Errorf("group %q: no such group: create it or fix the group key", group)
+			}
+			gid, _ = strconv.Atoi(g.Gid)
+		}
+	}
+	return uid, gid, nil
 }
 
 // writeFile writes data to path through a temporary file in the same
-// directory, created with mode from the start so a key is never readable by
-// others, not even for a moment.
-func writeFile(path string, data []byte, mode os.FileMode) error {
+// directory, created with mode and owner before any byte is written, so a
+// key is never readable by others, not even for a moment.
+func writeFile(path string, data []byte, mode os.FileMode, uid, gid int) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
+	werr := func(err error) error {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if uid != -1 || gid != -1 {
+		if err := tmp.Chown(uid, gid); err != nil {
+			return werr(err)
+		}
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return werr(err)
 	}
 	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
+		return werr(err)
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
+		return werr(err)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
@@ -67,4 +129,19 @@ func writeFile(path string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// checkNotAnotherCA refuses to overwrite the certificate of a different CA:
+// a ca.pem with ca-key.pem beside it is a CA's own file, and replacing it
+// would orphan that CA's key and every certificate it issued.
+func checkNotAnotherCA(caPath string, caPEM []byte) error {
+	old, err := os.ReadFile(caPath)
+	if err != nil || bytes.Equal(old, caPEM) {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(caPath), KeyFileName)); err != nil {
+		return nil
+	}
+	return fmt.Errorf("%s belongs to the CA in %s (%s is beside it) and differs from the CA signing this certificate: write to another directory (--out) or use that CA (--ca-dir %s)",
+		caPath, filepath.Dir(caPath), KeyFileName, filepath.Dir(caPath))
 }

@@ -25,6 +25,7 @@ func newRootCmd() *cobra.Command {
 		newIssueCmd(a),
 		newStatusCmd(a),
 		newCheckCmd(a),
+		newServicesCmd(a),
 	)
 	return root
 }

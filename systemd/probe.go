@@ -45,12 +45,7 @@ func (d *Dispatcher) Services() []ServiceInfo {
 func (d *Dispatcher) Probe(ctx context.Context, service string, b Batch, timeout time.Duration) ([]string, error) {
 	r := d.all[service]
 	if r == nil {
-		names := make([]string, 0, len(d.all))
-		for n := range d.all {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return nil, fmt.Errorf("no service %q (configured: %s)", service, strings.Join(names, ", "))
+		return nil, fmt.Errorf("no service %q (configured: %s)", service, strings.Join(d.serviceNames(), ", "))
 	}
 	dec := r.svc.Trigger.Probe(b)
 	health := r.svc.Health
@@ -65,4 +60,26 @@ func (d *Dispatcher) Probe(ctx context.Context, service string, b Batch, timeout
 		names = append(names, c.String())
 	}
 	return names, health.Wait(ctx, dec.Expect)
+}
+
+// Act runs a service's action and health gate now for b, as a rotation
+// would (never beside another action of the same service): for an
+// operator who replaced files by hand.
+func (d *Dispatcher) Act(ctx context.Context, service string, b Batch) error {
+	r := d.all[service]
+	if r == nil {
+		return fmt.Errorf("no service %q (configured: %s)", service, strings.Join(d.serviceNames(), ", "))
+	}
+	r.running.Lock()
+	defer r.running.Unlock()
+	return r.act(ctx, b)
+}
+
+func (d *Dispatcher) serviceNames() []string {
+	names := make([]string, 0, len(d.all))
+	for n := range d.all {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,7 +20,7 @@ func newServicesCmd(a *app) *cobra.Command {
 		Use:   "services",
 		Short: "List the services that act on certificate changes, and probe them",
 	}
-	cmd.AddCommand(newServicesListCmd(a), newServicesCheckCmd(a))
+	cmd.AddCommand(newServicesListCmd(a), newServicesCheckCmd(a), newServicesActCmd(a))
 	return cmd
 }
 
@@ -29,7 +30,7 @@ func newServicesListCmd(a *app) *cobra.Command {
 		Short: "Show each service's action, the certificates that trigger it and its health checks",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, d, err := loadDispatcher(a)
+			cfg, d, err := loadDispatcher(a, nil)
 			if err != nil {
 				return err
 			}
@@ -59,7 +60,7 @@ must present the serial of backend.yml's cert-file as installed on disk: a
 backend that missed a restart fails with the serial it still serves.
 Exit status 0 when every service passes, 2 otherwise (Sensu check semantics).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, d, err := loadDispatcher(a)
+			cfg, d, err := loadDispatcher(a, nil)
 			if err != nil {
 				return err
 			}
@@ -89,14 +90,47 @@ Exit status 0 when every service passes, 2 otherwise (Sensu check semantics).`,
 	return cmd
 }
 
+func newServicesActCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "act SERVICE...",
+		Short: "Run services' actions now (as a rotation would) and wait for their health checks",
+		Long: `For files replaced by hand: runs each named service's action with its preset's
+rules (a sensu-backend whose backend.yml names none of its certificates' files
+still restarts; one whose files are all etcd files does not), then waits for
+the health checks against the serials installed on disk. Exit 2 when a service
+fails its action or does not come back healthy.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, d, err := loadDispatcher(a, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			failed := 0
+			for _, name := range args {
+				if err := d.Act(cmd.Context(), name, installedBatch(cfg, name)); err != nil {
+					failed++
+					fmt.Fprintf(cmd.OutOrStdout(), "CRITICAL %s: %v\n", name, err)
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "OK %s\n", name)
+			}
+			if failed > 0 {
+				return exitError{code: 2}
+			}
+			return nil
+		},
+	}
+}
+
 // loadDispatcher builds the same dispatcher the daemon runs, with health
 // timeouts left as configured.
-func loadDispatcher(a *app) (*config.Config, *systemd.Dispatcher, error) {
+func loadDispatcher(a *app, log *slog.Logger) (*config.Config, *systemd.Dispatcher, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err := systemd.FromConfig(cfg, nil, nil)
+	d, err := systemd.FromConfig(cfg, log, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), err)
 	}

@@ -35,6 +35,12 @@ var maskedUnits = []string{
 	"systemd-udev-trigger.service", "systemd-sysusers.service", "systemd-logind.service",
 	"dbus.service", "dbus.socket", "etcd.service", "etcd2.service", "nginx.service", "haproxy.service",
 	"postgresql.service", "stunnel.target", "console-getty.service", "getty@.service", "e2scrub_reap.service",
+	// The network namespace is the host's: nothing may configure it.
+	"network.target", "network-online.target", "network-pre.target", "networking.service",
+	"systemd-networkd.service", "systemd-networkd-wait-online.service", "systemd-resolved.service",
+	"NetworkManager.service", "NetworkManager-wait-online.service", "ifupdown-wait-online.service",
+	"systemd-timesyncd.service", "systemd-pstore.service", "apt-daily.timer", "apt-daily-upgrade.timer",
+	"dpkg-db-backup.timer", "e2scrub_all.timer", "fstrim.timer", "man-db.timer", "remote-fs.target",
 }
 
 // Available reports whether a real systemd can be booted here (root,
@@ -227,8 +233,28 @@ func (s *System) Property(unit, name string) string {
 // dependencies are masked) and log to a file (journald is masked too).
 func (s *System) InstallUnit(name, content string) {
 	s.t.Helper()
-	path := fmt.Sprintf("/proc/%d/root/run/systemd/system/%s", s.PID, name)
+	path := s.Path("/run/systemd/system/" + name)
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	s.Systemctl("daemon-reload")
+}
+
+// Path is p inside the namespace as the test process reaches it. Only /run
+// differs from the host: write there what units with PrivateTmp=yes must
+// see.
+func (s *System) Path(p string) string {
+	return fmt.Sprintf("/proc/%d/root%s", s.PID, p)
+}
+
+// InstallDropIn writes UNIT.d/NAME.conf and reloads systemd.
+func (s *System) InstallDropIn(unit, name, content string) {
+	s.t.Helper()
+	dir := s.Path("/run/systemd/system/" + unit + ".d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".conf"), []byte(content), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
 	s.Systemctl("daemon-reload")

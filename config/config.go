@@ -124,6 +124,14 @@ type Sensu struct {
 	BackendCertificate  string `yaml:"backend-certificate"`
 	EtcdPeerCertificate string `yaml:"etcd-peer-certificate"`
 	AgentCertificate    string `yaml:"agent-certificate"`
+	// AgentMTLS makes the cutover's enforce phase give agents a client
+	// certificate (agent-certificate) and the commercial backend the
+	// agent-auth-* keys. Default false (agents keep Basic auth).
+	AgentMTLS bool `yaml:"agent-mtls"`
+	// AgentCAFile is the CA bundle agents trust (agent.yml trusted-ca-file).
+	// Default "": the ca-file of agent-certificate, else of
+	// backend-certificate. Needed on agent-only nodes with no certificates.
+	AgentCAFile string `yaml:"agent-ca-file"`
 }
 
 // Service is a process that must act when a certificate it uses changes.

@@ -25,6 +25,8 @@ func newRootCmd() *cobra.Command {
 		newIssueCmd(a),
 		newStatusCmd(a),
 		newCheckCmd(a),
+		newLintCmd(),
+		newMigrateCmd(a),
 		newServicesCmd(a),
 	)
 	return root

@@ -195,6 +195,73 @@ func TestRealSystemd(t *testing.T) {
 		}
 	})
 
+	t.Run("only-if-running: false starts a stopped unit", func(t *testing.T) {
+		b := newRealBackend(t, sys)
+		waitHealthy(t, b)
+		sys.Systemctl("stop", "sensu-backend.service")
+		start := false
+		d, err := FromConfig(&config.Config{
+			Sensu:        config.Sensu{BackendConfig: b.yml},
+			Certificates: []config.Certificate{{Name: "backend", Services: []string{"sensu-backend"}}},
+			Services: []config.Service{{Name: "sensu-backend", Preset: PresetSensuBackend, OnlyIfRunning: &start,
+				Health: config.Health{Timeout: 5 * time.Second, Interval: 100 * time.Millisecond}}},
+			ServiceActions: config.ActionPolicy{Coalesce: time.Millisecond, SystemdAddress: sys.PrivateSocket()},
+		}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		renewed := b.ca.WriteSet(t, b.dir, "backend", "backend-renewed")
+		if err := d.CertificateChanged(context.Background(), b.change(rotate.ReasonRenewal, b.set, renewed)); err != nil {
+			t.Fatal(err)
+		}
+		if state := sys.Property("sensu-backend.service", "ActiveState"); state != "active" {
+			t.Fatalf("unit is %s, want started", state)
+		}
+	})
+
+	t.Run("reload runs the unit's ExecReload and waits for it", func(t *testing.T) {
+		dir := t.TempDir()
+		got := filepath.Join(dir, "got")
+		sys.InstallUnit("reloadable.service", fmt.Sprintf(`[Unit]
+Description=a daemon with ExecReload
+DefaultDependencies=no
+
+[Service]
+Type=exec
+ExecStart=/bin/sh -c 'trap "echo reloaded >> %s" USR2; while :; do sleep 0.05; done'
+ExecReload=/bin/kill -USR2 $MAINPID
+`, got))
+		sys.Systemctl("start", "reloadable.service")
+		time.Sleep(200 * time.Millisecond) // let the shell install its trap
+		pidBefore := sys.Property("reloadable.service", "MainPID")
+		d, err := FromConfig(&config.Config{
+			Certificates:   []config.Certificate{{Name: "web", Services: []string{"web"}}},
+			Services:       []config.Service{{Name: "web", Unit: "reloadable.service", Action: "reload"}},
+			ServiceActions: config.ActionPolicy{Coalesce: time.Millisecond, SystemdAddress: sys.PrivateSocket()},
+		}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if err := d.CertificateChanged(context.Background(), changeOf("web", "0A")); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if b, err := os.ReadFile(got); err == nil && string(b) == "reloaded\n" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("ExecReload never reached the main process")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if pidAfter := sys.Property("reloadable.service", "MainPID"); pidAfter != pidBefore {
+			t.Fatalf("reload restarted the unit: MainPID %s → %s", pidBefore, pidAfter)
+		}
+	})
+
 	t.Run("sensu-agent preset restarts the agent and never sends SIGHUP", func(t *testing.T) {
 		dir := t.TempDir()
 		port := systemdtest.FreePort(t)

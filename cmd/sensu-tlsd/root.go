@@ -28,6 +28,8 @@ func newRootCmd() *cobra.Command {
 		newLintCmd(),
 		newMigrateCmd(a),
 		newServicesCmd(a),
+		newRunCmd(a),
+		newRenewCmd(a),
 	)
 	return root
 }

@@ -147,3 +147,87 @@ func servedSerial(t *testing.T, port int) string {
 	defer conn.Close()
 	return hex.EncodeToString(conn.ConnectionState().PeerCertificates[0].SerialNumber.Bytes())
 }
+
+// TestShippedUnitReadyReloadAndWatchdog runs `sensu-tlsd run` under the
+// shipped Type=notify unit in a real systemd: `systemctl start` returns
+// once sensu-tlsd sent READY, it issues its certificate from inside the
+// sandbox, `systemctl
+// reload` keeps the same process, and a hung daemon (SIGSTOP) misses its
+// watchdog pings and is restarted by systemd.
+func TestShippedUnitReadyReloadAndWatchdog(t *testing.T) {
+	s := bootTLSDSystem(t)
+	metrics := systemdtest.FreePort(t)
+	if err := os.WriteFile(filepath.Join(s.host, "tlsd.yml"), []byte(fmt.Sprintf(`state-dir: %[1]s/state
+metrics-address: 127.0.0.1:%[2]d
+ca:
+  dir: %[1]s/ca
+  create: true
+defaults:
+  dir: %[1]s/tls
+  lifetime: 1h
+certificates:
+  - name: backend-1
+    profile: backend
+    hosts: [localhost, 127.0.0.1]
+`, s.in, metrics)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The test's only additions: a writable fixture directory instead of
+	// /etc/sensu and /var/lib/sensu-tlsd, and a watchdog short enough to
+	// wait for.
+	s.installShippedUnit(t, fmt.Sprintf(`ExecStart=
+ExecStart=%[1]s/sensu-tlsd --config %[1]s/tlsd.yml run
+ReadWritePaths=%[1]s
+WatchdogSec=2s
+RestartSec=100ms
+`, s.in))
+
+	start := time.Now()
+	if out, code := s.sys.SystemctlStatus("start", "sensu-tlsd.service"); code != 0 {
+		log, _ := os.ReadFile(filepath.Join(s.host, "tlsd.log"))
+		t.Fatalf("start failed (%d): %s\n%s", code, out, log)
+	}
+	t.Logf("sensu-tlsd reached READY under systemd in %s", time.Since(start).Round(time.Millisecond))
+	if state := s.sys.Property("sensu-tlsd.service", "SubState"); state != "running" {
+		t.Fatalf("SubState %s after start", state)
+	}
+	// Issuing inside the sandbox proves ReadWritePaths and the system call
+	// filter leave room for installing files.
+	certFile := filepath.Join(s.host, "tls", "backend-1.pem")
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		// Lstat: the installed file is a symlink whose absolute target
+		// only resolves inside the namespace.
+		if _, err := os.Lstat(certFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(s.host, "tlsd.log"))
+			t.Fatalf("no certificate issued from inside the sandbox\n%s", log)
+		}
+	}
+
+	pid := s.sys.Property("sensu-tlsd.service", "MainPID")
+	s.sys.Systemctl("reload", "sensu-tlsd.service")
+	time.Sleep(500 * time.Millisecond)
+	if after := s.sys.Property("sensu-tlsd.service", "MainPID"); after != pid || s.sys.Property("sensu-tlsd.service", "ActiveState") != "active" {
+		t.Fatalf("after reload: MainPID %s → %s, %s", pid, after, s.sys.Property("sensu-tlsd.service", "ActiveState"))
+	}
+
+	s.sys.Systemctl("kill", "--kill-whom=main", "--signal=SIGSTOP", "sensu-tlsd.service")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if s.sys.Property("sensu-tlsd.service", "NRestarts") == "1" && s.sys.Property("sensu-tlsd.service", "SubState") == "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(s.host, "tlsd.log"))
+			t.Fatalf("the hung daemon was not restarted: NRestarts=%s SubState=%s\n%s", s.sys.Property("sensu-tlsd.service", "NRestarts"),
+				s.sys.Property("sensu-tlsd.service", "SubState"), log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if after := s.sys.Property("sensu-tlsd.service", "MainPID"); after == pid {
+		t.Fatal("restarted with the same MainPID")
+	}
+	t.Logf("watchdog restarted the hung sensu-tlsd after %s", time.Since(deadline.Add(-30*time.Second)).Round(time.Millisecond))
+}

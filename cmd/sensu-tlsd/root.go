@@ -25,10 +25,11 @@ func newRootCmd() *cobra.Command {
 		newIssueCmd(a),
 		newStatusCmd(a),
 		newCheckCmd(a),
-		newRunCmd(a),
-		newRenewCmd(a),
 		newLintCmd(),
 		newMigrateCmd(a),
+		newServicesCmd(a),
+		newRunCmd(a),
+		newRenewCmd(a),
 	)
 	return root
 }

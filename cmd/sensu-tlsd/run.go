@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 
@@ -40,6 +41,12 @@ SIGINT stop it gracefully. Metrics are served on metrics-address.`,
 			}
 			// Consumers (Sensu config writer, service actions, proxy
 			// listeners) subscribe to d.Bus here, before Run.
+			services, err := systemd.FromConfig(cfg, log, d.Metrics.Registry)
+			if err != nil {
+				return fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), err)
+			}
+			defer services.Close()
+			d.Bus.Subscribe(services)
 			return d.Run(cmd.Context(), cfg)
 		},
 	}

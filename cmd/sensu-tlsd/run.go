@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/daemon"
 	"github.com/sensu-tlsd/sensu-tlsd/systemd"
@@ -39,14 +40,20 @@ SIGINT stop it gracefully. Metrics are served on metrics-address.`,
 				Notifier: systemd.Notifier{Log: log},
 				Load:     func() (*config.Config, error) { return a.loadConfig() },
 			}
-			// Consumers (Sensu config writer, service actions, proxy
-			// listeners) subscribe to d.Bus here, before Run.
+			// Consumers subscribe to d.Bus before Run. The Sensu config
+			// writer goes in front of the service actions: it passes each
+			// change on with the Sensu files it rewrote, so a restart sees
+			// both the new certificate and the new backend.yml.
 			services, err := systemd.FromConfig(cfg, log, d.Metrics.Registry)
 			if err != nil {
 				return fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), err)
 			}
 			defer services.Close()
-			d.Bus.Subscribe(services)
+			var consumer rotate.Subscriber = services
+			if regen := sensu.NewRegenerator(cfg, services); regen != nil {
+				consumer = regen
+			}
+			d.Bus.Subscribe(consumer)
 			return d.Run(cmd.Context(), cfg)
 		},
 	}

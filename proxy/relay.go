@@ -1,0 +1,263 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// relayBufSize holds one full TLS record of plaintext, so a TLS read never
+// has to split a record across two reads.
+const relayBufSize = 16 << 10
+
+// bufPool lends relay buffers only while bytes move: an idle connection
+// holds none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
+
+// errWouldBlock is what a gatedConn returns instead of blocking. It is a
+// temporary net.Error, which crypto/tls treats as retryable: the partial
+// record stays buffered in the tls.Conn and the next Read continues it.
+var errWouldBlock = wouldBlockError{}
+
+type wouldBlockError struct{}
+
+func (wouldBlockError) Error() string   { return "proxy: socket has no data now" }
+func (wouldBlockError) Timeout() bool   { return true }
+func (wouldBlockError) Temporary() bool { return true }
+
+// gatedConn is the socket under a tls.Conn. During the handshake it reads
+// like any socket; once relaying it never blocks, so the relay can drain
+// every record crypto/tls has already buffered and then wait for the
+// socket without holding a buffer.
+type gatedConn struct {
+	*net.TCPConn
+	raw      syscall.RawConn
+	nonBlock bool // set by the one goroutine that reads this conn
+	n        int
+	err      error
+	p        []byte
+	readFn   func(fd uintptr) bool
+}
+
+func (g *gatedConn) Read(p []byte) (int, error) {
+	if !g.nonBlock {
+		return g.TCPConn.Read(p)
+	}
+	g.p = p
+	if err := g.raw.Read(g.readFn); err != nil {
+		return 0, err
+	}
+	g.p = nil
+	return g.n, g.err
+}
+
+func (g *gatedConn) startNonBlocking() error {
+	raw, err := g.SyscallConn()
+	if err != nil {
+		return err
+	}
+	g.raw = raw
+	g.readFn = func(fd uintptr) bool {
+		g.n, g.err = readOnce(fd, g.p)
+		if g.err == syscall.EAGAIN {
+			g.n, g.err = 0, errWouldBlock
+		}
+		return true
+	}
+	g.nonBlock = true
+	return nil
+}
+
+// readOnce is one read(2) that maps a zero-byte read to io.EOF.
+func readOnce(fd uintptr, p []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(fd), p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// side is one end of a relayed connection.
+type side struct {
+	conn net.Conn        // where bytes are read and written: *tls.Conn or *net.TCPConn
+	tcp  *net.TCPConn    // the socket under conn
+	raw  syscall.RawConn // tcp's descriptor, to wait for data with no buffer held
+	tls  *tls.Conn       // non-nil when conn is TLS
+	gate *gatedConn      // the socket under tls, when conn is TLS
+}
+
+func newSide(c net.Conn) (*side, error) {
+	s := &side{conn: c}
+	switch c := c.(type) {
+	case *tls.Conn:
+		s.tls = c
+		s.gate = c.NetConn().(*gatedConn)
+		s.tcp = s.gate.TCPConn
+		if err := s.gate.startNonBlocking(); err != nil {
+			return nil, err
+		}
+	case *net.TCPConn:
+		s.tcp = c
+	default:
+		return nil, errors.New("proxy: relay needs a TCP or TLS connection")
+	}
+	raw, err := s.tcp.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	s.raw = raw
+	return s, nil
+}
+
+// closeWrite passes a half-close on: close_notify for TLS, then FIN.
+func (s *side) closeWrite() {
+	if s.tls != nil {
+		s.tls.CloseWrite()
+	}
+	s.tcp.CloseWrite()
+}
+
+// pump moves bytes from src to dst until src ends or either side fails.
+type pump struct {
+	src, dst *side
+	count    func(n int) // bytes moved, for metrics and idle tracking
+	peek     [1]byte
+	waitFn   func(fd uintptr) bool
+	// plaintext reads happen inside the RawConn callback so a buffer is
+	// borrowed only once data is known to be there.
+	buf    *[]byte
+	n      int
+	err    error
+	readFn func(fd uintptr) bool
+}
+
+func newPump(src, dst *side, count func(int)) *pump {
+	p := &pump{src: src, dst: dst, count: count}
+	p.waitFn = func(fd uintptr) bool {
+		_, _, err := unix.Recvfrom(int(fd), p.peek[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return err != syscall.EAGAIN && err != syscall.EINTR
+	}
+	p.readFn = func(fd uintptr) bool {
+		if p.buf == nil {
+			p.buf = bufPool.Get().(*[]byte)
+		}
+		p.n, p.err = readOnce(fd, *p.buf)
+		if p.err == syscall.EAGAIN {
+			bufPool.Put(p.buf)
+			p.buf = nil
+			return false
+		}
+		return true
+	}
+	return p
+}
+
+// run relays until src reports EOF (then the half-close is passed on and
+// nil returned) or an error.
+func (p *pump) run() error {
+	if p.src.tls != nil {
+		return p.runTLS()
+	}
+	return p.runPlain()
+}
+
+func (p *pump) runPlain() error {
+	for {
+		if err := p.src.raw.Read(p.readFn); err != nil {
+			return err
+		}
+		n, err := p.n, p.err
+		if n > 0 {
+			_, werr := p.dst.conn.Write((*p.buf)[:n])
+			p.count(n)
+			if werr != nil {
+				err = werr
+			}
+		}
+		if p.buf != nil {
+			bufPool.Put(p.buf)
+			p.buf = nil
+		}
+		if err == io.EOF {
+			p.dst.closeWrite()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (p *pump) runTLS() error {
+	for {
+		// A record may already sit in the tls.Conn; try it before waiting.
+		bp := bufPool.Get().(*[]byte)
+		err := p.drainTLS(*bp)
+		bufPool.Put(bp)
+		if err != errWouldBlock {
+			if err == io.EOF {
+				p.dst.closeWrite()
+				return nil
+			}
+			return err
+		}
+		if err := p.src.raw.Read(p.waitFn); err != nil {
+			return err
+		}
+	}
+}
+
+// drainTLS reads every record that can be completed without blocking.
+func (p *pump) drainTLS(buf []byte) error {
+	for {
+		n, err := p.src.tls.Read(buf)
+		if n > 0 {
+			_, werr := p.dst.conn.Write(buf[:n])
+			p.count(n)
+			if werr != nil {
+				return werr
+			}
+		}
+		if err != nil {
+			var wb wouldBlockError
+			if errors.As(err, &wb) {
+				return errWouldBlock
+			}
+			return err
+		}
+	}
+}
+
+// relay runs both pumps and calls done once both have stopped. A pump that
+// fails (rather than seeing EOF) closes both sockets, which stops the
+// other; an EOF only half-closes, so the other direction can finish.
+func relay(client, target *side, up, down func(int), done func()) {
+	var left atomic.Int32
+	left.Store(2)
+	finish := func(err error) {
+		if err != nil {
+			client.tcp.Close()
+			target.tcp.Close()
+		}
+		if left.Add(-1) == 0 {
+			client.tcp.Close()
+			target.tcp.Close()
+			done()
+		}
+	}
+	go func() { finish(newPump(client, target, up).run()) }()
+	go func() { finish(newPump(target, client, down).run()) }()
+}

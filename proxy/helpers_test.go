@@ -176,3 +176,14 @@ func startServer(t testing.TB, opt Options) (*Server, string) {
 	})
 	return s, ln.Addr().String()
 }
+
+// issueBoth is issue for a "localhost" server pair.
+func (ca *testCA) issueBoth(t testing.TB, rsaKey bool) ([]byte, []byte) {
+	return ca.issue(t, "localhost", []string{"localhost", "127.0.0.1"}, nil, rsaKey)
+}
+
+// writePairPEM issues a localhost server pair into dir.
+func writePairPEM(t testing.TB, dir string, ca *testCA, rsaKey bool) (string, string) {
+	c, k := ca.issueBoth(t, rsaKey)
+	return writePair(t, dir, c, k)
+}

@@ -20,6 +20,7 @@ func newRootCmd() *cobra.Command {
 	a.bindGlobalFlags(root)
 	root.AddCommand(
 		newVersionCmd(),
+		newProxyCmd(),
 	)
 	return root
 }

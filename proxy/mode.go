@@ -22,8 +22,9 @@ type Mode interface {
 	// *tls.Conn over a *gatedConn, or conn itself) and how the client
 	// came in.
 	Accept(conn *net.TCPConn) (net.Conn, Transport, error)
-	// Dial opens the target side before ctx's deadline.
-	Dial(ctx context.Context) (net.Conn, error)
+	// Dial opens the target side before ctx's deadline, reporting every
+	// target that failed on the way (also those a fail-over recovered).
+	Dial(ctx context.Context, failed func(*TargetError)) (net.Conn, error)
 }
 
 // Terminate accepts TLS and forwards plaintext to Target.
@@ -39,8 +40,8 @@ func (m *Terminate) Accept(conn *net.TCPConn) (net.Conn, Transport, error) {
 }
 
 // Dial implements Mode.
-func (m *Terminate) Dial(ctx context.Context) (net.Conn, error) {
-	return dialPlain(ctx, &m.Dialer, m.Target)
+func (m *Terminate) Dial(ctx context.Context, failed func(*TargetError)) (net.Conn, error) {
+	return dialPlain(ctx, &m.Dialer, m.Target, failed)
 }
 
 // Originate accepts plaintext and forwards TLS to the first of Targets
@@ -61,14 +62,16 @@ func (m *Originate) Accept(conn *net.TCPConn) (net.Conn, Transport, error) {
 
 // Dial implements Mode: targets are tried in order, so the first is the
 // preferred cluster member and the rest are fail-over.
-func (m *Originate) Dial(ctx context.Context) (net.Conn, error) {
+func (m *Originate) Dial(ctx context.Context, failed func(*TargetError)) (net.Conn, error) {
 	var errs []error
 	for _, target := range m.Targets {
 		c, err := m.dialOne(ctx, target)
 		if err == nil {
 			return c, nil
 		}
-		errs = append(errs, &TargetError{Target: target, Err: err})
+		te := &TargetError{Target: target, Err: err}
+		failed(te)
+		errs = append(errs, te)
 		if ctx.Err() != nil {
 			break
 		}
@@ -144,8 +147,8 @@ func (m *Dual) Accept(conn *net.TCPConn) (net.Conn, Transport, error) {
 }
 
 // Dial implements Mode.
-func (m *Dual) Dial(ctx context.Context) (net.Conn, error) {
-	return dialPlain(ctx, &m.Dialer, m.Target)
+func (m *Dual) Dial(ctx context.Context, failed func(*TargetError)) (net.Conn, error) {
+	return dialPlain(ctx, &m.Dialer, m.Target, failed)
 }
 
 // serverHandshake runs under the deadline the Server set on conn rather
@@ -159,10 +162,12 @@ type TargetError struct {
 func (e *TargetError) Error() string { return "target " + e.Target + ": " + e.Err.Error() }
 func (e *TargetError) Unwrap() error { return e.Err }
 
-func dialPlain(ctx context.Context, d *net.Dialer, target string) (net.Conn, error) {
+func dialPlain(ctx context.Context, d *net.Dialer, target string, failed func(*TargetError)) (net.Conn, error) {
 	c, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
-		return nil, &TargetError{Target: target, Err: err}
+		te := &TargetError{Target: target, Err: err}
+		failed(te)
+		return nil, te
 	}
 	return c, nil
 }

@@ -198,10 +198,9 @@ func (s *Server) handle(client *net.TCPConn) {
 	client.SetDeadline(time.Time{})
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.opt.DialTimeout)
-	tconn, err := s.opt.Mode.Dial(ctx)
+	tconn, err := s.opt.Mode.Dial(ctx, s.targetFailed)
 	cancel()
 	if err != nil {
-		s.targetFailed(err)
 		s.opt.Log.Warn("target unreachable; closing client", "listener", s.opt.Name, "remote", client.RemoteAddr(), "err", err)
 		if tc, ok := cconn.(*tls.Conn); ok {
 			// close_notify, so the client sees a clean end, not a reset.
@@ -280,18 +279,9 @@ func (s *Server) end(pc *proxiedConn) {
 	s.wg.Done()
 }
 
-func (s *Server) targetFailed(err error) {
-	var multi interface{ Unwrap() []error }
-	errs := []error{err}
-	if errors.As(err, &multi) {
-		errs = multi.Unwrap()
-	}
-	for _, e := range errs {
-		var te *TargetError
-		if errors.As(e, &te) {
-			s.m.targetFailed(te.Target)
-		}
-	}
+func (s *Server) targetFailed(te *TargetError) {
+	s.m.targetFailed(te.Target)
+	s.opt.Log.Debug("target failed", "listener", s.opt.Name, "target", te.Target, "err", te.Err)
 }
 
 // sweep ticks the coarse clock and closes connections idle longer than

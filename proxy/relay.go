@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -134,6 +136,12 @@ func (s *side) closeWrite() {
 type pump struct {
 	src, dst *side
 	count    func(n int) // bytes moved, for metrics and idle tracking
+	touch    func()      // marks the connection active
+	finish   func(error) // called once when the pump stops for good
+	// parkRequested is set by the sweeper when the connection has been
+	// idle; parkID is the pump's key in the parking lot (guarded by lot.mu).
+	parkRequested atomic.Bool
+	parkID        uint64
 	peek     [1]byte
 	waitFn   func(fd uintptr) bool
 	// plaintext reads happen inside the RawConn callback so a buffer is
@@ -145,7 +153,7 @@ type pump struct {
 }
 
 func newPump(src, dst *side, count func(int)) *pump {
-	p := &pump{src: src, dst: dst, count: count}
+	p := &pump{src: src, dst: dst, count: count, touch: func() { count(0) }}
 	p.waitFn = func(fd uintptr) bool {
 		_, _, err := unix.Recvfrom(int(fd), p.peek[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
 		return err != syscall.EAGAIN && err != syscall.EINTR
@@ -232,8 +240,7 @@ func (p *pump) drainTLS(buf []byte) error {
 			}
 		}
 		if err != nil {
-			var wb wouldBlockError
-			if errors.As(err, &wb) {
+			if err == errWouldBlock {
 				return errWouldBlock
 			}
 			return err
@@ -241,23 +248,97 @@ func (p *pump) drainTLS(buf []byte) error {
 	}
 }
 
-// relay runs both pumps and calls done once both have stopped. A pump that
-// fails (rather than seeing EOF) closes both sockets, which stops the
+// relayConn is one relayed connection: two pumps, one per direction.
+type relayConn struct {
+	client, target *side
+	pumps          [2]*pump
+	left           atomic.Int32
+	done           func()
+}
+
+// startRelay runs both pumps and calls done once both have stopped. A pump
+// that fails (rather than seeing EOF) closes both sockets, which stops the
 // other; an EOF only half-closes, so the other direction can finish.
-func relay(client, target *side, up, down func(int), done func()) {
-	var left atomic.Int32
-	left.Store(2)
-	finish := func(err error) {
-		if err != nil {
-			client.tcp.Close()
-			target.tcp.Close()
-		}
-		if left.Add(-1) == 0 {
-			client.tcp.Close()
-			target.tcp.Close()
-			done()
+func startRelay(client, target *side, up, down func(int), done func()) *relayConn {
+	rc := &relayConn{client: client, target: target, done: done}
+	rc.left.Store(2)
+	rc.pumps[0] = newPump(client, target, up)
+	rc.pumps[1] = newPump(target, client, down)
+	for _, p := range rc.pumps {
+		p.finish = rc.pumpDone
+		go p.loop()
+	}
+	return rc
+}
+
+func (rc *relayConn) pumpDone(err error) {
+	if err != nil {
+		rc.close()
+	}
+	if rc.left.Add(-1) == 0 {
+		rc.client.tcp.Close()
+		rc.target.tcp.Close()
+		rc.done()
+	}
+}
+
+// close closes both sockets and finishes any pump parked without a
+// goroutine, which nothing else would wake.
+func (rc *relayConn) close() {
+	rc.client.tcp.Close()
+	rc.target.tcp.Close()
+	for _, p := range rc.pumps {
+		if lot.evict(p) {
+			p.finish(net.ErrClosed)
 		}
 	}
-	go func() { finish(newPump(client, target, up).run()) }()
-	go func() { finish(newPump(target, client, down).run()) }()
+}
+
+// park asks both pumps to give up their goroutines until data arrives.
+func (rc *relayConn) park() {
+	for _, p := range rc.pumps {
+		p.requestPark()
+	}
+}
+
+// aLongTimeAgo is a read deadline that has passed: setting it wakes a
+// pump waiting on its socket.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// loop runs the pump until it ends, or until a park request interrupts
+// its wait; then the pump moves to the parking lot and its goroutine ends.
+func (p *pump) loop() {
+	for {
+		err := p.run()
+		if err != nil && p.parkRequested.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+			if lot.park(p) {
+				return
+			}
+			p.unpark()
+			continue
+		}
+		p.finish(err)
+		return
+	}
+}
+
+func (p *pump) requestPark() {
+	if !p.parkRequested.Swap(true) {
+		p.src.tcp.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// resume runs on a fresh goroutine once a parked pump's socket is
+// readable (or closed).
+func (p *pump) resume() {
+	p.unpark()
+	p.loop()
+}
+
+// unpark undoes requestPark; marking the connection active first keeps
+// the sweeper from asking again straight away.
+func (p *pump) unpark() {
+	p.touch()
+	p.src.tcp.SetReadDeadline(time.Time{})
+	p.parkRequested.Store(false)
 }

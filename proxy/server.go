@@ -29,6 +29,10 @@ type Options struct {
 	// IdleTimeout closes a relayed connection that moved no byte in either
 	// direction for this long. 0 means never.
 	IdleTimeout time.Duration
+	// ParkAfter is how long a relayed connection must be idle before its
+	// two goroutines are released until data arrives (see parkingLot).
+	// Default DefaultParkAfter; negative never parks.
+	ParkAfter time.Duration
 	// DialTimeout bounds connecting (and, for originate, the TLS
 	// handshake) to the target.
 	DialTimeout time.Duration
@@ -43,6 +47,7 @@ type Options struct {
 const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultDialTimeout      = 5 * time.Second
+	DefaultParkAfter        = 2 * time.Second
 )
 
 // Server accepts client connections and relays them through its Mode.
@@ -67,7 +72,7 @@ type Server struct {
 type proxiedConn struct {
 	client     *net.TCPConn
 	target     atomic.Pointer[net.TCPConn]
-	relaying   atomic.Bool
+	relay      atomic.Pointer[relayConn] // set once relaying
 	lastActive atomic.Int64
 }
 
@@ -75,6 +80,9 @@ func (pc *proxiedConn) close() {
 	pc.client.Close()
 	if t := pc.target.Load(); t != nil {
 		t.Close()
+	}
+	if rc := pc.relay.Load(); rc != nil {
+		rc.close()
 	}
 }
 
@@ -85,6 +93,9 @@ func New(opt Options) (*Server, error) {
 	}
 	if opt.HandshakeTimeout <= 0 {
 		opt.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if opt.ParkAfter == 0 {
+		opt.ParkAfter = DefaultParkAfter
 	}
 	if opt.DialTimeout <= 0 {
 		opt.DialTimeout = DefaultDialTimeout
@@ -122,7 +133,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	s.listeners[ln] = struct{}{}
-	if s.opt.IdleTimeout > 0 && !s.sweeping {
+	if (s.opt.IdleTimeout > 0 || s.opt.ParkAfter > 0) && !s.sweeping {
 		s.sweeping = true
 		go s.sweep()
 	}
@@ -246,12 +257,12 @@ func (s *Server) sides(cconn, tconn net.Conn, replay []byte) (cs, ts *side, err 
 
 func (s *Server) startRelay(pc *proxiedConn, cs, ts *side) {
 	pc.lastActive.Store(s.now.Load())
-	pc.relaying.Store(true)
 	up, down := s.m.up, s.m.down
-	relay(cs, ts,
+	rc := startRelay(cs, ts,
 		func(n int) { pc.lastActive.Store(s.now.Load()); up.Add(float64(n)) },
 		func(n int) { pc.lastActive.Store(s.now.Load()); down.Add(float64(n)) },
 		func() { s.end(pc) })
+	pc.relay.Store(rc)
 }
 
 func (s *Server) track(pc *proxiedConn) {
@@ -284,14 +295,20 @@ func (s *Server) targetFailed(te *TargetError) {
 	s.opt.Log.Debug("target failed", "listener", s.opt.Name, "target", te.Target, "err", te.Err)
 }
 
-// sweep ticks the coarse clock and closes connections idle longer than
-// IdleTimeout. One ticker per listener is cheaper than a timer per
-// connection reset on every read.
+// sweep ticks the coarse clock, parks connections idle longer than
+// ParkAfter and closes those idle longer than IdleTimeout. One ticker per
+// listener is cheaper than a timer per connection reset on every read.
 func (s *Server) sweep() {
-	idle := s.opt.IdleTimeout
-	tick := min(max(idle/4, 10*time.Millisecond), time.Second)
+	idle, park := s.opt.IdleTimeout, s.opt.ParkAfter
+	tick := time.Second
+	for _, d := range []time.Duration{idle, park} {
+		if d > 0 {
+			tick = min(tick, max(d/4, 10*time.Millisecond))
+		}
+	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	var expired []*proxiedConn
 	for {
 		select {
 		case <-s.stop:
@@ -299,13 +316,26 @@ func (s *Server) sweep() {
 		case now := <-t.C:
 			ns := now.UnixNano()
 			s.now.Store(ns)
+			expired = expired[:0]
 			s.mu.Lock()
 			for pc := range s.conns {
-				if pc.relaying.Load() && ns-pc.lastActive.Load() > int64(idle) {
-					pc.close()
+				rc := pc.relay.Load()
+				if rc == nil {
+					continue
+				}
+				quiet := time.Duration(ns - pc.lastActive.Load())
+				switch {
+				case idle > 0 && quiet > idle:
+					expired = append(expired, pc)
+				case park > 0 && quiet > park:
+					rc.park()
 				}
 			}
 			s.mu.Unlock()
+			// Closing finishes parked pumps, which takes s.mu in end.
+			for _, pc := range expired {
+				pc.close()
+			}
 		}
 	}
 }
@@ -335,10 +365,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
+		open := make([]*proxiedConn, 0, len(s.conns))
 		for pc := range s.conns {
-			pc.close()
+			open = append(open, pc)
 		}
 		s.mu.Unlock()
+		for _, pc := range open {
+			pc.close()
+		}
 		<-done
 		return ctx.Err()
 	}

@@ -142,8 +142,8 @@ type pump struct {
 	// idle; parkID is the pump's key in the parking lot (guarded by lot.mu).
 	parkRequested atomic.Bool
 	parkID        uint64
-	peek     [1]byte
-	waitFn   func(fd uintptr) bool
+	peek          [1]byte
+	waitFn        func(fd uintptr) bool
 	// plaintext reads happen inside the RawConn callback so a buffer is
 	// borrowed only once data is known to be there.
 	buf    *[]byte

@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,13 +21,17 @@ import (
 // Ownership: whoever removes a pump from parked (the waker, or a closer
 // via evict) is the only one that continues or finishes it.
 type parkingLot struct {
-	once   sync.Once
-	dead   atomic.Bool // the waiting goroutine stopped
-	epfd   int
-	err    error
-	mu     sync.Mutex
-	next   uint64
-	parked map[uint64]*pump
+	once sync.Once
+	dead atomic.Bool // the waiting goroutine stopped
+	// newlyParked counts parks since memory was last given back; see
+	// releaseMemory.
+	newlyParked atomic.Int64
+	lastRelease atomic.Int64 // unix ns
+	epfd        int
+	err         error
+	mu          sync.Mutex
+	next        uint64
+	parked      map[uint64]*pump
 }
 
 // lot is process-wide: the epoll set and its goroutine are created on
@@ -51,6 +57,7 @@ func (l *parkingLot) park(p *pump) bool {
 	if l.start() != nil || l.dead.Load() {
 		return false
 	}
+	l.newlyParked.Add(1)
 	l.mu.Lock()
 	l.next++
 	id := l.next
@@ -119,4 +126,26 @@ func (l *parkingLot) wait() {
 			go p.resume()
 		}
 	}
+}
+
+// Thresholds for releaseMemory.
+const (
+	releaseAfterParks = 256
+	releaseInterval   = 30 * time.Second
+)
+
+// releaseMemory returns the heap freed by a burst of connections to the
+// OS once they have gone idle. Handshakes leave garbage and the stacks of
+// the goroutines parking just gave up; with the default GC pacing the
+// process would otherwise keep about twice the live heap resident for as
+// long as the sessions stay idle, which for thousands of idle agents is
+// most of the memory. It runs at most every releaseInterval and only
+// after many parks, so a busy proxy never pays for it.
+func (l *parkingLot) releaseMemory(now time.Time) {
+	if l.newlyParked.Load() < releaseAfterParks || now.UnixNano()-l.lastRelease.Load() < int64(releaseInterval) {
+		return
+	}
+	l.newlyParked.Store(0)
+	l.lastRelease.Store(now.UnixNano())
+	go debug.FreeOSMemory()
 }

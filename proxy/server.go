@@ -336,6 +336,7 @@ func (s *Server) sweep() {
 			for _, pc := range expired {
 				pc.close()
 			}
+			lot.releaseMemory(now)
 		}
 	}
 }

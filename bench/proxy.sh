@@ -130,9 +130,9 @@ run_wrk() {
 # per_unit PID COUNT CMD... -> CPU µs per unit of work done by CMD (COUNT parsed from its output by the caller)
 cpu_us() { echo "$1 $2 $TCK" | awk '{ if ($2 > 0) printf "%.1f", ($1 * 1000000 / $3) / $2; else print "n/a" }'; }
 
-declare -A RPS P99 USREQ USFULL USRES KBIDLE
+declare -A RPS P99 USREQ USFULL USRES USFULL12 USRES12 KBIDLE
 read -r rps _ p99 < <(run_wrk "http://$HTTP_BACKEND/")
-RPS[direct]=$rps P99[direct]=$p99 USREQ[direct]=- USFULL[direct]=- USRES[direct]=- KBIDLE[direct]=-
+RPS[direct]=$rps P99[direct]=$p99 USREQ[direct]=- USFULL[direct]=- USRES[direct]=- USFULL12[direct]=- USRES12[direct]=- KBIDLE[direct]=-
 
 PROXIES=(sensu-tlsd stunnel4 haproxy nginx-stream)
 for p in "${PROXIES[@]}"; do
@@ -143,20 +143,23 @@ for p in "${PROXIES[@]}"; do
 	t1=$(cpu_ticks "$PROXY_PID")
 	RPS[$p]=$rps P99[$p]=$p99 USREQ[$p]=$(cpu_us $((t1 - t0)) "$req")
 
-	for kind in full resume; do
+	for kind in full resume full12 resume12; do
+		flags=(-mode "${kind%12}")
+		[ "$kind" != "${kind%12}" ] && flags+=(-tls12)
 		t0=$(cpu_ticks "$PROXY_PID")
-		out=$("$W/loadclient" -mode $kind -addr 127.0.0.1:$HTTP_PORT -ca ca.pem -c 8 -d "$HS_DURATION")
+		out=$("$W/loadclient" "${flags[@]}" -addr 127.0.0.1:$HTTP_PORT -ca ca.pem -c 8 -d "$HS_DURATION")
 		t1=$(cpu_ticks "$PROXY_PID")
 		echo "   $kind: $out" >&2
 		n=$(sed -E 's/.*connections=([0-9]+).*/\1/' <<<"$out")
-		if [ $kind = full ]; then USFULL[$p]=$(cpu_us $((t1 - t0)) "$n"); else USRES[$p]=$(cpu_us $((t1 - t0)) "$n"); fi
+		us=$(cpu_us $((t1 - t0)) "$n")
+		case $kind in full) USFULL[$p]=$us ;; resume) USRES[$p]=$us ;; full12) USFULL12[$p]=$us ;; resume12) USRES12[$p]=$us ;; esac
 	done
 
 	sleep 1
 	r0=$(rss_kb "$WS_PID")
 	"$W/loadclient" -mode idle -addr 127.0.0.1:$WS_PORT -ca ca.pem -n "$IDLE_CONNS" >idle.out & IPID=$!
 	for _ in $(seq 600); do grep -q ready idle.out 2>/dev/null && break; sleep 0.1; done
-	sleep 2
+	sleep 5 # sensu-tlsd parks a connection after 2 s idle
 	r1=$(rss_kb "$WS_PID")
 	echo "   idle: $(cat idle.out) rss ${r0}kB -> ${r1}kB" >&2
 	KBIDLE[$p]=$(echo "$r0 $r1 $IDLE_CONNS" | awk '{printf "%.1f", ($2-$1)/$3}')
@@ -164,13 +167,15 @@ for p in "${PROXIES[@]}"; do
 	stop_proxy
 done
 
-printf '\n%-13s %10s %8s %10s %10s %10s %9s %10s\n' proxy "req/s" "p99" "µs/req" "µs/full" "µs/resume" "kB/idle" "vs haproxy µs/req"
+ratio() { echo "$1 $2" | awk '$2>0 && $1!="-" {printf "%.2f", $1/$2; exit} {print "-"}'; }
+printf '\n| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' proxy "req/s" "p99" "µs/req" "µs/full 1.3" "µs/resumed 1.3" "µs/full 1.2" "µs/resumed 1.2" "kB/idle conn" "µs/req ÷ haproxy" "µs/full 1.3 ÷ haproxy" "kB/idle ÷ haproxy"
+printf '|%s\n' "---|---|---|---|---|---|---|---|---|---|---|---|"
 for p in direct "${PROXIES[@]}"; do
-	ratio=-
-	[ "$p" != direct ] && ratio=$(echo "${USREQ[$p]} ${USREQ[haproxy]}" | awk '$2>0{printf "%.2fx", $1/$2}')
-	printf '%-13s %10s %8s %10s %10s %10s %9s %10s\n' "$p" "${RPS[$p]}" "${P99[$p]}" "${USREQ[$p]}" "${USFULL[$p]}" "${USRES[$p]}" "${KBIDLE[$p]}" "$ratio"
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" "${RPS[$p]}" "${P99[$p]}" "${USREQ[$p]}" "${USFULL[$p]}" "${USRES[$p]}" \
+		"${USFULL12[$p]}" "${USRES12[$p]}" "${KBIDLE[$p]}" "$(ratio "${USREQ[$p]}" "${USREQ[haproxy]}")" \
+		"$(ratio "${USFULL[$p]}" "${USFULL[haproxy]}")" "$(ratio "${KBIDLE[$p]}" "${KBIDLE[haproxy]}")"
 done
-echo "(CPU = proxy process utime+stime from /proc/PID/stat; full/resume = one handshake + one request each; kB/idle = RSS growth / $IDLE_CONNS idle TLS agent sessions)"
+echo "(CPU = proxy process utime+stime from /proc/PID/stat over the run ÷ work done; full/resumed = one connection: handshake + one request + close; kB/idle = RSS growth ÷ $IDLE_CONNS idle TLS agent sessions, read 5 s after they are up)"
 
 # Many idle agent sessions through one sensu-tlsd process.
 echo; echo "== sensu-tlsd: $BIG_IDLE idle agent websockets, 2 client processes, 4 source addresses" >&2

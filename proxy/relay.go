@@ -23,7 +23,7 @@ const relayBufSize = 16 << 10
 var bufPool = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
 
 // errWouldBlock is what a gatedConn returns instead of blocking. It is a
-// temporary net.Error, which crypto/tls treats as retryable: the partial
+// temporary net.Error, which crypto/tls treats as retryable: a partial
 // record stays buffered in the tls.Conn and the next Read continues it.
 var errWouldBlock = wouldBlockError{}
 
@@ -34,13 +34,15 @@ func (wouldBlockError) Timeout() bool   { return true }
 func (wouldBlockError) Temporary() bool { return true }
 
 // gatedConn is the socket under a tls.Conn. During the handshake it reads
-// like any socket; once relaying it never blocks, so the relay can drain
-// every record crypto/tls has already buffered and then wait for the
-// socket without holding a buffer.
+// like any socket. Once relaying, the pump decides per read whether an
+// empty socket may block (while it waits for the next record holding
+// only a one-byte buffer) or must return errWouldBlock (while it holds a
+// pooled buffer).
 type gatedConn struct {
 	*net.TCPConn
 	raw      syscall.RawConn
-	nonBlock bool // set by the one goroutine that reads this conn
+	relaying bool
+	block    bool // set by the one goroutine that reads this conn
 	n        int
 	err      error
 	p        []byte
@@ -48,18 +50,19 @@ type gatedConn struct {
 }
 
 func (g *gatedConn) Read(p []byte) (int, error) {
-	if !g.nonBlock {
+	if !g.relaying {
 		return g.TCPConn.Read(p)
 	}
 	g.p = p
-	if err := g.raw.Read(g.readFn); err != nil {
+	err := g.raw.Read(g.readFn)
+	g.p = nil
+	if err != nil {
 		return 0, err
 	}
-	g.p = nil
 	return g.n, g.err
 }
 
-func (g *gatedConn) startNonBlocking() error {
+func (g *gatedConn) startRelaying() error {
 	raw, err := g.SyscallConn()
 	if err != nil {
 		return err
@@ -68,11 +71,14 @@ func (g *gatedConn) startNonBlocking() error {
 	g.readFn = func(fd uintptr) bool {
 		g.n, g.err = readOnce(fd, g.p)
 		if g.err == syscall.EAGAIN {
+			if g.block {
+				return false // wait in the netpoller, then read again
+			}
 			g.n, g.err = 0, errWouldBlock
 		}
 		return true
 	}
-	g.nonBlock = true
+	g.relaying = true
 	return nil
 }
 
@@ -108,7 +114,7 @@ func newSide(c net.Conn) (*side, error) {
 		s.tls = c
 		s.gate = c.NetConn().(*gatedConn)
 		s.tcp = s.gate.TCPConn
-		if err := s.gate.startNonBlocking(); err != nil {
+		if err := s.gate.startRelaying(); err != nil {
 			return nil, err
 		}
 	case *net.TCPConn:
@@ -142,8 +148,7 @@ type pump struct {
 	// idle; parkID is the pump's key in the parking lot (guarded by lot.mu).
 	parkRequested atomic.Bool
 	parkID        uint64
-	peek          [1]byte
-	waitFn        func(fd uintptr) bool
+	first         [1]byte // what a TLS pump waits with instead of a buffer
 	// plaintext reads happen inside the RawConn callback so a buffer is
 	// borrowed only once data is known to be there.
 	buf    *[]byte
@@ -154,10 +159,6 @@ type pump struct {
 
 func newPump(src, dst *side, count func(int)) *pump {
 	p := &pump{src: src, dst: dst, count: count, touch: func() { count(0) }}
-	p.waitFn = func(fd uintptr) bool {
-		_, _, err := unix.Recvfrom(int(fd), p.peek[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		return err != syscall.EAGAIN && err != syscall.EINTR
-	}
 	p.readFn = func(fd uintptr) bool {
 		if p.buf == nil {
 			p.buf = bufPool.Get().(*[]byte)
@@ -199,53 +200,54 @@ func (p *pump) runPlain() error {
 			bufPool.Put(p.buf)
 			p.buf = nil
 		}
-		if err == io.EOF {
-			p.dst.closeWrite()
-			return nil
-		}
 		if err != nil {
-			return err
+			return p.ended(err)
 		}
 	}
 }
 
+// runTLS waits for the next record with a one-byte read, so an idle wait
+// holds no buffer and needs no extra syscall; the rest of the record is
+// already decrypted inside the tls.Conn and is read into a pooled buffer
+// without touching the socket.
 func (p *pump) runTLS() error {
+	gate := p.src.gate
 	for {
-		// A record may already sit in the tls.Conn; try it before waiting.
-		bp := bufPool.Get().(*[]byte)
-		err := p.drainTLS(*bp)
-		bufPool.Put(bp)
-		if err != errWouldBlock {
-			if err == io.EOF {
-				p.dst.closeWrite()
-				return nil
-			}
-			return err
+		gate.block = true
+		n, err := p.src.tls.Read(p.first[:])
+		if n == 0 {
+			return p.ended(err)
 		}
-		if err := p.src.raw.Read(p.waitFn); err != nil {
-			return err
+		bp := bufPool.Get().(*[]byte)
+		buf := *bp
+		buf[0] = p.first[0]
+		m := 0
+		if err == nil {
+			gate.block = false
+			m, err = p.src.tls.Read(buf[1:])
+			if err == errWouldBlock {
+				err = nil
+			}
+		}
+		_, werr := p.dst.conn.Write(buf[:1+m])
+		bufPool.Put(bp)
+		p.count(1 + m)
+		if werr != nil {
+			return werr
+		}
+		if err != nil {
+			return p.ended(err)
 		}
 	}
 }
 
-// drainTLS reads every record that can be completed without blocking.
-func (p *pump) drainTLS(buf []byte) error {
-	for {
-		n, err := p.src.tls.Read(buf)
-		if n > 0 {
-			_, werr := p.dst.conn.Write(buf[:n])
-			p.count(n)
-			if werr != nil {
-				return werr
-			}
-		}
-		if err != nil {
-			if err == errWouldBlock {
-				return errWouldBlock
-			}
-			return err
-		}
+// ended passes a clean end of src on as a half-close.
+func (p *pump) ended(err error) error {
+	if err == io.EOF {
+		p.dst.closeWrite()
+		return nil
 	}
+	return err
 }
 
 // relayConn is one relayed connection: two pumps, one per direction.

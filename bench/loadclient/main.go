@@ -31,12 +31,17 @@ func main() {
 	n := flag.Int("n", 1000, "idle connections to open (idle)")
 	sources := flag.String("sources", "127.0.0.1", "comma-separated local addresses to spread connections over (idle)")
 	name := flag.String("name", "agent", "agent name prefix (idle)")
+	tls12 := flag.Bool("tls12", false, "cap at TLS 1.2 (full, resume), where a resumed session skips the key exchange")
 	flag.Parse()
 	switch *mode {
 	case "backend":
 		backend(*addr)
 	case "full", "resume":
-		handshakes(*addr, loadCA(*caFile), *mode == "resume", *conc, *dur)
+		maxVersion := uint16(tls.VersionTLS13)
+		if *tls12 {
+			maxVersion = tls.VersionTLS12
+		}
+		handshakes(*addr, loadCA(*caFile), *mode == "resume", maxVersion, *conc, *dur)
 	case "idle":
 		idle(*addr, loadCA(*caFile), *n, strings.Split(*sources, ","), *name)
 	default:
@@ -65,7 +70,7 @@ const request = "GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
 // handshakes opens connection after connection: handshake, one request
 // with Connection: close, read to EOF. Without resume every connection
 // gets a fresh config and no session cache, so each is a full handshake.
-func handshakes(addr string, ca *x509.CertPool, resume bool, workers int, d time.Duration) {
+func handshakes(addr string, ca *x509.CertPool, resume bool, maxVersion uint16, workers int, d time.Duration) {
 	var ok, failed, resumed atomic.Int64
 	var serials sync.Map
 	var lastErr atomic.Value
@@ -77,7 +82,7 @@ func handshakes(addr string, ca *x509.CertPool, resume bool, workers int, d time
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
-				cfg := &tls.Config{RootCAs: ca, ServerName: "localhost", CurvePreferences: sameCurve}
+				cfg := &tls.Config{RootCAs: ca, ServerName: "localhost", CurvePreferences: sameCurve, MaxVersion: maxVersion}
 				if resume {
 					cfg.ClientSessionCache = shared
 				}

@@ -34,52 +34,37 @@ func (wouldBlockError) Timeout() bool   { return true }
 func (wouldBlockError) Temporary() bool { return true }
 
 // gatedConn is the socket under a tls.Conn. During the handshake it reads
-// like any socket. Once relaying, the pump decides per read whether an
-// empty socket may block (while it waits for the next record holding
-// only a one-byte buffer) or must return errWouldBlock (while it holds a
-// pooled buffer).
+// like any socket. Once relaying it is only read from inside the pump's
+// RawConn callback, on the descriptor that callback was given, and never
+// blocks: when the socket is empty it returns errWouldBlock, the callback
+// returns false and the runtime waits for readability with no buffer
+// held. After a short read it does not even try again: the socket was
+// empty a moment ago, and any byte arriving since raises a new
+// edge-triggered event that ends the wait at once, so the EAGAIN read
+// every message would otherwise cost is skipped.
 type gatedConn struct {
 	*net.TCPConn
-	raw      syscall.RawConn
 	relaying bool
-	block    bool // set by the one goroutine that reads this conn
-	n        int
-	err      error
-	p        []byte
-	readFn   func(fd uintptr) bool
+	fd       int  // the descriptor, valid inside the pump's callback
+	drained  bool // the last read came back short or empty
 }
 
 func (g *gatedConn) Read(p []byte) (int, error) {
 	if !g.relaying {
 		return g.TCPConn.Read(p)
 	}
-	g.p = p
-	err := g.raw.Read(g.readFn)
-	g.p = nil
-	if err != nil {
-		return 0, err
+	if g.drained {
+		return 0, errWouldBlock
 	}
-	return g.n, g.err
-}
-
-func (g *gatedConn) startRelaying() error {
-	raw, err := g.SyscallConn()
-	if err != nil {
-		return err
+	n, err := readOnce(uintptr(g.fd), p)
+	switch {
+	case err == syscall.EAGAIN:
+		g.drained = true
+		return 0, errWouldBlock
+	case err == nil && n < len(p):
+		g.drained = true
 	}
-	g.raw = raw
-	g.readFn = func(fd uintptr) bool {
-		g.n, g.err = readOnce(fd, g.p)
-		if g.err == syscall.EAGAIN {
-			if g.block {
-				return false // wait in the netpoller, then read again
-			}
-			g.n, g.err = 0, errWouldBlock
-		}
-		return true
-	}
-	g.relaying = true
-	return nil
+	return n, err
 }
 
 // readOnce is one read(2) that maps a zero-byte read to io.EOF.
@@ -114,9 +99,7 @@ func newSide(c net.Conn) (*side, error) {
 		s.tls = c
 		s.gate = c.NetConn().(*gatedConn)
 		s.tcp = s.gate.TCPConn
-		if err := s.gate.startRelaying(); err != nil {
-			return nil, err
-		}
+		s.gate.relaying = true
 	case *net.TCPConn:
 		s.tcp = c
 	default:
@@ -139,6 +122,10 @@ func (s *side) closeWrite() {
 }
 
 // pump moves bytes from src to dst until src ends or either side fails.
+// Its whole loop runs inside one RawConn.Read callback on src: returning
+// false from the callback waits for readability in the netpoller without
+// the per-call reset that would force an extra read to avoid a lost
+// wake-up, and a pooled buffer is borrowed only while bytes move.
 type pump struct {
 	src, dst *side
 	count    func(n int) // bytes moved, for metrics and idle tracking
@@ -148,95 +135,78 @@ type pump struct {
 	// idle; parkID is the pump's key in the parking lot (guarded by lot.mu).
 	parkRequested atomic.Bool
 	parkID        uint64
-	first         [1]byte // what a TLS pump waits with instead of a buffer
-	// plaintext reads happen inside the RawConn callback so a buffer is
-	// borrowed only once data is known to be there.
-	buf    *[]byte
-	n      int
-	err    error
-	readFn func(fd uintptr) bool
+	moveFn        func(fd uintptr) bool // plainMove or tlsMove, bound once
+	err           error                 // why moveFn stopped: io.EOF or a failure
 }
 
 func newPump(src, dst *side, count func(int)) *pump {
 	p := &pump{src: src, dst: dst, count: count, touch: func() { count(0) }}
-	p.readFn = func(fd uintptr) bool {
-		if p.buf == nil {
-			p.buf = bufPool.Get().(*[]byte)
-		}
-		p.n, p.err = readOnce(fd, *p.buf)
-		if p.err == syscall.EAGAIN {
-			bufPool.Put(p.buf)
-			p.buf = nil
-			return false
-		}
-		return true
+	if src.tls != nil {
+		p.moveFn = p.tlsMove
+	} else {
+		p.moveFn = p.plainMove
 	}
 	return p
 }
 
 // run relays until src reports EOF (then the half-close is passed on and
-// nil returned) or an error.
+// nil returned), an error, or a park request's deadline.
 func (p *pump) run() error {
-	if p.src.tls != nil {
-		return p.runTLS()
+	p.err = nil
+	if err := p.src.raw.Read(p.moveFn); err != nil {
+		return err
 	}
-	return p.runPlain()
+	return p.ended(p.err)
 }
 
-func (p *pump) runPlain() error {
+// plainMove reads the plaintext socket and writes to dst. A short read
+// means the socket is empty: wait rather than read EAGAIN (see gatedConn).
+func (p *pump) plainMove(fd uintptr) bool {
 	for {
-		if err := p.src.raw.Read(p.readFn); err != nil {
-			return err
+		bp := bufPool.Get().(*[]byte)
+		buf := *bp
+		n, err := readOnce(fd, buf)
+		if err == syscall.EAGAIN {
+			bufPool.Put(bp)
+			return false
 		}
-		n, err := p.n, p.err
 		if n > 0 {
-			_, werr := p.dst.conn.Write((*p.buf)[:n])
+			_, err = p.dst.conn.Write(buf[:n])
+			p.count(n)
+		}
+		bufPool.Put(bp)
+		if err != nil {
+			p.err = err
+			return true
+		}
+		if n < len(buf) {
+			return false
+		}
+	}
+}
+
+// tlsMove reads every record it can complete without blocking and writes
+// the plaintext to dst.
+func (p *pump) tlsMove(fd uintptr) bool {
+	gate := p.src.gate
+	gate.fd, gate.drained = int(fd), false
+	for {
+		bp := bufPool.Get().(*[]byte)
+		n, err := p.src.tls.Read(*bp)
+		if n > 0 {
+			_, werr := p.dst.conn.Write((*bp)[:n])
 			p.count(n)
 			if werr != nil {
 				err = werr
 			}
 		}
-		if p.buf != nil {
-			bufPool.Put(p.buf)
-			p.buf = nil
-		}
-		if err != nil {
-			return p.ended(err)
-		}
-	}
-}
-
-// runTLS waits for the next record with a one-byte read, so an idle wait
-// holds no buffer and needs no extra syscall; the rest of the record is
-// already decrypted inside the tls.Conn and is read into a pooled buffer
-// without touching the socket.
-func (p *pump) runTLS() error {
-	gate := p.src.gate
-	for {
-		gate.block = true
-		n, err := p.src.tls.Read(p.first[:])
-		if n == 0 {
-			return p.ended(err)
-		}
-		bp := bufPool.Get().(*[]byte)
-		buf := *bp
-		buf[0] = p.first[0]
-		m := 0
-		if err == nil {
-			gate.block = false
-			m, err = p.src.tls.Read(buf[1:])
-			if err == errWouldBlock {
-				err = nil
-			}
-		}
-		_, werr := p.dst.conn.Write(buf[:1+m])
 		bufPool.Put(bp)
-		p.count(1 + m)
-		if werr != nil {
-			return werr
+		if err == errWouldBlock {
+			return false
 		}
 		if err != nil {
-			return p.ended(err)
+			p.err = err
+			return true
 		}
 	}
 }

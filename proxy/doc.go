@@ -2,13 +2,19 @@
 // that speak plaintext, so a fleet can move to wss/https without losing an
 // agent and a backend certificate can rotate without a backend restart.
 //
-// A Server accepts TCP connections and hands each to its Mode: terminate
-// (TLS in, plaintext out), originate (plaintext in, TLS out) or dual (one
-// port, the first byte decides). After the handshake the bytes are relayed
-// untouched in both directions. The relay holds no buffer while a
-// connection is idle: it waits for readability on the socket itself and
-// borrows a pooled buffer only to move data, which is what keeps an idle
-// agent websocket cheap.
+// A Server accepts TCP connections and hands each to its Mode: Terminate
+// (TLS in, plaintext out), Originate (plaintext in, TLS out, targets tried
+// in order) or Dual (one port; the first byte tells a ClientHello from an
+// HTTP request). After the handshake the bytes are relayed untouched in
+// both directions, half-closes included; with AgentHeaders the first HTTP
+// request is read (and replayed to the target) to learn which Sensu agent
+// came in over which transport.
+//
+// The relay is built for many idle agent sessions. Each direction runs
+// inside one RawConn.Read callback and borrows a pooled buffer only while
+// bytes move; a connection idle for ParkAfter gives up both goroutines to
+// a process-wide epoll set (parkingLot) and gets fresh ones when data
+// arrives. An idle session then costs its TLS state and sockets only.
 //
 // Certificates come from a CertSource; FileSource re-reads its files when
 // they change on disk or when rotate publishes a Change, so new handshakes

@@ -38,31 +38,21 @@ func (wouldBlockError) Temporary() bool { return true }
 // RawConn callback, on the descriptor that callback was given, and never
 // blocks: when the socket is empty it returns errWouldBlock, the callback
 // returns false and the runtime waits for readability with no buffer
-// held. After a short read it does not even try again: the socket was
-// empty a moment ago, and any byte arriving since raises a new
-// edge-triggered event that ends the wait at once, so the EAGAIN read
-// every message would otherwise cost is skipped.
+// held. (Reading on to EAGAIN after a short read is required: a FIN that
+// arrived with the data raises no further event.)
 type gatedConn struct {
 	*net.TCPConn
 	relaying bool
-	fd       int  // the descriptor, valid inside the pump's callback
-	drained  bool // the last read came back short or empty
+	fd       int // the descriptor, valid inside the pump's callback
 }
 
 func (g *gatedConn) Read(p []byte) (int, error) {
 	if !g.relaying {
 		return g.TCPConn.Read(p)
 	}
-	if g.drained {
-		return 0, errWouldBlock
-	}
 	n, err := readOnce(uintptr(g.fd), p)
-	switch {
-	case err == syscall.EAGAIN:
-		g.drained = true
+	if err == syscall.EAGAIN {
 		return 0, errWouldBlock
-	case err == nil && n < len(p):
-		g.drained = true
 	}
 	return n, err
 }
@@ -123,9 +113,8 @@ func (s *side) closeWrite() {
 
 // pump moves bytes from src to dst until src ends or either side fails.
 // Its whole loop runs inside one RawConn.Read callback on src: returning
-// false from the callback waits for readability in the netpoller without
-// the per-call reset that would force an extra read to avoid a lost
-// wake-up, and a pooled buffer is borrowed only while bytes move.
+// false from the callback waits for readability in the netpoller, and a
+// pooled buffer is borrowed only while bytes move.
 type pump struct {
 	src, dst *side
 	count    func(n int) // bytes moved, for metrics and idle tracking
@@ -159,8 +148,7 @@ func (p *pump) run() error {
 	return p.ended(p.err)
 }
 
-// plainMove reads the plaintext socket and writes to dst. A short read
-// means the socket is empty: wait rather than read EAGAIN (see gatedConn).
+// plainMove reads the plaintext socket and writes to dst until it is empty.
 func (p *pump) plainMove(fd uintptr) bool {
 	for {
 		bp := bufPool.Get().(*[]byte)
@@ -179,9 +167,6 @@ func (p *pump) plainMove(fd uintptr) bool {
 			p.err = err
 			return true
 		}
-		if n < len(buf) {
-			return false
-		}
 	}
 }
 
@@ -189,7 +174,7 @@ func (p *pump) plainMove(fd uintptr) bool {
 // the plaintext to dst.
 func (p *pump) tlsMove(fd uintptr) bool {
 	gate := p.src.gate
-	gate.fd, gate.drained = int(fd), false
+	gate.fd = int(fd)
 	for {
 		bp := bufPool.Get().(*[]byte)
 		n, err := p.src.tls.Read(*bp)

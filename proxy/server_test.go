@@ -149,3 +149,42 @@ func TestIdleTimeoutClosesRelay(t *testing.T) {
 		t.Fatalf("idle connection was not closed by the proxy: %v", err)
 	}
 }
+
+// TestResponseAndCloseReachClientAtOnce: a target that answers and closes
+// straight away (HTTP Connection: close) sends data and FIN together; the
+// client must get both without waiting for more traffic.
+func TestResponseAndCloseReachClientAtOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				c.Read(make([]byte, 512))
+				c.Write([]byte("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nok"))
+				c.Close()
+			}()
+		}
+	}()
+	ca := newTestCA(t)
+	_, addr := startServer(t, terminateOpts(t, ca, ln.Addr().String()))
+	for i := range 30 {
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || !bytes.HasSuffix(got, []byte("ok")) {
+			t.Fatalf("request %d: got %q, %v; want the response and a clean end", i, got, err)
+		}
+	}
+}

@@ -19,6 +19,7 @@ type Config struct {
 	Certificates   []Certificate `yaml:"certificates"`
 	Sensu          Sensu         `yaml:"sensu"`
 	Services       []Service     `yaml:"services"`
+	ServiceActions ActionPolicy  `yaml:"service-actions"` // how service actions are batched and run
 	Listeners      []Listener    `yaml:"listeners"`
 
 	// File is the path the config was read from ("" when none); not a key.
@@ -123,6 +124,14 @@ type Sensu struct {
 	BackendCertificate  string `yaml:"backend-certificate"`
 	EtcdPeerCertificate string `yaml:"etcd-peer-certificate"`
 	AgentCertificate    string `yaml:"agent-certificate"`
+	// AgentMTLS makes the cutover's enforce phase give agents a client
+	// certificate (agent-certificate) and the commercial backend the
+	// agent-auth-* keys. Default false (agents keep Basic auth).
+	AgentMTLS bool `yaml:"agent-mtls"`
+	// AgentCAFile is the CA bundle agents trust (agent.yml trusted-ca-file).
+	// Default "": the ca-file of agent-certificate, else of
+	// backend-certificate. Needed on agent-only nodes with no certificates.
+	AgentCAFile string `yaml:"agent-ca-file"`
 }
 
 // Service is a process that must act when a certificate it uses changes.
@@ -136,6 +145,22 @@ type Service struct {
 	Command []string      `yaml:"command"`  // for action command
 	Timeout time.Duration `yaml:"timeout"`
 	Health  Health        `yaml:"health"`
+	// OnlyIfRunning leaves a unit that is not running alone (restart and
+	// signal actions), so a service stopped on purpose stays stopped.
+	// Unset means true.
+	OnlyIfRunning *bool `yaml:"only-if-running"`
+}
+
+// ActionPolicy says how changes become service actions.
+type ActionPolicy struct {
+	// Coalesce is how long a service waits after a change for others to
+	// join it, so certificates renewed together cause one restart. Default 2s.
+	Coalesce time.Duration `yaml:"coalesce"`
+	// Parallel is how many services may act at once. Default 4.
+	Parallel int `yaml:"parallel"`
+	// SystemdAddress is "" for the system bus (polkit can authorise a
+	// non-root sensu-tlsd) or the path of a systemd private socket.
+	SystemdAddress string `yaml:"systemd-address"`
 }
 
 // Health is how sensu-tlsd checks a service came back after an action.
@@ -144,6 +169,8 @@ type Health struct {
 	TLS     []string      `yaml:"tls"` // host:port that must present the new serial
 	TCP     string        `yaml:"tcp"` // host:port that must accept
 	Timeout time.Duration `yaml:"timeout"`
+	// Interval is the pause between probes while waiting. Default 250ms.
+	Interval time.Duration `yaml:"interval"`
 }
 
 // Listener is a proxy listener.
@@ -173,3 +200,13 @@ type Listener struct {
 
 // FileMode is an octal file mode written as a string ("0600") in YAML.
 type FileMode os.FileMode
+
+// Certificate returns the managed certificate called name.
+func (c *Config) Certificate(name string) (*Certificate, bool) {
+	for i := range c.Certificates {
+		if c.Certificates[i].Name == name {
+			return &c.Certificates[i], true
+		}
+	}
+	return nil, false
+}

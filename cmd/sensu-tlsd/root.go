@@ -20,6 +20,13 @@ func newRootCmd() *cobra.Command {
 	a.bindGlobalFlags(root)
 	root.AddCommand(
 		newVersionCmd(),
+		newConfigCmd(a),
+		newCACmd(a),
+		newIssueCmd(a),
+		newStatusCmd(a),
+		newCheckCmd(a),
+		newLintCmd(),
+		newMigrateCmd(a),
 		newProxyCmd(),
 	)
 	return root

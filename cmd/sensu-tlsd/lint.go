@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+)
+
+// Exit codes of lint follow the monitoring-plugin convention, so the same
+// command works in CI and as a Sensu check.
+const (
+	lintExitClean    = 0
+	lintExitWarnings = 1
+	lintExitErrors   = 2
+	lintExitUnusable = 3
+)
+
+func newLintCmd() *cobra.Command {
+	var opt sensu.LintOptions
+	var role string
+	cmd := &cobra.Command{
+		Use:   "lint FILE...",
+		Short: "Report what Sensu would silently get wrong in backend.yml and agent.yml",
+		Long: `Lint Sensu's backend.yml and agent.yml (which is which is told by their keys,
+then by their names; --role forces it): unknown keys with the likely intended
+key, half cert/key pairs, https/wss URLs without certificates, CA and key files
+missing or unreadable by the Sensu user, certificates whose SANs miss the hosts
+in the URLs that reach them, etcd certificates without clientAuth, mixed ws/wss
+backend-url lists and insecure-skip-tls-verify: true. Given one backend.yml and
+one agent.yml of the same machine, it also checks that the backend certificate
+covers the hosts the agent reaches this backend by.
+
+Each finding is printed as FILE:LINE: SEVERITY: KEY: WHAT (fix: FIX).
+
+Exit status: 0 clean, 1 warnings only, 2 at least one error,
+3 a file could not be read or the arguments are wrong.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return exitError{lintExitUnusable, "lint: name at least one file (backend.yml, agent.yml)"}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch sensu.Role(role) {
+			case "", sensu.Backend, sensu.Agent:
+				opt.Role = sensu.Role(role)
+			default:
+				return exitError{lintExitUnusable, fmt.Sprintf("lint: --role %q: use backend or agent", role)}
+			}
+			if cmd.Flags().Changed("user") && !sensu.AccountExists(opt.User) {
+				return exitError{lintExitUnusable, fmt.Sprintf("lint: --user %q: no such account", opt.User)}
+			}
+			all, err := sensu.LintFiles(args, opt)
+			if err != nil {
+				return exitError{lintExitUnusable, "lint: " + err.Error()}
+			}
+			out := cmd.OutOrStdout()
+			for _, f := range all {
+				fmt.Fprintln(out, f)
+			}
+			switch sensu.Worst(all) {
+			case sensu.Error:
+				return exitError{lintExitErrors, fmt.Sprintf("lint: %d finding(s), errors among them", len(all))}
+			case sensu.Warning:
+				return exitError{lintExitWarnings, fmt.Sprintf("lint: %d warning(s)", len(all))}
+			}
+			fmt.Fprintf(out, "%d file(s) clean\n", len(args))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&opt.User, "user", "sensu", "account the Sensu processes run as, for the file readability check (skipped when it does not exist)")
+	cmd.Flags().StringVar(&role, "role", "", "force the role of every FILE: backend or agent")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return exitError{lintExitUnusable, "lint: " + err.Error()}
+	})
+	return cmd
+}

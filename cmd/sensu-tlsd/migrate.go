@@ -1,0 +1,221 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+)
+
+// migrateFlags are the options every migrate subcommand shares.
+type migrateFlags struct {
+	files           sensu.Files
+	user            string
+	refusePlaintext bool
+}
+
+func (f *migrateFlags) bind(cmd *cobra.Command) {
+	fs := cmd.PersistentFlags()
+	fs.StringVar(&f.files.Backend, "backend-config", "", "sensu-backend config (default: sensu.backend-config, else "+migrate.DefaultBackendConfig+" if it exists)")
+	fs.StringVar(&f.files.Agent, "agent-config", "", "sensu-agent config (default: sensu.agent-config, else "+migrate.DefaultAgentConfig+" if it exists)")
+	fs.StringSliceVar(&f.files.BackendEnv, "backend-env", nil, "sensu-backend environment files (default: /etc/default/sensu-backend, /etc/sysconfig/sensu-backend if they exist)")
+	fs.StringSliceVar(&f.files.AgentEnv, "agent-env", nil, "sensu-agent environment files (default: /etc/default/sensu-agent, /etc/sysconfig/sensu-agent if they exist)")
+	fs.StringVar(&f.user, "user", "sensu", "account Sensu runs as, for the readability check of the files a phase points at")
+}
+
+func (f *migrateFlags) node(a *app) (*migrate.Node, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	n, err := migrate.NodeFromConfig(cfg, f.files)
+	if err != nil {
+		return nil, err
+	}
+	n.LintUser = f.user
+	n.RefusePlaintext = f.refusePlaintext
+	return n, nil
+}
+
+func newMigrateCmd(a *app) *cobra.Command {
+	f := &migrateFlags{}
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Move this node from plaintext to TLS in reversible phases",
+		Long: `Phases: 1 bridge (backend on loopback, sensu-tlsd's proxy on the public
+ports), 2 agents (wss:// and the CA), 3 native (the backend serves TLS, etcd
+https, the bridge ends), 4 enforce (client certificates required).
+
+The bridge's proxy listeners are written to STATE-DIR/listeners.d/migrate-bridge.yml;
+migration state and per-phase backups live in STATE-DIR/migrate/.`,
+	}
+	f.bind(cmd)
+	cmd.AddCommand(newMigratePlanCmd(a, f), newMigrateApplyCmd(a, f), newMigrateRollbackCmd(a, f), newMigrateStatusCmd(a, f))
+	return cmd
+}
+
+func newMigratePlanCmd(a *app, f *migrateFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "plan",
+		Short: "Print every phase with the exact diff of each file and the certificates it needs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := f.node(a)
+			if err != nil {
+				return err
+			}
+			plans, at, err := migrate.Plan(n)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "node: %s; at phase %d (%s)\n", roles(n), at, at)
+			for _, sp := range plans {
+				printStep(out, sp)
+			}
+			return nil
+		},
+	}
+}
+
+func roles(n *migrate.Node) string {
+	var r []string
+	if n.IsBackend() {
+		r = append(r, "backend ("+n.Files.Backend+")")
+	}
+	if n.IsAgent() {
+		r = append(r, "agent ("+n.Files.Agent+")")
+	}
+	return strings.Join(r, ", ")
+}
+
+func printStep(out io.Writer, sp migrate.StepPlan) {
+	state := ""
+	if sp.Done {
+		state = " [done]"
+	}
+	fmt.Fprintf(out, "\n== phase %d (%s)%s: %s\n", sp.Phase, sp.Phase, state, sp.Summary)
+	for _, need := range sp.Needs {
+		status := "ok"
+		if err := need.Check(); err != nil {
+			status = "NOT READY: " + err.Error()
+		}
+		fmt.Fprintf(out, "needs %s (%s): %s [%s]\n", need.What, need.Why, strings.Join(nonEmpty(need.Files), ", "), status)
+	}
+	if !sp.Done && len(sp.Files) == 0 {
+		fmt.Fprintln(out, "no file changes on this node")
+	}
+	for _, fd := range sp.Files {
+		fmt.Fprint(out, fd.Diff)
+	}
+	for _, note := range sp.Notes {
+		fmt.Fprintln(out, "note:", note)
+	}
+}
+
+func nonEmpty(s []string) []string {
+	var out []string
+	for _, x := range s {
+		if x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func printResult(out io.Writer, verb string, r *migrate.Result) {
+	fmt.Fprintf(out, "%s: phase %d (%s) -> phase %d (%s)\n", verb, r.From, r.From, r.To, r.To)
+	if len(r.Files) == 0 {
+		fmt.Fprintln(out, "no file changed")
+	}
+	for _, fd := range r.Files {
+		fmt.Fprint(out, fd.Diff)
+	}
+	for _, note := range r.Notes {
+		fmt.Fprintln(out, "note:", note)
+	}
+}
+
+func newMigrateApplyCmd(a *app, f *migrateFlags) *cobra.Command {
+	var phase int
+	cmd := &cobra.Command{
+		Use:   "apply --phase N",
+		Short: "Apply phase N (the next one, or the current one again) with backups",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("phase") {
+				return fmt.Errorf("apply: --phase is required (1 bridge, 2 agents, 3 native, 4 enforce; see migrate status)")
+			}
+			n, err := f.node(a)
+			if err != nil {
+				return err
+			}
+			r, err := migrate.Apply(n, migrate.Phase(phase))
+			if err != nil {
+				return err
+			}
+			printResult(cmd.OutOrStdout(), "applied", r)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&phase, "phase", 0, "phase to apply: 1 bridge, 2 agents, 3 native, 4 enforce")
+	cmd.Flags().BoolVar(&f.refusePlaintext, "refuse-plaintext", false, "phase 1: the bridge accepts TLS only (no ws:// agents left)")
+	return cmd
+}
+
+func newMigrateRollbackCmd(a *app, f *migrateFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rollback",
+		Short: "Return to the previous phase, restoring every file's exact bytes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := f.node(a)
+			if err != nil {
+				return err
+			}
+			r, err := migrate.Rollback(n)
+			if err != nil {
+				return err
+			}
+			printResult(cmd.OutOrStdout(), "rolled back", r)
+			return nil
+		},
+	}
+}
+
+func newMigrateStatusCmd(a *app, f *migrateFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the node's phase, drift and next step",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := f.node(a)
+			if err != nil {
+				return err
+			}
+			s, err := migrate.CurrentStatus(n)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "node: %s\nphase: %d (%s)\n", roles(n), s.Phase, s.Phase)
+			fmt.Fprintf(out, "bridge listeners: %s\n", map[bool]string{true: "present (" + migrate.DropInPath(n.StateDir) + ")", false: "none"}[s.DropIn])
+			if len(s.Drifted) > 0 {
+				fmt.Fprintf(out, "drift: %s no longer match phase %d: run migrate apply --phase %d\n", strings.Join(s.Drifted, ", "), s.Phase, s.Phase)
+			} else {
+				fmt.Fprintln(out, "drift: none")
+			}
+			if s.Next != nil {
+				fmt.Fprintf(out, "next: migrate apply --phase %s (%s): %s\n", strconv.Itoa(int(s.Next.Phase)), s.Next.Phase, s.Next.Summary)
+			} else {
+				fmt.Fprintln(out, "next: none, the cutover is complete")
+			}
+			return nil
+		},
+	}
+}

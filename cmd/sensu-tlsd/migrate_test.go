@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// migrateSetup writes a sensu-tlsd config naming Sensu configs copied from
+// the chef samples, creates the local CA and issues the certificates.
+func migrateSetup(t *testing.T, backendSample, agentSample string) (dir, cfg, backend, agent string) {
+	t.Helper()
+	dir = t.TempDir()
+	backend, agent = filepath.Join(dir, "backend.yml"), filepath.Join(dir, "agent.yml")
+	for src, dst := range map[string]string{backendSample: backend, agentSample: agent} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "config", "sensu", "testdata", src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg = filepath.Join(dir, "tlsd.yml")
+	conf := fmt.Sprintf(`state-dir: %[1]s/state
+certificates:
+  - {name: backend, profile: backend, hosts: [localhost, 127.0.0.1, sensu.example.com, 10.0.0.1]}
+  - {name: peer, profile: etcd-peer, hosts: [localhost, 127.0.0.1, 10.0.0.1]}
+sensu:
+  backend-config: %[2]s
+  agent-config: %[3]s
+  backend-certificate: backend
+  etcd-peer-certificate: peer
+`, dir, backend, agent)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, dir, nil, "--config", cfg, "ca", "init")
+	mustRun(t, dir, nil, "--config", cfg, "issue", "--all")
+	return dir, cfg, backend, agent
+}
+
+func TestMigrateCommandWalksEveryPhaseAndBack(t *testing.T) {
+	dir, cfg, backend, agent := migrateSetup(t, "backend-chef.yml", "agent-chef.yml")
+	origBackend, _ := os.ReadFile(backend)
+	origAgent, _ := os.ReadFile(agent)
+	m := func(args ...string) result {
+		return mustRun(t, dir, nil, append([]string{"--config", cfg, "migrate"}, append(args, "--user", "root")...)...)
+	}
+
+	plan := m("plan")
+	for _, want := range []string{
+		"at phase 0 (plaintext)",
+		"== phase 1 (bridge)", "== phase 2 (agents)", "== phase 3 (native)", "== phase 4 (enforce)",
+		`needs certificate "backend" (profile backend)`, "[ok]",
+		"+api-listen-address: 127.0.0.1:18080",
+		`-backend-url: ["ws://sensu.example.com:8081"]`, `+backend-url: ["wss://sensu.example.com:8081"]`,
+		`-api-url: "http://sensu.example.com:8080"`, `+api-url: "https://sensu.example.com:8080"`,
+		"+etcd-client-cert-auth: true",
+	} {
+		if !strings.Contains(plan.stdout, want) {
+			t.Errorf("plan lacks %q:\n%s", want, plan.stdout)
+		}
+	}
+	if b, _ := os.ReadFile(backend); string(b) != string(origBackend) {
+		t.Fatal("plan changed backend.yml")
+	}
+
+	if r := run(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "3"); r.code == 0 || !strings.Contains(r.stderr, "apply phase 1 (bridge) first") {
+		t.Errorf("skipping phases: exit %d %s", r.code, r.stderr)
+	}
+	for p := 1; p <= 4; p++ {
+		r := m("apply", "--phase", fmt.Sprint(p))
+		if !strings.Contains(r.stdout, fmt.Sprintf("-> phase %d", p)) {
+			t.Errorf("apply %d printed:\n%s", p, r.stdout)
+		}
+		again := m("apply", "--phase", fmt.Sprint(p))
+		if !strings.Contains(again.stdout, "no file changed") {
+			t.Errorf("re-applying phase %d changed files:\n%s", p, again.stdout)
+		}
+		st := m("status")
+		if !strings.Contains(st.stdout, fmt.Sprintf("phase: %d", p)) || !strings.Contains(st.stdout, "drift: none") {
+			t.Errorf("status after %d:\n%s", p, st.stdout)
+		}
+		// What each phase writes lints without errors.
+		if r := run(t, dir, nil, "lint", "--user", "root", backend, agent); r.code > 1 {
+			t.Errorf("phase %d files lint with errors:\n%s", p, r.stdout)
+		}
+	}
+	if st := m("status"); !strings.Contains(st.stdout, "the cutover is complete") {
+		t.Errorf("final status:\n%s", st.stdout)
+	}
+	b, _ := os.ReadFile(backend)
+	for _, want := range []string{"cert-file: " + filepath.Join(dir, "state", "backend.pem"), "etcd-peer-cert-file: " + filepath.Join(dir, "state", "peer.pem"), `api-url: "https://sensu.example.com:8080"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("backend.yml at phase 4 lacks %q:\n%s", want, b)
+		}
+	}
+	for p := 4; p >= 1; p-- {
+		m("rollback")
+	}
+	if b, _ := os.ReadFile(backend); string(b) != string(origBackend) {
+		t.Errorf("rollback did not restore backend.yml:\n%s", b)
+	}
+	if a, _ := os.ReadFile(agent); string(a) != string(origAgent) {
+		t.Errorf("rollback did not restore agent.yml:\n%s", a)
+	}
+	if r := run(t, dir, nil, "--config", cfg, "migrate", "rollback"); r.code == 0 || !strings.Contains(r.stderr, "nothing to roll back") {
+		t.Errorf("rollback at phase 0: exit %d %s", r.code, r.stderr)
+	}
+}
+
+func TestMigrateStatusReportsDrift(t *testing.T) {
+	dir, cfg, backend, _ := migrateSetup(t, "backend-ansible.yml", "agent-ansible.yml")
+	mustRun(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "1", "--user", "root")
+	b, _ := os.ReadFile(backend)
+	edited := strings.Replace(string(b), "agent-port: 18081", "agent-port: 8081", 1)
+	if edited == string(b) {
+		t.Fatalf("bridge did not move agent-port:\n%s", b)
+	}
+	if err := os.WriteFile(backend, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := mustRun(t, dir, nil, "--config", cfg, "migrate", "status", "--user", "root")
+	if !strings.Contains(st.stdout, "drift: "+backend+" no longer match phase 1") {
+		t.Errorf("status:\n%s", st.stdout)
+	}
+	mustRun(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "1", "--user", "root")
+	if b, _ := os.ReadFile(backend); !strings.Contains(string(b), "agent-port: 18081") {
+		t.Errorf("re-apply did not repair the drift:\n%s", b)
+	}
+}

@@ -1,0 +1,91 @@
+package config
+
+import (
+	"path/filepath"
+	"time"
+)
+
+// Default locations.
+const (
+	DefaultFile     = "/etc/sensu/tlsd.yml"
+	DefaultStateDir = "/var/lib/sensu-tlsd"
+)
+
+// Default returns a configuration with nothing but defaults. Its zero-value
+// fields are filled by ApplyDefaults, the one place defaults live.
+func Default() *Config {
+	c := &Config{}
+	c.ApplyDefaults()
+	return c
+}
+
+// ApplyDefaults fills every field left empty. It runs once, after file, env
+// and flags are merged, so a default never hides a value a user gave.
+func (c *Config) ApplyDefaults() {
+	setStr(&c.StateDir, DefaultStateDir)
+	setStr(&c.MetricsAddress, "127.0.0.1:9467")
+	setStr(&c.LogLevel, "info")
+	setStr(&c.LogFormat, "text")
+
+	r := &c.Renewal
+	setStr(&r.Before, "33%") // certmagic's and certbot's rule: a third of the lifetime left
+	setDur(&r.Jitter, 10*time.Minute)
+	setDur(&r.RetryMin, 30*time.Second)
+	setDur(&r.RetryMax, time.Hour)
+	setDur(&r.Emergency, 24*time.Hour)
+	if r.Generations == 0 {
+		r.Generations = 5
+	}
+
+	setStr(&c.CA.Dir, c.StateDir) // ca.pem and ca-key.pem beside the certificates, as cfssljson leaves them
+	setStr(&c.CA.CommonName, "sensu-tlsd CA")
+	setStr(&c.CA.KeyType, "ecdsa-p256")
+	setDur(&c.CA.Lifetime, 10*365*24*time.Hour)
+
+	d := &c.Defaults
+	setStr(&d.KeyType, "ecdsa-p256")
+	setDur(&d.Lifetime, 90*24*time.Hour) // short enough that rotation is routine
+	setMode(&d.KeyMode, 0o600)
+	setMode(&d.CertMode, 0o644)
+	setStr(&d.Dir, c.StateDir)
+
+	for i := range c.Certificates {
+		cert := &c.Certificates[i]
+		setStr(&cert.CommonName, cert.Name)
+		setStr(&cert.CertFile, filepath.Join(d.Dir, cert.Name+".pem"))
+		setStr(&cert.KeyFile, filepath.Join(d.Dir, cert.Name+"-key.pem"))
+		setStr(&cert.CAFile, filepath.Join(d.Dir, "ca.pem"))
+		setStr(&cert.KeyType, d.KeyType)
+		setDur(&cert.Lifetime, d.Lifetime)
+		setStr(&cert.Owner, d.Owner)
+		setStr(&cert.Group, d.Group)
+		setMode(&cert.KeyMode, d.KeyMode)
+		setMode(&cert.CertMode, d.CertMode)
+		setStr(&cert.RenewBefore, r.Before)
+		setStr(&cert.Issuer.Type, IssuerLocalCA)
+		if cert.Issuer.Type == IssuerACME {
+			setStr(&cert.Issuer.ACME.Challenge, "http-01")
+		}
+		if cert.Issuer.Type == IssuerExec {
+			setDur(&cert.Issuer.Exec.Timeout, 2*time.Minute)
+		}
+	}
+}
+
+func setStr(p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+func setDur(p *time.Duration, v time.Duration) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setMode(p *FileMode, v FileMode) {
+	if *p == 0 {
+		*p = v
+	}
+}

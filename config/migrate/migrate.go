@@ -1,0 +1,274 @@
+package migrate
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+)
+
+// Phase is a step of the cutover; Plaintext is where every node starts.
+type Phase int
+
+const (
+	Plaintext Phase = iota
+	Bridge
+	Agents
+	Native
+	Enforce
+)
+
+// Last is the final phase.
+const Last = Enforce
+
+var phaseNames = []string{"plaintext", "bridge", "agents", "native", "enforce"}
+
+func (p Phase) String() string {
+	if p >= 0 && int(p) < len(phaseNames) {
+		return phaseNames[p]
+	}
+	return "phase-" + strconv.Itoa(int(p))
+}
+
+// Cert is a managed certificate a phase points Sensu at.
+type Cert struct {
+	Name string
+	sensu.CertPaths
+}
+
+// Node is one machine's Sensu files and the certificates the cutover uses.
+type Node struct {
+	StateDir    string
+	Files       sensu.Files
+	Backend     Cert // served by the bridge and the backend; the etcd client cert too
+	EtcdPeer    Cert // "" Name: the peer trio uses Backend
+	Agent       Cert // agent client certificate, used when AgentMTLS
+	AgentCAFile string
+	Commercial  bool
+	AgentMTLS   bool
+	// RefusePlaintext makes the bridge listeners TLS-only from the start
+	// (no ws:// agents left to carry).
+	RefusePlaintext bool
+	LintUser        string
+}
+
+// IsBackend and IsAgent tell which roles the node has: a role is present
+// when its YAML file exists.
+func (n *Node) IsBackend() bool { return exists(n.Files.Backend) }
+func (n *Node) IsAgent() bool   { return exists(n.Files.Agent) }
+
+func exists(path string) bool {
+	if path == "" {
+		return false
+	}
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func (n *Node) peer() Cert {
+	if n.EtcdPeer.Name == "" {
+		return n.Backend
+	}
+	return n.EtcdPeer
+}
+
+func (n *Node) agentCA() string {
+	switch {
+	case n.AgentCAFile != "":
+		return n.AgentCAFile
+	case n.AgentMTLS && n.Agent.CAFile != "":
+		return n.Agent.CAFile
+	}
+	return n.Backend.CAFile
+}
+
+func (n *Node) dir() string { return filepath.Join(n.StateDir, "migrate") }
+
+// DropInPath is the file the bridge phase writes its proxy listeners to.
+func DropInPath(stateDir string) string {
+	return filepath.Join(stateDir, "listeners.d", "migrate-bridge.yml")
+}
+
+// Need is a certificate (or CA bundle) a phase requires on disk.
+type Need struct {
+	What  string // "backend certificate \"backend\""
+	Files []string
+	Why   string
+	set   func() error
+}
+
+// Check loads the files and reports what is missing or broken.
+func (n Need) Check() error { return n.set() }
+
+func certNeed(c Cert, why string, profile pki.Profile) Need {
+	return Need{
+		What:  fmt.Sprintf("certificate %q (profile %s)", c.Name, profile),
+		Files: []string{c.CertFile, c.KeyFile, c.CAFile},
+		Why:   why,
+		set: func() error {
+			if c.Name == "" || c.CertFile == "" {
+				return errors.New("no certificate named: set sensu.backend-certificate (and etcd-peer-certificate, agent-certificate) in the sensu-tlsd config")
+			}
+			s, err := pki.LoadSet(c.CertFile, c.KeyFile, c.CAFile)
+			if err != nil {
+				return fmt.Errorf("%v: issue it first (sensu-tlsd issue %s)", err, c.Name)
+			}
+			if err := pki.Validate(s, pki.Policy{Profile: profile}); err != nil {
+				return fmt.Errorf("certificate %q: %v", c.Name, err)
+			}
+			return nil
+		},
+	}
+}
+
+func caNeed(path, why string) Need {
+	return Need{
+		What:  "CA bundle",
+		Files: []string{path},
+		Why:   why,
+		set: func() error {
+			if path == "" {
+				return errors.New("no CA bundle for the agents: set sensu.agent-ca-file or sensu.backend-certificate in the sensu-tlsd config")
+			}
+			_, err := pki.ReadCertificates(path)
+			return err
+		},
+	}
+}
+
+// bridgeKey is a backend listener setting the bridge moves to loopback.
+type bridgeKey struct {
+	key, def string
+}
+
+var (
+	apiListen  = bridgeKey{"api-listen-address", "[::]:8080"}
+	agentHost  = bridgeKey{"agent-host", "[::]"}
+	agentPort  = bridgeKey{"agent-port", "8081"}
+	dashHost   = bridgeKey{"dashboard-host", "[::]"}
+	dashPort   = bridgeKey{"dashboard-port", "3000"}
+	bridgeKeys = []bridgeKey{apiListen, agentHost, agentPort, dashHost, dashPort}
+)
+
+// loopbackOffset moves a public port to the loopback port the backend
+// listens on during the bridge (8080 → 18080, 8081 → 18081, 3000 → 13000).
+const loopbackOffset = 10000
+
+func loopbackPort(port string) (string, error) {
+	p, err := strconv.Atoi(port)
+	if err != nil || p <= 0 || p+loopbackOffset > 65535 {
+		return "", fmt.Errorf("port %q cannot move to loopback (needs a port below %d)", port, 65535-loopbackOffset)
+	}
+	return strconv.Itoa(p + loopbackOffset), nil
+}
+
+func splitHostPort(addr string) (string, string, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", "", fmt.Errorf("api-listen-address %q: %v", addr, err)
+	}
+	return h, p, nil
+}
+
+// listenersFor builds the bridge's proxy listeners from the public
+// addresses the backend had.
+func (n *Node) listenersFor(public map[string]string, dashboard bool) ([]config.Listener, error) {
+	_, port, err := splitHostPort(public[apiListen.key])
+	if err != nil {
+		return nil, err
+	}
+	apiLoop, err := loopbackPort(port)
+	if err != nil {
+		return nil, err
+	}
+	agentLoop, err := loopbackPort(public[agentPort.key])
+	if err != nil {
+		return nil, err
+	}
+	ls := []config.Listener{
+		{Name: "sensu-api", Mode: "dual", Listen: public[apiListen.key], Targets: []string{net.JoinHostPort("127.0.0.1", apiLoop)},
+			Certificate: n.Backend.Name, AllowPlain: !n.RefusePlaintext},
+		{Name: "sensu-agent", Mode: "dual", Listen: net.JoinHostPort(trimBrackets(public[agentHost.key]), public[agentPort.key]),
+			Targets: []string{net.JoinHostPort("127.0.0.1", agentLoop)}, Certificate: n.Backend.Name, AllowPlain: !n.RefusePlaintext},
+	}
+	if dashboard {
+		dashLoop, err := loopbackPort(public[dashPort.key])
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, config.Listener{Name: "sensu-dashboard", Mode: "dual",
+			Listen:  net.JoinHostPort(trimBrackets(public[dashHost.key]), public[dashPort.key]),
+			Targets: []string{net.JoinHostPort("127.0.0.1", dashLoop)}, Certificate: n.Backend.Name, AllowPlain: !n.RefusePlaintext})
+	}
+	return ls, nil
+}
+
+func trimBrackets(h string) string {
+	if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' {
+		return h[1 : len(h)-1]
+	}
+	return h
+}
+
+// Default places of Sensu's configs.
+const (
+	DefaultBackendConfig = "/etc/sensu/backend.yml"
+	DefaultAgentConfig   = "/etc/sensu/agent.yml"
+)
+
+// NodeFromConfig describes this node from sensu-tlsd's config. Files not
+// named in files come from the config's sensu section, then the defaults
+// (when they exist); env files default to the packages' standard ones.
+func NodeFromConfig(cfg *config.Config, files sensu.Files) (*Node, error) {
+	pick := func(flag, fromConfig, def string) string {
+		switch {
+		case flag != "":
+			return flag
+		case fromConfig != "":
+			return fromConfig
+		case exists(def):
+			return def
+		}
+		return ""
+	}
+	files.Backend = pick(files.Backend, cfg.Sensu.BackendConfig, DefaultBackendConfig)
+	files.Agent = pick(files.Agent, cfg.Sensu.AgentConfig, DefaultAgentConfig)
+	if files.Backend != "" && files.BackendEnv == nil {
+		files.BackendEnv = sensu.DefaultEnvFiles(sensu.Backend)
+	}
+	if files.Agent != "" && files.AgentEnv == nil {
+		files.AgentEnv = sensu.DefaultEnvFiles(sensu.Agent)
+	}
+	n := &Node{StateDir: cfg.StateDir, Files: files, Commercial: cfg.Sensu.Commercial,
+		AgentMTLS: cfg.Sensu.AgentMTLS, AgentCAFile: cfg.Sensu.AgentCAFile}
+	if !n.IsBackend() && !n.IsAgent() {
+		return nil, fmt.Errorf("neither a backend nor an agent config found: name them with --backend-config / --agent-config or sensu.backend-config / sensu.agent-config (looked for %s and %s)", DefaultBackendConfig, DefaultAgentConfig)
+	}
+	cert := func(key, name string) (Cert, error) {
+		if name == "" {
+			return Cert{}, nil
+		}
+		c, ok := cfg.Certificate(name)
+		if !ok {
+			return Cert{}, fmt.Errorf("sensu.%s names certificate %q, which is not in certificates", key, name)
+		}
+		return Cert{Name: name, CertPaths: sensu.CertPaths{CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile}}, nil
+	}
+	var err error
+	if n.Backend, err = cert("backend-certificate", cfg.Sensu.BackendCertificate); err != nil {
+		return nil, err
+	}
+	if n.EtcdPeer, err = cert("etcd-peer-certificate", cfg.Sensu.EtcdPeerCertificate); err != nil {
+		return nil, err
+	}
+	if n.Agent, err = cert("agent-certificate", cfg.Sensu.AgentCertificate); err != nil {
+		return nil, err
+	}
+	return n, nil
+}

@@ -1,0 +1,343 @@
+package migrate
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// allHosts covers every host the sample configs use.
+var allHosts = []string{"localhost", "127.0.0.1", "::1", "backend.example.com", "sensu.example.com",
+	"sensu-backend.example.com", "10.0.0.1"}
+
+// testNode builds a node in a temp dir from sample files, with a local CA
+// and issued backend, peer and agent certificates.
+func testNode(t *testing.T, backendSample, agentSample string) (*Node, string) {
+	t.Helper()
+	dir := t.TempDir()
+	tls := filepath.Join(dir, "tls")
+	if err := os.MkdirAll(tls, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	authority, err := ca.Init(tls, ca.InitOptions{CommonName: "test CA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(name string, profile pki.Profile, hosts []string) Cert {
+		is, err := authority.Issue(ca.Request{Name: name, Profile: profile, Hosts: hosts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ca.WriteFiles(tls, name, is)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Cert{Name: name, CertPaths: sensu.CertPaths{CertFile: p.Cert, KeyFile: p.Key, CAFile: p.CA}}
+	}
+	n := &Node{
+		StateDir: filepath.Join(dir, "state"),
+		Backend:  issue("backend", pki.Backend, allHosts),
+		EtcdPeer: issue("peer", pki.EtcdPeer, allHosts),
+		Agent:    issue("agent", pki.Agent, nil),
+		LintUser: "root",
+	}
+	copyTo := func(sample, name string) string {
+		if sample == "" {
+			return ""
+		}
+		b, err := os.ReadFile(filepath.Join("..", "sensu", "testdata", sample))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	n.Files.Backend = copyTo(backendSample, "backend.yml")
+	n.Files.Agent = copyTo(agentSample, "agent.yml")
+	return n, dir
+}
+
+// normalized replaces the temp dir in file content so goldens are stable.
+func normalized(dir string, b []byte) []byte {
+	return bytes.ReplaceAll(b, []byte(dir), []byte("/TMP"))
+}
+
+func readOrNil(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update once to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from its golden file:\n%s", name, sensu.Diff("golden", "got", want, got))
+	}
+}
+
+var pairs = []struct{ name, backend, agent string }{
+	{"packaged", "backend-packaged.yml", "agent-packaged.yml"},
+	{"ansible", "backend-ansible.yml", "agent-ansible.yml"},
+	{"chef", "backend-chef.yml", "agent-chef.yml"},
+	{"puppet", "backend-puppet.yml", "agent-puppet.yml"},
+	{"cluster", "backend-cluster-1.yml", "agent-cluster.yml"},
+}
+
+func TestEveryPhaseForwardAndBackRestoresTheOriginalBytes(t *testing.T) {
+	for _, pair := range pairs {
+		t.Run(pair.name, func(t *testing.T) {
+			n, dir := testNode(t, pair.backend, pair.agent)
+			files := []string{n.Files.Backend, n.Files.Agent, DropInPath(n.StateDir)}
+			history := [][][]byte{{readOrNil(t, files[0]), readOrNil(t, files[1]), readOrNil(t, files[2])}}
+			for p := Bridge; p <= Last; p++ {
+				res, err := Apply(n, p)
+				if err != nil {
+					t.Fatalf("apply phase %d: %v", p, err)
+				}
+				if res.To != p {
+					t.Fatalf("apply phase %d reported %d", p, res.To)
+				}
+				var state [][]byte
+				var all bytes.Buffer
+				for _, f := range files {
+					b := readOrNil(t, f)
+					state = append(state, b)
+					all.WriteString("==> " + filepath.Base(f) + "\n")
+					all.Write(normalized(dir, b))
+				}
+				history = append(history, state)
+				golden(t, pair.name+".phase"+string(rune('0'+p))+".txt", all.Bytes())
+
+				again, err := Apply(n, p)
+				if err != nil {
+					t.Fatalf("re-apply phase %d: %v", p, err)
+				}
+				if len(again.Files) != 0 {
+					t.Errorf("re-applying phase %d changed %v", p, again.Files)
+				}
+				if st, err := CurrentStatus(n); err != nil || st.Phase != p || len(st.Drifted) != 0 {
+					t.Errorf("status after phase %d: %+v %v", p, st, err)
+				}
+			}
+			for p := Last; p >= Bridge; p-- {
+				res, err := Rollback(n)
+				if err != nil {
+					t.Fatalf("rollback from %d: %v", p, err)
+				}
+				if res.To != p-1 {
+					t.Errorf("rollback from %d went to %d", p, res.To)
+				}
+				for i, f := range files {
+					if got := readOrNil(t, f); !bytes.Equal(got, history[p-1][i]) || (got == nil) != (history[p-1][i] == nil) {
+						t.Errorf("after rollback to phase %d, %s differs:\n%s", p-1, f, sensu.Diff("want", "got", history[p-1][i], got))
+					}
+				}
+			}
+			if _, err := Rollback(n); err == nil || !strings.Contains(err.Error(), "nothing to roll back") {
+				t.Errorf("rollback at phase 0: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(n.StateDir, "migrate", "phase-1")); !os.IsNotExist(err) {
+				t.Error("backups left behind after rolling everything back")
+			}
+		})
+	}
+}
+
+func TestPlanShowsEachPhaseDiffAndNeeds(t *testing.T) {
+	n, _ := testNode(t, "backend-packaged.yml", "agent-packaged.yml")
+	before := readOrNil(t, n.Files.Backend)
+	plans, at, err := Plan(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at != Plaintext || len(plans) != 4 {
+		t.Fatalf("plan at %v with %d steps", at, len(plans))
+	}
+	text := func(sp StepPlan) string {
+		var b strings.Builder
+		for _, f := range sp.Files {
+			b.WriteString(f.Diff)
+		}
+		return b.String()
+	}
+	for _, want := range []string{"+api-listen-address: 127.0.0.1:18080", "+agent-host: 127.0.0.1", "+agent-port: 18081", "+    listen: '[::]:8081'"} {
+		if !strings.Contains(text(plans[0]), want) {
+			t.Errorf("bridge diff lacks %q:\n%s", want, text(plans[0]))
+		}
+	}
+	if !strings.Contains(text(plans[1]), `+  - "wss://127.0.0.1:8081"`) {
+		t.Errorf("agents diff:\n%s", text(plans[1]))
+	}
+	for _, want := range []string{"-api-listen-address: 127.0.0.1:18080", "+cert-file: " + n.Backend.CertFile, "+api-url: https://localhost:8080"} {
+		if !strings.Contains(text(plans[2]), want) {
+			t.Errorf("native diff lacks %q:\n%s", want, text(plans[2]))
+		}
+	}
+	if !strings.Contains(text(plans[3]), "+etcd-client-cert-auth: true") {
+		t.Errorf("enforce diff:\n%s", text(plans[3]))
+	}
+	if len(plans[0].Needs) != 1 || !strings.Contains(plans[0].Needs[0].What, `"backend"`) || plans[0].Needs[0].Check() != nil {
+		t.Errorf("bridge needs: %+v", plans[0].Needs)
+	}
+	if !bytes.Equal(before, readOrNil(t, n.Files.Backend)) {
+		t.Error("plan wrote to backend.yml")
+	}
+}
+
+func TestApplyRefusesMissingCertificateAndWrongOrder(t *testing.T) {
+	n, _ := testNode(t, "backend-ansible.yml", "")
+	orig := readOrNil(t, n.Files.Backend)
+	if _, err := Apply(n, Agents); err == nil || !strings.Contains(err.Error(), "apply phase 1 (bridge) first") {
+		t.Errorf("skipping a phase: %v", err)
+	}
+	if err := os.Remove(n.Backend.KeyFile); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Apply(n, Bridge)
+	if err == nil || !strings.Contains(err.Error(), "backend-key.pem") || !strings.Contains(err.Error(), "sensu-tlsd issue backend") {
+		t.Errorf("missing key: %v", err)
+	}
+	if !bytes.Equal(orig, readOrNil(t, n.Files.Backend)) {
+		t.Error("a refused phase changed backend.yml")
+	}
+	if readOrNil(t, DropInPath(n.StateDir)) != nil {
+		t.Error("a refused phase wrote the drop-in")
+	}
+	if st, _ := LoadState(n); st.Phase != Plaintext {
+		t.Errorf("a refused phase moved the node to %v", st.Phase)
+	}
+}
+
+func TestBridgeListenersAndEnvFiles(t *testing.T) {
+	n, _ := testNode(t, "backend-puppet.yml", "")
+	env := filepath.Join(filepath.Dir(n.Files.Backend), "sensu-backend")
+	envSrc := "SENSU_BACKEND_AGENT_PORT=8081\nSENSU_BACKEND_LOG_LEVEL=info\n"
+	if err := os.WriteFile(env, []byte(envSrc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.Files.BackendEnv = []string{env}
+	n.Commercial = true
+	if _, err := Apply(n, Bridge); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(readOrNil(t, env)); got != "SENSU_BACKEND_AGENT_PORT=18081\nSENSU_BACKEND_LOG_LEVEL=info\n" {
+		t.Errorf("env file after the bridge:\n%s", got)
+	}
+	ls, err := LoadDropIns(n.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 3 {
+		t.Fatalf("listeners %+v", ls)
+	}
+	want := []struct{ name, listen, target string }{
+		{"sensu-api", "0.0.0.0:8080", "127.0.0.1:18080"},
+		{"sensu-agent", "0.0.0.0:8081", "127.0.0.1:18081"},
+		{"sensu-dashboard", "[::]:3000", "127.0.0.1:13000"},
+	}
+	for i, w := range want {
+		l := ls[i]
+		if l.Name != w.name || l.Listen != w.listen || len(l.Targets) != 1 || l.Targets[0] != w.target || l.Mode != "dual" || !l.AllowPlain || l.Certificate != "backend" {
+			t.Errorf("listener %d = %+v, want %+v", i, l, w)
+		}
+	}
+	if _, err := Apply(n, Agents); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(n, Native); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(readOrNil(t, env)); got != envSrc {
+		t.Errorf("env file after native:\n%s", got)
+	}
+	if ls, _ := LoadDropIns(n.StateDir); len(ls) != 0 {
+		t.Errorf("native left bridge listeners: %+v", ls)
+	}
+}
+
+func TestAgentOnlyNodeWithAgentMTLS(t *testing.T) {
+	n, _ := testNode(t, "", "agent-cluster.yml")
+	n.AgentMTLS = true
+	n.AgentCAFile = n.Backend.CAFile
+	orig := readOrNil(t, n.Files.Agent)
+	for p := Bridge; p <= Last; p++ {
+		if _, err := Apply(n, p); err != nil {
+			t.Fatalf("phase %d: %v", p, err)
+		}
+		got := string(readOrNil(t, n.Files.Agent))
+		switch p {
+		case Bridge:
+			if got != string(orig) {
+				t.Errorf("the bridge changed an agent-only node:\n%s", got)
+			}
+		case Agents:
+			if !strings.Contains(got, `  - "wss://10.0.0.3:8081"  # backend-3`) || !strings.Contains(got, "trusted-ca-file: "+n.AgentCAFile) || strings.Contains(got, "cert-file") {
+				t.Errorf("agents phase:\n%s", got)
+			}
+		case Enforce:
+			if !strings.Contains(got, "cert-file: "+n.Agent.CertFile) || !strings.Contains(got, "key-file: "+n.Agent.KeyFile) {
+				t.Errorf("enforce with agent mTLS:\n%s", got)
+			}
+		}
+	}
+	if readOrNil(t, DropInPath(n.StateDir)) != nil {
+		t.Error("an agent-only node got bridge listeners")
+	}
+}
+
+func TestCommercialEnforceAddsAgentAuth(t *testing.T) {
+	n, _ := testNode(t, "backend-packaged.yml", "")
+	n.Commercial, n.AgentMTLS = true, true
+	for p := Bridge; p <= Last; p++ {
+		if _, err := Apply(n, p); err != nil {
+			t.Fatalf("phase %d: %v", p, err)
+		}
+	}
+	got := string(readOrNil(t, n.Files.Backend))
+	for _, want := range []string{"agent-auth-cert-file: " + n.Backend.CertFile, "agent-auth-key-file: " + n.Backend.KeyFile,
+		"agent-auth-trusted-ca-file: " + n.Agent.CAFile, "dashboard-cert-file: " + n.Backend.CertFile} {
+		if !strings.Contains(got, want) {
+			t.Errorf("commercial enforce lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestConcurrentMigrateIsRefused(t *testing.T) {
+	n, _ := testNode(t, "backend-chef.yml", "")
+	unlock, err := lock(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := Apply(n, Bridge); err == nil || !strings.Contains(err.Error(), "another sensu-tlsd migrate is running") {
+		t.Errorf("apply while locked: %v", err)
+	}
+}

@@ -1,0 +1,464 @@
+package migrate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+)
+
+// file is one file's content in a workspace; nil data means absent.
+type file struct {
+	disk    []byte
+	onDisk  bool
+	data    []byte
+	present bool
+}
+
+// workspace holds the node's files in memory while phases edit them, so a
+// phase is computed and checked in full before anything is written.
+type workspace struct {
+	node  *Node
+	state *State
+	files map[string]*file
+}
+
+func newWorkspace(n *Node, st *State) *workspace {
+	return &workspace{node: n, state: st, files: map[string]*file{}}
+}
+
+func (w *workspace) get(path string) (*file, error) {
+	if f, ok := w.files[path]; ok {
+		return f, nil
+	}
+	b, err := os.ReadFile(path)
+	f := &file{}
+	switch {
+	case err == nil:
+		f.disk, f.onDisk, f.data, f.present = b, true, b, true
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, err
+	}
+	w.files[path] = f
+	return f, nil
+}
+
+func (w *workspace) set(path string, data []byte) {
+	f, err := w.get(path)
+	if err != nil {
+		f = &file{}
+		w.files[path] = f
+	}
+	f.data, f.present = data, data != nil
+}
+
+// each runs f on the role's YAML file and on each of its env files, then
+// keeps the edited bytes.
+func (w *workspace) each(r sensu.Role, yml string, envs []string, f func(path string, s sensu.Settings) error) error {
+	if yml != "" {
+		cur, err := w.get(yml)
+		if err != nil {
+			return err
+		}
+		if cur.present {
+			d, err := sensu.Parse(yml, cur.data)
+			if err != nil {
+				return err
+			}
+			if err := f(yml, d); err != nil {
+				return err
+			}
+			out, err := d.Bytes()
+			if err != nil {
+				return err
+			}
+			cur.data = out
+		}
+	}
+	for _, p := range envs {
+		cur, err := w.get(p)
+		if err != nil {
+			return err
+		}
+		if !cur.present {
+			continue
+		}
+		e, err := sensu.ParseEnvFile(p, cur.data, r)
+		if err != nil {
+			return err
+		}
+		if err := f(p, e); err != nil {
+			return err
+		}
+		cur.data = e.Bytes()
+	}
+	return nil
+}
+
+// changed lists the files whose content differs from the disk, sorted.
+func (w *workspace) changed() []string {
+	var out []string
+	for p, f := range w.files {
+		if f.present != f.onDisk || string(f.data) != string(f.disk) {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// check lints every changed Sensu YAML file against its version on disk.
+func (w *workspace) check() error {
+	var errs []error
+	for _, p := range w.changed() {
+		var role sensu.Role
+		switch p {
+		case w.node.Files.Backend:
+			role = sensu.Backend
+		case w.node.Files.Agent:
+			role = sensu.Agent
+		default:
+			continue
+		}
+		f := w.files[p]
+		if err := sensu.CheckNoNewErrors(p, f.disk, f.data, role, sensu.LintOptions{User: w.node.LintUser}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// FileDiff is one file's change in a phase.
+type FileDiff struct {
+	Path string
+	Diff string // unified diff; "" when unchanged
+}
+
+// StepPlan is what one phase would do on this node.
+type StepPlan struct {
+	Phase   Phase
+	Summary string
+	Done    bool // the node is at or past this phase
+	Files   []FileDiff
+	Needs   []Need
+	Notes   []string
+}
+
+// Plan simulates every phase from the node's current one to the last, in
+// order, and returns each phase's diffs; nothing is written.
+func Plan(n *Node) ([]StepPlan, Phase, error) {
+	st, err := LoadState(n)
+	if err != nil {
+		return nil, 0, err
+	}
+	w := newWorkspace(n, st.clone())
+	var plans []StepPlan
+	for p := Bridge; p <= Last; p++ {
+		s := steps[p]
+		sp := StepPlan{Phase: p, Summary: s.summary, Done: p <= st.Phase, Needs: s.needs(n), Notes: s.notes(n)}
+		if p > st.Phase {
+			before := snapshot(w)
+			if err := s.apply(w); err != nil {
+				return nil, 0, fmt.Errorf("phase %d (%s): %w", p, p, err)
+			}
+			for _, path := range w.changedSince(before) {
+				f := w.files[path]
+				old, seen := before[path]
+				if !seen {
+					old = diskOrNil(f)
+				}
+				sp.Files = append(sp.Files, FileDiff{Path: path, Diff: sensu.Diff(path, path, old, f.dataOrNil())})
+			}
+		}
+		plans = append(plans, sp)
+	}
+	return plans, st.Phase, nil
+}
+
+func (f *file) dataOrNil() []byte {
+	if !f.present {
+		return nil
+	}
+	return f.data
+}
+
+func snapshot(w *workspace) map[string][]byte {
+	m := map[string][]byte{}
+	for p, f := range w.files {
+		m[p] = f.dataOrNil()
+	}
+	return m
+}
+
+func (w *workspace) changedSince(before map[string][]byte) []string {
+	var out []string
+	for p, f := range w.files {
+		old, seen := before[p]
+		if !seen {
+			old = f.disk
+			if !f.onDisk {
+				old = nil
+			}
+		}
+		if string(old) != string(f.dataOrNil()) || (old == nil) != (f.dataOrNil() == nil) {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Result says what an apply or rollback did.
+type Result struct {
+	From, To Phase
+	Files    []FileDiff // what changed on disk
+	Notes    []string
+}
+
+// Apply brings the node to phase target: the next phase, or the current
+// one again (idempotent: nothing changes unless the files drifted). The
+// certificates the phase needs must be on disk and valid, and the result
+// must lint no worse than before; otherwise nothing is written.
+func Apply(n *Node, target Phase) (*Result, error) {
+	unlock, err := lock(n)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := LoadState(n)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case target < Bridge || target > Last:
+		return nil, fmt.Errorf("phase %d does not exist: phases are 1 (bridge) to %d (%s)", target, Last, Last)
+	case target > st.Phase+1:
+		return nil, fmt.Errorf("the node is at phase %d (%s): apply phase %d (%s) first", st.Phase, st.Phase, st.Phase+1, st.Phase+1)
+	case target < st.Phase:
+		return nil, fmt.Errorf("the node is at phase %d (%s): go back with migrate rollback, one phase at a time", st.Phase, st.Phase)
+	}
+	s := steps[target]
+	var errs []error
+	for _, need := range s.needs(n) {
+		if err := need.Check(); err != nil {
+			errs = append(errs, fmt.Errorf("phase %d (%s) needs %s for %s: %w", target, target, need.What, need.Why, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	next := st.clone()
+	w := newWorkspace(n, next)
+	if err := s.apply(w); err != nil {
+		return nil, fmt.Errorf("phase %d (%s): %w", target, target, err)
+	}
+	if err := w.check(); err != nil {
+		return nil, err
+	}
+	changed := w.changed()
+	if err := saveBackups(n, next, target, w, changed); err != nil {
+		return nil, err
+	}
+	res := &Result{From: st.Phase, To: target, Notes: s.notes(n)}
+	if err := writeAll(w, changed); err != nil {
+		return nil, err
+	}
+	for _, p := range changed {
+		f := w.files[p]
+		res.Files = append(res.Files, FileDiff{Path: p, Diff: sensu.Diff(p, p, diskOrNil(f), f.dataOrNil())})
+	}
+	next.Phase = target
+	if err := next.save(n); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func diskOrNil(f *file) []byte {
+	if !f.onDisk {
+		return nil
+	}
+	return f.disk
+}
+
+// saveBackups keeps the bytes every file had before phase p first changed
+// it; a re-apply only adds files the phase had not touched yet.
+func saveBackups(n *Node, st *State, p Phase, w *workspace, changed []string) error {
+	if st.Backups == nil {
+		st.Backups = map[Phase]map[string]string{}
+	}
+	m := st.Backups[p]
+	if m == nil {
+		m = map[string]string{}
+		st.Backups[p] = m
+	}
+	dir := backupDir(n, p)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, path := range changed {
+		if _, kept := m[path]; kept {
+			continue
+		}
+		f := w.files[path]
+		if !f.onDisk {
+			m[path] = ""
+			continue
+		}
+		name := strconv.Itoa(len(m)) + "-" + filepath.Base(path)
+		if err := sensu.WriteNew(filepath.Join(dir, name), f.disk); err != nil {
+			return fmt.Errorf("backing up %s: %w", path, err)
+		}
+		m[path] = name
+	}
+	return nil
+}
+
+// writeAll writes every changed file; when one fails, the ones already
+// written get their previous bytes back, so a phase is never half applied.
+func writeAll(w *workspace, changed []string) error {
+	var done []string
+	for _, p := range changed {
+		if err := writeOne(p, w.files[p].dataOrNil()); err != nil {
+			for _, q := range done {
+				_ = writeOne(q, diskOrNil(w.files[q]))
+			}
+			return fmt.Errorf("writing %s: %w (the files written before it were restored)", p, err)
+		}
+		done = append(done, p)
+	}
+	return nil
+}
+
+func writeOne(path string, data []byte) error {
+	if data == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return sensu.WriteNew(path, data)
+}
+
+// Rollback returns the node to the previous phase by restoring the exact
+// bytes every file had before the current phase.
+func Rollback(n *Node) (*Result, error) {
+	unlock, err := lock(n)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := LoadState(n)
+	if err != nil {
+		return nil, err
+	}
+	if st.Phase == Plaintext {
+		return nil, errors.New("the node is at phase 0 (plaintext): nothing to roll back")
+	}
+	res := &Result{From: st.Phase, To: st.Phase - 1}
+	dir := backupDir(n, st.Phase)
+	paths := make([]string, 0, len(st.Backups[st.Phase]))
+	for p := range st.Backups[st.Phase] {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		var data []byte
+		if name := st.Backups[st.Phase][p]; name != "" {
+			if data, err = os.ReadFile(filepath.Join(dir, name)); err != nil {
+				return nil, fmt.Errorf("backup of %s: %w", p, err)
+			}
+		}
+		cur, _ := os.ReadFile(p)
+		if err := writeOne(p, data); err != nil {
+			return nil, fmt.Errorf("restoring %s: %w", p, err)
+		}
+		res.Files = append(res.Files, FileDiff{Path: p, Diff: sensu.Diff(p, p, cur, data)})
+	}
+	delete(st.Backups, st.Phase)
+	if st.Phase == Bridge {
+		st.Original, st.Public = nil, nil
+	}
+	st.Phase--
+	if err := st.save(n); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	res.Notes = []string{"restart what the restored files configure (sensu-backend, sensu-agent) and reload sensu-tlsd"}
+	return res, nil
+}
+
+// Status is where the node is and whether its files still match.
+type Status struct {
+	Phase   Phase
+	Next    *StepPlan
+	Drifted []string // files that no longer match the current phase
+	DropIn  bool     // the bridge's listeners file exists
+}
+
+// CurrentStatus reports the node's phase and drift.
+func CurrentStatus(n *Node) (*Status, error) {
+	st, err := LoadState(n)
+	if err != nil {
+		return nil, err
+	}
+	s := &Status{Phase: st.Phase}
+	_, err = os.Stat(DropInPath(n.StateDir))
+	s.DropIn = err == nil
+	if st.Phase > Plaintext {
+		w := newWorkspace(n, st.clone())
+		if err := steps[st.Phase].apply(w); err != nil {
+			return nil, err
+		}
+		s.Drifted = w.changed()
+	}
+	if st.Phase < Last {
+		plans, _, err := Plan(n)
+		if err != nil {
+			return nil, err
+		}
+		s.Next = &plans[st.Phase]
+	}
+	return s, nil
+}
+
+// LoadDropIns reads the proxy listeners that migrate (and any other
+// generator) left in STATE-DIR/listeners.d/*.yml, for the daemon to serve
+// beside the listeners of its own config.
+func LoadDropIns(stateDir string) ([]config.Listener, error) {
+	files, err := filepath.Glob(filepath.Join(stateDir, "listeners.d", "*.yml"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	var out []config.Listener
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var d struct {
+			Listeners []config.Listener `yaml:"listeners"`
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&d); err != nil {
+			return nil, fmt.Errorf("%s: %v", f, err)
+		}
+		out = append(out, d.Listeners...)
+	}
+	return out, nil
+}

@@ -1,0 +1,176 @@
+package sensu
+
+import (
+	"fmt"
+	"strings"
+)
+
+// EnvFile is a packages' environment file (/etc/default/sensu-backend,
+// /etc/sysconfig/sensu-agent): KEY=value lines read by systemd's
+// EnvironmentFile. Its settings override the YAML file, so sensu-tlsd edits
+// the keys it owns there too, but only those the file already sets.
+type EnvFile struct {
+	Name  string
+	Role  Role
+	lines []envLine
+}
+
+type envLine struct {
+	text        string // the whole line, without its newline
+	key         string // "" for comments and blank lines
+	valueStart  int    // byte offsets of the value (quotes excluded) in text
+	valueEnd    int
+	quote       byte // '"', '\'' or 0
+	value       string
+	hasNewline  bool
+	replacement *string
+}
+
+// ParseEnvFile reads an environment file for role r. Lines that are not
+// KEY=value are kept as they are.
+func ParseEnvFile(name string, src []byte, r Role) (*EnvFile, error) {
+	e := &EnvFile{Name: name, Role: r}
+	rest := string(src)
+	for n := 1; rest != ""; n++ {
+		text, after, nl := strings.Cut(rest, "\n")
+		rest = after
+		l := envLine{text: text, hasNewline: nl}
+		trimmed := strings.TrimSpace(text)
+		if trimmed != "" && !strings.HasPrefix(trimmed, "#") {
+			body := strings.TrimPrefix(trimmed, "export ")
+			key, val, ok := strings.Cut(body, "=")
+			if ok && isEnvName(key) {
+				start := strings.Index(text, key+"=") + len(key) + 1
+				l.key = key
+				l.valueStart, l.valueEnd = start, len(strings.TrimRight(text, " \t\r"))
+				val = strings.TrimRight(val, " \t\r")
+				if len(val) >= 2 && (val[0] == '"' || val[0] == '\'') && val[len(val)-1] == val[0] {
+					l.quote = val[0]
+					l.valueStart++
+					l.valueEnd--
+					val = val[1 : len(val)-1]
+					if l.quote == '"' {
+						val = unescapeDouble(val)
+					}
+				} else if len(val) > 0 && (val[0] == '"' || val[0] == '\'') {
+					return nil, fmt.Errorf("%s: line %d: %s has an unterminated quote; close it", name, n, key)
+				}
+				l.value = val
+			}
+		}
+		e.lines = append(e.lines, l)
+	}
+	return e, nil
+}
+
+// unescapeDouble undoes the backslash escapes systemd and the shell honour
+// inside double quotes.
+func unescapeDouble(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0 {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *EnvFile) find(key string) *envLine {
+	name := EnvName(e.Role, key)
+	var found *envLine
+	for i := range e.lines {
+		if e.lines[i].key == name {
+			found = &e.lines[i] // the last assignment wins, as in the shell
+		}
+	}
+	return found
+}
+
+// Get returns the value the file sets for a Sensu key; list keys are
+// split on whitespace, as Sensu splits them.
+func (e *EnvFile) Get(key string) (Value, bool) {
+	l := e.find(key)
+	if l == nil {
+		return Value{}, false
+	}
+	v := l.value
+	if l.replacement != nil {
+		v = *l.replacement
+	}
+	if IsList(key) {
+		return List(strings.Fields(v)...), true
+	}
+	return Str(v), true
+}
+
+// Set changes a key the file already sets; a key it does not set stays
+// unset (the YAML file carries it).
+func (e *EnvFile) Set(key string, v Value) {
+	l := e.find(key)
+	if l == nil {
+		return
+	}
+	if cur, _ := e.Get(key); cur.equal(v) || (v.IsList && slicesEqual(cur.Items(), v.List)) {
+		return
+	}
+	s := strings.Join(v.Items(), " ")
+	l.replacement = &s
+}
+
+// Bytes returns the edited file; unchanged lines are kept byte for byte.
+func (e *EnvFile) Bytes() []byte {
+	var b strings.Builder
+	for _, l := range e.lines {
+		text := l.text
+		if l.replacement != nil {
+			val := *l.replacement
+			quote := l.quote
+			if quote == 0 && strings.ContainsAny(val, " \t\"'$`\\#") || quote == '\'' && strings.Contains(val, "'") {
+				quote = '"'
+			}
+			if quote == '"' {
+				val = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(val)
+			}
+			q := ""
+			if quote != 0 {
+				q = string(quote)
+			}
+			start, end := l.valueStart, l.valueEnd
+			if l.quote != 0 {
+				start, end = start-1, end+1
+			}
+			text = text[:start] + q + val + q + text[end:]
+		}
+		b.WriteString(text)
+		if l.hasNewline {
+			b.WriteByte('\n')
+		}
+	}
+	return []byte(b.String())
+}
+
+// Changed reports whether any value was replaced.
+func (e *EnvFile) Changed() bool {
+	for _, l := range e.lines {
+		if l.replacement != nil && *l.replacement != l.value {
+			return true
+		}
+	}
+	return false
+}

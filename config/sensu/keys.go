@@ -1,0 +1,214 @@
+package sensu
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Role says which Sensu process reads a file.
+type Role string
+
+const (
+	Backend Role = "backend"
+	Agent   Role = "agent"
+)
+
+// backendKeys are the settings sensu-backend 6.x reads (its start flags).
+var backendKeys = set(
+	// TLS (the guide's keys)
+	"cert-file", "key-file", "trusted-ca-file", "insecure-skip-tls-verify",
+	"dashboard-cert-file", "dashboard-key-file",
+	"etcd-cert-file", "etcd-key-file", "etcd-trusted-ca-file", "etcd-client-cert-auth",
+	"etcd-peer-cert-file", "etcd-peer-key-file", "etcd-peer-trusted-ca-file", "etcd-peer-client-cert-auth",
+	"etcd-cipher-suites", "etcd-max-request-bytes",
+	"agent-auth-cert-file", "agent-auth-key-file", "agent-auth-trusted-ca-file", "agent-auth-crl-urls",
+	"jwt-private-key-file", "jwt-public-key-file", "require-fips", "require-openssl",
+	// listeners
+	"api-listen-address", "api-url", "api-request-limit", "api-write-timeout", "api-serve-wait-time",
+	"agent-host", "agent-port", "agent-rate-limit", "agent-burst-limit", "agent-write-timeout", "agent-serve-wait-time",
+	"dashboard-host", "dashboard-port", "dashboard-write-timeout",
+	// embedded or external etcd
+	"etcd-listen-client-urls", "etcd-advertise-client-urls", "etcd-client-urls",
+	"etcd-listen-peer-urls", "etcd-initial-advertise-peer-urls", "etcd-initial-cluster",
+	"etcd-initial-cluster-state", "etcd-initial-cluster-token", "etcd-name", "etcd-discovery",
+	"etcd-discovery-srv", "etcd-election-timeout", "etcd-heartbeat-interval", "etcd-quota-backend-bytes",
+	"etcd-auto-compaction-mode", "etcd-auto-compaction-retention", "etcd-log-level", "etcd-client-log-level",
+	"etcd-client-username", "etcd-client-password", "etcd-unsafe-no-fsync", "no-embed-etcd",
+	// general
+	"state-dir", "cache-dir", "config-file", "log-level", "debug", "labels", "annotations",
+	"deregistration-handler", "event-log-file", "event-log-buffer-size", "event-log-buffer-wait",
+	"event-log-parallel-encoders", "eventd-buffer-size", "eventd-workers", "keepalived-buffer-size",
+	"keepalived-workers", "pipelined-buffer-size", "pipelined-workers", "assets-rate-limit",
+	"assets-burst-limit", "disable-platform-metrics", "platform-metrics-log-file",
+	"platform-metrics-logging-interval", "metrics-refresh-interval", "log-millisecond-timestamps",
+)
+
+// agentKeys are the settings sensu-agent 6.x reads.
+var agentKeys = set(
+	"backend-url", "trusted-ca-file", "cert-file", "key-file", "insecure-skip-tls-verify",
+	"require-fips", "require-openssl",
+	"name", "namespace", "user", "password", "subscriptions", "labels", "annotations",
+	"agent-managed-entity", "allow-list", "redact", "deregister", "deregistration-handler",
+	"detect-cloud-provider", "discover-processes", "backend-handshake-timeout",
+	"backend-heartbeat-interval", "backend-heartbeat-timeout", "max-session-length",
+	"retry-min", "retry-max", "retry-multiplier",
+	"keepalive-interval", "keepalive-warning-timeout", "keepalive-critical-timeout",
+	"keepalive-handlers", "keepalive-pipelines",
+	"api-host", "api-port", "disable-api", "socket-host", "socket-port", "disable-sockets",
+	"statsd-disable", "statsd-event-handlers", "statsd-flush-interval", "statsd-metrics-host",
+	"statsd-metrics-port", "events-rate-limit", "events-burst-limit", "assets-rate-limit",
+	"assets-burst-limit", "disable-assets", "cache-dir", "config-file", "log-level", "debug",
+)
+
+func set(keys ...string) map[string]bool {
+	m := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		m[k] = true
+	}
+	return m
+}
+
+// KnownKey reports whether the role's process reads key.
+func KnownKey(r Role, key string) bool {
+	if r == Agent {
+		return agentKeys[key]
+	}
+	return backendKeys[key]
+}
+
+// Suggest returns the known key closest to an unknown one, or "". Spelling
+// variants (cert_file, certFile, certfile, CERT-FILE) map exactly; other
+// typos within two edits are suggested.
+func Suggest(r Role, key string) string {
+	known := backendKeys
+	if r == Agent {
+		known = agentKeys
+	}
+	squash := func(s string) string {
+		return strings.Map(func(c rune) rune {
+			if c == '-' || c == '_' || c == '.' || c == ' ' {
+				return -1
+			}
+			return c
+		}, strings.ToLower(s))
+	}
+	names := make([]string, 0, len(known))
+	for k := range known {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	sq := squash(key)
+	for _, k := range names {
+		if squash(k) == sq {
+			return k
+		}
+	}
+	best, bestDist := "", 3
+	for _, k := range names {
+		if d := editDistance(sq, squash(k)); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// roleOnly are keys that exist for one role only, so their presence tells
+// which file is which.
+var (
+	backendOnly = []string{"api-listen-address", "api-url", "agent-host", "agent-port", "dashboard-host",
+		"dashboard-port", "dashboard-cert-file", "etcd-listen-client-urls", "etcd-advertise-client-urls",
+		"etcd-initial-cluster", "etcd-cert-file", "etcd-peer-cert-file", "state-dir", "agent-auth-cert-file", "no-embed-etcd"}
+	agentOnly = []string{"backend-url", "subscriptions", "namespace", "user", "password", "socket-host",
+		"socket-port", "api-host", "api-port", "keepalive-interval", "keepalive-warning-timeout",
+		"keepalive-critical-timeout", "max-session-length", "agent-managed-entity"}
+)
+
+// DetectRole tells a backend config from an agent config by the keys only
+// one of them has, then by the file name.
+func DetectRole(d *Document) (Role, error) {
+	score := 0
+	for _, k := range d.Keys() {
+		for _, b := range backendOnly {
+			if k == b {
+				score++
+			}
+		}
+		for _, a := range agentOnly {
+			if k == a {
+				score--
+			}
+		}
+	}
+	switch {
+	case score > 0:
+		return Backend, nil
+	case score < 0:
+		return Agent, nil
+	}
+	base := strings.ToLower(filepath.Base(d.Name))
+	switch {
+	case strings.Contains(base, "backend"):
+		return Backend, nil
+	case strings.Contains(base, "agent"):
+		return Agent, nil
+	}
+	return "", fmt.Errorf("%s: cannot tell whether this is a backend or an agent config (no backend-only or agent-only key, and the name says neither); name it backend.yml or agent.yml", d.Name)
+}
+
+// EnvName is the environment variable the role's process reads for key:
+// SENSU_BACKEND_CERT_FILE for the backend, SENSU_BACKEND_URL (SENSU_ +
+// key) for the agent.
+func EnvName(r Role, key string) string {
+	suffix := strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+	if r == Backend {
+		return "SENSU_BACKEND_" + suffix
+	}
+	return "SENSU_" + suffix
+}
+
+// listKeys are the settings whose value is a list (space-separated in an
+// environment file).
+var listKeys = set("backend-url", "etcd-listen-client-urls", "etcd-advertise-client-urls", "etcd-client-urls",
+	"etcd-listen-peer-urls", "etcd-initial-advertise-peer-urls", "etcd-cipher-suites", "agent-auth-crl-urls",
+	"subscriptions", "keepalive-handlers", "keepalive-pipelines", "redact", "statsd-event-handlers")
+
+// IsList reports whether key holds a list.
+func IsList(key string) bool { return listKeys[key] }
+
+// ownedKeys are the keys sensu-tlsd writes (the security guide's); every
+// other key belongs to the operator and is never changed.
+var ownedKeys = map[Role]map[string]bool{
+	Backend: set("cert-file", "key-file", "trusted-ca-file", "insecure-skip-tls-verify", "api-url",
+		"dashboard-cert-file", "dashboard-key-file",
+		"etcd-listen-client-urls", "etcd-advertise-client-urls", "etcd-client-urls", "etcd-listen-peer-urls",
+		"etcd-initial-advertise-peer-urls", "etcd-initial-cluster",
+		"etcd-cert-file", "etcd-key-file", "etcd-trusted-ca-file", "etcd-client-cert-auth",
+		"etcd-peer-cert-file", "etcd-peer-key-file", "etcd-peer-trusted-ca-file", "etcd-peer-client-cert-auth",
+		"agent-auth-cert-file", "agent-auth-key-file", "agent-auth-trusted-ca-file"),
+	Agent: set("backend-url", "trusted-ca-file", "cert-file", "key-file", "insecure-skip-tls-verify"),
+}
+
+// Owned reports whether sensu-tlsd owns key in the role's file.
+func Owned(r Role, key string) bool { return ownedKeys[r][key] }

@@ -1,0 +1,573 @@
+package sensu
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+)
+
+// Severity ranks a finding. Errors are settings Sensu will run with but get
+// wrong (TLS silently off, a handshake that will fail); warnings are
+// settings that work but are risky or surprising.
+type Severity int
+
+const (
+	Warning Severity = iota + 1
+	Error
+)
+
+func (s Severity) String() string {
+	if s == Error {
+		return "error"
+	}
+	return "warning"
+}
+
+// Finding is one lint result: where, what, and how to fix it.
+type Finding struct {
+	File     string
+	Line     int // 1-based; 0 when the setting is absent (a default applies)
+	Severity Severity
+	Key      string
+	What     string
+	Fix      string
+}
+
+func (f Finding) String() string {
+	loc := f.File
+	if f.Line > 0 {
+		loc += ":" + strconv.Itoa(f.Line)
+	}
+	return fmt.Sprintf("%s: %s: %s: %s (fix: %s)", loc, f.Severity, f.Key, f.What, f.Fix)
+}
+
+// LintOptions tune the checks that depend on the machine.
+type LintOptions struct {
+	// User is the account the Sensu process runs as; files it must read
+	// are checked against its uid and groups. "" means "sensu". When the
+	// account does not exist the readability check is skipped.
+	User string
+	// Role forces the role instead of detecting it.
+	Role Role
+}
+
+// LintFile reads and lints one Sensu config.
+func LintFile(path string, opt LintOptions) ([]Finding, Role, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	d, err := Parse(path, src)
+	if err != nil {
+		return []Finding{{File: path, Line: yamlErrorLine(err), Severity: Error, Key: "(file)", What: err.Error(),
+			Fix: "fix the YAML: sensu-backend and sensu-agent refuse to start with a broken file named by -c"}}, opt.Role, nil
+	}
+	role := opt.Role
+	if role == "" {
+		if role, err = DetectRole(d); err != nil {
+			return nil, "", err
+		}
+	}
+	return Lint(d, role, opt), role, nil
+}
+
+func yamlErrorLine(err error) int {
+	s := err.Error()
+	if i := strings.Index(s, "line "); i >= 0 {
+		n := 0
+		for _, c := range s[i+5:] {
+			if c < '0' || c > '9' {
+				break
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	return 0
+}
+
+// linter carries one run's state.
+type linter struct {
+	d        *Document
+	role     Role
+	reader   *account
+	findings []Finding
+}
+
+// Lint checks a parsed config for what Sensu would silently get wrong.
+func Lint(d *Document, role Role, opt LintOptions) []Finding {
+	l := &linter{d: d, role: role, reader: lookupAccount(opt.User)}
+	l.unknownKeys()
+	l.insecureSkipVerify()
+	if role == Backend {
+		l.pair("cert-file", "key-file")
+		l.pair("dashboard-cert-file", "dashboard-key-file")
+		l.pair("etcd-cert-file", "etcd-key-file")
+		l.pair("etcd-peer-cert-file", "etcd-peer-key-file")
+		l.pair("agent-auth-cert-file", "agent-auth-key-file")
+		l.backendURLs()
+		l.backendCerts()
+	} else {
+		l.pair("cert-file", "key-file")
+		l.agentURLs()
+	}
+	l.files()
+	sort.SliceStable(l.findings, func(i, j int) bool { return l.findings[i].Line < l.findings[j].Line })
+	return l.findings
+}
+
+func (l *linter) add(line int, sev Severity, key, what, fix string) {
+	l.findings = append(l.findings, Finding{File: l.d.Name, Line: line, Severity: sev, Key: key, What: what, Fix: fix})
+}
+
+// lineOr is key's line, or the line of a related key when key is absent.
+func (l *linter) lineOr(key string, others ...string) int {
+	if n := l.d.Line(key); n > 0 {
+		return n
+	}
+	for _, o := range others {
+		if n := l.d.Line(o); n > 0 {
+			return n
+		}
+	}
+	return 0
+}
+
+func (l *linter) str(key string) string {
+	v, _ := l.d.Get(key)
+	return v.Scalar
+}
+
+func (l *linter) unknownKeys() {
+	other := Agent
+	if l.role == Agent {
+		other = Backend
+	}
+	for _, k := range l.d.Keys() {
+		if KnownKey(l.role, k) {
+			continue
+		}
+		line := l.d.Line(k)
+		if k == "" {
+			l.add(line, Warning, `""`, "an empty key; Sensu ignores it", "remove the line or name the key")
+			continue
+		}
+		if KnownKey(other, k) {
+			l.add(line, Warning, k, fmt.Sprintf("%s is an %s setting; sensu-%s ignores it here", k, other, l.role),
+				fmt.Sprintf("move it to %s.yml or remove it", other))
+			continue
+		}
+		s := Suggest(l.role, k)
+		if s == "" {
+			l.add(line, Warning, k, "unknown key; Sensu ignores it without a word", "remove it or correct its spelling")
+			continue
+		}
+		sev := Warning
+		if Owned(l.role, s) {
+			// A misspelt TLS key silently leaves TLS off.
+			sev = Error
+		}
+		l.add(line, sev, k, "unknown key; Sensu ignores it without a word", fmt.Sprintf("rename it to %s", s))
+	}
+}
+
+func (l *linter) insecureSkipVerify() {
+	v, ok := l.d.Get("insecure-skip-tls-verify")
+	if b, err := strconv.ParseBool(v.Scalar); ok && err == nil && b {
+		l.add(l.d.Line("insecure-skip-tls-verify"), Error, "insecure-skip-tls-verify",
+			"certificate verification is off: anyone on the path can impersonate the peer",
+			"set insecure-skip-tls-verify: false and point trusted-ca-file at the CA bundle")
+	}
+}
+
+// pair reports one half of a cert/key pair.
+func (l *linter) pair(cert, key string) {
+	c, k := l.str(cert) != "", l.str(key) != ""
+	switch {
+	case c && !k:
+		l.add(l.d.Line(cert), Error, cert, fmt.Sprintf("%s is set but %s is not (Sensu fails with \"tls configuration error\")", cert, key),
+			fmt.Sprintf("set %s to the certificate's private key", key))
+	case k && !c:
+		l.add(l.d.Line(key), Error, key, fmt.Sprintf("%s is set but %s is not (Sensu fails with \"tls configuration error\")", key, cert),
+			fmt.Sprintf("set %s to the certificate", cert))
+	}
+}
+
+// urlsOf returns the URLs a key holds, or its default when absent.
+func (l *linter) urlsOf(key string) []string {
+	if v, ok := l.d.Get(key); ok {
+		return URLs(v)
+	}
+	if def, ok := backendURLDefaults[key]; ok {
+		return URLs(def)
+	}
+	return nil
+}
+
+func hasScheme(urls []string, scheme string) bool {
+	for _, u := range urls {
+		if strings.HasPrefix(strings.ToLower(u), scheme+"://") {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *linter) backendURLs() {
+	cert := l.str("cert-file") != ""
+	apiURLs := l.urlsOf("api-url")
+	switch {
+	case hasScheme(apiURLs, "https") && !cert:
+		l.add(l.lineOr("api-url"), Error, "api-url", "api-url is https but no cert-file is set: the API serves plaintext",
+			"set cert-file and key-file, or make api-url http")
+	case cert && hasScheme(apiURLs, "http"):
+		l.add(l.lineOr("api-url", "cert-file"), Error, "api-url", "cert-file is set, so the API serves https, but api-url is still http",
+			"make api-url https://")
+	}
+	etcdCert := l.str("etcd-cert-file") != ""
+	for _, key := range []string{"etcd-listen-client-urls", "etcd-advertise-client-urls"} {
+		urls := l.urlsOf(key)
+		switch {
+		case hasScheme(urls, "https") && !etcdCert:
+			l.add(l.lineOr(key), Error, key, key+" is https but etcd-cert-file is not set: etcd will not start",
+				"set etcd-cert-file, etcd-key-file and etcd-trusted-ca-file")
+		case etcdCert && hasScheme(urls, "http"):
+			l.add(l.lineOr(key, "etcd-cert-file"), Warning, key, "etcd-cert-file is set but "+key+" is still http: etcd clients talk plaintext",
+				"make every "+key+" entry https://")
+		}
+	}
+	peerCert := l.str("etcd-peer-cert-file") != ""
+	for _, key := range []string{"etcd-listen-peer-urls", "etcd-initial-advertise-peer-urls", "etcd-initial-cluster"} {
+		v, ok := l.d.Get(key)
+		if !ok {
+			continue
+		}
+		urls := URLs(v)
+		switch {
+		case hasScheme(urls, "https") && !peerCert:
+			l.add(l.d.Line(key), Error, key, key+" is https but etcd-peer-cert-file is not set: etcd peers cannot handshake",
+				"set etcd-peer-cert-file, etcd-peer-key-file and etcd-peer-trusted-ca-file")
+		case peerCert && hasScheme(urls, "http"):
+			l.add(l.d.Line(key), Warning, key, "etcd-peer-cert-file is set but "+key+" is still http: peer traffic is plaintext",
+				"make every "+key+" entry https://")
+		}
+	}
+}
+
+// certUses are the certificate keys and the settings clients reach them by.
+var certUses = []struct {
+	cert     string
+	urlKeys  []string
+	hostKeys []string
+	etcd     bool
+}{
+	{"cert-file", []string{"api-url"}, []string{"api-listen-address", "agent-host"}, false},
+	{"dashboard-cert-file", nil, []string{"dashboard-host"}, false},
+	{"etcd-cert-file", []string{"etcd-advertise-client-urls", "etcd-listen-client-urls"}, nil, true},
+	{"etcd-peer-cert-file", []string{"etcd-initial-advertise-peer-urls", "etcd-listen-peer-urls"}, nil, true},
+}
+
+func (l *linter) backendCerts() {
+	for _, u := range certUses {
+		path := l.str(u.cert)
+		if path == "" {
+			continue
+		}
+		chain, err := pki.ReadCertificates(path)
+		if err != nil || len(chain) == 0 {
+			continue // files() reports missing or unreadable files
+		}
+		leaf := chain[0]
+		var hosts []string
+		for _, k := range u.urlKeys {
+			for _, s := range l.urlsOf(k) {
+				hosts = append(hosts, URLHost(s))
+			}
+		}
+		for _, k := range u.hostKeys {
+			if v, ok := l.d.Get(k); ok {
+				hosts = append(hosts, URLHost(v.Scalar))
+			}
+		}
+		seen := map[string]bool{}
+		for _, h := range hosts {
+			if h == "" || seen[h] || isWildcard(h) {
+				continue
+			}
+			seen[h] = true
+			if !pki.Covers(leaf, h) {
+				l.add(l.d.Line(u.cert), Error, u.cert,
+					fmt.Sprintf("%s does not cover host %q that clients use (SANs: %s)", path, h, strings.Join(pki.SANs(leaf), ", ")),
+					fmt.Sprintf("reissue the certificate with %q among its hosts", h))
+			}
+		}
+		if u.etcd && !hasClientAuth(leaf) {
+			l.add(l.d.Line(u.cert), Error, u.cert,
+				fmt.Sprintf("%s lacks the clientAuth extended key usage; the embedded etcd also presents it as a client, so cluster and backend connections fail", path),
+				"reissue it with both serverAuth and clientAuth (cfssl profile \"peer\")")
+		}
+	}
+}
+
+func isWildcard(h string) bool {
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsUnspecified()
+}
+
+func hasClientAuth(c *x509.Certificate) bool {
+	if len(c.ExtKeyUsage) == 0 {
+		return true // no restriction
+	}
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *linter) agentURLs() {
+	v, ok := l.d.Get("backend-url")
+	urls := URLs(v)
+	if !ok {
+		urls = URLs(AgentDefaultBackendURL)
+	}
+	ws, wss := hasScheme(urls, "ws"), hasScheme(urls, "wss")
+	line := l.lineOr("backend-url")
+	switch {
+	case ws && wss:
+		l.add(line, Error, "backend-url", "mixed ws:// and wss:// entries: the agent sends its credentials in plaintext whenever it fails over to a ws:// member",
+			"make every backend-url entry wss://")
+	case wss && l.str("trusted-ca-file") == "":
+		l.add(line, Warning, "backend-url", "wss:// without trusted-ca-file: the backend's certificate must chain to the system trust store",
+			"set trusted-ca-file to the CA bundle that signed the backends' certificates")
+	}
+	if (l.str("cert-file") != "" || l.str("trusted-ca-file") != "") && ws && !wss {
+		l.add(line, Error, "backend-url", "TLS files are set but every backend-url is ws://: the agent connects in plaintext",
+			"make every backend-url entry wss://")
+	}
+}
+
+// fileKeys are the settings naming files the Sensu process must read.
+var fileKeys = []string{
+	"cert-file", "key-file", "trusted-ca-file", "dashboard-cert-file", "dashboard-key-file",
+	"etcd-cert-file", "etcd-key-file", "etcd-trusted-ca-file",
+	"etcd-peer-cert-file", "etcd-peer-key-file", "etcd-peer-trusted-ca-file",
+	"agent-auth-cert-file", "agent-auth-key-file", "agent-auth-trusted-ca-file",
+}
+
+func (l *linter) files() {
+	for _, key := range fileKeys {
+		if !KnownKey(l.role, key) {
+			continue
+		}
+		path := l.str(key)
+		if path == "" {
+			continue
+		}
+		line := l.d.Line(key)
+		st, err := os.Stat(path)
+		if err != nil {
+			l.add(line, Error, key, fmt.Sprintf("%s does not exist or cannot be read: %v", path, errReason(err)),
+				"create the file or point "+key+" at the right path")
+			continue
+		}
+		if st.IsDir() {
+			l.add(line, Error, key, path+" is a directory", "point "+key+" at a PEM file")
+			continue
+		}
+		if l.reader != nil && !l.reader.canRead(path) {
+			l.add(line, Error, key, fmt.Sprintf("%s is not readable by the %s user (mode %v)", path, l.reader.name, st.Mode().Perm()),
+				fmt.Sprintf("chgrp %s %s && chmod g+r %s (and let the user traverse its directories)", l.reader.name, path, path))
+		}
+	}
+}
+
+func errReason(err error) string {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// account is the user a Sensu process runs as.
+type account struct {
+	name string
+	uid  uint32
+	gids map[uint32]bool
+}
+
+func lookupAccount(name string) *account {
+	if name == "" {
+		name = "sensu"
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil
+	}
+	a := &account{name: name, gids: map[uint32]bool{}}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	a.uid = uint32(uid)
+	gids, _ := u.GroupIds()
+	gids = append(gids, u.Gid)
+	for _, g := range gids {
+		if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+			a.gids[uint32(n)] = true
+		}
+	}
+	return a
+}
+
+// AccountExists reports whether the named user exists on this machine.
+func AccountExists(name string) bool { return lookupAccount(name) != nil }
+
+// canRead checks the permission bits the kernel would: search on every
+// directory on the way, read on the file.
+func (a *account) canRead(path string) bool {
+	if a.uid == 0 {
+		return true
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		if !a.allowed(dir, 1) {
+			return false
+		}
+		if dir == "/" {
+			break
+		}
+	}
+	return a.allowed(abs, 4)
+}
+
+// allowed tests one permission bit (4 read, 1 search) for the account.
+func (a *account) allowed(path string, bit os.FileMode) bool {
+	st, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	mode := st.Mode().Perm()
+	switch {
+	case sys.Uid == a.uid:
+		return mode&(bit<<6) != 0
+	case a.gids[sys.Gid]:
+		return mode&(bit<<3) != 0
+	}
+	return mode&bit != 0
+}
+
+// Worst returns the highest severity among findings, 0 when none.
+func Worst(fs []Finding) Severity {
+	var w Severity
+	for _, f := range fs {
+		w = max(w, f.Severity)
+	}
+	return w
+}
+
+// LintPair checks an agent config against the backend config of the same
+// machine: the agent's backend-url entries that reach this backend's agent
+// port must be covered by the backend's certificate.
+func LintPair(backend, agent *Document) []Finding {
+	certPath := ""
+	if v, ok := backend.Get("cert-file"); ok {
+		certPath = v.Scalar
+	}
+	if certPath == "" {
+		return nil
+	}
+	chain, err := pki.ReadCertificates(certPath)
+	if err != nil || len(chain) == 0 {
+		return nil
+	}
+	port := "8081"
+	if v, ok := backend.Get("agent-port"); ok && v.Scalar != "" {
+		port = v.Scalar
+	}
+	urls, ok := agent.Get("backend-url")
+	if !ok {
+		urls = AgentDefaultBackendURL
+	}
+	var fs []Finding
+	for _, u := range URLs(urls) {
+		parsed, err := url.Parse(u)
+		if err != nil || !strings.EqualFold(parsed.Scheme, "wss") {
+			continue
+		}
+		host, p := parsed.Hostname(), parsed.Port()
+		if p == "" {
+			p = "8081" // sensu-agent's default
+		}
+		if p != port || !isLocalHost(host) || pki.Covers(chain[0], host) {
+			continue
+		}
+		fs = append(fs, Finding{File: agent.Name, Line: agent.Line("backend-url"), Severity: Error, Key: "backend-url",
+			What: fmt.Sprintf("%s reaches this machine's backend, whose certificate %s does not cover %q (SANs: %s)", u, certPath, host, strings.Join(pki.SANs(chain[0]), ", ")),
+			Fix:  fmt.Sprintf("reissue the backend certificate with %q among its hosts, or use a host it covers", host)})
+	}
+	return fs
+}
+
+// isLocalHost reports whether host names this machine.
+func isLocalHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if name, err := os.Hostname(); err == nil && strings.EqualFold(host, name) {
+		return true
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// LintFiles lints each file and, when the files hold one backend and one
+// agent config, the pair (LintPair). An unreadable file is an error, not a
+// finding.
+func LintFiles(paths []string, opt LintOptions) ([]Finding, error) {
+	var all []Finding
+	docs := map[Role][]*Document{}
+	for _, path := range paths {
+		fs, role, err := LintFile(path, opt)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, fs...)
+		if src, err := os.ReadFile(path); err == nil {
+			if d, err := Parse(path, src); err == nil {
+				docs[role] = append(docs[role], d)
+			}
+		}
+	}
+	if len(docs[Backend]) == 1 && len(docs[Agent]) == 1 {
+		all = append(all, LintPair(docs[Backend][0], docs[Agent][0])...)
+	}
+	return all, nil
+}

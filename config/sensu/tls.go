@@ -1,0 +1,210 @@
+package sensu
+
+import (
+	"net"
+	"net/url"
+	"strings"
+)
+
+// Settings is a place Sensu reads settings from: a YAML Document or an
+// environment file. The TLS edits are written once against it.
+type Settings interface {
+	Get(key string) (Value, bool)
+	Set(key string, v Value)
+}
+
+// CertPaths are the files of one certificate set.
+type CertPaths struct {
+	CertFile, KeyFile, CAFile string
+}
+
+// BackendTLS is what the backend's owned TLS keys must say. Empty parts are
+// left alone, so a caller turns on one piece at a time.
+type BackendTLS struct {
+	// API serves the API (8080), the agent websocket (8081) and, when
+	// Dashboard is set, the dashboard (3000): cert-file, key-file,
+	// trusted-ca-file, insecure-skip-tls-verify: false, api-url https.
+	API       CertPaths
+	Dashboard bool
+	// Etcd is the embedded etcd's client-side cert (also the backend's etcd
+	// client cert): etcd-*-file and every client URL to https.
+	Etcd CertPaths
+	// EtcdPeer secures member-to-member traffic: the peer trio and every
+	// peer URL (listen, initial-advertise, initial-cluster) to https.
+	EtcdPeer CertPaths
+	// ClientCertAuth makes etcd require client certificates on the client
+	// and peer ports (etcd-client-cert-auth, etcd-peer-client-cert-auth).
+	ClientCertAuth bool
+	// AgentAuth (commercial build only) authenticates agents by certificate.
+	AgentAuth *CertPaths
+}
+
+// Defaults of the backend's URL settings (sensu-backend 6.x); when a key is
+// absent its default is plaintext, so turning TLS on must write it.
+var backendURLDefaults = map[string]Value{
+	"api-url":                          Str("http://localhost:8080"),
+	"etcd-listen-client-urls":          List("http://127.0.0.1:2379"),
+	"etcd-advertise-client-urls":       List("http://localhost:2379"),
+	"etcd-listen-peer-urls":            List("http://127.0.0.1:2380"),
+	"etcd-initial-advertise-peer-urls": List("http://127.0.0.1:2380"),
+	"etcd-initial-cluster":             Str("default=http://127.0.0.1:2380"),
+}
+
+// AgentDefaultBackendURL is what sensu-agent connects to without backend-url.
+var AgentDefaultBackendURL = List("ws://127.0.0.1:8081")
+
+// ApplyBackendTLS edits s so the backend serves what t describes.
+func ApplyBackendTLS(s Settings, t BackendTLS) {
+	if t.API.CertFile != "" {
+		s.Set("cert-file", Str(t.API.CertFile))
+		s.Set("key-file", Str(t.API.KeyFile))
+		if t.API.CAFile != "" {
+			s.Set("trusted-ca-file", Str(t.API.CAFile))
+		}
+		s.Set("insecure-skip-tls-verify", Bool(false))
+		rescheme(s, "api-url", "http", "https", true)
+		if t.Dashboard {
+			s.Set("dashboard-cert-file", Str(t.API.CertFile))
+			s.Set("dashboard-key-file", Str(t.API.KeyFile))
+		}
+	}
+	if t.Etcd.CertFile != "" {
+		s.Set("etcd-cert-file", Str(t.Etcd.CertFile))
+		s.Set("etcd-key-file", Str(t.Etcd.KeyFile))
+		if t.Etcd.CAFile != "" {
+			s.Set("etcd-trusted-ca-file", Str(t.Etcd.CAFile))
+		}
+		rescheme(s, "etcd-listen-client-urls", "http", "https", true)
+		rescheme(s, "etcd-advertise-client-urls", "http", "https", true)
+		rescheme(s, "etcd-client-urls", "http", "https", false)
+		if t.ClientCertAuth {
+			s.Set("etcd-client-cert-auth", Bool(true))
+		}
+	}
+	if t.EtcdPeer.CertFile != "" {
+		s.Set("etcd-peer-cert-file", Str(t.EtcdPeer.CertFile))
+		s.Set("etcd-peer-key-file", Str(t.EtcdPeer.KeyFile))
+		if t.EtcdPeer.CAFile != "" {
+			s.Set("etcd-peer-trusted-ca-file", Str(t.EtcdPeer.CAFile))
+		}
+		rescheme(s, "etcd-listen-peer-urls", "http", "https", true)
+		rescheme(s, "etcd-initial-advertise-peer-urls", "http", "https", true)
+		rescheme(s, "etcd-initial-cluster", "http", "https", true)
+		if t.ClientCertAuth {
+			s.Set("etcd-peer-client-cert-auth", Bool(true))
+		}
+	}
+	if t.AgentAuth != nil {
+		s.Set("agent-auth-cert-file", Str(t.AgentAuth.CertFile))
+		s.Set("agent-auth-key-file", Str(t.AgentAuth.KeyFile))
+		if t.AgentAuth.CAFile != "" {
+			s.Set("agent-auth-trusted-ca-file", Str(t.AgentAuth.CAFile))
+		}
+	}
+}
+
+// AgentTLS is what the agent's owned TLS keys must say.
+type AgentTLS struct {
+	CAFile string     // trusted-ca-file: the CA the backends' certs chain to
+	Client *CertPaths // agent mTLS (commercial backend): cert-file, key-file
+}
+
+// ApplyAgentTLS switches every backend-url to wss (host, port and every
+// cluster member kept) and points the agent at the CA.
+func ApplyAgentTLS(s Settings, t AgentTLS) {
+	rescheme(s, "backend-url", "ws", "wss", true)
+	if t.CAFile != "" {
+		s.Set("trusted-ca-file", Str(t.CAFile))
+	}
+	s.Set("insecure-skip-tls-verify", Bool(false))
+	if t.Client != nil {
+		s.Set("cert-file", Str(t.Client.CertFile))
+		s.Set("key-file", Str(t.Client.KeyFile))
+	}
+}
+
+// rescheme switches every URL in key from scheme from to scheme to, keeping
+// the value's shape (list, comma-separated string, name=URL pairs). An
+// absent key is written with its https default when withDefault is set.
+func rescheme(s Settings, key, from, to string, withDefault bool) {
+	v, ok := s.Get(key)
+	if !ok {
+		if !withDefault {
+			return
+		}
+		def, known := backendURLDefaults[key]
+		if key == "backend-url" {
+			def, known = AgentDefaultBackendURL, true
+		}
+		if !known {
+			return
+		}
+		v = def
+	}
+	s.Set(key, MapURLs(v, func(u string) string { return SwapScheme(u, from, to) }))
+}
+
+// MapURLs applies f to every URL in v: list entries, the parts of a
+// comma-separated string and the URL of each name=URL pair
+// (etcd-initial-cluster).
+func MapURLs(v Value, f func(string) string) Value {
+	mapOne := func(s string) string {
+		parts := strings.Split(s, ",")
+		for i, p := range parts {
+			trimmed := strings.TrimSpace(p)
+			lead := p[:strings.Index(p, trimmed)]
+			if name, u, ok := strings.Cut(trimmed, "="); ok && !strings.Contains(name, "://") {
+				parts[i] = lead + name + "=" + f(u)
+				continue
+			}
+			parts[i] = lead + f(trimmed)
+		}
+		return strings.Join(parts, ",")
+	}
+	if v.IsList {
+		out := make([]string, len(v.List))
+		for i, it := range v.List {
+			out[i] = mapOne(it)
+		}
+		return List(out...)
+	}
+	return Value{Scalar: mapOne(v.Scalar), Tag: v.Tag}
+}
+
+// SwapScheme replaces scheme from by to in u (case-insensitive), leaving
+// any other URL untouched.
+func SwapScheme(u, from, to string) string {
+	if len(u) > len(from)+3 && strings.EqualFold(u[:len(from)+3], from+"://") {
+		return to + "://" + u[len(from)+3:]
+	}
+	return u
+}
+
+// URLHost returns the host of a URL or host:port, without brackets; ""
+// when there is none.
+func URLHost(s string) string {
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return ""
+		}
+		return u.Hostname()
+	}
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		return h
+	}
+	return strings.Trim(s, "[]")
+}
+
+// URLs returns every URL a value holds (list entries, comma parts, the
+// URL side of name=URL pairs).
+func URLs(v Value) []string {
+	var out []string
+	MapURLs(v, func(u string) string {
+		if u != "" {
+			out = append(out, u)
+		}
+		return u
+	})
+	return out
+}

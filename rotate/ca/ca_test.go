@@ -1,0 +1,87 @@
+package ca_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+)
+
+func TestInitWritesAPrivateKeyAndRefusesToReplaceACA(t *testing.T) {
+	dir := t.TempDir()
+	c, err := ca.Init(dir, ca.InitOptions{CommonName: "Sensu CA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Cert.IsCA || c.Cert.Subject.CommonName != "Sensu CA" {
+		t.Fatalf("CA cert: IsCA=%v CN=%q", c.Cert.IsCA, c.Cert.Subject.CommonName)
+	}
+	fi, err := os.Stat(filepath.Join(dir, ca.KeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("CA key mode %o, want 600", fi.Mode().Perm())
+	}
+	if _, err := ca.Init(dir, ca.InitOptions{}); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("second Init: %v, want 'already exists'", err)
+	}
+	if _, err := ca.Load(dir); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+}
+
+func TestLoadExplainsAMissingCA(t *testing.T) {
+	dir := t.TempDir()
+	_, err := ca.Load(dir)
+	if err == nil || !strings.Contains(err.Error(), "sensu-tlsd ca init --dir "+dir) {
+		t.Fatalf("Load of an empty dir: %v, want the command that fixes it", err)
+	}
+}
+
+func TestIssueDefaultsHostsToTheCommonNameAndCapsAtTheCA(t *testing.T) {
+	c, err := ca.Init(t.TempDir(), ca.InitOptions{Lifetime: 48 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := c.Issue(ca.Request{Name: "backend-1", Profile: pki.Backend, Lifetime: 90 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pki.SANs(is.Cert); len(got) != 1 || got[0] != "backend-1" {
+		t.Errorf("SANs %v, want [backend-1]", got)
+	}
+	if is.Cert.NotAfter.After(c.Cert.NotAfter) {
+		t.Errorf("leaf NotAfter %v outlives the CA's %v", is.Cert.NotAfter, c.Cert.NotAfter)
+	}
+	agent, err := c.Issue(ca.Request{Name: "agent-1", Profile: pki.Agent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(agent.Cert.DNSNames)+len(agent.Cert.IPAddresses) != 0 || agent.Cert.Subject.CommonName != "agent-1" {
+		t.Errorf("agent cert: CN %q SANs %v, want CN agent-1 and no SANs", agent.Cert.Subject.CommonName, pki.SANs(agent.Cert))
+	}
+}
+
+func TestIssueKeyTypes(t *testing.T) {
+	c, err := ca.Init(t.TempDir(), ca.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for kt, want := range map[string]string{"": "ECDSA P-256", "ecdsa-p384": "ECDSA P-384", "rsa-2048": "RSA 2048"} {
+		is, err := c.Issue(ca.Request{Name: "x", Profile: pki.Server, KeyType: kt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pki.KeyDescription(is.Cert.PublicKey); got != want {
+			t.Errorf("key type %q gave %s, want %s", kt, got, want)
+		}
+	}
+	if _, err := c.Issue(ca.Request{Name: "x", Profile: pki.Server, KeyType: "dsa"}); err == nil || !strings.Contains(err.Error(), "ecdsa-p256") {
+		t.Errorf("unknown key type: %v, want the list of choices", err)
+	}
+}

@@ -1,0 +1,178 @@
+package inventory
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+)
+
+// Source is one certificate to inspect: where it is and what it should be.
+type Source struct {
+	Name     string      `json:"name"`               // config name, "backend.yml cert-file", or the file name
+	Origin   string      `json:"origin"`             // config, backend.yml, agent.yml, argument
+	CertFile string      `json:"cert_file"`          //
+	KeyFile  string      `json:"key_file,omitempty"` // "" when unknown
+	CAFile   string      `json:"ca_file,omitempty"`  // "" when unknown
+	Profile  pki.Profile `json:"profile,omitempty"`  // "" when unknown: the usage check is skipped
+	Hosts    []string    `json:"hosts,omitempty"`    // hosts the certificate must cover
+	IsCA     bool        `json:"is_ca,omitempty"`    // the file is a trust bundle, not a leaf
+}
+
+// Entry is what inspecting a Source found. Fields are empty when the
+// certificate could not be read; Error then says why.
+type Entry struct {
+	Source
+	Subject  string            `json:"subject,omitempty"`
+	SANs     []string          `json:"sans,omitempty"`
+	Issuer   string            `json:"issuer,omitempty"`
+	Serial   string            `json:"serial,omitempty"`
+	NotAfter time.Time         `json:"not_after,omitzero"`
+	Left     time.Duration     `json:"-"`
+	Seconds  int64             `json:"seconds_left"`
+	Checks   []pki.CheckResult `json:"checks,omitempty"`
+	Error    string            `json:"error,omitempty"`
+}
+
+// OK reports whether the entry was read and passed every check.
+func (e Entry) OK() bool {
+	if e.Error != "" {
+		return false
+	}
+	for _, c := range e.Checks {
+		if !c.OK {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckModes is the name of the file-permission check.
+const CheckModes = "file modes"
+
+// Inspect reads every source and runs the checks that apply to it.
+func Inspect(sources []Source, now time.Time) []Entry {
+	out := make([]Entry, len(sources))
+	for i, s := range sources {
+		out[i] = inspect(s, now)
+	}
+	return out
+}
+
+func inspect(s Source, now time.Time) Entry {
+	e := Entry{Source: s}
+	chain, err := pki.ReadCertificates(s.CertFile)
+	if err != nil {
+		e.Error = err.Error()
+		return e
+	}
+	leaf := chain[0]
+	e.Subject = leaf.Subject.CommonName
+	e.SANs = pki.SANs(leaf)
+	e.Issuer = leaf.Issuer.CommonName
+	e.Serial = pki.SerialHex(leaf)
+	e.NotAfter = leaf.NotAfter
+	e.Left = leaf.NotAfter.Sub(now).Truncate(time.Second)
+	e.Seconds = int64(e.Left / time.Second)
+
+	set := &pki.Set{Chain: chain, CertFile: s.CertFile, KeyFile: s.KeyFile, CAFile: s.CAFile}
+	if s.IsCA {
+		set.CA = chain
+	}
+	var readErrs []string
+	if s.KeyFile != "" {
+		if set.Key, err = pki.ReadPrivateKey(s.KeyFile); err != nil {
+			readErrs = append(readErrs, err.Error())
+		}
+	}
+	if s.CAFile != "" && !s.IsCA {
+		if set.CA, err = pki.ReadCertificates(s.CAFile); err != nil {
+			readErrs = append(readErrs, err.Error())
+		}
+	}
+	e.Checks = pki.Checks(set, pki.Policy{Profile: s.Profile, Hosts: s.Hosts, Now: now})
+	if s.KeyFile != "" {
+		e.Checks = append(e.Checks, modeCheck(s.KeyFile))
+	}
+	if len(readErrs) > 0 {
+		e.Error = strings.Join(readErrs, "; ")
+	}
+	return e
+}
+
+// modeCheck fails a private key that users other than owner and group can
+// read: on a shared host that is a leaked key.
+func modeCheck(keyFile string) pki.CheckResult {
+	fi, err := os.Stat(keyFile)
+	if err != nil {
+		return pki.CheckResult{Name: CheckModes, Detail: err.Error()}
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o007 != 0 {
+		return pki.CheckResult{Name: CheckModes, Detail: fmt.Sprintf("%s is readable by every user (%04o): chmod 600 %s (or 640 with chgrp sensu)", keyFile, perm, keyFile)}
+	}
+	return pki.CheckResult{Name: CheckModes, OK: true, Detail: fmt.Sprintf("%04o", perm)}
+}
+
+// FromConfig lists the managed certificates of c.
+func FromConfig(c *config.Config) []Source {
+	out := make([]Source, 0, len(c.Certificates))
+	for _, cert := range c.Certificates {
+		p := pki.Profile(cert.Profile)
+		hosts := cert.Hosts
+		if len(hosts) == 0 && p.Serves() {
+			hosts = []string{cert.CommonName}
+		}
+		out = append(out, Source{
+			Name: cert.Name, Origin: "config", Profile: p, Hosts: hosts,
+			CertFile: cert.CertFile, KeyFile: cert.KeyFile, CAFile: cert.CAFile,
+		})
+	}
+	return out
+}
+
+// FromFiles lists certificate files given on the command line. The key is
+// keyFile when given, else found beside the certificate by cfssljson's
+// naming (NAME.pem → NAME-key.pem) or the common NAME.crt → NAME.key.
+func FromFiles(files []string, keyFile, caFile string) ([]Source, error) {
+	if keyFile != "" && len(files) != 1 {
+		return nil, errors.New("--key names the key of one certificate: give exactly one certificate file with it")
+	}
+	out := make([]Source, 0, len(files))
+	for _, f := range files {
+		k := keyFile
+		if k == "" {
+			k = keyBeside(f)
+		}
+		out = append(out, Source{Name: filepath.Base(f), Origin: "argument", CertFile: f, KeyFile: k, CAFile: caFile, IsCA: isCAFile(f)})
+	}
+	return out, nil
+}
+
+func keyBeside(certFile string) string {
+	ext := filepath.Ext(certFile)
+	base := strings.TrimSuffix(certFile, ext)
+	for _, k := range []string{base + "-key" + ext, base + ".key", base + "-key.pem"} {
+		if _, err := os.Stat(k); err == nil {
+			return k
+		}
+	}
+	return ""
+}
+
+// isCAFile reports whether the first certificate in path is a CA, so a
+// trust bundle given as an argument is shown without leaf checks.
+func isCAFile(path string) bool {
+	certs, err := pki.ReadCertificates(path)
+	return err == nil && certs[0].IsCA && isSelfSigned(certs[0])
+}
+
+func isSelfSigned(c *x509.Certificate) bool {
+	return c.CheckSignatureFrom(c) == nil
+}

@@ -1,0 +1,36 @@
+package pki_test
+
+import (
+	"testing"
+
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+)
+
+// FuzzParsePEM feeds arbitrary bytes to both readers: they must return a
+// value or an error, never panic.
+func FuzzParsePEM(f *testing.F) {
+	c, err := ca.Init(f.TempDir(), ca.InitOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	is, err := c.Issue(ca.Request{Name: "seed", Profile: pki.Server})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(is.CertPEM)
+	f.Add(is.KeyPEM)
+	f.Add(append(append([]byte{}, is.CertPEM...), is.KeyPEM...))
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+	f.Add([]byte("-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END EC PRIVATE KEY-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		certs, err := pki.ParseCertificatesPEM(data)
+		if err == nil && len(certs) == 0 {
+			t.Fatal("no error and no certificate")
+		}
+		key, err := pki.ParsePrivateKeyPEM(data)
+		if err == nil && key == nil {
+			t.Fatal("no error and no key")
+		}
+	})
+}

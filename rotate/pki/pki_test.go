@@ -1,0 +1,206 @@
+package pki_test
+
+import (
+	"crypto/x509"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+)
+
+// openssl runs the real openssl; keys written by it are what operators have.
+func openssl(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	if _, err := exec.LookPath("openssl"); err != nil {
+		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
+			t.Fatal("openssl is required")
+		}
+		t.Skip("SKIPPED (peer missing): openssl not on PATH")
+	}
+	cmd := exec.Command("openssl", args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("openssl %v: %v\n%s", args, err, out)
+	}
+}
+
+func TestReadPrivateKeyEncodings(t *testing.T) {
+	dir := t.TempDir()
+	openssl(t, dir, "genrsa", "-traditional", "-out", "rsa-pkcs1.pem", "2048")
+	openssl(t, dir, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "rsa-pkcs8.pem")
+	openssl(t, dir, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ec-sec1.pem")
+	openssl(t, dir, "pkcs8", "-topk8", "-nocrypt", "-in", "ec-sec1.pem", "-out", "ec-pkcs8.pem")
+	for name, want := range map[string]string{
+		"rsa-pkcs1.pem": "RSA 2048", "rsa-pkcs8.pem": "RSA 2048",
+		"ec-sec1.pem": "ECDSA P-256", "ec-pkcs8.pem": "ECDSA P-256",
+	} {
+		k, err := pki.ReadPrivateKey(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if got := pki.KeyDescription(k.Public()); got != want {
+			t.Errorf("%s: read as %s, want %s", name, got, want)
+		}
+	}
+}
+
+func TestReadBadInputsNameTheFileAndTheProblem(t *testing.T) {
+	dir := t.TempDir()
+	openssl(t, dir, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-aes256", "-pass", "pass:secret", "-out", "encrypted.pem")
+	openssl(t, dir, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "k.pem", "-subj", "/CN=x", "-out", "cert.pem", "-days", "1")
+	openssl(t, dir, "x509", "-in", "cert.pem", "-outform", "der", "-out", "cert.der")
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("empty.pem", "")
+	write("garbage.pem", "this is not a certificate\n")
+	cases := []struct {
+		name string
+		read func(string) error
+		want string
+	}{
+		{"encrypted.pem", readKey, "encrypted"},
+		{"empty.pem", readKey, "empty"},
+		{"empty.pem", readCert, "empty"},
+		{"garbage.pem", readCert, "no PEM certificate"},
+		{"garbage.pem", readKey, "no PEM private key"},
+		{"cert.pem", readKey, "holds a certificate, not a key"},
+		{"cert.der", readCert, "looks like DER"},
+		{"missing.pem", readCert, "does not exist"},
+	}
+	for _, c := range cases {
+		path := filepath.Join(dir, c.name)
+		err := c.read(path)
+		if err == nil {
+			t.Errorf("%s: no error", c.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q should name the file and say %q", c.name, err, c.want)
+		}
+	}
+	if err := readKey(filepath.Join(dir, "encrypted.pem")); !errors.Is(err, pki.ErrEncryptedKey) {
+		t.Errorf("encrypted key: got %v, want ErrEncryptedKey", err)
+	}
+}
+
+func readKey(p string) error  { _, err := pki.ReadPrivateKey(p); return err }
+func readCert(p string) error { _, err := pki.ReadCertificates(p); return err }
+
+// issue makes a CA and one certificate with the real ca package.
+func issue(t *testing.T, r ca.Request) (*ca.CA, *pki.Set) {
+	t.Helper()
+	dir := t.TempDir()
+	c, err := ca.Init(dir, ca.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := c.Issue(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, err := ca.WriteFiles(dir, r.Name, is)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := pki.LoadSet(paths.Cert, paths.Key, paths.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, set
+}
+
+func TestValidateAcceptsAGoodSet(t *testing.T) {
+	_, set := issue(t, ca.Request{Name: "backend-1", Profile: pki.Backend, Hosts: []string{"backend-1", "127.0.0.1"}})
+	if err := pki.Validate(set, pki.Policy{Profile: pki.Backend, Hosts: []string{"backend-1", "127.0.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateRejectsEachFlawWithItsReason(t *testing.T) {
+	_, set := issue(t, ca.Request{Name: "backend-1", Profile: pki.Backend, Hosts: []string{"backend-1"}})
+	_, other := issue(t, ca.Request{Name: "agent-1", Profile: pki.Agent})
+	now := time.Now()
+	cases := []struct {
+		name   string
+		set    pki.Set
+		policy pki.Policy
+		check  string
+		want   string
+	}{
+		{"wrong key", pki.Set{Chain: set.Chain, Key: other.Key, CA: set.CA, KeyFile: "k.pem", CertFile: "c.pem"}, pki.Policy{}, pki.CheckKeyMatch, "does not belong"},
+		{"wrong CA", pki.Set{Chain: set.Chain, Key: set.Key, CA: other.CA, CAFile: "other-ca.pem"}, pki.Policy{}, pki.CheckChain, "not in the CA bundle other-ca.pem"},
+		{"missing SAN", *set, pki.Policy{Hosts: []string{"backend-2"}}, pki.CheckSANs, "does not cover backend-2"},
+		{"wrong usage", *other, pki.Policy{Profile: pki.Backend}, pki.CheckUsages, "needs serverAuth"},
+		{"expired", *set, pki.Policy{Now: now.Add(100 * 24 * time.Hour)}, pki.CheckValidity, "expired"},
+		{"not yet valid", *set, pki.Policy{Now: now.Add(-time.Hour)}, pki.CheckValidity, "not valid yet"},
+	}
+	for _, c := range cases {
+		err := pki.Validate(&c.set, c.policy)
+		var ve *pki.ValidationError
+		if !errors.As(err, &ve) {
+			t.Errorf("%s: got %v, want a ValidationError", c.name, err)
+			continue
+		}
+		found := false
+		for _, f := range ve.Failed {
+			if f.Name == c.check && strings.Contains(f.Detail, c.want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: %v does not fail %q with %q", c.name, err, c.check, c.want)
+		}
+	}
+}
+
+func TestValidateRejectsWeakRSA(t *testing.T) {
+	dir := t.TempDir()
+	openssl(t, dir, "req", "-x509", "-newkey", "rsa:1024", "-nodes", "-keyout", "k.pem", "-subj", "/CN=weak", "-out", "c.pem", "-days", "1")
+	set, err := pki.LoadSet(filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem"), filepath.Join(dir, "c.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = pki.Validate(set, pki.Policy{})
+	if err == nil || !strings.Contains(err.Error(), "RSA key of 1024 bits is below the minimum of 2048") {
+		t.Fatalf("got %v, want a key strength failure", err)
+	}
+}
+
+func TestProfilesCarryTheGuidesUsages(t *testing.T) {
+	want := map[pki.Profile][]x509.ExtKeyUsage{
+		pki.Backend:    {x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		pki.EtcdPeer:   {x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		pki.EtcdClient: {x509.ExtKeyUsageClientAuth},
+		pki.Agent:      {x509.ExtKeyUsageClientAuth},
+		pki.Server:     {x509.ExtKeyUsageServerAuth},
+		pki.Client:     {x509.ExtKeyUsageClientAuth},
+	}
+	for p, usages := range want {
+		_, set := issue(t, ca.Request{Name: string(p), Profile: p})
+		got := set.Leaf().ExtKeyUsage
+		if len(got) != len(usages) {
+			t.Errorf("%s: EKUs %v, want %v", p, got, usages)
+			continue
+		}
+		for i := range got {
+			if got[i] != usages[i] {
+				t.Errorf("%s: EKUs %v, want %v", p, got, usages)
+			}
+		}
+	}
+	if _, err := pki.ParseProfile("peer"); err == nil || !strings.Contains(err.Error(), "etcd-peer") {
+		t.Errorf("ParseProfile(peer) = %v, want an error listing the profiles", err)
+	}
+}

@@ -1,0 +1,264 @@
+package systemd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config"
+)
+
+// Preset names.
+const (
+	PresetSensuBackend = "sensu-backend"
+	PresetSensuAgent   = "sensu-agent"
+)
+
+// preset is the built-in knowledge about one Sensu service.
+type preset struct {
+	unit          string
+	action        string
+	healthTimeout time.Duration
+	// forbidden maps an action or signal to why it must never be used.
+	forbidden map[string]string
+}
+
+var presets = map[string]preset{
+	PresetSensuBackend: {
+		unit: "sensu-backend.service", action: "restart", healthTimeout: time.Minute,
+		forbidden: map[string]string{
+			"reload":     "sensu-backend 6.x reloads no certificates (SIGHUP only reopens log files); use action restart",
+			"signal HUP": "sensu-backend 6.x reloads no certificates on SIGHUP (it only reopens log files); use action restart",
+		},
+	},
+	PresetSensuAgent: {
+		unit: "sensu-agent.service", action: "restart", healthTimeout: 30 * time.Second,
+		forbidden: map[string]string{
+			"reload":     "sensu-agent dies on SIGHUP (exit 129), which a reload would send; use action restart, or none to wait for the next reconnect",
+			"signal HUP": "sensu-agent dies on SIGHUP (exit 129); use action restart, or none to wait for the next reconnect",
+		},
+	},
+	"": {healthTimeout: 30 * time.Second},
+}
+
+// FromConfig builds the dispatcher for cfg's services and the certificates
+// that name them. It connects to systemd only when a unit action first
+// runs, so a config without unit actions never needs D-Bus.
+func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (*Dispatcher, error) {
+	sd := &lazySystemd{address: cfg.ServiceActions.SystemdAddress}
+	var services []*Service
+	for i, sc := range cfg.Services {
+		s, err := serviceFromConfig(sc, cfg.Sensu, sd)
+		if err != nil {
+			return nil, fmt.Errorf("services[%d] (%s): %w", i, sc.Name, err)
+		}
+		services = append(services, s)
+	}
+	routes := map[string][]string{}
+	for _, c := range cfg.Certificates {
+		routes[c.Name] = c.Services
+	}
+	coalesce := cfg.ServiceActions.Coalesce
+	if coalesce == 0 {
+		coalesce = 2 * time.Second
+	}
+	d, err := NewDispatcher(DispatcherOptions{
+		Services: services, Routes: routes, Coalesce: coalesce,
+		Parallel: cfg.ServiceActions.Parallel, Log: log, Registry: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, sd.Close)
+	return d, nil
+}
+
+func serviceFromConfig(sc config.Service, sensu config.Sensu, sd UnitManager) (*Service, error) {
+	if sc.Name == "" {
+		return nil, fmt.Errorf("key name is empty; give every service a name that certificates can list")
+	}
+	p, ok := presets[sc.Preset]
+	if !ok {
+		return nil, fmt.Errorf("key preset: unknown %q (want %s, %s or empty for a generic service)", sc.Preset, PresetSensuBackend, PresetSensuAgent)
+	}
+	if sc.Unit == "" {
+		sc.Unit = p.unit
+	}
+	if sc.Action == "" {
+		sc.Action = p.action
+	}
+	onlyIfRunning := sc.OnlyIfRunning == nil || *sc.OnlyIfRunning
+	action, err := actionFromConfig(sc, p, sd, onlyIfRunning)
+	if err != nil {
+		return nil, err
+	}
+	health := Health{Timeout: sc.Health.Timeout, Interval: sc.Health.Interval}
+	if health.Timeout == 0 {
+		health.Timeout = p.healthTimeout
+	}
+	if sc.Health.URL != "" {
+		health.Checks = append(health.Checks, HTTPCheck{URL: sc.Health.URL})
+	}
+	for _, a := range sc.Health.TLS {
+		health.Checks = append(health.Checks, TLSCheck{Address: a})
+	}
+	if sc.Health.TCP != "" {
+		health.Checks = append(health.Checks, TCPCheck{Address: sc.Health.TCP})
+	}
+	var trigger Trigger = Always{}
+	switch sc.Preset {
+	case PresetSensuBackend:
+		file := sensu.BackendConfig
+		if file == "" {
+			file = "/etc/sensu/backend.yml"
+		}
+		trigger = NewSensuBackend(file)
+	case PresetSensuAgent:
+		trigger = Agent{}
+		if len(health.Checks) == 0 {
+			health.Checks = []Check{HTTPCheck{URL: "http://127.0.0.1:3031/healthz"}}
+		}
+	}
+	return &Service{Name: sc.Name, Trigger: trigger, Action: withTimeout{action, sc.Timeout}, Health: health}, nil
+}
+
+func actionFromConfig(sc config.Service, p preset, sd UnitManager, onlyIfRunning bool) (Action, error) {
+	forbidden := func(key string) error {
+		if why, bad := p.forbidden[key]; bad {
+			return fmt.Errorf("action %s refused for preset %s: %s", key, sc.Preset, why)
+		}
+		return nil
+	}
+	switch sc.Action {
+	case "restart", "try-restart", "reload":
+		if err := forbidden(sc.Action); err != nil {
+			return nil, err
+		}
+		if sc.Unit == "" {
+			return nil, fmt.Errorf("action %s needs key unit (the systemd unit to %s)", sc.Action, sc.Action)
+		}
+		return UnitJob{Systemd: sd, Unit: sc.Unit, Mode: JobMode(sc.Action), OnlyIfRunning: onlyIfRunning}, nil
+	case "signal":
+		sig, err := ParseSignal(sc.Signal)
+		if err != nil {
+			return nil, fmt.Errorf("key signal: %w", err)
+		}
+		if err := forbidden("signal " + signalName(sig)[3:]); err != nil {
+			return nil, err
+		}
+		if sc.PIDFile != "" {
+			return PIDSignal{PIDFile: sc.PIDFile, Signal: sig}, nil
+		}
+		if sc.Unit == "" {
+			return nil, fmt.Errorf("action signal needs key pid-file or unit")
+		}
+		return UnitSignal{Systemd: sd, Unit: sc.Unit, Signal: sig}, nil
+	case "command":
+		if len(sc.Command) == 0 {
+			return nil, fmt.Errorf("action command needs key command (an argument list)")
+		}
+		return Command{Service: sc.Name, Args: sc.Command, Timeout: sc.Timeout}, nil
+	case "none":
+		return None{}, nil
+	case "":
+		return nil, fmt.Errorf("key action is empty (want restart, try-restart, reload, signal, command or none)")
+	}
+	return nil, fmt.Errorf("key action: unknown %q (want restart, try-restart, reload, signal, command or none)", sc.Action)
+}
+
+// withTimeout bounds an action; 0 means 2 minutes, long enough for a
+// backend restart that waits for an etcd election.
+type withTimeout struct {
+	Action
+	timeout time.Duration
+}
+
+func (w withTimeout) Run(ctx context.Context, b Batch) (Outcome, error) {
+	t := w.timeout
+	if t <= 0 {
+		t = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, t)
+	defer cancel()
+	return w.Action.Run(ctx, b)
+}
+
+// lazySystemd connects on first use and again after the connection broke
+// (systemd re-executing drops it).
+type lazySystemd struct {
+	address string
+	mu      sync.Mutex
+	conn    *sddbus.Conn
+}
+
+func (l *lazySystemd) get(ctx context.Context) (*sddbus.Conn, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != nil && l.conn.Connected() {
+		return l.conn, nil
+	}
+	if l.conn != nil {
+		l.conn.Close()
+	}
+	conn, err := Connect(ctx, l.address)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to systemd: %w", err)
+	}
+	l.conn = conn
+	return conn, nil
+}
+
+func (l *lazySystemd) RestartUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error) {
+	c, err := l.get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return c.RestartUnitContext(ctx, name, mode, ch)
+}
+
+func (l *lazySystemd) TryRestartUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error) {
+	c, err := l.get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return c.TryRestartUnitContext(ctx, name, mode, ch)
+}
+
+func (l *lazySystemd) ReloadUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error) {
+	c, err := l.get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return c.ReloadUnitContext(ctx, name, mode, ch)
+}
+
+func (l *lazySystemd) KillUnitWithTarget(ctx context.Context, name string, target sddbus.Who, signal int32) error {
+	c, err := l.get(ctx)
+	if err != nil {
+		return err
+	}
+	return c.KillUnitWithTarget(ctx, name, target, signal)
+}
+
+func (l *lazySystemd) GetUnitPropertyContext(ctx context.Context, unit, property string) (*sddbus.Property, error) {
+	c, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.GetUnitPropertyContext(ctx, unit, property)
+}
+
+// Close drops the systemd connection, if one was made.
+func (l *lazySystemd) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != nil {
+		l.conn.Close()
+		l.conn = nil
+	}
+}

@@ -1,0 +1,231 @@
+package systemd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+)
+
+// Service is one process that must act when a certificate it uses changes.
+type Service struct {
+	Name    string
+	Trigger Trigger
+	Action  Action
+	Health  Health
+}
+
+// DispatcherOptions configure a Dispatcher.
+type DispatcherOptions struct {
+	Services []*Service
+	// Routes maps a certificate name to the services that use it.
+	Routes map[string][]string
+	// Coalesce is how long a service waits after the first change of a batch
+	// for more changes to join it (0: no wait).
+	Coalesce time.Duration
+	// Parallel is how many services may act at once (0: 4).
+	Parallel int
+	Log      *slog.Logger
+	// Registry receives the dispatcher's metrics; nil means none.
+	Registry *prometheus.Registry
+}
+
+// Dispatcher is the rotate.Subscriber that makes services pick up changes:
+// it routes each change to its services, gathers changes arriving together
+// into one batch per service, runs one action per batch (different
+// services in parallel up to a limit, never two at once for one service),
+// and checks health. An error from CertificateChanged means a service did
+// not come back on the new set; the publisher then rolls back and
+// publishes a ReasonRollback change, which runs the action and the checks
+// again against the old serial. Nothing here retries a bad certificate.
+type Dispatcher struct {
+	routes   map[string][]*serviceRunner
+	coalesce time.Duration
+	slots    chan struct{}
+	log      *slog.Logger
+	metrics  *metrics
+	closers  []func()
+}
+
+// Close releases the systemd connection, if one was made.
+func (d *Dispatcher) Close() {
+	for _, c := range d.closers {
+		c()
+	}
+}
+
+// NewDispatcher checks that every route names a service.
+func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dispatcher{routes: map[string][]*serviceRunner{}, coalesce: o.Coalesce, slots: make(chan struct{}, o.Parallel), log: o.Log, metrics: m}
+	byName := map[string]*serviceRunner{}
+	for _, s := range o.Services {
+		byName[s.Name] = &serviceRunner{svc: s, d: d}
+	}
+	for cert, names := range o.Routes {
+		for _, n := range names {
+			r, ok := byName[n]
+			if !ok {
+				return nil, fmt.Errorf("certificate %q lists service %q, which is not defined under services", cert, n)
+			}
+			d.routes[cert] = append(d.routes[cert], r)
+		}
+	}
+	return d, nil
+}
+
+// CertificateChanged hands c to every service that uses the certificate
+// and waits until each has acted and passed its health check.
+func (d *Dispatcher) CertificateChanged(ctx context.Context, c rotate.Change) error {
+	runners := d.routes[c.Name]
+	results := make([]*batchRun, len(runners))
+	for i, r := range runners {
+		results[i] = r.join(c)
+	}
+	var errs []error
+	for _, br := range results {
+		select {
+		case <-br.done:
+			if br.err != nil {
+				errs = append(errs, br.err)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("certificate %s: waiting for services: %w", c.Name, ctx.Err())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// serviceRunner serialises one service's batches.
+type serviceRunner struct {
+	svc *Service
+	d   *Dispatcher
+
+	mu      sync.Mutex
+	pending *batchRun // gathering changes; nil when none
+	running sync.Mutex
+}
+
+// batchRun is one batch and, once done is closed, its result.
+type batchRun struct {
+	batch Batch
+	done  chan struct{}
+	err   error
+}
+
+// join adds c to the batch that is still gathering, or starts a new one.
+func (r *serviceRunner) join(c rotate.Change) *batchRun {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending != nil {
+		r.pending.batch = append(r.pending.batch, c)
+		return r.pending
+	}
+	br := &batchRun{batch: Batch{c}, done: make(chan struct{})}
+	r.pending = br
+	go r.run(br)
+	return br
+}
+
+func (r *serviceRunner) run(br *batchRun) {
+	time.Sleep(r.d.coalesce)
+	// Changes keep joining while an earlier batch of this service runs:
+	// they then become one action after it, not one each.
+	r.running.Lock()
+	defer r.running.Unlock()
+	r.mu.Lock()
+	r.pending = nil
+	batch := br.batch
+	r.mu.Unlock()
+
+	r.d.slots <- struct{}{}
+	defer func() { <-r.d.slots }()
+	br.err = r.act(context.Background(), batch)
+	close(br.done)
+}
+
+// act runs the action and the health check for one batch.
+func (r *serviceRunner) act(ctx context.Context, b Batch) error {
+	s, m := r.svc, r.d.metrics
+	log := r.d.log.With("service", s.Name, "certificates", strings.Join(b.Names(), ","))
+	kind := "change"
+	if b.IsRollback() {
+		kind = "rollback"
+	}
+	dec := s.Trigger.Decide(b)
+	if !dec.Act {
+		log.Info("no action needed", "reason", dec.Reason)
+		m.actions.WithLabelValues(s.Name, kind, "skipped").Inc()
+		return nil
+	}
+	log.Info("acting", "action", s.Action.String(), "reason", dec.Reason, "kind", kind)
+	out, err := s.Action.Run(ctx, b)
+	if err != nil {
+		m.actions.WithLabelValues(s.Name, kind, "action-failed").Inc()
+		log.Error("action failed", "action", s.Action.String(), "err", err)
+		return fmt.Errorf("service %s: %w", s.Name, err)
+	}
+	if !out.Acted {
+		log.Info("action left the service alone", "detail", out.Detail)
+		m.actions.WithLabelValues(s.Name, kind, "skipped").Inc()
+		return nil
+	}
+	health := s.Health
+	if dec.Checks != nil && len(s.Health.Checks) == 0 {
+		health.Checks = dec.Checks
+	}
+	if err := health.Wait(ctx, dec.Expect); err != nil {
+		m.actions.WithLabelValues(s.Name, kind, "unhealthy").Inc()
+		m.healthFailures.WithLabelValues(s.Name, kind).Inc()
+		log.Error("service did not come back healthy", "action", s.Action.String(), "kind", kind,
+			"serials", strings.Join(dec.Expect.Serials, ","), "err", err)
+		return fmt.Errorf("service %s after %s (%s of certificate %s): %w",
+			s.Name, s.Action, kind, strings.Join(b.Names(), ", "), err)
+	}
+	m.actions.WithLabelValues(s.Name, kind, "ok").Inc()
+	log.Info("service healthy", "detail", out.Detail, "serials", strings.Join(dec.Expect.Serials, ","))
+	return nil
+}
+
+// metrics are the dispatcher's Prometheus series.
+type metrics struct {
+	actions        *prometheus.CounterVec
+	healthFailures *prometheus.CounterVec
+}
+
+func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+	m := &metrics{
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sensu_tlsd_service_actions_total",
+			Help: "Service actions after certificate changes, by service, kind (change or rollback) and result (ok, skipped, action-failed, unhealthy).",
+		}, []string{"service", "kind", "result"}),
+		healthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sensu_tlsd_service_health_failures_total",
+			Help: "Services that did not come back healthy after an action, by service and kind (change or rollback).",
+		}, []string{"service", "kind"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.actions, m.healthFailures} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("registering service metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}

@@ -187,3 +187,6 @@ func writePairPEM(t testing.TB, dir string, ca *testCA, rsaKey bool) (string, st
 	c, k := ca.issueBoth(t, rsaKey)
 	return writePair(t, dir, c, k)
 }
+
+// tlsDialPlain opens a plaintext client connection (originate's inbound).
+func tlsDialPlain(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }

@@ -50,6 +50,10 @@ type CA struct {
 	CommonName string        `yaml:"common-name"`
 	KeyType    string        `yaml:"key-type"`
 	Lifetime   time.Duration `yaml:"lifetime"`
+	// Create lets the daemon create the CA on first start when Dir holds
+	// none (quickstart); off by default so a wrong path is an error, not a
+	// new CA nobody trusts.
+	Create bool `yaml:"create"`
 }
 
 // CertDefaults are the per-certificate fields that can be set once for all.
@@ -102,6 +106,12 @@ type ACMEIssuer struct {
 	HTTPPort    int    `yaml:"http-port"`
 	TLSALPNPort int    `yaml:"tls-alpn-port"`
 	ListenHost  string `yaml:"listen-host"`
+	// CABundle is a PEM file with the roots the issued chain must verify
+	// to; it is what gets written to ca-file. Default: the top certificate
+	// of the chain the ACME server returns.
+	CABundle string `yaml:"ca-bundle"`
+	// Storage is certmagic's storage directory; default STATE-DIR/acme.
+	Storage string `yaml:"storage"`
 }
 
 // ExecIssuer runs an external command that writes the files.

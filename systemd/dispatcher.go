@@ -46,6 +46,7 @@ type DispatcherOptions struct {
 // publishes a ReasonRollback change, which runs the action and the checks
 // again against the old serial. Nothing here retries a bad certificate.
 type Dispatcher struct {
+	all      map[string]*serviceRunner // by service name
 	routes   map[string][]*serviceRunner
 	coalesce time.Duration
 	slots    chan struct{}
@@ -76,8 +77,12 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 	d := &Dispatcher{routes: map[string][]*serviceRunner{}, coalesce: o.Coalesce, slots: make(chan struct{}, o.Parallel), log: o.Log, metrics: m}
 	byName := map[string]*serviceRunner{}
 	for _, s := range o.Services {
+		if byName[s.Name] != nil {
+			return nil, fmt.Errorf("service %q is defined twice", s.Name)
+		}
 		byName[s.Name] = &serviceRunner{svc: s, d: d}
 	}
+	d.all = byName
 	for cert, names := range o.Routes {
 		for _, n := range names {
 			r, ok := byName[n]

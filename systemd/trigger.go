@@ -19,9 +19,13 @@ type Decision struct {
 }
 
 // Trigger decides whether a batch concerns a service. Implementations side
-// by side: Always (generic and sensu-agent), SensuBackend.
+// by side: Always (generic), Agent, SensuBackend.
 type Trigger interface {
+	// Decide is called once per batch and may remember what it saw.
 	Decide(b Batch) Decision
+	// Probe answers like Decide without remembering anything, for checks
+	// made outside a rotation.
+	Probe(b Batch) Decision
 }
 
 // Always acts on every batch and expects the new serials.
@@ -31,10 +35,15 @@ type Always struct{}
 func (Always) Decide(b Batch) Decision {
 	e := Expect{}
 	for _, c := range b {
-		e.Serials = append(e.Serials, c.NewSerial)
+		if c.NewSerial != "" {
+			e.Serials = append(e.Serials, c.NewSerial)
+		}
 	}
 	return Decision{Act: true, Reason: "certificate " + strings.Join(b.Names(), ", ") + " changed", Expect: e}
 }
+
+// Probe is Decide.
+func (a Always) Probe(b Batch) Decision { return a.Decide(b) }
 
 // Agent acts on every batch; sensu-agent is a TLS client, so nothing it
 // serves shows a serial.
@@ -44,6 +53,9 @@ type Agent struct{}
 func (Agent) Decide(b Batch) Decision {
 	return Decision{Act: true, Reason: "certificate " + strings.Join(b.Names(), ", ") + " changed; sensu-agent reads it at its next connection"}
 }
+
+// Probe is Decide.
+func (a Agent) Probe(b Batch) Decision { return a.Decide(b) }
 
 // SensuBackend applies sensu-backend 6.x's rules: cert-file, key-file,
 // trusted-ca-file (and the dashboard pair) are read only at start, so a
@@ -68,15 +80,23 @@ func NewSensuBackend(configFile string) *SensuBackend {
 	return t
 }
 
-// Decide maps each changed file to the backend.yml key naming it.
-func (t *SensuBackend) Decide(b Batch) Decision {
+// Decide maps each changed file to the backend.yml key naming it, and
+// remembers backend.yml's content to notice the next rewrite.
+func (t *SensuBackend) Decide(b Batch) Decision { return t.decide(b, true) }
+
+// Probe is Decide without remembering backend.yml's content.
+func (t *SensuBackend) Probe(b Batch) Decision { return t.decide(b, false) }
+
+func (t *SensuBackend) decide(b Batch, remember bool) Decision {
 	cfg, digest, err := readBackendConfig(t.ConfigFile)
 	if err != nil {
 		return Decision{Act: true, Reason: fmt.Sprintf("backend config unreadable (%v); restarting to be safe", err), Expect: Always{}.Decide(b).Expect}
 	}
 	t.mu.Lock()
 	rewritten := digest != t.digest
-	t.digest = digest
+	if remember {
+		t.digest = digest
+	}
 	t.mu.Unlock()
 
 	var restartFor, etcdOnly, unknown []string

@@ -55,8 +55,11 @@ const (
 )
 
 // UnitJob queues a restart, try-restart or reload job for a unit and waits
-// for its result. With OnlyIfRunning a unit that is not active is left
-// alone, so a service an operator stopped on purpose stays stopped.
+// for its result. With OnlyIfRunning a unit that is inactive is left
+// alone, so a service an operator stopped on purpose stays stopped; a
+// failed unit is restarted (try-restart mode too), because a crash is not
+// a decision to keep it down, and the rollback after a certificate the
+// service could not start with must bring it back.
 type UnitJob struct {
 	Systemd       UnitManager
 	Unit          string
@@ -68,12 +71,19 @@ func (a UnitJob) String() string { return string(a.Mode) + " " + a.Unit }
 
 // Run queues the job and waits until systemd reports it done.
 func (a UnitJob) Run(ctx context.Context, _ Batch) (Outcome, error) {
-	if a.OnlyIfRunning || a.Mode == JobTryRestart {
+	mode := a.Mode
+	if a.OnlyIfRunning || mode == JobTryRestart {
 		state, err := activeState(ctx, a.Systemd, a.Unit)
 		if err != nil {
 			return Outcome{}, err
 		}
-		if state != "active" && state != "reloading" {
+		switch state {
+		case "active", "reloading", "activating":
+		case "failed":
+			if mode == JobTryRestart {
+				mode = JobRestart // systemd's try-restart skips failed units
+			}
+		default:
 			return Outcome{Detail: fmt.Sprintf("%s is %s; left alone (only-if-running)", a.Unit, state)}, nil
 		}
 	}
@@ -81,7 +91,7 @@ func (a UnitJob) Run(ctx context.Context, _ Batch) (Outcome, error) {
 		JobRestart:    a.Systemd.RestartUnitContext,
 		JobTryRestart: a.Systemd.TryRestartUnitContext,
 		JobReload:     a.Systemd.ReloadUnitContext,
-	}[a.Mode]
+	}[mode]
 	if queue == nil {
 		return Outcome{}, fmt.Errorf("unit %s: unknown job %q (want restart, try-restart or reload)", a.Unit, a.Mode)
 	}

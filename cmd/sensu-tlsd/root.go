@@ -27,6 +27,9 @@ func newRootCmd() *cobra.Command {
 		newCheckCmd(a),
 		newLintCmd(),
 		newMigrateCmd(a),
+		newServicesCmd(a),
+		newRunCmd(a),
+		newRenewCmd(a),
 		newProxyCmd(),
 	)
 	return root

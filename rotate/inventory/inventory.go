@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,8 +79,10 @@ func inspect(s Source, now time.Time) Entry {
 	e.Issuer = leaf.Issuer.CommonName
 	e.Serial = pki.SerialHex(leaf)
 	e.NotAfter = leaf.NotAfter
-	e.Left = leaf.NotAfter.Sub(now).Truncate(time.Second)
-	e.Seconds = int64(e.Left / time.Second)
+	// Not truncated: a certificate expired by half a second must still
+	// count as expired, not as "expires in 0s".
+	e.Left = leaf.NotAfter.Sub(now)
+	e.Seconds = int64(math.Floor(e.Left.Seconds()))
 
 	set := &pki.Set{Chain: chain, CertFile: s.CertFile, KeyFile: s.KeyFile, CAFile: s.CAFile}
 	if s.IsCA {

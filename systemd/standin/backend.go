@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -110,7 +111,7 @@ func runBackend(ctx context.Context, args []string, logw io.Writer) error {
 		if opts.failIfCN != "" && cn == opts.failIfCN {
 			return deliberateFailure{fmt.Errorf("refusing to start: certificate CN %q matches --fail-if-cert-cn", cn)}
 		}
-		if opts.failIfSerial != "" && strings.EqualFold(serial, opts.failIfSerial) {
+		if want, ok := new(big.Int).SetString(strings.ReplaceAll(opts.failIfSerial, ":", ""), 16); ok && want.Cmp(leaf.SerialNumber) == 0 {
 			return deliberateFailure{fmt.Errorf("refusing to start: certificate serial %s matches --fail-if-serial", serial)}
 		}
 	}

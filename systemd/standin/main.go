@@ -1,19 +1,3 @@
-// Command standin stands in for sensu-backend in sensu-tlsd's tests where
-// the real backend's behaviour matters to certificate rotation: it reads
-// the same backend.yml keys, loads its certificate files only at start (a
-// restart is the only way to serve a new certificate, as with sensu-backend
-// 6.x), serves the API and agent ports over TLS when cert-file and key-file
-// are set, answers GET /health with a ClusterHealth body, accepts the agent
-// websocket on / of the agent port with Sensu's headers and Basic auth, and
-// exits 0 on SIGTERM. Flags make it fail on purpose so rollback can be
-// tested.
-//
-//	standin -c backend.yml [--fail-if-cert-cn CN] [--fail-if-serial HEX]
-//	        [--unhealthy-if-cert-cn CN] [--start-delay 2s]
-//	standin agent [--api-port 3031] [--hup-file FILE]
-//
-// The agent form stands in for sensu-agent: GET /healthz, and death with
-// status 129 on SIGHUP.
 package main
 
 import (

@@ -21,22 +21,28 @@ var (
 )
 
 // Standin builds the stand-in backend (systemd/standin) once per test
-// binary and returns the path of the executable.
+// binary and returns the path of the executable. Each build renames over
+// the previous one, so a unit still running the old file keeps it.
 func Standin(t testing.TB) string {
 	t.Helper()
 	standinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sensu-tlsd-standin-")
-		if err != nil {
+		// One fixed path, replaced by rename, so parallel test binaries
+		// share it and nothing is left behind per run.
+		dir := filepath.Join(os.TempDir(), "sensu-tlsd-test-bin")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			standinErr = err
 			return
 		}
 		standinPath = filepath.Join(dir, "standin")
+		tmp := fmt.Sprintf("%s.%d", standinPath, os.Getpid())
 		_, self, _, _ := runtime.Caller(0)
 		pkg := filepath.Join(filepath.Dir(self), "..", "standin")
-		out, err := exec.Command("go", "build", "-o", standinPath, pkg).CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", tmp, pkg).CombinedOutput()
 		if err != nil {
 			standinErr = fmt.Errorf("building the stand-in: %v\n%s", err, out)
+			return
 		}
+		standinErr = os.Rename(tmp, standinPath)
 	})
 	if standinErr != nil {
 		t.Fatal(standinErr)

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestDaemonRenewsShortLivedCertificateOnTime(t *testing.T) {
+	needPeer(t, lookPath("openssl"), "openssl verifies the renewed set")
+	dir := t.TempDir()
+	cfg := daemonConfig(t, dir, "30s", "25s", "")
+	d := daemonStart(t, dir, cfg)
+	first := d.waitLog(`msg="certificate changed" name=backend-1 reason=initial`, 20*time.Second)
+	start := time.Now()
+	second := d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal`, 20*time.Second)
+	// Due 25s before a 30s expiry, less at most 2.5s of jitter.
+	if took := time.Since(start); took < 2*time.Second || took > 15*time.Second {
+		t.Fatalf("renewal came %s after issue, want 2.5s to 5s", took)
+	}
+	serial := regexp.MustCompile(`new_serial=(\S+)`)
+	if !strings.Contains(second, "old_serial="+serial.FindStringSubmatch(first)[1]) {
+		t.Fatalf("renewal does not replace the first serial:\n%s\n%s", first, second)
+	}
+	tls := filepath.Join(dir, "tls")
+	daemonVerify(t, filepath.Join(tls, "ca.pem"), filepath.Join(tls, "backend-1.pem"))
+	if got, want := daemonSerial(t, filepath.Join(tls, "backend-1.pem")), serial.FindStringSubmatch(second)[1]; got != want {
+		t.Fatalf("serial on disk %s, announced %s", got, want)
+	}
+	mustRun(t, dir, nil, "status", "--config", cfg)
+
+	resp, err := http.Get("http://" + d.metricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`sensu_tlsd_certificate_expiry_timestamp_seconds{name="backend-1"}`,
+		`sensu_tlsd_certificate_next_renewal_timestamp_seconds{name="backend-1"}`,
+		`sensu_tlsd_renewals_total{name="backend-1",reason="renewal"}`,
+		`sensu_tlsd_certificate_last_success_timestamp_seconds{name="backend-1"}`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if resp, err := http.Get("http://" + d.metricsAddr() + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/healthz: %v %v", resp, err)
+	}
+
+	d.signal(syscall.SIGTERM)
+	d.waitLog(`msg="shutting down"`, 5*time.Second)
+	<-d.done
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit status after SIGTERM: %d", code)
+	}
+}
+
+func TestDaemonFollowsExternalReplacementAndUndoesBadOne(t *testing.T) {
+	needPeer(t, lookPath("openssl"), "openssl reads serials")
+	dir := t.TempDir()
+	cfg := daemonConfig(t, dir, "1h", "33%", "")
+	d := daemonStart(t, dir, cfg)
+	d.waitLog(`reason=initial`, 20*time.Second)
+	tls := filepath.Join(dir, "tls")
+	certFile, keyFile := filepath.Join(tls, "backend-1.pem"), filepath.Join(tls, "backend-1-key.pem")
+
+	// An operator issues a new set from the same CA and moves it in place.
+	out := filepath.Join(dir, "operator")
+	mustRun(t, dir, nil, "issue", "backend-1", "--profile", "backend", "--hosts", "localhost,127.0.0.1",
+		"--ca-dir", filepath.Join(dir, "ca"), "--out", out, "--lifetime", "1h")
+	newSerial := daemonSerial(t, filepath.Join(out, "backend-1.pem"))
+	if err := os.Rename(filepath.Join(out, "backend-1-key.pem"), keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(out, "backend-1.pem"), certFile); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLog(`msg="certificate changed" name=backend-1 reason=external .*new_serial=`+newSerial, 2*time.Second)
+
+	// A cert from a CA nobody trusts, copied over the old one with cp.
+	other := filepath.Join(dir, "other")
+	mustRun(t, dir, nil, "ca", "init", "--dir", other)
+	mustRun(t, dir, nil, "issue", "backend-1", "--profile", "backend", "--hosts", "localhost,127.0.0.1",
+		"--ca-dir", other, "--out", other, "--lifetime", "1h")
+	for _, f := range [][2]string{{"backend-1-key.pem", keyFile}, {"backend-1.pem", certFile}} {
+		b, err := os.ReadFile(filepath.Join(other, f[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f[1], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.waitLog(`replacement on disk rejected.*chain`, 2*time.Second)
+	d.waitLog(`invalid replacement undone`, 5*time.Second)
+	if got := daemonSerial(t, certFile); got != newSerial {
+		t.Fatalf("after the bad replacement the cert on disk is %s, want the last valid %s", got, newSerial)
+	}
+	daemonVerify(t, filepath.Join(tls, "ca.pem"), certFile)
+	d.noLog(`reason=external`, 300*time.Millisecond)
+}
+
+func TestDaemonSIGHUPRejectsBrokenConfigAndAppliesGoodOne(t *testing.T) {
+	dir := t.TempDir()
+	cfg := daemonConfig(t, dir, "1h", "33%", "")
+	d := daemonStart(t, dir, cfg)
+	d.waitLog(`reason=initial`, 20*time.Second)
+
+	good, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(good, []byte("  - name: agent-1\n    profile: agent\n    renew-befor: 2h\n")...), 0o644)
+	d.signal(syscall.SIGHUP)
+	line := d.waitLog(`new configuration rejected`, 5*time.Second)
+	if !strings.Contains(line, "renew-befor") {
+		t.Fatalf("rejection does not name the bad key: %s", line)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tls", "agent-1.pem")); err == nil {
+		t.Fatal("a broken config was half-applied: agent-1 was issued")
+	}
+
+	os.WriteFile(cfg, append(good, []byte("  - name: agent-1\n    profile: agent\n")...), 0o644)
+	d.signal(syscall.SIGHUP)
+	d.waitLog(`configuration reloaded.*certificates=2`, 5*time.Second)
+	d.waitLog(`msg="certificate changed" name=agent-1 reason=initial`, 10*time.Second)
+	d.noLog(`name=backend-1 reason=`, 300*time.Millisecond)
+}
+
+func TestRenewCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfg := daemonConfig(t, dir, "1h", "33%", "")
+	r := mustRun(t, dir, nil, "renew", "backend-1", "--config", cfg)
+	if !strings.Contains(r.stdout, "renewed") || !strings.Contains(r.stdout, "generation 1") {
+		t.Fatalf("first renew of a missing cert: %q", r.stdout)
+	}
+	if r := mustRun(t, dir, nil, "renew", "backend-1", "--config", cfg); !strings.Contains(r.stdout, "not due") {
+		t.Fatalf("renew before due: %q", r.stdout)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "tls", "backend-1.pem"))
+	if r := mustRun(t, dir, nil, "renew", "backend-1", "--config", cfg, "--force", "--dry-run"); !strings.Contains(r.stdout, "dry run") {
+		t.Fatalf("dry run: %q", r.stdout)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "tls", "backend-1.pem")); string(after) != string(before) {
+		t.Fatal("--dry-run changed the installed certificate")
+	}
+	if r := mustRun(t, dir, nil, "renew", "backend-1", "--config", cfg, "--force"); !strings.Contains(r.stdout, "generation 2") {
+		t.Fatalf("forced renew: %q", r.stdout)
+	}
+	if r := run(t, dir, nil, "renew", "nope", "--config", cfg); r.code == 0 || !strings.Contains(r.stderr, `no certificate named "nope"`) || !strings.Contains(r.stderr, "backend-1") {
+		t.Fatalf("unknown name: %+v", r)
+	}
+}
+
+// TestRenewWhileDaemonRunsIsAnnouncedByTheDaemon: `renew --force` installs
+// a new generation; the running daemon sees it and announces it as a
+// renewal (not as a foreign replacement, and without installing it again).
+func TestRenewWhileDaemonRunsIsAnnouncedByTheDaemon(t *testing.T) {
+	dir := t.TempDir()
+	cfg := daemonConfig(t, dir, "1h", "33%", "")
+	d := daemonStart(t, dir, cfg)
+	d.waitLog(`reason=initial`, 20*time.Second)
+	r := mustRun(t, dir, nil, "renew", "backend-1", "--config", cfg, "--force")
+	if !strings.Contains(r.stdout, "generation 2") {
+		t.Fatalf("renew: %q", r.stdout)
+	}
+	d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal .*generation=2`, 5*time.Second)
+	d.noLog(`reason=external|generation=3`, 500*time.Millisecond)
+}
+
+func TestDaemonRefusesToStartOnBusyMetricsPort(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	cfg := daemonConfig(t, dir, "1h", "33%", "")
+	r := run(t, dir, nil, "run", "--config", cfg, "--metrics-address", busy.Addr().String())
+	if r.code != 1 || !strings.Contains(r.stderr, "metrics-address "+busy.Addr().String()) || !strings.Contains(r.stderr, "address already in use") {
+		t.Fatalf("run on a busy metrics port: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tls", "backend-1.pem")); err == nil {
+		t.Fatal("certificates were issued although the daemon failed to start")
+	}
+}

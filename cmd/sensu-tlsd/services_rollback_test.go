@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+)
+
+// TestDaemonRollsBackACertificateTheBackendCannotStartWith is the whole
+// chain: `sensu-tlsd run` follows a certificate an operator moved in place,
+// restarts the stand-in sensu-backend.service through a D-Bus job in a real
+// systemd, the stand-in refuses that certificate, the health gate fails, the
+// daemon re-installs the previous generation and the rollback change
+// restarts the backend on the old serial, once, with no retry loop.
+func TestDaemonRollsBackACertificateTheBackendCannotStartWith(t *testing.T) {
+	ok, why := systemdtest.Available()
+	needPeer(t, ok, why)
+	needPeer(t, lookPath("openssl"), "openssl reads serials")
+	sys := systemdtest.Boot(t)
+	dir := t.TempDir()
+	tlsDir := filepath.Join(dir, "tls")
+	apiPort, agentPort := systemdtest.FreePort(t), systemdtest.FreePort(t)
+	yml := filepath.Join(dir, "backend.yml")
+	backend := systemdtest.Set{CertFile: filepath.Join(tlsDir, "backend.pem"), KeyFile: filepath.Join(tlsDir, "backend-key.pem"), CAFile: filepath.Join(tlsDir, "ca.pem")}
+	systemdtest.BackendYML(t, yml, backend, apiPort, agentPort)
+	unit := func(failSerial string) {
+		sys.InstallUnit("sensu-backend.service", fmt.Sprintf(`[Unit]
+DefaultDependencies=no
+[Service]
+Type=exec
+ExecStart=%s -c %s --fail-if-serial %s
+StandardOutput=append:%s/standin.log
+StandardError=inherit
+`, systemdtest.Standin(t), yml, failSerial, dir))
+	}
+	unit("none")
+
+	cfg := filepath.Join(dir, "tlsd.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`state-dir: %[1]s/state
+metrics-address: 127.0.0.1:0
+ca:
+  dir: %[1]s/ca
+  create: true
+defaults:
+  dir: %[1]s/tls
+  lifetime: 1h
+sensu:
+  backend-config: %[2]s
+service-actions:
+  coalesce: 100ms
+  systemd-address: %[3]s
+certificates:
+  - name: backend
+    profile: backend
+    hosts: [localhost, 127.0.0.1]
+    services: [sensu-backend]
+services:
+  - name: sensu-backend
+    preset: sensu-backend
+    health:
+      timeout: 3s
+      interval: 50ms
+`, dir, yml, sys.PrivateSocket())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := daemonStart(t, dir, cfg)
+	// The unit is not running yet: only-if-running leaves it alone.
+	d.waitLog(`msg="action left the service alone".*only-if-running`, 20*time.Second)
+	sys.Systemctl("start", "sensu-backend.service")
+	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
+	good := daemonSerial(t, backend.CertFile)
+
+	// The operator's certificate, which this backend refuses to start with.
+	out := filepath.Join(dir, "operator")
+	mustRun(t, dir, nil, "issue", "backend", "--profile", "backend", "--common-name", "backend-bad",
+		"--hosts", "localhost,127.0.0.1", "--ca-dir", filepath.Join(dir, "ca"), "--out", out, "--lifetime", "1h")
+	bad := daemonSerial(t, filepath.Join(out, "backend.pem"))
+	unit(bad)
+	for _, f := range [][2]string{{"backend-key.pem", backend.KeyFile}, {"backend.pem", backend.CertFile}} {
+		if err := os.Rename(filepath.Join(out, f[0]), f[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// openssl prints serials with a leading zero where the log does not.
+	d.waitLog(`msg="certificate changed" name=backend reason=external .*new_serial=0*`+strings.TrimLeft(bad, "0"), 5*time.Second)
+	d.waitLog(`msg="service did not come back healthy"`, 10*time.Second)
+	d.waitLog(`msg="rolled back to the previous certificate set".*serial=0*`+strings.TrimLeft(good, "0"), 5*time.Second)
+	d.waitLog(`msg="service healthy".*serials=0*`+strings.TrimLeft(good, "0"), 10*time.Second)
+	if got := daemonSerial(t, backend.CertFile); got != good {
+		t.Fatalf("cert on disk %s after the rollback, want %s", got, good)
+	}
+	if got := servedSerial(t, apiPort); !strings.EqualFold(got, good) {
+		t.Fatalf("backend serves %s after the rollback, want %s", got, good)
+	}
+	if state := sys.Property("sensu-backend.service", "ActiveState"); state != "active" {
+		t.Fatalf("sensu-backend.service is %s after the rollback", state)
+	}
+	// Reported once; the bad certificate is not tried again.
+	d.noLog(`reason=external`, 500*time.Millisecond)
+	resp, err := http.Get("http://" + d.metricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`sensu_tlsd_service_actions_total{kind="change",result="unhealthy",service="sensu-backend"} 1`,
+		`sensu_tlsd_service_actions_total{kind="rollback",result="ok",service="sensu-backend"} 1`,
+		`sensu_tlsd_service_health_failures_total{kind="change",service="sensu-backend"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

@@ -1,0 +1,42 @@
+package rotate
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzParseBefore feeds renew-before values from configs: no panic, and an
+// accepted value is a ratio in (0,1) or a positive duration.
+func FuzzParseBefore(f *testing.F) {
+	for _, s := range []string{"33%", "720h", "", "0%", "100%", "1e3%", "-5m", "NaN%", "5"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := ParseBefore(s)
+		if err != nil {
+			return
+		}
+		if !(b.Ratio > 0 && b.Ratio < 1) && !(b.Duration > 0) {
+			t.Fatalf("ParseBefore(%q) accepted %+v", s, b)
+		}
+	})
+}
+
+// FuzzReadState feeds state files (written by another process, possibly
+// truncated or edited by hand) to the reader `status` uses.
+func FuzzReadState(f *testing.F) {
+	f.Add([]byte(`{"name":"backend-1","serial":"AB","failures":2,"next_renewal":"2026-01-01T00:00:00Z"}`))
+	f.Add([]byte(`{`))
+	f.Add([]byte(``))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		cert := filepath.Join(dir, "certs", "x")
+		os.MkdirAll(cert, 0o755)
+		os.WriteFile(stateFile(cert), data, 0o644)
+		st, err := ReadState(dir)
+		if err == nil && len(st) != 1 {
+			t.Fatalf("ReadState returned %d entries for one file", len(st))
+		}
+	})
+}

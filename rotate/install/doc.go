@@ -1,0 +1,7 @@
+// Package install puts a certificate set (cert, key, CA bundle) on disk as
+// one atomic step, the way Kubernetes' atomic writer does: every set lives
+// in its own generation directory, a `current` symlink is swapped with
+// rename(2), and the configured paths are symlinks into `current`. A reader
+// therefore sees the whole old set or the whole new set, never a new cert
+// with an old key, even if the process is killed mid-install.
+package install

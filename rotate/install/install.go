@@ -1,0 +1,513 @@
+package install
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// File names inside a generation directory.
+const (
+	CertName = "cert.pem"
+	KeyName  = "key.pem"
+	CAName   = "ca.pem"
+
+	currentLink = "current"
+	genPrefix   = "gen-"
+	tmpPrefix   = ".tmp-"
+)
+
+// Set is the content of one certificate set, PEM encoded.
+type Set struct {
+	Cert, Key, CA []byte
+}
+
+// Equal reports whether s and o hold the same bytes.
+func (s Set) Equal(o Set) bool {
+	return bytes.Equal(s.Cert, o.Cert) && bytes.Equal(s.Key, o.Key) && bytes.Equal(s.CA, o.CA)
+}
+
+// Paths are the configured locations services read the set from.
+type Paths struct {
+	Cert, Key, CA string
+}
+
+// Perms are the ownership and modes applied to installed files.
+type Perms struct {
+	Owner    string      // user name or numeric id; "" keeps the installer's
+	Group    string      // group name or numeric id; needed for a group-readable key
+	KeyMode  os.FileMode // default 0600
+	CertMode os.FileMode // cert and CA; default 0644
+}
+
+// Installer manages the generations of one certificate set under Dir.
+type Installer struct {
+	dir   string // STATE/certs/NAME, absolute
+	paths Paths  // absolute
+	keep  int
+	perms Perms
+	uid   int
+	gid   int
+}
+
+// New checks perms and returns an Installer for the set whose generations
+// live in dir and which services read at paths. keep is how many
+// generations stay on disk (at least 2, so there is always one to roll back to).
+func New(dir string, paths Paths, keep int, perms Perms) (*Installer, error) {
+	var err error
+	in := &Installer{keep: max(keep, 2), perms: perms, uid: -1, gid: -1}
+	if in.dir, err = filepath.Abs(dir); err != nil {
+		return nil, err
+	}
+	for _, p := range []*string{&paths.Cert, &paths.Key, &paths.CA} {
+		if *p == "" {
+			return nil, fmt.Errorf("install: cert, key and CA paths are all required (got cert=%q key=%q ca=%q)", paths.Cert, paths.Key, paths.CA)
+		}
+		if *p, err = filepath.Abs(*p); err != nil {
+			return nil, err
+		}
+	}
+	in.paths = paths
+	if in.perms.KeyMode == 0 {
+		in.perms.KeyMode = 0o600
+	}
+	if in.perms.CertMode == 0 {
+		in.perms.CertMode = 0o644
+	}
+	if err := in.resolveOwner(); err != nil {
+		return nil, err
+	}
+	if err := checkKeyMode(in.perms); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// checkKeyMode refuses any mode that lets someone other than the owner and
+// a deliberately named group read the private key.
+func checkKeyMode(p Perms) error {
+	m := p.KeyMode.Perm()
+	if m&0o007 != 0 {
+		return fmt.Errorf("install: key-mode %04o lets every user on the machine read the private key; use 0600 (or 0640 with a group)", m)
+	}
+	if m&0o070 != 0 && p.Group == "" {
+		return fmt.Errorf("install: key-mode %04o gives a group access to the private key but no group is named; set group: or use 0600", m)
+	}
+	return nil
+}
+
+func (in *Installer) resolveOwner() error {
+	if in.perms.Owner != "" {
+		id, err := lookupID(in.perms.Owner, func(n string) (string, error) {
+			u, err := user.Lookup(n)
+			if err != nil {
+				return "", err
+			}
+			return u.Uid, nil
+		})
+		if err != nil {
+			return fmt.Errorf("install: owner %q: %w", in.perms.Owner, err)
+		}
+		in.uid = id
+	}
+	if in.perms.Group != "" {
+		id, err := lookupID(in.perms.Group, func(n string) (string, error) {
+			g, err := user.LookupGroup(n)
+			if err != nil {
+				return "", err
+			}
+			return g.Gid, nil
+		})
+		if err != nil {
+			return fmt.Errorf("install: group %q: %w", in.perms.Group, err)
+		}
+		in.gid = id
+	}
+	return nil
+}
+
+func lookupID(name string, lookup func(string) (string, error)) (int, error) {
+	if n, err := strconv.Atoi(name); err == nil {
+		return n, nil
+	}
+	s, err := lookup(name)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(s)
+}
+
+// Dir is the directory holding the generations.
+func (in *Installer) Dir() string { return in.dir }
+
+// Install writes set as a new generation, makes it current in one rename
+// and returns its number. The configured paths become symlinks into the
+// current generation (regular files already there are adopted first, so
+// their content never changes when they turn into symlinks).
+func (in *Installer) Install(set Set) (int, error) {
+	if err := in.Recover(); err != nil {
+		return 0, err
+	}
+	if err := in.adopt(); err != nil {
+		return 0, err
+	}
+	gen, err := in.writeGeneration(set)
+	if err != nil {
+		return 0, err
+	}
+	if err := in.switchTo(gen); err != nil {
+		return 0, err
+	}
+	if err := in.linkPaths(); err != nil {
+		return 0, err
+	}
+	return gen, in.prune()
+}
+
+// Current returns the generation `current` points at, or 0 when nothing has
+// been installed yet.
+func (in *Installer) Current() (int, error) {
+	target, err := os.Readlink(filepath.Join(in.dir, currentLink))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, ok := parseGen(target)
+	if !ok {
+		return 0, fmt.Errorf("install: %s points at %q, not a generation directory", filepath.Join(in.dir, currentLink), target)
+	}
+	return n, nil
+}
+
+// Generations lists the complete generations on disk, oldest first.
+func (in *Installer) Generations() ([]int, error) {
+	entries, err := os.ReadDir(in.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var gens []int
+	for _, e := range entries {
+		if n, ok := parseGen(e.Name()); ok && e.IsDir() {
+			gens = append(gens, n)
+		}
+	}
+	sort.Ints(gens)
+	return gens, nil
+}
+
+// ReadGeneration returns the set stored in generation gen.
+func (in *Installer) ReadGeneration(gen int) (Set, error) {
+	return readSet(Paths{
+		Cert: filepath.Join(in.dir, genName(gen), CertName),
+		Key:  filepath.Join(in.dir, genName(gen), KeyName),
+		CA:   filepath.Join(in.dir, genName(gen), CAName),
+	})
+}
+
+// ReadConfigured returns the set as a service reads it through the
+// configured paths.
+func (in *Installer) ReadConfigured() (Set, error) { return readSet(in.paths) }
+
+// Rollback points `current` at the newest generation older than the current
+// one and returns it. The configured paths follow because they link through
+// `current`.
+func (in *Installer) Rollback() (int, error) {
+	cur, err := in.Current()
+	if err != nil {
+		return 0, err
+	}
+	gens, err := in.Generations()
+	if err != nil {
+		return 0, err
+	}
+	prev := 0
+	for _, g := range gens {
+		if g < cur {
+			prev = g
+		}
+	}
+	if prev == 0 {
+		return 0, fmt.Errorf("install: no generation older than %d in %s to roll back to", cur, in.dir)
+	}
+	if err := in.switchTo(prev); err != nil {
+		return 0, err
+	}
+	if err := in.linkPaths(); err != nil {
+		return 0, err
+	}
+	return prev, nil
+}
+
+// Recover finishes or undoes an install that was interrupted: temp
+// directories and temp symlinks are removed (they were never visible), and
+// when `current` exists every configured path is made to link into it.
+// Generations newer than `current` that were never switched to stay; they
+// are pruned like any other.
+func (in *Installer) Recover() error {
+	if err := os.MkdirAll(in.dir, 0o755); err != nil {
+		return fmt.Errorf("install: creating %s: %w", in.dir, err)
+	}
+	entries, err := os.ReadDir(in.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			if err := os.RemoveAll(filepath.Join(in.dir, e.Name())); err != nil {
+				return fmt.Errorf("install: removing leftover %s: %w", e.Name(), err)
+			}
+		}
+	}
+	for _, p := range []string{in.paths.Cert, in.paths.Key, in.paths.CA} {
+		if err := removeTempsFor(p); err != nil {
+			return err
+		}
+	}
+	cur, err := in.Current()
+	if err != nil || cur == 0 {
+		return err
+	}
+	return in.linkPaths()
+}
+
+// removeTempsFor removes temp symlinks left beside a configured path.
+func removeTempsFor(path string) error {
+	matches, err := filepath.Glob(filepath.Join(filepath.Dir(path), tmpPrefix+filepath.Base(path)+"-*"))
+	if err != nil {
+		return err
+	}
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("install: removing leftover %s: %w", m, err)
+		}
+	}
+	return nil
+}
+
+// adopt makes a first generation out of regular files already at the
+// configured paths, so switching them to symlinks keeps their content.
+func (in *Installer) adopt() error {
+	cur, err := in.Current()
+	if err != nil || cur != 0 {
+		return err
+	}
+	set, err := readSet(in.paths)
+	if err != nil {
+		// Nothing complete to adopt: a first install simply creates the paths.
+		return nil
+	}
+	gen, err := in.writeGeneration(set)
+	if err != nil {
+		return err
+	}
+	if err := in.switchTo(gen); err != nil {
+		return err
+	}
+	return in.linkPaths()
+}
+
+func readSet(p Paths) (Set, error) {
+	var s Set
+	var err error
+	if s.Cert, err = os.ReadFile(p.Cert); err != nil {
+		return Set{}, err
+	}
+	if s.Key, err = os.ReadFile(p.Key); err != nil {
+		return Set{}, err
+	}
+	if s.CA, err = os.ReadFile(p.CA); err != nil {
+		return Set{}, err
+	}
+	return s, nil
+}
+
+func (in *Installer) nextGen() (int, error) {
+	gens, err := in.Generations()
+	if err != nil {
+		return 0, err
+	}
+	if len(gens) == 0 {
+		return 1, nil
+	}
+	return gens[len(gens)-1] + 1, nil
+}
+
+// writeGeneration writes set into a temp directory, fsyncs it and renames
+// it to its generation name, so a generation directory is always complete.
+func (in *Installer) writeGeneration(set Set) (int, error) {
+	gen, err := in.nextGen()
+	if err != nil {
+		return 0, err
+	}
+	tmp, err := os.MkdirTemp(in.dir, tmpPrefix+genName(gen)+"-")
+	if err != nil {
+		return 0, err
+	}
+	files := []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{CertName, set.Cert, in.perms.CertMode},
+		{KeyName, set.Key, in.perms.KeyMode},
+		{CAName, set.CA, in.perms.CertMode},
+	}
+	for _, f := range files {
+		if err := in.writeFile(filepath.Join(tmp, f.name), f.data, f.mode); err != nil {
+			os.RemoveAll(tmp)
+			return 0, err
+		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return 0, err
+	}
+	if err := syncDir(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return 0, err
+	}
+	if err := os.Rename(tmp, filepath.Join(in.dir, genName(gen))); err != nil {
+		os.RemoveAll(tmp)
+		return 0, err
+	}
+	return gen, syncDir(in.dir)
+}
+
+// writeFile creates name owner-only, sets owner and group, then widens the
+// mode to the configured one: a key is never readable by others, even for
+// an instant.
+func (in *Installer) writeFile(name string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if in.uid >= 0 || in.gid >= 0 {
+		if err := f.Chown(in.uid, in.gid); err != nil {
+			f.Close()
+			return fmt.Errorf("install: chown %s to %s:%s: %w", name, in.perms.Owner, in.perms.Group, err)
+		}
+	}
+	if err := f.Chmod(mode.Perm()); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// switchTo points `current` at generation gen with one rename(2).
+func (in *Installer) switchTo(gen int) error {
+	return replaceSymlink(genName(gen), filepath.Join(in.dir, currentLink))
+}
+
+// linkPaths makes each configured path a symlink into `current`.
+func (in *Installer) linkPaths() error {
+	links := []struct{ path, name string }{
+		{in.paths.Cert, CertName}, {in.paths.Key, KeyName}, {in.paths.CA, CAName},
+	}
+	for _, l := range links {
+		target := filepath.Join(in.dir, currentLink, l.name)
+		got, err := os.Readlink(l.path)
+		if err == nil && got == target {
+			continue
+		}
+		// A CA bundle shared by several sets (the guide's one ca.pem) is
+		// left linked to whichever set linked it first while the bytes
+		// are the same, so installs of different sets do not flip it.
+		if err == nil && sameContent(l.path, target) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
+			return err
+		}
+		if err := replaceSymlink(target, l.path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sameContent(a, b string) bool {
+	x, err := os.ReadFile(a)
+	if err != nil {
+		return false
+	}
+	y, err := os.ReadFile(b)
+	return err == nil && bytes.Equal(x, y)
+}
+
+// replaceSymlink atomically makes path a symlink to target: a temp symlink
+// beside it is renamed over it, then the directory is fsynced.
+func replaceSymlink(target, path string) error {
+	dir := filepath.Dir(path)
+	tmp := filepath.Join(dir, tmpPrefix+filepath.Base(path)+"-"+strconv.Itoa(os.Getpid()))
+	os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("install: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// prune removes the oldest generations beyond keep, never the current one.
+func (in *Installer) prune() error {
+	cur, err := in.Current()
+	if err != nil {
+		return err
+	}
+	gens, err := in.Generations()
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(gens)-in.keep; i++ {
+		if gens[i] == cur {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(in.dir, genName(gens[i]))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func genName(n int) string { return fmt.Sprintf("%s%06d", genPrefix, n) }
+
+func parseGen(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, genPrefix)
+	if !ok || len(rest) != 6 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	return n, err == nil && n > 0
+}

@@ -1,0 +1,303 @@
+package install
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func testSet(tag string) Set {
+	return Set{
+		Cert: []byte("-----CERT " + tag + "-----\n" + strings.Repeat(tag, 300) + "\n"),
+		Key:  []byte("-----KEY " + tag + "-----\n" + strings.Repeat(tag, 100) + "\n"),
+		CA:   []byte("-----CA " + tag + "-----\n" + strings.Repeat(tag, 200) + "\n"),
+	}
+}
+
+func testPaths(root string) Paths {
+	return Paths{
+		Cert: filepath.Join(root, "etc", "backend.pem"),
+		Key:  filepath.Join(root, "etc", "backend-key.pem"),
+		CA:   filepath.Join(root, "etc", "ca.pem"),
+	}
+}
+
+func mustNew(t *testing.T, root string, perms Perms) *Installer {
+	t.Helper()
+	in, err := New(filepath.Join(root, "state", "certs", "backend"), testPaths(root), 3, perms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+func TestInstallSwitchesWholeSetAndRollsBack(t *testing.T) {
+	root := t.TempDir()
+	in := mustNew(t, root, Perms{})
+	a, b := testSet("A"), testSet("B")
+	if g, err := in.Install(a); err != nil || g != 1 {
+		t.Fatalf("first install: gen %d, %v", g, err)
+	}
+	if g, err := in.Install(b); err != nil || g != 2 {
+		t.Fatalf("second install: gen %d, %v", g, err)
+	}
+	got, err := in.ReadConfigured()
+	if err != nil || !got.Equal(b) {
+		t.Fatalf("configured paths after install: %q, %v", got, err)
+	}
+	for _, p := range []string{in.paths.Cert, in.paths.Key, in.paths.CA} {
+		if fi, err := os.Lstat(p); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("%s is not a symlink: %v %v", p, fi, err)
+		}
+	}
+	if g, err := in.Rollback(); err != nil || g != 1 {
+		t.Fatalf("rollback: gen %d, %v", g, err)
+	}
+	if got, _ := in.ReadConfigured(); !got.Equal(a) {
+		t.Fatalf("after rollback the configured paths read %q, want set A", got.Cert[:12])
+	}
+}
+
+func TestInstallAdoptsExistingFilesWithoutChangingThem(t *testing.T) {
+	root := t.TempDir()
+	p := testPaths(root)
+	old := testSet("O")
+	os.MkdirAll(filepath.Dir(p.Cert), 0o755)
+	os.WriteFile(p.Cert, old.Cert, 0o644)
+	os.WriteFile(p.Key, old.Key, 0o600)
+	os.WriteFile(p.CA, old.CA, 0o644)
+	in := mustNew(t, root, Perms{})
+	if g, err := in.Install(testSet("N")); err != nil || g != 2 {
+		t.Fatalf("install over existing files: gen %d, %v (want 2: 1 is the adopted set)", g, err)
+	}
+	adopted, err := in.ReadGeneration(1)
+	if err != nil || !adopted.Equal(old) {
+		t.Fatalf("generation 1 does not hold the adopted files: %v", err)
+	}
+	if g, err := in.Rollback(); err != nil || g != 1 {
+		t.Fatalf("rollback to adopted: %d %v", g, err)
+	}
+	if got, _ := in.ReadConfigured(); !got.Equal(old) {
+		t.Fatal("rollback did not bring the original files back")
+	}
+}
+
+func TestInstallKeepsOnlyNGenerations(t *testing.T) {
+	root := t.TempDir()
+	in := mustNew(t, root, Perms{})
+	for i := range 6 {
+		if _, err := in.Install(testSet(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gens, _ := in.Generations()
+	if fmt.Sprint(gens) != "[4 5 6]" {
+		t.Fatalf("generations kept: %v, want [4 5 6]", gens)
+	}
+}
+
+func TestKeyIsNeverInstalledReadableByOthers(t *testing.T) {
+	root := t.TempDir()
+	for _, bad := range []Perms{{KeyMode: 0o644}, {KeyMode: 0o604}, {KeyMode: 0o640}, {KeyMode: 0o666, Group: "0"}} {
+		if _, err := New(filepath.Join(root, "s"), testPaths(root), 3, bad); err == nil {
+			t.Errorf("key-mode %04o group %q accepted", bad.KeyMode, bad.Group)
+		} else if !strings.Contains(err.Error(), "key-mode") {
+			t.Errorf("error does not name key-mode: %v", err)
+		}
+	}
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	for _, tc := range []struct {
+		perms Perms
+		want  os.FileMode
+	}{{Perms{}, 0o600}, {Perms{KeyMode: 0o640, Group: "0"}, 0o640}, {Perms{KeyMode: 0o400}, 0o400}} {
+		dir := t.TempDir()
+		in := mustNew(t, dir, tc.perms)
+		for i := range 3 {
+			if _, err := in.Install(testSet(fmt.Sprint(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
+			if err == nil && fi.Mode().IsRegular() && filepath.Base(path) == KeyName {
+				if fi.Mode().Perm() != tc.want {
+					t.Errorf("%s installed with mode %04o, want %04o", path, fi.Mode().Perm(), tc.want)
+				}
+			}
+			return nil
+		})
+		st, err := os.Stat(in.paths.Key)
+		if err != nil || st.Mode().Perm()&0o007 != 0 {
+			t.Errorf("configured key %s: mode %v, %v", in.paths.Key, st.Mode(), err)
+		}
+	}
+}
+
+// TestCrashDuringInstallNeverMixesSets kills an installer process with
+// SIGKILL at random points, at least 200 times, and checks after each kill
+// that the configured paths hold the complete set A or the complete set B.
+func TestCrashDuringInstallNeverMixesSets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash injection takes a while; run without -short")
+	}
+	root := t.TempDir()
+	a, b := testSet("A"), testSet("B")
+	resetToRegularFiles := func() {
+		os.RemoveAll(filepath.Join(root, "state"))
+		p := testPaths(root)
+		os.MkdirAll(filepath.Dir(p.Cert), 0o755)
+		for _, f := range []struct {
+			path string
+			data []byte
+		}{{p.Cert, a.Cert}, {p.Key, a.Key}, {p.CA, a.CA}} {
+			os.Remove(f.path)
+			if err := os.WriteFile(f.path, f.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	resetToRegularFiles()
+	seen := map[string]int{}
+	const kills = 220
+	for i := range kills {
+		if i%25 == 0 {
+			resetToRegularFiles() // exercise adoption of plain files too
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestInstallerHelperProcess$")
+		cmd.Env = append(os.Environ(), "INSTALL_HELPER_ROOT="+root)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+			t.Fatalf("helper did not start: %v", err)
+		}
+		time.Sleep(time.Duration(rand.IntN(4000)) * time.Microsecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+
+		got, err := readSet(testPaths(root))
+		switch {
+		case err != nil:
+			t.Fatalf("kill %d: configured paths unreadable: %v", i, err)
+		case got.Equal(a):
+			seen["A"]++
+		case got.Equal(b):
+			seen["B"]++
+		default:
+			t.Fatalf("kill %d: configured paths hold a mix of sets: cert %q key %q ca %q", i, got.Cert[:12], got.Key[:11], got.CA[:10])
+		}
+		in := mustNew(t, root, Perms{})
+		if err := in.Recover(); err != nil {
+			t.Fatalf("kill %d: recover: %v", i, err)
+		}
+		if after, err := in.ReadConfigured(); err != nil || !after.Equal(got) {
+			t.Fatalf("kill %d: recovery changed what readers see: %v", i, err)
+		}
+		leftovers, _ := filepath.Glob(filepath.Join(root, "*", "*", "*", tmpPrefix+"*"))
+		more, _ := filepath.Glob(filepath.Join(root, "etc", tmpPrefix+"*"))
+		if len(leftovers)+len(more) > 0 {
+			t.Fatalf("kill %d: recovery left temp entries: %v %v", i, leftovers, more)
+		}
+	}
+	if seen["A"] == 0 || seen["B"] == 0 {
+		t.Fatalf("kills never landed on both sides of a switch (A %d, B %d): the test did not exercise installs", seen["A"], seen["B"])
+	}
+	t.Logf("after %d kills: set A %d times, set B %d times", kills, seen["A"], seen["B"])
+}
+
+// TestInstallerHelperProcess is the installer the crash test kills: it
+// installs set A and set B alternately until it is killed.
+func TestInstallerHelperProcess(t *testing.T) {
+	root := os.Getenv("INSTALL_HELPER_ROOT")
+	if root == "" {
+		t.Skip("helper process for TestCrashDuringInstallNeverMixesSets")
+	}
+	in := mustNew(t, root, Perms{})
+	sets := []Set{testSet("A"), testSet("B")}
+	cur, _ := in.ReadConfigured()
+	next := 0
+	if bytes.Equal(cur.Cert, sets[0].Cert) {
+		next = 1
+	}
+	fmt.Println("ready")
+	for {
+		if _, err := in.Install(sets[next]); err != nil {
+			fmt.Fprintln(os.Stderr, "helper install:", err)
+			os.Exit(3)
+		}
+		next = 1 - next
+	}
+}
+
+func TestSharedCABundleIsNotFlippedBetweenSets(t *testing.T) {
+	root := t.TempDir()
+	ca := filepath.Join(root, "etc", "ca.pem")
+	mk := func(name string) *Installer {
+		in, err := New(filepath.Join(root, "state", name), Paths{
+			Cert: filepath.Join(root, "etc", name+".pem"),
+			Key:  filepath.Join(root, "etc", name+"-key.pem"),
+			CA:   ca,
+		}, 3, Perms{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	a, b := mk("a"), mk("b")
+	shared := []byte("the one CA")
+	if _, err := a.Install(Set{Cert: []byte("ca"), Key: []byte("ka"), CA: shared}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Install(Set{Cert: []byte("cb"), Key: []byte("kb"), CA: shared}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.Readlink(ca); !strings.HasPrefix(got, a.Dir()) {
+		t.Fatalf("shared ca.pem flipped to %s although its bytes did not change", got)
+	}
+	if _, err := b.Install(Set{Cert: []byte("cb2"), Key: []byte("kb2"), CA: []byte("a new CA")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(ca); string(got) != "a new CA" {
+		t.Fatalf("a new CA bundle was not linked: %q", got)
+	}
+}
+
+func TestOwnerGroupAndModesAreApplied(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
+			t.Fatalf("required peer missing: root, to chown to another user")
+		}
+		t.Skipf("SKIPPED (peer missing): chown to another user needs root")
+	}
+	root := t.TempDir()
+	in := mustNew(t, root, Perms{Owner: "nobody", Group: "nogroup", KeyMode: 0o640, CertMode: 0o644})
+	if _, err := in.Install(testSet("A")); err != nil {
+		t.Fatal(err)
+	}
+	for path, mode := range map[string]os.FileMode{in.paths.Key: 0o640, in.paths.Cert: 0o644, in.paths.CA: 0o644} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode().Perm() != mode || st.Uid != uint32(in.uid) || st.Gid != uint32(in.gid) {
+			t.Errorf("%s: mode %04o uid %d gid %d, want %04o %d:%d", path, fi.Mode().Perm(), st.Uid, st.Gid, mode, in.uid, in.gid)
+		}
+	}
+	if _, err := New(filepath.Join(root, "x"), testPaths(root), 3, Perms{Owner: "no-such-user-here"}); err == nil || !strings.Contains(err.Error(), "no-such-user-here") {
+		t.Fatalf("unknown owner: %v", err)
+	}
+}

@@ -1,0 +1,52 @@
+package rotate
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
+)
+
+// Issuer produces a candidate certificate set for a plan. Implementations
+// sit side by side (local-ca, acme, exec, files); none of them installs
+// anything: the manager validates every candidate before it touches the
+// configured paths, because an issuer may return anything.
+type Issuer interface {
+	// Issue returns a new set for p. stage is an empty private directory
+	// the issuer may use for files; it is removed afterwards.
+	Issue(ctx context.Context, p Plan, stage string) (install.Set, error)
+}
+
+// store is where a validated set goes: the atomic installer for sets
+// sensu-tlsd owns, or nowhere for files another tool renews.
+type store interface {
+	Install(install.Set) (int, error)
+	Rollback() (int, error)
+	Current() (int, error)
+	ReadConfigured() (install.Set, error)
+	Recover() error
+}
+
+// newIssuer returns the issuer the plan names, checking its settings.
+func newIssuer(p Plan) (Issuer, error) {
+	switch p.Issuer.Type {
+	case "", "local-ca":
+		return localCAIssuer{}, nil
+	case "exec":
+		return newExecIssuer(p.Issuer.Exec)
+	case "files":
+		return filesIssuer{}, nil
+	case "acme":
+		return newACMEIssuer(p)
+	default:
+		return nil, fmt.Errorf("type %q is not one of local-ca, acme, exec, files", p.Issuer.Type)
+	}
+}
+
+// newStore returns where sets for p are installed.
+func newStore(p Plan) (store, error) {
+	if p.Issuer.Type == "files" {
+		return followedFiles{paths: p.Paths}, nil
+	}
+	return install.New(p.Dir, p.Paths, p.Keep, p.Perms)
+}

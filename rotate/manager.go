@@ -1,0 +1,590 @@
+package rotate
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/watch"
+)
+
+// externalGrace is how long an invalid replacement may stay on disk before
+// the last valid set is put back: a tool replacing cert and key with two
+// separate renames is briefly inconsistent and must not be undone mid-way.
+const externalGrace = time.Second
+
+// Manager keeps every planned certificate valid: it schedules renewals,
+// follows the files on disk, and drives issue → validate → install →
+// publish for each certificate in its own goroutine.
+type Manager struct {
+	bus     *Bus
+	metrics *Metrics
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	runners map[string]*runner
+	watcher *watch.Watcher
+	ctx     context.Context
+	wg      sync.WaitGroup
+}
+
+// NewManager returns a manager that announces changes on bus (consumers
+// subscribe before Run) and records them in metrics.
+func NewManager(bus *Bus, metrics *Metrics, log *slog.Logger) *Manager {
+	return &Manager{bus: bus, metrics: metrics, log: log, runners: map[string]*runner{}}
+}
+
+// Run follows and renews plans until ctx ends. ready is called once every
+// certificate's initial state is loaded and its schedule is set.
+func (m *Manager) Run(ctx context.Context, plans []Plan, ready func()) error {
+	w, err := watch.New(watch.DefaultDebounce)
+	if err != nil {
+		return fmt.Errorf("starting the file watcher: %w", err)
+	}
+	m.mu.Lock()
+	m.watcher, m.ctx = w, ctx
+	m.mu.Unlock()
+	watchErr := make(chan error, 1)
+	go func() { watchErr <- w.Run(ctx) }()
+	go m.dispatch(ctx, w)
+	if err := m.Apply(plans); err != nil {
+		return err
+	}
+	if ready != nil {
+		ready()
+	}
+	select {
+	case <-ctx.Done():
+		err = nil
+	case err = <-watchErr:
+		err = fmt.Errorf("file watcher: %w", err)
+	}
+	m.wg.Wait()
+	return err
+}
+
+func (m *Manager) dispatch(ctx context.Context, w *watch.Watcher) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case name := <-w.Changes():
+			m.mu.Lock()
+			r := m.runners[name]
+			m.mu.Unlock()
+			if r != nil {
+				select {
+				case r.changed <- struct{}{}:
+				default: // one pending notification is enough
+				}
+			}
+		}
+	}
+}
+
+// Apply makes the running set of certificates match plans: removed ones
+// stop, changed ones restart with their new plan, new ones start. Each
+// runner finishes its initial load before Apply returns.
+func (m *Manager) Apply(plans []Plan) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	want := map[string]Plan{}
+	for _, p := range plans {
+		want[p.Name] = p
+	}
+	for name, r := range m.runners {
+		if p, ok := want[name]; !ok || !reflect.DeepEqual(p, r.plan) {
+			r.stop()
+			m.watcher.Remove(name)
+			delete(m.runners, name)
+			if !ok {
+				m.metrics.forget(name)
+				m.log.Info("certificate no longer managed", "name", name)
+			}
+		}
+	}
+	for _, p := range plans {
+		if _, ok := m.runners[p.Name]; ok {
+			continue
+		}
+		r, err := m.newRunner(p)
+		if err != nil {
+			return err
+		}
+		m.runners[p.Name] = r
+		ctx, cancel := context.WithCancel(m.ctx)
+		r.cancel, r.done = cancel, make(chan struct{})
+		loaded := make(chan struct{})
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			defer close(r.done)
+			r.run(ctx, loaded)
+		}()
+		<-loaded
+	}
+	return nil
+}
+
+func (m *Manager) newRunner(p Plan) (*runner, error) {
+	iss, err := newIssuer(p)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: issuer: %w", p.Name, err)
+	}
+	st, err := newStore(p)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", p.Name, err)
+	}
+	prev, _ := readStateFile(stateFile(p.Dir))
+	prev.Name = p.Name
+	return &runner{
+		m: m, plan: p, issuer: iss, store: st, state: prev,
+		log:     m.log.With("name", p.Name),
+		changed: make(chan struct{}, 1),
+	}, nil
+}
+
+// Result is what one renewal attempt did, for `sensu-tlsd renew`.
+type Result struct {
+	Name       string
+	Skipped    string // why nothing was done (not due), "" otherwise
+	DryRun     bool
+	Serial     string
+	NotAfter   time.Time
+	Generation int
+}
+
+// RenewOnce renews one certificate now, outside the daemon: when it is due
+// (or force), issue, validate and, unless dryRun, install and publish.
+func (m *Manager) RenewOnce(ctx context.Context, p Plan, force, dryRun bool) (Result, error) {
+	r, err := m.newRunner(p)
+	if err != nil {
+		return Result{}, err
+	}
+	unlock, err := r.lock()
+	if err != nil {
+		return Result{}, err
+	}
+	r.load()
+	unlock()
+	res := Result{Name: p.Name, DryRun: dryRun}
+	if !force && r.leaf != nil && time.Now().Before(r.plan.RenewAt(r.leaf)) {
+		res.Skipped = fmt.Sprintf("not due: serial %s expires %s, renewal from %s (use --force to renew anyway)",
+			pki.SerialHex(r.leaf), r.leaf.NotAfter.Format(time.RFC3339), r.state.NextRenewal.Format(time.RFC3339))
+		return res, nil
+	}
+	set, ps, f := r.candidate(ctx)
+	if f != nil {
+		r.fail(f.reason, f.err, time.Now())
+		return res, f.err
+	}
+	res.Serial, res.NotAfter = pki.SerialHex(ps.Leaf()), ps.Leaf().NotAfter
+	if dryRun {
+		return res, nil
+	}
+	reason := ReasonRenewal
+	if r.leaf == nil {
+		reason = ReasonInitial
+	}
+	if ferr := r.commit(ctx, set, ps, reason, true); ferr != nil {
+		return res, ferr.err
+	}
+	res.Generation = r.state.Generation
+	return res, nil
+}
+
+// runner owns one certificate: only its goroutine touches its fields.
+type runner struct {
+	m       *Manager
+	plan    Plan
+	issuer  Issuer
+	store   store
+	log     *slog.Logger
+	changed chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	known install.Set       // bytes of the last valid set on disk
+	leaf  *x509.Certificate // its leaf; nil when there is no valid set
+	gen   int
+	state CertState
+}
+
+func (r *runner) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// failure is an attempt that went wrong, with its metric reason.
+type failure struct {
+	reason string
+	err    error
+}
+
+func (r *runner) run(ctx context.Context, loaded chan<- struct{}) {
+	if unlock, err := r.lock(); err != nil {
+		r.log.Error("cannot lock the certificate's state directory", "error", err)
+	} else {
+		r.load()
+		unlock()
+	}
+	r.refreshWatch()
+	next := time.Now()
+	if r.leaf != nil {
+		next = r.plan.RenewAt(r.leaf)
+	}
+	r.schedule(next)
+	close(loaded)
+
+	timer := time.NewTimer(untilCapped(next))
+	defer timer.Stop()
+	var grace <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.changed:
+			if r.external(ctx) {
+				grace = time.After(externalGrace)
+			} else {
+				grace = nil
+			}
+		case <-grace:
+			grace = nil
+			r.restoreIfStillInvalid(ctx)
+		case <-timer.C:
+			if !time.Now().Before(r.state.NextRenewal) {
+				r.attempt(ctx)
+			}
+		}
+		timer.Stop()
+		timer.Reset(untilCapped(r.state.NextRenewal))
+	}
+}
+
+// maxSleep bounds one timer wait. Timers run on the monotonic clock, which
+// stands still while a machine is suspended; waking at least hourly and
+// comparing with the wall clock keeps a renewal from being days late.
+const maxSleep = time.Hour
+
+func untilCapped(t time.Time) time.Duration { return min(time.Until(t), maxSleep) }
+
+// load reads the set on disk (finishing any interrupted install first) and
+// keeps it when it is valid for the plan.
+func (r *runner) load() {
+	if err := r.store.Recover(); err != nil {
+		r.log.Error("recovering an interrupted install", "dir", r.plan.Dir, "error", err)
+	}
+	r.gen, _ = r.store.Current()
+	set, err := r.store.ReadConfigured()
+	if err != nil {
+		r.log.Info("no complete certificate set on disk yet; issuing one", "cert", r.plan.Paths.Cert, "reason", err.Error())
+		return
+	}
+	ps, err := validate(set, r.plan, time.Now())
+	if err != nil {
+		r.log.Warn("the certificate set on disk is not valid for its plan; issuing a new one", "error", err)
+		return
+	}
+	r.setKnown(set, ps.Leaf(), r.gen)
+}
+
+func (r *runner) setKnown(set install.Set, leaf *x509.Certificate, gen int) {
+	r.known, r.leaf, r.gen = set, leaf, gen
+	r.state.Serial = pki.SerialHex(leaf)
+	r.state.NotAfter = leaf.NotAfter
+	r.state.Generation = gen
+	r.m.metrics.expiry.WithLabelValues(r.plan.Name).Set(float64(leaf.NotAfter.Unix()))
+	r.m.metrics.generation.WithLabelValues(r.plan.Name).Set(float64(gen))
+}
+
+func (r *runner) schedule(at time.Time) {
+	r.state.NextRenewal = at
+	r.m.metrics.nextRenewal.WithLabelValues(r.plan.Name).Set(float64(at.Unix()))
+	r.saveState()
+}
+
+func (r *runner) saveState() {
+	if err := writeState(r.plan.Dir, r.state); err != nil {
+		r.log.Error("writing the state file", "dir", r.plan.Dir, "error", err)
+	}
+}
+
+func (r *runner) refreshWatch() {
+	// watcher is set before any runner starts and never changes.
+	w := r.m.watcher
+	if w == nil {
+		return
+	}
+	if err := w.Set(r.plan.Name, []string{r.plan.Paths.Cert, r.plan.Paths.Key, r.plan.Paths.CA}); err != nil {
+		r.log.Error("watching the certificate files", "error", err)
+	}
+}
+
+// lock serialises installs of this certificate across processes (the
+// daemon and a `sensu-tlsd renew` run by hand).
+func (r *runner) lock() (func(), error) {
+	if err := os.MkdirAll(r.plan.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	return flock(filepath.Join(r.plan.Dir, ".lock"))
+}
+
+// flock takes an exclusive lock on path, creating it; the returned func
+// releases it.
+func flock(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// attempt is one scheduled renewal (or first issue).
+func (r *runner) attempt(ctx context.Context) {
+	unlock, err := r.lock()
+	if err != nil {
+		r.fail(FailInstall, err, time.Now())
+		return
+	}
+	defer unlock()
+	set, ps, f := r.candidate(ctx)
+	if f != nil {
+		r.fail(f.reason, f.err, time.Now())
+		return
+	}
+	reason := ReasonRenewal
+	if r.leaf == nil {
+		reason = ReasonInitial
+	}
+	if f := r.commit(ctx, set, ps, reason, true); f != nil {
+		r.fail(f.reason, f.err, time.Now())
+	}
+}
+
+// candidate asks the issuer for a set and validates it.
+func (r *runner) candidate(ctx context.Context) (install.Set, *pki.Set, *failure) {
+	stage, err := os.MkdirTemp(r.plan.Dir, ".tmp-stage-")
+	if err != nil {
+		return install.Set{}, nil, &failure{FailIssue, err}
+	}
+	defer os.RemoveAll(stage)
+	set, err := r.issuer.Issue(ctx, r.plan, stage)
+	if err != nil {
+		return set, nil, &failure{FailIssue, err}
+	}
+	ps, err := validate(set, r.plan, time.Now())
+	if err != nil {
+		return set, nil, &failure{FailValidate, fmt.Errorf("candidate rejected, the installed set stays: %w", err)}
+	}
+	if r.leaf != nil && pki.SerialHex(ps.Leaf()) == pki.SerialHex(r.leaf) {
+		return set, nil, &failure{FailIssue, fmt.Errorf("the issuer returned the certificate already installed (serial %s); whatever renews %s has not run", pki.SerialHex(r.leaf), r.plan.Paths.Cert)}
+	}
+	return set, ps, nil
+}
+
+// commit installs a validated set (unless it is already on disk) and
+// announces it. If a consumer rejects it, the previous generation goes
+// back and the rollback is announced.
+func (r *runner) commit(ctx context.Context, set install.Set, ps *pki.Set, reason Reason, installNew bool) *failure {
+	oldSet, oldSerial := r.known, r.state.Serial
+	if r.leaf == nil {
+		oldSerial = ""
+	}
+	gen := r.gen
+	if installNew {
+		var err error
+		if gen, err = r.store.Install(set); err != nil {
+			return &failure{FailInstall, err}
+		}
+	}
+	r.setKnown(set, ps.Leaf(), gen)
+	r.refreshWatch()
+	change := Change{
+		Name: r.plan.Name, Reason: reason, OldSerial: oldSerial, NewSerial: r.state.Serial,
+		Generation: gen, NotAfter: ps.Leaf().NotAfter,
+		CertFile: r.plan.Paths.Cert, KeyFile: r.plan.Paths.Key, CAFile: r.plan.Paths.CA,
+		Files: changedFiles(oldSet, set, r.plan.Paths),
+	}
+	r.log.Info("certificate changed", "reason", string(reason), "old_serial", oldSerial, "new_serial", change.NewSerial,
+		"generation", gen, "not_after", change.NotAfter.Format(time.RFC3339))
+	if err := r.m.bus.Publish(ctx, change); err != nil {
+		r.rollback(ctx, change)
+		return &failure{FailConsumer, fmt.Errorf("a consumer could not come up on serial %s, rolled back: %w", change.NewSerial, err)}
+	}
+	now := time.Now()
+	r.state.LastSuccess, r.state.Failures, r.state.LastError = now, 0, ""
+	r.state.Renewals++
+	r.m.metrics.renewals.WithLabelValues(r.plan.Name, string(reason)).Inc()
+	r.m.metrics.lastSuccess.WithLabelValues(r.plan.Name).Set(float64(now.Unix()))
+	next := r.plan.RenewAt(ps.Leaf())
+	if !next.After(now) {
+		// A renew-before longer than the lifetime would renew in a loop.
+		r.log.Warn("renew-before leaves no time between renewals; waiting retry-min", "renew_at", next.Format(time.RFC3339), "retry_min", r.plan.RetryMin.String())
+		next = now.Add(r.plan.RetryMin)
+	}
+	r.schedule(next)
+	return nil
+}
+
+func (r *runner) rollback(ctx context.Context, bad Change) {
+	gen, err := r.store.Rollback()
+	if err != nil {
+		r.log.Error("a consumer rejected the new set and it cannot be rolled back", "serial", bad.NewSerial, "error", err)
+		return
+	}
+	set, err := r.store.ReadConfigured()
+	var ps *pki.Set
+	if err == nil {
+		ps, err = parseSet(set, r.plan.Paths)
+	}
+	if err != nil {
+		r.log.Error("rolled back to generation but cannot read it", "generation", gen, "error", err)
+		return
+	}
+	r.setKnown(set, ps.Leaf(), gen)
+	r.refreshWatch()
+	back := Change{
+		Name: r.plan.Name, Reason: ReasonRollback, OldSerial: bad.NewSerial, NewSerial: r.state.Serial,
+		Generation: gen, NotAfter: ps.Leaf().NotAfter,
+		CertFile: bad.CertFile, KeyFile: bad.KeyFile, CAFile: bad.CAFile, Files: bad.Files,
+	}
+	r.m.metrics.renewals.WithLabelValues(r.plan.Name, string(ReasonRollback)).Inc()
+	r.log.Warn("rolled back to the previous certificate set", "bad_serial", bad.NewSerial, "serial", back.NewSerial, "generation", gen)
+	if err := r.m.bus.Publish(ctx, back); err != nil {
+		r.log.Error("consumers also failed on the rolled-back set", "error", err)
+	}
+}
+
+// fail records a failed attempt and backs off; it never retries at once.
+func (r *runner) fail(reason string, err error, now time.Time) {
+	r.state.Failures++
+	r.state.LastError, r.state.LastErrorAt = err.Error(), now
+	r.m.metrics.failures.WithLabelValues(r.plan.Name, reason).Inc()
+	var notAfter time.Time
+	if r.leaf != nil {
+		notAfter = r.leaf.NotAfter
+	}
+	next := now.Add(r.plan.RetryAfter(r.state.Failures, notAfter, now))
+	r.log.Error("renewal failed", "reason", reason, "error", err, "failures", r.state.Failures,
+		"emergency", r.plan.inEmergency(notAfter, now), "next_attempt", next.Format(time.RFC3339))
+	r.schedule(next)
+}
+
+// external handles a change on disk that the runner did not make. It
+// returns true when the new content is invalid and the grace period for
+// the replacement to become whole starts.
+func (r *runner) external(ctx context.Context) bool {
+	set, err := r.store.ReadConfigured()
+	if err == nil && set.Equal(r.known) {
+		return false // our own install, or a rewrite with the same bytes
+	}
+	unlock, lerr := r.lock()
+	if lerr != nil {
+		r.log.Error("cannot lock the certificate's state directory", "error", lerr)
+		return false
+	}
+	defer unlock()
+	var ps *pki.Set
+	if err == nil {
+		ps, err = validate(set, r.plan, time.Now())
+	}
+	if err != nil {
+		r.state.LastError, r.state.LastErrorAt = "replacement rejected: "+err.Error(), time.Now()
+		r.m.metrics.failures.WithLabelValues(r.plan.Name, FailExternal).Inc()
+		r.log.Warn("replacement on disk rejected; the last valid set is put back unless it becomes valid within the grace period",
+			"error", err, "grace", externalGrace.String())
+		r.saveState()
+		return true
+	}
+	// Installed by another sensu-tlsd process (renew) when the configured
+	// paths read exactly the current generation; otherwise adopt the
+	// replacement as a new generation so rollback has something to go to.
+	gen, _ := r.store.Current()
+	reason, installNew := ReasonExternal, true
+	if gen != r.gen && gen != 0 {
+		if cur, err := r.store.ReadConfigured(); err == nil && cur.Equal(set) {
+			if g, err := r.readGeneration(gen); err == nil && g.Equal(set) {
+				reason, installNew = ReasonRenewal, false
+			}
+		}
+	}
+	if _, ok := r.store.(followedFiles); ok {
+		installNew = false
+	}
+	if !installNew {
+		r.gen = gen // already on disk: announce the generation it is in
+	}
+	if f := r.commit(ctx, set, ps, reason, installNew); f != nil {
+		r.fail(f.reason, f.err, time.Now())
+	}
+	return false
+}
+
+func (r *runner) readGeneration(gen int) (install.Set, error) {
+	in, ok := r.store.(*install.Installer)
+	if !ok {
+		return install.Set{}, errors.New("no generations")
+	}
+	return in.ReadGeneration(gen)
+}
+
+// restoreIfStillInvalid puts the last valid set back when a replacement
+// stayed invalid for the whole grace period.
+func (r *runner) restoreIfStillInvalid(ctx context.Context) {
+	if r.external(ctx) {
+		if r.leaf == nil {
+			r.log.Error("the replacement is still invalid and there is no valid set to put back")
+			return
+		}
+		if _, ok := r.store.(followedFiles); ok {
+			r.log.Error("the replacement is still invalid; another tool owns these files, so sensu-tlsd leaves them and announces nothing")
+			return
+		}
+		unlock, err := r.lock()
+		if err != nil {
+			r.log.Error("cannot lock the certificate's state directory", "error", err)
+			return
+		}
+		defer unlock()
+		gen, err := r.store.Install(r.known)
+		if err != nil {
+			r.log.Error("putting the last valid set back", "error", err)
+			return
+		}
+		r.gen, r.state.Generation = gen, gen
+		r.refreshWatch()
+		r.saveState()
+		r.log.Warn("invalid replacement undone: the last valid set is back", "serial", r.state.Serial, "generation", gen)
+	}
+}
+
+// changedFiles lists the configured paths whose bytes differ.
+func changedFiles(old, cur install.Set, p install.Paths) []string {
+	var out []string
+	if !bytes.Equal(old.Cert, cur.Cert) {
+		out = append(out, p.Cert)
+	}
+	if !bytes.Equal(old.Key, cur.Key) {
+		out = append(out, p.Key)
+	}
+	if !bytes.Equal(old.CA, cur.CA) {
+		out = append(out, p.CA)
+	}
+	return out
+}

@@ -1,0 +1,439 @@
+package rotate
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+)
+
+// recorder is a consumer that keeps every change and can refuse some.
+type recorder struct {
+	mu      sync.Mutex
+	changes []Change
+	ch      chan Change
+	refuse  func(Change) error
+}
+
+func newRecorder() *recorder { return &recorder{ch: make(chan Change, 32)} }
+
+func (r *recorder) CertificateChanged(_ context.Context, c Change) error {
+	r.mu.Lock()
+	r.changes = append(r.changes, c)
+	refuse := r.refuse
+	r.mu.Unlock()
+	r.ch <- c
+	if refuse != nil {
+		return refuse(c)
+	}
+	return nil
+}
+
+func (r *recorder) next(t *testing.T, within time.Duration) Change {
+	t.Helper()
+	select {
+	case c := <-r.ch:
+		return c
+	case <-time.After(within):
+		t.Fatalf("no change announced within %s", within)
+		return Change{}
+	}
+}
+
+func (r *recorder) none(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case c := <-r.ch:
+		t.Fatalf("unexpected change announced: %+v", c)
+	case <-time.After(d):
+	}
+}
+
+func testConfig(t *testing.T, lifetime time.Duration, before string) *config.Config {
+	return testConfigAt(t.TempDir(), lifetime, before)
+}
+
+func testConfigAt(root string, lifetime time.Duration, before string) *config.Config {
+	return &config.Config{
+		StateDir: filepath.Join(root, "state"),
+		Renewal:  config.Renewal{Before: before, RetryMin: time.Second, RetryMax: 2 * time.Second},
+		CA:       config.CA{Create: true},
+		Certificates: []config.Certificate{{
+			Name: "backend-1", Profile: "backend", Hosts: []string{"localhost", "127.0.0.1"},
+			CertFile: filepath.Join(root, "etc", "backend-1.pem"),
+			KeyFile:  filepath.Join(root, "etc", "backend-1-key.pem"),
+			CAFile:   filepath.Join(root, "etc", "ca.pem"),
+			Lifetime: lifetime,
+		}},
+	}
+}
+
+func startManager(t testing.TB, cfg *config.Config, consumer Subscriber) (*Manager, []Plan) {
+	t.Helper()
+	plans, err := Plans(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := &Bus{}
+	bus.Subscribe(consumer)
+	m := NewManager(bus, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { done <- m.Run(ctx, plans, func() { close(ready) }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager run: %v", err)
+		}
+	})
+	<-ready
+	return m, plans
+}
+
+func readValid(t *testing.T, p Plan) *pki.Set {
+	t.Helper()
+	s, err := pki.LoadSet(p.Paths.Cert, p.Paths.Key, p.Paths.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.Validate(s, p.Policy(time.Now())); err != nil {
+		t.Fatalf("installed set does not validate: %v", err)
+	}
+	return s
+}
+
+func TestManagerIssuesMissingSetAndRenewsOnTime(t *testing.T) {
+	cfg := testConfig(t, 30*time.Second, "28s")
+	rec := newRecorder()
+	_, plans := startManager(t, cfg, rec)
+	first := rec.next(t, 10*time.Second)
+	if first.Reason != ReasonInitial || first.OldSerial != "" || first.Generation != 1 || len(first.Files) != 3 {
+		t.Fatalf("first change: %+v", first)
+	}
+	if got := pki.SerialHex(readValid(t, plans[0]).Leaf()); got != first.NewSerial {
+		t.Fatalf("on disk serial %s, announced %s", got, first.NewSerial)
+	}
+	second := rec.next(t, 10*time.Second)
+	if second.Reason != ReasonRenewal || second.OldSerial != first.NewSerial || second.Generation != 2 {
+		t.Fatalf("renewal change: %+v", second)
+	}
+	if time.Until(second.NotAfter) < 25*time.Second {
+		t.Fatalf("renewed certificate expires too soon: %s", second.NotAfter)
+	}
+	readValid(t, plans[0])
+	// The state file is written once every consumer has accepted the set.
+	s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Renewals == 2 })
+	if s.Serial != second.NewSerial || s.Renewals != 2 || s.Failures != 0 || s.NextRenewal.IsZero() || s.LastSuccess.IsZero() {
+		t.Fatalf("state file: %+v", s)
+	}
+}
+
+func TestConsumerRejectionRollsBackAndDoesNotRetryAtOnce(t *testing.T) {
+	cfg := testConfig(t, 30*time.Second, "28s")
+	cfg.Renewal.RetryMin, cfg.Renewal.RetryMax = time.Hour, time.Hour
+	rec := newRecorder()
+	rec.refuse = func(c Change) error {
+		if c.Reason == ReasonRenewal {
+			return errors.New("sensu-backend did not come back")
+		}
+		return nil
+	}
+	_, plans := startManager(t, cfg, rec)
+	first := rec.next(t, 10*time.Second)
+	bad := rec.next(t, 10*time.Second)
+	back := rec.next(t, 5*time.Second)
+	if bad.Reason != ReasonRenewal || back.Reason != ReasonRollback || back.OldSerial != bad.NewSerial || back.NewSerial != first.NewSerial || back.Generation != 1 {
+		t.Fatalf("rollback sequence: bad %+v back %+v", bad, back)
+	}
+	if got := pki.SerialHex(readValid(t, plans[0]).Leaf()); got != first.NewSerial {
+		t.Fatalf("after rollback the files hold %s, want %s", got, first.NewSerial)
+	}
+	rec.none(t, 3*time.Second)
+	s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Failures > 0 })
+	if s.Failures != 1 || !strings.Contains(s.LastError, "did not come back") || time.Until(s.NextRenewal) < 30*time.Minute {
+		t.Fatalf("state after rollback: %+v", s)
+	}
+}
+
+// issueFromCA writes a set for plan p signed by the CA in caDir to files
+// in dir, as an operator's tool would, and returns their paths.
+func issueFromCA(t testing.TB, caDir string, p Plan, dir string) ca.Paths {
+	t.Helper()
+	authority, err := ca.Load(caDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := authority.Issue(ca.Request{Name: p.Name, Profile: p.Profile, Hosts: p.Hosts, Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := ca.WriteFiles(dir, p.Name, is)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestExternalReplacementIsFollowedAndBadOneUndone(t *testing.T) {
+	cfg := testConfig(t, time.Hour, "")
+	rec := newRecorder()
+	_, plans := startManager(t, cfg, rec)
+	p := plans[0]
+	first := rec.next(t, 10*time.Second)
+
+	good := issueFromCA(t, p.CADir, p, t.TempDir())
+	if err := os.Rename(good.Cert, p.Paths.Cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(good.Key, p.Paths.Key); err != nil {
+		t.Fatal(err)
+	}
+	ext := rec.next(t, time.Second)
+	if ext.Reason != ReasonExternal || ext.OldSerial != first.NewSerial {
+		t.Fatalf("external change: %+v", ext)
+	}
+	if fi, err := os.Lstat(p.Paths.Cert); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the replacement was not adopted as a generation: %v %v", fi.Mode(), err)
+	}
+
+	// A cert from a CA nobody trusts, copied through the symlink.
+	otherCA := t.TempDir()
+	if _, err := ca.Init(otherCA, ca.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bad := issueFromCA(t, otherCA, p, t.TempDir())
+	for src, dst := range map[string]string{bad.Cert: p.Paths.Cert, bad.Key: p.Paths.Key} {
+		b, _ := os.ReadFile(src)
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.none(t, 2*externalGrace)
+	if got := pki.SerialHex(readValid(t, p).Leaf()); got != ext.NewSerial {
+		t.Fatalf("after the bad replacement the files hold %s, want the last valid %s", got, ext.NewSerial)
+	}
+	st, _ := ReadState(cfg.StateDir)
+	if !strings.Contains(st["backend-1"].LastError, "replacement rejected") {
+		t.Fatalf("state does not show the rejection: %+v", st["backend-1"])
+	}
+}
+
+func TestExecIssuerWithOpenSSL(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
+			t.Fatalf("required peer missing: openssl")
+		}
+		t.Skipf("SKIPPED (peer missing): openssl not on PATH")
+	}
+	cfg := testConfig(t, time.Hour, "")
+	caDir := filepath.Join(cfg.StateDir, "ca")
+	if _, err := ca.Init(caDir, ca.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(t.TempDir(), "issue.sh")
+	os.WriteFile(script, []byte(`#!/bin/sh
+set -e
+san=$(echo "$SENSU_TLSD_HOSTS" | sed 's/\([^,]*\)/DNS:\1/g; s/DNS:\([0-9.]*\)\(,\|$\)/IP:\1\2/g')
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+  -subj "/CN=$SENSU_TLSD_COMMON_NAME" -addext "subjectAltName=$san" \
+  -addext "extendedKeyUsage=serverAuth,clientAuth" -addext "keyUsage=digitalSignature" \
+  -CA "`+caDir+`/ca.pem" -CAkey "`+caDir+`/ca-key.pem" \
+  -keyout "$SENSU_TLSD_KEY_FILE" -out "$SENSU_TLSD_CERT_FILE" 2>&1
+cp "`+caDir+`/ca.pem" "$SENSU_TLSD_CA_FILE"
+`), 0o755)
+	cfg.Certificates[0].Issuer = config.Issuer{Type: "exec", Exec: config.ExecIssuer{Command: []string{script}}}
+	rec := newRecorder()
+	_, plans := startManager(t, cfg, rec)
+	c := rec.next(t, 20*time.Second)
+	if c.Reason != ReasonInitial {
+		t.Fatalf("change: %+v", c)
+	}
+	readValid(t, plans[0])
+}
+
+func TestExecIssuerFailureBacksOff(t *testing.T) {
+	cfg := testConfig(t, time.Hour, "")
+	cfg.Renewal.RetryMin, cfg.Renewal.RetryMax = time.Hour, time.Hour
+	cfg.Certificates[0].Issuer = config.Issuer{Type: "exec", Exec: config.ExecIssuer{Command: []string{"sh", "-c", "echo vault is sealed >&2; exit 2"}}}
+	rec := newRecorder()
+	startManager(t, cfg, rec)
+	rec.none(t, 500*time.Millisecond)
+	st, _ := ReadState(cfg.StateDir)
+	s := st["backend-1"]
+	if s.Failures != 1 || !strings.Contains(s.LastError, "vault is sealed") || time.Until(s.NextRenewal) < 30*time.Minute {
+		t.Fatalf("state after a failing exec issuer: %+v", s)
+	}
+}
+
+func TestPlansRejectsBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		edit func(*config.Config)
+		want string
+	}{
+		{func(c *config.Config) { c.Certificates[0].Profile = "backnd" }, "profile"},
+		{func(c *config.Config) { c.Certificates[0].KeyMode = 0o644 }, "key-mode"},
+		{func(c *config.Config) { c.Certificates[0].RenewBefore = "150%" }, "renew-before"},
+		{func(c *config.Config) { c.Certificates[0].Issuer.Type = "vault" }, "local-ca, acme, exec, files"},
+		{func(c *config.Config) { c.Certificates[0].Issuer.Type = "exec" }, "exec.command is empty"},
+		{func(c *config.Config) { c.Certificates = append(c.Certificates, c.Certificates[0]) }, "used twice"},
+		{func(c *config.Config) {
+			other := c.Certificates[0]
+			other.Name = "backend-2"
+			c.Certificates = append(c.Certificates, other)
+		}, "also used by certificate backend-1"},
+	} {
+		cfg := testConfig(t, time.Hour, "")
+		tc.edit(cfg)
+		if _, err := Plans(cfg); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "certificates[") {
+			t.Errorf("want an error naming the certificate and %q, got %v", tc.want, err)
+		}
+	}
+}
+
+func TestRetryBacksOffAndCaps(t *testing.T) {
+	p := Plan{RetryMin: time.Minute, RetryMax: 10 * time.Minute, Emergency: time.Hour}
+	now := time.Now()
+	far := now.Add(30 * 24 * time.Hour)
+	var got []time.Duration
+	for f := 1; f <= 6; f++ {
+		got = append(got, p.RetryAfter(f, far, now))
+	}
+	want := []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 10 * time.Minute, 10 * time.Minute}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("backoff %v, want %v", got, want)
+		}
+	}
+	if d := p.RetryAfter(6, now.Add(30*time.Minute), now); d != time.Minute {
+		t.Fatalf("emergency backoff %s, want retry-min", d)
+	}
+}
+
+func TestRenewAtIsAThirdBeforeExpiryWithBoundedJitter(t *testing.T) {
+	b, _ := ParseBefore("")
+	p := Plan{Before: b, Jitter: time.Hour}
+	now := time.Now()
+	leaf := mustLeaf(now, 90*24*time.Hour)
+	for range 50 {
+		at := p.RenewAt(leaf)
+		ideal := leaf.NotAfter.Add(-time.Duration(0.33 * float64(90*24*time.Hour)))
+		if at.After(ideal) || at.Before(ideal.Add(-time.Hour)) {
+			t.Fatalf("renew at %s, want within an hour before %s", at, ideal)
+		}
+	}
+	short := mustLeaf(now, 10*time.Minute)
+	if at := p.RenewAt(short); at.Before(short.NotAfter.Add(-4 * time.Minute)) {
+		t.Fatalf("jitter not capped for a short lifetime: %s", at)
+	}
+}
+
+func TestFollowedFilesAreValidatedAndAnnouncedNotTouched(t *testing.T) {
+	cfg := testConfig(t, time.Hour, "")
+	cfg.Certificates[0].Issuer.Type = "files"
+	plans, err := Plans(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := plans[0]
+	caDir := filepath.Join(cfg.StateDir, "ca")
+	ca.Init(caDir, ca.InitOptions{})
+	os.MkdirAll(filepath.Dir(p.Paths.Cert), 0o755)
+	src := issueFromCA(t, caDir, p, filepath.Dir(p.Paths.Cert))
+	if src.Cert != p.Paths.Cert {
+		t.Fatalf("test setup: %s vs %s", src.Cert, p.Paths.Cert)
+	}
+	rec := newRecorder()
+	startManager(t, cfg, rec)
+	rec.none(t, 200*time.Millisecond)
+	tmp := issueFromCA(t, caDir, p, t.TempDir())
+	os.Rename(tmp.Cert, p.Paths.Cert)
+	os.Rename(tmp.Key, p.Paths.Key)
+	c := rec.next(t, time.Second)
+	if c.Reason != ReasonExternal {
+		t.Fatalf("change: %+v", c)
+	}
+	if fi, _ := os.Lstat(p.Paths.Cert); fi.Mode()&os.ModeSymlink != 0 {
+		t.Fatal("files owned by another tool were turned into symlinks")
+	}
+	if _, err := os.Stat(filepath.Join(p.Dir, "current")); err == nil {
+		t.Fatal("files issuer installed a generation")
+	}
+}
+
+func mustLeaf(now time.Time, life time.Duration) *x509.Certificate {
+	return &x509.Certificate{NotBefore: now, NotAfter: now.Add(life)}
+}
+
+// waitState polls the state file until ok accepts it (or two seconds pass)
+// and returns the last state read.
+func waitState(t *testing.T, stateDir, name string, ok func(CertState) bool) CertState {
+	t.Helper()
+	var s CertState
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		st, err := ReadState(stateDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s = st[name]; ok(s) {
+			break
+		}
+	}
+	return s
+}
+
+func TestApplyStopsRemovedAndStartsAddedCertificates(t *testing.T) {
+	cfg := testConfig(t, time.Hour, "")
+	agent := config.Certificate{Name: "agent-1", Profile: "agent",
+		CertFile: filepath.Join(filepath.Dir(cfg.StateDir), "etc", "agent-1.pem"),
+		KeyFile:  filepath.Join(filepath.Dir(cfg.StateDir), "etc", "agent-1-key.pem"),
+		CAFile:   filepath.Join(filepath.Dir(cfg.StateDir), "etc", "ca.pem"),
+	}
+	rec := newRecorder()
+	m, plans := startManager(t, cfg, rec)
+	rec.next(t, 10*time.Second)
+
+	cfg.Certificates = append(cfg.Certificates, agent)
+	both, err := Plans(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(both); err != nil {
+		t.Fatal(err)
+	}
+	if c := rec.next(t, 10*time.Second); c.Name != "agent-1" || c.Reason != ReasonInitial {
+		t.Fatalf("added certificate: %+v", c)
+	}
+	rec.none(t, 300*time.Millisecond) // backend-1 is unchanged: not re-issued
+
+	if err := m.Apply(both[1:]); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(plans[0].Paths.Cert) // nobody follows backend-1 any more
+	rec.none(t, 300*time.Millisecond)
+	families, err := m.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, mt := range f.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetValue() == "backend-1" {
+					t.Fatalf("metric %s still reports the removed certificate", f.GetName())
+				}
+			}
+		}
+	}
+}

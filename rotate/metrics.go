@@ -1,0 +1,69 @@
+package rotate
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Failure reasons, the `reason` label of sensu_tlsd_renewal_failures_total.
+const (
+	FailIssue    = "issue"    // the issuer returned an error
+	FailValidate = "validate" // the candidate failed validation
+	FailInstall  = "install"  // writing the generation failed
+	FailConsumer = "consumer" // a subscriber rejected the new set; rolled back
+	FailExternal = "external" // another tool put an invalid set in place
+)
+
+// Metrics are the daemon's Prometheus series, registered on one Registry
+// the run command serves at /metrics.
+type Metrics struct {
+	Registry    *prometheus.Registry
+	expiry      *prometheus.GaugeVec
+	nextRenewal *prometheus.GaugeVec
+	lastSuccess *prometheus.GaugeVec
+	generation  *prometheus.GaugeVec
+	renewals    *prometheus.CounterVec
+	failures    *prometheus.CounterVec
+}
+
+// NewMetrics creates the series on a fresh registry (with Go and process
+// collectors, so RSS and CPU are visible too).
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sensu_tlsd_certificate_expiry_timestamp_seconds",
+			Help: "NotAfter of the installed leaf certificate, Unix seconds.",
+		}, []string{"name"}),
+		nextRenewal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sensu_tlsd_certificate_next_renewal_timestamp_seconds",
+			Help: "When the next renewal attempt is scheduled, Unix seconds.",
+		}, []string{"name"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sensu_tlsd_certificate_last_success_timestamp_seconds",
+			Help: "When a new set for the certificate was last installed and accepted, Unix seconds.",
+		}, []string{"name"}),
+		generation: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sensu_tlsd_certificate_generation",
+			Help: "Installed generation of the certificate set.",
+		}, []string{"name"}),
+		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sensu_tlsd_renewals_total",
+			Help: "Certificate sets installed and announced, by reason (initial, renewal, external, rollback).",
+		}, []string{"name", "reason"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sensu_tlsd_renewal_failures_total",
+			Help: "Failed renewal attempts, by reason (issue, validate, install, consumer, external).",
+		}, []string{"name", "reason"}),
+	}
+	m.Registry.MustRegister(m.expiry, m.nextRenewal, m.lastSuccess, m.generation, m.renewals, m.failures,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// forget drops every series of a certificate no longer managed.
+func (m *Metrics) forget(name string) {
+	l := prometheus.Labels{"name": name}
+	for _, v := range []*prometheus.MetricVec{m.expiry.MetricVec, m.nextRenewal.MetricVec, m.lastSuccess.MetricVec, m.generation.MetricVec, m.renewals.MetricVec, m.failures.MetricVec} {
+		v.DeletePartialMatch(l)
+	}
+}

@@ -1,0 +1,49 @@
+package rotate
+
+import (
+	"crypto/x509"
+	"math/rand/v2"
+	"time"
+)
+
+// RenewAt is when leaf should be renewed under p: Before ahead of expiry,
+// moved earlier by a random jitter so a fleet spreads out. The jitter is
+// capped at a tenth of the renew-before window so a short-lived
+// certificate is not renewed the moment it is issued.
+func (p Plan) RenewAt(leaf *x509.Certificate) time.Time {
+	life := leaf.NotAfter.Sub(leaf.NotBefore)
+	before := p.Before.Duration
+	if p.Before.Ratio > 0 {
+		before = time.Duration(float64(life) * p.Before.Ratio)
+	}
+	if before >= life {
+		before = life / 3
+	}
+	at := leaf.NotAfter.Add(-before)
+	if j := min(p.Jitter, before/10); j > 0 {
+		at = at.Add(-rand.N(j))
+	}
+	return at
+}
+
+// RetryAfter is the delay before the next attempt after failures
+// consecutive failures: exponential from RetryMin, capped at RetryMax. In an
+// emergency it stays at RetryMin.
+func (p Plan) RetryAfter(failures int, notAfter time.Time, now time.Time) time.Duration {
+	if p.inEmergency(notAfter, now) {
+		return p.RetryMin
+	}
+	d := p.RetryMin
+	for i := 1; i < failures && d < p.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, p.RetryMax)
+}
+
+// inEmergency reports whether backing off is no longer affordable: there is
+// no valid set at all (notAfter zero), less than Emergency is left, or less
+// than one full backoff step (RetryMax) is left.
+func (p Plan) inEmergency(notAfter, now time.Time) bool {
+	left := notAfter.Sub(now)
+	return notAfter.IsZero() || left < p.Emergency || left < p.RetryMax
+}

@@ -1,0 +1,91 @@
+package rotate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+const stateFileName = "state.json"
+
+// CertState is what the daemon last did for one certificate, persisted so
+// `sensu-tlsd status` (another process) can show it.
+type CertState struct {
+	Name        string    `json:"name"`
+	Serial      string    `json:"serial,omitempty"`
+	NotAfter    time.Time `json:"not_after,omitzero"`
+	Generation  int       `json:"generation,omitempty"`
+	NextRenewal time.Time `json:"next_renewal,omitzero"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Failures counts consecutive failed attempts; a success resets it.
+	Failures int `json:"failures"`
+	Renewals int `json:"renewals"`
+}
+
+func stateFile(certDir string) string { return filepath.Join(certDir, stateFileName) }
+
+// ReadState returns the persisted state of every certificate under
+// stateDir, by name. A state dir the daemon never ran in yields an empty map.
+func ReadState(stateDir string) (map[string]CertState, error) {
+	files, err := filepath.Glob(filepath.Join(stateDir, "certs", "*", stateFileName))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]CertState{}
+	for _, f := range files {
+		st, err := readStateFile(f)
+		if err != nil {
+			return nil, err
+		}
+		out[filepath.Base(filepath.Dir(f))] = st
+	}
+	return out, nil
+}
+
+func readStateFile(path string) (CertState, error) {
+	var st CertState
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%s: not a sensu-tlsd state file: %w", path, err)
+	}
+	return st, nil
+}
+
+// writeState replaces the state file by rename so a reader never sees half.
+func writeState(certDir string, st CertState) error {
+	if err := os.MkdirAll(certDir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(certDir, ".state-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), stateFile(certDir))
+}

@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
@@ -35,6 +38,10 @@ type Spec struct {
 	HandshakeTimeout            time.Duration
 	DialTimeout                 time.Duration
 	AgentHeaders                bool
+	// CertMayBePending lets the listener start before its certificate
+	// files exist (the daemon issues them after start and announces them
+	// on the bus); handshakes fail until then. Files that exist must load.
+	CertMayBePending bool
 }
 
 // SpecFromConfig turns a config listener and the managed certificate it
@@ -78,7 +85,11 @@ func Build(spec Spec, m *Metrics, log *slog.Logger) (*Server, *FileSource, error
 			return nil, nil, bad("cert and key go together; give both files")
 		}
 		var err error
-		if src, err = NewFileSource(spec.CertFile, spec.KeyFile, log); err != nil {
+		switch src, err = NewFileSource(spec.CertFile, spec.KeyFile, log); {
+		case err == nil:
+		case spec.CertMayBePending && missing(spec.CertFile) && missing(spec.KeyFile):
+			src = newPendingFileSource(spec.CertFile, spec.KeyFile, log)
+		default:
 			return nil, nil, bad("%v", err)
 		}
 	}
@@ -143,4 +154,9 @@ func clientAuth(spec Spec) (*ClientAuth, error) {
 		return nil, fmt.Errorf("client-ca %v", err)
 	}
 	return &ClientAuth{CAs: pool, Allow: allow}, nil
+}
+
+func missing(path string) bool {
+	_, err := os.Stat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }

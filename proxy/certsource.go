@@ -70,17 +70,38 @@ func (s *FileSource) Reload() error {
 	return s.Load(certFile, keyFile)
 }
 
-// Certificate is the pair served now.
+// newPendingFileSource is a FileSource for files not issued yet: its
+// handshakes fail until Load or Reload succeeds (the daemon's first
+// issuance publishes a Change that does).
+func newPendingFileSource(certFile, keyFile string, log *slog.Logger) *FileSource {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &FileSource{certFile: certFile, keyFile: keyFile, log: log}
+}
+
+// Certificate is the pair served now, nil while pending.
 func (s *FileSource) Certificate() *tls.Certificate { return s.current.Load() }
+
+// errNoCertificateYet fails handshakes on a listener whose certificate has
+// not been issued yet.
+var errNoCertificateYet = errors.New("proxy: certificate not issued yet")
 
 // GetCertificate implements CertSource.
 func (s *FileSource) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return s.current.Load(), nil
+	if c := s.current.Load(); c != nil {
+		return c, nil
+	}
+	return nil, errNoCertificateYet
 }
 
-// GetClientCertificate implements CertSource.
+// GetClientCertificate implements CertSource. While pending it presents
+// no certificate, which a target requiring one refuses.
 func (s *FileSource) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	return s.current.Load(), nil
+	if c := s.current.Load(); c != nil {
+		return c, nil
+	}
+	return &tls.Certificate{}, nil
 }
 
 // reloadDebounce lets an installer finish writing both files (or renaming

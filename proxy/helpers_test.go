@@ -190,3 +190,10 @@ func writePairPEM(t testing.TB, dir string, ca *testCA, rsaKey bool) (string, st
 
 // tlsDialPlain opens a plaintext client connection (originate's inbound).
 func tlsDialPlain(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }
+
+func writeFile(t testing.TB, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -18,5 +18,7 @@
 //
 // Certificates come from a CertSource; FileSource re-reads its files when
 // they change on disk or when rotate publishes a Change, so new handshakes
-// use the new pair while open sessions continue.
+// use the new pair while open sessions continue. Build turns one Spec (a
+// config.Listener or the `sensu-tlsd proxy` flags) into a Server;
+// StartFromConfig starts the daemon's whole Group.
 package proxy

@@ -196,6 +196,16 @@ type Listener struct {
 	TLS13Only   bool          `yaml:"tls13-only"`
 	MaxConns    int           `yaml:"max-conns"`
 	IdleTimeout time.Duration `yaml:"idle-timeout"`
+
+	AllowDNS         []string      `yaml:"allow-dns"`         // client DNS SANs admitted (mTLS)
+	AllowURI         []string      `yaml:"allow-uri"`         // client URI SANs admitted (mTLS)
+	TargetCA         string        `yaml:"target-ca"`         // originate: CA verifying targets; default the certificate's ca-file
+	ServerName       string        `yaml:"server-name"`       // originate: name verified on targets; default each target's host
+	ALPN             []string      `yaml:"alpn"`              // protocols negotiated; default none (HTTP/1.1)
+	HandshakeTimeout time.Duration `yaml:"handshake-timeout"` // default 10s
+	DialTimeout      time.Duration `yaml:"dial-timeout"`      // default 5s
+	DrainTimeout     time.Duration `yaml:"drain-timeout"`     // on shutdown; default 10s
+	AgentHeaders     bool          `yaml:"agent-headers"`     // learn Sensu agent names from the upgrade request
 }
 
 // FileMode is an octal file mode written as a string ("0600") in YAML.

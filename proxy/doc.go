@@ -1,4 +1,24 @@
 // Package proxy terminates and originates TLS in front of Sensu listeners
 // that speak plaintext, so a fleet can move to wss/https without losing an
 // agent and a backend certificate can rotate without a backend restart.
+//
+// A Server accepts TCP connections and hands each to its Mode: Terminate
+// (TLS in, plaintext out), Originate (plaintext in, TLS out, targets tried
+// in order) or Dual (one port; the first byte tells a ClientHello from an
+// HTTP request). After the handshake the bytes are relayed untouched in
+// both directions, half-closes included; with AgentHeaders the first HTTP
+// request is read (and replayed to the target) to learn which Sensu agent
+// came in over which transport.
+//
+// The relay is built for many idle agent sessions. Each direction runs
+// inside one RawConn.Read callback and borrows a pooled buffer only while
+// bytes move; a connection idle for ParkAfter gives up both goroutines to
+// a process-wide epoll set (parkingLot) and gets fresh ones when data
+// arrives. An idle session then costs its TLS state and sockets only.
+//
+// Certificates come from a CertSource; FileSource re-reads its files when
+// they change on disk or when rotate publishes a Change, so new handshakes
+// use the new pair while open sessions continue. Build turns one Spec (a
+// config.Listener or the `sensu-tlsd proxy` flags) into a Server;
+// StartFromConfig starts the daemon's whole Group.
 package proxy

@@ -30,6 +30,7 @@ func newRootCmd() *cobra.Command {
 		newServicesCmd(a),
 		newRunCmd(a),
 		newRenewCmd(a),
+		newProxyCmd(),
 	)
 	return root
 }

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/sensu-tlsd/sensu-tlsd/proxy"
+)
+
+func newProxyCmd() *cobra.Command {
+	var (
+		spec           proxy.Spec
+		targets        string
+		metricsAddress string
+		drainTimeout   time.Duration
+		logLevel       string
+	)
+	cmd := &cobra.Command{
+		Use:   "proxy --mode terminate|originate|dual --listen ADDR --target ADDR[,ADDR...] [--cert F --key F]",
+		Short: "Run one TLS proxy listener (certificate files are watched and reloaded)",
+		Long: `Run one TLS proxy listener in the foreground.
+
+  terminate  TLS in, plaintext out to --target (wss/https in front of a plaintext Sensu port)
+  originate  plaintext in, TLS out to the first --target that verifies against --ca
+  dual       TLS and (with --allow-plaintext) plaintext HTTP on one port, plaintext out
+
+SIGTERM or SIGINT drains: no new connections, open ones get --drain-timeout to finish.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			spec.Targets = splitList(targets)
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			return runProxy(cmd, spec, metricsAddress, drainTimeout, log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&spec.Name, "name", "proxy", "listener name in metrics and logs")
+	f.StringVar(&spec.Mode, "mode", "", "terminate, originate or dual")
+	f.StringVar(&spec.Listen, "listen", "", "address to accept on (host:port)")
+	f.StringVar(&targets, "target", "", "address(es) to forward to, comma-separated; originate tries them in order")
+	f.StringVar(&spec.CertFile, "cert", "", "certificate chain PEM served (terminate, dual) or presented to targets (originate)")
+	f.StringVar(&spec.KeyFile, "key", "", "private key PEM for --cert")
+	f.StringVar(&spec.CAFile, "ca", "", "originate: CA bundle that verifies the targets (default: system roots)")
+	f.StringVar(&spec.ClientCAFile, "client-ca", "", "terminate/dual: require client certificates verified by this CA bundle")
+	f.StringArrayVar(&spec.AllowCN, "allow-cn", nil, "admit client certificates with this common name (repeatable)")
+	f.StringArrayVar(&spec.AllowDNS, "allow-dns", nil, "admit client certificates with this DNS SAN (repeatable)")
+	f.StringArrayVar(&spec.AllowURI, "allow-uri", nil, "admit client certificates with this URI SAN (repeatable)")
+	f.BoolVar(&spec.AllowPlaintext, "allow-plaintext", false, "dual: accept plaintext HTTP/ws clients as well as TLS")
+	f.BoolVar(&spec.TLS13Only, "tls13-only", false, "refuse TLS 1.2 (default minimum is TLS 1.2)")
+	f.StringArrayVar(&spec.ALPN, "alpn", nil, "application protocol to negotiate (repeatable; default none, i.e. HTTP/1.1)")
+	f.StringVar(&spec.ServerName, "server-name", "", "originate: name to verify on the targets' certificates (default: each target's host)")
+	f.IntVar(&spec.MaxConns, "max-conns", 0, "refuse connections beyond this many open ones (0: no limit)")
+	f.DurationVar(&spec.IdleTimeout, "idle-timeout", 0, "close connections idle this long in both directions (0: never)")
+	f.DurationVar(&spec.HandshakeTimeout, "handshake-timeout", proxy.DefaultHandshakeTimeout, "cut clients that do not finish the handshake (and agent upgrade request) in time")
+	f.DurationVar(&spec.DialTimeout, "dial-timeout", proxy.DefaultDialTimeout, "give up connecting to a target after this long")
+	f.BoolVar(&spec.AgentHeaders, "agent-headers", false, "read the first HTTP request to learn Sensu agent names (agent port 8081)")
+	f.StringVar(&metricsAddress, "metrics-address", "", "serve Prometheus /metrics and /agents on this address (default: off)")
+	f.DurationVar(&drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long open connections may finish")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func runProxy(cmd *cobra.Command, spec proxy.Spec, metricsAddress string, drainTimeout time.Duration, log *slog.Logger) error {
+	if spec.Mode == "" || spec.Listen == "" {
+		return errors.New("proxy needs --mode and --listen (see sensu-tlsd proxy --help)")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := proxy.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	srv, src, err := proxy.Build(spec, metrics, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if src != nil {
+		go func() {
+			if err := src.Watch(ctx); err != nil {
+				log.Error("certificate files are not watched; rotations need a restart", "err", err)
+			}
+		}()
+	}
+	ln, err := net.Listen("tcp", spec.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", spec.Listen, err)
+	}
+	if metricsAddress != "" {
+		mln, err := net.Listen("tcp", metricsAddress)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--metrics-address %s: %w", metricsAddress, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/agents", func(w http.ResponseWriter, _ *http.Request) {
+			b, err := proxy.AgentsJSON(srv.Agents())
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(b)
+		})
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(mln)
+		defer hs.Close()
+		fmt.Fprintf(cmd.OutOrStdout(), "metrics on http://%s/metrics\n", mln.Addr())
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "listening on %s (mode %s, target %s)\n", ln.Addr(), spec.Mode, strings.Join(spec.Targets, ","))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("listener %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	log.Info("draining", "open", srv.Open(), "deadline", drainTimeout)
+	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(dctx); err != nil {
+		log.Warn("drain deadline passed; closed the remaining connections", "err", err)
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), "drained")
+	return nil
+}

@@ -1,0 +1,88 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config"
+)
+
+func TestBuildFromConfigListener(t *testing.T) {
+	ca := newTestCA(t)
+	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
+	l := config.Listener{Name: "sensu-agent", Mode: "dual", Listen: "127.0.0.1:0", Targets: []string{echoServer(t)},
+		Certificate: "backend", AllowPlain: true, AgentHeaders: true, IdleTimeout: time.Minute}
+	spec := SpecFromConfig(l, config.Certificate{Name: "backend", CertFile: cf, KeyFile: kf})
+	s, src, err := Build(spec, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src == nil || src.Certificate() == nil {
+		t.Fatal("Build returned no certificate source for a dual listener")
+	}
+	if _, ok := s.opt.Mode.(*Dual); !ok || !s.opt.AgentHeaders || s.opt.IdleTimeout != time.Minute {
+		t.Fatalf("listener built as %T %+v", s.opt.Mode, s.opt)
+	}
+}
+
+func TestBuildRejectsBadSpecsWithTheFix(t *testing.T) {
+	ca := newTestCA(t)
+	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
+	for _, tc := range []struct {
+		spec Spec
+		want string
+	}{
+		{Spec{Name: "a", Mode: "terminate", Listen: "nope", Targets: []string{"127.0.0.1:1"}}, `listen "nope" is not host:port`},
+		{Spec{Name: "a", Mode: "terminate", Listen: ":1"}, "no target"},
+		{Spec{Name: "a", Mode: "terminate", Listen: ":1", Targets: []string{"127.0.0.1:1", "127.0.0.1:2"}, CertFile: cf, KeyFile: kf}, "exactly one plaintext target"},
+		{Spec{Name: "a", Mode: "originate", Listen: ":1", Targets: []string{"127.0.0.1:1"}, ClientCAFile: cf}, "mode originate takes plaintext clients"},
+		{Spec{Name: "a", Mode: "dual", Listen: ":1", Targets: []string{"127.0.0.1:1"}, CertFile: cf}, "give both files"},
+		{Spec{Name: "a", Mode: "dual", Listen: ":1", Targets: []string{"127.0.0.1:1"}, CertFile: cf, KeyFile: kf, ClientCAFile: kf}, "holds no PEM certificate"},
+		{Spec{Name: "a", Mode: "reverse", Listen: ":1", Targets: []string{"127.0.0.1:1"}}, "use terminate, originate or dual"},
+	} {
+		_, _, err := Build(tc.spec, nil, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `"a"`) {
+			t.Errorf("Build(%+v) = %v; want an error naming the listener and %q", tc.spec, err, tc.want)
+		}
+	}
+}
+
+func TestOriginatePresentsClientCertificate(t *testing.T) {
+	ca := newTestCA(t)
+	backendPair := ca.pair(t, "backend", []string{"127.0.0.1"}, nil)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{backendPair},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.pool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	gotCN := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		tc := c.(*tls.Conn)
+		if tc.Handshake() == nil {
+			gotCN <- tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+		}
+	}()
+	clientPair := ca.pair(t, "proxy-client", nil, nil)
+	_, addr := startServer(t, Options{Mode: &Originate{TLS: clientTLSConfig(Policy{}, ca.pool(), staticSource{&clientPair}), Targets: []string{ln.Addr().String()}}})
+	c, err := tlsDialPlain(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case cn := <-gotCN:
+		if cn != "proxy-client" {
+			t.Fatalf("target saw client certificate %q", cn)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("target never completed an mTLS handshake with the originate proxy")
+	}
+}

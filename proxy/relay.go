@@ -1,0 +1,301 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// relayBufSize holds one full TLS record of plaintext, so a TLS read never
+// has to split a record across two reads.
+const relayBufSize = 16 << 10
+
+// bufPool lends relay buffers only while bytes move: an idle connection
+// holds none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
+
+// errWouldBlock is what a gatedConn returns instead of blocking. It is a
+// temporary net.Error, which crypto/tls treats as retryable: a partial
+// record stays buffered in the tls.Conn and the next Read continues it.
+var errWouldBlock = wouldBlockError{}
+
+type wouldBlockError struct{}
+
+func (wouldBlockError) Error() string   { return "proxy: socket has no data now" }
+func (wouldBlockError) Timeout() bool   { return true }
+func (wouldBlockError) Temporary() bool { return true }
+
+// gatedConn is the socket under a tls.Conn. During the handshake it reads
+// like any socket. Once relaying it is only read from inside the pump's
+// RawConn callback, on the descriptor that callback was given, and never
+// blocks: when the socket is empty it returns errWouldBlock, the callback
+// returns false and the runtime waits for readability with no buffer
+// held. (Reading on to EAGAIN after a short read is required: a FIN that
+// arrived with the data raises no further event.)
+type gatedConn struct {
+	*net.TCPConn
+	relaying bool
+	fd       int // the descriptor, valid inside the pump's callback
+}
+
+func (g *gatedConn) Read(p []byte) (int, error) {
+	if !g.relaying {
+		return g.TCPConn.Read(p)
+	}
+	n, err := readOnce(uintptr(g.fd), p)
+	if err == syscall.EAGAIN {
+		return 0, errWouldBlock
+	}
+	return n, err
+}
+
+// readOnce is one read(2) that maps a zero-byte read to io.EOF.
+func readOnce(fd uintptr, p []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(fd), p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// side is one end of a relayed connection.
+type side struct {
+	conn net.Conn        // where bytes are read and written: *tls.Conn or *net.TCPConn
+	tcp  *net.TCPConn    // the socket under conn
+	raw  syscall.RawConn // tcp's descriptor, to wait for data with no buffer held
+	tls  *tls.Conn       // non-nil when conn is TLS
+	gate *gatedConn      // the socket under tls, when conn is TLS
+}
+
+func newSide(c net.Conn) (*side, error) {
+	s := &side{conn: c}
+	switch c := c.(type) {
+	case *tls.Conn:
+		s.tls = c
+		s.gate = c.NetConn().(*gatedConn)
+		s.tcp = s.gate.TCPConn
+		s.gate.relaying = true
+	case *net.TCPConn:
+		s.tcp = c
+	default:
+		return nil, errors.New("proxy: relay needs a TCP or TLS connection")
+	}
+	raw, err := s.tcp.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	s.raw = raw
+	return s, nil
+}
+
+// closeWrite passes a half-close on: close_notify for TLS, then FIN.
+func (s *side) closeWrite() {
+	if s.tls != nil {
+		s.tls.CloseWrite()
+	}
+	s.tcp.CloseWrite()
+}
+
+// pump moves bytes from src to dst until src ends or either side fails.
+// Its whole loop runs inside one RawConn.Read callback on src: returning
+// false from the callback waits for readability in the netpoller, and a
+// pooled buffer is borrowed only while bytes move.
+type pump struct {
+	src, dst *side
+	count    func(n int) // bytes moved, for metrics and idle tracking
+	touch    func()      // marks the connection active
+	finish   func(error) // called once when the pump stops for good
+	// parkRequested is set by the sweeper when the connection has been
+	// idle; parkID is the pump's key in the parking lot (guarded by lot.mu).
+	parkRequested atomic.Bool
+	parkID        uint64
+	moveFn        func(fd uintptr) bool // plainMove or tlsMove, bound once
+	err           error                 // why moveFn stopped: io.EOF or a failure
+}
+
+func newPump(src, dst *side, count func(int)) *pump {
+	p := &pump{src: src, dst: dst, count: count, touch: func() { count(0) }}
+	if src.tls != nil {
+		p.moveFn = p.tlsMove
+	} else {
+		p.moveFn = p.plainMove
+	}
+	return p
+}
+
+// run relays until src reports EOF (then the half-close is passed on and
+// nil returned), an error, or a park request's deadline.
+func (p *pump) run() error {
+	p.err = nil
+	if err := p.src.raw.Read(p.moveFn); err != nil {
+		return err
+	}
+	return p.ended(p.err)
+}
+
+// plainMove reads the plaintext socket and writes to dst until it is empty.
+func (p *pump) plainMove(fd uintptr) bool {
+	for {
+		bp := bufPool.Get().(*[]byte)
+		buf := *bp
+		n, err := readOnce(fd, buf)
+		if err == syscall.EAGAIN {
+			bufPool.Put(bp)
+			return false
+		}
+		if n > 0 {
+			_, err = p.dst.conn.Write(buf[:n])
+			p.count(n)
+		}
+		bufPool.Put(bp)
+		if err != nil {
+			p.err = err
+			return true
+		}
+	}
+}
+
+// tlsMove reads every record it can complete without blocking and writes
+// the plaintext to dst.
+func (p *pump) tlsMove(fd uintptr) bool {
+	gate := p.src.gate
+	gate.fd = int(fd)
+	for {
+		bp := bufPool.Get().(*[]byte)
+		n, err := p.src.tls.Read(*bp)
+		if n > 0 {
+			_, werr := p.dst.conn.Write((*bp)[:n])
+			p.count(n)
+			if werr != nil {
+				err = werr
+			}
+		}
+		bufPool.Put(bp)
+		if err == errWouldBlock {
+			return false
+		}
+		if err != nil {
+			p.err = err
+			return true
+		}
+	}
+}
+
+// ended passes a clean end of src on as a half-close.
+func (p *pump) ended(err error) error {
+	if err == io.EOF {
+		p.dst.closeWrite()
+		return nil
+	}
+	return err
+}
+
+// relayConn is one relayed connection: two pumps, one per direction.
+type relayConn struct {
+	client, target *side
+	pumps          [2]*pump
+	left           atomic.Int32
+	done           func()
+}
+
+// startRelay runs both pumps and calls done once both have stopped. A pump
+// that fails (rather than seeing EOF) closes both sockets, which stops the
+// other; an EOF only half-closes, so the other direction can finish.
+func startRelay(client, target *side, up, down func(int), done func()) *relayConn {
+	rc := &relayConn{client: client, target: target, done: done}
+	rc.left.Store(2)
+	rc.pumps[0] = newPump(client, target, up)
+	rc.pumps[1] = newPump(target, client, down)
+	for _, p := range rc.pumps {
+		p.finish = rc.pumpDone
+		go p.loop()
+	}
+	return rc
+}
+
+func (rc *relayConn) pumpDone(err error) {
+	if err != nil {
+		rc.close()
+	}
+	if rc.left.Add(-1) == 0 {
+		rc.client.tcp.Close()
+		rc.target.tcp.Close()
+		rc.done()
+	}
+}
+
+// close closes both sockets and finishes any pump parked without a
+// goroutine, which nothing else would wake.
+func (rc *relayConn) close() {
+	rc.client.tcp.Close()
+	rc.target.tcp.Close()
+	for _, p := range rc.pumps {
+		if lot.evict(p) {
+			p.finish(net.ErrClosed)
+		}
+	}
+}
+
+// park asks both pumps to give up their goroutines until data arrives.
+func (rc *relayConn) park() {
+	for _, p := range rc.pumps {
+		p.requestPark()
+	}
+}
+
+// aLongTimeAgo is a read deadline that has passed: setting it wakes a
+// pump waiting on its socket.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// loop runs the pump until it ends, or until a park request interrupts
+// its wait; then the pump moves to the parking lot and its goroutine ends.
+func (p *pump) loop() {
+	for {
+		err := p.run()
+		if err != nil && p.parkRequested.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+			if lot.park(p) {
+				return
+			}
+			p.unpark()
+			continue
+		}
+		p.finish(err)
+		return
+	}
+}
+
+func (p *pump) requestPark() {
+	if !p.parkRequested.Swap(true) {
+		p.src.tcp.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// resume runs on a fresh goroutine once a parked pump's socket is
+// readable (or closed).
+func (p *pump) resume() {
+	p.unpark()
+	p.loop()
+}
+
+// unpark undoes requestPark; marking the connection active first keeps
+// the sweeper from asking again straight away.
+func (p *pump) unpark() {
+	p.touch()
+	p.src.tcp.SetReadDeadline(time.Time{})
+	p.parkRequested.Store(false)
+}

@@ -1,0 +1,413 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure a Server.
+type Options struct {
+	Name string // listener name in metrics and logs
+	Mode Mode
+	// MaxConns caps concurrent client connections; beyond it a new one is
+	// closed at once and counted. 0 means no cap.
+	MaxConns int
+	// HandshakeTimeout bounds the TLS handshake, the sniff and the read of
+	// the agent's upgrade request, so a slowloris client is cut off.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a relayed connection that moved no byte in either
+	// direction for this long. 0 means never.
+	IdleTimeout time.Duration
+	// ParkAfter is how long a relayed connection must be idle before its
+	// two goroutines are released until data arrives (see parkingLot).
+	// Default DefaultParkAfter; negative never parks.
+	ParkAfter time.Duration
+	// DialTimeout bounds connecting (and, for originate, the TLS
+	// handshake) to the target.
+	DialTimeout time.Duration
+	// AgentHeaders reads the client's first HTTP request head to learn a
+	// Sensu agent's name and namespace; the bytes go to the target as is.
+	AgentHeaders bool
+	Metrics      *Metrics // nil registers on a private registry
+	Log          *slog.Logger
+}
+
+// Default timeouts.
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultDialTimeout      = 5 * time.Second
+	DefaultParkAfter        = 2 * time.Second
+)
+
+// Server accepts client connections and relays them through its Mode.
+type Server struct {
+	opt    Options
+	m      *listenerMetrics
+	agents agentBook
+
+	open     atomic.Int64
+	draining atomic.Bool
+	now      atomic.Int64 // coarse clock (unix ns) for idle tracking, ticked by the sweeper
+	wg       sync.WaitGroup
+
+	mu        sync.Mutex
+	conns     map[*proxiedConn]struct{}
+	listeners map[net.Listener]struct{}
+	sweeping  bool
+	stop      chan struct{}
+}
+
+// proxiedConn is one client connection and, once dialed, its target.
+type proxiedConn struct {
+	client     *net.TCPConn
+	target     atomic.Pointer[net.TCPConn]
+	relay      atomic.Pointer[relayConn] // set once relaying
+	lastActive atomic.Int64
+}
+
+func (pc *proxiedConn) close() {
+	pc.client.Close()
+	if t := pc.target.Load(); t != nil {
+		t.Close()
+	}
+	if rc := pc.relay.Load(); rc != nil {
+		rc.close()
+	}
+}
+
+// New returns a Server; call Serve to start it.
+func New(opt Options) (*Server, error) {
+	if opt.Mode == nil {
+		return nil, errors.New("proxy: no mode")
+	}
+	if opt.HandshakeTimeout <= 0 {
+		opt.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if opt.ParkAfter == 0 {
+		opt.ParkAfter = DefaultParkAfter
+	}
+	if opt.DialTimeout <= 0 {
+		opt.DialTimeout = DefaultDialTimeout
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	if opt.Metrics == nil {
+		m, err := NewMetrics(prometheus.NewRegistry())
+		if err != nil {
+			return nil, err
+		}
+		opt.Metrics = m
+	}
+	s := &Server{
+		opt:       opt,
+		m:         opt.Metrics.forListener(opt.Name),
+		conns:     make(map[*proxiedConn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		stop:      make(chan struct{}),
+	}
+	s.now.Store(time.Now().UnixNano())
+	return s, nil
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// Serve accepts connections on ln until Shutdown or a listener error.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.draining.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	if (s.opt.IdleTimeout > 0 || s.opt.ParkAfter > 0) && !s.sweeping {
+		s.sweeping = true
+		go s.sweep()
+	}
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.draining.Load() {
+				return ErrServerClosed
+			}
+			// Out of file descriptors and the like: keep serving
+			// open connections and retry, as net/http does.
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.opt.Log.Warn("accept failed; retrying", "listener", s.opt.Name, "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		tcp, ok := c.(*net.TCPConn)
+		if !ok {
+			c.Close()
+			continue
+		}
+		if s.opt.MaxConns > 0 && s.open.Load() >= int64(s.opt.MaxConns) {
+			s.m.refusedLimit.Inc()
+			tcp.Close()
+			continue
+		}
+		s.open.Add(1)
+		s.m.open.Inc()
+		s.wg.Add(1)
+		go s.handle(tcp)
+	}
+}
+
+// handle completes the client side, dials the target and starts the relay;
+// it returns as soon as the relay runs so its deep handshake stack is not
+// kept for the life of an idle connection.
+func (s *Server) handle(client *net.TCPConn) {
+	pc := &proxiedConn{client: client}
+	s.track(pc)
+	client.SetDeadline(time.Now().Add(s.opt.HandshakeTimeout))
+	cconn, transport, err := s.opt.Mode.Accept(client)
+	if err != nil {
+		reason := handshakeReason(err)
+		s.m.handshakeFailed(reason)
+		s.opt.Log.Debug("client handshake failed", "listener", s.opt.Name, "remote", client.RemoteAddr(), "reason", reason, "err", err)
+		s.end(pc)
+		return
+	}
+	var replay []byte
+	if s.opt.AgentHeaders {
+		read, headLen, err := readRequestHead(cconn)
+		if len(read) == 0 && err != nil {
+			s.m.handshakeFailed(handshakeReason(err))
+			s.end(pc)
+			return
+		}
+		if headLen > 0 {
+			if h, err := ParseAgentHello(read[:headLen]); err == nil {
+				tlsN, plainN := s.agents.record(s.opt.Name, h, transport, time.Now())
+				s.m.agentsSeen(TransportTLS, tlsN)
+				s.m.agentsSeen(TransportPlaintext, plainN)
+			}
+		}
+		replay = read
+	}
+	client.SetDeadline(time.Time{})
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.opt.DialTimeout)
+	tconn, err := s.opt.Mode.Dial(ctx, s.targetFailed)
+	cancel()
+	if err != nil {
+		s.opt.Log.Warn("target unreachable; closing client", "listener", s.opt.Name, "remote", client.RemoteAddr(), "err", err)
+		if tc, ok := cconn.(*tls.Conn); ok {
+			// close_notify, so the client sees a clean end, not a reset.
+			client.SetWriteDeadline(time.Now().Add(time.Second))
+			tc.Close()
+		}
+		s.end(pc)
+		return
+	}
+	if transport == TransportTLS {
+		s.m.totalTLS.Inc()
+	} else {
+		s.m.totalPlain.Inc()
+	}
+	cs, ts, err := s.sides(cconn, tconn, replay)
+	if err != nil {
+		tconn.Close()
+		s.opt.Log.Warn("relay setup failed", "listener", s.opt.Name, "err", err)
+		s.end(pc)
+		return
+	}
+	pc.target.Store(ts.tcp)
+	s.startRelay(pc, cs, ts)
+}
+
+// sides prepares both ends for the relay and replays what was read from
+// the client while learning who it is.
+func (s *Server) sides(cconn, tconn net.Conn, replay []byte) (cs, ts *side, err error) {
+	if cs, err = newSide(cconn); err != nil {
+		return nil, nil, err
+	}
+	if ts, err = newSide(tconn); err != nil {
+		return nil, nil, err
+	}
+	if len(replay) > 0 {
+		if _, err := tconn.Write(replay); err != nil {
+			return nil, nil, err
+		}
+		s.m.up.Add(float64(len(replay)))
+	}
+	return cs, ts, nil
+}
+
+func (s *Server) startRelay(pc *proxiedConn, cs, ts *side) {
+	pc.lastActive.Store(s.now.Load())
+	up, down := s.m.up, s.m.down
+	rc := startRelay(cs, ts,
+		func(n int) { pc.lastActive.Store(s.now.Load()); up.Add(float64(n)) },
+		func(n int) { pc.lastActive.Store(s.now.Load()); down.Add(float64(n)) },
+		func() { s.end(pc) })
+	pc.relay.Store(rc)
+}
+
+func (s *Server) track(pc *proxiedConn) {
+	s.mu.Lock()
+	s.conns[pc] = struct{}{}
+	s.mu.Unlock()
+	if s.draining.Load() {
+		// Shutdown may have closed everything before this one was
+		// tracked; do not let it outlive the drain.
+		select {
+		case <-s.stop:
+			pc.close()
+		default:
+		}
+	}
+}
+
+func (s *Server) end(pc *proxiedConn) {
+	pc.close()
+	s.mu.Lock()
+	delete(s.conns, pc)
+	s.mu.Unlock()
+	s.open.Add(-1)
+	s.m.open.Dec()
+	s.wg.Done()
+}
+
+func (s *Server) targetFailed(te *TargetError) {
+	s.m.targetFailed(te.Target)
+	s.opt.Log.Debug("target failed", "listener", s.opt.Name, "target", te.Target, "err", te.Err)
+}
+
+// sweep ticks the coarse clock, parks connections idle longer than
+// ParkAfter and closes those idle longer than IdleTimeout. One ticker per
+// listener is cheaper than a timer per connection reset on every read.
+func (s *Server) sweep() {
+	idle, park := s.opt.IdleTimeout, s.opt.ParkAfter
+	tick := time.Second
+	for _, d := range []time.Duration{idle, park} {
+		if d > 0 {
+			tick = min(tick, max(d/4, 10*time.Millisecond))
+		}
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var expired []*proxiedConn
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			ns := now.UnixNano()
+			s.now.Store(ns)
+			expired = expired[:0]
+			s.mu.Lock()
+			for pc := range s.conns {
+				rc := pc.relay.Load()
+				if rc == nil {
+					continue
+				}
+				quiet := time.Duration(ns - pc.lastActive.Load())
+				switch {
+				case idle > 0 && quiet > idle:
+					expired = append(expired, pc)
+				case park > 0 && quiet > park:
+					rc.park()
+				}
+			}
+			s.mu.Unlock()
+			// Closing finishes parked pumps, which takes s.mu in end.
+			for _, pc := range expired {
+				pc.close()
+			}
+			lot.releaseMemory(now)
+		}
+	}
+}
+
+// Open is the number of client connections open now.
+func (s *Server) Open() int { return int(s.open.Load()) }
+
+// Agents lists the Sensu agents this listener has seen.
+func (s *Server) Agents() []AgentSeen { return s.agents.snapshot() }
+
+// Shutdown stops accepting, lets open connections finish until ctx ends,
+// then closes the rest. It returns ctx's error when it had to cut
+// connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.draining.Swap(true) {
+		close(s.stop)
+	}
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		open := make([]*proxiedConn, 0, len(s.conns))
+		for pc := range s.conns {
+			open = append(open, pc)
+		}
+		s.mu.Unlock()
+		for _, pc := range open {
+			pc.close()
+		}
+		<-done
+		return ctx.Err()
+	}
+}
+
+// handshakeReason is the metric label for a failed client handshake.
+func handshakeReason(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrPlaintextRefused):
+		return "plaintext-refused"
+	case errors.Is(err, errUnknownProtocol):
+		return "unknown-protocol"
+	case errors.Is(err, ErrClientNotAllowed):
+		return "client-not-allowed"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return "client-closed"
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "protocol version"):
+		return "protocol-version"
+	case strings.Contains(msg, "cipher suite"):
+		return "no-shared-cipher"
+	case strings.Contains(msg, "didn't provide a certificate"):
+		return "no-client-certificate"
+	case strings.Contains(msg, "certificate"):
+		return "bad-client-certificate"
+	case strings.Contains(msg, "remote error"):
+		return "client-alert"
+	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return "not-tls"
+	}
+	return "other"
+}

@@ -20,5 +20,6 @@
 // they change on disk or when rotate publishes a Change, so new handshakes
 // use the new pair while open sessions continue. Build turns one Spec (a
 // config.Listener or the `sensu-tlsd proxy` flags) into a Server;
-// StartFromConfig starts the daemon's whole Group.
+// StartFromConfig starts the daemon's whole Group, and Listeners keeps
+// that group in step with the config across reloads.
 package proxy

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
@@ -20,9 +18,10 @@ import (
 // when a listener sets no drain-timeout.
 const DefaultDrainTimeout = 10 * time.Second
 
-// Group is the daemon's set of proxy listeners.
+// Group is the daemon's set of proxy listeners started from one config.
 type Group struct {
 	listeners []*groupListener
+	sources   map[string][]*FileSource // by managed certificate name
 	wg        sync.WaitGroup
 }
 
@@ -34,24 +33,12 @@ type groupListener struct {
 
 // StartFromConfig builds every listener in cfg, and only when all of them
 // are valid and can bind, starts serving them; a bad listener leaves
-// nothing half-started. Each listener's certificate source subscribes to
-// bus for its managed certificate, so a rotation reaches new handshakes
-// with no restart; a certificate not issued yet makes its listener fail
+// nothing half-started. The group's CertificateChanged reloads each
+// listener's managed certificate, so a rotation reaches new handshakes with
+// no restart; a certificate not issued yet makes its listener fail
 // handshakes until the first Change.
-func StartFromConfig(cfg *config.Config, bus *rotate.Bus, reg prometheus.Registerer, log *slog.Logger) (*Group, error) {
-	if len(cfg.Listeners) == 0 {
-		return &Group{}, nil
-	}
-	metrics, err := NewMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
-	g := &Group{}
-	type pending struct {
-		src  *FileSource
-		name string
-	}
-	var subs []pending
+func StartFromConfig(cfg *config.Config, metrics *Metrics, log *slog.Logger) (*Group, error) {
+	g := &Group{sources: map[string][]*FileSource{}}
 	fail := func(err error) (*Group, error) {
 		for _, l := range g.listeners {
 			l.ln.Close()
@@ -83,11 +70,8 @@ func StartFromConfig(cfg *config.Config, bus *rotate.Bus, reg prometheus.Registe
 		}
 		g.listeners = append(g.listeners, &groupListener{server: srv, ln: ln, drain: drain})
 		if src != nil {
-			subs = append(subs, pending{src, l.Certificate})
+			g.sources[l.Certificate] = append(g.sources[l.Certificate], src)
 		}
-	}
-	for _, p := range subs {
-		bus.Subscribe(p.src.Subscriber(p.name))
 	}
 	for _, l := range g.listeners {
 		g.wg.Add(1)
@@ -99,6 +83,16 @@ func StartFromConfig(cfg *config.Config, bus *rotate.Bus, reg prometheus.Registe
 		}()
 	}
 	return g, nil
+}
+
+// CertificateChanged reloads the certificate of every listener serving the
+// changed managed certificate.
+func (g *Group) CertificateChanged(ctx context.Context, c rotate.Change) error {
+	var errs []error
+	for _, src := range g.sources[c.Name] {
+		errs = append(errs, src.Subscriber(c.Name).CertificateChanged(ctx, c))
+	}
+	return errors.Join(errs...)
 }
 
 // Addrs are the addresses the listeners accept on, in config order.

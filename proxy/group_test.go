@@ -26,12 +26,16 @@ func TestGroupStartsBeforeIssuanceAndFollowsTheBus(t *testing.T) {
 		Listeners:    []config.Listener{{Name: "sensu-agent", Mode: "terminate", Listen: "127.0.0.1:0", Targets: []string{echoServer(t)}, Certificate: "backend"}},
 	}
 	var bus rotate.Bus
-	g, err := StartFromConfig(cfg, &bus, prometheus.NewRegistry(), nil)
+	ls, err := NewListeners(prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.Shutdown(context.Background())
-	addr := g.Addrs()[0].String()
+	bus.Subscribe(ls)
+	if err := ls.Apply(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Shutdown(context.Background())
+	addr := ls.group.Addrs()[0].String()
 	clientConf := &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"}
 	if c, err := tls.Dial("tcp", addr, clientConf); err == nil {
 		c.Close()
@@ -64,7 +68,11 @@ func TestGroupBadListenerStartsNothing(t *testing.T) {
 			{Name: "bad", Mode: "terminate", Listen: "127.0.0.1:0", Targets: []string{"127.0.0.1:1"}, Certificate: "missing"},
 		},
 	}
-	_, err := StartFromConfig(cfg, &rotate.Bus{}, prometheus.NewRegistry(), nil)
+	metrics, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = StartFromConfig(cfg, metrics, nil)
 	if err == nil || !strings.Contains(err.Error(), `"missing"`) {
 		t.Fatalf("StartFromConfig = %v, want an error naming the missing certificate", err)
 	}
@@ -74,4 +82,46 @@ func TestGroupBadListenerStartsNothing(t *testing.T) {
 		t.Fatalf("the valid listener %s stayed bound after the config was rejected: %v", first, err)
 	}
 	ln.Close()
+}
+
+// TestListenersReloadKeepsOrReplaces: an unchanged config keeps the running
+// group, a broken one keeps it too, a changed one replaces it on the same
+// port and the bus reaches the new group.
+func TestListenersReloadKeepsOrReplaces(t *testing.T) {
+	ca := newTestCA(t)
+	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
+	probe, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := probe.Addr().String()
+	probe.Close()
+	cfg := &config.Config{
+		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
+		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{echoServer(t)}, Certificate: "backend"}},
+	}
+	ls, err := NewListeners(prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Shutdown(context.Background())
+	if err := ls.Apply(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	first := ls.group
+	if err := ls.Apply(context.Background(), cfg); err != nil || ls.group != first {
+		t.Fatalf("an unchanged config replaced the listeners (err %v)", err)
+	}
+	broken := *cfg
+	broken.Listeners = []config.Listener{{Name: "api", Mode: "reverse", Listen: addr, Targets: []string{"127.0.0.1:1"}}}
+	if err := ls.Apply(context.Background(), &broken); err == nil || !strings.Contains(err.Error(), "the running listeners stay") || ls.group != first {
+		t.Fatalf("a broken config: %v; group replaced: %v", err, ls.group != first)
+	}
+	changed := *cfg
+	changed.Listeners = []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{echoServer(t)}, Certificate: "backend", IdleTimeout: time.Minute}}
+	if err := ls.Apply(context.Background(), &changed); err != nil || ls.group == first {
+		t.Fatalf("a changed config did not replace the listeners: %v", err)
+	}
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	if err != nil {
+		t.Fatalf("the replacement listener does not serve on %s: %v", addr, err)
+	}
+	c.Close()
 }

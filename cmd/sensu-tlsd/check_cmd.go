@@ -33,7 +33,11 @@ cannot be read).`,
 			if err != nil {
 				return exitError{inventory.StatusUnknown, "UNKNOWN: --crit: " + err.Error()}
 			}
-			sources, err := src.gather(a, args)
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return exitError{inventory.StatusUnknown, "UNKNOWN: " + err.Error()}
+			}
+			sources, err := src.gather(cfg, args)
 			if err != nil {
 				return exitError{inventory.StatusUnknown, "UNKNOWN: " + err.Error()}
 			}

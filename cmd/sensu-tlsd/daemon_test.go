@@ -21,9 +21,11 @@ func TestDaemonRenewsShortLivedCertificateOnTime(t *testing.T) {
 	first := d.waitLog(`msg="certificate changed" name=backend-1 reason=initial`, 20*time.Second)
 	start := time.Now()
 	second := d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal`, 20*time.Second)
-	// Due 25s before a 30s expiry, less at most 2.5s of jitter.
-	if took := time.Since(start); took < 2*time.Second || took > 15*time.Second {
-		t.Fatalf("renewal came %s after issue, want 2.5s to 5s", took)
+	// Due 25s before a 30s expiry (not-after is whole seconds, so up to
+	// 1s earlier), less at most 2.5s of jitter: 1.5s to 5s, with slack
+	// for a loaded machine at the top.
+	if took := time.Since(start); took < time.Second || took > 15*time.Second {
+		t.Fatalf("renewal came %s after issue, want about 1.5s to 5s", took)
 	}
 	serial := regexp.MustCompile(`new_serial=(\S+)`)
 	if !strings.Contains(second, "old_serial="+serial.FindStringSubmatch(first)[1]) {

@@ -103,18 +103,21 @@ func TestTourWithoutConfig(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	mustRun(t, dir, []string{"SENSU_TLSD_CA_DIR=" + dir}, "issue", "agent-1", "--profile", "agent", "--out", out)
 	r := mustRun(t, dir, nil, "status", "--json", "backend-1.pem", filepath.Join(out, "agent-1.pem"), "--ca", "ca.pem")
-	var entries []struct {
-		Name    string `json:"name"`
-		Subject string `json:"subject"`
-		KeyFile string `json:"key_file"`
-		Checks  []struct {
-			Name string `json:"name"`
-			OK   bool   `json:"ok"`
-		} `json:"checks"`
+	var report struct {
+		Certificates []struct {
+			Name    string `json:"name"`
+			Subject string `json:"subject"`
+			KeyFile string `json:"key_file"`
+			Checks  []struct {
+				Name string `json:"name"`
+				OK   bool   `json:"ok"`
+			} `json:"checks"`
+		} `json:"certificates"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &entries); err != nil {
+	if err := json.Unmarshal([]byte(r.stdout), &report); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, r.stdout)
 	}
+	entries := report.Certificates
 	if len(entries) != 2 || entries[0].Subject != "backend-1" || entries[1].Subject != "agent-1" {
 		t.Fatalf("entries: %+v", entries)
 	}

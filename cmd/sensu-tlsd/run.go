@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/proxy"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/daemon"
 	"github.com/sensu-tlsd/sensu-tlsd/systemd"
@@ -20,12 +25,25 @@ func newRunCmd(a *app) *cobra.Command {
 		Short: "Run the daemon: watch, renew, validate and install every managed certificate",
 		Long: `Run keeps every certificate in the config valid: it issues missing ones,
 renews each when a third of its lifetime is left (renewal.before), follows
-files other tools replace, and announces every change. SIGHUP re-reads the
-config (a broken one is rejected and the running one stays); SIGTERM and
-SIGINT stop it gracefully. Metrics are served on metrics-address.`,
+files other tools replace, and announces every change to the Sensu config
+writer, the service actions and the proxy listeners (listeners: in the
+config and the cutover's drop-ins in STATE-DIR/listeners.d). SIGHUP re-reads
+the config (a broken one is rejected and the running one stays); SIGTERM and
+SIGINT stop it gracefully. Metrics are served on metrics-address, with
+/healthz and /agents (Sensu agents seen by the proxy, by transport).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadConfig()
+			load := func() (*config.Config, error) {
+				cfg, err := a.loadConfig()
+				if err != nil {
+					return nil, err
+				}
+				if err := migrate.AddDropIns(cfg); err != nil {
+					return nil, fmt.Errorf("cutover listener drop-ins: %w", err)
+				}
+				return cfg, nil
+			}
+			cfg, err := load()
 			if err != nil {
 				return err
 			}
@@ -38,12 +56,30 @@ SIGINT stop it gracefully. Metrics are served on metrics-address.`,
 				Log:      log,
 				LogLevel: level,
 				Notifier: systemd.Notifier{Log: log},
-				Load:     func() (*config.Config, error) { return a.loadConfig() },
+				Load:     load,
 			}
-			// Consumers subscribe to d.Bus before Run. The Sensu config
-			// writer goes in front of the service actions: it passes each
-			// change on with the Sensu files it rewrote, so a restart sees
-			// both the new certificate and the new backend.yml.
+			// Consumers subscribe to d.Bus before Run, in the order a change
+			// must reach them: proxy listeners first (new handshakes get the
+			// new certificate at once), then the Sensu config writer, which
+			// passes each change on to the service actions with the Sensu
+			// files it rewrote, so a restart sees both.
+			listeners, err := proxy.NewListeners(d.Metrics.Registry, log)
+			if err != nil {
+				return err
+			}
+			if err := listeners.Apply(cmd.Context(), cfg); err != nil {
+				return err
+			}
+			d.Bus.Subscribe(listeners)
+			d.Reloaders = append(d.Reloaders, listeners.Apply)
+			d.Services = append(d.Services, func(ctx context.Context) error {
+				<-ctx.Done()
+				drain, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				return listeners.Shutdown(drain)
+			})
+			d.Handlers = map[string]http.Handler{"/agents": agentsHandler(listeners)}
+
 			services, err := systemd.FromConfig(cfg, log, d.Metrics.Registry)
 			if err != nil {
 				return fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), err)
@@ -57,4 +93,18 @@ SIGINT stop it gracefully. Metrics are served on metrics-address.`,
 			return d.Run(cmd.Context(), cfg)
 		},
 	}
+}
+
+// agentsHandler serves the agents the proxy listeners have seen, by
+// transport, for `sensu-tlsd status`.
+func agentsHandler(l *proxy.Listeners) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		body, err := proxy.AgentsJSON(l.Agents())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	})
 }

@@ -1,11 +1,18 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
+	"github.com/sensu-tlsd/sensu-tlsd/proxy"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/inventory"
 )
 
@@ -23,11 +30,7 @@ func (s *sourceFlags) bind(cmd *cobra.Command) {
 }
 
 // gather lists certificates from the config, the Sensu configs and files.
-func (s *sourceFlags) gather(a *app, files []string) ([]inventory.Source, error) {
-	c, err := a.loadConfig()
-	if err != nil {
-		return nil, err
-	}
+func (s *sourceFlags) gather(c *config.Config, files []string) ([]inventory.Source, error) {
 	sources := inventory.FromConfig(c)
 	if s.backendConfig != "" {
 		more, err := inventory.FromBackendConfig(s.backendConfig)
@@ -65,16 +68,33 @@ key matches, chain verifies to the CA, SANs cover the hosts, usages fit the
 profile, validity, key strength, and private key file modes.
 Exits 1 when any certificate has a problem.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sources, err := src.gather(a, args)
+			c, err := a.loadConfig()
 			if err != nil {
 				return err
 			}
-			entries := inventory.Inspect(sources, time.Now())
+			sources, err := src.gather(c, args)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			entries := inventory.Inspect(sources, now)
+			states, err := rotate.ReadState(c.StateDir)
+			if err != nil {
+				return err
+			}
+			inventory.AttachState(entries, states)
+			report := inventory.Report{Certificates: entries}
+			if agentsWanted(c) {
+				report.Agents, err = fetchAgents(c.MetricsAddress)
+				if err != nil {
+					report.AgentsError = err.Error()
+				}
+			}
 			w := cmd.OutOrStdout()
 			if asJSON {
-				err = inventory.WriteJSON(w, entries)
+				err = inventory.WriteJSON(w, report)
 			} else {
-				err = inventory.WriteTable(w, entries)
+				err = writeStatus(w, report, now)
 			}
 			if err != nil {
 				return err
@@ -88,13 +108,58 @@ Exits 1 when any certificate has a problem.`,
 			if bad > 0 {
 				return exitError{1, fmt.Sprintf("%d of %d certificates have problems", bad, len(entries))}
 			}
-			if len(entries) == 0 && !asJSON {
-				fmt.Fprintln(w, "no certificates: give a config with certificates, --backend-config/--agent-config, or certificate files")
-			}
 			return nil
 		},
 	}
 	src.bind(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	return cmd
+}
+
+func writeStatus(w io.Writer, r inventory.Report, now time.Time) error {
+	if len(r.Certificates) == 0 {
+		fmt.Fprintln(w, "no certificates: give a config with certificates, --backend-config/--agent-config, or certificate files")
+	} else if err := inventory.WriteTable(w, r.Certificates, now); err != nil {
+		return err
+	}
+	switch {
+	case r.AgentsError != "":
+		_, err := fmt.Fprintf(w, "\nagents: %s\n", r.AgentsError)
+		return err
+	case r.Agents != nil:
+		fmt.Fprintln(w)
+		return inventory.WriteAgents(w, r.Agents, now)
+	}
+	return nil
+}
+
+// agentsWanted: only a daemon with proxy listeners (its own or the
+// cutover's drop-ins) has agents to list.
+func agentsWanted(c *config.Config) bool {
+	if c.MetricsAddress == "" {
+		return false
+	}
+	dropIns, err := migrate.LoadDropIns(c.StateDir)
+	return len(c.Listeners) > 0 || (err == nil && len(dropIns) > 0)
+}
+
+// fetchAgents asks the running daemon which agents its proxy has seen.
+func fetchAgents(addr string) ([]proxy.AgentSeen, error) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get("http://" + addr + "/agents")
+	if err != nil {
+		return nil, fmt.Errorf("the daemon at %s did not answer (is sensu-tlsd run running with this config?): %v", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the daemon at %s answered /agents with %s", addr, resp.Status)
+	}
+	agents := []proxy.AgentSeen{}
+	if err := json.NewDecoder(resp.Body).Decode(&agents); err != nil {
+		return nil, fmt.Errorf("the daemon at %s sent unreadable agents: %v", addr, err)
+	}
+	if agents == nil {
+		agents = []proxy.AgentSeen{}
+	}
+	return agents, nil
 }

@@ -462,3 +462,18 @@ func LoadDropIns(stateDir string) ([]config.Listener, error) {
 	}
 	return out, nil
 }
+
+// AddDropIns appends the listeners of the cutover's drop-ins to cfg and
+// validates the result, so a drop-in that names a missing certificate is
+// rejected like the same listener in the main file.
+func AddDropIns(cfg *config.Config) error {
+	extra, err := LoadDropIns(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	cfg.Listeners = append(cfg.Listeners, extra...)
+	return cfg.Validate()
+}

@@ -40,6 +40,12 @@ type Daemon struct {
 	// Services run beside the manager (proxy listeners); one failing stops
 	// the daemon.
 	Services []func(ctx context.Context) error
+	// Reloaders receive every configuration a SIGHUP reload accepted, after
+	// the certificates were re-planned (proxy listeners follow this way).
+	// An error is logged; the reloader keeps what it was running.
+	Reloaders []func(ctx context.Context, cfg *config.Config) error
+	// Handlers are extra endpoints on the metrics address, such as /agents.
+	Handlers map[string]http.Handler
 }
 
 // Run runs until ctx ends or SIGTERM/SIGINT arrives, with cfg as the
@@ -105,7 +111,7 @@ func (d *Daemon) Run(ctx context.Context, cfg *config.Config) error {
 				d.Log.Info("shutting down")
 				return nil
 			case <-hup:
-				d.reload(mgr, cfg.MetricsAddress)
+				d.reload(ctx, mgr, cfg.MetricsAddress)
 			}
 		}
 	})
@@ -114,7 +120,7 @@ func (d *Daemon) Run(ctx context.Context, cfg *config.Config) error {
 
 // reload applies a re-read configuration, or keeps the running one when
 // the new one is broken: the config is checked whole before anything changes.
-func (d *Daemon) reload(mgr *rotate.Manager, metricsAddr string) {
+func (d *Daemon) reload(ctx context.Context, mgr *rotate.Manager, metricsAddr string) {
 	d.Notifier.Reloading()
 	defer d.Notifier.Ready()
 	cfg, err := d.Load()
@@ -136,12 +142,20 @@ func (d *Daemon) reload(mgr *rotate.Manager, metricsAddr string) {
 		d.Log.Error("applying the new configuration", "error", err)
 		return
 	}
+	for _, r := range d.Reloaders {
+		if err := r(ctx, cfg); err != nil {
+			d.Log.Error("applying the new configuration", "error", err)
+		}
+	}
 	d.Log.Info("configuration reloaded", "certificates", len(plans), "config", cfg.File)
 }
 
 func (d *Daemon) metricsServer(ready <-chan struct{}) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{}))
+	for path, h := range d.Handlers {
+		mux.Handle(path, h)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		select {
 		case <-ready:

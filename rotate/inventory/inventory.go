@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
@@ -39,11 +40,15 @@ type Entry struct {
 	Seconds  int64             `json:"seconds_left"`
 	Checks   []pki.CheckResult `json:"checks,omitempty"`
 	Error    string            `json:"error,omitempty"`
+	// Renewal is what the daemon last did for a managed certificate; nil
+	// when the daemon never ran for it.
+	Renewal *rotate.CertState `json:"renewal,omitempty"`
 }
 
-// OK reports whether the entry was read and passed every check.
+// OK reports whether the entry was read, passed every check, and its last
+// renewal attempt (if the daemon manages it) did not fail.
 func (e Entry) OK() bool {
-	if e.Error != "" {
+	if e.Error != "" || (e.Renewal != nil && e.Renewal.Failures > 0) {
 		return false
 	}
 	for _, c := range e.Checks {
@@ -121,6 +126,19 @@ func modeCheck(keyFile string) pki.CheckResult {
 		return pki.CheckResult{Name: CheckModes, Detail: fmt.Sprintf("%s is readable by every user (%04o): chmod 600 %s (or 640 with chgrp sensu)", keyFile, perm, keyFile)}
 	}
 	return pki.CheckResult{Name: CheckModes, OK: true, Detail: fmt.Sprintf("%04o", perm)}
+}
+
+// AttachState adds the daemon's persisted renewal state to the entries of
+// managed certificates.
+func AttachState(entries []Entry, states map[string]rotate.CertState) {
+	for i := range entries {
+		if entries[i].Origin != "config" {
+			continue
+		}
+		if st, ok := states[entries[i].Name]; ok {
+			entries[i].Renewal = &st
+		}
+	}
 }
 
 // FromConfig lists the managed certificates of c.

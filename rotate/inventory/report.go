@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/proxy"
 )
 
 // Marks make a table readable at a glance.
@@ -15,19 +17,20 @@ const (
 	markFail = "✗"
 )
 
-// WriteTable prints one row per entry, then one line per failed check or
-// read error under it, so the fix is next to the certificate it concerns.
-func WriteTable(w io.Writer, entries []Entry) error {
+// WriteTable prints one row per entry, then one line per failed check,
+// read error or failing renewal under it, so the fix is next to the
+// certificate it concerns.
+func WriteTable(w io.Writer, entries []Entry, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPATH\tCN\tSANS\tISSUER\tSERIAL\tNOT AFTER\tLEFT\tCHECKS")
+	fmt.Fprintln(tw, "NAME\tPATH\tCN\tSANS\tISSUER\tSERIAL\tNOT AFTER\tLEFT\tRENEWS\tCHECKS")
 	for _, e := range entries {
 		if e.NotAfter.IsZero() {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t%s unreadable\n", e.Name, e.CertFile, markFail)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t%s\t%s unreadable\n", e.Name, e.CertFile, renews(e, now), markFail)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			e.Name, e.CertFile, e.Subject, dash(strings.Join(e.SANs, ",")), e.Issuer, e.Serial,
-			e.NotAfter.UTC().Format("2006-01-02 15:04"), HumanDuration(e.Left), marks(e))
+			e.NotAfter.UTC().Format("2006-01-02 15:04"), HumanDuration(e.Left), renews(e, now), marks(e))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -41,8 +44,24 @@ func WriteTable(w io.Writer, entries []Entry) error {
 				fmt.Fprintf(w, "%s %s: %s: %s\n", markFail, e.Name, c.Name, c.Detail)
 			}
 		}
+		if r := e.Renewal; r != nil && r.Failures > 0 {
+			fmt.Fprintf(w, "%s %s: renewal failing (%d in a row, last %s ago, next try in %s): %s\n", markFail, e.Name,
+				r.Failures, HumanDuration(now.Sub(r.LastErrorAt)), HumanDuration(r.NextRenewal.Sub(now)), r.LastError)
+		}
 	}
 	return nil
+}
+
+// renews says when the daemon will next renew a managed certificate: "-"
+// when the daemon has not run for it.
+func renews(e Entry, now time.Time) string {
+	if e.Renewal == nil || e.Renewal.NextRenewal.IsZero() {
+		return "-"
+	}
+	if d := e.Renewal.NextRenewal.Sub(now); d > 0 {
+		return "in " + HumanDuration(d)
+	}
+	return "due"
 }
 
 func marks(e Entry) string {
@@ -67,14 +86,43 @@ func dash(s string) string {
 	return s
 }
 
-// WriteJSON prints the entries as a JSON array for machines.
-func WriteJSON(w io.Writer, entries []Entry) error {
+// Report is everything `status --json` prints.
+type Report struct {
+	Certificates []Entry `json:"certificates"`
+	// Agents are the Sensu agents the running daemon's proxy listeners
+	// have seen, by transport; absent when no daemon answered.
+	Agents []proxy.AgentSeen `json:"agents,omitempty"`
+	// AgentsError says why the agents could not be listed.
+	AgentsError string `json:"agents_error,omitempty"`
+}
+
+// WriteJSON prints the report for machines.
+func WriteJSON(w io.Writer, r Report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	if entries == nil {
-		entries = []Entry{}
+	if r.Certificates == nil {
+		r.Certificates = []Entry{}
 	}
-	return enc.Encode(entries)
+	return enc.Encode(r)
+}
+
+// WriteAgents prints the agents the proxy has seen and how many still
+// arrive in plaintext: the number to watch before enforcing TLS.
+func WriteAgents(w io.Writer, agents []proxy.AgentSeen, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LISTENER\tNAMESPACE\tAGENT\tTRANSPORT\tLAST SEEN")
+	plain := 0
+	for _, a := range agents {
+		if a.Transport == proxy.TransportPlaintext {
+			plain++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s ago\n", a.Listener, a.Namespace, a.Name, a.Transport, HumanDuration(now.Sub(a.LastSeen).Truncate(time.Second)))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d agents seen by the proxy: %d over TLS, %d still in plaintext\n", len(agents), len(agents)-plain, plain)
+	return err
 }
 
 // HumanDuration prints a time left as an operator thinks of it: "89d 23h",

@@ -1,0 +1,124 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+)
+
+// Listeners keeps the daemon's proxy listeners in step with its config
+// across reloads. It is the one bus subscriber for all of them, so a
+// reload that replaces the listeners leaves no stale subscriber behind.
+type Listeners struct {
+	metrics *Metrics
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	group   *Group
+	running listenerSet
+}
+
+// listenerSet is what a Group was started from: the listeners and the
+// certificates they serve. Equal sets need no restart.
+type listenerSet struct {
+	listeners []config.Listener
+	certs     []config.Certificate
+}
+
+// NewListeners registers the proxy metrics on reg once for the life of
+// the daemon.
+func NewListeners(reg prometheus.Registerer, log *slog.Logger) (*Listeners, error) {
+	m, err := NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Listeners{metrics: m, log: log}, nil
+}
+
+// Apply starts the listeners of cfg, or replaces the running ones when
+// they changed. Every new listener is built and checked before the old
+// ones stop, so a broken listener config keeps the running listeners;
+// replaced listeners drain within their drain-timeout (bounded by ctx)
+// before the new ones bind the same ports.
+func (l *Listeners) Apply(ctx context.Context, cfg *config.Config) error {
+	want := listenerSet{listeners: cfg.Listeners}
+	for _, ln := range cfg.Listeners {
+		if c, ok := cfg.Certificate(ln.Certificate); ok {
+			want.certs = append(want.certs, *c)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.group != nil && reflect.DeepEqual(want, l.running) {
+		return nil
+	}
+	for i, ln := range cfg.Listeners {
+		var cert config.Certificate
+		if c, ok := cfg.Certificate(ln.Certificate); ok {
+			cert = *c
+		}
+		spec := SpecFromConfig(ln, cert)
+		spec.CertMayBePending = true
+		if _, _, err := Build(spec, nil, l.log); err != nil {
+			return fmt.Errorf("listeners[%d]: %w (the running listeners stay)", i, err)
+		}
+	}
+	if l.group != nil {
+		if err := l.group.Shutdown(ctx); err != nil {
+			l.log.Warn("draining the replaced proxy listeners", "error", err)
+		}
+		l.group, l.running = nil, listenerSet{}
+	}
+	g, err := StartFromConfig(cfg, l.metrics, l.log)
+	if err != nil {
+		return err
+	}
+	l.group, l.running = g, want
+	for i, a := range g.Addrs() {
+		l.log.Info("proxy listener serving", "listener", cfg.Listeners[i].Name, "mode", cfg.Listeners[i].Mode, "address", a.String())
+	}
+	return nil
+}
+
+// CertificateChanged forwards a rotation to the running listeners.
+func (l *Listeners) CertificateChanged(ctx context.Context, c rotate.Change) error {
+	l.mu.Lock()
+	g := l.group
+	l.mu.Unlock()
+	if g == nil {
+		return nil
+	}
+	return g.CertificateChanged(ctx, c)
+}
+
+// Agents lists the Sensu agents the running listeners have seen.
+func (l *Listeners) Agents() []AgentSeen {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.group == nil {
+		return nil
+	}
+	return l.group.Agents()
+}
+
+// Shutdown drains the running listeners.
+func (l *Listeners) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.group == nil {
+		return nil
+	}
+	err := l.group.Shutdown(ctx)
+	l.group = nil
+	return err
+}

@@ -24,6 +24,10 @@ type Config struct {
 
 	// File is the path the config was read from ("" when none); not a key.
 	File string `yaml:"-"`
+	// explicit holds the paths of keys a user set (file, env or flag),
+	// so a deliberate empty value ("metrics-address: ''" turns metrics
+	// off, "jitter: 0s" turns jitter off) is not replaced by a default.
+	explicit map[string]bool
 }
 
 // Renewal says when a certificate is renewed.

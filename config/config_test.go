@@ -141,3 +141,22 @@ func TestListKeysFromEnvAsYAML(t *testing.T) {
 		t.Fatalf("certificates from env: %+v", c.Certificates)
 	}
 }
+
+func TestDeliberateEmptyValuesAreKept(t *testing.T) {
+	c, err := config.Load(config.LoadOptions{File: writeConfig(t, "metrics-address: \"\"\nrenewal:\n  jitter: 0s\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MetricsAddress != "" || c.Renewal.Jitter != 0 {
+		t.Fatalf("metrics-address %q, jitter %v: an explicit empty value was replaced by the default", c.MetricsAddress, c.Renewal.Jitter)
+	}
+	t.Setenv("SENSU_TLSD_METRICS_ADDRESS", "")
+	c, err = config.Load(config.LoadOptions{File: writeConfig(t, "")})
+	if err != nil || c.MetricsAddress != "127.0.0.1:9467" {
+		t.Fatalf("an empty env var must not count as set (viper treats it as unset): %q %v", c.MetricsAddress, err)
+	}
+	c, err = config.Load(config.LoadOptions{File: writeConfig(t, "log-level: warn\n")})
+	if err != nil || c.MetricsAddress != "127.0.0.1:9467" || c.Renewal.Jitter == 0 {
+		t.Fatalf("defaults not applied when the keys are absent: %q %v %v", c.MetricsAddress, c.Renewal.Jitter, err)
+	}
+}

@@ -23,13 +23,17 @@ func Default() *Config {
 // and flags are merged, so a default never hides a value a user gave.
 func (c *Config) ApplyDefaults() {
 	setStr(&c.StateDir, DefaultStateDir)
-	setStr(&c.MetricsAddress, "127.0.0.1:9467")
+	if !c.explicit["metrics-address"] {
+		setStr(&c.MetricsAddress, "127.0.0.1:9467") // "" set on purpose turns metrics off
+	}
 	setStr(&c.LogLevel, "info")
 	setStr(&c.LogFormat, "text")
 
 	r := &c.Renewal
 	setStr(&r.Before, "33%") // certmagic's and certbot's rule: a third of the lifetime left
-	setDur(&r.Jitter, 10*time.Minute)
+	if !c.explicit["renewal.jitter"] {
+		setDur(&r.Jitter, 10*time.Minute) // 0s set on purpose turns jitter off
+	}
 	setDur(&r.RetryMin, 30*time.Second)
 	setDur(&r.RetryMax, time.Hour)
 	setDur(&r.Emergency, 24*time.Hour)

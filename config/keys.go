@@ -126,7 +126,7 @@ func (k Key) set(c *Config, s string) error {
 		if len(n.Content) == 0 {
 			return nil
 		}
-		if err := checkNode("value", k.Path, n.Content[0], k.typ); err != nil {
+		if err := checkNode("value", k.Path, n.Content[0], k.typ, func(string) {}); err != nil {
 			return err
 		}
 		ptr := reflect.New(k.typ)

@@ -101,7 +101,7 @@ func decodeFile(file string, data []byte, c *Config) error {
 	if root.Kind != yaml.MappingNode {
 		return fmt.Errorf("%s:%d: the top level must be a mapping of keys (state-dir: ..., certificates: ...)", file, root.Line)
 	}
-	if err := checkNode(file, "", root, reflect.TypeOf(*c)); err != nil {
+	if err := checkNode(file, "", root, reflect.TypeOf(*c), c.markSet); err != nil {
 		return err
 	}
 	if err := root.Decode(c); err != nil {
@@ -118,7 +118,7 @@ var (
 // checkNode walks a YAML node against the Go type it will decode into,
 // rejecting unknown keys and normalising values yaml.v3 cannot decode alone
 // (durations in days, octal modes).
-func checkNode(file, path string, n *yaml.Node, t reflect.Type) error {
+func checkNode(file, path string, n *yaml.Node, t reflect.Type, set func(path string)) error {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -134,7 +134,7 @@ func checkNode(file, path string, n *yaml.Node, t reflect.Type) error {
 			if !ok {
 				return unknownKeyError(file, path, k, fields)
 			}
-			if err := checkNode(file, join(path, k.Value), v, f.Type); err != nil {
+			if err := checkNode(file, join(path, k.Value), v, f.Type, set); err != nil {
 				return err
 			}
 		}
@@ -146,7 +146,7 @@ func checkNode(file, path string, n *yaml.Node, t reflect.Type) error {
 			return fmt.Errorf("%s:%d: %s must be a list", file, n.Line, keyName(path))
 		}
 		for i, item := range n.Content {
-			if err := checkNode(file, fmt.Sprintf("%s[%d]", path, i), item, t.Elem()); err != nil {
+			if err := checkNode(file, fmt.Sprintf("%s[%d]", path, i), item, t.Elem(), set); err != nil {
 				return err
 			}
 		}
@@ -154,6 +154,7 @@ func checkNode(file, path string, n *yaml.Node, t reflect.Type) error {
 		if n.Kind != yaml.ScalarNode {
 			return fmt.Errorf("%s:%d: %s must be a single value, not a %s", file, n.Line, keyName(path), kindName(n.Kind))
 		}
+		set(path)
 		switch t {
 		case durationType:
 			d, err := ParseDuration(n.Value)
@@ -286,6 +287,7 @@ func overlay(c *Config, flags *pflag.FlagSet) error {
 		if !v.IsSet(k.Path) {
 			continue
 		}
+		c.markSet(k.Path)
 		if err := k.set(c, v.GetString(k.Path)); err != nil {
 			source := "environment variable " + k.Env
 			if flags != nil {
@@ -297,4 +299,12 @@ func overlay(c *Config, flags *pflag.FlagSet) error {
 		}
 	}
 	return nil
+}
+
+// markSet records that the user set the key at path.
+func (c *Config) markSet(path string) {
+	if c.explicit == nil {
+		c.explicit = map[string]bool{}
+	}
+	c.explicit[path] = true
 }

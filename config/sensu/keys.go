@@ -3,8 +3,9 @@ package sensu
 import (
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strings"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config"
 )
 
 // Role says which Sensu process reads a file.
@@ -78,60 +79,19 @@ func KnownKey(r Role, key string) bool {
 	return backendKeys[key]
 }
 
-// Suggest returns the known key closest to an unknown one, or "". Spelling
-// variants (cert_file, certFile, certfile, CERT-FILE) map exactly; other
-// typos within two edits are suggested.
+// Suggest returns the known key closest to an unknown one, or "", with
+// the same rules as sensu-tlsd's own config (config.Suggest): spelling
+// variants (cert_file, certfile) map exactly, near typos are suggested.
 func Suggest(r Role, key string) string {
 	known := backendKeys
 	if r == Agent {
 		known = agentKeys
 	}
-	squash := func(s string) string {
-		return strings.Map(func(c rune) rune {
-			if c == '-' || c == '_' || c == '.' || c == ' ' {
-				return -1
-			}
-			return c
-		}, strings.ToLower(s))
-	}
 	names := make([]string, 0, len(known))
 	for k := range known {
 		names = append(names, k)
 	}
-	sort.Strings(names)
-	sq := squash(key)
-	for _, k := range names {
-		if squash(k) == sq {
-			return k
-		}
-	}
-	best, bestDist := "", 3
-	for _, k := range names {
-		if d := editDistance(sq, squash(k)); d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return config.Suggest(key, names)
 }
 
 // roleOnly are keys that exist for one role only, so their presence tells

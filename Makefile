@@ -4,7 +4,7 @@
 GO       ?= go
 FUZZTIME ?= 8s
 # Debian packages the tests run as real peers.
-PEERS    := openssl etcd-server stunnel4 haproxy nginx libnginx-mod-stream sslscan wrk systemd dbus iproute2
+PEERS    := openssl etcd-server stunnel4 haproxy nginx libnginx-mod-stream sslscan wrk systemd dbus iproute2 socat nodejs
 
 .PHONY: test peers check-format vet unit fuzz build
 

@@ -125,3 +125,46 @@ func TestListenersReloadKeepsOrReplaces(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestListenersReloadOnBusyPortRestoresPrevious: when the new listeners
+// cannot bind (the port was taken meanwhile), the previous ones come back
+// on their port instead of leaving the daemon without a proxy.
+func TestListenersReloadOnBusyPortRestoresPrevious(t *testing.T) {
+	ca := newTestCA(t)
+	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
+	probe, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := probe.Addr().String()
+	probe.Close()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := &config.Config{
+		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
+		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{echoServer(t)}, Certificate: "backend"}},
+	}
+	ls, err := NewListeners(prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Shutdown(context.Background())
+	if err := ls.Apply(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	moved := *cfg
+	moved.Listeners = []config.Listener{cfg.Listeners[0]}
+	moved.Listeners[0].Listen = busy.Addr().String()
+	err = ls.Apply(context.Background(), &moved)
+	if err == nil || !strings.Contains(err.Error(), "address already in use") || !strings.Contains(err.Error(), "the previous listeners are back") {
+		t.Fatalf("Apply on a busy port = %v, want the bind error and the previous listeners back", err)
+	}
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	if err != nil {
+		t.Fatalf("the previous listener does not serve on %s again: %v", addr, err)
+	}
+	c.Close()
+	if err := ls.Check(&moved); err != nil {
+		t.Errorf("Check binds nothing, so a busy port is no error there: %v", err)
+	}
+}

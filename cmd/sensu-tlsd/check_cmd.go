@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/inventory"
 )
 
@@ -21,7 +22,8 @@ func newCheckCmd(a *app) *cobra.Command {
 		Long: `A Sensu check plugin. Prints one status line, then each certificate's seconds
 to expiry in the Prometheus text format (set output_metric_format:
 prometheus_text on the check to store them). Exit status: 0 OK, 1 WARNING
-(a certificate expires within --warn), 2 CRITICAL (within --crit, expired, or
+(a certificate expires within --warn, or the daemon's renewals of it keep
+failing), 2 CRITICAL (within --crit, expired, or
 failing a check such as a key that does not match), 3 UNKNOWN (a certificate
 cannot be read).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -42,6 +44,11 @@ cannot be read).`,
 				return exitError{inventory.StatusUnknown, "UNKNOWN: " + err.Error()}
 			}
 			entries := inventory.Inspect(sources, time.Now())
+			states, err := rotate.ReadState(cfg.StateDir)
+			if err != nil {
+				return exitError{inventory.StatusUnknown, "UNKNOWN: " + err.Error()}
+			}
+			inventory.AttachState(entries, states)
 			res := inventory.Evaluate(entries, w, c)
 			out := cmd.OutOrStdout()
 			fmt.Fprintln(out, res.Line)

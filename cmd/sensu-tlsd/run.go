@@ -71,7 +71,7 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 				return err
 			}
 			d.Bus.Subscribe(listeners)
-			d.Reloaders = append(d.Reloaders, listeners.Apply)
+			d.Reloaders = append(d.Reloaders, listeners)
 			d.Services = append(d.Services, func(ctx context.Context) error {
 				<-ctx.Done()
 				drain, cancel := context.WithTimeout(context.Background(), 30*time.Second)

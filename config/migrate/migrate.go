@@ -195,7 +195,10 @@ func (n *Node) listenersFor(public map[string]string, dashboard bool) ([]config.
 		{Name: "sensu-api", Mode: "dual", Listen: public[apiListen.key], Targets: []string{net.JoinHostPort("127.0.0.1", apiLoop)},
 			Certificate: n.Backend.Name, AllowPlain: !n.RefusePlaintext},
 		{Name: "sensu-agent", Mode: "dual", Listen: net.JoinHostPort(trimBrackets(public[agentHost.key]), public[agentPort.key]),
-			Targets: []string{net.JoinHostPort("127.0.0.1", agentLoop)}, Certificate: n.Backend.Name, AllowPlain: !n.RefusePlaintext},
+			Targets: []string{net.JoinHostPort("127.0.0.1", agentLoop)}, Certificate: n.Backend.Name, AllowPlain: !n.RefusePlaintext,
+			// Agents are counted by name and transport, so `status` shows
+			// who still speaks plaintext before phase 4 refuses it.
+			AgentHeaders: true},
 	}
 	if dashboard {
 		dashLoop, err := loopbackPort(public[dashPort.key])

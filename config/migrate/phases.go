@@ -262,12 +262,13 @@ type dropInFile struct {
 }
 
 type dropInListener struct {
-	Name        string   `yaml:"name"`
-	Mode        string   `yaml:"mode"`
-	Listen      string   `yaml:"listen"`
-	Targets     []string `yaml:"targets"`
-	Certificate string   `yaml:"certificate"`
-	AllowPlain  bool     `yaml:"allow-plaintext"`
+	Name         string   `yaml:"name"`
+	Mode         string   `yaml:"mode"`
+	Listen       string   `yaml:"listen"`
+	Targets      []string `yaml:"targets"`
+	Certificate  string   `yaml:"certificate"`
+	AllowPlain   bool     `yaml:"allow-plaintext"`
+	AgentHeaders bool     `yaml:"agent-headers,omitempty"`
 }
 
 const dropInHeader = "# Written by `sensu-tlsd migrate apply --phase 1` (the bridge).\n" +
@@ -281,7 +282,7 @@ func (w *workspace) setDropIn(ls []config.Listener) error {
 	}
 	var f dropInFile
 	for _, l := range ls {
-		f.Listeners = append(f.Listeners, dropInListener{l.Name, l.Mode, l.Listen, l.Targets, l.Certificate, l.AllowPlain})
+		f.Listeners = append(f.Listeners, dropInListener{l.Name, l.Mode, l.Listen, l.Targets, l.Certificate, l.AllowPlain, l.AgentHeaders})
 	}
 	var out bytes.Buffer
 	out.WriteString(dropInHeader)

@@ -40,12 +40,21 @@ type Daemon struct {
 	// Services run beside the manager (proxy listeners); one failing stops
 	// the daemon.
 	Services []func(ctx context.Context) error
-	// Reloaders receive every configuration a SIGHUP reload accepted, after
-	// the certificates were re-planned (proxy listeners follow this way).
-	// An error is logged; the reloader keeps what it was running.
-	Reloaders []func(ctx context.Context, cfg *config.Config) error
+	// Reloaders follow SIGHUP reloads (proxy listeners do). Each checks a
+	// new configuration before anything changes; one that cannot take it
+	// gets the whole configuration rejected.
+	Reloaders []Reloader
 	// Handlers are extra endpoints on the metrics address, such as /agents.
 	Handlers map[string]http.Handler
+}
+
+// Reloader is a part of the daemon that follows configuration reloads.
+// Check runs for every Reloader before anything is applied, so a
+// configuration one of them cannot take is never half-applied; Apply
+// errors after a passed Check (a port taken meanwhile) are logged.
+type Reloader interface {
+	Check(cfg *config.Config) error
+	Apply(ctx context.Context, cfg *config.Config) error
 }
 
 // Run runs until ctx ends or SIGTERM/SIGINT arrives, with cfg as the
@@ -128,6 +137,11 @@ func (d *Daemon) reload(ctx context.Context, mgr *rotate.Manager, metricsAddr st
 	if err == nil {
 		plans, err = rotate.Plans(cfg)
 	}
+	for _, r := range d.Reloaders {
+		if err == nil {
+			err = r.Check(cfg)
+		}
+	}
 	if err != nil {
 		d.Log.Error("new configuration rejected; the running one stays in effect", "error", err)
 		return
@@ -143,7 +157,7 @@ func (d *Daemon) reload(ctx context.Context, mgr *rotate.Manager, metricsAddr st
 		return
 	}
 	for _, r := range d.Reloaders {
-		if err := r(ctx, cfg); err != nil {
+		if err := r.Apply(ctx, cfg); err != nil {
 			d.Log.Error("applying the new configuration", "error", err)
 		}
 	}

@@ -24,8 +24,9 @@ type CheckResult struct {
 }
 
 // Evaluate turns entries into one check verdict: critical when any
-// certificate expires within crit or fails a check, warning within warn,
-// unknown when a certificate cannot be read at all.
+// certificate expires within crit or fails a check, warning within warn or
+// while the daemon's renewals of it keep failing, unknown when a
+// certificate cannot be read at all.
 func Evaluate(entries []Entry, warn, crit time.Duration) CheckResult {
 	var unknown, critical, warning []string
 	for _, e := range entries {
@@ -34,8 +35,12 @@ func Evaluate(entries []Entry, warn, crit time.Duration) CheckResult {
 			unknown = append(unknown, fmt.Sprintf("%s unreadable (%s)", e.Name, e.Error))
 		case e.Left <= crit:
 			critical = append(critical, expiryPhrase(e))
-		case !e.OK():
+		case len(failedChecks(e)) > 0:
 			critical = append(critical, fmt.Sprintf("%s fails %s", e.Name, strings.Join(failedChecks(e), ", ")))
+		case e.Renewal != nil && e.Renewal.Failures > 0:
+			// Still valid beyond crit, but nobody should wait for the
+			// expiry warning to learn the renewals are failing.
+			warning = append(warning, fmt.Sprintf("%s renewal failing (%d in a row: %s)", e.Name, e.Renewal.Failures, e.Renewal.LastError))
 		case e.Left <= warn:
 			warning = append(warning, expiryPhrase(e))
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
@@ -31,6 +32,12 @@ func entry(name string, left time.Duration, ok bool) Entry {
 	return e
 }
 
+// failing marks e's renewal as failing three times in a row.
+func failing(e Entry) Entry {
+	e.Renewal = &rotate.CertState{Failures: 3, LastError: "exec: exit status 2"}
+	return e
+}
+
 func TestEvaluatePicksTheWorstStatus(t *testing.T) {
 	day := 24 * time.Hour
 	cases := []struct {
@@ -45,6 +52,8 @@ func TestEvaluatePicksTheWorstStatus(t *testing.T) {
 		{[]Entry{entry("a", -day, true)}, StatusCritical, "CRITICAL: a expired 1d 0h ago"},
 		{[]Entry{{Source: Source{Name: "gone"}, Error: "no such file"}, entry("a", 3*day, true)}, StatusUnknown, "UNKNOWN: gone unreadable (no such file); a expires"},
 		{nil, StatusUnknown, "UNKNOWN: no certificates"},
+		{[]Entry{failing(entry("a", 60*day, true))}, StatusWarning, "WARNING: a renewal failing (3 in a row: exec: exit status 2)"},
+		{[]Entry{failing(entry("a", 3*day, true))}, StatusCritical, "CRITICAL: a expires in 3d 0h"},
 	}
 	for _, c := range cases {
 		r := Evaluate(c.entries, 30*day, 7*day)

@@ -41,6 +41,11 @@ func (c *Config) ApplyDefaults() {
 		r.Generations = 5
 	}
 
+	setDur(&c.ServiceActions.Coalesce, 2*time.Second) // certificates renewed together cause one restart
+	if c.ServiceActions.Parallel == 0 {
+		c.ServiceActions.Parallel = 4
+	}
+
 	setStr(&c.CA.Dir, c.StateDir) // ca.pem and ca-key.pem beside the certificates, as cfssljson leaves them
 	setStr(&c.CA.CommonName, "sensu-tlsd CA")
 	setStr(&c.CA.KeyType, "ecdsa-p256")

@@ -63,12 +63,8 @@ func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) 
 	for _, c := range cfg.Certificates {
 		routes[c.Name] = c.Services
 	}
-	coalesce := cfg.ServiceActions.Coalesce
-	if coalesce == 0 {
-		coalesce = 2 * time.Second
-	}
 	d, err := NewDispatcher(DispatcherOptions{
-		Services: services, Routes: routes, Coalesce: coalesce,
+		Services: services, Routes: routes, Coalesce: cfg.ServiceActions.Coalesce,
 		Parallel: cfg.ServiceActions.Parallel, Log: log, Registry: reg,
 	})
 	if err != nil {

@@ -226,11 +226,30 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		}, []string{"service", "kind"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.actions, m.healthFailures} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("registering service metrics: %w", err)
-			}
+		var err error
+		if m.actions, err = registerOnce(reg, m.actions); err != nil {
+			return nil, err
+		}
+		if m.healthFailures, err = registerOnce(reg, m.healthFailures); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// registerOnce registers c, or returns the collector a dispatcher built
+// before this one (a reload builds a new dispatcher) already registered,
+// so the counters keep counting across reloads.
+func registerOnce(reg *prometheus.Registry, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
+	err := reg.Register(c)
+	var already prometheus.AlreadyRegisteredError
+	switch {
+	case err == nil:
+		return c, nil
+	case errors.As(err, &already):
+		if existing, ok := already.ExistingCollector.(*prometheus.CounterVec); ok {
+			return existing, nil
+		}
+	}
+	return nil, fmt.Errorf("registering service metrics: %w", err)
 }

@@ -342,3 +342,35 @@ func TestE2EFailingRenewalsShowInStatusAndCheck(t *testing.T) {
 		t.Fatalf("the installed certificate changed from %s to %s although every renewal failed", serial, got)
 	}
 }
+
+// TestE2ESIGHUPRebuildsServiceActions: services added by a reload act on
+// the next change, as if the daemon had started with them.
+func TestE2ESIGHUPRebuildsServiceActions(t *testing.T) {
+	dir := t.TempDir()
+	cfg := daemonConfig(t, dir, "1h", "33%", "")
+	d := daemonStart(t, dir, cfg)
+	d.waitLog(`msg="certificate changed" name=backend-1 reason=initial`, 20*time.Second)
+
+	acted := filepath.Join(dir, "acted")
+	daemonConfig(t, dir, "1h", "33%", fmt.Sprintf(`    services: [notify]
+services:
+  - name: notify
+    action: command
+    command: [/bin/sh, -c, 'echo "$SENSU_TLSD_REASONS $SENSU_TLSD_NEW_SERIALS" >> %s']
+service-actions:
+  coalesce: 10ms
+`, acted))
+	d.signal(syscall.SIGHUP)
+	d.waitLog(`configuration reloaded`, 10*time.Second)
+	mustRun(t, dir, nil, "renew", "backend-1", "--config", cfg, "--force")
+	d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal`, 10*time.Second)
+	serial := daemonSerial(t, filepath.Join(dir, "tls", "backend-1.pem"))
+	proxyWaitFor(t, 10*time.Second, "the service added by the reload to act", func() bool {
+		b, _ := os.ReadFile(acted)
+		return len(b) > 0
+	})
+	b, _ := os.ReadFile(acted)
+	if got := strings.TrimSpace(string(b)); !strings.EqualFold(got, "renewal "+serial) {
+		t.Fatalf("the command saw %q, want \"renewal %s\"", got, serial)
+	}
+}

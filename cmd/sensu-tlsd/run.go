@@ -80,16 +80,22 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 			})
 			d.Handlers = map[string]http.Handler{"/agents": agentsHandler(listeners)}
 
-			services, err := systemd.FromConfig(cfg, log, d.Metrics.Registry)
+			consumers, err := rotate.NewRebuilt(cfg, func(cfg *config.Config) (rotate.Subscriber, func(), error) {
+				services, err := systemd.FromConfig(cfg, log, d.Metrics.Registry)
+				if err != nil {
+					return nil, nil, fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), err)
+				}
+				if regen := sensu.NewRegenerator(cfg, services); regen != nil {
+					return regen, services.Close, nil
+				}
+				return services, services.Close, nil
+			})
 			if err != nil {
-				return fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), err)
+				return err
 			}
-			defer services.Close()
-			var consumer rotate.Subscriber = services
-			if regen := sensu.NewRegenerator(cfg, services); regen != nil {
-				consumer = regen
-			}
-			d.Bus.Subscribe(consumer)
+			defer consumers.Close()
+			d.Bus.Subscribe(consumers)
+			d.Reloaders = append(d.Reloaders, consumers)
 			return d.Run(cmd.Context(), cfg)
 		},
 	}

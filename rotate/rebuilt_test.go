@@ -1,0 +1,73 @@
+package rotate
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config"
+)
+
+// TestRebuiltSwapsAfterTheChangeInFlight: Check builds and releases
+// without touching the current subscriber; Apply waits for a delivery in
+// flight, then swaps and releases the old one exactly once.
+func TestRebuiltSwapsAfterTheChangeInFlight(t *testing.T) {
+	var built, released atomic.Int32
+	inFlight, finish := make(chan struct{}), make(chan struct{})
+	var delivered []string
+	build := func(cfg *config.Config) (Subscriber, func(), error) {
+		if cfg.LogLevel == "bad" {
+			return nil, nil, errors.New("services[0] (sensu-backend): key preset: unknown")
+		}
+		built.Add(1)
+		level := cfg.LogLevel
+		sub := SubscriberFunc(func(ctx context.Context, c Change) error {
+			if c.Name == "slow" {
+				close(inFlight)
+				<-finish
+			}
+			delivered = append(delivered, level+":"+c.Name)
+			return nil
+		})
+		return sub, func() { released.Add(1) }, nil
+	}
+	r, err := NewRebuilt(&config.Config{LogLevel: "old"}, build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Check(&config.Config{LogLevel: "bad"}); err == nil {
+		t.Fatal("Check accepted a configuration that does not build")
+	}
+	if err := r.Check(&config.Config{LogLevel: "new"}); err != nil || built.Load() != 2 || released.Load() != 1 {
+		t.Fatalf("Check: %v; built %d, released %d (want the trial build released)", err, built.Load(), released.Load())
+	}
+
+	go r.CertificateChanged(context.Background(), Change{Name: "slow"})
+	<-inFlight
+	applied := make(chan error, 1)
+	go func() { applied <- r.Apply(context.Background(), &config.Config{LogLevel: "new"}) }()
+	select {
+	case err := <-applied:
+		t.Fatalf("Apply returned (%v) while a change was being delivered", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(finish)
+	if err := <-applied; err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CertificateChanged(context.Background(), Change{Name: "next"}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"old:slow", "new:next"}; len(delivered) != 2 || delivered[0] != want[0] || delivered[1] != want[1] {
+		t.Fatalf("delivered %v, want %v", delivered, want)
+	}
+	if released.Load() != 2 {
+		t.Fatalf("released %d times after the swap, want 2 (trial build and the old subscriber)", released.Load())
+	}
+	r.Close()
+	if released.Load() != 3 {
+		t.Fatalf("Close released %d in all, want 3", released.Load())
+	}
+}

@@ -1,16 +1,20 @@
 package proxy
 
 import (
-	"crypto/x509"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
 // Spec describes a listener the way an operator does: with file paths and
@@ -61,28 +65,61 @@ func SpecFromConfig(l config.Listener, cert config.Certificate) Spec {
 	}
 }
 
-// Build checks spec and returns its Server and, when spec has a
-// certificate, the FileSource serving it (to Watch, or to subscribe to
-// rotate's changes).
-func Build(spec Spec, m *Metrics, log *slog.Logger) (*Server, *FileSource, error) {
+// Files are what a built listener reads from disk and follows: the
+// certificate pair it serves or presents, and the CA bundle it verifies
+// its peers with. Either is nil when the listener has none.
+type Files struct {
+	Cert *FileSource
+	CA   *CAPool
+}
+
+// Watch follows the files on disk until ctx ends (the standalone proxy;
+// the daemon follows its Changes instead).
+func (f Files) Watch(ctx context.Context, log *slog.Logger) error {
+	g, ctx := errgroup.WithContext(ctx)
+	if f.Cert != nil {
+		g.Go(func() error { return f.Cert.Watch(ctx) })
+	}
+	if f.CA != nil {
+		g.Go(func() error { return f.CA.Watch(ctx, log) })
+	}
+	return g.Wait()
+}
+
+// CertificateChanged moves the listener onto a Change of its managed
+// certificate, called name, and reloads its CA bundle when any change
+// rewrote that file (a client-ca or originate CA that is a managed file).
+func (f Files) CertificateChanged(ctx context.Context, name string, c rotate.Change) error {
+	var errs []error
+	if f.Cert != nil && c.Name == name {
+		errs = append(errs, f.Cert.Subscriber(name).CertificateChanged(ctx, c))
+	}
+	if f.CA != nil && slices.Contains(c.Files, f.CA.Path()) {
+		errs = append(errs, f.CA.Reload())
+	}
+	return errors.Join(errs...)
+}
+
+// Build checks spec and returns its Server and the Files it follows.
+func Build(spec Spec, m *Metrics, log *slog.Logger) (*Server, Files, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("proxy listener %q: %s", spec.Name, fmt.Sprintf(format, a...))
 	}
 	if _, _, err := net.SplitHostPort(spec.Listen); err != nil {
-		return nil, nil, bad("listen %q is not host:port: %v", spec.Listen, err)
+		return nil, Files{}, bad("listen %q is not host:port: %v", spec.Listen, err)
 	}
 	if len(spec.Targets) == 0 {
-		return nil, nil, bad("no target; give the address to forward to (host:port)")
+		return nil, Files{}, bad("no target; give the address to forward to (host:port)")
 	}
 	for _, t := range spec.Targets {
 		if _, _, err := net.SplitHostPort(t); err != nil {
-			return nil, nil, bad("target %q is not host:port: %v", t, err)
+			return nil, Files{}, bad("target %q is not host:port: %v", t, err)
 		}
 	}
 	var src *FileSource
 	if spec.CertFile != "" || spec.KeyFile != "" {
 		if spec.CertFile == "" || spec.KeyFile == "" {
-			return nil, nil, bad("cert and key go together; give both files")
+			return nil, Files{}, bad("cert and key go together; give both files")
 		}
 		var err error
 		switch src, err = NewFileSource(spec.CertFile, spec.KeyFile, log); {
@@ -90,23 +127,27 @@ func Build(spec Spec, m *Metrics, log *slog.Logger) (*Server, *FileSource, error
 		case spec.CertMayBePending && missing(spec.CertFile) && missing(spec.KeyFile):
 			src = newPendingFileSource(spec.CertFile, spec.KeyFile, log)
 		default:
-			return nil, nil, bad("%v", err)
+			return nil, Files{}, bad("%v", err)
 		}
 	}
+	var ca *CAPool
 	policy := Policy{TLS13Only: spec.TLS13Only, ALPN: spec.ALPN}
 	dialer := net.Dialer{Timeout: spec.DialTimeout}
 	var mode Mode
 	switch spec.Mode {
 	case "terminate", "dual":
 		if src == nil {
-			return nil, nil, bad("mode %s serves TLS and needs a certificate and key", spec.Mode)
+			return nil, Files{}, bad("mode %s serves TLS and needs a certificate and key", spec.Mode)
 		}
 		if len(spec.Targets) != 1 {
-			return nil, nil, bad("mode %s forwards to exactly one plaintext target, got %d", spec.Mode, len(spec.Targets))
+			return nil, Files{}, bad("mode %s forwards to exactly one plaintext target, got %d", spec.Mode, len(spec.Targets))
 		}
 		auth, err := clientAuth(spec)
 		if err != nil {
-			return nil, nil, bad("%v", err)
+			return nil, Files{}, bad("%v", err)
+		}
+		if auth != nil {
+			ca = auth.CAs
 		}
 		cfg := serverTLSConfig(policy, src, auth)
 		if spec.Mode == "terminate" {
@@ -116,29 +157,30 @@ func Build(spec Spec, m *Metrics, log *slog.Logger) (*Server, *FileSource, error
 		}
 	case "originate":
 		if spec.ClientCAFile != "" || len(spec.AllowCN)+len(spec.AllowDNS)+len(spec.AllowURI) > 0 {
-			return nil, nil, bad("client-ca and allow-lists verify TLS clients; mode originate takes plaintext clients")
-		}
-		var roots *x509.CertPool
-		if spec.CAFile != "" {
-			var err error
-			if roots, err = LoadCertPool(spec.CAFile); err != nil {
-				return nil, nil, bad("ca %v", err)
-			}
+			return nil, Files{}, bad("client-ca and allow-lists verify TLS clients; mode originate takes plaintext clients")
 		}
 		var certs CertSource
 		if src != nil {
 			certs = src
 		}
-		mode = &Originate{TLS: clientTLSConfig(policy, roots, certs), Targets: spec.Targets, ServerName: spec.ServerName, Dialer: dialer}
+		o := &Originate{TLS: clientTLSConfig(policy, nil, certs), Targets: spec.Targets, ServerName: spec.ServerName, Dialer: dialer}
+		if spec.CAFile != "" {
+			var err error
+			if o.Roots, err = LoadCAPool(spec.CAFile); err != nil {
+				return nil, Files{}, bad("ca %v", err)
+			}
+			ca = o.Roots
+		}
+		mode = o
 	default:
-		return nil, nil, bad("mode %q is unknown; use terminate, originate or dual", spec.Mode)
+		return nil, Files{}, bad("mode %q is unknown; use terminate, originate or dual", spec.Mode)
 	}
 	s, err := New(Options{
 		Name: spec.Name, Mode: mode, MaxConns: spec.MaxConns,
 		HandshakeTimeout: spec.HandshakeTimeout, IdleTimeout: spec.IdleTimeout, DialTimeout: spec.DialTimeout,
 		AgentHeaders: spec.AgentHeaders, Metrics: m, Log: log,
 	})
-	return s, src, err
+	return s, Files{Cert: src, CA: ca}, err
 }
 
 func clientAuth(spec Spec) (*ClientAuth, error) {
@@ -149,7 +191,7 @@ func clientAuth(spec Spec) (*ClientAuth, error) {
 		}
 		return nil, nil
 	}
-	pool, err := LoadCertPool(spec.ClientCAFile)
+	pool, err := LoadCAPool(spec.ClientCAFile)
 	if err != nil {
 		return nil, fmt.Errorf("client-ca %v", err)
 	}

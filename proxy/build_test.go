@@ -15,11 +15,11 @@ func TestBuildFromConfigListener(t *testing.T) {
 	l := config.Listener{Name: "sensu-agent", Mode: "dual", Listen: "127.0.0.1:0", Targets: []string{echoServer(t)},
 		Certificate: "backend", AllowPlain: true, AgentHeaders: true, IdleTimeout: time.Minute}
 	spec := SpecFromConfig(l, config.Certificate{Name: "backend", CertFile: cf, KeyFile: kf})
-	s, src, err := Build(spec, nil, nil)
+	s, files, err := Build(spec, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if src == nil || src.Certificate() == nil {
+	if files.Cert == nil || files.Cert.Certificate() == nil {
 		t.Fatal("Build returned no certificate source for a dual listener")
 	}
 	if _, ok := s.opt.Mode.(*Dual); !ok || !s.opt.AgentHeaders || s.opt.IdleTimeout != time.Minute {

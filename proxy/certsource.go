@@ -109,19 +109,32 @@ func (s *FileSource) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Cer
 const reloadDebounce = 150 * time.Millisecond
 
 // Watch reloads the pair whenever a file in the certificate's or key's
-// directory changes, until ctx ends. It watches the parent directories,
-// not the files, because installers replace files by rename, which a
-// watch on the old inode would miss.
+// directory changes, until ctx ends.
 func (s *FileSource) Watch(ctx context.Context) error {
+	s.mu.Lock()
+	paths := []string{s.certFile, s.keyFile}
+	s.mu.Unlock()
+	return watchDirs(ctx, paths, func() {
+		if err := s.Reload(); err != nil {
+			s.log.Warn("certificate files changed but did not load; still serving the previous pair", "err", err)
+			return
+		}
+		s.log.Info("certificate reloaded", "cert", s.certFile, "serial", s.Certificate().Leaf.SerialNumber.Text(16))
+	}, s.log)
+}
+
+// watchDirs calls reload, debounced, whenever a file in the directory of
+// one of paths changes, until ctx ends. It watches the parent
+// directories, not the files, because installers replace files by
+// rename, which a watch on the old inode would miss.
+func watchDirs(ctx context.Context, paths []string, reload func(), log *slog.Logger) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watching certificate files: %w", err)
 	}
 	defer w.Close()
-	s.mu.Lock()
-	dirs := []string{filepath.Dir(s.certFile), filepath.Dir(s.keyFile)}
-	s.mu.Unlock()
-	for _, d := range dirs {
+	for _, p := range paths {
+		d := filepath.Dir(p)
 		if err := w.Add(d); err != nil {
 			return fmt.Errorf("watching directory %s: %w", d, err)
 		}
@@ -144,13 +157,9 @@ func (s *FileSource) Watch(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			s.log.Warn("certificate watch error", "err", err)
+			log.Warn("certificate watch error", "err", err)
 		case <-timer.C:
-			if err := s.Reload(); err != nil {
-				s.log.Warn("certificate files changed but did not load; still serving the previous pair", "err", err)
-				continue
-			}
-			s.log.Info("certificate reloaded", "cert", s.certFile, "serial", s.Certificate().Leaf.SerialNumber.Text(16))
+			reload()
 		}
 	}
 }

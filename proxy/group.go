@@ -21,8 +21,14 @@ const DefaultDrainTimeout = 10 * time.Second
 // Group is the daemon's set of proxy listeners started from one config.
 type Group struct {
 	listeners []*groupListener
-	sources   map[string][]*FileSource // by managed certificate name
+	follows   []follow
 	wg        sync.WaitGroup
+}
+
+// follow is what one listener follows: the files of managed certificate name.
+type follow struct {
+	name  string
+	files Files
 }
 
 type groupListener struct {
@@ -38,7 +44,7 @@ type groupListener struct {
 // no restart; a certificate not issued yet makes its listener fail
 // handshakes until the first Change.
 func StartFromConfig(cfg *config.Config, metrics *Metrics, log *slog.Logger) (*Group, error) {
-	g := &Group{sources: map[string][]*FileSource{}}
+	g := &Group{}
 	fail := func(err error) (*Group, error) {
 		for _, l := range g.listeners {
 			l.ln.Close()
@@ -56,7 +62,7 @@ func StartFromConfig(cfg *config.Config, metrics *Metrics, log *slog.Logger) (*G
 		}
 		spec := SpecFromConfig(l, cert)
 		spec.CertMayBePending = true
-		srv, src, err := Build(spec, metrics, log)
+		srv, files, err := Build(spec, metrics, log)
 		if err != nil {
 			return fail(fmt.Errorf("listeners[%d]: %w", i, err))
 		}
@@ -69,9 +75,7 @@ func StartFromConfig(cfg *config.Config, metrics *Metrics, log *slog.Logger) (*G
 			drain = DefaultDrainTimeout
 		}
 		g.listeners = append(g.listeners, &groupListener{server: srv, ln: ln, drain: drain})
-		if src != nil {
-			g.sources[l.Certificate] = append(g.sources[l.Certificate], src)
-		}
+		g.follows = append(g.follows, follow{l.Certificate, files})
 	}
 	for _, l := range g.listeners {
 		g.wg.Add(1)
@@ -86,11 +90,12 @@ func StartFromConfig(cfg *config.Config, metrics *Metrics, log *slog.Logger) (*G
 }
 
 // CertificateChanged reloads the certificate of every listener serving the
-// changed managed certificate.
+// changed managed certificate, and every CA bundle the change rewrote
+// (a client-ca or originate CA that is one of the managed files).
 func (g *Group) CertificateChanged(ctx context.Context, c rotate.Change) error {
 	var errs []error
-	for _, src := range g.sources[c.Name] {
-		errs = append(errs, src.Subscriber(c.Name).CertificateChanged(ctx, c))
+	for _, f := range g.follows {
+		errs = append(errs, f.files.CertificateChanged(ctx, f.name, c))
 	}
 	return errors.Join(errs...)
 }

@@ -47,7 +47,10 @@ func (m *Terminate) Dial(ctx context.Context, failed func(*TargetError)) (net.Co
 // Originate accepts plaintext and forwards TLS to the first of Targets
 // that connects and verifies.
 type Originate struct {
-	TLS     *tls.Config // from ClientTLS; ServerName is set per target
+	TLS *tls.Config // from ClientTLS; ServerName is set per target
+	// Roots, when set, verifies the targets with its current bundle in
+	// place of TLS.RootCAs, so a CA rollover needs no restart.
+	Roots   *CAPool
 	Targets []string
 	// ServerName overrides the name verified on the targets' certificates;
 	// "" verifies each target's own host.
@@ -86,6 +89,9 @@ func (m *Originate) dialOne(ctx context.Context, target string) (net.Conn, error
 	}
 	tcp := raw.(*net.TCPConn)
 	cfg := m.TLS.Clone()
+	if m.Roots != nil {
+		cfg.RootCAs = m.Roots.Pool()
+	}
 	cfg.ServerName = m.ServerName
 	if cfg.ServerName == "" {
 		host, _, _ := net.SplitHostPort(target)

@@ -41,7 +41,7 @@ func (p Policy) minVersion() uint16 {
 // ClientAuth is mutual TLS on a listener: client certificates must chain
 // to CAs and pass Allow.
 type ClientAuth struct {
-	CAs   *x509.CertPool
+	CAs   *CAPool
 	Allow AllowList
 }
 
@@ -94,7 +94,6 @@ func serverTLSConfig(p Policy, certs CertSource, auth *ClientAuth) *tls.Config {
 	}
 	if auth != nil {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-		cfg.ClientCAs = auth.CAs
 		allow := auth.Allow
 		if !allow.empty() {
 			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
@@ -104,6 +103,9 @@ func serverTLSConfig(p Policy, certs CertSource, auth *ClientAuth) *tls.Config {
 				return nil
 			}
 		}
+	}
+	if auth != nil {
+		followClientCAs(cfg, auth.CAs)
 	}
 	return cfg
 }

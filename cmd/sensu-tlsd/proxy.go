@@ -30,13 +30,15 @@ func newProxyCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy --mode terminate|originate|dual --listen ADDR --target ADDR[,ADDR...] [--cert F --key F]",
-		Short: "Run one TLS proxy listener (certificate files are watched and reloaded)",
+		Short: "Run one TLS proxy listener (certificate and CA files are watched and reloaded)",
 		Long: `Run one TLS proxy listener in the foreground.
 
   terminate  TLS in, plaintext out to --target (wss/https in front of a plaintext Sensu port)
   originate  plaintext in, TLS out to the first --target that verifies against --ca
   dual       TLS and (with --allow-plaintext) plaintext HTTP on one port, plaintext out
 
+The certificate, key and CA bundle (--ca, --client-ca) are watched and reloaded
+when they change; a file that does not load never replaces the one in use.
 SIGTERM or SIGINT drains: no new connections, open ones get --drain-timeout to finish.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -96,19 +98,17 @@ func runProxy(cmd *cobra.Command, spec proxy.Spec, metricsAddress string, drainT
 	if err != nil {
 		return err
 	}
-	srv, src, err := proxy.Build(spec, metrics, log)
+	srv, files, err := proxy.Build(spec, metrics, log)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if src != nil {
-		go func() {
-			if err := src.Watch(ctx); err != nil {
-				log.Error("certificate files are not watched; rotations need a restart", "err", err)
-			}
-		}()
-	}
+	go func() {
+		if err := files.Watch(ctx, log); err != nil {
+			log.Error("certificate files are not watched; rotations need a restart", "err", err)
+		}
+	}()
 	ln, err := net.Listen("tcp", spec.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", spec.Listen, err)

@@ -3,5 +3,8 @@
 // in its own generation directory, a `current` symlink is swapped with
 // rename(2), and the configured paths are symlinks into `current`. A reader
 // therefore sees the whole old set or the whole new set, never a new cert
-// with an old key, even if the process is killed mid-install.
+// with an old key, even if the process is killed mid-install. Links in a
+// directory are made under a flock of that directory, so sets that share a
+// file there (the guide's one ca.pem) can be installed concurrently, by one
+// process or several.
 package install

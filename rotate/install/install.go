@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // File names inside a generation directory.
@@ -144,9 +146,6 @@ func lookupID(name string, lookup func(string) (string, error)) (int, error) {
 	return strconv.Atoi(s)
 }
 
-// Dir is the directory holding the generations.
-func (in *Installer) Dir() string { return in.dir }
-
 // Install writes set as a new generation, makes it current in one rename
 // and returns its number. The configured paths become symlinks into the
 // current generation (regular files already there are adopted first, so
@@ -158,17 +157,42 @@ func (in *Installer) Install(set Set) (int, error) {
 	if err := in.adopt(); err != nil {
 		return 0, err
 	}
+	prev, err := in.Current()
+	if err != nil {
+		return 0, err
+	}
 	gen, err := in.writeGeneration(set)
 	if err != nil {
 		return 0, err
 	}
-	if err := in.switchTo(gen); err != nil {
-		return 0, err
-	}
-	if err := in.linkPaths(); err != nil {
+	if err := in.activate(gen, prev); err != nil {
 		return 0, err
 	}
 	return gen, in.prune()
+}
+
+// activate switches `current` to gen and links the configured paths into
+// it. Paths already linked through `current` show gen the moment it is
+// switched, so when a link then fails `current` goes back to prev (or away,
+// when prev is 0): a set reported as not installed is never live.
+func (in *Installer) activate(gen, prev int) error {
+	if err := in.switchTo(gen); err != nil {
+		return err
+	}
+	lerr := in.linkPaths()
+	if lerr == nil {
+		return nil
+	}
+	if prev == 0 {
+		if err := os.Remove(filepath.Join(in.dir, currentLink)); err != nil {
+			return fmt.Errorf("%w; removing %s to undo it also failed: %v", lerr, currentLink, err)
+		}
+		return fmt.Errorf("%w (nothing was installed)", lerr)
+	}
+	if err := in.switchTo(prev); err != nil {
+		return fmt.Errorf("%w; switching back to generation %d also failed: %v", lerr, prev, err)
+	}
+	return fmt.Errorf("%w (generation %d stays current)", lerr, prev)
 }
 
 // Current returns the generation `current` points at, or 0 when nothing has
@@ -241,10 +265,7 @@ func (in *Installer) Rollback() (int, error) {
 	if prev == 0 {
 		return 0, fmt.Errorf("install: no generation older than %d in %s to roll back to", cur, in.dir)
 	}
-	if err := in.switchTo(prev); err != nil {
-		return 0, err
-	}
-	if err := in.linkPaths(); err != nil {
+	if err := in.activate(prev, cur); err != nil {
 		return 0, err
 	}
 	return prev, nil
@@ -254,7 +275,9 @@ func (in *Installer) Rollback() (int, error) {
 // directories and temp symlinks are removed (they were never visible), and
 // when `current` exists every configured path is made to link into it.
 // Generations newer than `current` that were never switched to stay; they
-// are pruned like any other.
+// are pruned like any other. Temp links beside a configured path are only
+// removed under that directory's lock (see lockDir), so a link another
+// installer is about to rename is never taken away from it.
 func (in *Installer) Recover() error {
 	if err := os.MkdirAll(in.dir, 0o755); err != nil {
 		return fmt.Errorf("install: creating %s: %w", in.dir, err)
@@ -282,8 +305,18 @@ func (in *Installer) Recover() error {
 	return in.linkPaths()
 }
 
-// removeTempsFor removes temp symlinks left beside a configured path.
+// removeTempsFor removes temp symlinks a killed installer left beside a
+// configured path. Every installer holds the directory's lock while its
+// temp link exists, so any temp link seen under the lock is a leftover.
 func removeTempsFor(path string) error {
+	unlock, err := lockDir(filepath.Dir(path))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing was ever linked there
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	matches, err := filepath.Glob(filepath.Join(filepath.Dir(path), tmpPrefix+filepath.Base(path)+"-*"))
 	if err != nil {
 		return err
@@ -294,6 +327,24 @@ func removeTempsFor(path string) error {
 		}
 	}
 	return nil
+}
+
+// lockDir takes an exclusive flock(2) on directory dir itself, so no lock
+// file is added to a directory such as /etc/sensu. The lock serialises the
+// installers that link paths in dir: the runners of this process (each
+// opens its own descriptor, and flock locks conflict between descriptors)
+// and another sensu-tlsd process such as `renew`. It is what makes a CA
+// bundle shared by several sets safe, which no per-certificate lock covers.
+func lockDir(dir string) (func(), error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("install: locking %s: %w", dir, err)
+	}
+	return func() { d.Close() }, nil
 }
 
 // adopt makes a first generation out of regular files already at the
@@ -425,25 +476,35 @@ func (in *Installer) linkPaths() error {
 		{in.paths.Cert, CertName}, {in.paths.Key, KeyName}, {in.paths.CA, CAName},
 	}
 	for _, l := range links {
-		target := filepath.Join(in.dir, currentLink, l.name)
-		got, err := os.Readlink(l.path)
-		if err == nil && got == target {
-			continue
-		}
-		// A CA bundle shared by several sets (the guide's one ca.pem) is
-		// left linked to whichever set linked it first while the bytes
-		// are the same, so installs of different sets do not flip it.
-		if err == nil && sameContent(l.path, target) {
-			continue
-		}
 		if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
 			return err
 		}
-		if err := replaceSymlink(target, l.path); err != nil {
+		if err := in.link(filepath.Join(in.dir, currentLink, l.name), l.path); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// link makes path a symlink to target unless it already reads the same
+// bytes, holding the lock of path's directory from the check to the rename.
+func (in *Installer) link(target, path string) error {
+	unlock, err := lockDir(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	got, err := os.Readlink(path)
+	if err == nil && got == target {
+		return nil
+	}
+	// A CA bundle shared by several sets (the guide's one ca.pem) is left
+	// linked to whichever set linked it first while the bytes are the
+	// same, so installs of different sets do not flip it.
+	if err == nil && sameContent(path, target) {
+		return nil
+	}
+	return replaceSymlink(target, path)
 }
 
 func sameContent(a, b string) bool {
@@ -456,11 +517,11 @@ func sameContent(a, b string) bool {
 }
 
 // replaceSymlink atomically makes path a symlink to target: a temp symlink
-// beside it is renamed over it, then the directory is fsynced.
+// beside it is renamed over it, then the directory is fsynced. The temp
+// name is unique (pid and random), so two installers never share one.
 func replaceSymlink(target, path string) error {
 	dir := filepath.Dir(path)
-	tmp := filepath.Join(dir, tmpPrefix+filepath.Base(path)+"-"+strconv.Itoa(os.Getpid()))
-	os.Remove(tmp)
+	tmp := filepath.Join(dir, fmt.Sprintf("%s%s-%d-%08x", tmpPrefix, filepath.Base(path), os.Getpid(), rand.Uint32()))
 	if err := os.Symlink(target, tmp); err != nil {
 		return fmt.Errorf("install: %w", err)
 	}

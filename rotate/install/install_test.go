@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -264,7 +265,7 @@ func TestSharedCABundleIsNotFlippedBetweenSets(t *testing.T) {
 	if _, err := b.Install(Set{Cert: []byte("cb"), Key: []byte("kb"), CA: shared}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := os.Readlink(ca); !strings.HasPrefix(got, a.Dir()) {
+	if got, _ := os.Readlink(ca); !strings.HasPrefix(got, a.dir) {
 		t.Fatalf("shared ca.pem flipped to %s although its bytes did not change", got)
 	}
 	if _, err := b.Install(Set{Cert: []byte("cb2"), Key: []byte("kb2"), CA: []byte("a new CA")}); err != nil {
@@ -300,4 +301,126 @@ func TestOwnerGroupAndModesAreApplied(t *testing.T) {
 	if _, err := New(filepath.Join(root, "x"), testPaths(root), 3, Perms{Owner: "no-such-user-here"}); err == nil || !strings.Contains(err.Error(), "no-such-user-here") {
 		t.Fatalf("unknown owner: %v", err)
 	}
+}
+
+// TestConcurrentInstallsShareOneCABundle runs installers of several sets
+// that share one ca.pem (the guide's layout) at once, as the daemon's
+// runners and a `renew` process do: none may fail, and no temp link may be
+// left beside the shared bundle.
+func TestConcurrentInstallsShareOneCABundle(t *testing.T) {
+	root := t.TempDir()
+	ca := filepath.Join(root, "etc", "ca.pem")
+	const sets, rounds = 5, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, sets*rounds)
+	for i := range sets {
+		name := fmt.Sprintf("backend-%d", i)
+		in, err := New(filepath.Join(root, "state", name), Paths{
+			Cert: filepath.Join(root, "etc", name+".pem"),
+			Key:  filepath.Join(root, "etc", name+"-key.pem"),
+			CA:   ca,
+		}, 3, Perms{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				// Every other round brings a new CA bundle, so the
+				// shared link is really replaced, not only checked.
+				set := Set{Cert: fmt.Appendf(nil, "%s-%d", name, r), Key: fmt.Appendf(nil, "key-%s-%d", name, r), CA: fmt.Appendf(nil, "CA %d", r/2)}
+				if _, err := in.Install(set); err != nil {
+					errs <- fmt.Errorf("%s round %d: %w", name, r, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got, err := os.ReadFile(ca); err != nil || !strings.HasPrefix(string(got), "CA ") {
+		t.Fatalf("shared ca.pem after concurrent installs: %q, %v", got, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, "etc", tmpPrefix+"*")); len(left) > 0 {
+		t.Fatalf("temp links left beside the configured paths: %v", left)
+	}
+}
+
+// TestFailedLinkLeavesNothingNewLive: when a configured path cannot be
+// linked, Install fails and the set it reports as not installed must not be
+// what readers see through the paths that were already linked.
+func TestFailedLinkLeavesNothingNewLive(t *testing.T) {
+	t.Run("first install", func(t *testing.T) {
+		root := t.TempDir()
+		p := testPaths(root)
+		// A directory where the CA bundle should go: no link can replace it.
+		os.MkdirAll(filepath.Join(p.CA, "in-the-way"), 0o755)
+		in := mustNew(t, root, Perms{})
+		if _, err := in.Install(testSet("A")); err == nil || !strings.Contains(err.Error(), "nothing was installed") {
+			t.Fatalf("install with a directory at the CA path: %v", err)
+		}
+		if cur, err := in.Current(); err != nil || cur != 0 {
+			t.Fatalf("current is generation %d (%v) after a failed first install, want none", cur, err)
+		}
+		if b, err := os.ReadFile(p.Cert); err == nil {
+			t.Fatalf("the cert of a failed install is readable at %s: %.12q", p.Cert, b)
+		}
+	})
+	t.Run("renewal", func(t *testing.T) {
+		// Set b shares set a's CA bundle; its renewal brings a new CA, so
+		// only then must the bundle be relinked, and that fails.
+		root := t.TempDir()
+		caDir := filepath.Join(root, "ca")
+		mk := func(name string) *Installer {
+			in, err := New(filepath.Join(root, "state", name), Paths{
+				Cert: filepath.Join(root, "etc", name+".pem"),
+				Key:  filepath.Join(root, "etc", name+"-key.pem"),
+				CA:   filepath.Join(caDir, "ca.pem"),
+			}, 3, Perms{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return in
+		}
+		a, b := mk("a"), mk("b")
+		if _, err := a.Install(Set{Cert: []byte("ca1"), Key: []byte("ka1"), CA: []byte("CA 1")}); err != nil {
+			t.Fatal(err)
+		}
+		old := Set{Cert: []byte("cb1"), Key: []byte("kb1"), CA: []byte("CA 1")}
+		if _, err := b.Install(old); err != nil {
+			t.Fatal(err)
+		}
+		unwritable(t, caDir)
+		_, err := b.Install(Set{Cert: []byte("cb2"), Key: []byte("kb2"), CA: []byte("CA 2")})
+		if err == nil || !strings.Contains(err.Error(), "generation 1 stays current") {
+			t.Fatalf("install whose CA link fails: %v", err)
+		}
+		if cur, _ := b.Current(); cur != 1 {
+			t.Fatalf("current is generation %d after the failed install, want 1", cur)
+		}
+		if got, err := b.ReadConfigured(); err != nil || !got.Equal(old) {
+			t.Fatalf("after the failed install readers see cert %q key %q ca %q (%v), want the old set", got.Cert, got.Key, got.CA, err)
+		}
+	})
+}
+
+// unwritable makes dir refuse new entries for this process: immutable for
+// root (whom modes do not stop), read-only otherwise.
+func unwritable(t *testing.T, dir string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
+		return
+	}
+	if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
+		t.Skipf("SKIPPED: root ignores modes and chattr +i %s failed (%v: %s); this file system cannot make a directory refuse a link", dir, err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", dir).Run() })
 }

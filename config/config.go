@@ -36,7 +36,10 @@ type Renewal struct {
 	// duration ("720h") before expiry.
 	Before string `yaml:"before"`
 	// Jitter is the largest random delay added so a fleet does not renew in
-	// the same minute.
+	// the same minute. It is drawn once per process for each distinct set
+	// of services: certificates that list the same services (and were
+	// issued together) renew together, so the service restarts once;
+	// other nodes draw their own.
 	Jitter time.Duration `yaml:"jitter"`
 	// RetryMin and RetryMax bound the exponential backoff after a failure.
 	RetryMin time.Duration `yaml:"retry-min"`
@@ -50,7 +53,7 @@ type Renewal struct {
 
 // CA describes the local certificate authority.
 type CA struct {
-	Dir        string        `yaml:"dir"` // holds ca.pem and ca-key.pem; default STATE-DIR/ca
+	Dir        string        `yaml:"dir"` // holds ca.pem and ca-key.pem; default STATE-DIR, as cfssljson leaves them
 	CommonName string        `yaml:"common-name"`
 	KeyType    string        `yaml:"key-type"`
 	Lifetime   time.Duration `yaml:"lifetime"`
@@ -72,6 +75,11 @@ type CertDefaults struct {
 }
 
 // Certificate is one managed certificate set: leaf, key and CA bundle.
+// Paths default into defaults.dir: NAME.pem, NAME-key.pem and the guide's
+// one ca.pem. Certificates may share a ca-file only when they get it from
+// the same issuer (the local CA, one exec command, one acme.ca-bundle, or
+// the tool behind issuer files); otherwise each install would replace the
+// other's bundle, so config validation refuses it and names the key to set.
 type Certificate struct {
 	Name        string        `yaml:"name"`
 	Profile     string        `yaml:"profile"` // backend, etcd-peer, etcd-client, agent, server, client
@@ -79,7 +87,7 @@ type Certificate struct {
 	Hosts       []string      `yaml:"hosts"` // DNS names and IP addresses, as SANs
 	CertFile    string        `yaml:"cert-file"`
 	KeyFile     string        `yaml:"key-file"`
-	CAFile      string        `yaml:"ca-file"`
+	CAFile      string        `yaml:"ca-file"`  // default DIR/ca.pem; shared only by certificates of one issuer
 	KeyType     string        `yaml:"key-type"` // ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096
 	Lifetime    time.Duration `yaml:"lifetime"`
 	Owner       string        `yaml:"owner"`
@@ -89,6 +97,15 @@ type Certificate struct {
 	RenewBefore string        `yaml:"renew-before"` // overrides renewal.before
 	Issuer      Issuer        `yaml:"issuer"`
 	Services    []string      `yaml:"services"` // services that must act when this set changes
+
+	// TrustedCA is a PEM file of the CA(s) the certificate must chain to
+	// before it is installed. It is read on every check, so replacing it
+	// (old and new CA side by side) is how a CA rollover is done. Default:
+	// for local-ca the local CA's ca.pem, for acme acme.ca-bundle when set.
+	// Otherwise (exec, files, acme without ca-bundle) there is none: the
+	// certificate must chain to the bundle it comes with, and a change of
+	// that bundle is logged with the change.
+	TrustedCA string `yaml:"trusted-ca"`
 }
 
 // Issuer names which source renews a certificate and its settings. Exactly
@@ -111,8 +128,9 @@ type ACMEIssuer struct {
 	TLSALPNPort int    `yaml:"tls-alpn-port"`
 	ListenHost  string `yaml:"listen-host"`
 	// CABundle is a PEM file with the roots the issued chain must verify
-	// to; it is what gets written to ca-file. Default: the top certificate
-	// of the chain the ACME server returns.
+	// to; it is what gets written to ca-file and the default trusted-ca.
+	// Default: the top certificate of the chain the ACME server returns
+	// over the TLS connection verified with trusted-root.
 	CABundle string `yaml:"ca-bundle"`
 	// Storage is certmagic's storage directory; default STATE-DIR/acme.
 	Storage string `yaml:"storage"`

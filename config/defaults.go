@@ -64,6 +64,10 @@ func (c *Config) ApplyDefaults() {
 		setStr(&cert.CertFile, filepath.Join(d.Dir, cert.Name+".pem"))
 		setStr(&cert.KeyFile, filepath.Join(d.Dir, cert.Name+"-key.pem"))
 		setStr(&cert.CAFile, filepath.Join(d.Dir, "ca.pem"))
+		setStr(&cert.Issuer.Type, IssuerLocalCA)
+		if cert.Issuer.Type == IssuerLocalCA {
+			setStr(&cert.TrustedCA, filepath.Join(c.CA.Dir, "ca.pem"))
+		}
 		setStr(&cert.KeyType, d.KeyType)
 		setDur(&cert.Lifetime, d.Lifetime)
 		setStr(&cert.Owner, d.Owner)
@@ -71,9 +75,10 @@ func (c *Config) ApplyDefaults() {
 		setMode(&cert.KeyMode, d.KeyMode)
 		setMode(&cert.CertMode, d.CertMode)
 		setStr(&cert.RenewBefore, r.Before)
-		setStr(&cert.Issuer.Type, IssuerLocalCA)
 		if cert.Issuer.Type == IssuerACME {
 			setStr(&cert.Issuer.ACME.Challenge, "http-01")
+			setStr(&cert.Issuer.ACME.Storage, filepath.Join(c.StateDir, "acme"))
+			setStr(&cert.TrustedCA, cert.Issuer.ACME.CABundle)
 		}
 		if cert.Issuer.Type == IssuerExec {
 			setDur(&cert.Issuer.Exec.Timeout, 2*time.Minute)

@@ -23,3 +23,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRenewBefore feeds renew-before values from configs: no panic,
+// and an accepted value is a ratio in (0,1) or a positive duration, never
+// both.
+func FuzzParseRenewBefore(f *testing.F) {
+	for _, s := range []string{"33%", "720h", "30d", "", "0%", "100%", "1e3%", "-5m", "NaN%", "NaNd", "1e300d", "5"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ratio, before, err := config.ParseRenewBefore(s)
+		if err != nil {
+			return
+		}
+		if (ratio > 0 && ratio < 1) == (before > 0) || ratio != 0 && before != 0 {
+			t.Fatalf("ParseRenewBefore(%q) accepted ratio %v, before %v", s, ratio, before)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"strconv"
@@ -230,7 +231,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseFloat(days, 64)
-		if err != nil || n < 0 {
+		if err != nil || !(n >= 0 && n*float64(24*time.Hour) < math.MaxInt64) { // also rejects NaN and overflow
 			return 0, fmt.Errorf("%q is not a duration: use a number of days (90d) or a Go duration (2160h, 15m)", s)
 		}
 		return time.Duration(n * float64(24*time.Hour)), nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -53,10 +54,11 @@ func (c *Config) Validate() error {
 		bad("ca.key-type", "%v", err)
 	}
 	seen := map[string]bool{}
+	files := map[string]fileUse{} // absolute cert, key and CA paths → first user
 	for i, cert := range c.Certificates {
 		key := fmt.Sprintf("certificates[%d]", i)
-		if cert.Name == "" {
-			bad(key+".name", "every certificate needs a name (it names the files: NAME.pem, NAME-key.pem)")
+		if err := ValidName(cert.Name); err != nil {
+			bad(key+".name", "%v", err)
 			continue
 		}
 		key = fmt.Sprintf("certificates[%d] (%s)", i, cert.Name)
@@ -64,6 +66,7 @@ func (c *Config) Validate() error {
 			bad(key+".name", "%q is used twice: names must be unique", cert.Name)
 		}
 		seen[cert.Name] = true
+		errs = append(errs, checkSharedFiles(files, key, cert)...)
 		if _, err := pki.ParseProfile(cert.Profile); err != nil {
 			bad(key+".profile", "%v", err)
 		}
@@ -140,19 +143,92 @@ func oneOf(v string, choices ...string) bool {
 	return false
 }
 
-// ParseRenewBefore reads renewal.before: a share of the lifetime ("33%")
-// or a time before expiry ("720h", "30d"). Exactly one result is non-zero.
+// ParseRenewBefore reads renewal.before and renew-before: a share of the
+// lifetime ("33%") or a time before expiry ("720h", "30d"). Exactly one
+// result is non-zero. It is the only parser of these values: the daemon
+// uses what it returns.
 func ParseRenewBefore(s string) (ratio float64, before time.Duration, err error) {
 	if p, ok := strings.CutSuffix(strings.TrimSpace(s), "%"); ok {
 		f, perr := strconv.ParseFloat(p, 64)
-		if perr != nil || f <= 0 || f >= 100 {
+		if perr != nil || !(f > 0 && f < 100) { // also rejects NaN
 			return 0, 0, fmt.Errorf("%q: a percentage must be between 0 and 100 (exclusive), like 33%%", s)
 		}
 		return f / 100, 0, nil
 	}
 	d, derr := ParseDuration(s)
-	if derr != nil || d == 0 {
+	if derr != nil || d <= 0 {
 		return 0, 0, fmt.Errorf("%q: use a share of the lifetime (33%%) or a time before expiry (720h, 30d)", s)
 	}
 	return 0, d, nil
+}
+
+// ValidName reports whether name can name a certificate. The name becomes
+// file names (NAME.pem, NAME-key.pem) and the directory STATE-DIR/certs/NAME,
+// so it must be one plain path element: not empty, no "/" or "\", not "."
+// or "..", and not starting with "." (sensu-tlsd's own temp and lock files
+// start with one). The error says what is wrong; callers add which key or
+// argument held the name.
+func ValidName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("every certificate needs a name (it names the files: NAME.pem, NAME-key.pem)")
+	case strings.ContainsAny(name, "/\\\x00"):
+		return fmt.Errorf("%q is not a plain file name: a certificate name may not contain / or \\ (it names NAME.pem and STATE-DIR/certs/NAME); use something like backend-1", name)
+	case strings.HasPrefix(name, "."):
+		return fmt.Errorf("%q starts with a dot: a certificate name names files and may not be . or .. or hidden; use something like backend-1", name)
+	}
+	return nil
+}
+
+// fileUse is the first certificate that uses a path, for messages.
+type fileUse struct {
+	key    string // certificates[i] (NAME)
+	role   string // cert-file, key-file or ca-file
+	source string // caSource, for a ca-file
+}
+
+// checkSharedFiles records cert's paths in files and reports any that an
+// earlier certificate already uses in a way that cannot work: a cert or
+// key file belongs to one certificate, and a CA bundle may only be shared
+// by certificates that get it from the same issuer (otherwise each install
+// would replace the other's bundle and the two would undo each other).
+func checkSharedFiles(files map[string]fileUse, key string, cert Certificate) []error {
+	var errs []error
+	source := caSource(cert)
+	for _, f := range []struct{ role, path string }{{"cert-file", cert.CertFile}, {"key-file", cert.KeyFile}, {"ca-file", cert.CAFile}} {
+		abs, err := filepath.Abs(f.path)
+		if err != nil {
+			abs = filepath.Clean(f.path)
+		}
+		other, used := files[abs]
+		switch {
+		case !used:
+			files[abs] = fileUse{key: key, role: f.role, source: source}
+		case f.role != "ca-file" || other.role != "ca-file":
+			errs = append(errs, fmt.Errorf("%s.%s: %s is also the %s of %s: every certificate needs its own cert and key files", key, f.role, f.path, other.role, other.key))
+		case other.source != source:
+			errs = append(errs, fmt.Errorf("%s.ca-file: %s is also the ca-file of %s, whose CA bundle comes from %s, while this one's comes from %s: each install would replace the other's bundle. Set %s.ca-file to a file of its own (for example %s)",
+				key, f.path, other.key, other.source, source, key, filepath.Join(filepath.Dir(f.path), cert.Name+"-ca.pem")))
+		}
+	}
+	return errs
+}
+
+// caSource says where the bytes of a certificate's CA bundle come from;
+// certificates may share a ca-file only when it is the same. An ACME
+// directory without acme.ca-bundle sends each chain with its own top
+// certificate (intermediates rotate), so such a bundle is never shared.
+func caSource(cert Certificate) string {
+	switch cert.Issuer.Type {
+	case IssuerACME:
+		if cert.Issuer.ACME.CABundle == "" {
+			return fmt.Sprintf("the ACME directory %s for %s alone (set acme.ca-bundle to share it)", cert.Issuer.ACME.Directory, cert.Name)
+		}
+		return fmt.Sprintf("acme.ca-bundle %s", cert.Issuer.ACME.CABundle)
+	case IssuerExec:
+		return fmt.Sprintf("the exec command %q", strings.Join(cert.Issuer.Exec.Command, " "))
+	case IssuerFiles:
+		return "the tool that writes it (issuer files)"
+	}
+	return "the local CA"
 }

@@ -250,6 +250,7 @@ san=$(echo "$SENSU_TLSD_HOSTS" | sed 's/\([^,]*\)/DNS:\1/g; s/DNS:\([0-9.]*\)\(,
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
   -subj "/CN=$SENSU_TLSD_COMMON_NAME" -addext "subjectAltName=$san" \
   -addext "extendedKeyUsage=serverAuth,clientAuth" -addext "keyUsage=digitalSignature" \
+  -addext "basicConstraints=critical,CA:FALSE" \
   -CA "`+caDir+`/ca.pem" -CAkey "`+caDir+`/ca-key.pem" \
   -keyout "$SENSU_TLSD_KEY_FILE" -out "$SENSU_TLSD_CERT_FILE" 2>&1
 cp "`+caDir+`/ca.pem" "$SENSU_TLSD_CA_FILE"

@@ -25,6 +25,9 @@ type Source struct {
 	Profile  pki.Profile `json:"profile,omitempty"`  // "" when unknown: the usage check is skipped
 	Hosts    []string    `json:"hosts,omitempty"`    // hosts the certificate must cover
 	IsCA     bool        `json:"is_ca,omitempty"`    // the file is a trust bundle, not a leaf
+	// TrustedCA is the file of CAs the chain must also verify to (the
+	// config's trusted-ca); "" when only CAFile is the trust.
+	TrustedCA string `json:"trusted_ca,omitempty"`
 }
 
 // Entry is what inspecting a Source found. Fields are empty when the
@@ -104,7 +107,14 @@ func inspect(s Source, now time.Time) Entry {
 			readErrs = append(readErrs, err.Error())
 		}
 	}
-	e.Checks = pki.Checks(set, pki.Policy{Profile: s.Profile, Hosts: s.Hosts, Now: now})
+	pol := pki.Policy{Profile: s.Profile, Hosts: s.Hosts, Now: now, CA: s.IsCA}
+	if s.TrustedCA != "" {
+		if pol.Trusted, err = pki.ReadCertificates(s.TrustedCA); err != nil {
+			readErrs = append(readErrs, "trusted-ca: "+err.Error())
+		}
+		pol.TrustedFile = s.TrustedCA
+	}
+	e.Checks = pki.Checks(set, pol)
 	if s.KeyFile != "" {
 		e.Checks = append(e.Checks, modeCheck(s.KeyFile))
 	}
@@ -152,7 +162,7 @@ func FromConfig(c *config.Config) []Source {
 		}
 		out = append(out, Source{
 			Name: cert.Name, Origin: "config", Profile: p, Hosts: hosts,
-			CertFile: cert.CertFile, KeyFile: cert.KeyFile, CAFile: cert.CAFile,
+			CertFile: cert.CertFile, KeyFile: cert.KeyFile, CAFile: cert.CAFile, TrustedCA: cert.TrustedCA,
 		})
 	}
 	return out

@@ -2,6 +2,7 @@ package pki_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
@@ -10,11 +11,11 @@ import (
 // FuzzParsePEM feeds arbitrary bytes to both readers: they must return a
 // value or an error, never panic.
 func FuzzParsePEM(f *testing.F) {
-	c, err := ca.Init(f.TempDir(), ca.InitOptions{})
+	c, err := ca.Init(f.TempDir(), ca.InitOptions{CommonName: "seed CA", Lifetime: time.Hour})
 	if err != nil {
 		f.Fatal(err)
 	}
-	is, err := c.Issue(ca.Request{Name: "seed", Profile: pki.Server})
+	is, err := c.Issue(ca.Request{Name: "seed", Profile: pki.Server, Lifetime: time.Hour})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -102,9 +102,12 @@ func readCert(p string) error { _, err := pki.ReadCertificates(p); return err }
 func issue(t *testing.T, r ca.Request) (*ca.CA, *pki.Set) {
 	t.Helper()
 	dir := t.TempDir()
-	c, err := ca.Init(dir, ca.InitOptions{})
+	c, err := ca.Init(dir, ca.InitOptions{CommonName: "test CA", Lifetime: 10 * 365 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if r.Lifetime == 0 {
+		r.Lifetime = 90 * 24 * time.Hour
 	}
 	is, err := c.Issue(r)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"strings"
 )
@@ -171,6 +172,18 @@ func KeyDescription(pub crypto.PublicKey) string {
 	return fmt.Sprintf("%T", pub)
 }
 
-// SerialHex formats a certificate serial the way openssl prints it
-// (upper-case hex, colon-free) so operators can compare the two.
-func SerialHex(c *x509.Certificate) string { return strings.ToUpper(c.SerialNumber.Text(16)) }
+// SerialHex formats a certificate serial the way `openssl x509 -serial`
+// prints it (upper-case hex, whole bytes, colon-free) so operators can
+// compare the two.
+func SerialHex(c *x509.Certificate) string {
+	n := c.SerialNumber
+	sign := ""
+	if n.Sign() < 0 {
+		sign, n = "-", new(big.Int).Neg(n)
+	}
+	h := strings.ToUpper(n.Text(16))
+	if len(h)%2 == 1 {
+		h = "0" + h
+	}
+	return sign + h
+}

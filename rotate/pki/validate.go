@@ -47,11 +47,23 @@ func LoadSet(certFile, keyFile, caFile string) (*Set, error) {
 
 // Policy is what a set must satisfy.
 type Policy struct {
-	Profile    Profile   // "" skips the usage check
-	Hosts      []string  // DNS names and IPs the leaf must cover
-	Now        time.Time // zero means time.Now()
-	MinRSABits int       // zero means 2048
+	Profile Profile   // "" skips the usage check
+	Hosts   []string  // DNS names and IPs the leaf must cover
+	Now     time.Time // zero means time.Now()
+	// Trusted are the CAs the chain must verify to besides the set's own
+	// bundle (a certificate's trusted-ca): a bundle that comes with the
+	// candidate proves nothing about who issued it. TrustedFile names them
+	// in messages. Nil means the bundle is the only trust.
+	Trusted     []*x509.Certificate
+	TrustedFile string
+	// CA marks a trust bundle inspected on its own (`status ca.pem`): the
+	// leaf check, which refuses CA certificates, is skipped.
+	CA bool
 }
+
+// minRSABits is the smallest RSA key accepted, as NIST and Sensu's Go TLS
+// stack agree.
+const minRSABits = 2048
 
 // CheckResult is the outcome of one check, for tables and JSON.
 type CheckResult struct {
@@ -63,6 +75,7 @@ type CheckResult struct {
 // Check names, in the order Checks runs them.
 const (
 	CheckKeyMatch = "key matches"
+	CheckLeaf     = "leaf"
 	CheckChain    = "chain"
 	CheckSANs     = "SANs"
 	CheckUsages   = "usages"
@@ -89,8 +102,11 @@ func Checks(s *Set, p Policy) []CheckResult {
 	if s.Key != nil {
 		add(CheckKeyMatch, checkKeyMatch(s), "")
 	}
+	if !p.CA {
+		add(CheckLeaf, checkLeaf(s, p), "")
+	}
 	if len(s.CA) > 0 {
-		add(CheckChain, checkChain(s, now), "")
+		add(CheckChain, checkChain(s, p, now), "")
 	}
 	if len(p.Hosts) > 0 {
 		add(CheckSANs, checkSANs(leaf, p.Hosts), "")
@@ -99,7 +115,7 @@ func Checks(s *Set, p Policy) []CheckResult {
 		add(CheckUsages, checkUsages(leaf, p.Profile), "")
 	}
 	add(CheckValidity, checkValidity(leaf, now), "")
-	add(CheckStrength, checkStrength(leaf.PublicKey, p.MinRSABits), KeyDescription(leaf.PublicKey))
+	add(CheckStrength, checkStrength(leaf.PublicKey), KeyDescription(leaf.PublicKey))
 	return out
 }
 
@@ -149,42 +165,121 @@ func checkKeyMatch(s *Set) error {
 		s.KeyFile, s.CertFile, KeyDescription(s.Key.Public()), KeyDescription(s.Leaf().PublicKey))
 }
 
-func checkChain(s *Set, now time.Time) error {
-	roots := x509.NewCertPool()
-	for _, c := range s.CA {
-		roots.AddCert(c)
+// checkLeaf refuses what no service should present as its certificate: a
+// CA certificate, or a certificate that is its own trust (a self-signed
+// leaf copied as the CA bundle verifies to itself and to nothing else).
+func checkLeaf(s *Set, p Policy) error {
+	leaf := s.Leaf()
+	if leaf.IsCA {
+		return fmt.Errorf("%s holds a CA certificate (basic constraints CA:TRUE, CN %q), not a leaf: a service must present a CA:FALSE certificate issued by its CA", s.CertFile, leaf.Subject.CommonName)
+	}
+	for _, b := range []struct {
+		file  string
+		certs []*x509.Certificate
+	}{{s.CAFile, s.CA}, {p.TrustedFile, p.Trusted}} {
+		for _, c := range b.certs {
+			if c.Equal(leaf) {
+				return fmt.Errorf("the certificate is its own CA: %s holds the certificate itself, so it verifies to nothing but itself: it must hold the CA that signed it", b.file)
+			}
+		}
+	}
+	return nil
+}
+
+// checkChain verifies the chain to the set's bundle (what peers will use)
+// and, when the policy names them, to the trusted CAs. It checks at a
+// moment the leaf is valid: the leaf's own dates are the validity check's
+// to report, once.
+func checkChain(s *Set, p Policy, now time.Time) error {
+	leaf := s.Leaf()
+	at := now
+	if at.Before(leaf.NotBefore) {
+		at = leaf.NotBefore
+	}
+	if at.After(leaf.NotAfter) {
+		at = leaf.NotAfter
+	}
+	if err := verifyTo(s, s.CA, nil, at); err != nil {
+		return chainError(err, "the CA bundle "+s.CAFile, s.CA, at,
+			"use the CA that signed it, or reissue it from this CA")
+	}
+	if len(p.Trusted) == 0 {
+		return nil
+	}
+	if err := verifyTo(s, p.Trusted, s.CA, at); err != nil {
+		return chainError(err, "the trusted CA "+p.TrustedFile, p.Trusted, at,
+			"reissue it from the trusted CA, or (for a CA rollover) put the new CA into the trusted-ca file beside the old one")
+	}
+	return nil
+}
+
+// verifyTo verifies s's leaf to roots, with the rest of its chain and
+// extra (a bundle's intermediates) as intermediates.
+func verifyTo(s *Set, roots, extra []*x509.Certificate, at time.Time) error {
+	pool := x509.NewCertPool()
+	for _, c := range roots {
+		pool.AddCert(c)
 	}
 	inter := x509.NewCertPool()
-	for _, c := range s.Chain[1:] {
+	for _, c := range append(s.Chain[1:len(s.Chain):len(s.Chain)], extra...) {
 		inter.AddCert(c)
 	}
 	_, err := s.Leaf().Verify(x509.VerifyOptions{
-		Roots:         roots,
+		Roots:         pool,
 		Intermediates: inter,
-		CurrentTime:   now,
+		CurrentTime:   at,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
-	if err == nil {
-		return nil
-	}
-	var unknown x509.UnknownAuthorityError
-	if errors.As(err, &unknown) {
-		return fmt.Errorf("issued by %q, which is not in the CA bundle %s (CA: %s): use the CA that signed it, or reissue it from this CA",
-			s.Leaf().Issuer.CommonName, s.CAFile, caNames(s.CA))
-	}
-	var inv x509.CertificateInvalidError
-	if errors.As(err, &inv) && inv.Reason == x509.Expired {
-		return fmt.Errorf("the chain to %s is outside its validity period: %v", s.CAFile, err)
-	}
-	return fmt.Errorf("does not verify against %s: %v", s.CAFile, err)
+	return err
 }
 
-func caNames(cas []*x509.Certificate) string {
+// chainError explains a failed verification to what, the CAs in cas.
+// Every CA `ca init` makes is called "sensu-tlsd CA", so names alone do not
+// tell two of them apart: key ids do (openssl x509 -text shows them).
+func chainError(err error, what string, cas []*x509.Certificate, at time.Time, fix string) error {
+	var unknown x509.UnknownAuthorityError
+	if errors.As(err, &unknown) && unknown.Cert != nil {
+		c := unknown.Cert
+		if c.IsCA && c.CheckSignatureFrom(c) == nil {
+			// The chain reached a root (a CA from the set's own bundle).
+			return fmt.Errorf("chains to the CA %q (key id %s), which is not in %s (it holds %s): %s",
+				c.Subject.CommonName, shortKeyID(c.SubjectKeyId), what, CANames(cas), fix)
+		}
+		return fmt.Errorf("issued by %q (authority key id %s), which is not in %s (it holds %s): %s",
+			c.Issuer.CommonName, shortKeyID(c.AuthorityKeyId), what, CANames(cas), fix)
+	}
+	var inv x509.CertificateInvalidError
+	if errors.As(err, &inv) && inv.Reason == x509.Expired && inv.Cert != nil {
+		c := inv.Cert
+		if at.Before(c.NotBefore) {
+			return fmt.Errorf("the CA %q (key id %s) in %s is not valid until %s: check this machine's clock", c.Subject.CommonName, shortKeyID(c.SubjectKeyId), what, c.NotBefore.UTC().Format(time.RFC3339))
+		}
+		return fmt.Errorf("the CA %q (key id %s) in %s expired on %s: renew the CA and reissue the certificate", c.Subject.CommonName, shortKeyID(c.SubjectKeyId), what, c.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return fmt.Errorf("does not verify against %s: %v", what, err)
+}
+
+// CANames lists CA certificates by CN and short subject key id, which
+// tells apart CAs that share a name.
+func CANames(cas []*x509.Certificate) string {
 	names := make([]string, len(cas))
 	for i, c := range cas {
-		names[i] = fmt.Sprintf("%q", c.Subject.CommonName)
+		names[i] = fmt.Sprintf("%q key id %s", c.Subject.CommonName, shortKeyID(c.SubjectKeyId))
 	}
 	return strings.Join(names, ", ")
+}
+
+// shortKeyID is the first four bytes of a key identifier the way openssl
+// prints it (7A:1C:03:9E), enough to tell CAs apart at a glance.
+func shortKeyID(id []byte) string {
+	if len(id) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, 4)
+	for _, b := range id[:min(len(id), 4)] {
+		parts = append(parts, fmt.Sprintf("%02X", b))
+	}
+	return strings.Join(parts, ":")
 }
 
 // checkSANs reports the hosts the leaf does not cover.
@@ -263,14 +358,11 @@ func checkValidity(leaf *x509.Certificate, now time.Time) error {
 	return nil
 }
 
-func checkStrength(pub crypto.PublicKey, minRSA int) error {
-	if minRSA == 0 {
-		minRSA = 2048
-	}
+func checkStrength(pub crypto.PublicKey) error {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		if k.N.BitLen() < minRSA {
-			return fmt.Errorf("RSA key of %d bits is below the minimum of %d: reissue with key-type rsa-2048 or ecdsa-p256", k.N.BitLen(), minRSA)
+		if k.N.BitLen() < minRSABits {
+			return fmt.Errorf("RSA key of %d bits is below the minimum of %d: reissue with key-type rsa-2048 or ecdsa-p256", k.N.BitLen(), minRSABits)
 		}
 	case *ecdsa.PublicKey:
 		if k.Curve.Params().BitSize < 256 {

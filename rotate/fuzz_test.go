@@ -6,23 +6,6 @@ import (
 	"testing"
 )
 
-// FuzzParseBefore feeds renew-before values from configs: no panic, and an
-// accepted value is a ratio in (0,1) or a positive duration.
-func FuzzParseBefore(f *testing.F) {
-	for _, s := range []string{"33%", "720h", "", "0%", "100%", "1e3%", "-5m", "NaN%", "5"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		b, err := ParseBefore(s)
-		if err != nil {
-			return
-		}
-		if !(b.Ratio > 0 && b.Ratio < 1) && !(b.Duration > 0) {
-			t.Fatalf("ParseBefore(%q) accepted %+v", s, b)
-		}
-	})
-}
-
 // FuzzReadState feeds state files (written by another process, possibly
 // truncated or edited by hand) to the reader `status` uses.
 func FuzzReadState(f *testing.F) {

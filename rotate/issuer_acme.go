@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
@@ -49,7 +48,7 @@ func newACMEIssuer(p Plan) (Issuer, error) {
 	if (c.EABKeyID == "") != (c.EABMACKey == "") {
 		return nil, errors.New("acme.eab-key-id and acme.eab-mac-key go together: set both for external account binding, or neither")
 	}
-	a := &acmeIssuer{cfg: c, storage: first(c.Storage, filepath.Join(p.StateDir, "acme"))}
+	a := &acmeIssuer{cfg: c, storage: c.Storage}
 	if c.TrustedRoot != "" {
 		certs, err := pki.ReadCertificates(c.TrustedRoot)
 		if err != nil {

@@ -9,13 +9,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
 )
 
-const defaultExecTimeout = 2 * time.Minute
+// execKillDelay bounds the wait for a command's output after it exited or
+// was killed: a grandchild that inherited stderr cannot hold the issuer.
+const execKillDelay = 2 * time.Second
 
 // execIssuer runs an external command (cfssl, step, vault CLIs) that writes
 // the set into files named by environment variables.
@@ -28,18 +31,17 @@ func newExecIssuer(c config.ExecIssuer) (execIssuer, error) {
 	if len(c.Command) == 0 || c.Command[0] == "" {
 		return execIssuer{}, errors.New("exec.command is empty: give the program and its arguments as a list, e.g. [/usr/local/bin/issue-cert, --profile, backend]")
 	}
-	return execIssuer{argv: c.Command, timeout: orDefault(c.Timeout, defaultExecTimeout)}, nil
-}
-
-func orDefault(d, fallback time.Duration) time.Duration {
-	if d > 0 {
-		return d
+	if c.Timeout <= 0 {
+		return execIssuer{}, fmt.Errorf("exec.timeout %s: give the command a positive time limit, e.g. 2m", c.Timeout)
 	}
-	return fallback
+	return execIssuer{argv: c.Command, timeout: c.Timeout}, nil
 }
 
 // Issue runs the command with SENSU_TLSD_CERT_FILE, SENSU_TLSD_KEY_FILE and
-// SENSU_TLSD_CA_FILE naming files in stage, and reads what it wrote.
+// SENSU_TLSD_CA_FILE naming files in stage, and reads what it wrote. The
+// command runs in a process group of its own, killed whole at the timeout.
+// Its stdout is not kept (`cfssl gencert` prints the key there); the tail of
+// stderr, with any PEM block removed, explains a failure.
 func (e execIssuer) Issue(ctx context.Context, p Plan, stage string) (install.Set, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
@@ -61,10 +63,18 @@ func (e execIssuer) Issue(ctx context.Context, p Plan, stage string) (install.Se
 		"SENSU_TLSD_KEY_FILE="+files.Key,
 		"SENSU_TLSD_CA_FILE="+files.CA,
 	)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Run(); err != nil {
-		return install.Set{}, fmt.Errorf("exec issuer %q: %w%s", e.argv[0], err, tail(stderr.Bytes()))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = execKillDelay
+	var stdout lineCounter
+	stderr := &tailBuffer{max: stderrKept}
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	err := cmd.Run()
+	if ctx.Err() == context.DeadlineExceeded {
+		return install.Set{}, fmt.Errorf("exec issuer %q did not finish within exec.timeout %s; it and every process it started were killed%s", e.argv[0], e.timeout, tail(stderr.Bytes(), stdout))
+	}
+	if err != nil {
+		return install.Set{}, fmt.Errorf("exec issuer %q: %w%s", e.argv[0], err, tail(stderr.Bytes(), stdout))
 	}
 	set, err := followedFiles{paths: files}.ReadConfigured()
 	if err != nil {
@@ -73,17 +83,97 @@ func (e execIssuer) Issue(ctx context.Context, p Plan, stage string) (install.Se
 	return set, nil
 }
 
-// tail is the end of a command's output, for error messages.
-func tail(out []byte) string {
-	out = bytes.TrimSpace(out)
-	if len(out) == 0 {
-		return ""
+// stderrKept is how much of the end of a command's stderr is kept, and
+// tailMax how much of that (redacted) goes into an error message.
+const (
+	stderrKept = 16 << 10
+	tailMax    = 500
+)
+
+// tail is the end of a command's stderr, PEM blocks redacted, plus how
+// much stdout it printed, for error messages (which reach the log, the
+// state file and `status`).
+func tail(stderr []byte, stdout lineCounter) string {
+	out := bytes.TrimSpace(redactPEM(stderr))
+	if len(out) > tailMax {
+		out = append([]byte("…"), out[len(out)-tailMax:]...)
 	}
-	if len(out) > 500 {
-		out = out[len(out)-500:]
+	var s string
+	if len(out) > 0 {
+		s = ": " + string(out)
 	}
-	return ": " + string(out)
+	if stdout > 0 {
+		s += fmt.Sprintf(" (stdout: %d lines, not shown: they may hold key material)", stdout)
+	}
+	return s
 }
+
+var (
+	pemBegin   = []byte("-----BEGIN ")
+	pemEnd     = []byte("-----END ")
+	pemDashes  = []byte("-----")
+	pemRemoved = []byte("[PEM block removed]")
+)
+
+// redactPEM replaces every PEM block in b, and also a block cut at either
+// end: text up to an END with no BEGIN before it (the start of a kept
+// tail) and text after a BEGIN with no END (output that stops mid-key).
+func redactPEM(b []byte) []byte {
+	var out []byte
+	for len(b) > 0 {
+		begin, end := bytes.Index(b, pemBegin), bytes.Index(b, pemEnd)
+		switch {
+		case end >= 0 && (begin < 0 || end < begin):
+			out = append(out, pemRemoved...)
+			b = afterEndLine(b[end:])
+		case begin >= 0:
+			out = append(append(out, b[:begin]...), pemRemoved...)
+			rest := b[begin:]
+			e := bytes.Index(rest, pemEnd)
+			if e < 0 {
+				return out
+			}
+			b = afterEndLine(rest[e:])
+		default:
+			return append(out, b...)
+		}
+	}
+	return out
+}
+
+// afterEndLine is what follows the "-----END X-----" that b starts with.
+func afterEndLine(b []byte) []byte {
+	i := bytes.Index(b[len(pemEnd):], pemDashes)
+	if i < 0 {
+		return nil
+	}
+	return b[len(pemEnd)+i+len(pemDashes):]
+}
+
+// lineCounter counts the lines written to it and keeps nothing.
+type lineCounter int
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	*c += lineCounter(bytes.Count(p, []byte{'\n'}))
+	return len(p), nil
+}
+
+// tailBuffer keeps the last max bytes written to it. It is redacted as a
+// whole, so a key cut at the start of what is kept is still removed.
+type tailBuffer struct {
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) Bytes() []byte { return t.buf }
 
 func readFile(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)

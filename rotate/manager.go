@@ -316,7 +316,7 @@ func (r *runner) schedule(at time.Time) {
 }
 
 func (r *runner) saveState() {
-	if err := writeState(r.plan.Dir, r.state); err != nil {
+	if err := writeState(r.plan, r.state); err != nil {
 		r.log.Error("writing the state file", "dir", r.plan.Dir, "error", err)
 	}
 }
@@ -423,6 +423,9 @@ func (r *runner) commit(ctx context.Context, set install.Set, ps *pki.Set, reaso
 	}
 	r.log.Info("certificate changed", "reason", string(reason), "old_serial", oldSerial, "new_serial", change.NewSerial,
 		"generation", gen, "not_after", change.NotAfter.Format(time.RFC3339))
+	if len(oldSet.CA) > 0 && !bytes.Equal(oldSet.CA, set.CA) {
+		r.logCAChange(oldSet.CA, set.CA)
+	}
 	if err := r.m.bus.Publish(ctx, change); err != nil {
 		r.rollback(ctx, change)
 		return &failure{FailConsumer, fmt.Errorf("a consumer could not come up on serial %s, rolled back: %w", change.NewSerial, err)}

@@ -61,14 +61,19 @@ func (r *recorder) none(t *testing.T, d time.Duration) {
 	}
 }
 
+// testCAOptions make a CA for a test, as ca init does from the defaults.
+var testCAOptions = ca.InitOptions{CommonName: "test CA", Lifetime: 24 * time.Hour}
+
 func testConfig(t *testing.T, lifetime time.Duration, before string) *config.Config {
 	return testConfigAt(t.TempDir(), lifetime, before)
 }
 
+// testConfigAt is one backend certificate under root, renewed on time
+// (jitter all but off: 0 would take the default).
 func testConfigAt(root string, lifetime time.Duration, before string) *config.Config {
 	return &config.Config{
 		StateDir: filepath.Join(root, "state"),
-		Renewal:  config.Renewal{Before: before, RetryMin: time.Second, RetryMax: 2 * time.Second},
+		Renewal:  config.Renewal{Before: before, Jitter: time.Millisecond, RetryMin: time.Second, RetryMax: 2 * time.Second},
 		CA:       config.CA{Create: true},
 		Certificates: []config.Certificate{{
 			Name: "backend-1", Profile: "backend", Hosts: []string{"localhost", "127.0.0.1"},
@@ -80,12 +85,28 @@ func testConfigAt(root string, lifetime time.Duration, before string) *config.Co
 	}
 }
 
-func startManager(t testing.TB, cfg *config.Config, consumer Subscriber) (*Manager, []Plan) {
+// resolve does what config.Load does to a config built in code (defaults,
+// validation) and plans it.
+func resolve(cfg *config.Config) ([]Plan, error) {
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return Plans(cfg)
+}
+
+func mustPlans(t testing.TB, cfg *config.Config) []Plan {
 	t.Helper()
-	plans, err := Plans(cfg)
+	plans, err := resolve(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return plans
+}
+
+func startManager(t testing.TB, cfg *config.Config, consumer Subscriber) (*Manager, []Plan) {
+	t.Helper()
+	plans := mustPlans(t, cfg)
 	bus := &Bus{}
 	bus.Subscribe(consumer)
 	m := NewManager(bus, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -109,7 +130,11 @@ func readValid(t *testing.T, p Plan) *pki.Set {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pki.Validate(s, p.Policy(time.Now())); err != nil {
+	pol, err := p.Policy(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.Validate(s, pol); err != nil {
 		t.Fatalf("installed set does not validate: %v", err)
 	}
 	return s
@@ -211,7 +236,7 @@ func TestExternalReplacementIsFollowedAndBadOneUndone(t *testing.T) {
 
 	// A cert from a CA nobody trusts, copied through the symlink.
 	otherCA := t.TempDir()
-	if _, err := ca.Init(otherCA, ca.InitOptions{}); err != nil {
+	if _, err := ca.Init(otherCA, testCAOptions); err != nil {
 		t.Fatal(err)
 	}
 	bad := issueFromCA(t, otherCA, p, t.TempDir())
@@ -240,7 +265,7 @@ func TestExecIssuerWithOpenSSL(t *testing.T) {
 	}
 	cfg := testConfig(t, time.Hour, "")
 	caDir := filepath.Join(cfg.StateDir, "ca")
-	if _, err := ca.Init(caDir, ca.InitOptions{}); err != nil {
+	if _, err := ca.Init(caDir, testCAOptions); err != nil {
 		t.Fatal(err)
 	}
 	script := filepath.Join(t.TempDir(), "issue.sh")
@@ -288,17 +313,23 @@ func TestPlansRejectsBadConfig(t *testing.T) {
 		{func(c *config.Config) { c.Certificates[0].KeyMode = 0o644 }, "key-mode"},
 		{func(c *config.Config) { c.Certificates[0].RenewBefore = "150%" }, "renew-before"},
 		{func(c *config.Config) { c.Certificates[0].Issuer.Type = "vault" }, "local-ca, acme, exec, files"},
-		{func(c *config.Config) { c.Certificates[0].Issuer.Type = "exec" }, "exec.command is empty"},
+		{func(c *config.Config) { c.Certificates[0].Issuer.Type = "exec" }, "issuer.exec.command"},
 		{func(c *config.Config) { c.Certificates = append(c.Certificates, c.Certificates[0]) }, "used twice"},
 		{func(c *config.Config) {
 			other := c.Certificates[0]
 			other.Name = "backend-2"
 			c.Certificates = append(c.Certificates, other)
-		}, "also used by certificate backend-1"},
+		}, "is also the cert-file of certificates[0] (backend-1)"},
+		{func(c *config.Config) { c.Certificates[0].Name = "../escape" }, "name"},
+		{func(c *config.Config) { c.Certificates[0].Owner = "no-such-user-here" }, "no-such-user-here"},
+		{func(c *config.Config) {
+			c.Certificates[0].Issuer = config.Issuer{Type: "exec", Exec: config.ExecIssuer{Command: []string{"/bin/true"}}}
+			c.Certificates[0].TrustedCA = "/nonexistent/ca.pem"
+		}, "trusted-ca: /nonexistent/ca.pem"},
 	} {
 		cfg := testConfig(t, time.Hour, "")
 		tc.edit(cfg)
-		if _, err := Plans(cfg); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "certificates[") {
+		if _, err := resolve(cfg); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "certificates[") {
 			t.Errorf("want an error naming the certificate and %q, got %v", tc.want, err)
 		}
 	}
@@ -324,17 +355,15 @@ func TestRetryBacksOffAndCaps(t *testing.T) {
 }
 
 func TestRenewAtIsAThirdBeforeExpiryWithBoundedJitter(t *testing.T) {
-	b, _ := ParseBefore("")
-	p := Plan{Before: b, Jitter: time.Hour}
+	ratio, _, _ := config.ParseRenewBefore(config.Default().Renewal.Before)
+	p := Plan{Before: Before{Ratio: ratio}, Jitter: time.Hour, JitterShare: 0.5}
 	now := time.Now()
 	leaf := mustLeaf(now, 90*24*time.Hour)
-	for range 50 {
-		at := p.RenewAt(leaf)
-		ideal := leaf.NotAfter.Add(-time.Duration(0.33 * float64(90*24*time.Hour)))
-		if at.After(ideal) || at.Before(ideal.Add(-time.Hour)) {
-			t.Fatalf("renew at %s, want within an hour before %s", at, ideal)
-		}
+	ideal := leaf.NotAfter.Add(-time.Duration(0.33 * float64(90*24*time.Hour)))
+	if at := p.RenewAt(leaf); !at.Equal(ideal.Add(-30 * time.Minute)) {
+		t.Fatalf("renew at %s, want half the jitter (30m) before %s", at, ideal)
 	}
+	p.JitterShare = 0.999
 	short := mustLeaf(now, 10*time.Minute)
 	if at := p.RenewAt(short); at.Before(short.NotAfter.Add(-4 * time.Minute)) {
 		t.Fatalf("jitter not capped for a short lifetime: %s", at)
@@ -344,13 +373,9 @@ func TestRenewAtIsAThirdBeforeExpiryWithBoundedJitter(t *testing.T) {
 func TestFollowedFilesAreValidatedAndAnnouncedNotTouched(t *testing.T) {
 	cfg := testConfig(t, time.Hour, "")
 	cfg.Certificates[0].Issuer.Type = "files"
-	plans, err := Plans(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := plans[0]
+	p := mustPlans(t, cfg)[0]
 	caDir := filepath.Join(cfg.StateDir, "ca")
-	ca.Init(caDir, ca.InitOptions{})
+	ca.Init(caDir, testCAOptions)
 	os.MkdirAll(filepath.Dir(p.Paths.Cert), 0o755)
 	src := issueFromCA(t, caDir, p, filepath.Dir(p.Paths.Cert))
 	if src.Cert != p.Paths.Cert {
@@ -407,10 +432,7 @@ func TestApplyStopsRemovedAndStartsAddedCertificates(t *testing.T) {
 	rec.next(t, 10*time.Second)
 
 	cfg.Certificates = append(cfg.Certificates, agent)
-	both, err := Plans(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	both := mustPlans(t, cfg)
 	if err := m.Apply(both); err != nil {
 		t.Fatal(err)
 	}

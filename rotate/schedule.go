@@ -2,14 +2,43 @@ package rotate
 
 import (
 	"crypto/x509"
+	"hash/fnv"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 )
 
+// processSeed makes this process's jitter its own: other nodes (and this
+// one after a restart) draw other values, so a fleet still spreads out.
+var processSeed = rand.Uint64()
+
+// jitterShare is a certificate's place in the jitter window, in [0, 1).
+// Certificates that list the same services share it, so when they were
+// issued together they come due together and the services act once on the
+// batch (the dispatcher coalesces changes seconds apart, not minutes). A
+// certificate without services has a share of its own.
+func jitterShare(seed uint64, name string, services []string) float64 {
+	key := "certificate\x00" + name
+	if len(services) > 0 {
+		set := slices.Clone(services)
+		slices.Sort(set)
+		key = "services\x00" + strings.Join(slices.Compact(set), "\x00")
+	}
+	h := fnv.New64a()
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(seed >> (8 * i))
+	}
+	h.Write(b[:])
+	h.Write([]byte(key))
+	return float64(h.Sum64()>>11) / (1 << 53)
+}
+
 // RenewAt is when leaf should be renewed under p: Before ahead of expiry,
-// moved earlier by a random jitter so a fleet spreads out. The jitter is
-// capped at a tenth of the renew-before window so a short-lived
-// certificate is not renewed the moment it is issued.
+// moved earlier by the plan's share of the jitter so a fleet spreads out.
+// The jitter is capped at a tenth of the renew-before window so a
+// short-lived certificate is not renewed the moment it is issued.
 func (p Plan) RenewAt(leaf *x509.Certificate) time.Time {
 	life := leaf.NotAfter.Sub(leaf.NotBefore)
 	before := p.Before.Duration
@@ -21,7 +50,7 @@ func (p Plan) RenewAt(leaf *x509.Certificate) time.Time {
 	}
 	at := leaf.NotAfter.Add(-before)
 	if j := min(p.Jitter, before/10); j > 0 {
-		at = at.Add(-rand.N(j))
+		at = at.Add(-time.Duration(p.JitterShare * float64(j)))
 	}
 	return at
 }

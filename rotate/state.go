@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
 )
 
 const stateFileName = "state.json"
@@ -63,8 +65,12 @@ func readStateFile(path string) (CertState, error) {
 	return st, nil
 }
 
-// writeState replaces the state file by rename so a reader never sees half.
-func writeState(certDir string, st CertState) error {
+// writeState replaces p's state file by rename so a reader never sees
+// half. The file can hold an issuer's error output, so it is as private as
+// the key: 0600, or 0640 to the group the key is shared with (so a Sensu
+// check running as that group can still read it).
+func writeState(p Plan, st CertState) error {
+	certDir := p.Dir
 	if err := os.MkdirAll(certDir, 0o755); err != nil {
 		return err
 	}
@@ -84,8 +90,17 @@ func writeState(certDir string, st CertState) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
+	if p.Perms.Group != "" {
+		gid, err := install.GroupID(p.Perms.Group)
+		if err != nil {
+			return fmt.Errorf("group %q: %w", p.Perms.Group, err)
+		}
+		if err := os.Chown(tmp.Name(), -1, gid); err != nil {
+			return err
+		}
+		if err := os.Chmod(tmp.Name(), 0o640); err != nil {
+			return err
+		}
 	}
 	return os.Rename(tmp.Name(), stateFile(certDir))
 }

@@ -33,7 +33,11 @@ func validate(s install.Set, p Plan, now time.Time) (*pki.Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := pki.Validate(ps, p.Policy(now)); err != nil {
+	pol, err := p.Policy(now)
+	if err != nil {
+		return nil, err
+	}
+	if err := pki.Validate(ps, pol); err != nil {
 		return nil, err
 	}
 	return ps, nil

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
@@ -28,12 +29,12 @@ func testNode(t *testing.T, backendSample, agentSample string) (*Node, string) {
 	if err := os.MkdirAll(tls, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	authority, err := ca.Init(tls, ca.InitOptions{CommonName: "test CA"})
+	authority, err := ca.Init(tls, ca.InitOptions{CommonName: "test CA", Lifetime: 10 * 365 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	issue := func(name string, profile pki.Profile, hosts []string) Cert {
-		is, err := authority.Issue(ca.Request{Name: name, Profile: profile, Hosts: hosts})
+		is, err := authority.Issue(ca.Request{Name: name, Profile: profile, Hosts: hosts, Lifetime: 90 * 24 * time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,13 +24,6 @@ const (
 	KeyFileName  = "ca-key.pem"
 )
 
-// Defaults for a new CA and for issued certificates.
-const (
-	DefaultCommonName   = "sensu-tlsd CA"
-	DefaultCALifetime   = 10 * 365 * 24 * time.Hour
-	DefaultCertLifetime = 90 * 24 * time.Hour
-)
-
 // backdate covers clock skew between this node and its peers: a cert that is
 // "not valid yet" on a peer whose clock lags breaks every handshake.
 const backdate = 5 * time.Minute
@@ -43,11 +36,12 @@ type CA struct {
 	now  func() time.Time
 }
 
-// InitOptions shape a new CA. Zero values take the defaults above.
+// InitOptions shape a new CA. Callers pass the resolved config (ca.*):
+// defaults live in config.ApplyDefaults only, so there are none here.
 type InitOptions struct {
-	CommonName string
-	KeyType    string
-	Lifetime   time.Duration
+	CommonName string        // required
+	KeyType    string        // "" is pki's default key type
+	Lifetime   time.Duration // required
 }
 
 // Init creates a CA in dir (ca.pem, and ca-key.pem with mode 0600). It
@@ -61,10 +55,10 @@ func Init(dir string, o InitOptions) (*CA, error) {
 		}
 	}
 	if o.CommonName == "" {
-		o.CommonName = DefaultCommonName
+		return nil, errors.New("a new CA needs a common name (ca.common-name)")
 	}
-	if o.Lifetime == 0 {
-		o.Lifetime = DefaultCALifetime
+	if o.Lifetime <= 0 {
+		return nil, fmt.Errorf("a new CA needs a positive lifetime (ca.lifetime), not %s", o.Lifetime)
 	}
 	key, err := pki.GenerateKey(o.KeyType)
 	if err != nil {
@@ -139,7 +133,7 @@ type Request struct {
 	CommonName string
 	Hosts      []string // DNS names and IPs; serving profiles default to the CN
 	KeyType    string
-	Lifetime   time.Duration // zero means DefaultCertLifetime
+	Lifetime   time.Duration // required: the certificate's lifetime or defaults.lifetime
 }
 
 // Issued is a new certificate with its key and the CA that signed it.
@@ -166,16 +160,15 @@ func (c *CA) Issue(r Request) (*Issued, error) {
 	if len(hosts) == 0 && r.Profile.Serves() {
 		hosts = []string{cn}
 	}
-	lifetime := r.Lifetime
-	if lifetime == 0 {
-		lifetime = DefaultCertLifetime
+	if r.Lifetime <= 0 {
+		return nil, fmt.Errorf("certificate %s needs a positive lifetime (lifetime or defaults.lifetime), not %s", cn, r.Lifetime)
 	}
 	key, err := pki.GenerateKey(r.KeyType)
 	if err != nil {
 		return nil, err
 	}
 	now := c.now()
-	notAfter := now.Add(lifetime)
+	notAfter := now.Add(r.Lifetime)
 	if notAfter.After(c.Cert.NotAfter) {
 		// A leaf outliving its CA fails verification on that day anyway;
 		// end it with the CA so the renewal schedule sees the real limit.

@@ -13,7 +13,7 @@ import (
 
 func TestInitWritesAPrivateKeyAndRefusesToReplaceACA(t *testing.T) {
 	dir := t.TempDir()
-	c, err := ca.Init(dir, ca.InitOptions{CommonName: "Sensu CA"})
+	c, err := ca.Init(dir, ca.InitOptions{CommonName: "Sensu CA", Lifetime: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestInitWritesAPrivateKeyAndRefusesToReplaceACA(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("CA key mode %o, want 600", fi.Mode().Perm())
 	}
-	if _, err := ca.Init(dir, ca.InitOptions{}); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if _, err := ca.Init(dir, ca.InitOptions{CommonName: "Sensu CA", Lifetime: 24 * time.Hour}); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("second Init: %v, want 'already exists'", err)
 	}
 	if _, err := ca.Load(dir); err != nil {
@@ -44,7 +44,7 @@ func TestLoadExplainsAMissingCA(t *testing.T) {
 }
 
 func TestIssueDefaultsHostsToTheCommonNameAndCapsAtTheCA(t *testing.T) {
-	c, err := ca.Init(t.TempDir(), ca.InitOptions{Lifetime: 48 * time.Hour})
+	c, err := ca.Init(t.TempDir(), ca.InitOptions{CommonName: "test CA", Lifetime: 48 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestIssueDefaultsHostsToTheCommonNameAndCapsAtTheCA(t *testing.T) {
 	if is.Cert.NotAfter.After(c.Cert.NotAfter) {
 		t.Errorf("leaf NotAfter %v outlives the CA's %v", is.Cert.NotAfter, c.Cert.NotAfter)
 	}
-	agent, err := c.Issue(ca.Request{Name: "agent-1", Profile: pki.Agent})
+	agent, err := c.Issue(ca.Request{Name: "agent-1", Profile: pki.Agent, Lifetime: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,12 +68,12 @@ func TestIssueDefaultsHostsToTheCommonNameAndCapsAtTheCA(t *testing.T) {
 }
 
 func TestIssueKeyTypes(t *testing.T) {
-	c, err := ca.Init(t.TempDir(), ca.InitOptions{})
+	c, err := ca.Init(t.TempDir(), ca.InitOptions{CommonName: "test CA", Lifetime: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for kt, want := range map[string]string{"": "ECDSA P-256", "ecdsa-p384": "ECDSA P-384", "rsa-2048": "RSA 2048"} {
-		is, err := c.Issue(ca.Request{Name: "x", Profile: pki.Server, KeyType: kt})
+		is, err := c.Issue(ca.Request{Name: "x", Profile: pki.Server, KeyType: kt, Lifetime: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +81,26 @@ func TestIssueKeyTypes(t *testing.T) {
 			t.Errorf("key type %q gave %s, want %s", kt, got, want)
 		}
 	}
-	if _, err := c.Issue(ca.Request{Name: "x", Profile: pki.Server, KeyType: "dsa"}); err == nil || !strings.Contains(err.Error(), "ecdsa-p256") {
+	if _, err := c.Issue(ca.Request{Name: "x", Profile: pki.Server, KeyType: "dsa", Lifetime: time.Hour}); err == nil || !strings.Contains(err.Error(), "ecdsa-p256") {
 		t.Errorf("unknown key type: %v, want the list of choices", err)
+	}
+}
+
+// TestMissingSettingsAreErrors: the CA takes its settings from the
+// resolved config (config.ApplyDefaults), so a zero one is a caller's bug
+// that must show, not a second default.
+func TestMissingSettingsAreErrors(t *testing.T) {
+	if _, err := ca.Init(t.TempDir(), ca.InitOptions{Lifetime: time.Hour}); err == nil || !strings.Contains(err.Error(), "ca.common-name") {
+		t.Errorf("Init without a common name: %v", err)
+	}
+	if _, err := ca.Init(t.TempDir(), ca.InitOptions{CommonName: "x"}); err == nil || !strings.Contains(err.Error(), "ca.lifetime") {
+		t.Errorf("Init without a lifetime: %v", err)
+	}
+	c, err := ca.Init(t.TempDir(), ca.InitOptions{CommonName: "x", Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Issue(ca.Request{Name: "a", Profile: pki.Server}); err == nil || !strings.Contains(err.Error(), "lifetime") {
+		t.Errorf("Issue without a lifetime: %v", err)
 	}
 }

@@ -120,19 +120,24 @@ func (in *Installer) resolveOwner() error {
 		in.uid = id
 	}
 	if in.perms.Group != "" {
-		id, err := lookupID(in.perms.Group, func(n string) (string, error) {
-			g, err := user.LookupGroup(n)
-			if err != nil {
-				return "", err
-			}
-			return g.Gid, nil
-		})
+		id, err := GroupID(in.perms.Group)
 		if err != nil {
 			return fmt.Errorf("install: group %q: %w", in.perms.Group, err)
 		}
 		in.gid = id
 	}
 	return nil
+}
+
+// GroupID resolves a group name or numeric id, as Perms.Group is given.
+func GroupID(group string) (int, error) {
+	return lookupID(group, func(n string) (string, error) {
+		g, err := user.LookupGroup(n)
+		if err != nil {
+			return "", err
+		}
+		return g.Gid, nil
+	})
 }
 
 func lookupID(name string, lookup func(string) (string, error)) (int, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -181,4 +182,65 @@ func keyIDOf(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimPrefix(pki.CANames([]*x509.Certificate{authority.Cert}), `"test CA" key id `)
+}
+
+// TestLocalCARolloverWithSharedBundleSettles: the local CA is rolled over
+// (new CA first in ca.pem, the old one after it) while two certificates
+// share one ca.pem. Renewing one brings the two-CA bundle; the other, still
+// from the old CA, verifies to it, so the shared file is followed once and
+// never flipped back and forth.
+func TestLocalCARolloverWithSharedBundleSettles(t *testing.T) {
+	root := t.TempDir()
+	cfg := testConfigAt(root, time.Hour, "")
+	second := cfg.Certificates[0]
+	second.Name = "backend-2"
+	second.CertFile, second.KeyFile = filepath.Join(root, "etc", "backend-2.pem"), filepath.Join(root, "etc", "backend-2-key.pem")
+	cfg.Certificates = append(cfg.Certificates, second)
+	rec := newRecorder()
+	_, plans := startManager(t, cfg, rec)
+	rec.next(t, 10*time.Second)
+	rec.next(t, 10*time.Second)
+
+	caDir := plans[0].CADir
+	oldCA, _ := os.ReadFile(filepath.Join(caDir, ca.CertFileName))
+	fresh := newCA(t)
+	newCert, _ := os.ReadFile(filepath.Join(fresh, ca.CertFileName))
+	newKey, _ := os.ReadFile(filepath.Join(fresh, ca.KeyFileName))
+	os.WriteFile(filepath.Join(caDir, ca.KeyFileName), newKey, 0o600)
+	os.WriteFile(filepath.Join(caDir, ca.CertFileName), append(newCert, oldCA...), 0o644)
+
+	m := NewManager(&Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, err := m.RenewOnce(context.Background(), plans[0], true, false); err != nil {
+		t.Fatalf("renewing from the new CA: %v", err)
+	}
+	// Both announce the new bundle (backend-1 as a renewal or, when its
+	// runner sees the files first, as a replacement it follows); then the
+	// shared file stays put.
+	seen := map[string]bool{}
+	for len(seen) < 2 {
+		seen[rec.next(t, 5*time.Second).Name] = true
+	}
+	for quiet := time.After(3 * externalGrace); ; {
+		select {
+		case c := <-rec.ch:
+			if c.Reason == ReasonRollback {
+				t.Fatalf("rollback during the CA rollover: %+v", c)
+			}
+			continue
+		case <-quiet:
+		}
+		break
+	}
+	for _, p := range plans {
+		readValid(t, p)
+	}
+	if b, _ := os.ReadFile(plans[1].Paths.CA); !bytes.Equal(b, append(newCert, oldCA...)) {
+		t.Fatal("the shared ca.pem does not hold both CAs")
+	}
+	st, _ := ReadState(cfg.StateDir)
+	for _, name := range []string{"backend-1", "backend-2"} {
+		if e := st[name].LastError; e != "" {
+			t.Fatalf("%s failed during the rollover: %s", name, e)
+		}
+	}
 }

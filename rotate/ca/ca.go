@@ -31,9 +31,14 @@ const backdate = 5 * time.Minute
 // CA is a loaded certificate authority.
 type CA struct {
 	Dir  string
-	Cert *x509.Certificate
+	Cert *x509.Certificate // the signing certificate: the first in ca.pem
 	Key  crypto.Signer
-	now  func() time.Time
+	// bundle is every certificate in ca.pem. During a rollover it holds
+	// the new CA first and the old one after it, and every set issued
+	// carries both, so certificates from either CA verify and sets that
+	// share one ca.pem agree on its bytes.
+	bundle []*x509.Certificate
+	now    func() time.Time
 }
 
 // InitOptions shape a new CA. Callers pass the resolved config (ca.*):
@@ -96,10 +101,11 @@ func Init(dir string, o InitOptions) (*CA, error) {
 	if err := writeFile(certPath, pki.EncodeCertificatesPEM(cert), 0o644, -1, -1); err != nil {
 		return nil, err
 	}
-	return &CA{Dir: dir, Cert: cert, Key: key, now: time.Now}, nil
+	return &CA{Dir: dir, Cert: cert, Key: key, bundle: []*x509.Certificate{cert}, now: time.Now}, nil
 }
 
-// Load reads the CA in dir.
+// Load reads the CA in dir. ca.pem may hold more than one CA (a rollover):
+// the first is the one ca-key.pem belongs to and that signs.
 func Load(dir string) (*CA, error) {
 	certPath, keyPath := filepath.Join(dir, CertFileName), filepath.Join(dir, KeyFileName)
 	if _, err := os.Stat(certPath); errors.Is(err, os.ErrNotExist) {
@@ -118,13 +124,14 @@ func Load(dir string) (*CA, error) {
 		return nil, fmt.Errorf("%s is not a CA certificate (basic constraints CA:FALSE)", certPath)
 	}
 	if !pki.KeyMatches(cert, key) {
-		return nil, fmt.Errorf("%s does not belong to %s: the CA key and certificate must be a pair", keyPath, certPath)
+		return nil, fmt.Errorf("%s does not belong to the first certificate in %s: the CA key and certificate must be a pair (during a rollover the new CA goes first)", keyPath, certPath)
 	}
-	return &CA{Dir: dir, Cert: cert, Key: key, now: time.Now}, nil
+	return &CA{Dir: dir, Cert: cert, Key: key, bundle: certs, now: time.Now}, nil
 }
 
-// CertPEM is the CA certificate, PEM-encoded: the trust bundle for peers.
-func (c *CA) CertPEM() []byte { return pki.EncodeCertificatesPEM(c.Cert) }
+// CertPEM is every CA certificate of ca.pem, PEM-encoded: the trust
+// bundle for peers.
+func (c *CA) CertPEM() []byte { return pki.EncodeCertificatesPEM(c.bundle...) }
 
 // Request asks for one certificate.
 type Request struct {

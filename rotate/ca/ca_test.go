@@ -104,3 +104,37 @@ func TestMissingSettingsAreErrors(t *testing.T) {
 		t.Errorf("Issue without a lifetime: %v", err)
 	}
 }
+
+// TestRolloverBundleIsIssuedWhole: with the new CA first in ca.pem and the
+// old one after it, certificates are signed by the new CA and carry both,
+// so peers keep trusting certificates from either.
+func TestRolloverBundleIsIssuedWhole(t *testing.T) {
+	oldDir, newDir := t.TempDir(), t.TempDir()
+	for _, d := range []string{oldDir, newDir} {
+		if _, err := ca.Init(d, ca.InitOptions{CommonName: "Sensu CA", Lifetime: 24 * time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldPEM, _ := os.ReadFile(filepath.Join(oldDir, ca.CertFileName))
+	newPEM, _ := os.ReadFile(filepath.Join(newDir, ca.CertFileName))
+	os.WriteFile(filepath.Join(newDir, ca.CertFileName), append(append([]byte{}, newPEM...), oldPEM...), 0o644)
+	c, err := ca.Load(newDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := c.Issue(ca.Request{Name: "backend-1", Profile: pki.Backend, Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(is.CAPEM) != string(newPEM)+string(oldPEM) {
+		t.Fatal("the issued bundle is not ca.pem whole (new CA, then old)")
+	}
+	if err := is.Cert.CheckSignatureFrom(c.Cert); err != nil {
+		t.Fatalf("not signed by the new (first) CA: %v", err)
+	}
+	// The old CA first with the new key is not a pair.
+	os.WriteFile(filepath.Join(newDir, ca.CertFileName), append(append([]byte{}, oldPEM...), newPEM...), 0o644)
+	if _, err := ca.Load(newDir); err == nil || !strings.Contains(err.Error(), "the new CA goes first") {
+		t.Fatalf("ca.pem with the old CA first: %v", err)
+	}
+}

@@ -172,14 +172,15 @@ certificates:
 	return path
 }
 
-// daemonSerial reads the serial of the certificate at path with openssl.
+// daemonSerial reads the serial of the certificate at path with openssl,
+// which prints it as sensu-tlsd announces it (whole bytes, upper-case).
 func daemonSerial(t *testing.T, path string) string {
 	t.Helper()
 	out, err := exec.Command("openssl", "x509", "-noout", "-serial", "-in", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("openssl x509 %s: %v\n%s", path, err, out)
 	}
-	return strings.TrimLeft(strings.TrimPrefix(strings.TrimSpace(string(out)), "serial="), "0")
+	return strings.TrimPrefix(strings.TrimSpace(string(out)), "serial=")
 }
 
 // daemonVerify checks the set with openssl verify against its CA file.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/proxy"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
 // Marks make a table readable at a glance.
@@ -44,7 +45,10 @@ func WriteTable(w io.Writer, entries []Entry, now time.Time) error {
 				fmt.Fprintf(w, "%s %s: %s: %s\n", markFail, e.Name, c.Name, c.Detail)
 			}
 		}
-		if r := e.Renewal; r != nil && r.Failures > 0 {
+		if r := e.Renewal; r != nil && r.Failures > 0 && r.Reason == rotate.FailConsumer && r.RejectedSerial != "" {
+			fmt.Fprintf(w, "%s %s: consumers rejected serial %s (reason %s, %d in a row, last %s ago); it is not installed again and the next renewal is in %s (sensu-tlsd renew %s --force renews now): %s\n",
+				markFail, e.Name, r.RejectedSerial, r.Reason, r.Failures, HumanDuration(now.Sub(r.LastErrorAt)), HumanDuration(r.NextRenewal.Sub(now)), e.Name, r.LastError)
+		} else if r != nil && r.Failures > 0 {
 			fmt.Fprintf(w, "%s %s: renewal failing (%d in a row, last %s ago, next try in %s): %s\n", markFail, e.Name,
 				r.Failures, HumanDuration(now.Sub(r.LastErrorAt)), HumanDuration(r.NextRenewal.Sub(now)), r.LastError)
 		}

@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/proxy"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
@@ -95,9 +94,36 @@ type Report struct {
 	Certificates []Entry `json:"certificates"`
 	// Agents are the Sensu agents the running daemon's proxy listeners
 	// have seen, by transport; absent when no daemon answered.
-	Agents []proxy.AgentSeen `json:"agents,omitempty"`
+	Agents []Agent `json:"agents,omitempty"`
 	// AgentsError says why the agents could not be listed.
 	AgentsError string `json:"agents_error,omitempty"`
+}
+
+// Agent is one Sensu agent as the daemon's /agents endpoint reports it.
+// inventory reads that JSON itself rather than importing proxy: rotate
+// never imports a consumer.
+type Agent struct {
+	Listener  string    `json:"listener"`
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	Transport string    `json:"transport"` // "tls" or "plaintext"
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// transportPlaintext is the Transport of an agent not yet on TLS.
+const transportPlaintext = "plaintext"
+
+// DecodeAgents reads an /agents answer; an empty list is not nil, so the
+// report says "0 agents" rather than nothing.
+func DecodeAgents(r io.Reader) ([]Agent, error) {
+	agents := []Agent{}
+	if err := json.NewDecoder(r).Decode(&agents); err != nil {
+		return nil, err
+	}
+	if agents == nil {
+		agents = []Agent{}
+	}
+	return agents, nil
 }
 
 // WriteJSON prints the report for machines.
@@ -112,12 +138,12 @@ func WriteJSON(w io.Writer, r Report) error {
 
 // WriteAgents prints the agents the proxy has seen and how many still
 // arrive in plaintext: the number to watch before enforcing TLS.
-func WriteAgents(w io.Writer, agents []proxy.AgentSeen, now time.Time) error {
+func WriteAgents(w io.Writer, agents []Agent, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "LISTENER\tNAMESPACE\tAGENT\tTRANSPORT\tLAST SEEN")
 	plain := 0
 	for _, a := range agents {
-		if a.Transport == proxy.TransportPlaintext {
+		if a.Transport == transportPlaintext {
 			plain++
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s ago\n", a.Listener, a.Namespace, a.Name, a.Transport, HumanDuration(now.Sub(a.LastSeen).Truncate(time.Second)))

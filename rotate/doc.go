@@ -7,7 +7,8 @@
 // Plans resolves the config; a Manager runs one goroutine per certificate
 // (timer for the next renewal, file-change notifications from rotate/watch,
 // capped exponential backoff after failures) and rolls back to the previous
-// generation when a subscriber rejects a new set. Issuers sit side by side:
+// set when a subscriber rejects a new one, remembering the refused serial
+// so it is neither installed again nor replaced at once by another. Issuers sit side by side:
 // local-ca (rotate/ca), acme (certmagic), exec (an external command) and
 // files (another tool renews; rotate only follows). What the daemon last
 // did per certificate is persisted and read back with ReadState.

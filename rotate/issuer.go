@@ -21,7 +21,7 @@ type Issuer interface {
 // sensu-tlsd owns, or nowhere for files another tool renews.
 type store interface {
 	Install(install.Set) (int, error)
-	Rollback() (int, error)
+	Rollback(to install.Set) (int, error)
 	Current() (int, error)
 	ReadConfigured() (install.Set, error)
 	Recover() error

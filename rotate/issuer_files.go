@@ -36,6 +36,6 @@ func (followedFiles) Install(install.Set) (int, error) { return 0, nil }
 func (followedFiles) Current() (int, error)            { return 0, nil }
 func (followedFiles) Recover() error                   { return nil }
 
-func (followedFiles) Rollback() (int, error) {
+func (followedFiles) Rollback(install.Set) (int, error) {
 	return 0, errors.New("issuer type files: another tool owns these files, sensu-tlsd cannot roll them back")
 }

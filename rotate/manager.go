@@ -58,7 +58,7 @@ func (m *Manager) Run(ctx context.Context, plans []Plan, ready func()) error {
 	watchErr := make(chan error, 1)
 	go func() { watchErr <- w.Run(ctx) }()
 	go m.dispatch(ctx, w)
-	if err := m.Apply(plans); err != nil {
+	if err := m.apply(plans, false); err != nil {
 		return err
 	}
 	if ready != nil {
@@ -93,10 +93,23 @@ func (m *Manager) dispatch(ctx context.Context, w *watch.Watcher) {
 	}
 }
 
-// Apply makes the running set of certificates match plans: removed ones
-// stop, changed ones restart with their new plan, new ones start. Each
-// runner finishes its initial load before Apply returns.
-func (m *Manager) Apply(plans []Plan) error {
+// Apply makes the running set of certificates match plans (a reload):
+// removed ones stop, changed ones restart with their new plan, new ones
+// start. Each runner finishes its initial load before Apply returns. A
+// reload is an operator's word, so every certificate forgets the serial
+// consumers rejected.
+func (m *Manager) Apply(plans []Plan) error { return m.apply(plans, true) }
+
+// Alive returns once the manager's lock is free. A manager wedged in a
+// reload or in routing file changes never returns, so the systemd
+// watchdog, which pings only after Alive returns, stops and systemd
+// restarts the daemon.
+func (m *Manager) Alive() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+}
+
+func (m *Manager) apply(plans []Plan, reload bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	want := map[string]Plan{}
@@ -134,6 +147,14 @@ func (m *Manager) Apply(plans []Plan) error {
 		}()
 		<-loaded
 	}
+	if reload {
+		for _, r := range m.runners {
+			select {
+			case r.reset <- struct{}{}:
+			default: // one pending reset is enough
+			}
+		}
+	}
 	return nil
 }
 
@@ -152,6 +173,7 @@ func (m *Manager) newRunner(p Plan) (*runner, error) {
 		m: m, plan: p, issuer: iss, store: st, state: prev,
 		log:     m.log.With("name", p.Name),
 		changed: make(chan struct{}, 1),
+		reset:   make(chan struct{}, 1),
 	}, nil
 }
 
@@ -180,9 +202,16 @@ func (m *Manager) RenewOnce(ctx context.Context, p Plan, force, dryRun bool) (Re
 	unlock()
 	res := Result{Name: p.Name, DryRun: dryRun}
 	if !force && r.leaf != nil && time.Now().Before(r.plan.RenewAt(r.leaf)) {
-		res.Skipped = fmt.Sprintf("not due: serial %s expires %s, renewal from %s (use --force to renew anyway)",
-			pki.SerialHex(r.leaf), r.leaf.NotAfter.Format(time.RFC3339), r.state.NextRenewal.Format(time.RFC3339))
+		rejected := ""
+		if s := r.state.RejectedSerial; s != "" {
+			rejected = fmt.Sprintf("; consumers rejected serial %s, which is not installed again", s)
+		}
+		res.Skipped = fmt.Sprintf("not due: serial %s expires %s, renewal from %s%s (use --force to renew anyway)",
+			pki.SerialHex(r.leaf), r.leaf.NotAfter.Format(time.RFC3339), r.state.NextRenewal.Format(time.RFC3339), rejected)
 		return res, nil
+	}
+	if force {
+		r.clearRejection()
 	}
 	set, ps, f := r.candidate(ctx)
 	if f != nil {
@@ -212,13 +241,18 @@ type runner struct {
 	store   store
 	log     *slog.Logger
 	changed chan struct{}
+	reset   chan struct{} // a reload: forget the serial consumers rejected
 	cancel  context.CancelFunc
 	done    chan struct{}
 
 	known install.Set       // bytes of the last valid set on disk
 	leaf  *x509.Certificate // its leaf; nil when there is no valid set
 	gen   int
-	state CertState
+	// found is an invalid set load found on disk (expired, say), with its
+	// serial, so the change that replaces it names what it replaced.
+	found       install.Set
+	foundSerial string
+	state       CertState
 }
 
 func (r *runner) stop() {
@@ -240,6 +274,7 @@ func (r *runner) run(ctx context.Context, loaded chan<- struct{}) {
 		unlock()
 	}
 	r.refreshWatch()
+	r.m.metrics.rejected.WithLabelValues(r.plan.Name).Set(boolGauge(r.state.RejectedSerial != ""))
 	next := time.Now()
 	if r.leaf != nil {
 		next = r.plan.RenewAt(r.leaf)
@@ -263,6 +298,8 @@ func (r *runner) run(ctx context.Context, loaded chan<- struct{}) {
 		case <-grace:
 			grace = nil
 			r.restoreIfStillInvalid(ctx)
+		case <-r.reset:
+			r.forgetRejection()
 		case <-timer.C:
 			if !time.Now().Before(r.state.NextRenewal) {
 				r.attempt(ctx)
@@ -294,7 +331,11 @@ func (r *runner) load() {
 	}
 	ps, err := validate(set, r.plan, time.Now())
 	if err != nil {
-		r.log.Warn("the certificate set on disk is not valid for its plan; issuing a new one", "error", err)
+		r.found = set
+		if chain, perr := pki.ParseCertificatesPEM(set.Cert); perr == nil && len(chain) > 0 {
+			r.foundSerial = pki.SerialHex(chain[0])
+		}
+		r.log.Warn("the certificate set on disk is not valid for its plan; issuing a new one", "serial", r.foundSerial, "error", err)
 		return
 	}
 	r.setKnown(set, ps.Leaf(), r.gen)
@@ -302,6 +343,7 @@ func (r *runner) load() {
 
 func (r *runner) setKnown(set install.Set, leaf *x509.Certificate, gen int) {
 	r.known, r.leaf, r.gen = set, leaf, gen
+	r.found, r.foundSerial = install.Set{}, ""
 	r.state.Serial = pki.SerialHex(leaf)
 	r.state.NotAfter = leaf.NotAfter
 	r.state.Generation = gen
@@ -392,6 +434,9 @@ func (r *runner) candidate(ctx context.Context) (install.Set, *pki.Set, *failure
 	if err != nil {
 		return set, nil, &failure{FailValidate, fmt.Errorf("candidate rejected, the installed set stays: %w", err)}
 	}
+	if s := pki.SerialHex(ps.Leaf()); s == r.state.RejectedSerial {
+		return set, nil, &failure{FailValidate, fmt.Errorf("the issuer returned serial %s, which consumers rejected; it is not installed again (after fixing the service: sensu-tlsd renew %s --force)", s, r.plan.Name)}
+	}
 	if r.leaf != nil && pki.SerialHex(ps.Leaf()) == pki.SerialHex(r.leaf) {
 		return set, nil, &failure{FailIssue, fmt.Errorf("the issuer returned the certificate already installed (serial %s); whatever renews %s has not run", pki.SerialHex(r.leaf), r.plan.Paths.Cert)}
 	}
@@ -399,12 +444,13 @@ func (r *runner) candidate(ctx context.Context) (install.Set, *pki.Set, *failure
 }
 
 // commit installs a validated set (unless it is already on disk) and
-// announces it. If a consumer rejects it, the previous generation goes
-// back and the rollback is announced.
+// announces it. If a consumer rejects it, the previous set goes back (see
+// rejected); if the daemon is shutting down meanwhile, nothing goes back.
 func (r *runner) commit(ctx context.Context, set install.Set, ps *pki.Set, reason Reason, installNew bool) *failure {
-	oldSet, oldSerial := r.known, r.state.Serial
-	if r.leaf == nil {
-		oldSerial = ""
+	prev, prevLeaf := r.known, r.leaf
+	oldSet, oldSerial := r.found, r.foundSerial
+	if r.leaf != nil {
+		oldSet, oldSerial = r.known, pki.SerialHex(r.leaf)
 	}
 	gen := r.gen
 	if installNew {
@@ -427,65 +473,157 @@ func (r *runner) commit(ctx context.Context, set install.Set, ps *pki.Set, reaso
 		r.logCAChange(oldSet.CA, set.CA)
 	}
 	if err := r.m.bus.Publish(ctx, change); err != nil {
-		r.rollback(ctx, change)
-		return &failure{FailConsumer, fmt.Errorf("a consumer could not come up on serial %s, rolled back: %w", change.NewSerial, err)}
+		if ctx.Err() != nil {
+			r.interrupted(change, err)
+			return nil
+		}
+		return r.rejected(ctx, change, prev, prevLeaf, err)
 	}
 	now := time.Now()
-	r.state.LastSuccess, r.state.Failures, r.state.LastError = now, 0, ""
+	r.state.LastSuccess, r.state.Failures, r.state.LastError, r.state.Reason = now, 0, "", ""
 	r.state.Renewals++
+	r.clearRejection()
 	r.m.metrics.renewals.WithLabelValues(r.plan.Name, string(reason)).Inc()
 	r.m.metrics.lastSuccess.WithLabelValues(r.plan.Name).Set(float64(now.Unix()))
-	next := r.plan.RenewAt(ps.Leaf())
+	r.schedule(r.renewalOf(ps.Leaf(), now))
+	return nil
+}
+
+// renewalOf is when leaf, just installed, is renewed.
+func (r *runner) renewalOf(leaf *x509.Certificate, now time.Time) time.Time {
+	next := r.plan.RenewAt(leaf)
 	if !next.After(now) {
 		// A renew-before longer than the lifetime would renew in a loop.
 		r.log.Warn("renew-before leaves no time between renewals; waiting retry-min", "renew_at", next.Format(time.RFC3339), "retry_min", r.plan.RetryMin.String())
 		next = now.Add(r.plan.RetryMin)
 	}
+	return next
+}
+
+// interrupted records a stop (shutdown, or a reload that replaced this
+// runner) that came while consumers were taking c.
+// The new set stays: a restarted service may already serve it, and putting
+// the old files back under it would make the mismatch, not undo it.
+func (r *runner) interrupted(c Change, err error) {
+	now := time.Now()
+	r.state.Renewals++
+	r.state.LastError = fmt.Sprintf("stopped (shutdown or reload) before consumers confirmed serial %s (generation %d); it stays installed, not rolled back: %v", c.NewSerial, c.Generation, err)
+	r.state.LastErrorAt, r.state.Reason = now, interruptedReason
+	r.log.Warn("stopped while consumers were taking the new certificate; it stays installed, not rolled back",
+		"serial", c.NewSerial, "generation", c.Generation, "error", err)
+	r.schedule(r.renewalOf(r.leaf, now))
+}
+
+// rejected handles consumers refusing bad, the set just installed over
+// prev. The refused serial is remembered so it is never installed again,
+// and prev goes back when it is still valid. Then no new set is issued
+// before prev is due (and never sooner than the backoff): each attempt
+// costs the services two restarts, and an operator's own certificate must
+// not be replaced by an unasked-for one.
+func (r *runner) rejected(ctx context.Context, bad Change, prev install.Set, prevLeaf *x509.Certificate, cause error) *failure {
+	refused := r.state.RejectedSerial
+	r.state.RejectedSerial = bad.NewSerial
+	r.m.metrics.rejected.WithLabelValues(r.plan.Name).Set(1)
+	restored, err := r.rollback(ctx, bad, prev, prevLeaf, refused)
+	if err != nil {
+		r.log.Error("a consumer rejected the new set and it cannot be rolled back; it stays installed", "serial", bad.NewSerial, "error", err)
+		return &failure{FailConsumer, fmt.Errorf("consumers rejected serial %s, which stays installed because %v: %w", bad.NewSerial, err, cause)}
+	}
+	now := time.Now()
+	r.state.Failures++
+	r.state.LastError = fmt.Sprintf("consumers rejected serial %s, serial %s is back: %v", bad.NewSerial, r.state.Serial, cause)
+	r.state.LastErrorAt, r.state.Reason = now, FailConsumer
+	r.m.metrics.failures.WithLabelValues(r.plan.Name, FailConsumer).Inc()
+	next := r.plan.RenewAt(restored)
+	if step := now.Add(r.plan.backoff(r.state.Failures)); next.Before(step) {
+		next = step
+	}
+	r.log.Error("consumers rejected the new certificate; the previous one is back and no new one is issued before next_attempt",
+		"rejected_serial", bad.NewSerial, "serial", r.state.Serial, "failures", r.state.Failures,
+		"next_attempt", next.Format(time.RFC3339), "error", cause)
 	r.schedule(next)
 	return nil
 }
 
-func (r *runner) rollback(ctx context.Context, bad Change) {
-	gen, err := r.store.Rollback()
+// rollback puts prev, the set installed before bad, back and announces it.
+// prev is checked again first, since it may have expired meanwhile or be
+// the set consumers refused before (serial refused); then nothing changes
+// and the reason is returned.
+func (r *runner) rollback(ctx context.Context, bad Change, prev install.Set, prevLeaf *x509.Certificate, refused string) (*x509.Certificate, error) {
+	if prevLeaf == nil {
+		return nil, errors.New("there is no valid earlier set to go back to")
+	}
+	serial := pki.SerialHex(prevLeaf)
+	if serial == refused {
+		return nil, fmt.Errorf("the earlier set (serial %s) was rejected by consumers too", serial)
+	}
+	ps, err := validate(prev, r.plan, time.Now())
 	if err != nil {
-		r.log.Error("a consumer rejected the new set and it cannot be rolled back", "serial", bad.NewSerial, "error", err)
-		return
+		return nil, fmt.Errorf("the earlier set (serial %s) is no longer valid: %w", serial, err)
 	}
-	set, err := r.store.ReadConfigured()
-	var ps *pki.Set
-	if err == nil {
-		ps, err = parseSet(set, r.plan.Paths)
-	}
+	gen, err := r.store.Rollback(prev)
 	if err != nil {
-		r.log.Error("rolled back to generation but cannot read it", "generation", gen, "error", err)
-		return
+		return nil, err
 	}
-	r.setKnown(set, ps.Leaf(), gen)
+	r.setKnown(prev, ps.Leaf(), gen)
 	r.refreshWatch()
 	back := Change{
-		Name: r.plan.Name, Reason: ReasonRollback, OldSerial: bad.NewSerial, NewSerial: r.state.Serial,
+		Name: r.plan.Name, Reason: ReasonRollback, OldSerial: bad.NewSerial, NewSerial: serial,
 		Generation: gen, NotAfter: ps.Leaf().NotAfter,
 		CertFile: bad.CertFile, KeyFile: bad.KeyFile, CAFile: bad.CAFile, Files: bad.Files,
 	}
 	r.m.metrics.renewals.WithLabelValues(r.plan.Name, string(ReasonRollback)).Inc()
-	r.log.Warn("rolled back to the previous certificate set", "bad_serial", bad.NewSerial, "serial", back.NewSerial, "generation", gen)
+	r.log.Warn("rolled back to the previous certificate set", "bad_serial", bad.NewSerial, "serial", serial, "generation", gen)
 	if err := r.m.bus.Publish(ctx, back); err != nil {
 		r.log.Error("consumers also failed on the rolled-back set", "error", err)
 	}
+	return ps.Leaf(), nil
+}
+
+// clearRejection forgets the serial consumers rejected, with the failure
+// it recorded.
+func (r *runner) clearRejection() {
+	if r.state.Reason == FailConsumer {
+		r.state.Failures, r.state.Reason = 0, ""
+	}
+	r.state.RejectedSerial = ""
+	r.m.metrics.rejected.WithLabelValues(r.plan.Name).Set(0)
+}
+
+// forgetRejection ends a rejection on a reload: the refused serial may be
+// installed again, and a set that is due (or is the refused one, when
+// nothing could be rolled back) is renewed now rather than after backoff.
+func (r *runner) forgetRejection() {
+	refused := r.state.RejectedSerial
+	if refused == "" {
+		return
+	}
+	r.clearRejection()
+	next := time.Now()
+	if r.leaf != nil && pki.SerialHex(r.leaf) != refused {
+		next = r.plan.RenewAt(r.leaf)
+	}
+	r.log.Info("configuration reloaded: the serial consumers rejected may be installed again", "rejected_serial", refused,
+		"next_attempt", next.Format(time.RFC3339))
+	r.schedule(next)
 }
 
 // fail records a failed attempt and backs off; it never retries at once.
 func (r *runner) fail(reason string, err error, now time.Time) {
 	r.state.Failures++
-	r.state.LastError, r.state.LastErrorAt = err.Error(), now
+	r.state.LastError, r.state.LastErrorAt, r.state.Reason = err.Error(), now, reason
 	r.m.metrics.failures.WithLabelValues(r.plan.Name, reason).Inc()
 	var notAfter time.Time
 	if r.leaf != nil {
 		notAfter = r.leaf.NotAfter
 	}
-	next := now.Add(r.plan.RetryAfter(r.state.Failures, notAfter, now))
+	delay := r.plan.RetryAfter(r.state.Failures, notAfter, now)
+	if reason == FailConsumer {
+		delay = r.plan.backoff(r.state.Failures)
+	}
+	next := now.Add(delay)
 	r.log.Error("renewal failed", "reason", reason, "error", err, "failures", r.state.Failures,
-		"emergency", r.plan.inEmergency(notAfter, now), "next_attempt", next.Format(time.RFC3339))
+		"emergency", r.plan.inEmergency(notAfter, now), "retry_in", delay.String(), "next_attempt", next.Format(time.RFC3339))
 	r.schedule(next)
 }
 
@@ -507,8 +645,11 @@ func (r *runner) external(ctx context.Context) bool {
 	if err == nil {
 		ps, err = validate(set, r.plan, time.Now())
 	}
+	if err == nil && pki.SerialHex(ps.Leaf()) == r.state.RejectedSerial {
+		err = fmt.Errorf("serial %s was rejected by consumers and is not installed again (after fixing the service: sensu-tlsd renew %s --force, or reload the config)", r.state.RejectedSerial, r.plan.Name)
+	}
 	if err != nil {
-		r.state.LastError, r.state.LastErrorAt = "replacement rejected: "+err.Error(), time.Now()
+		r.state.LastError, r.state.LastErrorAt, r.state.Reason = "replacement rejected: "+err.Error(), time.Now(), FailExternal
 		r.m.metrics.failures.WithLabelValues(r.plan.Name, FailExternal).Inc()
 		r.log.Warn("replacement on disk rejected; the last valid set is put back unless it becomes valid within the grace period",
 			"error", err, "grace", externalGrace.String())
@@ -590,4 +731,11 @@ func changedFiles(old, cur install.Set, p install.Paths) []string {
 		out = append(out, p.CA)
 	}
 	return out
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -13,6 +13,11 @@ const (
 	FailExternal = "external" // another tool put an invalid set in place
 )
 
+// interruptedReason is CertState.Reason when the daemon (or, on a reload,
+// the certificate's runner) stopped before consumers had taken a new set:
+// not a failure, and nothing was rolled back.
+const interruptedReason = "interrupted"
+
 // Metrics are the daemon's Prometheus series, registered on one Registry
 // the run command serves at /metrics.
 type Metrics struct {
@@ -21,6 +26,7 @@ type Metrics struct {
 	nextRenewal *prometheus.GaugeVec
 	lastSuccess *prometheus.GaugeVec
 	generation  *prometheus.GaugeVec
+	rejected    *prometheus.GaugeVec
 	renewals    *prometheus.CounterVec
 	failures    *prometheus.CounterVec
 }
@@ -46,6 +52,10 @@ func NewMetrics() *Metrics {
 			Name: "sensu_tlsd_certificate_generation",
 			Help: "Installed generation of the certificate set.",
 		}, []string{"name"}),
+		rejected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sensu_tlsd_certificate_consumer_rejected",
+			Help: "1 while the serial consumers last refused is remembered (it is not installed again; renewal waits until the restored set is due), else 0.",
+		}, []string{"name"}),
 		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sensu_tlsd_renewals_total",
 			Help: "Certificate sets installed and announced, by reason (initial, renewal, external, rollback).",
@@ -55,7 +65,7 @@ func NewMetrics() *Metrics {
 			Help: "Failed renewal attempts, by reason (issue, validate, install, consumer, external).",
 		}, []string{"name", "reason"}),
 	}
-	m.Registry.MustRegister(m.expiry, m.nextRenewal, m.lastSuccess, m.generation, m.renewals, m.failures,
+	m.Registry.MustRegister(m.expiry, m.nextRenewal, m.lastSuccess, m.generation, m.rejected, m.renewals, m.failures,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -63,7 +73,7 @@ func NewMetrics() *Metrics {
 // forget drops every series of a certificate no longer managed.
 func (m *Metrics) forget(name string) {
 	l := prometheus.Labels{"name": name}
-	for _, v := range []*prometheus.MetricVec{m.expiry.MetricVec, m.nextRenewal.MetricVec, m.lastSuccess.MetricVec, m.generation.MetricVec, m.renewals.MetricVec, m.failures.MetricVec} {
+	for _, v := range []*prometheus.MetricVec{m.expiry.MetricVec, m.nextRenewal.MetricVec, m.lastSuccess.MetricVec, m.generation.MetricVec, m.rejected.MetricVec, m.renewals.MetricVec, m.failures.MetricVec} {
 		v.DeletePartialMatch(l)
 	}
 }

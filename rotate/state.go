@@ -25,6 +25,13 @@ type CertState struct {
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Reason is LastError's kind: a failure reason (issue, validate,
+	// install, consumer, external) or "interrupted".
+	Reason string `json:"reason,omitempty"`
+	// RejectedSerial is the serial consumers last refused. It is never
+	// installed again; a set consumers accept, `renew --force` or a reload
+	// forgets it.
+	RejectedSerial string `json:"rejected_serial,omitempty"`
 	// Failures counts consecutive failed attempts; a success resets it.
 	Failures int `json:"failures"`
 	Renewals int `json:"renewals"`

@@ -34,20 +34,43 @@ func (n Notifier) Reloading() {
 func (n Notifier) Stopping() { n.send(daemon.SdNotifyStopping) }
 
 // Watchdog pings systemd at half the unit's WatchdogSec until ctx ends,
-// and returns at once when the unit does not ask for a watchdog.
-func (n Notifier) Watchdog(ctx context.Context) error {
+// each ping only after alive (the manager's liveness check) has returned:
+// a ticker alone would keep pinging for a deadlocked daemon. While alive
+// hangs nothing is sent, so systemd restarts the daemon once WatchdogSec
+// passes. It returns at once when the unit does not ask for a watchdog.
+func (n Notifier) Watchdog(ctx context.Context, alive func()) error {
 	interval, err := daemon.SdWatchdogEnabled(false)
 	if err != nil || interval == 0 {
 		return err
 	}
-	t := time.NewTicker(interval / 2)
-	defer t.Stop()
+	step := interval / 2
+	answered := make(chan struct{}, 1)
 	for {
+		start := time.Now()
+		go func() {
+			alive()
+			answered <- struct{}{}
+		}()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-answered:
+		case <-time.After(step):
+			if n.Log != nil {
+				n.Log.Error("the daemon did not answer its liveness check; no watchdog ping until it does, and systemd restarts it after WatchdogSec",
+					"waited", step.String(), "watchdog", interval.String())
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-answered:
+			}
+		}
 		n.send(daemon.SdNotifyWatchdog)
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-time.After(step - time.Since(start)):
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -63,14 +64,49 @@ func TestNotifierSpeaksTheSdNotifyProtocol(t *testing.T) {
 func TestWatchdogPingsOnlyWhenAsked(t *testing.T) {
 	msgs := notifySocket(t)
 	t.Setenv("WATCHDOG_USEC", "")
-	if err := (Notifier{}).Watchdog(context.Background()); err != nil {
+	if err := (Notifier{}).Watchdog(context.Background(), func() {}); err != nil {
 		t.Fatalf("watchdog without WATCHDOG_USEC: %v", err)
 	}
 	t.Setenv("WATCHDOG_USEC", "100000")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- (Notifier{}).Watchdog(ctx) }()
+	go func() { done <- (Notifier{}).Watchdog(ctx, func() {}) }()
 	expectMessage(t, msgs, "WATCHDOG=1")
+	expectMessage(t, msgs, "WATCHDOG=1")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWatchdogStopsPingingWhileTheDaemonIsWedged: a liveness check that
+// does not return (a deadlocked manager) stops the pings, so systemd
+// restarts the daemon; once it answers again the pings resume.
+func TestWatchdogStopsPingingWhileTheDaemonIsWedged(t *testing.T) {
+	msgs := notifySocket(t)
+	t.Setenv("WATCHDOG_USEC", "100000") // a ping every 50ms
+	var wedged sync.Mutex
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		done <- (Notifier{}).Watchdog(ctx, func() {
+			wedged.Lock()
+			defer wedged.Unlock()
+		})
+	}()
+	expectMessage(t, msgs, "WATCHDOG=1")
+	wedged.Lock()
+	// A probe already past the lock may still ping once.
+	select {
+	case <-msgs:
+	case <-time.After(100 * time.Millisecond):
+	}
+	select {
+	case m := <-msgs:
+		t.Fatalf("watchdog pinged %q while the liveness check was blocked", m)
+	case <-time.After(500 * time.Millisecond): // ten ping intervals
+	}
+	wedged.Unlock()
 	expectMessage(t, msgs, "WATCHDOG=1")
 	cancel()
 	if err := <-done; err != nil {

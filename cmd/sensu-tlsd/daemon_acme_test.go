@@ -109,7 +109,9 @@ func (p *daemonPebble) stop() {
 
 // TestDaemonACMEAgainstPebble obtains a certificate from a real Pebble over
 // HTTP-01 on a loopback port, renews it, and survives Pebble being down at
-// renewal time: failures back off and the renewal succeeds once it is back.
+// renewal time: failures back off (1s, 2s, 4s: emergency is set below the
+// lifetime, so the backoff is not cut short) and the renewal succeeds once
+// it is back.
 func TestDaemonACMEAgainstPebble(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs pebble and half a minute")
@@ -124,7 +126,8 @@ metrics-address: ""
 renewal:
   before: 25s
   retry-min: 1s
-  retry-max: 2s
+  retry-max: 4s
+  emergency: 3s
 certificates:
   - name: api
     profile: server
@@ -154,8 +157,19 @@ certificates:
 	}
 
 	pebble.stop()
-	d.waitLog(`msg="renewal failed" name=api reason=issue`, 30*time.Second)
-	d.waitLog(`msg="renewal failed" name=api reason=issue .*failures=2`, 10*time.Second)
+	var prev time.Time
+	var gaps []time.Duration
+	for i, retry := range []string{"1s", "2s", "4s"} {
+		line := d.waitLog(fmt.Sprintf(`msg="renewal failed" name=api reason=issue .*failures=%d emergency=false retry_in=%s `, i+1, retry), 30*time.Second)
+		at := daemonLogTime(t, line)
+		if !prev.IsZero() {
+			gaps = append(gaps, at.Sub(prev))
+		}
+		prev = at
+	}
+	if gaps[0] < time.Second || gaps[1] < 2*time.Second || gaps[1] <= gaps[0] {
+		t.Fatalf("attempts while Pebble is down came %v apart, want growing gaps of at least 1s then 2s", gaps)
+	}
 	pebble.start()
 	d.waitLog(`msg="certificate changed" name=api reason=renewal`, 60*time.Second)
 	r := mustRun(t, dir, nil, "status", "--config", cfg)
@@ -208,11 +222,22 @@ certificates:
 	noEAB := filepath.Join(dir, "no-eab.yml")
 	os.WriteFile(noEAB, []byte(strings.NewReplacer("        eab-key-id: "+kid+"\n", "", "        eab-mac-key: "+mac+"\n", "").Replace(body)), 0o644)
 	r := run(t, dir, nil, "renew", "api", "--config", noEAB)
-	if r.code == 0 || !strings.Contains(r.stderr, "acme") {
+	if r.code == 0 || !strings.Contains(r.stderr, "externalAccountRequired") || !strings.Contains(r.stderr, "requires newAccount requests must include a value for the 'externalAccountBinding' field") {
 		t.Fatalf("issuing without EAB from a Pebble that requires it: %+v", r)
 	}
 
 	d := daemonStart(t, dir, cfg)
 	d.waitLog(`msg="certificate changed" name=api reason=initial`, 60*time.Second)
 	mustRun(t, dir, nil, "status", "--config", cfg)
+}
+
+// daemonLogTime is the time= field of a daemon log line.
+func daemonLogTime(t *testing.T, line string) time.Time {
+	t.Helper()
+	f, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+	at, err := time.Parse(time.RFC3339Nano, f)
+	if err != nil {
+		t.Fatalf("log line without a time: %q: %v", line, err)
+	}
+	return at
 }

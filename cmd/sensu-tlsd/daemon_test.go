@@ -111,6 +111,9 @@ func TestDaemonFollowsExternalReplacementAndUndoesBadOne(t *testing.T) {
 	d.noLog(`reason=external`, 300*time.Millisecond)
 }
 
+// TestDaemonSIGHUPRejectsBrokenConfigAndAppliesGoodOne: an unknown key and
+// a YAML syntax error are both rejected with their reason, nothing of them
+// is applied, and the running configuration keeps working.
 func TestDaemonSIGHUPRejectsBrokenConfigAndAppliesGoodOne(t *testing.T) {
 	dir := t.TempDir()
 	cfg := daemonConfig(t, dir, "1h", "33%", "")
@@ -127,6 +130,21 @@ func TestDaemonSIGHUPRejectsBrokenConfigAndAppliesGoodOne(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "tls", "agent-1.pem")); err == nil {
 		t.Fatal("a broken config was half-applied: agent-1 was issued")
 	}
+	os.WriteFile(cfg, append(good, []byte("  - name: agent-1\n    profile: [agent\n")...), 0o644)
+	d.signal(syscall.SIGHUP)
+	if line := d.waitLog(`new configuration rejected`, 5*time.Second); !strings.Contains(line, "tlsd.yml: not valid YAML") {
+		t.Fatalf("rejection of a YAML syntax error does not name the file and the problem: %s", line)
+	}
+	// The running configuration still works: a replacement is followed.
+	out := filepath.Join(dir, "operator")
+	mustRun(t, dir, nil, "issue", "backend-1", "--profile", "backend", "--hosts", "localhost,127.0.0.1",
+		"--ca-dir", filepath.Join(dir, "ca"), "--out", out, "--lifetime", "1h")
+	for _, f := range []string{"backend-1-key.pem", "backend-1.pem"} {
+		if err := os.Rename(filepath.Join(out, f), filepath.Join(dir, "tls", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.waitLog(`msg="certificate changed" name=backend-1 reason=external`, 5*time.Second)
 
 	os.WriteFile(cfg, append(good, []byte("  - name: agent-1\n    profile: agent\n")...), 0o644)
 	d.signal(syscall.SIGHUP)

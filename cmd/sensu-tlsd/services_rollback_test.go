@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,7 +19,9 @@ import (
 // restarts the stand-in sensu-backend.service through a D-Bus job in a real
 // systemd, the stand-in refuses that certificate, the health gate fails, the
 // daemon re-installs the previous generation and the rollback change
-// restarts the backend on the old serial, once, with no retry loop.
+// restarts the backend on the old serial, once: no retry loop, and no new
+// certificate of its own once retry-min has passed. status names the
+// refused serial.
 func TestDaemonRollsBackACertificateTheBackendCannotStartWith(t *testing.T) {
 	ok, why := systemdtest.Available()
 	needPeer(t, ok, why)
@@ -45,6 +48,9 @@ StandardError=inherit
 	cfg := filepath.Join(dir, "tlsd.yml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`state-dir: %[1]s/state
 metrics-address: 127.0.0.1:0
+renewal:
+  retry-min: 1s
+  retry-max: 2s
 ca:
   dir: %[1]s/ca
   create: true
@@ -103,8 +109,32 @@ services:
 	if state := sys.Property("sensu-backend.service", "ActiveState"); state != "active" {
 		t.Fatalf("sensu-backend.service is %s after the rollback", state)
 	}
-	// Reported once; the bad certificate is not tried again.
-	d.noLog(`reason=external`, 500*time.Millisecond)
+	// Reported once; the bad certificate is not tried again, and no
+	// certificate replaces the operator's: nothing changes and nothing
+	// restarts well past retry-min.
+	d.noLog(`msg="certificate changed"|msg=acting`, 5*time.Second)
+	r := run(t, dir, nil, "status", "--config", cfg)
+	if r.code != 1 || !strings.Contains(r.stdout, "backend: consumers rejected serial "+bad+" (reason consumer") {
+		t.Fatalf("status after the rollback (exit %d) does not name the rejected serial %s and the reason:\n%s%s", r.code, bad, r.stdout, r.stderr)
+	}
+	r = run(t, dir, nil, "status", "--config", cfg, "--json")
+	var report struct {
+		Certificates []struct {
+			Name    string `json:"name"`
+			Renewal struct {
+				Reason         string `json:"reason"`
+				RejectedSerial string `json:"rejected_serial"`
+				Serial         string `json:"serial"`
+			} `json:"renewal"`
+		} `json:"certificates"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &report); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	if len(report.Certificates) != 1 || report.Certificates[0].Name != "backend" || report.Certificates[0].Renewal.Reason != "consumer" ||
+		report.Certificates[0].Renewal.RejectedSerial != bad || report.Certificates[0].Renewal.Serial != good {
+		t.Fatalf("status --json after the rollback: %+v", report)
+	}
 	resp, err := http.Get("http://" + d.metricsAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +148,8 @@ services:
 		`sensu_tlsd_service_actions_total{kind="change",result="unhealthy",service="sensu-backend"} 1`,
 		`sensu_tlsd_service_actions_total{kind="rollback",result="ok",service="sensu-backend"} 1`,
 		`sensu_tlsd_service_health_failures_total{kind="change",service="sensu-backend"} 1`,
+		`sensu_tlsd_renewal_failures_total{name="backend",reason="consumer"} 1`,
+		`sensu_tlsd_certificate_consumer_rejected{name="backend"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)

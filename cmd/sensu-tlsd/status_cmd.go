@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
-	"github.com/sensu-tlsd/sensu-tlsd/proxy"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/inventory"
 )
@@ -144,7 +142,7 @@ func agentsWanted(c *config.Config) bool {
 }
 
 // fetchAgents asks the running daemon which agents its proxy has seen.
-func fetchAgents(addr string) ([]proxy.AgentSeen, error) {
+func fetchAgents(addr string) ([]inventory.Agent, error) {
 	client := &http.Client{Timeout: 2 * time.Second}
 	resp, err := client.Get("http://" + addr + "/agents")
 	if err != nil {
@@ -154,12 +152,9 @@ func fetchAgents(addr string) ([]proxy.AgentSeen, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("the daemon at %s answered /agents with %s", addr, resp.Status)
 	}
-	agents := []proxy.AgentSeen{}
-	if err := json.NewDecoder(resp.Body).Decode(&agents); err != nil {
+	agents, err := inventory.DecodeAgents(resp.Body)
+	if err != nil {
 		return nil, fmt.Errorf("the daemon at %s sent unreadable agents: %v", addr, err)
-	}
-	if agents == nil {
-		agents = []proxy.AgentSeen{}
 	}
 	return agents, nil
 }

@@ -24,7 +24,9 @@ type Notifier interface {
 	Ready()
 	Reloading()
 	Stopping()
-	Watchdog(ctx context.Context) error
+	// Watchdog pings the service manager until ctx ends, each time only
+	// after alive has returned, so a wedged daemon stops pinging.
+	Watchdog(ctx context.Context, alive func()) error
 }
 
 // Daemon wires the long-running parts together. Consumers subscribe to Bus
@@ -101,7 +103,7 @@ func (d *Daemon) Run(ctx context.Context, cfg *config.Config) error {
 			return srv.Shutdown(sctx)
 		})
 	}
-	g.Go(func() error { return d.Notifier.Watchdog(ctx) })
+	g.Go(func() error { return d.Notifier.Watchdog(ctx, mgr.Alive) })
 	for _, s := range d.Services {
 		g.Go(func() error { return s(ctx) })
 	}

@@ -22,7 +22,7 @@ type readyNotifier struct{ ready chan struct{} }
 func (n readyNotifier) Ready()   { n.ready <- struct{}{} }
 func (readyNotifier) Reloading() {}
 func (readyNotifier) Stopping()  {}
-func (readyNotifier) Watchdog(ctx context.Context) error {
+func (readyNotifier) Watchdog(ctx context.Context, _ func()) error {
 	<-ctx.Done()
 	return nil
 }

@@ -249,10 +249,13 @@ func (in *Installer) ReadGeneration(gen int) (Set, error) {
 // configured paths.
 func (in *Installer) ReadConfigured() (Set, error) { return readSet(in.paths) }
 
-// Rollback points `current` at the newest generation older than the current
-// one and returns it. The configured paths follow because they link through
-// `current`.
-func (in *Installer) Rollback() (int, error) {
+// Rollback makes the configured paths hold to again, a set installed
+// before: `current` goes back to the newest older generation whose files
+// hold exactly to, so the previous generation is reused when it is intact.
+// When none does (pruned, or rewritten in place by a `cp` through the
+// links), to is installed as a new generation instead of switching to
+// whatever bytes an old generation holds now.
+func (in *Installer) Rollback(to Set) (int, error) {
 	cur, err := in.Current()
 	if err != nil {
 		return 0, err
@@ -261,19 +264,18 @@ func (in *Installer) Rollback() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	prev := 0
-	for _, g := range gens {
-		if g < cur {
-			prev = g
+	for i := len(gens) - 1; i >= 0; i-- {
+		if gens[i] >= cur {
+			continue
+		}
+		if s, err := in.ReadGeneration(gens[i]); err == nil && s.Equal(to) {
+			if err := in.activate(gens[i], cur); err != nil {
+				return 0, err
+			}
+			return gens[i], nil
 		}
 	}
-	if prev == 0 {
-		return 0, fmt.Errorf("install: no generation older than %d in %s to roll back to", cur, in.dir)
-	}
-	if err := in.activate(prev, cur); err != nil {
-		return 0, err
-	}
-	return prev, nil
+	return in.Install(to)
 }
 
 // Recover finishes or undoes an install that was interrupted: temp

@@ -59,8 +59,36 @@ func TestInstallSwitchesWholeSetAndRollsBack(t *testing.T) {
 			t.Fatalf("%s is not a symlink: %v %v", p, fi, err)
 		}
 	}
-	if g, err := in.Rollback(); err != nil || g != 1 {
+	if g, err := in.Rollback(a); err != nil || g != 1 {
 		t.Fatalf("rollback: gen %d, %v", g, err)
+	}
+	if got, _ := in.ReadConfigured(); !got.Equal(a) {
+		t.Fatalf("after rollback the configured paths read %q, want set A", got.Cert[:12])
+	}
+}
+
+// TestRollbackNeverReturnsToAGenerationRewrittenInPlace: a `cp` through
+// the configured links writes into the current generation; rolling back
+// then must bring the set back as it was, not switch to the old
+// generation's directory, which now holds the new bytes.
+func TestRollbackNeverReturnsToAGenerationRewrittenInPlace(t *testing.T) {
+	root := t.TempDir()
+	in := mustNew(t, root, Perms{})
+	a, b := testSet("A"), testSet("B")
+	if _, err := in.Install(a); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range [][2]string{{in.paths.Cert, string(b.Cert)}, {in.paths.Key, string(b.Key)}, {in.paths.CA, string(b.CA)}} {
+		if err := os.WriteFile(f[0], []byte(f[1]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g, err := in.Install(b); err != nil || g != 2 {
+		t.Fatalf("adopting the copied set: gen %d, %v", g, err)
+	}
+	g, err := in.Rollback(a)
+	if err != nil || g != 3 {
+		t.Fatalf("rollback to A: gen %d, %v (want 3: generation 1 now holds B)", g, err)
 	}
 	if got, _ := in.ReadConfigured(); !got.Equal(a) {
 		t.Fatalf("after rollback the configured paths read %q, want set A", got.Cert[:12])
@@ -83,7 +111,7 @@ func TestInstallAdoptsExistingFilesWithoutChangingThem(t *testing.T) {
 	if err != nil || !adopted.Equal(old) {
 		t.Fatalf("generation 1 does not hold the adopted files: %v", err)
 	}
-	if g, err := in.Rollback(); err != nil || g != 1 {
+	if g, err := in.Rollback(old); err != nil || g != 1 {
 		t.Fatalf("rollback to adopted: %d %v", g, err)
 	}
 	if got, _ := in.ReadConfigured(); !got.Equal(old) {

@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/proxy"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
 // Marks make a table readable at a glance.
@@ -44,7 +44,10 @@ func WriteTable(w io.Writer, entries []Entry, now time.Time) error {
 				fmt.Fprintf(w, "%s %s: %s: %s\n", markFail, e.Name, c.Name, c.Detail)
 			}
 		}
-		if r := e.Renewal; r != nil && r.Failures > 0 {
+		if r := e.Renewal; r != nil && r.Failures > 0 && r.Reason == rotate.FailConsumer && r.RejectedSerial != "" {
+			fmt.Fprintf(w, "%s %s: consumers rejected serial %s (reason %s, %d in a row, last %s ago); it is not installed again and the next renewal is in %s (sensu-tlsd renew %s --force renews now): %s\n",
+				markFail, e.Name, r.RejectedSerial, r.Reason, r.Failures, HumanDuration(now.Sub(r.LastErrorAt)), HumanDuration(r.NextRenewal.Sub(now)), e.Name, r.LastError)
+		} else if r != nil && r.Failures > 0 {
 			fmt.Fprintf(w, "%s %s: renewal failing (%d in a row, last %s ago, next try in %s): %s\n", markFail, e.Name,
 				r.Failures, HumanDuration(now.Sub(r.LastErrorAt)), HumanDuration(r.NextRenewal.Sub(now)), r.LastError)
 		}
@@ -91,9 +94,36 @@ type Report struct {
 	Certificates []Entry `json:"certificates"`
 	// Agents are the Sensu agents the running daemon's proxy listeners
 	// have seen, by transport; absent when no daemon answered.
-	Agents []proxy.AgentSeen `json:"agents,omitempty"`
+	Agents []Agent `json:"agents,omitempty"`
 	// AgentsError says why the agents could not be listed.
 	AgentsError string `json:"agents_error,omitempty"`
+}
+
+// Agent is one Sensu agent as the daemon's /agents endpoint reports it.
+// inventory reads that JSON itself rather than importing proxy: rotate
+// never imports a consumer.
+type Agent struct {
+	Listener  string    `json:"listener"`
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	Transport string    `json:"transport"` // "tls" or "plaintext"
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// transportPlaintext is the Transport of an agent not yet on TLS.
+const transportPlaintext = "plaintext"
+
+// DecodeAgents reads an /agents answer; an empty list is not nil, so the
+// report says "0 agents" rather than nothing.
+func DecodeAgents(r io.Reader) ([]Agent, error) {
+	agents := []Agent{}
+	if err := json.NewDecoder(r).Decode(&agents); err != nil {
+		return nil, err
+	}
+	if agents == nil {
+		agents = []Agent{}
+	}
+	return agents, nil
 }
 
 // WriteJSON prints the report for machines.
@@ -108,12 +138,12 @@ func WriteJSON(w io.Writer, r Report) error {
 
 // WriteAgents prints the agents the proxy has seen and how many still
 // arrive in plaintext: the number to watch before enforcing TLS.
-func WriteAgents(w io.Writer, agents []proxy.AgentSeen, now time.Time) error {
+func WriteAgents(w io.Writer, agents []Agent, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "LISTENER\tNAMESPACE\tAGENT\tTRANSPORT\tLAST SEEN")
 	plain := 0
 	for _, a := range agents {
-		if a.Transport == proxy.TransportPlaintext {
+		if a.Transport == transportPlaintext {
 			plain++
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s ago\n", a.Listener, a.Namespace, a.Name, a.Transport, HumanDuration(now.Sub(a.LastSeen).Truncate(time.Second)))

@@ -84,16 +84,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func bootSystemd(t *testing.T) *systemdtest.System {
-	ok, why := systemdtest.Available()
-	needPeer(t, ok, why)
-	return systemdtest.Boot(t)
-}
-
 // TestRealSystemd drives the dispatcher against systemd booted as PID 1 in
 // a private namespace and the stand-in backend as its sensu-backend.service.
 func TestRealSystemd(t *testing.T) {
-	sys := bootSystemd(t)
+	sys := systemdtest.Boot(t)
 
 	t.Run("rotation restarts the unit through a D-Bus job and the new serial is served", func(t *testing.T) {
 		b := newRealBackend(t, sys)

@@ -8,20 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// needPeer skips loudly when a real peer is missing, or fails when
-// SENSU_TLSD_REQUIRE_PEERS=1 (CI), so CI never passes a test that did not run.
-func needPeer(t *testing.T, ok bool, why string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
-		t.Fatalf("required peer missing: %s", why)
-	}
-	t.Skipf("SKIPPED (peer missing): %s", why)
-}
+	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+)
 
 func hasProgram(name string) bool {
 	_, err := exec.LookPath(name)
@@ -53,7 +42,7 @@ func unitForAnalysis(t *testing.T) string {
 }
 
 func TestServiceUnitVerifies(t *testing.T) {
-	needPeer(t, hasProgram("systemd-analyze"), "systemd-analyze not installed (Debian package systemd)")
+	systemdtest.NeedPeer(t, hasProgram("systemd-analyze"), "systemd-analyze not installed (Debian package systemd)")
 	out, err := exec.Command("systemd-analyze", "verify", unitForAnalysis(t)).CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
@@ -65,7 +54,7 @@ func TestServiceUnitVerifies(t *testing.T) {
 const maxExposure = 2.5
 
 func TestServiceUnitExposure(t *testing.T) {
-	needPeer(t, hasProgram("systemd-analyze"), "systemd-analyze not installed (Debian package systemd)")
+	systemdtest.NeedPeer(t, hasProgram("systemd-analyze"), "systemd-analyze not installed (Debian package systemd)")
 	out, err := exec.Command("systemd-analyze", "security", "--offline=yes", "--no-pager", unitForAnalysis(t)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
@@ -86,7 +75,7 @@ func TestServiceUnitExposure(t *testing.T) {
 // sensu-tlsd user may restart, try-restart and reload the two Sensu units
 // and nothing else.
 func TestPolkitRuleAllowsOnlySensuUnits(t *testing.T) {
-	needPeer(t, hasProgram("node"), "node not installed (Debian package nodejs) to evaluate the polkit rule")
+	systemdtest.NeedPeer(t, hasProgram("node"), "node not installed (Debian package nodejs) to evaluate the polkit rule")
 	script := `
 const src = require("fs").readFileSync(process.argv[1], "utf8");
 let rule;

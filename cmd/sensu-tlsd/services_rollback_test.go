@@ -20,8 +20,6 @@ import (
 // daemon re-installs the previous generation and the rollback change
 // restarts the backend on the old serial, once, with no retry loop.
 func TestDaemonRollsBackACertificateTheBackendCannotStartWith(t *testing.T) {
-	ok, why := systemdtest.Available()
-	needPeer(t, ok, why)
 	needPeer(t, lookPath("openssl"), "openssl reads serials")
 	sys := systemdtest.Boot(t)
 	dir := t.TempDir()

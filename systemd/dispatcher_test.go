@@ -3,6 +3,7 @@ package systemd
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,6 +127,32 @@ func TestParallelLimitIsHonoured(t *testing.T) {
 	}
 	if runs := lines(t, log); len(runs) != 3 {
 		t.Fatalf("runs %q, want three", runs)
+	}
+}
+
+// TestBackendGateWithoutBackendYML: with backend.yml unreadable the
+// sensu-backend preset still waits for the new serial on the default
+// listeners, so a restart nobody verified is not reported healthy.
+func TestBackendGateWithoutBackendYML(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "backend.yml")
+	var out strings.Builder
+	d, err := FromConfig(&config.Config{
+		Sensu:        config.Sensu{BackendConfig: missing},
+		Certificates: []config.Certificate{{Name: "backend", Services: []string{"sensu-backend"}}},
+		Services: []config.Service{{Name: "sensu-backend", Preset: PresetSensuBackend, Action: "command", Command: []string{"true"},
+			Health: config.Health{Timeout: 300 * time.Millisecond, Interval: 50 * time.Millisecond}}},
+		ServiceActions: config.ActionPolicy{Coalesce: time.Millisecond},
+	}, slog.New(slog.NewTextHandler(&out, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No listener presents this random serial on 127.0.0.1:8080/8081.
+	err = d.CertificateChanged(context.Background(), changeOf("backend", systemdtest.NewCA(t).Cert.SerialNumber.Text(16), "/etc/sensu/tls/backend.pem"))
+	if err == nil || !strings.Contains(err.Error(), "not healthy within 300ms") || !strings.Contains(err.Error(), "TLS 127.0.0.1:8081") {
+		t.Fatalf("got %v, want the default listeners' checks to fail", err)
+	}
+	if !strings.Contains(out.String(), "fix: make "+missing+" readable by sensu-tlsd") {
+		t.Fatalf("log does not name the fix:\n%s", out.String())
 	}
 }
 

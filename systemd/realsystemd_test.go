@@ -354,7 +354,7 @@ func waitHealthy(t *testing.T, b *realBackend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := Health{Checks: NewSensuBackend(b.yml).checks(cfg), Timeout: 20 * time.Second}
+	h := Health{Checks: backendChecks(cfg.apiAddress(), cfg.agentAddress(), cfg.tlsOn()), Timeout: 20 * time.Second}
 	if err := h.Wait(context.Background(), Expect{Serials: []string{b.set.Serial}}); err != nil {
 		out, _ := os.ReadFile(b.log)
 		t.Fatalf("stand-in unit not healthy: %v\n%s", err, out)

@@ -117,6 +117,15 @@ func (d *Dispatcher) CertificateChanged(ctx context.Context, c rotate.Change) er
 	return errors.Join(errs...)
 }
 
+// checks are the service's configured health checks, or, when it
+// configures none, those its trigger derived for dec.
+func (s *Service) checks(dec Decision) []Check {
+	if len(s.Health.Checks) == 0 {
+		return dec.Checks
+	}
+	return s.Health.Checks
+}
+
 // serviceRunner serialises one service's batches.
 type serviceRunner struct {
 	svc *Service
@@ -192,8 +201,11 @@ func (r *serviceRunner) act(ctx context.Context, b Batch) error {
 		return nil
 	}
 	health := s.Health
-	if dec.Checks != nil && len(s.Health.Checks) == 0 {
-		health.Checks = dec.Checks
+	health.Checks = s.checks(dec)
+	if len(health.Checks) == 0 {
+		m.actions.WithLabelValues(s.Name, kind, "ok").Inc()
+		log.Info("action done; no health check configured, so nothing verified it", "detail", out.Detail)
+		return nil
 	}
 	if err := health.Wait(ctx, dec.Expect); err != nil {
 		m.actions.WithLabelValues(s.Name, kind, "unhealthy").Inc()

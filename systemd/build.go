@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -53,6 +54,9 @@ var presets = map[string]preset{
 // FromConfig builds the dispatcher for cfg's services and the certificates
 // that name them. It connects to systemd only when a unit action first
 // runs, so a config without unit actions never needs D-Bus.
+//
+// Service locks live in STATE-DIR/services, shared with every sensu-tlsd
+// process of that state directory (none when cfg.StateDir is "").
 func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (*Dispatcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -70,13 +74,17 @@ func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) 
 		}
 		services = append(services, s)
 	}
+	lockDir := ""
+	if cfg.StateDir != "" {
+		lockDir = filepath.Join(cfg.StateDir, "services")
+	}
 	routes := map[string][]string{}
 	for _, c := range cfg.Certificates {
 		routes[c.Name] = c.Services
 	}
 	d, err := NewDispatcher(DispatcherOptions{
 		Services: services, Routes: routes, Coalesce: cfg.ServiceActions.Coalesce,
-		Parallel: cfg.ServiceActions.Parallel, Log: log, Registry: reg,
+		Parallel: cfg.ServiceActions.Parallel, LockDir: lockDir, Log: log, Registry: reg,
 	})
 	if err != nil {
 		return nil, err

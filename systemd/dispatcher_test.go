@@ -156,6 +156,52 @@ func TestBackendGateWithoutBackendYML(t *testing.T) {
 	}
 }
 
+// TestServiceLockKeepsProcessesApart: two dispatchers over one state
+// directory, as the daemon and `sensu-tlsd services act` are, never act
+// on one service at once; the second waits for the first.
+func TestServiceLockKeepsProcessesApart(t *testing.T) {
+	dir := t.TempDir()
+	lock, log := filepath.Join(dir, "lock"), filepath.Join(dir, "runs")
+	cfg := &config.Config{
+		StateDir:       dir,
+		Certificates:   []config.Certificate{{Name: "a", Services: []string{"svc"}}},
+		Services:       []config.Service{{Name: "svc", Action: "command", Command: exclusive(lock, log)}},
+		ServiceActions: config.ActionPolicy{Coalesce: time.Millisecond},
+	}
+	daemon, err := FromConfig(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cliLog strings.Builder
+	cli, err := FromConfig(cfg, slog.New(slog.NewTextHandler(&cliLog, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() { first <- daemon.CertificateChanged(context.Background(), changeOf("a", "0A")) }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(lock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon's action never started")
+		}
+	}
+	// The exclusive command exits 9 if the two runs overlap.
+	if err := cli.Act(context.Background(), "svc", Batch{changeOf("b", "0B")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if runs := lines(t, log); strings.Join(runs, " ") != "a b" {
+		t.Fatalf("runs %q, want a then b", runs)
+	}
+	if want := filepath.Join(dir, "services", "svc.lock"); !strings.Contains(cliLog.String(), `msg="waiting for another sensu-tlsd process acting on this service" service=svc lock=`+want) {
+		t.Fatalf("the second process did not say it waits:\n%s", cliLog.String())
+	}
+}
+
 func TestUnknownServiceInCertificateIsAnError(t *testing.T) {
 	_, err := FromConfig(&config.Config{
 		Certificates: []config.Certificate{{Name: "backend", Services: []string{"sensu-backnd"}}},

@@ -62,8 +62,9 @@ func (d *Dispatcher) Probe(ctx context.Context, service string, b Batch, timeout
 }
 
 // Act runs a service's action and health gate now for b, as a rotation
-// would (never beside another action of the same service): for an
-// operator who replaced files by hand.
+// would (never beside another action of the same service, in this process
+// or, through the lock file, in the daemon): for an operator who replaced
+// files by hand.
 func (d *Dispatcher) Act(ctx context.Context, service string, b Batch) error {
 	r := d.all[service]
 	if r == nil {
@@ -71,6 +72,11 @@ func (d *Dispatcher) Act(ctx context.Context, service string, b Batch) error {
 	}
 	r.running.Lock()
 	defer r.running.Unlock()
+	unlock, err := r.lock(ctx)
+	if err != nil {
+		return fmt.Errorf("service %s: %w", service, err)
+	}
+	defer unlock()
 	return r.act(ctx, b)
 }
 

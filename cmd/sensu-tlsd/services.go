@@ -93,8 +93,10 @@ func newServicesActCmd(a *app) *cobra.Command {
 		Long: `For files replaced by hand: runs each named service's action with its preset's
 rules (a sensu-backend whose backend.yml names none of its certificates' files
 still restarts; one whose files are all etcd files does not), then waits for
-the health checks against the serials installed on disk. Exit 2 when a service
-fails its action or does not come back healthy.`,
+the health checks against the serials installed on disk. A service the daemon
+is acting on is waited for, never acted on twice at once (lock files in
+STATE-DIR/services). Exit 2 when a service fails its action or does not come
+back healthy.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, d, err := loadDispatcher(a, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))

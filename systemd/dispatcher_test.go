@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -127,6 +128,48 @@ func TestParallelLimitIsHonoured(t *testing.T) {
 	}
 	if runs := lines(t, log); len(runs) != 3 {
 		t.Fatalf("runs %q, want three", runs)
+	}
+}
+
+// TestParallelLimitLetsTwoOverlapNeverThree runs three services of one
+// certificate with parallel 2: each run records how many were running when
+// it started. The first two overlap; the third waits for a free slot.
+func TestParallelLimitLetsTwoOverlapNeverThree(t *testing.T) {
+	dir := t.TempDir()
+	running, counts := filepath.Join(dir, "running"), filepath.Join(dir, "counts")
+	if err := os.Mkdir(running, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Each run marks itself running, writes how many are, holds its slot
+	// for a second (long enough for a loaded machine to start the second
+	// run meanwhile) and leaves.
+	script := `touch "$0/$SENSU_TLSD_SERVICE"; ls "$0" | wc -l >> "$1"; sleep 1; rm "$0/$SENSU_TLSD_SERVICE"`
+	var services []config.Service
+	for _, n := range []string{"s1", "s2", "s3"} {
+		services = append(services, config.Service{Name: n, Action: "command", Command: []string{"sh", "-c", script, running, counts}})
+	}
+	d, err := FromConfig(&config.Config{
+		Certificates:   []config.Certificate{{Name: "shared", Services: []string{"s1", "s2", "s3"}}},
+		Services:       services,
+		ServiceActions: config.ActionPolicy{Coalesce: time.Millisecond, Parallel: 2},
+	}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CertificateChanged(context.Background(), changeOf("shared", "0A")); err != nil {
+		t.Fatal(err)
+	}
+	got := lines(t, counts)
+	peak := 0
+	for _, c := range got {
+		n, err := strconv.Atoi(c)
+		if err != nil {
+			t.Fatalf("counts %q", got)
+		}
+		peak = max(peak, n)
+	}
+	if len(got) != 3 || peak != 2 {
+		t.Fatalf("running counts at each start %q: want three runs, at most two at once and two at some point", got)
 	}
 }
 

@@ -185,8 +185,16 @@ type Service struct {
 
 // ActionPolicy says how changes become service actions.
 type ActionPolicy struct {
-	// Coalesce is how long a service waits after a change for others to
-	// join it, so certificates renewed together cause one restart. Default 2s.
+	// Coalesce is how long a service waits after the first change of a
+	// batch for more to join it: changes arriving within it cause one
+	// action, and changes arriving while that action runs join one action
+	// after it. A set's cert, key and CA are one change already; the window
+	// is for several certificates of one service (API and dashboard
+	// certificates, backend and etcd), whose renewals fall due together
+	// but finish as far apart as issuing takes: milliseconds for local-ca
+	// with ECDSA keys, seconds for ACME orders and RSA key generation.
+	// Raise it for DNS-01 challenges that wait for propagation. Every
+	// action, rollbacks too, waits this long first. Default 10s.
 	Coalesce time.Duration `yaml:"coalesce"`
 	// Parallel is how many services may act at once. Default 4.
 	Parallel int `yaml:"parallel"`

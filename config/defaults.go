@@ -41,7 +41,7 @@ func (c *Config) ApplyDefaults() {
 		r.Generations = 5
 	}
 
-	setDur(&c.ServiceActions.Coalesce, 2*time.Second) // certificates renewed together cause one restart
+	setDur(&c.ServiceActions.Coalesce, 10*time.Second) // certificates renewed together cause one restart, ACME orders too
 	if c.ServiceActions.Parallel == 0 {
 		c.ServiceActions.Parallel = 4
 	}

@@ -82,12 +82,20 @@ func sameFile(a, b string) bool {
 // tlsOn reports whether the backend serves its API and agent port over TLS.
 func (c BackendConfig) tlsOn() bool { return c["cert-file"] != "" && c["key-file"] != "" }
 
+// defaultBackendAPI and defaultBackendAgent are where a local probe
+// reaches sensu-backend's listeners on their default addresses
+// (api-listen-address [::]:8080, agent-host [::], agent-port 8081).
+const (
+	defaultBackendAPI   = "127.0.0.1:8080"
+	defaultBackendAgent = "127.0.0.1:8081"
+)
+
 // apiAddress and agentAddress are where a local probe reaches the
 // listeners (a wildcard host becomes loopback).
 func (c BackendConfig) apiAddress() string {
 	addr := c["api-listen-address"]
 	if addr == "" {
-		addr = "[::]:8080"
+		return defaultBackendAPI
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -28,18 +29,22 @@ type preset struct {
 	forbidden map[string]string
 }
 
+// The packaged sensu-backend.service and sensu-agent.service have no
+// ExecReload, so a reload job fails ("Job type reload is not applicable")
+// and the change would be rolled back; an ExecReload added in a drop-in
+// could only signal, and neither process reloads certificates on a signal.
 var presets = map[string]preset{
 	PresetSensuBackend: {
 		unit: "sensu-backend.service", action: "restart", healthTimeout: time.Minute,
 		forbidden: map[string]string{
-			"reload":     "sensu-backend 6.x reloads no certificates (SIGHUP only reopens log files); use action restart",
+			"reload":     "sensu-backend 6.x reloads no certificates (its packaged unit has no ExecReload, and SIGHUP only reopens log files); use action restart",
 			"signal HUP": "sensu-backend 6.x reloads no certificates on SIGHUP (it only reopens log files); use action restart",
 		},
 	},
 	PresetSensuAgent: {
 		unit: "sensu-agent.service", action: "restart", healthTimeout: 30 * time.Second,
 		forbidden: map[string]string{
-			"reload":     "sensu-agent dies on SIGHUP (exit 129), which a reload would send; use action restart, or none to wait for the next reconnect",
+			"reload":     "the packaged sensu-agent.service has no ExecReload (the job fails), and one that sends SIGHUP kills sensu-agent (exit 129); use action restart, or none to wait for the next reconnect",
 			"signal HUP": "sensu-agent dies on SIGHUP (exit 129); use action restart, or none to wait for the next reconnect",
 		},
 	},
@@ -49,7 +54,13 @@ var presets = map[string]preset{
 // FromConfig builds the dispatcher for cfg's services and the certificates
 // that name them. It connects to systemd only when a unit action first
 // runs, so a config without unit actions never needs D-Bus.
+//
+// Service locks live in STATE-DIR/services, shared with every sensu-tlsd
+// process of that state directory (none when cfg.StateDir is "").
 func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (*Dispatcher, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	sd := &lazySystemd{address: cfg.ServiceActions.SystemdAddress}
 	var services []*Service
 	for i, sc := range cfg.Services {
@@ -57,7 +68,15 @@ func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) 
 		if err != nil {
 			return nil, fmt.Errorf("services[%d] (%s): %w", i, sc.Name, err)
 		}
+		if len(s.Health.Checks) == 0 && sc.Preset == "" && sc.Action != "none" {
+			log.Warn("service has no health check: an action is not verified and a certificate it cannot use is not rolled back",
+				"service", sc.Name, "fix", fmt.Sprintf("add health.url, health.tls or health.tcp to services[%d]", i))
+		}
 		services = append(services, s)
+	}
+	lockDir := ""
+	if cfg.StateDir != "" {
+		lockDir = filepath.Join(cfg.StateDir, "services")
 	}
 	routes := map[string][]string{}
 	for _, c := range cfg.Certificates {
@@ -65,7 +84,7 @@ func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) 
 	}
 	d, err := NewDispatcher(DispatcherOptions{
 		Services: services, Routes: routes, Coalesce: cfg.ServiceActions.Coalesce,
-		Parallel: cfg.ServiceActions.Parallel, Log: log, Registry: reg,
+		Parallel: cfg.ServiceActions.Parallel, LockDir: lockDir, Log: log, Registry: reg,
 	})
 	if err != nil {
 		return nil, err
@@ -124,9 +143,15 @@ func serviceFromConfig(sc config.Service, sensu config.Sensu, sd UnitManager) (*
 }
 
 func actionFromConfig(sc config.Service, p preset, sd UnitManager, onlyIfRunning bool) (Action, error) {
+	// A generic service naming a Sensu unit gets that preset's rules too.
 	forbidden := func(key string) error {
 		if why, bad := p.forbidden[key]; bad {
 			return fmt.Errorf("action %s refused for preset %s: %s", key, sc.Preset, why)
+		}
+		for _, q := range presets {
+			if why, bad := q.forbidden[key]; bad && q.unit != "" && q.unit == sc.Unit {
+				return fmt.Errorf("action %s refused for unit %s: %s", key, sc.Unit, why)
+			}
 		}
 		return nil
 	}

@@ -32,7 +32,10 @@ type DispatcherOptions struct {
 	Coalesce time.Duration
 	// Parallel is how many services may act at once (0: 4).
 	Parallel int
-	Log      *slog.Logger
+	// LockDir holds one lock file per service, shared with every other
+	// sensu-tlsd process using the same state directory ("": none).
+	LockDir string
+	Log     *slog.Logger
 	// Registry receives the dispatcher's metrics; nil means none.
 	Registry *prometheus.Registry
 }
@@ -49,6 +52,7 @@ type Dispatcher struct {
 	all      map[string]*serviceRunner // by service name
 	routes   map[string][]*serviceRunner
 	coalesce time.Duration
+	lockDir  string
 	slots    chan struct{}
 	log      *slog.Logger
 	metrics  *metrics
@@ -74,7 +78,7 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dispatcher{routes: map[string][]*serviceRunner{}, coalesce: o.Coalesce, slots: make(chan struct{}, o.Parallel), log: o.Log, metrics: m}
+	d := &Dispatcher{routes: map[string][]*serviceRunner{}, coalesce: o.Coalesce, lockDir: o.LockDir, slots: make(chan struct{}, o.Parallel), log: o.Log, metrics: m}
 	byName := map[string]*serviceRunner{}
 	for _, s := range o.Services {
 		if byName[s.Name] != nil {
@@ -117,6 +121,15 @@ func (d *Dispatcher) CertificateChanged(ctx context.Context, c rotate.Change) er
 	return errors.Join(errs...)
 }
 
+// checks are the service's configured health checks, or, when it
+// configures none, those its trigger derived for dec.
+func (s *Service) checks(dec Decision) []Check {
+	if len(s.Health.Checks) == 0 {
+		return dec.Checks
+	}
+	return s.Health.Checks
+}
+
 // serviceRunner serialises one service's batches.
 type serviceRunner struct {
 	svc *Service
@@ -149,20 +162,32 @@ func (r *serviceRunner) join(c rotate.Change) *batchRun {
 }
 
 func (r *serviceRunner) run(br *batchRun) {
+	defer close(br.done)
 	time.Sleep(r.d.coalesce)
-	// Changes keep joining while an earlier batch of this service runs:
-	// they then become one action after it, not one each.
+	// Changes keep joining while an earlier batch of this service runs, or
+	// another process (`services act`) holds its lock: they then become
+	// one action after it, not one each.
 	r.running.Lock()
 	defer r.running.Unlock()
+	unlock, err := r.lock(context.Background())
 	r.mu.Lock()
 	r.pending = nil
 	batch := br.batch
 	r.mu.Unlock()
+	if err != nil {
+		br.err = fmt.Errorf("service %s: %w", r.svc.Name, err)
+		return
+	}
+	defer unlock()
 
 	r.d.slots <- struct{}{}
 	defer func() { <-r.d.slots }()
 	br.err = r.act(context.Background(), batch)
-	close(br.done)
+}
+
+// lock takes the service's lock file; the caller holds r.running.
+func (r *serviceRunner) lock(ctx context.Context) (func(), error) {
+	return lockService(ctx, r.d.lockDir, r.svc.Name, r.d.log.With("service", r.svc.Name))
 }
 
 // act runs the action and the health check for one batch.
@@ -192,8 +217,11 @@ func (r *serviceRunner) act(ctx context.Context, b Batch) error {
 		return nil
 	}
 	health := s.Health
-	if dec.Checks != nil && len(s.Health.Checks) == 0 {
-		health.Checks = dec.Checks
+	health.Checks = s.checks(dec)
+	if len(health.Checks) == 0 {
+		m.actions.WithLabelValues(s.Name, kind, "ok").Inc()
+		log.Info("action done; no health check configured, so nothing verified it", "detail", out.Detail)
+		return nil
 	}
 	if err := health.Wait(ctx, dec.Expect); err != nil {
 		m.actions.WithLabelValues(s.Name, kind, "unhealthy").Inc()

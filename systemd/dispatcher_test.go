@@ -3,8 +3,10 @@ package systemd
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -126,6 +128,120 @@ func TestParallelLimitIsHonoured(t *testing.T) {
 	}
 	if runs := lines(t, log); len(runs) != 3 {
 		t.Fatalf("runs %q, want three", runs)
+	}
+}
+
+// TestParallelLimitLetsTwoOverlapNeverThree runs three services of one
+// certificate with parallel 2: each run records how many were running when
+// it started. The first two overlap; the third waits for a free slot.
+func TestParallelLimitLetsTwoOverlapNeverThree(t *testing.T) {
+	dir := t.TempDir()
+	running, counts := filepath.Join(dir, "running"), filepath.Join(dir, "counts")
+	if err := os.Mkdir(running, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Each run marks itself running, writes how many are, holds its slot
+	// for a second (long enough for a loaded machine to start the second
+	// run meanwhile) and leaves.
+	script := `touch "$0/$SENSU_TLSD_SERVICE"; ls "$0" | wc -l >> "$1"; sleep 1; rm "$0/$SENSU_TLSD_SERVICE"`
+	var services []config.Service
+	for _, n := range []string{"s1", "s2", "s3"} {
+		services = append(services, config.Service{Name: n, Action: "command", Command: []string{"sh", "-c", script, running, counts}})
+	}
+	d, err := FromConfig(&config.Config{
+		Certificates:   []config.Certificate{{Name: "shared", Services: []string{"s1", "s2", "s3"}}},
+		Services:       services,
+		ServiceActions: config.ActionPolicy{Coalesce: time.Millisecond, Parallel: 2},
+	}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CertificateChanged(context.Background(), changeOf("shared", "0A")); err != nil {
+		t.Fatal(err)
+	}
+	got := lines(t, counts)
+	peak := 0
+	for _, c := range got {
+		n, err := strconv.Atoi(c)
+		if err != nil {
+			t.Fatalf("counts %q", got)
+		}
+		peak = max(peak, n)
+	}
+	if len(got) != 3 || peak != 2 {
+		t.Fatalf("running counts at each start %q: want three runs, at most two at once and two at some point", got)
+	}
+}
+
+// TestBackendGateWithoutBackendYML: with backend.yml unreadable the
+// sensu-backend preset still waits for the new serial on the default
+// listeners, so a restart nobody verified is not reported healthy.
+func TestBackendGateWithoutBackendYML(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "backend.yml")
+	var out strings.Builder
+	d, err := FromConfig(&config.Config{
+		Sensu:        config.Sensu{BackendConfig: missing},
+		Certificates: []config.Certificate{{Name: "backend", Services: []string{"sensu-backend"}}},
+		Services: []config.Service{{Name: "sensu-backend", Preset: PresetSensuBackend, Action: "command", Command: []string{"true"},
+			Health: config.Health{Timeout: 300 * time.Millisecond, Interval: 50 * time.Millisecond}}},
+		ServiceActions: config.ActionPolicy{Coalesce: time.Millisecond},
+	}, slog.New(slog.NewTextHandler(&out, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No listener presents this random serial on 127.0.0.1:8080/8081.
+	err = d.CertificateChanged(context.Background(), changeOf("backend", systemdtest.NewCA(t).Cert.SerialNumber.Text(16), "/etc/sensu/tls/backend.pem"))
+	if err == nil || !strings.Contains(err.Error(), "not healthy within 300ms") || !strings.Contains(err.Error(), "TLS 127.0.0.1:8081") {
+		t.Fatalf("got %v, want the default listeners' checks to fail", err)
+	}
+	if !strings.Contains(out.String(), "fix: make "+missing+" readable by sensu-tlsd") {
+		t.Fatalf("log does not name the fix:\n%s", out.String())
+	}
+}
+
+// TestServiceLockKeepsProcessesApart: two dispatchers over one state
+// directory, as the daemon and `sensu-tlsd services act` are, never act
+// on one service at once; the second waits for the first.
+func TestServiceLockKeepsProcessesApart(t *testing.T) {
+	dir := t.TempDir()
+	lock, log := filepath.Join(dir, "lock"), filepath.Join(dir, "runs")
+	cfg := &config.Config{
+		StateDir:       dir,
+		Certificates:   []config.Certificate{{Name: "a", Services: []string{"svc"}}},
+		Services:       []config.Service{{Name: "svc", Action: "command", Command: exclusive(lock, log)}},
+		ServiceActions: config.ActionPolicy{Coalesce: time.Millisecond},
+	}
+	daemon, err := FromConfig(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cliLog strings.Builder
+	cli, err := FromConfig(cfg, slog.New(slog.NewTextHandler(&cliLog, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() { first <- daemon.CertificateChanged(context.Background(), changeOf("a", "0A")) }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(lock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon's action never started")
+		}
+	}
+	// The exclusive command exits 9 if the two runs overlap.
+	if err := cli.Act(context.Background(), "svc", Batch{changeOf("b", "0B")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if runs := lines(t, log); strings.Join(runs, " ") != "a b" {
+		t.Fatalf("runs %q, want a then b", runs)
+	}
+	if want := filepath.Join(dir, "services", "svc.lock"); !strings.Contains(cliLog.String(), `msg="waiting for another sensu-tlsd process acting on this service" service=svc lock=`+want) {
+		t.Fatalf("the second process did not say it waits:\n%s", cliLog.String())
 	}
 }
 

@@ -13,10 +13,11 @@ type ServiceInfo struct {
 	Name         string
 	Action       string
 	Certificates []string // the certificates that name it
-	Checks       []string // the health checks (of the last decision for presets that derive them)
+	Checks       []string // the health checks an action would wait for now
 }
 
-// Services lists the configured services, sorted by name.
+// Services lists the configured services, sorted by name, with the health
+// checks a preset derives (sensu-backend's from backend.yml as it is now).
 func (d *Dispatcher) Services() []ServiceInfo {
 	certs := map[string][]string{}
 	for cert, runners := range d.routes {
@@ -28,7 +29,7 @@ func (d *Dispatcher) Services() []ServiceInfo {
 	for name, r := range d.all {
 		info := ServiceInfo{Name: name, Action: r.svc.Action.String(), Certificates: certs[name]}
 		sort.Strings(info.Certificates)
-		for _, c := range r.svc.Health.Checks {
+		for _, c := range r.svc.checks(r.svc.Trigger.Probe(nil)) {
 			info.Checks = append(info.Checks, c.String())
 		}
 		out = append(out, info)
@@ -52,9 +53,7 @@ func (d *Dispatcher) Probe(ctx context.Context, service string, b Batch, timeout
 	if timeout > 0 {
 		health.Timeout = timeout
 	}
-	if dec.Checks != nil && len(health.Checks) == 0 {
-		health.Checks = dec.Checks
-	}
+	health.Checks = r.svc.checks(dec)
 	var names []string
 	for _, c := range health.Checks {
 		names = append(names, c.String())
@@ -63,8 +62,9 @@ func (d *Dispatcher) Probe(ctx context.Context, service string, b Batch, timeout
 }
 
 // Act runs a service's action and health gate now for b, as a rotation
-// would (never beside another action of the same service): for an
-// operator who replaced files by hand.
+// would (never beside another action of the same service, in this process
+// or, through the lock file, in the daemon): for an operator who replaced
+// files by hand.
 func (d *Dispatcher) Act(ctx context.Context, service string, b Batch) error {
 	r := d.all[service]
 	if r == nil {
@@ -72,6 +72,11 @@ func (d *Dispatcher) Act(ctx context.Context, service string, b Batch) error {
 	}
 	r.running.Lock()
 	defer r.running.Unlock()
+	unlock, err := r.lock(ctx)
+	if err != nil {
+		return fmt.Errorf("service %s: %w", service, err)
+	}
+	defer unlock()
 	return r.act(ctx, b)
 }
 

@@ -36,6 +36,10 @@ func newRealBackend(t *testing.T, sys *systemdtest.System) *realBackend {
 	// the security guide's layout.
 	etcd := b.ca.WriteSet(t, dir, "etcd-client", "etcd-client")
 	appendTo(t, b.yml, fmt.Sprintf("etcd-cert-file: %s\netcd-key-file: %s\netcd-trusted-ca-file: %s\n", etcd.CertFile, etcd.KeyFile, etcd.CAFile))
+	// So is the dashboard's, which sensu-backend also reads only at start
+	// (the stand-in ignores it, as the open-source build does).
+	dash := b.ca.WriteSet(t, dir, "dashboard", "dashboard")
+	appendTo(t, b.yml, fmt.Sprintf("dashboard-cert-file: %s\ndashboard-key-file: %s\n", dash.CertFile, dash.KeyFile))
 	sys.InstallUnit("sensu-backend.service", fmt.Sprintf(`[Unit]
 Description=stand-in sensu-backend
 DefaultDependencies=no
@@ -59,16 +63,27 @@ func (b *realBackend) dispatcher(t *testing.T, reg *prometheus.Registry) *Dispat
 		Certificates: []config.Certificate{
 			{Name: "backend", Services: []string{"sensu-backend"}},
 			{Name: "etcd-client", Services: []string{"sensu-backend"}},
+			{Name: "dashboard", Services: []string{"sensu-backend"}},
 		},
 		Services: []config.Service{{Name: "sensu-backend", Preset: PresetSensuBackend,
 			Health: config.Health{Timeout: 5 * time.Second, Interval: 100 * time.Millisecond}}},
-		ServiceActions: config.ActionPolicy{Coalesce: 200 * time.Millisecond, SystemdAddress: b.sys.PrivateSocket()},
+		ServiceActions: config.ActionPolicy{Coalesce: realCoalesce, SystemdAddress: b.sys.PrivateSocket()},
 	}, slog.New(slog.NewTextHandler(testWriter{t}, nil)), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)
 	return d
+}
+
+// realCoalesce is the coalescing window of the real-systemd dispatcher.
+const realCoalesce = 500 * time.Millisecond
+
+// starts counts the stand-in's starts (its "serving" log line), which are
+// the runs of the unit's ExecStart that came up.
+func (b *realBackend) starts(t *testing.T) int {
+	t.Helper()
+	return strings.Count(string(readFile(t, b.log)), "msg=serving")
 }
 
 func (b *realBackend) change(reason rotate.Reason, old, new systemdtest.Set) rotate.Change {
@@ -84,16 +99,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func bootSystemd(t *testing.T) *systemdtest.System {
-	ok, why := systemdtest.Available()
-	needPeer(t, ok, why)
-	return systemdtest.Boot(t)
-}
-
 // TestRealSystemd drives the dispatcher against systemd booted as PID 1 in
 // a private namespace and the stand-in backend as its sensu-backend.service.
 func TestRealSystemd(t *testing.T) {
-	sys := bootSystemd(t)
+	sys := systemdtest.Boot(t)
 
 	t.Run("rotation restarts the unit through a D-Bus job and the new serial is served", func(t *testing.T) {
 		b := newRealBackend(t, sys)
@@ -129,7 +138,9 @@ func TestRealSystemd(t *testing.T) {
 		}
 	})
 
-	t.Run("backend and etcd renewed together: one restart", func(t *testing.T) {
+	// etcd's certificate needs no restart of its own, so this shows the
+	// etcd change in the batch adds none; the next subtest is coalescing.
+	t.Run("backend and etcd renewed together: one restart, none for etcd", func(t *testing.T) {
 		b := newRealBackend(t, sys)
 		d := b.dispatcher(t, nil)
 		waitHealthy(t, b)
@@ -142,8 +153,36 @@ func TestRealSystemd(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if n := strings.Count(string(readFile(t, b.log)), "msg=serving"); n != 2 {
+		if n := b.starts(t); n != 2 {
 			t.Fatalf("the stand-in started %d times, want 2 (first start + one restart)", n)
+		}
+	})
+
+	t.Run("API and dashboard certificates arriving within the window: one restart", func(t *testing.T) {
+		b := newRealBackend(t, sys)
+		d := b.dispatcher(t, nil)
+		waitHealthy(t, b)
+		renewed := b.ca.WriteSet(t, b.dir, "backend", "backend-renewed")
+		dash := b.ca.WriteSet(t, b.dir, "dashboard", "dashboard-2")
+		// Each change alone restarts the backend; the dashboard's arrives
+		// well inside the window opened by the API certificate's.
+		api := make(chan error, 1)
+		go func() {
+			api <- d.CertificateChanged(context.Background(), b.change(rotate.ReasonRenewal, b.set, renewed))
+		}()
+		time.Sleep(realCoalesce / 3)
+		if err := d.CertificateChanged(context.Background(), rotate.Change{Name: "dashboard", Reason: rotate.ReasonRenewal, NewSerial: dash.Serial,
+			CertFile: dash.CertFile, KeyFile: dash.KeyFile, Files: []string{dash.CertFile, dash.KeyFile}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-api; err != nil {
+			t.Fatal(err)
+		}
+		if n := b.starts(t); n != 2 {
+			t.Fatalf("the stand-in started %d times, want 2 (first start + one restart for both certificates)", n)
+		}
+		if err := (Health{Checks: []Check{TLSCheck{Address: apiAddr(t, b)}}, Timeout: time.Second}).Wait(context.Background(), Expect{Serials: []string{renewed.Serial}}); err != nil {
+			t.Fatal(err)
 		}
 	})
 
@@ -360,7 +399,7 @@ func waitHealthy(t *testing.T, b *realBackend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := Health{Checks: NewSensuBackend(b.yml).checks(cfg), Timeout: 20 * time.Second}
+	h := Health{Checks: backendChecks(cfg.apiAddress(), cfg.agentAddress(), cfg.tlsOn()), Timeout: 20 * time.Second}
 	if err := h.Wait(context.Background(), Expect{Serials: []string{b.set.Serial}}); err != nil {
 		out, _ := os.ReadFile(b.log)
 		t.Fatalf("stand-in unit not healthy: %v\n%s", err, out)

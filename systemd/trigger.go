@@ -12,9 +12,9 @@ type Decision struct {
 	Reason string
 	// Expect is what the health checks must see afterwards.
 	Expect Expect
-	// Checks replace the service's configured checks when not nil (the
-	// sensu-backend preset derives them from backend.yml at the time of the
-	// change, since a ws→wss cutover moves the listeners to TLS).
+	// Checks are used when the service configures none (the sensu-backend
+	// preset derives them from backend.yml at the time of the change, since
+	// a ws→wss cutover moves the listeners to TLS).
 	Checks []Check
 }
 
@@ -90,7 +90,13 @@ func (t *SensuBackend) Probe(b Batch) Decision { return t.decide(b, false) }
 func (t *SensuBackend) decide(b Batch, remember bool) Decision {
 	cfg, digest, err := readBackendConfig(t.ConfigFile)
 	if err != nil {
-		return Decision{Act: true, Reason: fmt.Sprintf("backend config unreadable (%v); restarting to be safe", err), Expect: Always{}.Decide(b).Expect}
+		// The gate must not go blind: sensu-backend's own defaults are the
+		// best guess of where it listens, with TLS on since it is given
+		// certificates.
+		return Decision{Act: true, Expect: Always{}.Decide(b).Expect, Checks: backendChecks(defaultBackendAPI, defaultBackendAgent, true),
+			Reason: fmt.Sprintf("backend config unreadable (%v); restarting to be safe and checking sensu-backend's default listeners "+
+				"(https://%s/health, TLS on %s and %s); fix: make %s readable by sensu-tlsd, or set sensu.backend-config to the backend.yml sensu-backend runs with",
+				err, defaultBackendAPI, defaultBackendAPI, defaultBackendAgent, t.ConfigFile)}
 	}
 	t.mu.Lock()
 	rewritten := digest != t.digest
@@ -111,7 +117,7 @@ func (t *SensuBackend) decide(b Batch, remember bool) Decision {
 		}
 		unknown = append(unknown, f)
 	}
-	d := Decision{Expect: t.expect(cfg, b), Checks: t.checks(cfg)}
+	d := Decision{Expect: t.expect(cfg, b), Checks: backendChecks(cfg.apiAddress(), cfg.agentAddress(), cfg.tlsOn())}
 	switch {
 	case len(restartFor) > 0:
 		d.Act, d.Reason = true, "backend.yml "+strings.Join(restartFor, ", ")+" changed; sensu-backend reads it only at start"
@@ -136,11 +142,10 @@ func (t *SensuBackend) expect(cfg BackendConfig, b Batch) Expect {
 	return Expect{}
 }
 
-// checks are /health on the API port, plus the served serial on the API
-// and agent ports when TLS is on.
-func (t *SensuBackend) checks(cfg BackendConfig) []Check {
-	api, agent := cfg.apiAddress(), cfg.agentAddress()
-	if !cfg.tlsOn() {
+// backendChecks are /health on the API port, plus the served serial on the
+// API and agent ports when TLS is on.
+func backendChecks(api, agent string, tlsOn bool) []Check {
+	if !tlsOn {
 		return []Check{HTTPCheck{URL: "http://" + api + "/health"}, TCPCheck{Address: agent}}
 	}
 	return []Check{HTTPCheck{URL: "https://" + api + "/health"}, TLSCheck{Address: api}, TLSCheck{Address: agent}}

@@ -119,3 +119,29 @@ func FuzzParseBackendConfig(f *testing.F) {
 		_ = cfg.keysFor("/x", backendRestartKeys)
 	})
 }
+
+// TestSensuBackendUnreadableConfigKeepsTheGate: without backend.yml the
+// preset still restarts, and checks sensu-backend's default listeners for
+// the new serial instead of passing blind; the reason names the file and
+// the fix.
+func TestSensuBackendUnreadableConfigKeepsTheGate(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken.yml")
+	writeFile(t, broken, "cert-file: [unclosed\n")
+	for _, yml := range []string{filepath.Join(dir, "missing.yml"), broken} {
+		d := NewSensuBackend(yml).Decide(Batch{{Name: "backend", NewSerial: "0A", Files: []string{"/etc/sensu/tls/backend.pem"}}})
+		if !d.Act || !strings.Contains(d.Reason, yml) || !strings.Contains(d.Reason, "fix: make "+yml+" readable") || !strings.Contains(d.Reason, "sensu.backend-config") {
+			t.Errorf("%s: act=%v reason %q", yml, d.Act, d.Reason)
+		}
+		var got []string
+		for _, c := range d.Checks {
+			got = append(got, c.String())
+		}
+		if strings.Join(got, " | ") != "GET https://127.0.0.1:8080/health | TLS 127.0.0.1:8080 | TLS 127.0.0.1:8081" {
+			t.Errorf("%s: checks %q, want sensu-backend's default listeners", yml, got)
+		}
+		if strings.Join(d.Expect.Serials, ",") != "0A" {
+			t.Errorf("%s: expects %q, want the new serial", yml, d.Expect.Serials)
+		}
+	}
+}

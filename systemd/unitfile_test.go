@@ -5,23 +5,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
-)
 
-// needPeer skips loudly when a real peer is missing, or fails when
-// SENSU_TLSD_REQUIRE_PEERS=1 (CI), so CI never passes a test that did not run.
-func needPeer(t *testing.T, ok bool, why string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
-		t.Fatalf("required peer missing: %s", why)
-	}
-	t.Skipf("SKIPPED (peer missing): %s", why)
-}
+	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+)
 
 func hasProgram(name string) bool {
 	_, err := exec.LookPath(name)
@@ -53,19 +41,25 @@ func unitForAnalysis(t *testing.T) string {
 }
 
 func TestServiceUnitVerifies(t *testing.T) {
-	needPeer(t, hasProgram("systemd-analyze"), "systemd-analyze not installed (Debian package systemd)")
+	systemdtest.NeedPeer(t, hasProgram("systemd-analyze"), "systemd-analyze not installed (Debian package systemd)")
 	out, err := exec.Command("systemd-analyze", "verify", unitForAnalysis(t)).CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
 
-// maxExposure is the score the unit must not exceed: what remains is what
-// the job needs (root for chown, IP networking for ACME and probes).
-const maxExposure = 2.5
-
+// TestServiceUnitExposure measures the unit's exposure score and wants the
+// one README.md reports, so a hardening change cannot drift from the docs.
 func TestServiceUnitExposure(t *testing.T) {
-	needPeer(t, hasProgram("systemd-analyze"), "systemd-analyze not installed (Debian package systemd)")
+	systemdtest.NeedPeer(t, hasProgram("systemd-analyze"), "systemd-analyze not installed (Debian package systemd)")
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := regexp.MustCompile(`It scores \*\*([0-9.]+) \(`).FindSubmatch(readme)
+	if documented == nil {
+		t.Fatal("README.md has no sentence \"It scores **N.N (…)** on `systemd-analyze security`\"")
+	}
 	out, err := exec.Command("systemd-analyze", "security", "--offline=yes", "--no-pager", unitForAnalysis(t)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
@@ -74,19 +68,19 @@ func TestServiceUnitExposure(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no exposure level in:\n%s", out)
 	}
-	score, _ := strconv.ParseFloat(string(m[1]), 64)
-	t.Logf("systemd-analyze security exposure of sensu-tlsd.service: %.1f", score)
-	if score > maxExposure {
-		t.Fatalf("exposure %.1f above %.1f:\n%s", score, maxExposure, out)
+	t.Logf("systemd-analyze security exposure of sensu-tlsd.service: %s (README.md: %s)", m[1], documented[1])
+	if string(m[1]) != string(documented[1]) {
+		t.Fatalf("exposure %s, README.md says %s: lower the score again or report the new one in README.md\n%s", m[1], documented[1], out)
 	}
 }
 
 // TestPolkitRuleAllowsOnlySensuUnits evaluates the rule file with node and
 // a polkit object that records results (no polkitd runs in tests): the
-// sensu-tlsd user may restart, try-restart and reload the two Sensu units
-// and nothing else.
+// sensu-tlsd user may queue the jobs UnitJob queues (restart, try-restart,
+// reload) and send the signals UnitSignal sends (KillUnit, verb kill) to the
+// two Sensu units, and nothing else.
 func TestPolkitRuleAllowsOnlySensuUnits(t *testing.T) {
-	needPeer(t, hasProgram("node"), "node not installed (Debian package nodejs) to evaluate the polkit rule")
+	systemdtest.NeedPeer(t, hasProgram("node"), "node not installed (Debian package nodejs) to evaluate the polkit rule")
 	script := `
 const src = require("fs").readFileSync(process.argv[1], "utf8");
 let rule;
@@ -96,9 +90,16 @@ const ask = (user, unit, verb) => rule({id: "org.freedesktop.systemd1.manage-uni
 const out = [
   ask("sensu-tlsd", "sensu-backend.service", "restart"),
   ask("sensu-tlsd", "sensu-agent.service", "try-restart"),
+  ask("sensu-tlsd", "sensu-backend.service", "reload"),
+  ask("sensu-tlsd", "sensu-backend.service", "kill"),
+  ask("sensu-tlsd", "sensu-agent.service", "kill"),
   ask("sensu-tlsd", "sensu-backend.service", "stop"),
+  ask("sensu-tlsd", "sensu-backend.service", "start"),
+  ask("sensu-tlsd", "sensu-backend.service", "reload-or-try-restart"),
   ask("sensu-tlsd", "sshd.service", "restart"),
+  ask("sensu-tlsd", "sshd.service", "kill"),
   ask("mallory", "sensu-backend.service", "restart"),
+  ask("mallory", "sensu-backend.service", "kill"),
   rule({id: "org.freedesktop.login1.reboot", lookup: () => undefined}, {user: "sensu-tlsd"}),
 ];
 console.log(out.join(" "));
@@ -107,7 +108,8 @@ console.log(out.join(" "));
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
 	}
-	if got := strings.TrimSpace(string(out)); got != "yes yes not-handled not-handled not-handled not-handled" {
-		t.Fatalf("rule answers %q", got)
+	want := "yes yes yes yes yes " + strings.Repeat("not-handled ", 7) + "not-handled"
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Fatalf("rule answers %q, want %q", got, want)
 	}
 }

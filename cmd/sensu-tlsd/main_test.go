@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
 )
 
 // binPath is the sensu-tlsd binary built once for every integration test in
@@ -90,18 +92,11 @@ func cleanEnv() []string {
 	return env
 }
 
-// needPeer skips the test loudly when a real peer (a program, root, a port)
-// is missing, or fails it when SENSU_TLSD_REQUIRE_PEERS=1 (as .ci/run sets),
-// so CI never passes a test that did not run.
+// needPeer is systemdtest.NeedPeer: skip loudly when a real peer is missing,
+// fail when SENSU_TLSD_REQUIRE_PEERS=1 (as .ci/run sets).
 func needPeer(t *testing.T, ok bool, why string) {
 	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
-		t.Fatalf("required peer missing: %s", why)
-	}
-	t.Skipf("SKIPPED (peer missing): %s", why)
+	systemdtest.NeedPeer(t, ok, why)
 }
 
 // lookPath reports whether program is on PATH, for needPeer.

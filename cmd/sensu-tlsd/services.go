@@ -30,7 +30,7 @@ func newServicesListCmd(a *app) *cobra.Command {
 		Short: "Show each service's action, the certificates that trigger it and its health checks",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, d, err := loadDispatcher(a, nil)
+			_, d, err := loadDispatcher(a, nil)
 			if err != nil {
 				return err
 			}
@@ -38,11 +38,7 @@ func newServicesListCmd(a *app) *cobra.Command {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "SERVICE\tACTION\tCERTIFICATES\tHEALTH")
 			for _, s := range d.Services() {
-				checks := strings.Join(s.Checks, ", ")
-				if checks == "" {
-					checks = presetChecks(cfg, s.Name)
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Name, s.Action, orDash(strings.Join(s.Certificates, ",")), orDash(checks))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Name, s.Action, orDash(strings.Join(s.Certificates, ",")), orDash(strings.Join(s.Checks, ", ")))
 			}
 			return w.Flush()
 		},
@@ -97,8 +93,10 @@ func newServicesActCmd(a *app) *cobra.Command {
 		Long: `For files replaced by hand: runs each named service's action with its preset's
 rules (a sensu-backend whose backend.yml names none of its certificates' files
 still restarts; one whose files are all etcd files does not), then waits for
-the health checks against the serials installed on disk. Exit 2 when a service
-fails its action or does not come back healthy.`,
+the health checks against the serials installed on disk. A service the daemon
+is acting on is waited for, never acted on twice at once (lock files in
+STATE-DIR/services). Exit 2 when a service fails its action or does not come
+back healthy.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, d, err := loadDispatcher(a, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
@@ -155,16 +153,6 @@ func installedBatch(cfg *config.Config, service string) systemd.Batch {
 		}
 	}
 	return b
-}
-
-// presetChecks names the checks a preset derives at probe time.
-func presetChecks(cfg *config.Config, service string) string {
-	for _, s := range cfg.Services {
-		if s.Name == service && s.Preset == systemd.PresetSensuBackend {
-			return "GET /health and TLS serial on the API and agent ports (from backend.yml)"
-		}
-	}
-	return ""
 }
 
 func orDash(s string) string {

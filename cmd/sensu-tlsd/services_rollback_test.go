@@ -23,8 +23,6 @@ import (
 // certificate of its own once retry-min has passed. status names the
 // refused serial.
 func TestDaemonRollsBackACertificateTheBackendCannotStartWith(t *testing.T) {
-	ok, why := systemdtest.Available()
-	needPeer(t, ok, why)
 	needPeer(t, lookPath("openssl"), "openssl reads serials")
 	sys := systemdtest.Boot(t)
 	dir := t.TempDir()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -44,8 +45,10 @@ services:
 		t.Fatal(err)
 	}
 
+	// The checks are the preset's, derived from backend.yml.
 	list := mustRun(t, dir, nil, "--config", cfg, "services", "list")
-	if !strings.Contains(list.stdout, "sensu-backend  restart sensu-backend.service  backend") {
+	row := fmt.Sprintf(`(?m)^sensu-backend +restart sensu-backend\.service +backend +GET https://127\.0\.0\.1:%[1]d/health, TLS 127\.0\.0\.1:%[1]d, TLS 127\.0\.0\.1:%[2]d$`, apiPort, agentPort)
+	if !regexp.MustCompile(row).MatchString(list.stdout) {
 		t.Fatalf("services list:\n%s", list.stdout)
 	}
 
@@ -67,20 +70,52 @@ services:
 	}
 }
 
+// TestServicesRefusesSIGHUPForTheAgent: by preset or by unit name, the
+// agent is never given SIGHUP, and no reload (its unit has no ExecReload).
 func TestServicesRefusesSIGHUPForTheAgent(t *testing.T) {
+	for _, c := range []struct{ service, want string }{
+		{"preset: sensu-agent\n    action: signal\n    signal: HUP",
+			"services[0] (sensu-agent): action signal HUP refused for preset sensu-agent: sensu-agent dies on SIGHUP (exit 129)"},
+		{"unit: sensu-agent.service\n    action: signal\n    signal: HUP",
+			"services[0] (sensu-agent): action signal HUP refused for unit sensu-agent.service: sensu-agent dies on SIGHUP (exit 129)"},
+		{"unit: sensu-agent.service\n    action: reload",
+			"services[0] (sensu-agent): action reload refused for unit sensu-agent.service: the packaged sensu-agent.service has no ExecReload"},
+	} {
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "tlsd.yml")
+		if err := os.WriteFile(cfg, []byte("state-dir: "+dir+"\nservices:\n  - name: sensu-agent\n    "+c.service+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := run(t, dir, nil, "--config", cfg, "services", "list")
+		if r.code != 1 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%q: exit %d\n%s", c.service, r.code, r.stderr)
+		}
+	}
+}
+
+// TestServicesWarnsAboutAServiceWithoutHealth: a generic service with no
+// health block works, but loading it says nothing would verify it.
+func TestServicesWarnsAboutAServiceWithoutHealth(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "tlsd.yml")
 	if err := os.WriteFile(cfg, []byte(`state-dir: `+dir+`
 services:
-  - name: sensu-agent
-    preset: sensu-agent
-    action: signal
-    signal: HUP
+  - name: blind
+    action: command
+    command: ["true"]
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := run(t, dir, nil, "--config", cfg, "services", "list")
-	if r.code != 1 || !strings.Contains(r.stderr, "services[0] (sensu-agent): action signal HUP refused for preset sensu-agent: sensu-agent dies on SIGHUP (exit 129)") {
-		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	r := mustRun(t, dir, nil, "--config", cfg, "services", "act", "blind")
+	for _, want := range []string{
+		`level=WARN msg="service has no health check: an action is not verified and a certificate it cannot use is not rolled back" service=blind fix="add health.url, health.tls or health.tcp to services[0]"`,
+		`msg="action done; no health check configured, so nothing verified it" service=blind`,
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %s:\n%s", want, r.stderr)
+		}
+	}
+	if r.stdout != "OK blind\n" {
+		t.Fatalf("stdout %q", r.stdout)
 	}
 }

@@ -82,9 +82,12 @@ type System struct {
 }
 
 // Boot starts systemd and waits until it has reached TestTarget. It stops
-// the system with `systemctl exit` when the test ends.
+// the system with `systemctl exit` when the test ends. Where systemd
+// cannot be booted (see Available) the test skips or fails, as NeedPeer.
 func Boot(t testing.TB) *System {
 	t.Helper()
+	ok, why := Available()
+	NeedPeer(t, ok, why)
 	staging := t.TempDir()
 	target := "[Unit]\nDescription=sensu-tlsd tests\nDefaultDependencies=no\n"
 	if err := os.WriteFile(filepath.Join(staging, TestTarget), []byte(target), 0o644); err != nil {

@@ -78,9 +78,9 @@ func FuzzEditor(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src []byte) { editTLS(t, src) })
 }
 
-// FuzzEnvFile: any environment file parses or is refused with an error;
-// an unedited file is written back byte for byte, and an edited one parses
-// again with the new value.
+// FuzzEnvFile: any environment file parses or is refused with an error,
+// lints with complete findings; an unedited file is written back byte for
+// byte, and an edited one parses again with the new value.
 func FuzzEnvFile(f *testing.F) {
 	for _, s := range []string{
 		"SENSU_BACKEND_URL=\"ws://a:8081 ws://b:8081\"\n", "export SENSU_BACKEND_URL=ws://a\n# c\n",
@@ -95,6 +95,11 @@ func FuzzEnvFile(f *testing.F) {
 		}
 		if string(e.Bytes()) != string(src) {
 			t.Fatalf("unedited env file changed:\n%q\n%q", src, e.Bytes())
+		}
+		for _, fd := range LintEnv(e, LintOptions{User: "root"}) {
+			if fd.Key == "" || fd.Fix == "" || fd.What == "" || fd.Line < 1 {
+				t.Fatalf("incomplete env finding %+v", fd)
+			}
 		}
 		ApplyAgentTLS(e, AgentTLS{CAFile: "/etc/sensu/ca dir/ca.pem"})
 		again, err := ParseEnvFile("fuzz.env", e.Bytes(), Agent)

@@ -720,8 +720,8 @@ func isLocalHost(host string) bool {
 }
 
 // LintFiles lints each file and, when the files hold one backend and one
-// agent config, the pair (LintPair). An unreadable file is an error, not a
-// finding.
+// agent YAML config, the pair (LintPair). An unreadable file is an error,
+// not a finding.
 func LintFiles(paths []string, opt LintOptions) ([]Finding, error) {
 	var all []Finding
 	docs := map[Role][]*Document{}
@@ -731,7 +731,7 @@ func LintFiles(paths []string, opt LintOptions) ([]Finding, error) {
 			return nil, err
 		}
 		all = append(all, fs...)
-		if src, err := os.ReadFile(path); err == nil {
+		if src, err := os.ReadFile(path); err == nil && !IsEnvFile(path, src) {
 			if d, err := Parse(path, src); err == nil {
 				docs[role] = append(docs[role], d)
 			}

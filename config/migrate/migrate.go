@@ -117,10 +117,6 @@ func (n Need) Check() error {
 	return n.set()
 }
 
-// Unnamed reports that the sensu-tlsd config names nothing for the need:
-// no diff can be computed then, only asked for.
-func (n Need) Unnamed() error { return n.unnamed }
-
 func (n *Node) configFile() string {
 	if n.ConfigFile != "" {
 		return n.ConfigFile

@@ -178,7 +178,7 @@ func Plan(n *Node) ([]StepPlan, Phase, error) {
 		if p > st.Phase {
 			ready := true
 			for _, need := range sp.Needs {
-				if err := need.Unnamed(); err != nil {
+				if err := need.unnamed; err != nil {
 					return nil, 0, fmt.Errorf("phase %d (%s) needs %s for %s: %w", p, p, need.What, need.Why, err)
 				}
 				ready = ready && need.Check() == nil

@@ -161,17 +161,17 @@ func (d *Document) lookup(key string) (k, v *yaml.Node) {
 	return nil, nil
 }
 
-// Duplicate is a key a mapping sets more than once.
-type Duplicate struct {
-	Key   string // dotted path: cert-file, labels.region
-	Lines []int  // every line that sets it; Sensu uses the last
+// duplicate is a key a mapping sets more than once.
+type duplicate struct {
+	key   string // dotted path: cert-file, labels.region
+	lines []int  // every line that sets it; Sensu uses the last
 }
 
-// Duplicates lists the keys set more than once, in any mapping of the
+// duplicateKeys lists the keys set more than once, in any mapping of the
 // file. yaml.v2 (Sensu) silently keeps the last one; yaml.v3 (which
 // sensu-tlsd verifies its edits with) refuses the file.
-func (d *Document) Duplicates() []Duplicate {
-	var out []Duplicate
+func (d *Document) duplicateKeys() []duplicate {
+	var out []duplicate
 	var walk func(n *yaml.Node, prefix string)
 	walk = func(n *yaml.Node, prefix string) {
 		switch n.Kind {
@@ -188,7 +188,7 @@ func (d *Document) Duplicates() []Duplicate {
 			}
 			for _, k := range order {
 				if len(lines[k]) > 1 {
-					out = append(out, Duplicate{Key: prefix + k, Lines: lines[k]})
+					out = append(out, duplicate{key: prefix + k, lines: lines[k]})
 				}
 			}
 		case yaml.SequenceNode, yaml.DocumentNode:
@@ -380,14 +380,14 @@ func (d *Document) changedKeys() []string {
 // (the verifying parser refuses the file) and a changed value that another
 // key reads through an alias (the edit would change or break that key).
 func (d *Document) refusal() error {
-	for _, dup := range d.Duplicates() {
-		last := dup.Lines[len(dup.Lines)-1]
-		others := make([]string, len(dup.Lines)-1)
-		for i, l := range dup.Lines[:len(dup.Lines)-1] {
+	for _, dup := range d.duplicateKeys() {
+		last := dup.lines[len(dup.lines)-1]
+		others := make([]string, len(dup.lines)-1)
+		for i, l := range dup.lines[:len(dup.lines)-1] {
 			others[i] = strconv.Itoa(l)
 		}
 		return fmt.Errorf("%s: line %d: %s is set %d times (lines %s and %d); Sensu uses line %d, sensu-tlsd will not edit the file until it is set once: delete line %s: %w",
-			d.Name, dup.Lines[0], dup.Key, len(dup.Lines), strings.Join(others, ", "), last, last, strings.Join(others, ", "), ErrDuplicateKey)
+			d.Name, dup.lines[0], dup.key, len(dup.lines), strings.Join(others, ", "), last, last, strings.Join(others, ", "), ErrDuplicateKey)
 	}
 	anchors := map[*yaml.Node][]*yaml.Node{} // anchored node -> aliases of it
 	var walk func(n *yaml.Node)

@@ -139,10 +139,10 @@ func (e *EnvFile) vars() []envVar {
 	return out
 }
 
-// IsEnvFile tells an environment file (/etc/default/sensu-agent) from a
+// isEnvFile tells an environment file (/etc/default/sensu-agent) from a
 // YAML config: no .yml or .yaml name, and every line that is not blank or
 // a comment assigns a variable.
-func IsEnvFile(path string, src []byte) bool {
+func isEnvFile(path string, src []byte) bool {
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".yml", ".yaml", ".json":
 		return false
@@ -162,10 +162,10 @@ func IsEnvFile(path string, src []byte) bool {
 	return assigns > 0
 }
 
-// DetectEnvRole tells a backend environment file from an agent one by its
+// detectEnvRole tells a backend environment file from an agent one by its
 // name, then by its variables (SENSU_BACKEND_<backend key> or SENSU_<agent
 // key>; SENSU_BACKEND_URL is the agent's backend-url).
-func DetectEnvRole(path string, src []byte) (Role, error) {
+func detectEnvRole(path string, src []byte) (Role, error) {
 	base := strings.ToLower(filepath.Base(path))
 	switch {
 	case strings.Contains(base, "backend"):

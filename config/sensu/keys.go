@@ -179,11 +179,11 @@ func SensuItems(v Value) []string {
 	return strings.Fields(v.Scalar)
 }
 
-// SplitURLList turns entries that join URLs with commas
+// splitURLList turns entries that join URLs with commas
 // ("ws://a:8081,ws://b:8081") into one entry per URL, which is what the
 // operator meant and what Sensu can dial. A value without such entries is
 // returned as it is.
-func SplitURLList(v Value) Value {
+func splitURLList(v Value) Value {
 	items := SensuItems(v)
 	if !slices.ContainsFunc(items, func(s string) bool { return strings.Contains(s, ",") }) {
 		return v

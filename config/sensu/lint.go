@@ -68,10 +68,10 @@ func LintFile(path string, opt LintOptions) ([]Finding, Role, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if IsEnvFile(path, src) {
+	if isEnvFile(path, src) {
 		role := opt.Role
 		if role == "" {
-			if role, err = DetectEnvRole(path, src); err != nil {
+			if role, err = detectEnvRole(path, src); err != nil {
 				return nil, "", err
 			}
 		}
@@ -273,10 +273,10 @@ func (l *linter) unknownEnvVars(e *EnvFile) {
 // duplicates reports keys set twice: Sensu (yaml.v2) uses the last one,
 // sensu-tlsd's editor refuses the file.
 func (l *linter) duplicates(d *Document) {
-	for _, dup := range d.Duplicates() {
-		last := dup.Lines[len(dup.Lines)-1]
-		for _, line := range dup.Lines[:len(dup.Lines)-1] {
-			l.add(line, Error, dup.Key, fmt.Sprintf("duplicate key: %s is set again on line %d, and Sensu uses line %d, ignoring this one", dup.Key, last, last),
+	for _, dup := range d.duplicateKeys() {
+		last := dup.lines[len(dup.lines)-1]
+		for _, line := range dup.lines[:len(dup.lines)-1] {
+			l.add(line, Error, dup.key, fmt.Sprintf("duplicate key: %s is set again on line %d, and Sensu uses line %d, ignoring this one", dup.key, last, last),
 				fmt.Sprintf("delete this line or line %d, so the file says once what Sensu does", last))
 		}
 	}
@@ -332,7 +332,7 @@ func (l *linter) urlLists() {
 		if !joined {
 			continue
 		}
-		fixed := SensuItems(SplitURLList(v))
+		fixed := SensuItems(splitURLList(v))
 		fix := fmt.Sprintf("write one URL per list entry: %s: [%s]", key, strings.Join(fixed, ", "))
 		if l.env {
 			fix = fmt.Sprintf("separate the URLs with spaces: %s=\"%s\"", l.src.label(key), strings.Join(fixed, " "))
@@ -731,7 +731,7 @@ func LintFiles(paths []string, opt LintOptions) ([]Finding, error) {
 			return nil, err
 		}
 		all = append(all, fs...)
-		if src, err := os.ReadFile(path); err == nil && !IsEnvFile(path, src) {
+		if src, err := os.ReadFile(path); err == nil && !isEnvFile(path, src) {
 			if d, err := Parse(path, src); err == nil {
 				docs[role] = append(docs[role], d)
 			}

@@ -376,19 +376,19 @@ func TestDetectEnvRole(t *testing.T) {
 		{"env", "SENSU_BACKEND_URL=ws://a:8081\n", Agent},
 		{"env", "SENSU_BACKEND_API_URL=http://a:8080\n", Backend},
 	} {
-		if got, err := DetectEnvRole(c.name, []byte(c.src)); got != c.want || err != nil {
-			t.Errorf("DetectEnvRole(%s, %q) = %v, %v; want %v", c.name, c.src, got, err, c.want)
+		if got, err := detectEnvRole(c.name, []byte(c.src)); got != c.want || err != nil {
+			t.Errorf("detectEnvRole(%s, %q) = %v, %v; want %v", c.name, c.src, got, err, c.want)
 		}
 	}
-	if _, err := DetectEnvRole("env", []byte("A=1\n")); err == nil || !strings.Contains(err.Error(), "--role") {
+	if _, err := detectEnvRole("env", []byte("A=1\n")); err == nil || !strings.Contains(err.Error(), "--role") {
 		t.Errorf("ambiguous env file: %v", err)
 	}
 	for path, want := range map[string]bool{"/etc/default/sensu-agent": true, "agent.yml": false} {
-		if got := IsEnvFile(path, []byte("SENSU_NAME=a\n")); got != want {
-			t.Errorf("IsEnvFile(%s) = %v", path, got)
+		if got := isEnvFile(path, []byte("SENSU_NAME=a\n")); got != want {
+			t.Errorf("isEnvFile(%s) = %v", path, got)
 		}
 	}
-	if IsEnvFile("/etc/default/sensu-agent", []byte("name: a\n")) {
+	if isEnvFile("/etc/default/sensu-agent", []byte("name: a\n")) {
 		t.Error("YAML content taken for an env file")
 	}
 }

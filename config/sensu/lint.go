@@ -254,7 +254,7 @@ func (l *linter) unknownEnvVars(e *EnvFile) {
 			continue
 		}
 		key := envKey(rest)
-		if KnownKey(l.role, key) || key == "config-file" {
+		if KnownKey(l.role, key) {
 			continue
 		}
 		s := Suggest(l.role, key)
@@ -365,6 +365,7 @@ func (l *linter) urlsOf(key string) []string {
 	}
 	return nil
 }
+
 func hasScheme(urls []string, scheme string) bool {
 	for _, u := range urls {
 		if strings.HasPrefix(strings.ToLower(u), scheme+"://") {

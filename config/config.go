@@ -158,7 +158,8 @@ type Sensu struct {
 	AgentCertificate    string `yaml:"agent-certificate"`
 	// AgentMTLS makes the cutover's enforce phase give agents a client
 	// certificate (agent-certificate) and the commercial backend the
-	// agent-auth-* keys. Default false (agents keep Basic auth).
+	// agent-auth-* keys. Default false (agents keep Basic auth). Requires
+	// Commercial: an agent with a certificate sends no password.
 	AgentMTLS bool `yaml:"agent-mtls"`
 	// AgentCAFile is the CA bundle agents trust (agent.yml trusted-ca-file).
 	// Default "": the ca-file of agent-certificate, else of

@@ -22,15 +22,25 @@ func newLintCmd() *cobra.Command {
 	var role string
 	cmd := &cobra.Command{
 		Use:   "lint FILE...",
-		Short: "Report what Sensu would silently get wrong in backend.yml and agent.yml",
+		Short: "Report what Sensu would silently get wrong in backend.yml, agent.yml and their env files",
 		Long: `Lint Sensu's backend.yml and agent.yml (which is which is told by their keys,
 then by their names; --role forces it): unknown keys with the likely intended
-key, half cert/key pairs, https/wss URLs without certificates, CA and key files
-missing or unreadable by the Sensu user, certificates whose SANs miss the hosts
-in the URLs that reach them, etcd certificates without clientAuth, mixed ws/wss
-backend-url lists and insecure-skip-tls-verify: true. Given one backend.yml and
-one agent.yml of the same machine, it also checks that the backend certificate
-covers the hosts the agent reaches this backend by.
+key, keys set twice (Sensu uses the last), half cert/key pairs, https/wss URLs
+without certificates, CA and key files missing or unreadable by the Sensu user,
+certificates whose SANs miss the hosts in the URLs that reach them, etcd
+certificates without clientAuth, mixed ws/wss backend-url lists, URL lists
+joined with commas, booleans Sensu reads otherwise than they look (YAML 1.1:
+a plain yes is true, a quoted "yes" is false) and insecure-skip-tls-verify
+on. Given one backend.yml and one agent.yml of the same machine, it also
+checks that the backend certificate covers the hosts the agent reaches this
+backend by.
+
+Environment files (/etc/default/sensu-agent, /etc/sysconfig/sensu-backend: no
+.yml name, KEY=value lines) are linted variable by variable: unknown
+SENSU_* names, booleans, lists (space-separated), ws/wss mixes and files.
+
+When the --user account does not exist, file readability is not checked and a
+warning says so.
 
 Each finding is printed as FILE:LINE: SEVERITY: KEY: WHAT (fix: FIX).
 
@@ -70,7 +80,7 @@ Exit status: 0 clean, 1 warnings only, 2 at least one error,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&opt.User, "user", "sensu", "account the Sensu processes run as, for the file readability check (skipped when it does not exist)")
+	cmd.Flags().StringVar(&opt.User, "user", "sensu", "account the Sensu processes run as, for the file readability check (a warning when it does not exist)")
 	cmd.Flags().StringVar(&role, "role", "", "force the role of every FILE: backend or agent")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return exitError{lintExitUnusable, "lint: " + err.Error()}

@@ -28,7 +28,9 @@ func (f *migrateFlags) bind(cmd *cobra.Command) {
 	fs.StringVar(&f.user, "user", "sensu", "account Sensu runs as, for the readability check of the files a phase points at")
 }
 
-func (f *migrateFlags) node(a *app) (*migrate.Node, error) {
+// node describes this node; --refuse-plaintext counts only when given, so
+// a command without it keeps the bridge's recorded choice.
+func (f *migrateFlags) node(a *app, cmd *cobra.Command) (*migrate.Node, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
 		return nil, err
@@ -38,8 +40,15 @@ func (f *migrateFlags) node(a *app) (*migrate.Node, error) {
 		return nil, err
 	}
 	n.LintUser = f.user
-	n.RefusePlaintext = f.refusePlaintext
+	if fl := cmd.Flags().Lookup("refuse-plaintext"); fl != nil && fl.Changed {
+		n.RefusePlaintext = &f.refusePlaintext
+	}
 	return n, nil
+}
+
+func (f *migrateFlags) bindRefusePlaintext(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.refusePlaintext, "refuse-plaintext", false,
+		"phase 1: the bridge accepts TLS only (no ws:// agents left); remembered until phase 1 is applied again with --refuse-plaintext=false or rolled back")
 }
 
 func newMigrateCmd(a *app) *cobra.Command {
@@ -52,7 +61,9 @@ ports), 2 agents (wss:// and the CA), 3 native (the backend serves TLS, etcd
 https, the bridge ends), 4 enforce (client certificates required).
 
 The bridge's proxy listeners are written to STATE-DIR/listeners.d/migrate-bridge.yml;
-migration state and per-phase backups live in STATE-DIR/migrate/.`,
+migration state and per-phase backups live in STATE-DIR/migrate/. STATE-DIR is
+state-dir from the sensu-tlsd config, or --state-dir (SENSU_TLSD_STATE_DIR);
+use the same one for every migrate command and for the daemon.`,
 	}
 	f.bind(cmd)
 	cmd.AddCommand(newMigratePlanCmd(a, f), newMigrateApplyCmd(a, f), newMigrateRollbackCmd(a, f), newMigrateStatusCmd(a, f))
@@ -60,12 +71,17 @@ migration state and per-phase backups live in STATE-DIR/migrate/.`,
 }
 
 func newMigratePlanCmd(a *app, f *migrateFlags) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "plan",
 		Short: "Print every phase with the exact diff of each file and the certificates it needs",
-		Args:  cobra.NoArgs,
+		Long: `Plan prints, for every phase still ahead, the exact diff of each file, the
+certificates the phase needs and whether they are ready. It runs the lint
+check apply runs, so a phase apply would refuse is shown as refused, and the
+command then exits 1. A phase whose certificate the config does not name is an
+error naming the key to set.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			n, err := f.node(a)
+			n, err := f.node(a, cmd)
 			if err != nil {
 				return err
 			}
@@ -75,12 +91,21 @@ func newMigratePlanCmd(a *app, f *migrateFlags) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "node: %s; at phase %d (%s)\n", roles(n), at, at)
+			var refused []string
 			for _, sp := range plans {
 				printStep(out, sp)
+				if sp.Refused != nil {
+					refused = append(refused, fmt.Sprintf("%d (%s)", sp.Phase, sp.Phase))
+				}
+			}
+			if len(refused) > 0 {
+				return fmt.Errorf("plan: apply would refuse phase %s: see the refusals above", strings.Join(refused, ", "))
 			}
 			return nil
 		},
 	}
+	f.bindRefusePlaintext(cmd)
+	return cmd
 }
 
 func roles(n *migrate.Node) string {
@@ -112,6 +137,9 @@ func printStep(out io.Writer, sp migrate.StepPlan) {
 	}
 	for _, fd := range sp.Files {
 		fmt.Fprint(out, fd.Diff)
+	}
+	if sp.Refused != nil {
+		fmt.Fprintf(out, "REFUSED: apply would not write this phase: %v\n", sp.Refused)
 	}
 	for _, note := range sp.Notes {
 		fmt.Fprintln(out, "note:", note)
@@ -151,7 +179,7 @@ func newMigrateApplyCmd(a *app, f *migrateFlags) *cobra.Command {
 			if !cmd.Flags().Changed("phase") {
 				return fmt.Errorf("apply: --phase is required (1 bridge, 2 agents, 3 native, 4 enforce; see migrate status)")
 			}
-			n, err := f.node(a)
+			n, err := f.node(a, cmd)
 			if err != nil {
 				return err
 			}
@@ -164,21 +192,26 @@ func newMigrateApplyCmd(a *app, f *migrateFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&phase, "phase", 0, "phase to apply: 1 bridge, 2 agents, 3 native, 4 enforce")
-	cmd.Flags().BoolVar(&f.refusePlaintext, "refuse-plaintext", false, "phase 1: the bridge accepts TLS only (no ws:// agents left)")
+	f.bindRefusePlaintext(cmd)
 	return cmd
 }
 
 func newMigrateRollbackCmd(a *app, f *migrateFlags) *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "rollback",
 		Short: "Return to the previous phase, restoring every file's exact bytes",
-		Args:  cobra.NoArgs,
+		Long: `Rollback restores the bytes every file had before the current phase. A file
+edited since the phase wrote it is named and left alone, and nothing is rolled
+back, unless --force is given; the edited content is then kept as
+FILE.sensu-tlsd.bak.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			n, err := f.node(a)
+			n, err := f.node(a, cmd)
 			if err != nil {
 				return err
 			}
-			r, err := migrate.Rollback(n)
+			r, err := migrate.Rollback(n, force)
 			if err != nil {
 				return err
 			}
@@ -186,6 +219,8 @@ func newMigrateRollbackCmd(a *app, f *migrateFlags) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "roll back files edited since the phase too, keeping the edited content as FILE"+sensu.BackupSuffix)
+	return cmd
 }
 
 func newMigrateStatusCmd(a *app, f *migrateFlags) *cobra.Command {
@@ -194,7 +229,7 @@ func newMigrateStatusCmd(a *app, f *migrateFlags) *cobra.Command {
 		Short: "Show the node's phase, drift and next step",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			n, err := f.node(a)
+			n, err := f.node(a, cmd)
 			if err != nil {
 				return err
 			}

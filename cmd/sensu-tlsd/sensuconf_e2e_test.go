@@ -67,13 +67,27 @@ func sensuconfAgentDial(t *testing.T, agentYML string) []string {
 		t.Fatalf("%s holds no certificate", ca.Scalar)
 	}
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	// Each header from its agent.yml key, with sensu-agent's default when
+	// the key is absent.
+	setting := func(key, def string) string {
+		if v, ok := d.Get(key); ok && v.Scalar != "" {
+			return v.Scalar
+		}
+		return def
+	}
+	hostname, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs, _ := d.Get("subscriptions")
+	user := setting("user", "agent")
 	header := http.Header{}
-	header.Set("Sensu-AgentName", "e2e-agent")
-	header.Set("Sensu-Namespace", "default")
-	header.Set("Sensu-User", "agent")
-	header.Set("Sensu-Subscriptions", "linux,e2e")
+	header.Set("Sensu-AgentName", setting("name", hostname))
+	header.Set("Sensu-Namespace", setting("namespace", "default"))
+	header.Set("Sensu-User", user)
+	header.Set("Sensu-Subscriptions", strings.Join(sensu.SensuItems(subs), ","))
 	header.Set("Accept", "application/octet-stream")
-	header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("agent:P@ssw0rd!")))
+	header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+setting("password", "P@ssw0rd!"))))
 	var ids []string
 	for _, u := range urls.Items() {
 		if !strings.HasPrefix(u, "wss://") {
@@ -112,11 +126,14 @@ log-level: "warn"
 	writeFile(agent, fmt.Sprintf(`---
 # Sensu agent configuration
 name: "e2e-agent"
+namespace: "default"
+user: "agent"
 backend-url:
   - "ws://127.0.0.1:%d"
   - "ws://localhost:%d"
 subscriptions:
   - linux
+  - e2e
 `, agentPort, agentPort))
 	cfg := filepath.Join(dir, "tlsd.yml")
 	writeFile(cfg, fmt.Sprintf(`state-dir: %[1]s/state

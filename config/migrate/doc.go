@@ -11,12 +11,16 @@
 //     https, peer TLS), its listeners return to the public addresses and the
 //     drop-in is removed, ending the bridge;
 //  4. enforce: etcd requires client certificates on client and peer ports,
-//     and agents authenticate by certificate when agent mTLS is chosen.
+//     and agents authenticate by certificate when agent mTLS is chosen
+//     (commercial backends only).
 //
 // Each phase edits files through package sensu (byte-preserving, verified,
-// linted: a phase that would add a lint error is refused) and keeps the
-// bytes every file had before it under STATE-DIR/migrate/phase-N/, so a
-// rollback restores them exactly. Applying the phase a node is already at
-// again changes nothing (or repairs drift). Files are written only after
+// linted: a phase that would add a lint error is refused, and Plan shows
+// that refusal) and keeps the bytes every file had before it under
+// STATE-DIR/migrate/phase-N/, so a rollback restores them exactly; a file
+// edited since its phase wrote it is not rolled back unless forced.
+// Applying the phase a node is already at again changes nothing (or
+// repairs drift), with the choices it was first applied with (the bridge's
+// --refuse-plaintext is kept in the state). Files are written only after
 // every new content has been computed and checked.
 package migrate

@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -52,10 +51,14 @@ type Node struct {
 	AgentCAFile string
 	Commercial  bool
 	AgentMTLS   bool
-	// RefusePlaintext makes the bridge listeners TLS-only from the start
-	// (no ws:// agents left to carry).
-	RefusePlaintext bool
+	// RefusePlaintext, when set, makes the bridge listeners TLS-only (true)
+	// or dual (false) from this apply on; nil keeps what the bridge was
+	// applied with (State.RefusePlaintext).
+	RefusePlaintext *bool
 	LintUser        string
+	// ConfigFile is the sensu-tlsd config the node was read from, named in
+	// the messages that ask for a key to be set there.
+	ConfigFile string
 }
 
 // IsBackend and IsAgent tell which roles the node has: a role is present
@@ -100,21 +103,35 @@ type Need struct {
 	What  string // "backend certificate \"backend\""
 	Files []string
 	Why   string
-	set   func() error
+	// unnamed is the config problem when the sensu-tlsd config names no
+	// certificate for the need, nil otherwise.
+	unnamed error
+	set     func() error
 }
 
 // Check loads the files and reports what is missing or broken.
-func (n Need) Check() error { return n.set() }
+func (n Need) Check() error {
+	if n.unnamed != nil {
+		return n.unnamed
+	}
+	return n.set()
+}
 
-func certNeed(c Cert, why string, profile pki.Profile) Need {
-	return Need{
+func (n *Node) configFile() string {
+	if n.ConfigFile != "" {
+		return n.ConfigFile
+	}
+	return config.DefaultFile
+}
+
+// certNeed is certificate c, which the config names under key
+// (sensu.backend-certificate...).
+func (n *Node) certNeed(c Cert, key, why string, profile pki.Profile) Need {
+	need := Need{
 		What:  fmt.Sprintf("certificate %q (profile %s)", c.Name, profile),
 		Files: []string{c.CertFile, c.KeyFile, c.CAFile},
 		Why:   why,
 		set: func() error {
-			if c.Name == "" || c.CertFile == "" {
-				return errors.New("no certificate named: set sensu.backend-certificate (and etcd-peer-certificate, agent-certificate) in the sensu-tlsd config")
-			}
 			s, err := pki.LoadSet(c.CertFile, c.KeyFile, c.CAFile)
 			if err != nil {
 				return fmt.Errorf("%v: issue it first (sensu-tlsd issue %s)", err, c.Name)
@@ -125,21 +142,35 @@ func certNeed(c Cert, why string, profile pki.Profile) Need {
 			return nil
 		},
 	}
+	if c.Name == "" || c.CertFile == "" {
+		need.What = fmt.Sprintf("a certificate (profile %s)", profile)
+		need.unnamed = fmt.Errorf("no certificate named: set sensu.%s in %s to the certificates entry (profile %s) that serves it", key, n.configFile(), profile)
+	}
+	return need
 }
 
-func caNeed(path, why string) Need {
-	return Need{
+func (n *Node) caNeed(path, why string) Need {
+	need := Need{
 		What:  "CA bundle",
 		Files: []string{path},
 		Why:   why,
 		set: func() error {
-			if path == "" {
-				return errors.New("no CA bundle for the agents: set sensu.agent-ca-file or sensu.backend-certificate in the sensu-tlsd config")
-			}
 			_, err := pki.ReadCertificates(path)
 			return err
 		},
 	}
+	if path == "" {
+		need.unnamed = fmt.Errorf("no CA bundle for the agents: set sensu.agent-ca-file or sensu.backend-certificate in %s", n.configFile())
+	}
+	return need
+}
+
+// peerKey is the config key that names the etcd peer certificate.
+func (n *Node) peerKey() string {
+	if n.EtcdPeer.Name == "" {
+		return "backend-certificate"
+	}
+	return "etcd-peer-certificate"
 }
 
 // bridgeKey is a backend listener setting the bridge moves to loopback.
@@ -177,8 +208,8 @@ func splitHostPort(addr string) (string, string, error) {
 }
 
 // listenersFor builds the bridge's proxy listeners from the public
-// addresses the backend had.
-func (n *Node) listenersFor(public map[string]string, dashboard bool) ([]config.Listener, error) {
+// addresses the backend had; refuse makes them TLS-only.
+func (n *Node) listenersFor(public map[string]string, dashboard, refuse bool) ([]config.Listener, error) {
 	_, port, err := splitHostPort(public[apiListen.key])
 	if err != nil {
 		return nil, err
@@ -193,9 +224,9 @@ func (n *Node) listenersFor(public map[string]string, dashboard bool) ([]config.
 	}
 	ls := []config.Listener{
 		{Name: "sensu-api", Mode: "dual", Listen: public[apiListen.key], Targets: []string{net.JoinHostPort("127.0.0.1", apiLoop)},
-			Certificate: n.Backend.Name, AllowPlain: !n.RefusePlaintext},
+			Certificate: n.Backend.Name, AllowPlain: !refuse},
 		{Name: "sensu-agent", Mode: "dual", Listen: net.JoinHostPort(trimBrackets(public[agentHost.key]), public[agentPort.key]),
-			Targets: []string{net.JoinHostPort("127.0.0.1", agentLoop)}, Certificate: n.Backend.Name, AllowPlain: !n.RefusePlaintext,
+			Targets: []string{net.JoinHostPort("127.0.0.1", agentLoop)}, Certificate: n.Backend.Name, AllowPlain: !refuse,
 			// Agents are counted by name and transport, so `status` shows
 			// who still speaks plaintext before phase 4 refuses it.
 			AgentHeaders: true},
@@ -207,7 +238,7 @@ func (n *Node) listenersFor(public map[string]string, dashboard bool) ([]config.
 		}
 		ls = append(ls, config.Listener{Name: "sensu-dashboard", Mode: "dual",
 			Listen:  net.JoinHostPort(trimBrackets(public[dashHost.key]), public[dashPort.key]),
-			Targets: []string{net.JoinHostPort("127.0.0.1", dashLoop)}, Certificate: n.Backend.Name, AllowPlain: !n.RefusePlaintext})
+			Targets: []string{net.JoinHostPort("127.0.0.1", dashLoop)}, Certificate: n.Backend.Name, AllowPlain: !refuse})
 	}
 	return ls, nil
 }
@@ -249,7 +280,7 @@ func NodeFromConfig(cfg *config.Config, files sensu.Files) (*Node, error) {
 		files.AgentEnv = sensu.DefaultEnvFiles(sensu.Agent)
 	}
 	n := &Node{StateDir: cfg.StateDir, Files: files, Commercial: cfg.Sensu.Commercial,
-		AgentMTLS: cfg.Sensu.AgentMTLS, AgentCAFile: cfg.Sensu.AgentCAFile}
+		AgentMTLS: cfg.Sensu.AgentMTLS, AgentCAFile: cfg.Sensu.AgentCAFile, ConfigFile: cfg.File}
 	if !n.IsBackend() && !n.IsAgent() {
 		return nil, fmt.Errorf("neither a backend nor an agent config found: name them with --backend-config / --agent-config or sensu.backend-config / sensu.agent-config (looked for %s and %s)", DefaultBackendConfig, DefaultAgentConfig)
 	}

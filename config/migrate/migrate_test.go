@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 // allHosts covers every host the sample configs use.
 var allHosts = []string{"localhost", "127.0.0.1", "::1", "backend.example.com", "sensu.example.com",
-	"sensu-backend.example.com", "10.0.0.1"}
+	"sensu-backend.example.com", "10.0.0.1", "10.0.0.2", "10.0.0.3"}
 
 // testNode builds a node in a temp dir from sample files, with a local CA
 // and issued backend, peer and agent certificates.
@@ -110,14 +110,25 @@ var pairs = []struct{ name, backend, agent string }{
 	{"chef", "backend-chef.yml", "agent-chef.yml"},
 	{"puppet", "backend-puppet.yml", "agent-puppet.yml"},
 	{"cluster", "backend-cluster-1.yml", "agent-cluster.yml"},
+	{"cluster-2", "backend-cluster-2.yml", ""},
+	{"cluster-3", "backend-cluster-3.yml", ""},
 }
 
 func TestEveryPhaseForwardAndBackRestoresTheOriginalBytes(t *testing.T) {
 	for _, pair := range pairs {
 		t.Run(pair.name, func(t *testing.T) {
 			n, dir := testNode(t, pair.backend, pair.agent)
-			files := []string{n.Files.Backend, n.Files.Agent, DropInPath(n.StateDir)}
-			history := [][][]byte{{readOrNil(t, files[0]), readOrNil(t, files[1]), readOrNil(t, files[2])}}
+			var files []string
+			for _, f := range []string{n.Files.Backend, n.Files.Agent, DropInPath(n.StateDir)} {
+				if f != "" {
+					files = append(files, f)
+				}
+			}
+			var start [][]byte
+			for _, f := range files {
+				start = append(start, readOrNil(t, f))
+			}
+			history := [][][]byte{start}
 			for p := Bridge; p <= Last; p++ {
 				res, err := Apply(n, p)
 				if err != nil {
@@ -149,7 +160,7 @@ func TestEveryPhaseForwardAndBackRestoresTheOriginalBytes(t *testing.T) {
 				}
 			}
 			for p := Last; p >= Bridge; p-- {
-				res, err := Rollback(n)
+				res, err := Rollback(n, false)
 				if err != nil {
 					t.Fatalf("rollback from %d: %v", p, err)
 				}
@@ -162,7 +173,7 @@ func TestEveryPhaseForwardAndBackRestoresTheOriginalBytes(t *testing.T) {
 					}
 				}
 			}
-			if _, err := Rollback(n); err == nil || !strings.Contains(err.Error(), "nothing to roll back") {
+			if _, err := Rollback(n, false); err == nil || !strings.Contains(err.Error(), "nothing to roll back") {
 				t.Errorf("rollback at phase 0: %v", err)
 			}
 			if _, err := os.Stat(filepath.Join(n.StateDir, "migrate", "phase-1")); !os.IsNotExist(err) {
@@ -286,7 +297,7 @@ func TestBridgeListenersAndEnvFiles(t *testing.T) {
 
 func TestAgentOnlyNodeWithAgentMTLS(t *testing.T) {
 	n, _ := testNode(t, "", "agent-cluster.yml")
-	n.AgentMTLS = true
+	n.Commercial, n.AgentMTLS = true, true // the backends are the commercial build
 	n.AgentCAFile = n.Backend.CAFile
 	orig := readOrNil(t, n.Files.Agent)
 	for p := Bridge; p <= Last; p++ {
@@ -340,5 +351,200 @@ func TestConcurrentMigrateIsRefused(t *testing.T) {
 	defer unlock()
 	if _, err := Apply(n, Bridge); err == nil || !strings.Contains(err.Error(), "another sensu-tlsd migrate is running") {
 		t.Errorf("apply while locked: %v", err)
+	}
+}
+
+// The three members of a cluster go through the phases on their own; the
+// etcd-initial-cluster each writes must still name the same members at the
+// same https URLs, or etcd refuses to form the cluster.
+func TestClusterMembersAgreeOnTheInitialCluster(t *testing.T) {
+	values := map[Phase][]string{}
+	for _, member := range []string{"backend-cluster-1.yml", "backend-cluster-2.yml", "backend-cluster-3.yml"} {
+		n, _ := testNode(t, member, "")
+		for p := Bridge; p <= Last; p++ {
+			if _, err := Apply(n, p); err != nil {
+				t.Fatalf("%s: phase %d: %v", member, p, err)
+			}
+			d, err := sensu.Parse(n.Files.Backend, readOrNil(t, n.Files.Backend))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ := d.Get("etcd-initial-cluster")
+			values[p] = append(values[p], v.Scalar)
+		}
+	}
+	for p, vs := range values {
+		for _, v := range vs[1:] {
+			if v != vs[0] {
+				t.Errorf("phase %d: the members disagree on etcd-initial-cluster: %q", p, vs)
+			}
+		}
+	}
+	want := "backend-1=https://10.0.0.1:2380,backend-2=https://10.0.0.2:2380,backend-3=https://10.0.0.3:2380"
+	if values[Native][0] != want || values[Enforce][0] != want {
+		t.Errorf("etcd-initial-cluster after native %q, enforce %q; want %q", values[Native][0], values[Enforce][0], want)
+	}
+}
+
+func refusePlaintext(b bool) *bool { return &b }
+
+// --refuse-plaintext is a choice of the bridge that the node remembers:
+// re-applying phase 1 without it, plan and status keep TLS-only listeners.
+func TestBridgeRemembersRefusePlaintext(t *testing.T) {
+	n, _ := testNode(t, "backend-packaged.yml", "agent-packaged.yml")
+	n.RefusePlaintext = refusePlaintext(true)
+	plans, _, err := Plan(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var diff strings.Builder
+	for _, f := range plans[0].Files {
+		diff.WriteString(f.Diff)
+	}
+	if !strings.Contains(diff.String(), "+    allow-plaintext: false") || strings.Contains(diff.String(), "allow-plaintext: true") {
+		t.Errorf("plan --refuse-plaintext shows:\n%s", diff.String())
+	}
+	if _, err := Apply(n, Bridge); err != nil {
+		t.Fatal(err)
+	}
+	refusing := func() bool {
+		t.Helper()
+		ls, err := LoadDropIns(n.StateDir)
+		if err != nil || len(ls) == 0 {
+			t.Fatalf("drop-in: %v %v", ls, err)
+		}
+		for _, l := range ls {
+			if l.AllowPlain {
+				return false
+			}
+		}
+		return true
+	}
+	if !refusing() {
+		t.Fatal("the bridge applied with --refuse-plaintext allows plaintext")
+	}
+
+	n.RefusePlaintext = nil // a later command without the flag
+	if st, err := CurrentStatus(n); err != nil || len(st.Drifted) != 0 {
+		t.Errorf("status after a TLS-only bridge: %+v %v", st, err)
+	}
+	res, err := Apply(n, Bridge)
+	if err != nil || len(res.Files) != 0 || !refusing() {
+		t.Errorf("re-applying the bridge without the flag: %+v %v, TLS only: %v", res, err, refusing())
+	}
+	if _, err := Apply(n, Agents); err != nil {
+		t.Fatal(err)
+	}
+	if !refusing() {
+		t.Error("phase 2 turned plaintext back on")
+	}
+	if _, err := Rollback(n, false); err != nil {
+		t.Fatal(err)
+	}
+
+	// Changing the choice is a re-apply of phase 1 with the flag.
+	n.RefusePlaintext = refusePlaintext(false)
+	if _, err := Apply(n, Bridge); err != nil {
+		t.Fatal(err)
+	}
+	if refusing() {
+		t.Error("--refuse-plaintext=false kept the bridge TLS-only")
+	}
+	if _, err := Apply(n, Agents); err == nil || !strings.Contains(err.Error(), "--refuse-plaintext is a choice of phase 1 (bridge)") {
+		t.Errorf("--refuse-plaintext on phase 2: %v", err)
+	}
+}
+
+// Plan shows only what apply can do: with no backend certificate named it
+// refuses, naming the key to set, instead of printing TLS-less diffs.
+func TestPlanRefusesUnnamedCertificates(t *testing.T) {
+	n, _ := testNode(t, "backend-packaged.yml", "agent-packaged.yml")
+	n.ConfigFile = "/etc/sensu/tlsd.yml"
+	n.Backend = Cert{}
+	_, _, err := Plan(n)
+	want := "phase 1 (bridge) needs a certificate (profile backend) for served by the bridge on the API, agent and dashboard ports: no certificate named: set sensu.backend-certificate in /etc/sensu/tlsd.yml"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+	if _, err := Apply(n, Bridge); err == nil || !strings.Contains(err.Error(), "set sensu.backend-certificate in /etc/sensu/tlsd.yml") {
+		t.Errorf("apply: %v", err)
+	}
+
+	// An agent-only node needs no backend certificate, only the CA.
+	n, _ = testNode(t, "", "agent-packaged.yml")
+	n.AgentCAFile, n.Backend = n.Backend.CAFile, Cert{}
+	if _, _, err := Plan(n); err != nil {
+		t.Errorf("agent-only node with agent-ca-file: %v", err)
+	}
+}
+
+// Plan runs the lint check apply runs, so a phase apply would refuse is
+// shown as refused, with the same reason.
+func TestPlanShowsTheLintRefusalApplyWouldGive(t *testing.T) {
+	n, _ := testNode(t, "backend-packaged.yml", "")
+	src := string(readOrNil(t, n.Files.Backend)) + "api-url: http://not-in-the-cert.example.org:8080\n"
+	if err := os.WriteFile(n.Files.Backend, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plans, _, err := Plan(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plans[0].Refused != nil || plans[1].Refused != nil {
+		t.Errorf("phases 1 and 2 refused: %v / %v", plans[0].Refused, plans[1].Refused)
+	}
+	refused := plans[2].Refused
+	if refused == nil || !strings.Contains(refused.Error(), `does not cover host "not-in-the-cert.example.org"`) {
+		t.Fatalf("phase 3 plan: %v", refused)
+	}
+	for _, p := range []Phase{Bridge, Agents} {
+		if _, err := Apply(n, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Apply(n, Native); err == nil || err.Error() != refused.Error() {
+		t.Errorf("apply phase 3: %v\nplan said: %v", err, refused)
+	}
+}
+
+// A rollback would put back the bytes from before the phase: edits made
+// since are refused, named, and kept aside when forced.
+func TestRollbackRefusesFilesEditedAfterThePhase(t *testing.T) {
+	n, _ := testNode(t, "backend-chef.yml", "agent-chef.yml")
+	orig := readOrNil(t, n.Files.Backend)
+	if _, err := Apply(n, Bridge); err != nil {
+		t.Fatal(err)
+	}
+	edited := string(readOrNil(t, n.Files.Backend)) + "log-level: debug\n"
+	if err := os.WriteFile(n.Files.Backend, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dropIn := DropInPath(n.StateDir)
+	if err := os.WriteFile(dropIn, append(readOrNil(t, dropIn), "# mine\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Rollback(n, false)
+	if err == nil || !strings.HasPrefix(err.Error(), n.Files.Backend+", "+dropIn+" changed after phase 1 (bridge) wrote it") || !strings.Contains(err.Error(), "migrate rollback --force") {
+		t.Fatalf("rollback over an edit: %v", err)
+	}
+	if got := string(readOrNil(t, n.Files.Backend)); got != edited {
+		t.Error("a refused rollback changed backend.yml")
+	}
+	if st, _ := LoadState(n); st.Phase != Bridge {
+		t.Errorf("a refused rollback moved the node to %v", st.Phase)
+	}
+
+	res, err := Rollback(n, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readOrNil(t, n.Files.Backend), orig) || readOrNil(t, dropIn) != nil {
+		t.Error("a forced rollback did not restore backend.yml and remove the drop-in")
+	}
+	if got := string(readOrNil(t, n.Files.Backend+sensu.BackupSuffix)); got != edited {
+		t.Errorf("the edited backend.yml was not kept aside: %q", got)
+	}
+	if !strings.Contains(strings.Join(res.Notes, "\n"), n.Files.Backend+" had been edited since phase 1") {
+		t.Errorf("notes: %v", res.Notes)
 	}
 }

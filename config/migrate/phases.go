@@ -29,7 +29,7 @@ var steps = map[Phase]step{
 			if !n.IsBackend() {
 				return nil
 			}
-			return []Need{certNeed(n.Backend, "served by the bridge on the API, agent and dashboard ports", "backend")}
+			return []Need{n.certNeed(n.Backend, "backend-certificate", "served by the bridge on the API, agent and dashboard ports", "backend")}
 		},
 		notes: func(n *Node) []string {
 			if !n.IsBackend() {
@@ -46,7 +46,7 @@ var steps = map[Phase]step{
 			if !n.IsAgent() {
 				return nil
 			}
-			return []Need{caNeed(n.agentCA(), "agent.yml trusted-ca-file")}
+			return []Need{n.caNeed(n.agentCA(), "agent.yml trusted-ca-file")}
 		},
 		notes: func(n *Node) []string {
 			if !n.IsAgent() {
@@ -64,8 +64,8 @@ var steps = map[Phase]step{
 				return nil
 			}
 			return []Need{
-				certNeed(n.Backend, "cert-file/key-file and the etcd client certificate (needs serverAuth and clientAuth)", "backend"),
-				certNeed(n.peer(), "etcd peer trio", "etcd-peer"),
+				n.certNeed(n.Backend, "backend-certificate", "cert-file/key-file and the etcd client certificate (needs serverAuth and clientAuth)", "backend"),
+				n.certNeed(n.peer(), n.peerKey(), "etcd peer trio", "etcd-peer"),
 			}
 		},
 		notes: func(n *Node) []string {
@@ -86,7 +86,7 @@ var steps = map[Phase]step{
 		needs: func(n *Node) []Need {
 			var needs []Need
 			if n.IsAgent() && n.AgentMTLS {
-				needs = append(needs, certNeed(n.Agent, "agent.yml cert-file/key-file (agent mTLS)", "agent"))
+				needs = append(needs, n.certNeed(n.Agent, "agent-certificate", "agent.yml cert-file/key-file (agent mTLS)", "agent"))
 			}
 			return needs
 		},
@@ -162,7 +162,10 @@ func applyBridge(w *workspace) error {
 		}
 		public[k.key] = v
 	}
-	ls, err := w.node.listenersFor(public, dashboard)
+	if r := w.node.RefusePlaintext; r != nil {
+		w.state.RefusePlaintext = *r
+	}
+	ls, err := w.node.listenersFor(public, dashboard, w.state.RefusePlaintext)
 	if err != nil {
 		return fmt.Errorf("%s: %w", w.node.Files.Backend, err)
 	}

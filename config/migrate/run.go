@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -115,10 +117,11 @@ func (w *workspace) changed() []string {
 	return out
 }
 
-// check lints every changed Sensu YAML file against its version on disk.
-func (w *workspace) check() error {
+// check lints every Sensu YAML file among paths against its content
+// before (an edit may keep a problem, never add one).
+func (w *workspace) check(paths []string, before func(path string) []byte) error {
 	var errs []error
-	for _, p := range w.changed() {
+	for _, p := range paths {
 		var role sensu.Role
 		switch p {
 		case w.node.Files.Backend:
@@ -129,7 +132,10 @@ func (w *workspace) check() error {
 			continue
 		}
 		f := w.files[p]
-		if err := sensu.CheckNoNewErrors(p, f.disk, f.data, role, sensu.LintOptions{User: w.node.LintUser}); err != nil {
+		if !f.present {
+			continue
+		}
+		if err := sensu.CheckNoNewErrors(p, before(p), f.data, role, sensu.LintOptions{User: w.node.LintUser}); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -150,10 +156,15 @@ type StepPlan struct {
 	Files   []FileDiff
 	Needs   []Need
 	Notes   []string
+	// Refused is the lint check apply would stop this phase with (run
+	// once the phase's certificates are ready), nil when it passes.
+	Refused error
 }
 
 // Plan simulates every phase from the node's current one to the last, in
-// order, and returns each phase's diffs; nothing is written.
+// order, and returns each phase's diffs; nothing is written. A phase whose
+// certificate the sensu-tlsd config does not name is an error: its diff
+// would show TLS keys apply can never write.
 func Plan(n *Node) ([]StepPlan, Phase, error) {
 	st, err := LoadState(n)
 	if err != nil {
@@ -165,22 +176,38 @@ func Plan(n *Node) ([]StepPlan, Phase, error) {
 		s := steps[p]
 		sp := StepPlan{Phase: p, Summary: s.summary, Done: p <= st.Phase, Needs: s.needs(n), Notes: s.notes(n)}
 		if p > st.Phase {
+			ready := true
+			for _, need := range sp.Needs {
+				if err := need.unnamed; err != nil {
+					return nil, 0, fmt.Errorf("phase %d (%s) needs %s for %s: %w", p, p, need.What, need.Why, err)
+				}
+				ready = ready && need.Check() == nil
+			}
 			before := snapshot(w)
 			if err := s.apply(w); err != nil {
 				return nil, 0, fmt.Errorf("phase %d (%s): %w", p, p, err)
 			}
-			for _, path := range w.changedSince(before) {
+			changed := w.changedSince(before)
+			for _, path := range changed {
 				f := w.files[path]
-				old, seen := before[path]
-				if !seen {
-					old = diskOrNil(f)
-				}
-				sp.Files = append(sp.Files, FileDiff{Path: path, Diff: sensu.Diff(path, path, old, f.dataOrNil())})
+				sp.Files = append(sp.Files, FileDiff{Path: path, Diff: sensu.Diff(path, path, beforeOf(before, f, path), f.dataOrNil())})
+			}
+			if ready {
+				sp.Refused = w.check(changed, func(path string) []byte { return beforeOf(before, w.files[path], path) })
 			}
 		}
 		plans = append(plans, sp)
 	}
 	return plans, st.Phase, nil
+}
+
+// beforeOf is path's content in snapshot before, or on disk when the
+// workspace first read it after the snapshot.
+func beforeOf(before map[string][]byte, f *file, path string) []byte {
+	if old, seen := before[path]; seen {
+		return old
+	}
+	return diskOrNil(f)
 }
 
 func (f *file) dataOrNil() []byte {
@@ -240,6 +267,8 @@ func Apply(n *Node, target Phase) (*Result, error) {
 	switch {
 	case target < Bridge || target > Last:
 		return nil, fmt.Errorf("phase %d does not exist: phases are 1 (bridge) to %d (%s)", target, Last, Last)
+	case n.RefusePlaintext != nil && target != Bridge:
+		return nil, fmt.Errorf("--refuse-plaintext is a choice of phase 1 (bridge), not of phase %d (%s): leave it out (the bridge keeps what it was applied with)", target, target)
 	case target > st.Phase+1:
 		return nil, fmt.Errorf("the node is at phase %d (%s): apply phase %d (%s) first", st.Phase, st.Phase, st.Phase+1, st.Phase+1)
 	case target < st.Phase:
@@ -260,10 +289,10 @@ func Apply(n *Node, target Phase) (*Result, error) {
 	if err := s.apply(w); err != nil {
 		return nil, fmt.Errorf("phase %d (%s): %w", target, target, err)
 	}
-	if err := w.check(); err != nil {
+	changed := w.changed()
+	if err := w.check(changed, func(path string) []byte { return w.files[path].disk }); err != nil {
 		return nil, err
 	}
-	changed := w.changed()
 	if err := saveBackups(n, next, target, w, changed); err != nil {
 		return nil, err
 	}
@@ -274,6 +303,7 @@ func Apply(n *Node, target Phase) (*Result, error) {
 	for _, p := range changed {
 		f := w.files[p]
 		res.Files = append(res.Files, FileDiff{Path: p, Diff: sensu.Diff(p, p, diskOrNil(f), f.dataOrNil())})
+		next.written(target)[p] = contentHash(f.dataOrNil(), f.present)
 	}
 	next.Phase = target
 	if err := next.save(n); err != nil {
@@ -352,8 +382,10 @@ func writeOne(path string, data []byte) error {
 }
 
 // Rollback returns the node to the previous phase by restoring the exact
-// bytes every file had before the current phase.
-func Rollback(n *Node) (*Result, error) {
+// bytes every file had before the current phase. A file edited since the
+// phase wrote it is not overwritten unless force is set; then its edited
+// content is kept beside it (FILE.sensu-tlsd.bak).
+func Rollback(n *Node, force bool) (*Result, error) {
 	unlock, err := lock(n)
 	if err != nil {
 		return nil, err
@@ -373,6 +405,21 @@ func Rollback(n *Node) (*Result, error) {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
+	var drifted []string
+	for _, p := range paths {
+		cur, err := os.ReadFile(p)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if contentHash(cur, err == nil) != st.Written[st.Phase][p] {
+			drifted = append(drifted, p)
+		}
+	}
+	if len(drifted) > 0 && !force {
+		return nil, fmt.Errorf("%s changed after phase %d (%s) wrote it: a rollback restores the bytes from before the phase and would lose those edits; "+
+			"carry them over by hand afterwards and run migrate rollback --force (the edited files are kept as FILE%s)",
+			strings.Join(drifted, ", "), st.Phase, st.Phase, sensu.BackupSuffix)
+	}
 	for _, p := range paths {
 		var data []byte
 		if name := st.Backups[st.Phase][p]; name != "" {
@@ -380,15 +427,22 @@ func Rollback(n *Node) (*Result, error) {
 				return nil, fmt.Errorf("backup of %s: %w", p, err)
 			}
 		}
-		cur, _ := os.ReadFile(p)
+		cur, curErr := os.ReadFile(p)
+		if curErr == nil && slices.Contains(drifted, p) {
+			if err := sensu.WriteNew(p+sensu.BackupSuffix, cur); err != nil {
+				return nil, fmt.Errorf("keeping the edited %s: %w", p, err)
+			}
+			res.Notes = append(res.Notes, fmt.Sprintf("%s had been edited since phase %d: that content is in %s%s", p, st.Phase, p, sensu.BackupSuffix))
+		}
 		if err := writeOne(p, data); err != nil {
 			return nil, fmt.Errorf("restoring %s: %w", p, err)
 		}
 		res.Files = append(res.Files, FileDiff{Path: p, Diff: sensu.Diff(p, p, cur, data)})
 	}
 	delete(st.Backups, st.Phase)
+	delete(st.Written, st.Phase)
 	if st.Phase == Bridge {
-		st.Original, st.Public = nil, nil
+		st.Original, st.Public, st.RefusePlaintext = nil, nil, false
 	}
 	st.Phase--
 	if err := st.save(n); err != nil {
@@ -397,7 +451,7 @@ func Rollback(n *Node) (*Result, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
-	res.Notes = []string{"restart what the restored files configure (sensu-backend, sensu-agent) and reload sensu-tlsd"}
+	res.Notes = append(res.Notes, "restart what the restored files configure (sensu-backend, sensu-agent) and reload sensu-tlsd")
 	return res, nil
 }
 
@@ -426,11 +480,8 @@ func CurrentStatus(n *Node) (*Status, error) {
 		s.Drifted = w.changed()
 	}
 	if st.Phase < Last {
-		plans, _, err := Plan(n)
-		if err != nil {
-			return nil, err
-		}
-		s.Next = &plans[st.Phase]
+		next := steps[st.Phase+1]
+		s.Next = &StepPlan{Phase: next.phase, Summary: next.summary, Needs: next.needs(n), Notes: next.notes(n)}
 	}
 	return s, nil
 }

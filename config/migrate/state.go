@@ -1,6 +1,8 @@
 package migrate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +27,12 @@ type State struct {
 	// Backups maps a phase to the files it changed and where their previous
 	// bytes are kept ("" when the file did not exist before).
 	Backups map[Phase]map[string]string `json:"backups,omitempty"`
+	// Written maps a phase to the SHA-256 of what it left in each file it
+	// changed ("" for a file it removed), so a rollback sees later edits.
+	Written map[Phase]map[string]string `json:"written,omitempty"`
+	// RefusePlaintext is how the bridge was applied (--refuse-plaintext):
+	// its listeners take TLS only. A re-apply, plan and status keep it.
+	RefusePlaintext bool `json:"refuse-plaintext,omitempty"`
 }
 
 func statePath(n *Node) string { return filepath.Join(n.dir(), "state.json") }
@@ -65,6 +73,27 @@ func (st *State) clone() *State {
 	c := &State{}
 	_ = json.Unmarshal(b, c)
 	return c
+}
+
+// written is phase p's map of file -> content hash, created on first use.
+func (st *State) written(p Phase) map[string]string {
+	if st.Written == nil {
+		st.Written = map[Phase]map[string]string{}
+	}
+	if st.Written[p] == nil {
+		st.Written[p] = map[string]string{}
+	}
+	return st.Written[p]
+}
+
+// contentHash identifies a file's content: the hex SHA-256, or "" for an
+// absent file.
+func contentHash(data []byte, present bool) string {
+	if !present {
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 func (st *State) publicValue(key string) (string, bool) {

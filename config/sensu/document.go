@@ -2,9 +2,11 @@ package sensu
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -129,32 +131,76 @@ func kindName(k yaml.Kind) string {
 	return "document"
 }
 
-// Source returns the bytes the document was parsed from.
-func (d *Document) Source() []byte { return d.src }
-
-// Keys returns the top-level keys in file order.
+// Keys returns the top-level keys in file order, each once.
 func (d *Document) Keys() []string {
 	if d.root == nil {
 		return nil
 	}
 	keys := make([]string, 0, len(d.root.Content)/2)
+	seen := map[string]bool{}
 	for i := 0; i+1 < len(d.root.Content); i += 2 {
-		keys = append(keys, d.root.Content[i].Value)
+		if k := d.root.Content[i].Value; !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
 	}
 	return keys
 }
 
 // lookup finds the key and value nodes of a top-level key in the source.
+// A key set twice reads as its last occurrence, as Sensu's yaml.v2 reads it.
 func (d *Document) lookup(key string) (k, v *yaml.Node) {
 	if d.root == nil {
 		return nil, nil
 	}
-	for i := 0; i+1 < len(d.root.Content); i += 2 {
+	for i := len(d.root.Content) - 2; i >= 0; i -= 2 {
 		if d.root.Content[i].Value == key {
 			return d.root.Content[i], d.root.Content[i+1]
 		}
 	}
 	return nil, nil
+}
+
+// duplicate is a key a mapping sets more than once.
+type duplicate struct {
+	key   string // dotted path: cert-file, labels.region
+	lines []int  // every line that sets it; Sensu uses the last
+}
+
+// duplicateKeys lists the keys set more than once, in any mapping of the
+// file. yaml.v2 (Sensu) silently keeps the last one; yaml.v3 (which
+// sensu-tlsd verifies its edits with) refuses the file.
+func (d *Document) duplicateKeys() []duplicate {
+	var out []duplicate
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			lines := map[string][]int{}
+			var order []string
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i].Value
+				if lines[k] == nil {
+					order = append(order, k)
+				}
+				lines[k] = append(lines[k], n.Content[i].Line)
+				walk(n.Content[i+1], prefix+k+".")
+			}
+			for _, k := range order {
+				if len(lines[k]) > 1 {
+					out = append(out, duplicate{key: prefix + k, lines: lines[k]})
+				}
+			}
+		case yaml.SequenceNode, yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+		}
+	}
+	if d.root != nil {
+		walk(d.root, "")
+	}
+	return out
 }
 
 // Line returns the 1-based line of key in the source, 0 when absent.
@@ -164,6 +210,23 @@ func (d *Document) Line(key string) int {
 		return 0
 	}
 	return k.Line
+}
+
+func (d *Document) label(key string) string { return key }
+
+// plain reports whether key's value is an unquoted, untagged scalar, which
+// Sensu's yaml.v2 resolves by YAML 1.1 rules (yes, on and y are true).
+func (d *Document) plain(key string) bool {
+	for i := len(d.changes) - 1; i >= 0; i-- {
+		if c := d.changes[i]; c.key == key {
+			return c.value.Tag == "!!bool"
+		}
+	}
+	_, v := d.lookup(key)
+	if v != nil && v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	return v != nil && v.Kind == yaml.ScalarNode && v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle|yaml.TaggedStyle) == 0
 }
 
 // Get returns the current value of key, with pending edits applied.
@@ -249,12 +312,22 @@ func (d *Document) final() map[string]change {
 	return m
 }
 
+// Refusals: shapes of a file that Bytes will not edit, each reported with
+// the file, the line, the key and the fix.
+var (
+	ErrDuplicateKey = errors.New("a key is set twice")
+	ErrSharedAnchor = errors.New("a changed value is shared through an anchor")
+)
+
 // Bytes returns the edited file. With nothing changed it is the source,
 // byte for byte. The result is verified by parsing it again: every edited
 // key has its new value and every other key is untouched.
 func (d *Document) Bytes() ([]byte, error) {
 	if !d.Changed() {
 		return d.src, nil
+	}
+	if err := d.refusal(); err != nil {
+		return nil, err
 	}
 	want, err := d.expected()
 	if err != nil {
@@ -271,16 +344,102 @@ func (d *Document) Bytes() ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", d.Name, err)
 	}
 	if err := verify(out, want); err != nil {
-		return nil, fmt.Errorf("%s: refusing to write: the edited file would not read back as intended: %w", d.Name, err)
+		return nil, fmt.Errorf("%s: refusing to write: the edited file would not read back as intended (%w); nothing was changed: make the edit by hand (%s)", d.Name, err, d.pending())
 	}
 	return out, nil
+}
+
+// pending describes the edits as key: value, for a refusal's fix.
+func (d *Document) pending() string {
+	final := d.final()
+	var parts []string
+	for _, k := range d.changedKeys() {
+		if c := final[k]; c.delete {
+			parts = append(parts, "remove "+k)
+		} else {
+			parts = append(parts, k+": "+strings.Join(c.value.Items(), " "))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// changedKeys are the edited keys in the order they were first asked for.
+func (d *Document) changedKeys() []string {
+	var keys []string
+	seen := map[string]bool{}
+	for _, c := range d.changes {
+		if !seen[c.key] {
+			seen[c.key] = true
+			keys = append(keys, c.key)
+		}
+	}
+	return keys
+}
+
+// refusal reports the shapes no edit can be verified on: a key set twice
+// (the verifying parser refuses the file) and a changed value that another
+// key reads through an alias (the edit would change or break that key).
+func (d *Document) refusal() error {
+	for _, dup := range d.duplicateKeys() {
+		last := dup.lines[len(dup.lines)-1]
+		others := make([]string, len(dup.lines)-1)
+		for i, l := range dup.lines[:len(dup.lines)-1] {
+			others[i] = strconv.Itoa(l)
+		}
+		return fmt.Errorf("%s: line %d: %s is set %d times (lines %s and %d); Sensu uses line %d, sensu-tlsd will not edit the file until it is set once: delete line %s: %w",
+			d.Name, dup.lines[0], dup.key, len(dup.lines), strings.Join(others, ", "), last, last, strings.Join(others, ", "), ErrDuplicateKey)
+	}
+	anchors := map[*yaml.Node][]*yaml.Node{} // anchored node -> aliases of it
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
+			anchors[n.Alias] = append(anchors[n.Alias], n)
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	if d.doc == nil || d.root == nil {
+		return nil
+	}
+	walk(d.doc)
+	for _, key := range d.changedKeys() {
+		k, v := d.lookup(key)
+		if v == nil {
+			continue
+		}
+		within := map[*yaml.Node]bool{}
+		var mark func(n *yaml.Node)
+		mark = func(n *yaml.Node) {
+			within[n] = true
+			for _, c := range n.Content {
+				mark(c)
+			}
+		}
+		mark(v)
+		for n := range within {
+			if n.Anchor == "" {
+				continue
+			}
+			for _, a := range anchors[n] {
+				if within[a] {
+					continue // replaced together with its anchor
+				}
+				return fmt.Errorf("%s: line %d: %s holds the anchor &%s, which line %d reads as *%s; changing %s would change that line too: write the value out in place of *%s, then retry: %w",
+					d.Name, k.Line, key, n.Anchor, a.Line, n.Anchor, key, n.Anchor, ErrSharedAnchor)
+			}
+		}
+	}
+	return nil
 }
 
 // expected is the decoded top-level mapping the result must have.
 func (d *Document) expected() (map[string]any, error) {
 	want := map[string]any{}
 	if d.root != nil {
-		if err := d.root.Decode(&want); err != nil {
+		// Decoded like verify decodes the result, so both sides agree on
+		// the shapes yaml.v3 maps oddly (a null key reads as "").
+		if err := yaml.Unmarshal(d.src, &want); err != nil {
 			return nil, fmt.Errorf("%s: %v", d.Name, err)
 		}
 	}

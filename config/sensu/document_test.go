@@ -2,11 +2,14 @@ package sensu
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -64,6 +67,10 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestRoundTripWithNothingToChangeIsByteIdentical(t *testing.T) {
 	for _, f := range samples(t, "*.yml") {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
 		d := parseFile(t, f)
 		// Setting every key to the value it already has is no change.
 		for _, k := range d.Keys() {
@@ -75,14 +82,18 @@ func TestRoundTripWithNothingToChangeIsByteIdentical(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(out, d.Source()) {
-			t.Errorf("%s: round trip changed the bytes:\n%s", f, Diff("in", "out", d.Source(), out))
+		if !bytes.Equal(out, src) {
+			t.Errorf("%s: round trip changed the bytes:\n%s", f, Diff("in", "out", src, out))
 		}
 	}
 }
 
 func TestApplyTLSGoldenAndIdempotent(t *testing.T) {
 	for _, f := range samples(t, "*.yml") {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
 		d := parseFile(t, f)
 		role, err := DetectRole(d)
 		if err != nil {
@@ -101,7 +112,7 @@ func TestApplyTLSGoldenAndIdempotent(t *testing.T) {
 			t.Fatalf("%s: %v", f, err)
 		}
 		golden(t, strings.TrimSuffix(filepath.Base(f), ".yml")+".tls.yml", out)
-		assertForeignKeysKept(t, d.Source(), out, role)
+		assertForeignKeysKept(t, src, out, role)
 
 		again, err := Parse(f, out)
 		if err != nil {
@@ -295,7 +306,7 @@ func TestWriteFileKeepsModeOwnerAndBackup(t *testing.T) {
 		t.Errorf("mode %v, want 0640", st.Mode().Perm())
 	}
 	if os.Geteuid() == 0 {
-		if uid := fileUID(st); uid != 65534 {
+		if uid := st.Sys().(*syscall.Stat_t).Uid; uid != 65534 {
 			t.Errorf("owner %d, want 65534", uid)
 		}
 	}
@@ -327,12 +338,8 @@ func TestDiffIsUnified(t *testing.T) {
 // TestDiffMatchesGNUDiff checks the plan's diffs against diff -u on every
 // sample and its TLS golden file.
 func TestDiffMatchesGNUDiff(t *testing.T) {
-	if _, err := exec.LookPath("diff"); err != nil {
-		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
-			t.Fatal("required peer missing: diff (diffutils)")
-		}
-		t.Skip("SKIPPED (peer missing): diff (diffutils) not on PATH")
-	}
+	_, err := exec.LookPath("diff")
+	needPeer(t, err == nil, "diff (diffutils) not on PATH")
 	for _, f := range samples(t, "*.yml") {
 		g := filepath.Join("testdata", "golden", strings.TrimSuffix(filepath.Base(f), ".yml")+".tls.yml")
 		out, _ := exec.Command("diff", "-u", f, g).Output()
@@ -343,5 +350,74 @@ func TestDiffMatchesGNUDiff(t *testing.T) {
 		if hunks(mine) != hunks(string(out)) {
 			t.Errorf("%s: diff -u says\n%s\nDiff says\n%s", f, out, mine)
 		}
+	}
+}
+
+// A key set twice reads as its last occurrence, as Sensu reads it, and an
+// edit is refused with the lines and the fix instead of yaml.v3's raw
+// "already defined".
+func TestEditRefusesDuplicateKeys(t *testing.T) {
+	d, err := Parse("/etc/sensu/agent.yml", []byte("name: a\nbackend-url: [ws://a:8081]\nlog-level: info\nbackend-url: [ws://b:8081]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := d.Get("backend-url"); !slices.Equal(v.List, []string{"ws://b:8081"}) || d.Line("backend-url") != 4 {
+		t.Errorf("backend-url reads %v at line %d, want the last one (line 4)", v, d.Line("backend-url"))
+	}
+	ApplyAgentTLS(d, AgentTLS{CAFile: "/ca.pem"})
+	_, err = d.Bytes()
+	want := "/etc/sensu/agent.yml: line 2: backend-url is set 2 times (lines 2 and 4); Sensu uses line 4, sensu-tlsd will not edit the file until it is set once: delete line 2"
+	if !errors.Is(err, ErrDuplicateKey) || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+}
+
+func TestEditRefusesSharedAnchors(t *testing.T) {
+	d, err := Parse("backend.yml", []byte("cert-file: &tls /etc/sensu/tls/backend.pem\nkey-file: x\ndashboard-cert-file: *tls\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Set("cert-file", Str("/new.pem"))
+	_, err = d.Bytes()
+	want := "backend.yml: line 1: cert-file holds the anchor &tls, which line 3 reads as *tls; changing cert-file would change that line too: write the value out in place of *tls, then retry"
+	if !errors.Is(err, ErrSharedAnchor) || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+	// The alias side can change: the anchor stays with its other user.
+	d, _ = Parse("backend.yml", []byte("cert-file: &tls /a.pem\ndashboard-cert-file: *tls\n"))
+	d.Set("dashboard-cert-file", Str("/b.pem"))
+	if out, err := d.Bytes(); err != nil || !strings.Contains(string(out), "cert-file: &tls /a.pem") || !strings.Contains(string(out), "dashboard-cert-file: /b.pem") {
+		t.Errorf("changing the alias: %v\n%s", err, out)
+	}
+}
+
+// Comma-joined URL list entries become one entry per URL, in YAML and in
+// environment files; whitespace-separated strings keep their shape.
+func TestTLSSplitsCommaJoinedURLLists(t *testing.T) {
+	for in, want := range map[string]string{
+		"backend-url: \"ws://a:8081,ws://b:8081\"\n":          "backend-url: [\"wss://a:8081\", \"wss://b:8081\"]\n",
+		"backend-url:\n  - ws://a:8081, ws://b:8081 # both\n": "backend-url:\n  - wss://a:8081\n  - wss://b:8081 # both\n",
+		"backend-url: ws://a:8081 ws://b:8081\n":              "backend-url: wss://a:8081 wss://b:8081\n",
+	} {
+		d, err := Parse("agent.yml", []byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ApplyAgentTLS(d, AgentTLS{})
+		out, err := d.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSuffix(string(out), "insecure-skip-tls-verify: false\n"); got != want {
+			t.Errorf("%q: got\n%s\nwant\n%s", in, got, want)
+		}
+	}
+	e, err := ParseEnvFile("sensu-agent", []byte("SENSU_BACKEND_URL=ws://a:8081,ws://b:8081\n"), Agent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ApplyAgentTLS(e, AgentTLS{})
+	if got := string(e.Bytes()); got != "SENSU_BACKEND_URL=\"wss://a:8081 wss://b:8081\"\n" {
+		t.Errorf("env file: %s", got)
 	}
 }

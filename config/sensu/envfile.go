@@ -2,6 +2,7 @@ package sensu
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 )
 
@@ -101,6 +102,99 @@ func (e *EnvFile) find(key string) *envLine {
 	}
 	return found
 }
+
+// Line returns the 1-based line of the assignment Sensu uses for key, 0
+// when the file does not set it.
+func (e *EnvFile) Line(key string) int {
+	name := EnvName(e.Role, key)
+	line := 0
+	for i := range e.lines {
+		if e.lines[i].key == name {
+			line = i + 1
+		}
+	}
+	return line
+}
+
+func (e *EnvFile) label(key string) string { return EnvName(e.Role, key) }
+
+// plain is false: an environment value is a string to Sensu, read with
+// strconv.ParseBool, never by YAML rules.
+func (e *EnvFile) plain(string) bool { return false }
+
+// envVar is one assignment of the file.
+type envVar struct {
+	name string
+	line int
+}
+
+// vars lists the file's assignments in order.
+func (e *EnvFile) vars() []envVar {
+	var out []envVar
+	for i, l := range e.lines {
+		if l.key != "" {
+			out = append(out, envVar{l.key, i + 1})
+		}
+	}
+	return out
+}
+
+// isEnvFile tells an environment file (/etc/default/sensu-agent) from a
+// YAML config: no .yml or .yaml name, and every line that is not blank or
+// a comment assigns a variable.
+func isEnvFile(path string, src []byte) bool {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yml", ".yaml", ".json":
+		return false
+	}
+	assigns := 0
+	for _, line := range strings.Split(string(src), "\n") {
+		t := strings.TrimSpace(line)
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		key, _, ok := strings.Cut(strings.TrimPrefix(t, "export "), "=")
+		if !ok || !isEnvName(key) {
+			return false
+		}
+		assigns++
+	}
+	return assigns > 0
+}
+
+// detectEnvRole tells a backend environment file from an agent one by its
+// name, then by its variables (SENSU_BACKEND_<backend key> or SENSU_<agent
+// key>; SENSU_BACKEND_URL is the agent's backend-url).
+func detectEnvRole(path string, src []byte) (Role, error) {
+	base := strings.ToLower(filepath.Base(path))
+	switch {
+	case strings.Contains(base, "backend"):
+		return Backend, nil
+	case strings.Contains(base, "agent"):
+		return Agent, nil
+	}
+	score := 0
+	for _, line := range strings.Split(string(src), "\n") {
+		key, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "export "), "=")
+		if !ok {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(key, "SENSU_BACKEND_"); ok && rest != "URL" && KnownKey(Backend, envKey(rest)) {
+			score++
+		} else if rest, ok := strings.CutPrefix(key, "SENSU_"); ok && KnownKey(Agent, envKey(rest)) {
+			score--
+		}
+	}
+	switch {
+	case score > 0:
+		return Backend, nil
+	case score < 0:
+		return Agent, nil
+	}
+	return "", fmt.Errorf("%s: cannot tell whether this environment file is for sensu-backend or sensu-agent (no SENSU_BACKEND_* or SENSU_* setting, and the name says neither): pass --role backend or --role agent", path)
+}
+
+func envKey(suffix string) string { return strings.ToLower(strings.ReplaceAll(suffix, "_", "-")) }
 
 // Get returns the value the file sets for a Sensu key; list keys are
 // split on whitespace, as Sensu splits them.

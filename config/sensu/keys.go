@@ -3,6 +3,8 @@ package sensu
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
@@ -156,6 +158,81 @@ var listKeys = set("backend-url", "etcd-listen-client-urls", "etcd-advertise-cli
 
 // IsList reports whether key holds a list.
 func IsList(key string) bool { return listKeys[key] }
+
+// urlListKeys are the list settings whose entries are URLs, one per entry.
+var urlListKeys = []string{"backend-url", "etcd-listen-client-urls", "etcd-advertise-client-urls", "etcd-client-urls",
+	"etcd-listen-peer-urls", "etcd-initial-advertise-peer-urls", "agent-auth-crl-urls"}
+
+// boolKeys are the boolean settings of either role.
+var boolKeys = []string{"insecure-skip-tls-verify", "etcd-client-cert-auth", "etcd-peer-client-cert-auth",
+	"require-fips", "require-openssl", "debug", "no-embed-etcd", "etcd-unsafe-no-fsync", "disable-platform-metrics",
+	"log-millisecond-timestamps", "event-log-parallel-encoders", "deregister", "detect-cloud-provider",
+	"discover-processes", "agent-managed-entity", "disable-api", "disable-sockets", "disable-assets", "statsd-disable"}
+
+// SensuItems returns a list setting's entries as Sensu reads them: a YAML
+// list entry by entry, a single string (YAML scalar or environment value)
+// split on whitespace.
+func SensuItems(v Value) []string {
+	if v.IsList {
+		return v.List
+	}
+	return strings.Fields(v.Scalar)
+}
+
+// splitURLList turns entries that join URLs with commas
+// ("ws://a:8081,ws://b:8081") into one entry per URL, which is what the
+// operator meant and what Sensu can dial. A value without such entries is
+// returned as it is.
+func splitURLList(v Value) Value {
+	items := SensuItems(v)
+	if !slices.ContainsFunc(items, func(s string) bool { return strings.Contains(s, ",") }) {
+		return v
+	}
+	var out []string
+	for _, it := range items {
+		for _, part := range strings.Split(it, ",") {
+			if p := strings.TrimSpace(part); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return List(out...)
+}
+
+// yaml11Bools are the words yaml.v2 (Sensu's YAML parser) reads as
+// booleans in a plain scalar, beyond strconv's.
+var yaml11Bools = map[string]bool{
+	"y": true, "Y": true, "yes": true, "Yes": true, "YES": true, "on": true, "On": true, "ON": true,
+	"n": false, "N": false, "no": false, "No": false, "NO": false, "off": false, "Off": false, "OFF": false,
+}
+
+// sensuBool reads s as Sensu does: viper hands yaml.v2's value to
+// cast.ToBool. A plain YAML scalar is a YAML 1.1 boolean (true, yes, on,
+// y...) or a number (non-zero is true); a quoted scalar or an environment
+// value is a string, read with strconv.ParseBool. ok is false when s is no
+// boolean at all, which Sensu silently takes as false.
+func sensuBool(s string, plain bool) (b, ok bool) {
+	if plain {
+		if b, ok := yaml11Bools[s]; ok {
+			return b, true
+		}
+		switch s {
+		case "true", "True", "TRUE":
+			return true, true
+		case "false", "False", "FALSE":
+			return false, true
+		}
+		if n, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 0, 64); err == nil {
+			return n != 0, true
+		}
+		if f, err := strconv.ParseFloat(s, 64); err == nil {
+			return f != 0, true
+		}
+		return false, false
+	}
+	b, err := strconv.ParseBool(s)
+	return b, err == nil
+}
 
 // ownedKeys are the keys sensu-tlsd writes (the security guide's); every
 // other key belongs to the operator and is never changed.

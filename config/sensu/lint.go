@@ -55,17 +55,32 @@ func (f Finding) String() string {
 type LintOptions struct {
 	// User is the account the Sensu process runs as; files it must read
 	// are checked against its uid and groups. "" means "sensu". When the
-	// account does not exist the readability check is skipped.
+	// account does not exist the check is not made and a warning says so.
 	User string
 	// Role forces the role instead of detecting it.
 	Role Role
 }
 
-// LintFile reads and lints one Sensu config.
+// LintFile reads and lints one Sensu config: a YAML file, or an
+// environment file (KEY=value lines, as /etc/default/sensu-agent).
 func LintFile(path string, opt LintOptions) ([]Finding, Role, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, "", err
+	}
+	if isEnvFile(path, src) {
+		role := opt.Role
+		if role == "" {
+			if role, err = detectEnvRole(path, src); err != nil {
+				return nil, "", err
+			}
+		}
+		e, err := ParseEnvFile(path, src, role)
+		if err != nil {
+			return []Finding{{File: path, Line: yamlErrorLine(err), Severity: Error, Key: "(file)", What: err.Error(),
+				Fix: "close the quote: systemd reads the rest of the file into the value"}}, role, nil
+		}
+		return LintEnv(e, opt), role, nil
 	}
 	d, err := Parse(path, src)
 	if err != nil {
@@ -96,19 +111,46 @@ func yamlErrorLine(err error) int {
 	return 0
 }
 
+// source is what the linter reads settings from: a YAML document or an
+// environment file.
+type source interface {
+	Get(key string) (Value, bool)
+	Line(key string) int
+	// label is the name the file gives key (cert-file, or
+	// SENSU_BACKEND_CERT_FILE in an environment file).
+	label(key string) string
+	// plain reports whether Sensu resolves key's value by YAML 1.1 rules
+	// (an unquoted YAML scalar) rather than as a string.
+	plain(key string) bool
+}
+
 // linter carries one run's state.
 type linter struct {
-	d        *Document
+	name     string
+	src      source
+	env      bool
 	role     Role
 	reader   *account
+	user     string // the account asked for, named when it does not exist
 	findings []Finding
+}
+
+func newLinter(name string, src source, env bool, role Role, opt LintOptions) *linter {
+	user := opt.User
+	if user == "" {
+		user = "sensu"
+	}
+	return &linter{name: name, src: src, env: env, role: role, reader: lookupAccount(user), user: user}
 }
 
 // Lint checks a parsed config for what Sensu would silently get wrong.
 func Lint(d *Document, role Role, opt LintOptions) []Finding {
-	l := &linter{d: d, role: role, reader: lookupAccount(opt.User)}
-	l.unknownKeys()
+	l := newLinter(d.Name, d, false, role, opt)
+	l.unknownKeys(d.Keys())
+	l.duplicates(d)
+	l.booleans()
 	l.insecureSkipVerify()
+	l.urlLists()
 	if role == Backend {
 		l.pair("cert-file", "key-file")
 		l.pair("dashboard-cert-file", "dashboard-key-file")
@@ -122,21 +164,42 @@ func Lint(d *Document, role Role, opt LintOptions) []Finding {
 		l.agentURLs()
 	}
 	l.files()
+	return l.sorted()
+}
+
+// LintEnv checks an environment file. Its settings override the YAML
+// file's, so only what one variable can get wrong on its own is checked
+// here (names, booleans, list separators, ws/wss mixes, files); checks
+// across keys (a cert without its key) need the YAML file too.
+func LintEnv(e *EnvFile, opt LintOptions) []Finding {
+	l := newLinter(e.Name, e, true, e.Role, opt)
+	l.unknownEnvVars(e)
+	l.booleans()
+	l.insecureSkipVerify()
+	l.urlLists()
+	if e.Role == Agent {
+		l.mixedSchemes()
+	}
+	l.files()
+	return l.sorted()
+}
+
+func (l *linter) sorted() []Finding {
 	sort.SliceStable(l.findings, func(i, j int) bool { return l.findings[i].Line < l.findings[j].Line })
 	return l.findings
 }
 
 func (l *linter) add(line int, sev Severity, key, what, fix string) {
-	l.findings = append(l.findings, Finding{File: l.d.Name, Line: line, Severity: sev, Key: key, What: what, Fix: fix})
+	l.findings = append(l.findings, Finding{File: l.name, Line: line, Severity: sev, Key: key, What: what, Fix: fix})
 }
 
 // lineOr is key's line, or the line of a related key when key is absent.
 func (l *linter) lineOr(key string, others ...string) int {
-	if n := l.d.Line(key); n > 0 {
+	if n := l.src.Line(key); n > 0 {
 		return n
 	}
 	for _, o := range others {
-		if n := l.d.Line(o); n > 0 {
+		if n := l.src.Line(o); n > 0 {
 			return n
 		}
 	}
@@ -144,20 +207,20 @@ func (l *linter) lineOr(key string, others ...string) int {
 }
 
 func (l *linter) str(key string) string {
-	v, _ := l.d.Get(key)
+	v, _ := l.src.Get(key)
 	return v.Scalar
 }
 
-func (l *linter) unknownKeys() {
+func (l *linter) unknownKeys(keys []string) {
 	other := Agent
 	if l.role == Agent {
 		other = Backend
 	}
-	for _, k := range l.d.Keys() {
+	for _, k := range keys {
 		if KnownKey(l.role, k) {
 			continue
 		}
-		line := l.d.Line(k)
+		line := l.src.Line(k)
 		if k == "" {
 			l.add(line, Warning, `""`, "an empty key; Sensu ignores it", "remove the line or name the key")
 			continue
@@ -181,12 +244,101 @@ func (l *linter) unknownKeys() {
 	}
 }
 
+// unknownEnvVars reports variables with the role's prefix that name no
+// setting (SENSU_BACKEND_CERTFILE).
+func (l *linter) unknownEnvVars(e *EnvFile) {
+	prefix := EnvName(l.role, "")
+	for _, v := range e.vars() {
+		rest, ok := strings.CutPrefix(v.name, prefix)
+		if !ok || rest == "" {
+			continue
+		}
+		key := envKey(rest)
+		if KnownKey(l.role, key) {
+			continue
+		}
+		s := Suggest(l.role, key)
+		if s == "" {
+			l.add(v.line, Warning, v.name, fmt.Sprintf("sensu-%s reads no setting from %s", l.role, v.name), "remove it or correct its spelling")
+			continue
+		}
+		sev := Warning
+		if Owned(l.role, s) {
+			sev = Error
+		}
+		l.add(v.line, sev, v.name, fmt.Sprintf("sensu-%s reads no setting from %s", l.role, v.name), "rename it to "+EnvName(l.role, s))
+	}
+}
+
+// duplicates reports keys set twice: Sensu (yaml.v2) uses the last one,
+// sensu-tlsd's editor refuses the file.
+func (l *linter) duplicates(d *Document) {
+	for _, dup := range d.duplicateKeys() {
+		last := dup.lines[len(dup.lines)-1]
+		for _, line := range dup.lines[:len(dup.lines)-1] {
+			l.add(line, Error, dup.key, fmt.Sprintf("duplicate key: %s is set again on line %d, and Sensu uses line %d, ignoring this one", dup.key, last, last),
+				fmt.Sprintf("delete this line or line %d, so the file says once what Sensu does", last))
+		}
+	}
+}
+
+// booleans reports settings Sensu reads as false although they are not
+// plainly false: a value that is no boolean at all, or a YAML 1.1 word
+// (yes, on) in quotes or an environment file, where it is only a string.
+func (l *linter) booleans() {
+	for _, key := range boolKeys {
+		v, set := l.src.Get(key)
+		if !set || v.IsList || v.Scalar == "" || !KnownKey(l.role, key) {
+			continue
+		}
+		if _, ok := sensuBool(v.Scalar, l.src.plain(key)); ok {
+			continue
+		}
+		sev := Warning
+		if key == "etcd-client-cert-auth" || key == "etcd-peer-client-cert-auth" {
+			sev = Error // client certificates silently not required
+		}
+		what := fmt.Sprintf("%q is not a boolean to Sensu, which reads it as false", v.Scalar)
+		if b, ok := sensuBool(v.Scalar, true); ok && b {
+			what = fmt.Sprintf("%q is a string here (quoted, or in an environment file), not the YAML boolean yes; Sensu reads it as false", v.Scalar)
+		}
+		l.add(l.src.Line(key), sev, l.src.label(key), what, "write true or false")
+	}
+}
+
 func (l *linter) insecureSkipVerify() {
-	v, ok := l.d.Get("insecure-skip-tls-verify")
-	if b, err := strconv.ParseBool(v.Scalar); ok && err == nil && b {
-		l.add(l.d.Line("insecure-skip-tls-verify"), Error, "insecure-skip-tls-verify",
+	v, ok := l.src.Get("insecure-skip-tls-verify")
+	if b, isBool := sensuBool(v.Scalar, l.src.plain("insecure-skip-tls-verify")); ok && isBool && b {
+		l.add(l.src.Line("insecure-skip-tls-verify"), Error, l.src.label("insecure-skip-tls-verify"),
 			"certificate verification is off: anyone on the path can impersonate the peer",
 			"set insecure-skip-tls-verify: false and point trusted-ca-file at the CA bundle")
+	}
+}
+
+// urlLists reports list entries that join several URLs with commas: Sensu
+// reads one URL per YAML list entry and splits environment lists on
+// spaces, so such an entry is one URL that cannot be dialled.
+func (l *linter) urlLists() {
+	for _, key := range urlListKeys {
+		v, ok := l.src.Get(key)
+		if !ok || !KnownKey(l.role, key) {
+			continue
+		}
+		items := SensuItems(v)
+		joined := false
+		for _, it := range items {
+			joined = joined || strings.Contains(it, ",")
+		}
+		if !joined {
+			continue
+		}
+		fixed := SensuItems(splitURLList(v))
+		fix := fmt.Sprintf("write one URL per list entry: %s: [%s]", key, strings.Join(fixed, ", "))
+		if l.env {
+			fix = fmt.Sprintf("separate the URLs with spaces: %s=\"%s\"", l.src.label(key), strings.Join(fixed, " "))
+		}
+		l.add(l.src.Line(key), Error, l.src.label(key),
+			fmt.Sprintf("%q joins URLs with commas; Sensu reads it as a single URL, which nothing answers", strings.Join(items, " ")), fix)
 	}
 }
 
@@ -195,17 +347,17 @@ func (l *linter) pair(cert, key string) {
 	c, k := l.str(cert) != "", l.str(key) != ""
 	switch {
 	case c && !k:
-		l.add(l.d.Line(cert), Error, cert, fmt.Sprintf("%s is set but %s is not (Sensu fails with \"tls configuration error\")", cert, key),
+		l.add(l.src.Line(cert), Error, cert, fmt.Sprintf("%s is set but %s is not (Sensu fails with \"tls configuration error\")", cert, key),
 			fmt.Sprintf("set %s to the certificate's private key", key))
 	case k && !c:
-		l.add(l.d.Line(key), Error, key, fmt.Sprintf("%s is set but %s is not (Sensu fails with \"tls configuration error\")", key, cert),
+		l.add(l.src.Line(key), Error, key, fmt.Sprintf("%s is set but %s is not (Sensu fails with \"tls configuration error\")", key, cert),
 			fmt.Sprintf("set %s to the certificate", cert))
 	}
 }
 
 // urlsOf returns the URLs a key holds, or its default when absent.
 func (l *linter) urlsOf(key string) []string {
-	if v, ok := l.d.Get(key); ok {
+	if v, ok := l.src.Get(key); ok {
 		return URLs(v)
 	}
 	if def, ok := backendURLDefaults[key]; ok {
@@ -248,17 +400,17 @@ func (l *linter) backendURLs() {
 	}
 	peerCert := l.str("etcd-peer-cert-file") != ""
 	for _, key := range []string{"etcd-listen-peer-urls", "etcd-initial-advertise-peer-urls", "etcd-initial-cluster"} {
-		v, ok := l.d.Get(key)
+		v, ok := l.src.Get(key)
 		if !ok {
 			continue
 		}
 		urls := URLs(v)
 		switch {
 		case hasScheme(urls, "https") && !peerCert:
-			l.add(l.d.Line(key), Error, key, key+" is https but etcd-peer-cert-file is not set: etcd peers cannot handshake",
+			l.add(l.src.Line(key), Error, key, key+" is https but etcd-peer-cert-file is not set: etcd peers cannot handshake",
 				"set etcd-peer-cert-file, etcd-peer-key-file and etcd-peer-trusted-ca-file")
 		case peerCert && hasScheme(urls, "http"):
-			l.add(l.d.Line(key), Warning, key, "etcd-peer-cert-file is set but "+key+" is still http: peer traffic is plaintext",
+			l.add(l.src.Line(key), Warning, key, "etcd-peer-cert-file is set but "+key+" is still http: peer traffic is plaintext",
 				"make every "+key+" entry https://")
 		}
 	}
@@ -295,7 +447,7 @@ func (l *linter) backendCerts() {
 			}
 		}
 		for _, k := range u.hostKeys {
-			if v, ok := l.d.Get(k); ok {
+			if v, ok := l.src.Get(k); ok {
 				hosts = append(hosts, URLHost(v.Scalar))
 			}
 		}
@@ -306,13 +458,13 @@ func (l *linter) backendCerts() {
 			}
 			seen[h] = true
 			if !pki.Covers(leaf, h) {
-				l.add(l.d.Line(u.cert), Error, u.cert,
+				l.add(l.src.Line(u.cert), Error, u.cert,
 					fmt.Sprintf("%s does not cover host %q that clients use (SANs: %s)", path, h, strings.Join(pki.SANs(leaf), ", ")),
 					fmt.Sprintf("reissue the certificate with %q among its hosts", h))
 			}
 		}
 		if u.etcd && !hasClientAuth(leaf) {
-			l.add(l.d.Line(u.cert), Error, u.cert,
+			l.add(l.src.Line(u.cert), Error, u.cert,
 				fmt.Sprintf("%s lacks the clientAuth extended key usage; the embedded etcd also presents it as a client, so cluster and backend connections fail", path),
 				"reissue it with both serverAuth and clientAuth (cfssl profile \"peer\")")
 		}
@@ -336,19 +488,28 @@ func hasClientAuth(c *x509.Certificate) bool {
 	return false
 }
 
-func (l *linter) agentURLs() {
-	v, ok := l.d.Get("backend-url")
-	urls := URLs(v)
+func (l *linter) agentBackendURLs() ([]string, int) {
+	v, ok := l.src.Get("backend-url")
 	if !ok {
-		urls = URLs(AgentDefaultBackendURL)
+		return URLs(AgentDefaultBackendURL), 0
 	}
-	ws, wss := hasScheme(urls, "ws"), hasScheme(urls, "wss")
-	line := l.lineOr("backend-url")
-	switch {
-	case ws && wss:
-		l.add(line, Error, "backend-url", "mixed ws:// and wss:// entries: the agent sends its credentials in plaintext whenever it fails over to a ws:// member",
+	return URLs(v), l.src.Line("backend-url")
+}
+
+// mixedSchemes reports a backend-url list with both ws:// and wss://.
+func (l *linter) mixedSchemes() {
+	urls, line := l.agentBackendURLs()
+	if hasScheme(urls, "ws") && hasScheme(urls, "wss") {
+		l.add(line, Error, l.src.label("backend-url"), "mixed ws:// and wss:// entries: the agent sends its credentials in plaintext whenever it fails over to a ws:// member",
 			"make every backend-url entry wss://")
-	case wss && l.str("trusted-ca-file") == "":
+	}
+}
+
+func (l *linter) agentURLs() {
+	l.mixedSchemes()
+	urls, line := l.agentBackendURLs()
+	ws, wss := hasScheme(urls, "ws"), hasScheme(urls, "wss")
+	if wss && !ws && l.str("trusted-ca-file") == "" {
 		l.add(line, Warning, "backend-url", "wss:// without trusted-ca-file: the backend's certificate must chain to the system trust store",
 			"set trusted-ca-file to the CA bundle that signed the backends' certificates")
 	}
@@ -367,6 +528,7 @@ var fileKeys = []string{
 }
 
 func (l *linter) files() {
+	var unchecked []string
 	for _, key := range fileKeys {
 		if !KnownKey(l.role, key) {
 			continue
@@ -375,21 +537,29 @@ func (l *linter) files() {
 		if path == "" {
 			continue
 		}
-		line := l.d.Line(key)
+		line, label := l.src.Line(key), l.src.label(key)
 		st, err := os.Stat(path)
 		if err != nil {
-			l.add(line, Error, key, fmt.Sprintf("%s does not exist or cannot be read: %v", path, errReason(err)),
-				"create the file or point "+key+" at the right path")
+			l.add(line, Error, label, fmt.Sprintf("%s does not exist or cannot be read: %v", path, errReason(err)),
+				"create the file or point "+label+" at the right path")
 			continue
 		}
 		if st.IsDir() {
-			l.add(line, Error, key, path+" is a directory", "point "+key+" at a PEM file")
+			l.add(line, Error, label, path+" is a directory", "point "+label+" at a PEM file")
 			continue
 		}
-		if l.reader != nil && !l.reader.canRead(path) {
-			l.add(line, Error, key, fmt.Sprintf("%s is not readable by the %s user (mode %v)", path, l.reader.name, st.Mode().Perm()),
-				fmt.Sprintf("chgrp %s %s && chmod g+r %s (and let the user traverse its directories)", l.reader.name, path, path))
+		switch {
+		case l.reader == nil:
+			unchecked = append(unchecked, label)
+		case !l.reader.canRead(path):
+			l.add(line, Error, label, fmt.Sprintf("%s is not readable by the %s user (mode %v)", path, l.reader.name, st.Mode().Perm()),
+				fmt.Sprintf("chgrp %s %s && chmod g+r %s (and let the user traverse its directories)", l.reader.group, path, path))
 		}
+	}
+	if len(unchecked) > 0 {
+		l.add(l.src.Line(unchecked[0]), Warning, "(readability)",
+			fmt.Sprintf("not checked whether sensu-%s can read %s: there is no account %q on this machine", l.role, strings.Join(unchecked, ", "), l.user),
+			"pass --user with the account sensu-"+string(l.role)+" runs as")
 	}
 }
 
@@ -402,20 +572,22 @@ func errReason(err error) string {
 
 // account is the user a Sensu process runs as.
 type account struct {
-	name string
-	uid  uint32
-	gids map[uint32]bool
+	name  string
+	group string // primary group name, for a chgrp fix
+	uid   uint32
+	gids  map[uint32]bool
 }
 
+// lookupAccount finds a user by name; nil when there is no such account.
 func lookupAccount(name string) *account {
-	if name == "" {
-		name = "sensu"
-	}
 	u, err := user.Lookup(name)
 	if err != nil {
 		return nil
 	}
-	a := &account{name: name, gids: map[uint32]bool{}}
+	a := &account{name: name, group: u.Gid, gids: map[uint32]bool{}}
+	if g, err := user.LookupGroupId(u.Gid); err == nil {
+		a.group = g.Name
+	}
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	a.uid = uint32(uid)
 	gids, _ := u.GroupIds()
@@ -549,8 +721,8 @@ func isLocalHost(host string) bool {
 }
 
 // LintFiles lints each file and, when the files hold one backend and one
-// agent config, the pair (LintPair). An unreadable file is an error, not a
-// finding.
+// agent YAML config, the pair (LintPair). An unreadable file is an error,
+// not a finding.
 func LintFiles(paths []string, opt LintOptions) ([]Finding, error) {
 	var all []Finding
 	docs := map[Role][]*Document{}
@@ -560,7 +732,7 @@ func LintFiles(paths []string, opt LintOptions) ([]Finding, error) {
 			return nil, err
 		}
 		all = append(all, fs...)
-		if src, err := os.ReadFile(path); err == nil {
+		if src, err := os.ReadFile(path); err == nil && !isEnvFile(path, src) {
 			if d, err := Parse(path, src); err == nil {
 				docs[role] = append(docs[role], d)
 			}

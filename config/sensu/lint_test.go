@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -103,12 +104,32 @@ func TestLintURLsWithoutCertificates(t *testing.T) {
 	expectFinding(t, fs, 2, Error, "api-url", "api-url is still http", "make api-url https://")
 }
 
+// needPeer skips the test loudly when what it needs from the machine is
+// missing, or fails it when SENSU_TLSD_REQUIRE_PEERS=1, so CI never passes
+// a test that did not run.
+func needPeer(t *testing.T, ok bool, why string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
+		t.Fatalf("required peer missing: %s", why)
+	}
+	t.Skipf("SKIPPED (peer missing): %s", why)
+}
+
 func TestLintCAFileMissingOrUnreadable(t *testing.T) {
 	fs := lintString(t, "agent.yml", "backend-url:\n  - wss://x:8081\ntrusted-ca-file: /nonexistent/ca.pem\n", Agent)
 	expectFinding(t, fs, 3, Error, "trusted-ca-file", "does not exist", "create the file")
 
-	if os.Geteuid() != 0 || !AccountExists("nobody") {
-		t.Skip("SKIPPED (peer missing): the readability check needs root and the nobody account")
+	needPeer(t, os.Geteuid() == 0 && AccountExists("nobody"), "the readability check needs root and the nobody account")
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, err := user.LookupGroupId(nobody.Gid) // nogroup on Debian: not the user's name
+	if err != nil {
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	for _, d := range []string{dir, filepath.Dir(dir)} { // testing's parent dir is 0700
@@ -122,7 +143,7 @@ func TestLintCAFileMissingOrUnreadable(t *testing.T) {
 	}
 	d, _ := Parse("agent.yml", []byte("backend-url: [wss://x:8081]\ntrusted-ca-file: "+ca+"\n"))
 	fs = Lint(d, Agent, LintOptions{User: "nobody"})
-	expectFinding(t, fs, 2, Error, "trusted-ca-file", "not readable by the nobody user", "chmod g+r")
+	expectFinding(t, fs, 2, Error, "trusted-ca-file", "not readable by the nobody user", "chgrp "+group.Name+" "+ca+" && chmod g+r")
 	if err := os.Chmod(ca, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -211,5 +232,163 @@ func TestLintPairAgentReachesLocalBackendByUncoveredHost(t *testing.T) {
 		if strings.Contains(f.What, "backend-2.example.com") {
 			t.Errorf("a remote member was checked against this backend's certificate: %v", f)
 		}
+	}
+}
+
+func TestLintHalfPairsDashboardCertWithoutKey(t *testing.T) {
+	fs := lintString(t, "backend.yml", "state-dir: /x\ndashboard-cert-file: /c.pem\n", Backend)
+	expectFinding(t, fs, 2, Error, "dashboard-cert-file", "dashboard-key-file is not", "set dashboard-key-file")
+}
+
+func TestLintPeerCertificateWithoutClientAuth(t *testing.T) {
+	dir := t.TempDir()
+	peer := writeCert(t, dir, "peer", []string{"10.0.0.1"}, x509.ExtKeyUsageServerAuth)
+	src := "state-dir: /x\netcd-listen-peer-urls: https://10.0.0.1:2380\netcd-initial-advertise-peer-urls: https://10.0.0.1:2380\n" +
+		"etcd-peer-cert-file: " + peer + "\netcd-peer-key-file: " + peer + "\n"
+	fs := lintString(t, "backend.yml", src, Backend)
+	expectFinding(t, fs, 4, Error, "etcd-peer-cert-file", "lacks the clientAuth", "serverAuth and clientAuth")
+
+	both := writeCert(t, dir, "peer-ok", []string{"10.0.0.1"}, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	for _, f := range lintString(t, "backend.yml", strings.ReplaceAll(src, peer, both), Backend) {
+		if strings.Contains(f.What, "clientAuth") {
+			t.Errorf("a peer certificate with clientAuth reported: %v", f)
+		}
+	}
+}
+
+// Sensu reads YAML with yaml.v2 (YAML 1.1): a plain yes, on or y is true.
+func TestLintInsecureSkipVerifyYAML11Booleans(t *testing.T) {
+	for _, v := range []string{"true", "True", "yes", "Yes", "YES", "on", "ON", "y", "Y", "1", `"true"`, `"1"`, "'t'"} {
+		fs := lintString(t, "agent.yml", "backend-url: [ws://a:8081]\ninsecure-skip-tls-verify: "+v+"\n", Agent)
+		expectFinding(t, fs, 2, Error, "insecure-skip-tls-verify", "verification is off", "insecure-skip-tls-verify: false")
+	}
+	for _, v := range []string{"false", "no", "off", "n", "0", `"false"`, `"no"`, `"yes"`, `"on"`} {
+		for _, f := range lintString(t, "agent.yml", "backend-url: [ws://a:8081]\ninsecure-skip-tls-verify: "+v+"\n", Agent) {
+			if strings.Contains(f.What, "verification is off") {
+				t.Errorf("insecure-skip-tls-verify: %s, which Sensu reads as false, reported as on: %v", v, f)
+			}
+		}
+	}
+}
+
+func TestLintBooleansSensuReadsAsFalse(t *testing.T) {
+	fs := lintString(t, "backend.yml", "state-dir: /x\netcd-client-cert-auth: \"yes\"\netcd-peer-client-cert-auth: enabled\ndebug: 'on'\nno-embed-etcd: yes\n", Backend)
+	expectFinding(t, fs, 2, Error, "etcd-client-cert-auth", `"yes" is a string here`, "write true or false")
+	expectFinding(t, fs, 3, Error, "etcd-peer-client-cert-auth", `"enabled" is not a boolean`, "write true or false")
+	expectFinding(t, fs, 4, Warning, "debug", `"on" is a string here`, "write true or false")
+	for _, f := range fs {
+		if f.Key == "no-embed-etcd" {
+			t.Errorf("a plain yes is a boolean to yaml.v2: %v", f)
+		}
+	}
+}
+
+func TestLintDuplicateKeys(t *testing.T) {
+	src := "state-dir: /x\ncert-file: /a.pem\nlog-level: info\ncert-file: /b.pem\nlabels:\n  region: eu\n  region: us\n"
+	fs := lintString(t, "backend.yml", src, Backend)
+	expectFinding(t, fs, 2, Error, "cert-file", "duplicate key: cert-file is set again on line 4, and Sensu uses line 4", "delete this line or line 4")
+	expectFinding(t, fs, 6, Error, "labels.region", "Sensu uses line 7", "delete this line or line 7")
+	// The rest of the linter sees what Sensu sees: the last value.
+	expectFinding(t, fs, 4, Error, "cert-file", "key-file is not", "set key-file")
+}
+
+func TestLintReadabilityNotCheckedWithoutTheAccount(t *testing.T) {
+	dir := t.TempDir()
+	ca := writeCert(t, dir, "ca", []string{"ca"})
+	d, err := Parse("agent.yml", []byte("backend-url: [wss://x:8081]\ntrusted-ca-file: "+ca+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := Lint(d, Agent, LintOptions{User: "no-such-user-xyz"})
+	expectFinding(t, fs, 2, Warning, "(readability)", `not checked whether sensu-agent can read trusted-ca-file: there is no account "no-such-user-xyz"`, "pass --user")
+	// No file to read, nothing to warn about.
+	d, _ = Parse("agent.yml", []byte("backend-url: [ws://x:8081]\n"))
+	if fs := Lint(d, Agent, LintOptions{User: "no-such-user-xyz"}); len(fs) != 0 {
+		t.Errorf("a file naming no file got %v", fs)
+	}
+}
+
+func TestLintCommaSeparatedURLLists(t *testing.T) {
+	fs := lintString(t, "agent.yml", "name: a\nbackend-url: \"ws://a:8081,ws://b:8081\"\n", Agent)
+	expectFinding(t, fs, 2, Error, "backend-url", "joins URLs with commas; Sensu reads it as a single URL", "write one URL per list entry: backend-url: [ws://a:8081, ws://b:8081]")
+	fs = lintString(t, "agent.yml", "name: a\nbackend-url:\n  - ws://a:8081, ws://b:8081\n", Agent)
+	expectFinding(t, fs, 2, Error, "backend-url", "joins URLs with commas", "backend-url: [ws://a:8081, ws://b:8081]")
+	fs = lintString(t, "backend.yml", "state-dir: /x\netcd-listen-client-urls: \"http://10.0.0.1:2379,http://127.0.0.1:2379\"\n", Backend)
+	expectFinding(t, fs, 2, Error, "etcd-listen-client-urls", "joins URLs with commas", "etcd-listen-client-urls: [http://10.0.0.1:2379, http://127.0.0.1:2379]")
+	// Whitespace separates a string list the way Sensu splits it, and the
+	// comma-separated etcd-initial-cluster is no list.
+	for _, f := range lintString(t, "backend.yml", "state-dir: /x\netcd-listen-client-urls: \"http://10.0.0.1:2379 http://127.0.0.1:2379\"\netcd-initial-cluster: a=http://x:2380,b=http://y:2380\n", Backend) {
+		t.Errorf("unexpected finding %v", f)
+	}
+}
+
+func lintEnvString(t *testing.T, name, src string) []Finding {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs, _, err := LintFile(path, LintOptions{User: "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range fs {
+		fs[i].File = name
+	}
+	return fs
+}
+
+func TestLintEnvFiles(t *testing.T) {
+	fs := lintEnvString(t, "sensu-agent", "# /etc/default/sensu-agent\nSENSU_BACKEND_URL=\"ws://a:8081,ws://b:8081\"\nSENSU_INSECURE_SKIP_TLS_VERIFY=true\nSENSU_TRUSTED_CA_FLE=/ca.pem\nSENSU_TRUSTED_CA_FILE=/nonexistent/ca.pem\nOTHER=1\n")
+	expectFinding(t, fs, 2, Error, "SENSU_BACKEND_URL", `"ws://a:8081,ws://b:8081" joins URLs with commas`, `separate the URLs with spaces: SENSU_BACKEND_URL="ws://a:8081 ws://b:8081"`)
+	expectFinding(t, fs, 3, Error, "SENSU_INSECURE_SKIP_TLS_VERIFY", "verification is off", "insecure-skip-tls-verify: false")
+	expectFinding(t, fs, 4, Error, "SENSU_TRUSTED_CA_FLE", "sensu-agent reads no setting from SENSU_TRUSTED_CA_FLE", "rename it to SENSU_TRUSTED_CA_FILE")
+	expectFinding(t, fs, 5, Error, "SENSU_TRUSTED_CA_FILE", "/nonexistent/ca.pem does not exist", "point SENSU_TRUSTED_CA_FILE at the right path")
+	if len(fs) != 4 {
+		t.Errorf("want 4 findings, got %v", fs)
+	}
+
+	// Space-separated lists are right; a YAML 1.1 word is only a string in
+	// the environment (Sensu reads "yes" as false there).
+	fs = lintEnvString(t, "sensu-agent", "SENSU_BACKEND_URL=\"wss://a:8081 ws://b:8081\"\nSENSU_INSECURE_SKIP_TLS_VERIFY=yes\n")
+	expectFinding(t, fs, 1, Error, "SENSU_BACKEND_URL", "mixed ws:// and wss://", "wss://")
+	expectFinding(t, fs, 2, Warning, "SENSU_INSECURE_SKIP_TLS_VERIFY", `"yes" is a string here`, "write true or false")
+
+	fs = lintEnvString(t, "sensu-backend", "SENSU_BACKEND_ETCD_LISTEN_CLIENT_URLS=http://10.0.0.1:2379,http://127.0.0.1:2379\nSENSU_BACKEND_CERTFILE=/x.pem\n")
+	expectFinding(t, fs, 1, Error, "SENSU_BACKEND_ETCD_LISTEN_CLIENT_URLS", "joins URLs with commas", `SENSU_BACKEND_ETCD_LISTEN_CLIENT_URLS="http://10.0.0.1:2379 http://127.0.0.1:2379"`)
+	expectFinding(t, fs, 2, Error, "SENSU_BACKEND_CERTFILE", "reads no setting", "rename it to SENSU_BACKEND_CERT_FILE")
+
+	for _, f := range []string{"sensu-agent.env", "sensu-backend.env"} {
+		fs, _, err := LintFile(filepath.Join("testdata", f), LintOptions{User: "root"})
+		if err != nil || len(fs) != 0 {
+			t.Errorf("%s: %v %v", f, fs, err)
+		}
+	}
+}
+
+func TestDetectEnvRole(t *testing.T) {
+	for _, c := range []struct {
+		name, src string
+		want      Role
+	}{
+		{"sensu-backend", "A=1\n", Backend},
+		{"sensu-agent", "A=1\n", Agent},
+		{"env", "SENSU_BACKEND_URL=ws://a:8081\n", Agent},
+		{"env", "SENSU_BACKEND_API_URL=http://a:8080\n", Backend},
+	} {
+		if got, err := detectEnvRole(c.name, []byte(c.src)); got != c.want || err != nil {
+			t.Errorf("detectEnvRole(%s, %q) = %v, %v; want %v", c.name, c.src, got, err, c.want)
+		}
+	}
+	if _, err := detectEnvRole("env", []byte("A=1\n")); err == nil || !strings.Contains(err.Error(), "--role") {
+		t.Errorf("ambiguous env file: %v", err)
+	}
+	for path, want := range map[string]bool{"/etc/default/sensu-agent": true, "agent.yml": false} {
+		if got := isEnvFile(path, []byte("SENSU_NAME=a\n")); got != want {
+			t.Errorf("isEnvFile(%s) = %v", path, got)
+		}
+	}
+	if isEnvFile("/etc/default/sensu-agent", []byte("name: a\n")) {
+		t.Error("YAML content taken for an env file")
 	}
 }

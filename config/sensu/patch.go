@@ -479,6 +479,13 @@ func (d *Document) reencode() ([]byte, error) {
 	if len(doc.Content) > 0 && doc.Content[0].Kind == yaml.MappingNode {
 		root = doc.Content[0]
 		root.Style &^= yaml.FlowStyle
+		for i := 0; i < len(root.Content); i += 2 {
+			// An empty null key ("? " alone) would be encoded as '', a
+			// real key; ~ stays the null key yaml.v3 decodes it as.
+			if k := root.Content[i]; k.Kind == yaml.ScalarNode && k.Tag == "!!null" && k.Value == "" {
+				k.Value = "~"
+			}
+		}
 	} else {
 		root = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 		var head string

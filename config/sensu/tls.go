@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"unicode"
 )
 
 // Settings is a place Sensu reads settings from: a YAML Document or an
@@ -141,25 +142,35 @@ func rescheme(s Settings, key, from, to string, withDefault bool) {
 		}
 		v = def
 	}
+	if IsList(key) {
+		v = splitURLList(v)
+	}
 	s.Set(key, MapURLs(v, func(u string) string { return SwapScheme(u, from, to) }))
 }
 
-// MapURLs applies f to every URL in v: list entries, the parts of a
-// comma-separated string and the URL of each name=URL pair
-// (etcd-initial-cluster).
+// MapURLs applies f to every URL in v: list entries, each URL of a string
+// separated by commas or whitespace, and the URL of each name=URL pair
+// (etcd-initial-cluster). Separators are kept as they are.
 func MapURLs(v Value, f func(string) string) Value {
+	isSep := func(r rune) bool { return r == ',' || unicode.IsSpace(r) }
 	mapOne := func(s string) string {
-		parts := strings.Split(s, ",")
-		for i, p := range parts {
-			trimmed := strings.TrimSpace(p)
-			lead := p[:strings.Index(p, trimmed)]
-			if name, u, ok := strings.Cut(trimmed, "="); ok && !strings.Contains(name, "://") {
-				parts[i] = lead + name + "=" + f(u)
-				continue
+		var b strings.Builder
+		for s != "" {
+			end := strings.IndexFunc(s, isSep)
+			if end < 0 {
+				end = len(s)
 			}
-			parts[i] = lead + f(trimmed)
+			tok := s[:end]
+			if name, u, ok := strings.Cut(tok, "="); ok && !strings.Contains(name, "://") {
+				b.WriteString(name + "=" + f(u))
+			} else if tok != "" {
+				b.WriteString(f(tok))
+			}
+			rest := strings.TrimLeftFunc(s[end:], isSep)
+			b.WriteString(s[end : len(s)-len(rest)])
+			s = rest
 		}
-		return strings.Join(parts, ",")
+		return b.String()
 	}
 	if v.IsList {
 		out := make([]string, len(v.List))

@@ -96,11 +96,3 @@ func WriteNew(path string, data []byte) error {
 	}
 	return writeAtomic(path, data, path)
 }
-
-// fileUID is the owner of a file from its Stat result.
-func fileUID(st os.FileInfo) int {
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		return int(sys.Uid)
-	}
-	return -1
-}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +61,9 @@ func (c *Config) Validate() error {
 			continue
 		}
 		key = fmt.Sprintf("certificates[%d] (%s)", i, cert.Name)
+		if err := ValidName(cert.Name); err != nil {
+			bad(key+".name", "%v", err)
+		}
 		if seen[cert.Name] {
 			bad(key+".name", "%q is used twice: names must be unique", cert.Name)
 		}
@@ -70,8 +74,13 @@ func (c *Config) Validate() error {
 		if err := pki.CheckKeyType(cert.KeyType); err != nil {
 			bad(key+".key-type", "%v", err)
 		}
-		if cert.KeyMode&0o007 != 0 {
-			bad(key+".key-mode", "%s lets every user read the private key: use 0600, or 0640 with a group", cert.KeyMode)
+		if err := pki.CheckKeyMode(os.FileMode(cert.KeyMode)); err != nil {
+			bad(key+".key-mode", "%v", err)
+		}
+		for j, h := range cert.Hosts {
+			if err := pki.CheckHost(h); err != nil {
+				bad(fmt.Sprintf("%s.hosts[%d]", key, j), "%v", err)
+			}
 		}
 		if cert.KeyMode&0o040 != 0 && cert.Group == "" {
 			bad(key+".key-mode", "%s gives the group read access but no group is set: set group (for example sensu) or use 0600", cert.KeyMode)
@@ -114,6 +123,22 @@ func (c *Config) Validate() error {
 		prefix = c.File + ": " + prefix
 	}
 	return fmt.Errorf("%s:\n  %w", prefix, joinLines(errs))
+}
+
+// ValidName checks a certificate name. The name becomes file names
+// (NAME.pem, NAME-key.pem, STATE/certs/NAME), so it must stay one path
+// element: letters, digits, dots, hyphens and underscores, starting with a
+// letter or digit.
+func ValidName(name string) error {
+	ok := name != ""
+	for i, r := range name {
+		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		ok = ok && (alnum || i > 0 && (r == '.' || r == '-' || r == '_'))
+	}
+	if !ok {
+		return fmt.Errorf("certificate name %q is not a plain file name: use letters, digits, '.', '-' and '_', starting with a letter or digit (it names NAME.pem and NAME-key.pem)", name)
+	}
+	return nil
 }
 
 var sensuRefKeys = []string{"backend-certificate", "etcd-peer-certificate", "agent-certificate"}

@@ -85,3 +85,21 @@ func TestIssueKeyTypes(t *testing.T) {
 		t.Errorf("unknown key type: %v, want the list of choices", err)
 	}
 }
+
+func TestIssueRefusesHostsThatAreNoName(t *testing.T) {
+	c, err := ca.Init(t.TempDir(), ca.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Issue(ca.Request{Name: "x", Profile: pki.Server, Hosts: []string{"x", "bad host!"}})
+	if err == nil || err.Error() != `certificate x: host "bad host!" is neither an IP address nor a DNS name (letters, digits and hyphens, dot-separated, e.g. backend-1.example.com or 10.0.0.5)` {
+		t.Errorf("bad host: %v", err)
+	}
+	_, err = c.Issue(ca.Request{Name: "my backend", Profile: pki.Backend})
+	if err == nil || !strings.Contains(err.Error(), "no hosts given, so the common name would be the SAN") {
+		t.Errorf("CN that is no host name, no hosts: %v", err)
+	}
+	if _, err := c.Issue(ca.Request{Name: "my agent", Profile: pki.Agent}); err != nil {
+		t.Errorf("an agent CN needs no host syntax: %v", err)
+	}
+}

@@ -98,6 +98,9 @@ func TestValidateReportsEveryProblemWithItsKey(t *testing.T) {
   - name: c
     profile: client
     issuer: {type: vault}
+  - name: ../evil
+    profile: server
+    hosts: ["bad host!"]
 renewal: {before: 150%}
 `)
 	_, err := config.Load(config.LoadOptions{File: p})
@@ -108,7 +111,9 @@ renewal: {before: 150%}
 		p + ": invalid configuration",
 		`certificates[0] (a).profile: unknown profile "peer"`,
 		`certificates[0] (a).key-type: unknown key type "rsa-1024"`,
-		`certificates[0] (a).key-mode: 0644 lets every user read the private key`,
+		`certificates[0] (a).key-mode: mode 0644 gives every user on the machine access to the private key: use 0600, or 0640 with a group`,
+		`certificates[3] (../evil).name: certificate name "../evil" is not a plain file name`,
+		`certificates[3] (../evil).hosts[0]: host "bad host!" is neither an IP address nor a DNS name`,
 		`certificates[1] (a).name: "a" is used twice`,
 		`certificates[1] (a).issuer.acme.directory: the ACME issuer needs a directory URL`,
 		`certificates[2] (c).issuer.type: "vault": use one of local-ca, acme, exec, files`,

@@ -54,11 +54,22 @@ func Keys() []Key {
 	return keys
 }
 
-// BindFlags registers a flag for every key on fs. They are hidden from
-// --help, where forty of them would bury each command's own flags;
-// `sensu-tlsd config keys` lists them all.
+// shownFlags stay in --help, with what they pick: the tour runs on them,
+// with no config file.
+var shownFlags = map[string]string{
+	"state-dir": "directory for the CA, issued certificates and daemon state",
+	"ca-dir":    "directory of the local CA's ca.pem and ca-key.pem (default: the state directory)",
+}
+
+// BindFlags registers a flag for every key on fs. All but shownFlags are
+// hidden from --help, where forty of them would bury each command's own
+// flags; `sensu-tlsd config keys` lists them all.
 func BindFlags(fs *pflag.FlagSet) {
 	for _, k := range Keys() {
+		if what, ok := shownFlags[k.Flag]; ok {
+			fs.String(k.Flag, "", what+"; "+k.Usage())
+			continue
+		}
 		fs.String(k.Flag, "", k.Usage())
 		if err := fs.MarkHidden(k.Flag); err != nil {
 			panic(err) // the flag was registered on the line above

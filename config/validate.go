@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -56,12 +57,10 @@ func (c *Config) Validate() error {
 	seen := map[string]bool{}
 	files := map[string]fileUse{} // absolute cert, key and CA paths → first user
 	for i, cert := range c.Certificates {
-		key := fmt.Sprintf("certificates[%d]", i)
+		key := fmt.Sprintf("certificates[%d] (%s)", i, cert.Name)
 		if err := ValidName(cert.Name); err != nil {
 			bad(key+".name", "%v", err)
-			continue
 		}
-		key = fmt.Sprintf("certificates[%d] (%s)", i, cert.Name)
 		if seen[cert.Name] {
 			bad(key+".name", "%q is used twice: names must be unique", cert.Name)
 		}
@@ -73,8 +72,13 @@ func (c *Config) Validate() error {
 		if err := pki.CheckKeyType(cert.KeyType); err != nil {
 			bad(key+".key-type", "%v", err)
 		}
-		if cert.KeyMode&0o007 != 0 {
-			bad(key+".key-mode", "%s lets every user read the private key: use 0600, or 0640 with a group", cert.KeyMode)
+		if err := pki.CheckKeyMode(os.FileMode(cert.KeyMode)); err != nil {
+			bad(key+".key-mode", "%v", err)
+		}
+		for j, h := range cert.Hosts {
+			if err := pki.CheckHost(h); err != nil {
+				bad(fmt.Sprintf("%s.hosts[%d]", key, j), "%v", err)
+			}
 		}
 		if cert.KeyMode&0o040 != 0 && cert.Group == "" {
 			bad(key+".key-mode", "%s gives the group read access but no group is set: set group (for example sensu) or use 0600", cert.KeyMode)
@@ -125,6 +129,22 @@ func (c *Config) Validate() error {
 	return fmt.Errorf("%s:\n  %w", prefix, joinLines(errs))
 }
 
+// ValidName checks a certificate name. The name becomes file names
+// (NAME.pem, NAME-key.pem, STATE/certs/NAME), so it must stay one path
+// element: letters, digits, dots, hyphens and underscores, starting with a
+// letter or digit.
+func ValidName(name string) error {
+	ok := name != ""
+	for i, r := range name {
+		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		ok = ok && (alnum || i > 0 && (r == '.' || r == '-' || r == '_'))
+	}
+	if !ok {
+		return fmt.Errorf("certificate name %q is not a plain file name: use letters, digits, '.', '-' and '_', starting with a letter or digit (it names NAME.pem and NAME-key.pem)", name)
+	}
+	return nil
+}
+
 var sensuRefKeys = []string{"backend-certificate", "etcd-peer-certificate", "agent-certificate"}
 
 func (s Sensu) certificateRefs() []string {
@@ -166,24 +186,6 @@ func ParseRenewBefore(s string) (ratio float64, before time.Duration, err error)
 		return 0, 0, fmt.Errorf("%q: use a share of the lifetime (33%%) or a time before expiry (720h, 30d)", s)
 	}
 	return 0, d, nil
-}
-
-// ValidName reports whether name can name a certificate. The name becomes
-// file names (NAME.pem, NAME-key.pem) and the directory STATE-DIR/certs/NAME,
-// so it must be one plain path element: not empty, no "/" or "\", not "."
-// or "..", and not starting with "." (sensu-tlsd's own temp and lock files
-// start with one). The error says what is wrong; callers add which key or
-// argument held the name.
-func ValidName(name string) error {
-	switch {
-	case name == "":
-		return errors.New("every certificate needs a name (it names the files: NAME.pem, NAME-key.pem)")
-	case strings.ContainsAny(name, "/\\\x00"):
-		return fmt.Errorf("%q is not a plain file name: a certificate name may not contain / or \\ (it names NAME.pem and STATE-DIR/certs/NAME); use something like backend-1", name)
-	case strings.HasPrefix(name, "."):
-		return fmt.Errorf("%q starts with a dot: a certificate name names files and may not be . or .. or hidden; use something like backend-1", name)
-	}
-	return nil
 }
 
 // fileUse is the first certificate that uses a path, for messages.

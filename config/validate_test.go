@@ -20,7 +20,7 @@ func TestValidNameRejectsWhatCannotNameFiles(t *testing.T) {
 		}
 	}
 	_, err := config.Parse("tlsd.yml", []byte("certificates:\n  - name: ../escape\n    profile: server\n"))
-	if err == nil || !strings.Contains(err.Error(), "certificates[0].name") || !strings.Contains(err.Error(), "../escape") {
+	if err == nil || !strings.Contains(err.Error(), "certificates[0] (../escape).name") || !strings.Contains(err.Error(), "../escape") {
 		t.Fatalf("config with a certificate named ../escape: %v", err)
 	}
 }

@@ -324,7 +324,7 @@ func TestAliveAnswersOnlyWhileTheManagerIsNotWedged(t *testing.T) {
 	t.Cleanup(unwedge) // a failure below must not leave the manager stuck
 	applied := make(chan error, 1)
 	go func() { applied <- m.Apply(nil) }() // stops the runner: waits for the consumer
-	for m.mu.TryLock() { // until the reload holds the manager
+	for m.mu.TryLock() {                    // until the reload holds the manager
 		m.mu.Unlock()
 		time.Sleep(time.Millisecond)
 	}

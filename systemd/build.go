@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -63,10 +64,14 @@ func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) 
 	}
 	sd := &lazySystemd{address: cfg.ServiceActions.SystemdAddress}
 	var services []*Service
+	var errs []error
 	for i, sc := range cfg.Services {
 		s, err := serviceFromConfig(sc, cfg.Sensu, sd)
 		if err != nil {
-			return nil, fmt.Errorf("services[%d] (%s): %w", i, sc.Name, err)
+			// Reported with the rest; the name stays defined so the
+			// routes to it are checked, not reported as undefined.
+			errs = append(errs, fmt.Errorf("services[%d] (%s): %w", i, sc.Name, err))
+			s = &Service{Name: sc.Name}
 		}
 		if len(s.Health.Checks) == 0 && sc.Preset == "" && sc.Action != "none" {
 			log.Warn("service has no health check: an action is not verified and a certificate it cannot use is not rolled back",
@@ -87,7 +92,10 @@ func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) 
 		Parallel: cfg.ServiceActions.Parallel, LockDir: lockDir, Log: log, Registry: reg,
 	})
 	if err != nil {
-		return nil, err
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	d.closers = append(d.closers, sd.Close)
 	return d, nil

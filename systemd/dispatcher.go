@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -87,14 +89,19 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 		byName[s.Name] = &serviceRunner{svc: s, d: d}
 	}
 	d.all = byName
-	for cert, names := range o.Routes {
-		for _, n := range names {
+	var errs []error
+	for _, cert := range slices.Sorted(maps.Keys(o.Routes)) {
+		for _, n := range o.Routes[cert] {
 			r, ok := byName[n]
 			if !ok {
-				return nil, fmt.Errorf("certificate %q lists service %q, which is not defined under services", cert, n)
+				errs = append(errs, fmt.Errorf("certificate %q lists service %q, which is not defined under services", cert, n))
+				continue
 			}
 			d.routes[cert] = append(d.routes[cert], r)
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return d, nil
 }

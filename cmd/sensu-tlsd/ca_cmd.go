@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
@@ -43,6 +42,3 @@ func newCACmd(a *app) *cobra.Command {
 	cmd.AddCommand(init)
 	return cmd
 }
-
-// loadCA loads the CA the config (or --ca-dir) names.
-func loadCA(c *config.Config) (*ca.CA, error) { return ca.Load(c.CA.Dir) }

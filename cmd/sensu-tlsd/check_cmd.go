@@ -19,13 +19,15 @@ func newCheckCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check [CERT-FILE...] [--warn 30d] [--crit 7d]",
 		Short: "Run as a Sensu check: one status line, exit 0/1/2/3, expiry metrics",
-		Long: `A Sensu check plugin. Prints one status line, then each certificate's seconds
-to expiry in the Prometheus text format (set output_metric_format:
-prometheus_text on the check to store them). Exit status: 0 OK, 1 WARNING
-(a certificate expires within --warn, or the daemon's renewals of it keep
-failing), 2 CRITICAL (within --crit, expired, or
-failing a check such as a key that does not match), 3 UNKNOWN (a certificate
-cannot be read).`,
+		Long: `A Sensu check plugin. Its output is Prometheus text (set output_metric_format:
+prometheus_text on the check): the status line as a comment ("# OK: ..."),
+then each certificate's seconds to expiry as
+sensu_tlsd_certificate_expiry_seconds{name="...",path="..."}. Exit status:
+0 OK, 1 WARNING (a certificate expires within --warn, the daemon's renewals
+of it keep failing, or a check warns, such as an empty SAN), 2 CRITICAL
+(within --crit, expired, or failing a check such as a key that does not
+match), 3 UNKNOWN (a certificate, key or CA file cannot be read, or the
+flags or config are wrong). --warn must be at least --crit.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w, err := config.ParseDuration(warn)
 			if err != nil {
@@ -34,6 +36,9 @@ cannot be read).`,
 			c, err := config.ParseDuration(crit)
 			if err != nil {
 				return exitError{inventory.StatusUnknown, "UNKNOWN: --crit: " + err.Error()}
+			}
+			if w < c {
+				return exitError{inventory.StatusUnknown, fmt.Sprintf("UNKNOWN: --warn %s is shorter than --crit %s: a certificate would turn critical before any warning; give --warn at least --crit (default --warn 30d --crit 7d)", warn, crit)}
 			}
 			cfg, err := a.loadConfig()
 			if err != nil {
@@ -50,9 +55,7 @@ cannot be read).`,
 			}
 			inventory.AttachState(entries, states)
 			res := inventory.Evaluate(entries, w, c)
-			out := cmd.OutOrStdout()
-			fmt.Fprintln(out, res.Line)
-			if err := inventory.WriteMetrics(out, entries); err != nil {
+			if err := inventory.WriteCheck(cmd.OutOrStdout(), res, entries); err != nil {
 				return exitError{inventory.StatusUnknown, err.Error()}
 			}
 			if res.Status != inventory.StatusOK {

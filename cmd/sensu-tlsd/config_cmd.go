@@ -16,18 +16,26 @@ func newConfigCmd(a *app) *cobra.Command {
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "validate [FILE]",
-		Short: "Check a config file (strict: unknown keys are errors) without touching anything",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "Check a config as run would, without starting or touching anything",
+		Long: `Check a config file (FILE, else --config, else SENSU_TLSD_CONFIG, else
+` + config.DefaultFile + `) the way run checks it before starting: strict keys and
+values, every certificate's plan and issuer, the service actions (presets
+refuse what Sensu cannot take, such as SIGHUP to sensu-agent) and the proxy
+listeners, built without binding a port. Every problem is reported, not
+only the first.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			file := a.configFile
 			if len(args) == 1 {
-				file = args[0]
+				a.configFile = args[0]
 			}
-			if file == "" {
-				file = config.DefaultFile
-			}
-			c, err := config.Load(config.LoadOptions{File: file, Flags: a.root.PersistentFlags()})
+			c, err := a.loadRunConfig()
 			if err != nil {
+				return err
+			}
+			if c.File == "" {
+				return fmt.Errorf("no config file to validate: %s does not exist; give FILE, --config or SENSU_TLSD_CONFIG", config.DefaultFile)
+			}
+			if err := checkStartable(c); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (%d certificates, %d services, %d listeners)\n",

@@ -335,7 +335,7 @@ func TestE2EFailingRenewalsShowInStatusAndCheck(t *testing.T) {
 		t.Fatalf("status while renewals fail: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = run(t, dir, nil, "check", "--config", failing, "--warn", "30m", "--crit", "10m")
-	if r.code != 1 || !strings.HasPrefix(r.stdout, "WARNING: backend-1 renewal failing (") {
+	if r.code != 1 || !strings.HasPrefix(r.stdout, "# WARNING: backend-1 renewal failing (") {
 		t.Fatalf("check while renewals fail: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if got := daemonSerial(t, cert); got != serial {

@@ -80,17 +80,31 @@ func TestGuideSetIssuedVerifiedByOpenSSL(t *testing.T) {
 				t.Errorf("%s must be clientAuth only", name)
 			}
 		}
-		fi, err := os.Stat(filepath.Join(dir, name+"-key.pem"))
-		if err != nil || fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s-key.pem: mode %v, err %v; want 0600", name, fi.Mode().Perm(), err)
+		if fi, err := os.Stat(filepath.Join(dir, name+"-key.pem")); err != nil {
+			t.Errorf("%s-key.pem: %v", name, err)
+		} else if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s-key.pem: mode %04o, want 0600", name, fi.Mode().Perm())
+		}
+	}
+	// etcd-peer is not in the guide's set: issue one and let openssl
+	// read both usages, since the embedded etcd serves and dials with it.
+	mustRun(t, "", nil, "--config", cfg, "issue", "etcd-1", "--profile", "etcd-peer", "--hosts", "backend-1,127.0.0.1")
+	peer := filepath.Join(dir, "etcd-1.pem")
+	if out := opensslOut(t, "verify", "-CAfile", ca, peer); !strings.Contains(out, ": OK") {
+		t.Errorf("openssl verify etcd-1: %s", out)
+	}
+	text := opensslOut(t, "x509", "-in", peer, "-noout", "-ext", "extendedKeyUsage,subjectAltName")
+	for _, want := range []string{"TLS Web Server Authentication, TLS Web Client Authentication", "DNS:backend-1, IP Address:127.0.0.1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("etcd-1: openssl x509 -ext lacks %q:\n%s", want, text)
 		}
 	}
 	st := mustRun(t, "", nil, "--config", cfg, "status")
-	if strings.Contains(st.stdout, "✗") {
-		t.Errorf("status shows a failure for a fresh guide set:\n%s", st.stdout)
+	if strings.Contains(st.stdout, "✗") || !strings.Contains(st.stdout, "local CA") {
+		t.Errorf("status shows a failure for a fresh guide set, or no row for its CA:\n%s", st.stdout)
 	}
 	chk := mustRun(t, "", nil, "--config", cfg, "check")
-	if !strings.HasPrefix(chk.stdout, "OK: 5 of 5 certificates OK") || !strings.Contains(chk.stdout, `sensu_tlsd_certificate_expiry_seconds{name="agent-1"`) {
+	if !strings.HasPrefix(chk.stdout, "# OK: 6 of 6 certificates OK") || !strings.Contains(chk.stdout, `sensu_tlsd_certificate_expiry_seconds{name="agent-1"`) {
 		t.Errorf("check output:\n%s", chk.stdout)
 	}
 }
@@ -166,8 +180,8 @@ func TestStatusAndCheckNameEachBrokenInput(t *testing.T) {
 	}
 	garbage := filepath.Join(dir, "garbage.pem")
 	empty := filepath.Join(dir, "empty.pem")
-	os.WriteFile(garbage, []byte("not a cert"), 0o644)
-	os.WriteFile(empty, nil, 0o644)
+	writeTestFile(t, garbage, "not a cert")
+	writeTestFile(t, empty, "")
 	time.Sleep(1500 * time.Millisecond) // let the 1s certificate expire
 
 	ca := filepath.Join(dir, "ca.pem")
@@ -176,7 +190,7 @@ func TestStatusAndCheckNameEachBrokenInput(t *testing.T) {
 	}{
 		{wrongCA, `which is not in the CA bundle ` + ca},
 		{mismatch, "mismatch-key.pem does not belong to the certificate in " + mismatch},
-		{readable, "readable-key.pem is readable by every user (0644): chmod 600"},
+		{readable, "readable-key.pem: mode 0644 gives every user on the machine access to the private key: use 0600"},
 		{expired, "validity: expired on"},
 		{encrypted, "encrypted-key.pem: the private key is encrypted"},
 		{garbage, garbage + ": no PEM certificate found"},
@@ -203,9 +217,13 @@ func TestStatusAndCheckNameEachBrokenInput(t *testing.T) {
 		{[]string{good, "--ca", ca, "--warn", "100d"}, 1, "WARNING: good.pem expires in 89d"},
 		{[]string{good, "--ca", ca, "--warn", "100d", "--crit", "95d"}, 2, "CRITICAL: good.pem expires in 89d"},
 		{[]string{expired, "--ca", ca}, 2, "CRITICAL: expired.pem expired"},
-		{[]string{mismatch, "--ca", ca}, 2, "CRITICAL: mismatch.pem fails key matches"},
-		{[]string{garbage}, 3, "UNKNOWN: garbage.pem unreadable"},
+		{[]string{garbage}, 3, "# UNKNOWN: garbage.pem unreadable: " + garbage + ": no PEM certificate found"},
+		// The certificate reads, its key does not: that is unknown too,
+		// with the file and the fix in the status line.
+		{[]string{encrypted, "--ca", ca}, 3, "# UNKNOWN: encrypted.pem unreadable: " + filepath.Join(dir, "encrypted-key.pem") + ": the private key is encrypted; Sensu cannot use a passphrase-protected key: decrypt it"},
+		{[]string{mismatch, "--ca", ca}, 2, "# CRITICAL: mismatch.pem fails key matches: the private key in " + filepath.Join(dir, "mismatch-key.pem") + " does not belong to the certificate"},
 		{[]string{"--warn", "soon"}, 3, `UNKNOWN: --warn: "soon" is not a duration`},
+		{[]string{good, "--warn", "7d", "--crit", "30d"}, 3, "UNKNOWN: --warn 7d is shorter than --crit 30d"},
 	} {
 		r := run(t, dir, nil, append([]string{"check"}, c.args...)...)
 		if r.code != c.code || !strings.Contains(r.stdout+r.stderr, c.line) {
@@ -219,7 +237,7 @@ func TestStatusReadsSensuConfigs(t *testing.T) {
 	mustRun(t, "", nil, "--config", cfg, "ca", "init")
 	mustRun(t, "", nil, "--config", cfg, "issue", "--all")
 	backend := filepath.Join(dir, "backend.yml")
-	os.WriteFile(backend, []byte(`api-url: "https://backend-1:8080"
+	writeTestFile(t, backend, `api-url: "https://backend-1:8080"
 cert-file: "`+dir+`/backend-1.pem"
 key-file: "`+dir+`/backend-1-key.pem"
 trusted-ca-file: "`+dir+`/ca.pem"
@@ -227,9 +245,9 @@ etcd-advertise-client-urls: ["https://backend-2:2379"]
 etcd-cert-file: "`+dir+`/backend-1.pem"
 etcd-key-file: "`+dir+`/backend-1-key.pem"
 etcd-trusted-ca-file: "`+dir+`/ca.pem"
-`), 0o644)
+`)
 	agent := filepath.Join(dir, "agent.yml")
-	os.WriteFile(agent, []byte("backend-url: [\"wss://backend-1:8081\"]\ntrusted-ca-file: "+dir+"/ca.pem\n"), 0o644)
+	writeTestFile(t, agent, "backend-url: [\"wss://backend-1:8081\"]\ntrusted-ca-file: "+dir+"/ca.pem\n")
 	r := run(t, "", nil, "status", "--backend-config", backend, "--agent-config", agent)
 	if r.code != 1 {
 		t.Fatalf("status: exit %d, want 1 (etcd cert does not cover backend-2)\n%s%s", r.code, r.stdout, r.stderr)
@@ -246,7 +264,9 @@ etcd-trusted-ca-file: "`+dir+`/ca.pem"
 }
 
 // TestCfsslGuideRecipe makes certificates with the real cfssl following the
-// guide's exact commands and checks sensu-tlsd reads and validates them.
+// guide's commands verbatim (only the binaries' paths differ) and checks
+// sensu-tlsd reads and validates them, and flags the empty DNS SAN the
+// guide's ADDRESS=,backend-N and "hosts":[""] leave in every one.
 func TestCfsslGuideRecipe(t *testing.T) {
 	dir := t.TempDir()
 	root, err := filepath.Abs("../..")
@@ -265,37 +285,68 @@ func TestCfsslGuideRecipe(t *testing.T) {
 		return bin
 	}
 	cfssl, cfssljson := tool("cfssl"), tool("cfssljson")
-	sh := func(script string) {
-		t.Helper()
-		cmd := exec.Command("sh", "-ec", script)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "CFSSL="+cfssl, "CFSSLJSON="+cfssljson)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", script, err, out)
+	// The guide's commands, as the guide prints them, with cfssl and
+	// cfssljson found on PATH.
+	script := `
+echo '{"CN":"CA","key":{"algo":"rsa","size":2048}}' | cfssl gencert -initca - | cfssljson -bare ca -
+echo '{"signing":{"default":{"expiry":"43800h","usages":["signing","key encipherment","server auth","client auth"]}}}' > ca-config.json
+
+export ADDRESS=,backend-1
+export NAME=backend-1
+echo '{"CN":"'$NAME'","hosts":[""],"key":{"algo":"rsa","size":2048}}' | cfssl gencert -config=ca-config.json -ca=ca.pem -ca-key=ca-key.pem -hostname="$ADDRESS" -profile=peer - | cfssljson -bare $NAME
+
+export ADDRESS=,backend-2
+export NAME=backend-2
+echo '{"CN":"'$NAME'","hosts":[""],"key":{"algo":"rsa","size":2048}}' | cfssl gencert -config=ca-config.json -ca=ca.pem -ca-key=ca-key.pem -hostname="$ADDRESS" -profile=peer - | cfssljson -bare $NAME
+
+export ADDRESS=,backend-3
+export NAME=backend-3
+echo '{"CN":"'$NAME'","hosts":[""],"key":{"algo":"rsa","size":2048}}' | cfssl gencert -config=ca-config.json -ca=ca.pem -ca-key=ca-key.pem -hostname="$ADDRESS" -profile=peer - | cfssljson -bare $NAME
+
+export NAME=client
+echo '{"CN":"'$NAME'","hosts":[""],"key":{"algo":"rsa","size":2048}}' | cfssl gencert -config=ca-config.json -ca=ca.pem -ca-key=ca-key.pem -hostname="" -profile=client - | cfssljson -bare $NAME
+
+export NAME=agent-1
+echo '{"CN":"'$NAME'","hosts":[""],"key":{"algo":"rsa","size":2048}}' | cfssl gencert -config=ca-config.json -ca=ca.pem -ca-key=ca-key.pem -hostname="" -profile=client - | cfssljson -bare $NAME
+`
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{cfssl, cfssljson} {
+		if err := os.Rename(f, filepath.Join(bin, filepath.Base(f))); err != nil {
+			t.Fatal(err)
 		}
 	}
-	// The guide's commands, verbatim but for the binary paths.
-	sh(`echo '{"CN":"CA","key":{"algo":"rsa","size":2048}}' | $CFSSL gencert -initca - | $CFSSLJSON -bare ca -`)
-	sh(`echo '{"signing":{"default":{"expiry":"43800h","usages":["signing","key encipherment","server auth","client auth"]}}}' > ca-config.json`)
-	for _, n := range []string{"backend-1", "backend-2", "backend-3"} {
-		sh(`export ADDRESS=localhost,127.0.0.1,` + n + `; export NAME=` + n + `; echo '{"CN":"'$NAME'","hosts":[""],"key":{"algo":"rsa","size":2048}}' | $CFSSL gencert -config=ca-config.json -ca=ca.pem -ca-key=ca-key.pem -hostname="$ADDRESS" -profile=peer - | $CFSSLJSON -bare $NAME`)
+	sh := exec.Command("sh", "-ec", script)
+	sh.Dir = dir
+	sh.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("the guide's cfssl commands: %v\n%s", err, out)
 	}
-	sh(`export NAME=client; echo '{"CN":"'$NAME'","hosts":[""],"key":{"algo":"rsa","size":2048}}' | $CFSSL gencert -config=ca-config.json -ca=ca.pem -ca-key=ca-key.pem -hostname="" -profile=client - | $CFSSLJSON -bare $NAME`)
-	sh(`export NAME=agent-1; echo '{"CN":"'$NAME'","hosts":[""],"key":{"algo":"rsa","size":2048}}' | $CFSSL gencert -config=ca-config.json -ca=ca.pem -ca-key=ca-key.pem -hostname="" -profile=client - | $CFSSLJSON -bare $NAME`)
 
-	r := run(t, dir, nil, "status", "backend-1.pem", "backend-2.pem", "backend-3.pem", "client.pem", "agent-1.pem", "--ca", "ca.pem")
+	certs := []string{"backend-1.pem", "backend-2.pem", "backend-3.pem", "client.pem", "agent-1.pem"}
+	r := run(t, dir, nil, append([]string{"status", "--ca", "ca.pem"}, certs...)...)
 	if r.code != 0 || strings.Contains(r.stdout, "✗") {
 		t.Fatalf("status of cfssl-made certs: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stdout, "backend-1,localhost,127.0.0.1") && !strings.Contains(r.stdout, "localhost,backend-1,127.0.0.1") {
-		t.Errorf("cfssl SANs not shown:\n%s", r.stdout)
+	if !strings.Contains(r.stdout, `"",backend-1 `) {
+		t.Errorf("the empty SAN is not shown:\n%s", r.stdout)
+	}
+	for _, c := range certs {
+		if !strings.Contains(r.stdout, "! "+c+": SANs: an empty DNS name is among the SANs") {
+			t.Errorf("status does not warn about %s's empty SAN:\n%s", c, r.stdout)
+		}
 	}
 	// cfssl writes PKCS#1 ("RSA PRIVATE KEY"): it must be read as such.
-	key, _ := os.ReadFile(filepath.Join(dir, "backend-1-key.pem"))
-	if !strings.Contains(string(key), "RSA PRIVATE KEY") {
-		t.Errorf("expected cfssl to write a PKCS#1 key, got:\n%.40s", key)
+	key, err := os.ReadFile(filepath.Join(dir, "backend-1-key.pem"))
+	if err != nil || !strings.Contains(string(key), "RSA PRIVATE KEY") {
+		t.Errorf("expected cfssl to write a PKCS#1 key (%v), got:\n%.40s", err, key)
 	}
-	mustRun(t, dir, nil, "check", "backend-1.pem", "--ca", "ca.pem")
+	chk := run(t, dir, nil, "check", "backend-1.pem", "--ca", "ca.pem")
+	if chk.code != 1 || !strings.HasPrefix(chk.stdout, "# WARNING: backend-1.pem SANs: an empty DNS name is among the SANs") {
+		t.Errorf("check of a guide certificate: exit %d, want 1 and the empty SAN warning:\n%s%s", chk.code, chk.stdout, chk.stderr)
+	}
 }
 
 // TestIssuedCertsDoMutualTLS: a Go TLS server with the backend cert that
@@ -307,8 +358,10 @@ func TestIssuedCertsDoMutualTLS(t *testing.T) {
 	mustRun(t, dir, nil, "--state-dir", dir, "issue", "agent-1", "--profile", "agent")
 	mustRun(t, dir, nil, "--state-dir", dir, "issue", "etcd-1", "--profile", "etcd-client")
 	pool := x509.NewCertPool()
-	caPEM, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
-	pool.AppendCertsFromPEM(caPEM)
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil || !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatalf("reading the CA: %v", err)
+	}
 	load := func(name string) tls.Certificate {
 		c, err := tls.LoadX509KeyPair(filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem"))
 		if err != nil {
@@ -376,7 +429,7 @@ func TestIssuedCertsDoMutualTLS(t *testing.T) {
 func TestConfigValidateNamesFileLineAndSuggestion(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "tlsd.yml")
-	os.WriteFile(bad, []byte("state-dir: /x\ncertificates:\n  - name: a\n    profile: backend\n    cert_file: /a.pem\n"), 0o644)
+	writeTestFile(t, bad, "state-dir: /x\ncertificates:\n  - name: a\n    profile: backend\n    cert_file: /a.pem\n")
 	r := run(t, "", nil, "config", "validate", bad)
 	if r.code == 0 || !strings.Contains(r.stderr, bad+`:5: unknown key "certificates[0].cert_file": did you mean "cert-file"?`) {
 		t.Errorf("config validate: exit %d\n%s", r.code, r.stderr)
@@ -444,7 +497,18 @@ func writeNotYetValid(t *testing.T, certFile, keyFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeTestFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})))
+}
+
+// writeTestFile writes content to path (0600: some are keys) or fails the test.
+func writeTestFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

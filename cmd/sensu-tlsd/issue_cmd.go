@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -11,7 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/daemon"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
@@ -32,13 +37,23 @@ certificate the config declares. Profiles follow the Sensu security guide:
   agent        clientAuth; CN = agent name (bound to a Sensu user)
   server       generic serverAuth
   client       generic clientAuth
-Files are named like cfssljson's: NAME.pem, NAME-key.pem (0600), ca.pem.`,
+Files are named like cfssljson's: NAME.pem, NAME-key.pem (0600), ca.pem.
+--all issues, validates and installs each set the way run does (creating
+the CA first when ca.create is true), so a daemon started afterwards
+takes them over; the per-certificate flags do not apply to it.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if all && len(args) > 0 {
 				return errors.New("give either NAME or --all, not both")
 			}
 			if !all && len(args) != 1 {
 				return errors.New("give the certificate NAME (or --all to issue every certificate in the config)")
+			}
+			if all {
+				for _, f := range []string{"profile", "hosts", "out", "common-name", "key-type", "lifetime"} {
+					if cmd.Flags().Changed(f) {
+						return fmt.Errorf("--%s applies to one certificate NAME, not --all: --all issues what the config declares, so set %s there", f, f)
+					}
+				}
 			}
 			return nil
 		},
@@ -47,13 +62,13 @@ Files are named like cfssljson's: NAME.pem, NAME-key.pem (0600), ca.pem.`,
 			if err != nil {
 				return err
 			}
-			authority, err := loadCA(c)
-			if err != nil {
-				return err
-			}
 			w := cmd.OutOrStdout()
 			if all {
-				return issueAll(w, c, authority)
+				return issueAll(cmd.Context(), w, c)
+			}
+			name := args[0]
+			if err := config.ValidName(name); err != nil {
+				return err
 			}
 			if profile == "" {
 				return errors.New("--profile is required: one of backend, etcd-peer, etcd-client, agent, server, client")
@@ -67,6 +82,9 @@ Files are named like cfssljson's: NAME.pem, NAME-key.pem (0600), ca.pem.`,
 				if d, err = config.ParseDuration(lifetime); err != nil {
 					return fmt.Errorf("--lifetime: %w", err)
 				}
+				if d <= 0 {
+					return fmt.Errorf("--lifetime %s: a certificate must be valid for some time: give a positive duration such as 90d or 2160h", lifetime)
+				}
 			}
 			if keyType == "" {
 				keyType = c.Defaults.KeyType
@@ -74,15 +92,19 @@ Files are named like cfssljson's: NAME.pem, NAME-key.pem (0600), ca.pem.`,
 			if out == "" {
 				out = c.Defaults.Dir
 			}
-			is, err := authority.Issue(ca.Request{Name: args[0], Profile: p, CommonName: commonName, Hosts: hosts, KeyType: keyType, Lifetime: d})
+			authority, err := ca.Load(c.CA.Dir)
 			if err != nil {
 				return err
 			}
-			paths, err := ca.WriteFiles(out, args[0], is)
+			is, err := authority.Issue(ca.Request{Name: name, Profile: p, CommonName: commonName, Hosts: hosts, KeyType: keyType, Lifetime: d})
 			if err != nil {
 				return err
 			}
-			printIssued(w, args[0], p, is, paths)
+			paths, err := ca.WriteFiles(out, name, is)
+			if err != nil {
+				return err
+			}
+			printIssued(w, name, p, is.Cert, paths.Cert, paths.Key, paths.CA)
 			return nil
 		},
 	}
@@ -97,36 +119,46 @@ Files are named like cfssljson's: NAME.pem, NAME-key.pem (0600), ca.pem.`,
 	return cmd
 }
 
-// issueAll issues every local-ca certificate of the config to its configured
-// paths. Certificates renewed by another issuer are skipped with a note.
-func issueAll(w io.Writer, c *config.Config, authority *ca.CA) error {
+// issueAll issues every local-ca certificate of the config through the
+// daemon's own path (plan, local-CA issuer, validation, installer), so the
+// CA is created when ca.create says so and run later adopts the result.
+// Certificates renewed by another issuer are skipped with a note.
+func issueAll(ctx context.Context, w io.Writer, c *config.Config) error {
 	if len(c.Certificates) == 0 {
 		return fmt.Errorf("%s declares no certificates: add a certificates list (see examples/quickstart.yml)", configName(c))
 	}
-	for _, cert := range c.Certificates {
-		if cert.Issuer.Type != config.IssuerLocalCA {
-			fmt.Fprintf(w, "skipped %s: renewed by issuer %s, not the local CA\n", cert.Name, cert.Issuer.Type)
+	plans, err := rotate.Plans(c)
+	if err != nil {
+		return err
+	}
+	// Warnings and errors only: each issued set gets its own line below.
+	level := new(slog.LevelVar)
+	level.Set(max(daemon.ParseLevel(c.LogLevel), slog.LevelWarn))
+	mgr := rotate.NewManager(&rotate.Bus{}, rotate.NewMetrics(), daemon.NewLogger(os.Stderr, c.LogFormat, level))
+	var errs []error
+	for _, p := range plans {
+		if p.Issuer.Type != config.IssuerLocalCA {
+			fmt.Fprintf(w, "skipped %s: renewed by issuer %s, not the local CA\n", p.Name, p.Issuer.Type)
 			continue
 		}
-		p := pki.Profile(cert.Profile)
-		is, err := authority.Issue(ca.Request{Name: cert.Name, Profile: p, CommonName: cert.CommonName, Hosts: cert.Hosts, KeyType: cert.KeyType, Lifetime: cert.Lifetime})
+		if _, err := mgr.RenewOnce(ctx, p, true, false); err != nil {
+			errs = append(errs, fmt.Errorf("certificate %s: %w", p.Name, err))
+			continue
+		}
+		certs, err := pki.ReadCertificates(p.Paths.Cert)
 		if err != nil {
-			return fmt.Errorf("certificate %s: %w", cert.Name, err)
+			errs = append(errs, fmt.Errorf("certificate %s: installed, but reading it back: %w", p.Name, err))
+			continue
 		}
-		paths := ca.Paths{Cert: cert.CertFile, Key: cert.KeyFile, CA: cert.CAFile}
-		if err := ca.WritePaths(paths, is, ca.FileOptions{KeyMode: os.FileMode(cert.KeyMode), CertMode: os.FileMode(cert.CertMode), Owner: cert.Owner, Group: cert.Group}); err != nil {
-			return fmt.Errorf("certificate %s: %w", cert.Name, err)
-		}
-		printIssued(w, cert.Name, p, is, paths)
+		printIssued(w, p.Name, p.Profile, certs[0], p.Paths.Cert, p.Paths.Key, p.Paths.CA)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-func printIssued(w io.Writer, name string, p pki.Profile, is *ca.Issued, paths ca.Paths) {
-	sans := pki.SANs(is.Cert)
+func printIssued(w io.Writer, name string, p pki.Profile, cert *x509.Certificate, certFile, keyFile, caFile string) {
 	fmt.Fprintf(w, "issued %s (profile %s, CN %s, SANs %v, %s, expires %s)\n  %s\n  %s\n  %s\n",
-		name, p, is.Cert.Subject.CommonName, sans, pki.KeyDescription(is.Cert.PublicKey),
-		is.Cert.NotAfter.UTC().Format(time.RFC3339), paths.Cert, paths.Key, paths.CA)
+		name, p, cert.Subject.CommonName, pki.SANs(cert), pki.KeyDescription(cert.PublicKey),
+		cert.NotAfter.UTC().Format(time.RFC3339), certFile, keyFile, caFile)
 }
 
 func configName(c *config.Config) string {

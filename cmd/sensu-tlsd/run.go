@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
@@ -33,16 +36,7 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 /healthz and /agents (Sensu agents seen by the proxy, by transport).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			load := func() (*config.Config, error) {
-				cfg, err := a.loadConfig()
-				if err != nil {
-					return nil, err
-				}
-				if err := migrate.AddDropIns(cfg); err != nil {
-					return nil, fmt.Errorf("cutover listener drop-ins: %w", err)
-				}
-				return cfg, nil
-			}
+			load := a.loadRunConfig
 			cfg, err := load()
 			if err != nil {
 				return err
@@ -80,16 +74,7 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 			})
 			d.Handlers = map[string]http.Handler{"/agents": agentsHandler(listeners)}
 
-			consumers, err := rotate.NewRebuilt(cfg, func(cfg *config.Config) (rotate.Subscriber, func(), error) {
-				services, err := systemd.FromConfig(cfg, log, d.Metrics.Registry)
-				if err != nil {
-					return nil, nil, fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), err)
-				}
-				if regen := sensu.NewRegenerator(cfg, services); regen != nil {
-					return regen, services.Close, nil
-				}
-				return services, services.Close, nil
-			})
+			consumers, err := rotate.NewRebuilt(cfg, buildConsumers(log, d.Metrics.Registry))
 			if err != nil {
 				return err
 			}
@@ -99,6 +84,73 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 			return d.Run(cmd.Context(), cfg)
 		},
 	}
+}
+
+// loadRunConfig is the configuration run starts from and re-reads on
+// SIGHUP: file, env and flags, plus the cutover's listener drop-ins.
+func (a *app) loadRunConfig() (*config.Config, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate.AddDropIns(cfg); err != nil {
+		return nil, fmt.Errorf("cutover listener drop-ins: %w", err)
+	}
+	return cfg, nil
+}
+
+// buildConsumers makes what run subscribes after the proxy listeners: the
+// service actions, behind the Sensu config writer when that manages
+// Sensu's files.
+func buildConsumers(log *slog.Logger, reg *prometheus.Registry) rotate.BuildFunc {
+	return func(cfg *config.Config) (rotate.Subscriber, func(), error) {
+		services, err := systemd.FromConfig(cfg, log, reg)
+		if err != nil {
+			return nil, nil, inFile(cfg, err)
+		}
+		if regen := sensu.NewRegenerator(cfg, services); regen != nil {
+			return regen, services.Close, nil
+		}
+		return services, services.Close, nil
+	}
+}
+
+// checkStartable runs every check run makes on cfg before it starts
+// anything (plans, service actions, proxy listeners), with the same
+// constructors but binding no port and writing no file, and reports every
+// failure rather than the first.
+func checkStartable(cfg *config.Config) error {
+	var errs []error
+	if _, err := rotate.Plans(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	reg := prometheus.NewRegistry()
+	if _, release, err := buildConsumers(log, reg)(cfg); err != nil {
+		errs = append(errs, err)
+	} else {
+		release()
+	}
+	listeners, err := proxy.NewListeners(reg, log)
+	if err == nil {
+		err = listeners.Check(cfg)
+	}
+	if err != nil {
+		errs = append(errs, inFile(cfg, err))
+	}
+	return errors.Join(errs...)
+}
+
+// inFile names cfg's file on each error err joins, one per line.
+func inFile(cfg *config.Config, err error) error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = slices.Clone(j.Unwrap())
+	}
+	for i, e := range errs {
+		errs[i] = fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), e)
+	}
+	return errors.Join(errs...)
 }
 
 // agentsHandler serves the agents the proxy listeners have seen, by

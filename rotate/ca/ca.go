@@ -163,9 +163,17 @@ func (c *CA) Issue(r Request) (*Issued, error) {
 	if cn == "" {
 		return nil, errors.New("a certificate needs a name or a common name")
 	}
-	hosts := r.Hosts
+	hosts, defaulted := r.Hosts, false
 	if len(hosts) == 0 && r.Profile.Serves() {
-		hosts = []string{cn}
+		hosts, defaulted = []string{cn}, true
+	}
+	for _, h := range hosts {
+		if err := pki.CheckHost(h); err != nil {
+			if defaulted {
+				return nil, fmt.Errorf("certificate %s: no hosts given, so the common name would be the SAN: %w: give hosts", cn, err)
+			}
+			return nil, fmt.Errorf("certificate %s: %w", cn, err)
+		}
 	}
 	if r.Lifetime <= 0 {
 		return nil, fmt.Errorf("certificate %s needs a positive lifetime (lifetime or defaults.lifetime), not %s", cn, r.Lifetime)

@@ -138,3 +138,21 @@ func TestRolloverBundleIsIssuedWhole(t *testing.T) {
 		t.Fatalf("ca.pem with the old CA first: %v", err)
 	}
 }
+
+func TestIssueRefusesHostsThatAreNoName(t *testing.T) {
+	c, err := ca.Init(t.TempDir(), ca.InitOptions{CommonName: "x", Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Issue(ca.Request{Name: "x", Profile: pki.Server, Lifetime: time.Hour, Hosts: []string{"x", "bad host!"}})
+	if err == nil || err.Error() != `certificate x: host "bad host!" is neither an IP address nor a DNS name (letters, digits and hyphens, dot-separated, e.g. backend-1.example.com or 10.0.0.5)` {
+		t.Errorf("bad host: %v", err)
+	}
+	_, err = c.Issue(ca.Request{Name: "my backend", Profile: pki.Backend, Lifetime: time.Hour})
+	if err == nil || !strings.Contains(err.Error(), "no hosts given, so the common name would be the SAN") {
+		t.Errorf("CN that is no host name, no hosts: %v", err)
+	}
+	if _, err := c.Issue(ca.Request{Name: "my agent", Profile: pki.Agent, Lifetime: time.Hour}); err != nil {
+		t.Errorf("an agent CN needs no host syntax: %v", err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 // Paths are where a certificate set is written.
@@ -45,8 +47,8 @@ func WritePaths(p Paths, is *Issued, o FileOptions) error {
 	if o.CertMode == 0 {
 		o.CertMode = 0o644
 	}
-	if o.KeyMode&0o007 != 0 {
-		return fmt.Errorf("%s: refusing to write a private key readable by every user (mode %04o): use 0600 or 0640", p.Key, o.KeyMode)
+	if err := pki.CheckKeyMode(o.KeyMode); err != nil {
+		return fmt.Errorf("%s: not written: %w", p.Key, err)
 	}
 	if err := checkNotAnotherCA(p.CA, is.CAPEM); err != nil {
 		return err

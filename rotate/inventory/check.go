@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 // Sensu check plugin exit statuses (Nagios convention, which Sensu uses).
@@ -23,26 +24,36 @@ type CheckResult struct {
 	Line   string
 }
 
-// Evaluate turns entries into one check verdict: critical when any
-// certificate expires within crit or fails a check, warning within warn or
-// while the daemon's renewals of it keep failing, unknown when a
-// certificate cannot be read at all.
+// Evaluate turns entries into one check verdict: unknown when a file
+// (certificate, key or CA) cannot be read, critical when a certificate
+// expires within crit or fails a check, warning within warn, while the
+// daemon's renewals of it keep failing, or when a check passed with a
+// warning. Each phrase carries the first failure's detail, so the event
+// alone says which file is wrong and how to fix it.
 func Evaluate(entries []Entry, warn, crit time.Duration) CheckResult {
 	var unknown, critical, warning []string
 	for _, e := range entries {
 		switch {
-		case e.NotAfter.IsZero():
-			unknown = append(unknown, fmt.Sprintf("%s unreadable (%s)", e.Name, e.Error))
+		case e.Error != "":
+			unknown = append(unknown, describe(e.Name+" unreadable", e.Name, e.Error))
 		case e.Left <= crit:
 			critical = append(critical, expiryPhrase(e))
 		case len(failedChecks(e)) > 0:
-			critical = append(critical, fmt.Sprintf("%s fails %s", e.Name, strings.Join(failedChecks(e), ", ")))
+			failed := failedChecks(e)
+			phrase := fmt.Sprintf("%s fails %s: %s", e.Name, failed[0].Name, failed[0].Detail)
+			if len(failed) > 1 {
+				phrase += " (also fails " + checkNames(failed[1:]) + ")"
+			}
+			critical = append(critical, phrase)
 		case e.Renewal != nil && e.Renewal.Failures > 0:
 			// Still valid beyond crit, but nobody should wait for the
 			// expiry warning to learn the renewals are failing.
 			warning = append(warning, fmt.Sprintf("%s renewal failing (%d in a row: %s)", e.Name, e.Renewal.Failures, e.Renewal.LastError))
 		case e.Left <= warn:
 			warning = append(warning, expiryPhrase(e))
+		case len(warnedChecks(e)) > 0:
+			w := warnedChecks(e)[0]
+			warning = append(warning, fmt.Sprintf("%s %s: %s", e.Name, w.Name, w.Detail))
 		}
 	}
 	ok := len(entries) - len(unknown) - len(critical) - len(warning)
@@ -60,6 +71,14 @@ func Evaluate(entries []Entry, warn, crit time.Duration) CheckResult {
 	return CheckResult{StatusOK, "OK: " + tail}
 }
 
+// describe joins a label and a message about the entry called name,
+// dropping the name from the message when it starts with it (a file given
+// as an argument is named by its path, and read errors start with the
+// path), so no line says "der.der: der.der: ...".
+func describe(label, name, msg string) string {
+	return label + ": " + strings.TrimPrefix(msg, name+": ")
+}
+
 func expiryPhrase(e Entry) string {
 	if e.Left < 0 {
 		return fmt.Sprintf("%s expired %s ago", e.Name, HumanDuration(-e.Left))
@@ -67,30 +86,61 @@ func expiryPhrase(e Entry) string {
 	return fmt.Sprintf("%s expires in %s", e.Name, HumanDuration(e.Left))
 }
 
-func failedChecks(e Entry) []string {
-	var names []string
+func failedChecks(e Entry) []pki.CheckResult {
+	var out []pki.CheckResult
 	for _, c := range e.Checks {
 		if !c.OK {
-			names = append(names, c.Name)
+			out = append(out, c)
 		}
 	}
-	if e.Error != "" {
-		names = append(names, "read")
-	}
-	return names
+	return out
 }
 
-// WriteMetrics writes seconds to expiry per certificate in the Prometheus
+func warnedChecks(e Entry) []pki.CheckResult {
+	var out []pki.CheckResult
+	for _, c := range e.Checks {
+		if c.OK && c.Warning {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func checkNames(cs []pki.CheckResult) string {
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = c.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// WriteCheck writes a check's output as Prometheus text, which Sensu reads
+// with output_metric_format: prometheus_text: the status line as a comment
+// (Sensu's parser skips comment lines, but any other non-sample line makes
+// it drop every sample), then each certificate's seconds to expiry.
+func WriteCheck(w io.Writer, r CheckResult, entries []Entry) error {
+	line := strings.NewReplacer("\r", " ", "\n", " ").Replace(r.Line)
+	if _, err := fmt.Fprintf(w, "# %s\n", line); err != nil {
+		return err
+	}
+	return writeMetrics(w, entries)
+}
+
+// labelValue escapes a label value as the text format wants: only
+// backslash, double quote and line feed, not Go's escapes.
+var labelValue = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// writeMetrics writes seconds to expiry per certificate in the Prometheus
 // text format, which Sensu ingests with output_metric_format
 // prometheus_text.
-func WriteMetrics(w io.Writer, entries []Entry) error {
+func writeMetrics(w io.Writer, entries []Entry) error {
 	var lines []string
 	for _, e := range entries {
-		if e.NotAfter.IsZero() {
+		if e.Seconds == nil {
 			continue
 		}
-		lines = append(lines, fmt.Sprintf("sensu_tlsd_certificate_expiry_seconds{name=%s,path=%s} %d",
-			strconv.Quote(e.Name), strconv.Quote(e.CertFile), e.Seconds))
+		lines = append(lines, fmt.Sprintf(`sensu_tlsd_certificate_expiry_seconds{name="%s",path="%s"} %d`,
+			labelValue.Replace(e.Name), labelValue.Replace(e.CertFile), *e.Seconds))
 	}
 	sort.Strings(lines)
 	if len(lines) == 0 {

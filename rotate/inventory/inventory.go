@@ -12,6 +12,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
@@ -28,21 +29,29 @@ type Source struct {
 	// TrustedCA is the file of CAs the chain must also verify to (the
 	// config's trusted-ca); "" when only CAFile is the trust.
 	TrustedCA string `json:"trusted_ca,omitempty"`
+	// CommonName is the subject CN the certificate must carry ("" when
+	// any will do): an agent's, which Sensu binds to a user.
+	CommonName string `json:"common_name,omitempty"`
+	// Renew is the command that renews the certificate, for the fix of
+	// an expired one; "" when sensu-tlsd does not renew it.
+	Renew string `json:"-"`
 }
 
 // Entry is what inspecting a Source found. Fields are empty when the
 // certificate could not be read; Error then says why.
 type Entry struct {
 	Source
-	Subject  string            `json:"subject,omitempty"`
-	SANs     []string          `json:"sans,omitempty"`
-	Issuer   string            `json:"issuer,omitempty"`
-	Serial   string            `json:"serial,omitempty"`
-	NotAfter time.Time         `json:"not_after,omitzero"`
-	Left     time.Duration     `json:"-"`
-	Seconds  int64             `json:"seconds_left"`
-	Checks   []pki.CheckResult `json:"checks,omitempty"`
-	Error    string            `json:"error,omitempty"`
+	Subject  string        `json:"subject,omitempty"`
+	SANs     []string      `json:"sans,omitempty"`
+	Issuer   string        `json:"issuer,omitempty"`
+	Serial   string        `json:"serial,omitempty"`
+	NotAfter time.Time     `json:"not_after,omitzero"`
+	Left     time.Duration `json:"-"`
+	// Seconds is nil when the certificate could not be read, so JSON
+	// readers never take an unreadable file for one expiring now.
+	Seconds *int64            `json:"seconds_left,omitempty"`
+	Checks  []pki.CheckResult `json:"checks,omitempty"`
+	Error   string            `json:"error,omitempty"`
 	// Renewal is what the daemon last did for a managed certificate; nil
 	// when the daemon never ran for it.
 	Renewal *rotate.CertState `json:"renewal,omitempty"`
@@ -90,7 +99,8 @@ func inspect(s Source, now time.Time) Entry {
 	// Not truncated: a certificate expired by half a second must still
 	// count as expired, not as "expires in 0s".
 	e.Left = leaf.NotAfter.Sub(now)
-	e.Seconds = int64(math.Floor(e.Left.Seconds()))
+	secs := int64(math.Floor(e.Left.Seconds()))
+	e.Seconds = &secs
 
 	set := &pki.Set{Chain: chain, CertFile: s.CertFile, KeyFile: s.KeyFile, CAFile: s.CAFile}
 	if s.IsCA {
@@ -107,7 +117,7 @@ func inspect(s Source, now time.Time) Entry {
 			readErrs = append(readErrs, err.Error())
 		}
 	}
-	pol := pki.Policy{Profile: s.Profile, Hosts: s.Hosts, Now: now, CA: s.IsCA}
+	pol := pki.Policy{Profile: s.Profile, Hosts: s.Hosts, CommonName: s.CommonName, Renew: s.Renew, Now: now, CA: s.IsCA}
 	if s.TrustedCA != "" {
 		if pol.Trusted, err = pki.ReadCertificates(s.TrustedCA); err != nil {
 			readErrs = append(readErrs, "trusted-ca: "+err.Error())
@@ -124,18 +134,39 @@ func inspect(s Source, now time.Time) Entry {
 	return e
 }
 
-// modeCheck fails a private key that users other than owner and group can
-// read: on a shared host that is a leaked key.
+// modeCheck applies pki's key mode rule to the key file as it is on disk.
 func modeCheck(keyFile string) pki.CheckResult {
 	fi, err := os.Stat(keyFile)
 	if err != nil {
 		return pki.CheckResult{Name: CheckModes, Detail: err.Error()}
 	}
-	perm := fi.Mode().Perm()
-	if perm&0o007 != 0 {
-		return pki.CheckResult{Name: CheckModes, Detail: fmt.Sprintf("%s is readable by every user (%04o): chmod 600 %s (or 640 with chgrp sensu)", keyFile, perm, keyFile)}
+	if err := pki.CheckKeyMode(fi.Mode()); err != nil {
+		return pki.CheckResult{Name: CheckModes, Detail: fmt.Sprintf("%s: %v", keyFile, err)}
 	}
-	return pki.CheckResult{Name: CheckModes, OK: true, Detail: fmt.Sprintf("%04o", perm)}
+	return pki.CheckResult{Name: CheckModes, OK: true, Detail: fmt.Sprintf("%04o", fi.Mode().Perm())}
+}
+
+// mark is a check's sign in the table: passed, passed with a warning, failed.
+func mark(c pki.CheckResult) string {
+	switch {
+	case !c.OK:
+		return markFail
+	case c.Warning:
+		return markWarn
+	}
+	return markOK
+}
+
+// sanList shows an empty SAN as "" so it is seen, not lost between commas.
+func sanList(sans []string) string {
+	shown := make([]string, len(sans))
+	for i, s := range sans {
+		shown[i] = s
+		if s == "" {
+			shown[i] = `""`
+		}
+	}
+	return strings.Join(shown, ",")
 }
 
 // AttachState adds the daemon's persisted renewal state to the entries of
@@ -151,19 +182,42 @@ func AttachState(entries []Entry, states map[string]rotate.CertState) {
 	}
 }
 
-// FromConfig lists the managed certificates of c.
+// FromConfig lists the managed certificates of c, then the CAs they
+// trust: the local CA (with its key) when a certificate uses it, and every
+// other ca-file once, since a CA that expires takes its certificates along.
 func FromConfig(c *config.Config) []Source {
-	out := make([]Source, 0, len(c.Certificates))
+	out := make([]Source, 0, len(c.Certificates)+1)
+	usesLocalCA := false
 	for _, cert := range c.Certificates {
 		p := pki.Profile(cert.Profile)
 		hosts := cert.Hosts
 		if len(hosts) == 0 && p.Serves() {
 			hosts = []string{cert.CommonName}
 		}
-		out = append(out, Source{
+		s := Source{
 			Name: cert.Name, Origin: "config", Profile: p, Hosts: hosts,
 			CertFile: cert.CertFile, KeyFile: cert.KeyFile, CAFile: cert.CAFile, TrustedCA: cert.TrustedCA,
+		}
+		if cert.Issuer.Type != config.IssuerFiles {
+			s.Renew = "sensu-tlsd renew " + cert.Name
+		}
+		out = append(out, s)
+		usesLocalCA = usesLocalCA || cert.Issuer.Type == config.IssuerLocalCA
+	}
+	listed := map[string]bool{}
+	if usesLocalCA {
+		caCert := filepath.Join(c.CA.Dir, ca.CertFileName)
+		listed[filepath.Clean(caCert)] = true
+		out = append(out, Source{
+			Name: "local CA", Origin: "config", CertFile: caCert, KeyFile: filepath.Join(c.CA.Dir, ca.KeyFileName), IsCA: true,
+			Renew: "create a new CA (sensu-tlsd ca init --dir NEW-DIR), point ca.dir at it and reissue every certificate",
 		})
+	}
+	for _, cert := range c.Certificates {
+		if f := filepath.Clean(cert.CAFile); !listed[f] {
+			listed[f] = true
+			out = append(out, Source{Name: cert.Name + " ca-file", Origin: "config", CertFile: cert.CAFile, IsCA: true})
+		}
 	}
 	return out
 }

@@ -38,6 +38,21 @@ func failing(e Entry) Entry {
 	return e
 }
 
+func keyUnreadable(e Entry) Entry {
+	e.Error = "enc-key.pem: the private key is encrypted"
+	return e
+}
+
+func twoFailures(e Entry) Entry {
+	e.Checks = []pki.CheckResult{{Name: "key matches", Detail: "wrong key"}, {Name: "chain", Detail: "x"}}
+	return e
+}
+
+func warned(e Entry) Entry {
+	e.Checks = append(e.Checks, pki.CheckResult{Name: "SANs", OK: true, Warning: true, Detail: "empty SAN"})
+	return e
+}
+
 func TestEvaluatePicksTheWorstStatus(t *testing.T) {
 	day := 24 * time.Hour
 	cases := []struct {
@@ -50,7 +65,13 @@ func TestEvaluatePicksTheWorstStatus(t *testing.T) {
 		{[]Entry{entry("a", 3*day, true), entry("b", 20*day, true)}, StatusCritical, "CRITICAL: a expires in 3d 0h; b expires"},
 		{[]Entry{entry("a", 60*day, false)}, StatusCritical, "CRITICAL: a fails chain"},
 		{[]Entry{entry("a", -day, true)}, StatusCritical, "CRITICAL: a expired 1d 0h ago"},
-		{[]Entry{{Source: Source{Name: "gone"}, Error: "no such file"}, entry("a", 3*day, true)}, StatusUnknown, "UNKNOWN: gone unreadable (no such file); a expires"},
+		{[]Entry{{Source: Source{Name: "gone"}, Error: "no such file"}, entry("a", 3*day, true)}, StatusUnknown, "UNKNOWN: gone unreadable: no such file; a expires"},
+		// A readable certificate whose key cannot be read is unknown too,
+		// named once even though the error starts with the name.
+		{[]Entry{keyUnreadable(entry("enc.pem", 60*day, true))}, StatusUnknown, "UNKNOWN: enc.pem unreadable: enc-key.pem: the private key is encrypted; 0 of 1"},
+		{[]Entry{entry("a", 60*day, false)}, StatusCritical, "CRITICAL: a fails chain: x; 0 of 1"},
+		{[]Entry{twoFailures(entry("a", 60*day, true))}, StatusCritical, "CRITICAL: a fails key matches: wrong key (also fails chain); 0 of 1"},
+		{[]Entry{warned(entry("a", 60*day, true))}, StatusWarning, "WARNING: a SANs: empty SAN; 0 of 1"},
 		{nil, StatusUnknown, "UNKNOWN: no certificates"},
 		{[]Entry{failing(entry("a", 60*day, true))}, StatusWarning, "WARNING: a renewal failing (3 in a row: exec: exit status 2)"},
 		{[]Entry{failing(entry("a", 3*day, true))}, StatusCritical, "CRITICAL: a expires in 3d 0h"},
@@ -64,8 +85,7 @@ func TestEvaluatePicksTheWorstStatus(t *testing.T) {
 }
 
 func TestFromBackendConfigFindsEveryTripleAndItsHosts(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "backend.yml")
-	os.WriteFile(p, []byte(`# comment
+	p := writeFile(t, "backend.yml", `# comment
 api-url: https://sensu.example.com:8080
 cert-file: /etc/sensu/tls/backend.pem
 key-file: /etc/sensu/tls/backend-key.pem
@@ -75,7 +95,7 @@ etcd-cert-file: /etc/sensu/tls/etcd.pem
 etcd-key-file: /etc/sensu/tls/etcd-key.pem
 etcd-peer-cert-file: /etc/sensu/tls/peer.pem
 etcd-initial-advertise-peer-urls: ["https://[::]:2380", "https://backend-1:2380"]
-`), 0o644)
+`)
 	got, err := FromBackendConfig(p)
 	if err != nil {
 		t.Fatal(err)
@@ -89,9 +109,78 @@ etcd-initial-advertise-peer-urls: ["https://[::]:2380", "https://backend-1:2380"
 			t.Errorf("%s: hosts %v, want %v", s.Name, s.Hosts, want[i])
 		}
 	}
-	if got[0].Profile != pki.Backend || got[1].Profile != pki.EtcdPeer || got[1].CAFile != "" {
+	// The API certificate is not the etcd one here, so it only serves.
+	if got[0].Profile != pki.Server || got[1].Profile != pki.EtcdPeer || got[1].CAFile != "" {
 		t.Errorf("profiles/CA: %+v", got)
 	}
+}
+
+func TestBackendCertNeedsClientAuthOnlyWhenItIsAlsoTheEtcdCert(t *testing.T) {
+	for _, c := range []struct {
+		yml        string
+		api, agent pki.Profile
+	}{
+		{"cert-file: /t/api.pem\netcd-cert-file: /t/etcd.pem\nagent-auth-cert-file: /t/api.pem\n", pki.Server, pki.Server},
+		{"cert-file: /t/b.pem\netcd-cert-file: /t/b.pem\nagent-auth-cert-file: /t/b.pem\n", pki.Backend, pki.Backend},
+		{"cert-file: /t/b.pem\netcd-peer-cert-file: /t/./b.pem\nagent-auth-cert-file: /t/other.pem\n", pki.Backend, pki.Server},
+	} {
+		got, err := FromBackendConfig(writeFile(t, "backend.yml", c.yml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		profiles := map[string]pki.Profile{}
+		for _, s := range got {
+			profiles[s.Name] = s.Profile
+		}
+		if profiles["backend.yml cert-file"] != c.api || profiles["backend.yml agent-auth-cert-file"] != c.agent {
+			t.Errorf("%q: cert-file %s, agent-auth-cert-file %s; want %s, %s", c.yml,
+				profiles["backend.yml cert-file"], profiles["backend.yml agent-auth-cert-file"], c.api, c.agent)
+		}
+	}
+}
+
+func TestAgentCertMustCarryTheAgentNameAsCN(t *testing.T) {
+	got, err := FromAgentConfig(writeFile(t, "agent.yml", "name: agent-7\ncert-file: /t/a.pem\nkey-file: /t/a-key.pem\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].CommonName != "agent-7" || got[0].Profile != pki.Agent {
+		t.Fatalf("sources %+v, want one agent source with CN agent-7", got)
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = FromAgentConfig(writeFile(t, "agent.yml", "cert-file: /t/a.pem\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].CommonName != host {
+		t.Errorf("without name the agent runs as the hostname %q; CN wanted %q", host, got[0].CommonName)
+	}
+}
+
+func TestSensuConfigWithoutTLSKeysPointsToLint(t *testing.T) {
+	p := writeFile(t, "backend.yml", "cert_file: /t/b.pem\nkey_file: /t/b-key.pem\n")
+	_, err := FromBackendConfig(p)
+	if err == nil || !strings.Contains(err.Error(), p+": no TLS keys found") || !strings.Contains(err.Error(), "sensu-tlsd lint "+p) {
+		t.Fatalf("got %v, want no TLS keys found and the lint command", err)
+	}
+	missing := filepath.Join(t.TempDir(), "nope.yml")
+	_, err = FromAgentConfig(missing)
+	if err == nil || err.Error() != missing+": file does not exist: check the path given to --agent-config" {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// writeFile writes content to name in a new temporary directory.
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestFromFilesRejectsKeyWithManyCerts(t *testing.T) {

@@ -14,11 +14,12 @@ import (
 // Marks make a table readable at a glance.
 const (
 	markOK   = "✓"
+	markWarn = "!"
 	markFail = "✗"
 )
 
-// WriteTable prints one row per entry, then one line per failed check,
-// read error or failing renewal under it, so the fix is next to the
+// WriteTable prints one row per entry, then one line per failed or warned
+// check, read error or failing renewal under it, so the fix is next to the
 // certificate it concerns.
 func WriteTable(w io.Writer, entries []Entry, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -29,7 +30,7 @@ func WriteTable(w io.Writer, entries []Entry, now time.Time) error {
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			e.Name, e.CertFile, e.Subject, dash(strings.Join(e.SANs, ",")), e.Issuer, e.Serial,
+			e.Name, e.CertFile, e.Subject, dash(sanList(e.SANs)), e.Issuer, e.Serial,
 			e.NotAfter.UTC().Format("2006-01-02 15:04"), HumanDuration(e.Left), renews(e, now), marks(e))
 	}
 	if err := tw.Flush(); err != nil {
@@ -37,11 +38,11 @@ func WriteTable(w io.Writer, entries []Entry, now time.Time) error {
 	}
 	for _, e := range entries {
 		if e.Error != "" {
-			fmt.Fprintf(w, "%s %s: %s\n", markFail, e.Name, e.Error)
+			fmt.Fprintf(w, "%s %s\n", markFail, describe(e.Name, e.Name, e.Error))
 		}
 		for _, c := range e.Checks {
-			if !c.OK {
-				fmt.Fprintf(w, "%s %s: %s: %s\n", markFail, e.Name, c.Name, c.Detail)
+			if m := mark(c); m != markOK {
+				fmt.Fprintf(w, "%s %s: %s: %s\n", m, e.Name, c.Name, c.Detail)
 			}
 		}
 		if r := e.Renewal; r != nil && r.Failures > 0 && r.Reason == rotate.FailConsumer && r.RejectedSerial != "" {
@@ -70,11 +71,7 @@ func renews(e Entry, now time.Time) string {
 func marks(e Entry) string {
 	parts := make([]string, 0, len(e.Checks))
 	for _, c := range e.Checks {
-		m := markOK
-		if !c.OK {
-			m = markFail
-		}
-		parts = append(parts, m+c.Name)
+		parts = append(parts, mark(c)+c.Name)
 	}
 	if e.IsCA {
 		parts = append([]string{"CA"}, parts...)

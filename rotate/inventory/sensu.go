@@ -1,10 +1,13 @@
 package inventory
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -18,18 +21,28 @@ type sensuCert struct {
 	cert, key, ca string
 	profile       pki.Profile
 	hostKeys      []string // URL keys whose hosts the certificate must cover
+	// etcdProfile replaces profile when the same file is also an etcd
+	// certificate, which the embedded etcd uses as a client too; alone,
+	// the certificate only serves.
+	etcdProfile pki.Profile
+	// cnIsAgentName: the backend binds the CN to the Sensu user named
+	// like the agent.
+	cnIsAgentName bool
 }
 
+// etcdCertKeys are the backend.yml keys of etcd's own certificates.
+var etcdCertKeys = []string{"etcd-cert-file", "etcd-peer-cert-file"}
+
 var backendCerts = []sensuCert{
-	{"cert-file", "key-file", "trusted-ca-file", pki.Backend, []string{"api-url"}},
-	{"dashboard-cert-file", "dashboard-key-file", "trusted-ca-file", pki.Server, nil},
-	{"etcd-cert-file", "etcd-key-file", "etcd-trusted-ca-file", pki.EtcdPeer, []string{"etcd-advertise-client-urls"}},
-	{"etcd-peer-cert-file", "etcd-peer-key-file", "etcd-peer-trusted-ca-file", pki.EtcdPeer, []string{"etcd-initial-advertise-peer-urls"}},
-	{"agent-auth-cert-file", "agent-auth-key-file", "agent-auth-trusted-ca-file", pki.Backend, nil},
+	{cert: "cert-file", key: "key-file", ca: "trusted-ca-file", profile: pki.Server, etcdProfile: pki.Backend, hostKeys: []string{"api-url"}},
+	{cert: "dashboard-cert-file", key: "dashboard-key-file", ca: "trusted-ca-file", profile: pki.Server},
+	{cert: "etcd-cert-file", key: "etcd-key-file", ca: "etcd-trusted-ca-file", profile: pki.EtcdPeer, hostKeys: []string{"etcd-advertise-client-urls"}},
+	{cert: "etcd-peer-cert-file", key: "etcd-peer-key-file", ca: "etcd-peer-trusted-ca-file", profile: pki.EtcdPeer, hostKeys: []string{"etcd-initial-advertise-peer-urls"}},
+	{cert: "agent-auth-cert-file", key: "agent-auth-key-file", ca: "agent-auth-trusted-ca-file", profile: pki.Server, etcdProfile: pki.Backend},
 }
 
 var agentCerts = []sensuCert{
-	{"cert-file", "key-file", "trusted-ca-file", pki.Agent, nil},
+	{cert: "cert-file", key: "key-file", ca: "trusted-ca-file", profile: pki.Agent, cnIsAgentName: true},
 }
 
 // FromBackendConfig lists every certificate a Sensu backend.yml points at.
@@ -42,8 +55,11 @@ func FromAgentConfig(path string) ([]Source, error) { return fromSensu(path, "ag
 
 func fromSensu(path, origin string, specs []sensuCert) ([]Source, error) {
 	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: file does not exist: check the path given to --%s-config", path, strings.TrimSuffix(origin, ".yml"))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err // names the file already
 	}
 	keys := map[string]any{}
 	if err := yaml.Unmarshal(data, &keys); err != nil {
@@ -61,10 +77,19 @@ func fromSensu(path, origin string, specs []sensuCert) ([]Source, error) {
 		for _, hk := range spec.hostKeys {
 			hosts = append(hosts, urlHosts(keys[hk])...)
 		}
-		out = append(out, Source{
+		s := Source{
 			Name: origin + " " + spec.cert, Origin: origin, Profile: spec.profile, Hosts: hosts,
 			CertFile: cert, KeyFile: str(spec.key), CAFile: str(spec.ca),
-		})
+		}
+		for _, k := range etcdCertKeys {
+			if spec.etcdProfile != "" && str(k) != "" && filepath.Clean(str(k)) == filepath.Clean(cert) {
+				s.Profile = spec.etcdProfile
+			}
+		}
+		if spec.cnIsAgentName {
+			s.CommonName = agentName(str("name"))
+		}
+		out = append(out, s)
 		listedCA[str(spec.ca)] = true
 	}
 	// A trust bundle with no certificate beside it (an agent that only
@@ -75,7 +100,39 @@ func fromSensu(path, origin string, specs []sensuCert) ([]Source, error) {
 			listedCA[ca] = true
 		}
 	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no TLS keys found (none of %s is set): if it should use TLS, a key may be misspelled, which Sensu ignores without a word (cert_file for cert-file): run sensu-tlsd lint %s", path, tlsKeyNames(specs), path)
+	}
 	return out, nil
+}
+
+// tlsKeyNames lists the keys fromSensu looks for, for the message that
+// none was found.
+func tlsKeyNames(specs []sensuCert) string {
+	var names []string
+	seen := map[string]bool{}
+	for _, s := range specs {
+		for _, k := range []string{s.cert, s.ca} {
+			if !seen[k] {
+				seen[k] = true
+				names = append(names, k)
+			}
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// agentName is the name a sensu-agent runs as: agent.yml's name, else the
+// hostname, as sensu-agent defaults it.
+func agentName(configured string) string {
+	if configured != "" {
+		return configured
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return host
 }
 
 // urlHosts returns the hosts of a URL or list of URLs, skipping wildcard

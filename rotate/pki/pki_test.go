@@ -65,19 +65,21 @@ func TestReadBadInputsNameTheFileAndTheProblem(t *testing.T) {
 	}
 	write("empty.pem", "")
 	write("garbage.pem", "this is not a certificate\n")
+	// Each want is the exact phrase after "PATH: ": a bare word such as
+	// "empty" would also match the file name and pass on any error.
 	cases := []struct {
 		name string
 		read func(string) error
 		want string
 	}{
-		{"encrypted.pem", readKey, "encrypted"},
-		{"empty.pem", readKey, "empty"},
-		{"empty.pem", readCert, "empty"},
-		{"garbage.pem", readCert, "no PEM certificate"},
-		{"garbage.pem", readKey, "no PEM private key"},
-		{"cert.pem", readKey, "holds a certificate, not a key"},
-		{"cert.der", readCert, "looks like DER"},
-		{"missing.pem", readCert, "does not exist"},
+		{"encrypted.pem", readKey, "the private key is encrypted; Sensu cannot use a passphrase-protected key"},
+		{"empty.pem", readKey, "file is empty: expected a PEM private key"},
+		{"empty.pem", readCert, "file is empty: expected a PEM certificate (-----BEGIN CERTIFICATE-----)"},
+		{"garbage.pem", readCert, "no PEM certificate found: expected a -----BEGIN CERTIFICATE----- block"},
+		{"garbage.pem", readKey, "no PEM private key found"},
+		{"cert.pem", readKey, "no private key found: this file holds a certificate, not a key"},
+		{"cert.der", readCert, "no PEM certificate found: the file looks like DER"},
+		{"missing.pem", readCert, "file does not exist"},
 	}
 	for _, c := range cases {
 		path := filepath.Join(dir, c.name)
@@ -86,8 +88,9 @@ func TestReadBadInputsNameTheFileAndTheProblem(t *testing.T) {
 			t.Errorf("%s: no error", c.name)
 			continue
 		}
-		if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: error %q should name the file and say %q", c.name, err, c.want)
+		msg, named := strings.CutPrefix(err.Error(), path+": ")
+		if !named || !strings.HasPrefix(msg, c.want) {
+			t.Errorf("%s: error %q should be %q followed by %q", c.name, err, path+": ", c.want)
 		}
 	}
 	if err := readKey(filepath.Join(dir, "encrypted.pem")); !errors.Is(err, pki.ErrEncryptedKey) {
@@ -205,5 +208,60 @@ func TestProfilesCarryTheGuidesUsages(t *testing.T) {
 	}
 	if _, err := pki.ParseProfile("peer"); err == nil || !strings.Contains(err.Error(), "etcd-peer") {
 		t.Errorf("ParseProfile(peer) = %v, want an error listing the profiles", err)
+	}
+}
+
+func TestCheckHost(t *testing.T) {
+	for _, h := range []string{"backend-1", "sensu.example.com", "*.example.com", "10.0.0.5", "::1", "xn--bcher-kva.example"} {
+		if err := pki.CheckHost(h); err != nil {
+			t.Errorf("CheckHost(%q) = %v, want nil", h, err)
+		}
+	}
+	for _, h := range []string{"bad host!", "", "-lead.example", "trail-.example", "a..b", "[::1]", "under_score", "*", "a.*.example", strings.Repeat("a", 64)} {
+		err := pki.CheckHost(h)
+		if err == nil || !strings.Contains(err.Error(), "is neither an IP address nor a DNS name") {
+			t.Errorf("CheckHost(%q) = %v, want it refused", h, err)
+		}
+	}
+}
+
+func TestCheckKeyMode(t *testing.T) {
+	for _, m := range []os.FileMode{0o600, 0o640, 0o400, 0o660} {
+		if err := pki.CheckKeyMode(m); err != nil {
+			t.Errorf("CheckKeyMode(%04o) = %v", m, err)
+		}
+	}
+	for _, m := range []os.FileMode{0o644, 0o602, 0o601, 0o777} {
+		if err := pki.CheckKeyMode(m); err == nil {
+			t.Errorf("CheckKeyMode(%04o) accepted a key every user can touch", m)
+		}
+	}
+}
+
+// TestEmptySANWarnsAndCNIsChecked: the guide's cfssl recipe leaves an
+// empty DNS SAN; it is flagged without failing the set.
+func TestEmptySANWarnsAndCNIsChecked(t *testing.T) {
+	_, set := issue(t, ca.Request{Name: "backend-1", Profile: pki.Backend, Hosts: []string{"backend-1"}})
+	leaf := *set.Leaf()
+	leaf.DNSNames = []string{"", "backend-1"}
+	withEmpty := pki.Set{Chain: []*x509.Certificate{&leaf}}
+	for _, p := range []pki.Policy{{}, {Hosts: []string{"backend-1"}}} {
+		var sans *pki.CheckResult
+		for _, r := range pki.Checks(&withEmpty, p) {
+			if r.Name == pki.CheckSANs {
+				sans = &r
+			}
+		}
+		if sans == nil || !sans.OK || !sans.Warning || !strings.HasPrefix(sans.Detail, "an empty DNS name is among the SANs") {
+			t.Errorf("policy %+v: SANs result %+v, want a passing warning", p, sans)
+		}
+	}
+	for _, r := range pki.Checks(set, pki.Policy{}) {
+		if r.Name == pki.CheckSANs {
+			t.Errorf("no hosts and no empty SAN, yet a SANs result: %+v", r)
+		}
+	}
+	if err := pki.Validate(set, pki.Policy{CommonName: "backend-2"}); err == nil || !strings.Contains(err.Error(), `CN: subject CN is "backend-1" but must be "backend-2"`) {
+		t.Errorf("wrong CN: %v", err)
 	}
 }

@@ -59,28 +59,37 @@ type Policy struct {
 	// CA marks a trust bundle inspected on its own (`status ca.pem`): the
 	// leaf check, which refuses CA certificates, is skipped.
 	CA bool
+	// CommonName is the subject CN the leaf must carry; "" skips the
+	// check. Sensu binds an agent certificate's CN to a user.
+	CommonName string
+	// Renew is the command that renews the certificate, named in the fix
+	// for an expired one; "" when sensu-tlsd does not manage it.
+	Renew string
 }
 
 // minRSABits is the smallest RSA key accepted, as NIST and Sensu's Go TLS
 // stack agree.
 const minRSABits = 2048
 
-// CheckResult is the outcome of one check, for tables and JSON.
+// CheckResult is the outcome of one check, for tables and JSON. A
+// Warning passed (the certificate works) but has a flaw worth fixing.
 type CheckResult struct {
-	Name   string `json:"name"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
+	Name    string `json:"name"`
+	OK      bool   `json:"ok"`
+	Warning bool   `json:"warning,omitempty"`
+	Detail  string `json:"detail,omitempty"`
 }
 
 // Check names, in the order Checks runs them.
 const (
-	CheckKeyMatch = "key matches"
-	CheckLeaf     = "leaf"
-	CheckChain    = "chain"
-	CheckSANs     = "SANs"
-	CheckUsages   = "usages"
-	CheckValidity = "validity"
-	CheckStrength = "key strength"
+	CheckKeyMatch   = "key matches"
+	CheckLeaf       = "leaf"
+	CheckChain      = "chain"
+	CheckCommonName = "CN"
+	CheckSANs       = "SANs"
+	CheckUsages     = "usages"
+	CheckValidity   = "validity"
+	CheckStrength   = "key strength"
 )
 
 // Checks runs every check on s and reports each one. Checks that cannot run
@@ -108,13 +117,19 @@ func Checks(s *Set, p Policy) []CheckResult {
 	if len(s.CA) > 0 {
 		add(CheckChain, checkChain(s, p, now), "")
 	}
-	if len(p.Hosts) > 0 {
+	if p.CommonName != "" {
+		add(CheckCommonName, checkCommonName(leaf, p.CommonName), "")
+	}
+	if w := emptySANWarning(leaf); len(p.Hosts) > 0 || w != "" {
 		add(CheckSANs, checkSANs(leaf, p.Hosts), "")
+		if last := &out[len(out)-1]; last.OK && w != "" {
+			last.Warning, last.Detail = true, w
+		}
 	}
 	if p.Profile != "" {
 		add(CheckUsages, checkUsages(leaf, p.Profile), "")
 	}
-	add(CheckValidity, checkValidity(leaf, now), "")
+	add(CheckValidity, checkValidity(leaf, now, p.Renew), "")
 	add(CheckStrength, checkStrength(leaf.PublicKey), KeyDescription(leaf.PublicKey))
 	return out
 }
@@ -296,6 +311,25 @@ func checkSANs(leaf *x509.Certificate, hosts []string) error {
 	return fmt.Errorf("does not cover %s (SANs: %s): reissue with these hosts", strings.Join(missing, ", "), strings.Join(SANs(leaf), ", "))
 }
 
+// emptySANWarning flags an empty DNS name among the SANs. The Sensu
+// guide's cfssl recipe writes one ("hosts":[""], ADDRESS=,backend-1);
+// RFC 5280 forbids it. It is flagged, not failed: TLS still works.
+func emptySANWarning(leaf *x509.Certificate) string {
+	for _, n := range leaf.DNSNames {
+		if n == "" {
+			return `an empty DNS name is among the SANs, which RFC 5280 forbids: reissue without it (with cfssl: drop the "" from "hosts" and the leading comma from -hostname)`
+		}
+	}
+	return ""
+}
+
+func checkCommonName(leaf *x509.Certificate, want string) error {
+	if leaf.Subject.CommonName == want {
+		return nil
+	}
+	return fmt.Errorf("subject CN is %q but must be %q: reissue it with CN %s", leaf.Subject.CommonName, want, want)
+}
+
 // Covers reports whether leaf is valid for host, a DNS name or an IP.
 func Covers(leaf *x509.Certificate, host string) bool {
 	if ip := net.ParseIP(host); ip != nil {
@@ -348,12 +382,16 @@ func checkUsages(leaf *x509.Certificate, p Profile) error {
 		p, strings.Join(missing, ", "), strings.Join(ExtKeyUsageNames(leaf), ", "), p)
 }
 
-func checkValidity(leaf *x509.Certificate, now time.Time) error {
+func checkValidity(leaf *x509.Certificate, now time.Time, renew string) error {
 	switch {
 	case now.Before(leaf.NotBefore):
 		return fmt.Errorf("not valid yet: valid from %s (check this machine's clock)", leaf.NotBefore.UTC().Format(time.RFC3339))
 	case now.After(leaf.NotAfter):
-		return fmt.Errorf("expired on %s: renew it (sensu-tlsd renew NAME)", leaf.NotAfter.UTC().Format(time.RFC3339))
+		fix := "have the CA that signed it issue a new one and replace the files"
+		if renew != "" {
+			fix = "renew it: " + renew
+		}
+		return fmt.Errorf("expired on %s: %s", leaf.NotAfter.UTC().Format(time.RFC3339), fix)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
@@ -90,7 +91,8 @@ func Plans(cfg *config.Config) ([]Plan, error) {
 			Hosts:      c.Hosts,
 			KeyType:    c.KeyType,
 			Lifetime:   c.Lifetime,
-			Paths:      install.Paths{Cert: c.CertFile, Key: c.KeyFile, CA: c.CAFile},
+			Paths: install.Paths{Cert: c.CertFile, Key: c.KeyFile, CA: c.CAFile,
+				CASource: c.Issuer.Type == config.IssuerLocalCA && samePath(c.CAFile, filepath.Join(cfg.CA.Dir, ca.CertFileName))},
 			Perms: install.Perms{
 				Owner:    c.Owner,
 				Group:    c.Group,
@@ -133,4 +135,11 @@ func cfgName(cfg *config.Config) string {
 		return "config"
 	}
 	return cfg.File
+}
+
+// samePath reports whether a and b name one file, whether or not it exists.
+func samePath(a, b string) bool {
+	x, errA := filepath.Abs(a)
+	y, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && x == y
 }

@@ -39,6 +39,11 @@ func (s Set) Equal(o Set) bool {
 // Paths are the configured locations services read the set from.
 type Paths struct {
 	Cert, Key, CA string
+	// CASource marks CA as the issuing CA's own certificate (a local CA
+	// whose ca-file is its ca.pem, as cfssljson leaves them side by side).
+	// That file belongs to the CA: it is read, never replaced by a link
+	// into a generation, so no certificate's state holds the CA.
+	CASource bool
 }
 
 // Perms are the ownership and modes applied to installed files.
@@ -482,6 +487,12 @@ func (in *Installer) linkPaths() error {
 	links := []struct{ path, name string }{
 		{in.paths.Cert, CertName}, {in.paths.Key, KeyName}, {in.paths.CA, CAName},
 	}
+	if in.paths.CASource {
+		if err := in.reclaimCA(); err != nil {
+			return err
+		}
+		links = links[:2]
+	}
 	for _, l := range links {
 		if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
 			return err
@@ -491,6 +502,35 @@ func (in *Installer) linkPaths() error {
 		}
 	}
 	return nil
+}
+
+// reclaimCA gives the CA back its ca.pem where an earlier version linked
+// it into a generation: the link is replaced by a regular file holding the
+// same bytes, so removing that certificate's state cannot take the CA.
+func (in *Installer) reclaimCA() error {
+	path := in.paths.CA
+	target, err := os.Readlink(path)
+	if err != nil || !strings.HasPrefix(target, filepath.Dir(in.dir)+string(filepath.Separator)) {
+		return nil // a regular file (or not ours): the CA's, as it should be
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("install: reading the CA certificate %s: %w", path, err)
+	}
+	unlock, err := lockDir(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf("%s%s-%d-%08x", tmpPrefix, filepath.Base(path), os.Getpid(), rand.Uint32()))
+	if err := in.writeFile(tmp, b, in.perms.CertMode); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("install: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
 }
 
 // link makes path a symlink to target unless it already reads the same

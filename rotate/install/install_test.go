@@ -452,3 +452,53 @@ func unwritable(t *testing.T, dir string) {
 	}
 	t.Cleanup(func() { exec.Command("chattr", "-i", dir).Run() })
 }
+
+// TestCASourceStaysTheCAsFile: a local CA's ca.pem that is also the
+// configured ca-file is read, never turned into a link into a generation;
+// one an earlier version linked becomes a regular file again.
+func TestCASourceStaysTheCAsFile(t *testing.T) {
+	root := t.TempDir()
+	paths := testPaths(root)
+	paths.CASource = true
+	a := testSet("A")
+	if err := os.MkdirAll(filepath.Dir(paths.CA), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	linked := filepath.Join(root, "state", "certs", "old", "current", CAName)
+	if err := os.MkdirAll(filepath.Dir(linked), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(linked, a.CA, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(linked, paths.CA); err != nil { // what an earlier version left
+		t.Fatal(err)
+	}
+	in, err := New(filepath.Join(root, "state", "certs", "backend"), paths, 3, Perms{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{"A", "B"} {
+		s := testSet(tag)
+		s.CA = a.CA // the CA's bytes, as the local-CA issuer hands them out
+		if _, err := in.Install(s); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Lstat(paths.CA)
+		if err != nil || !fi.Mode().IsRegular() {
+			t.Fatalf("after installing %s the CA's ca.pem is %v (%v), want a regular file", tag, fi, err)
+		}
+		if b, _ := os.ReadFile(paths.CA); !bytes.Equal(b, a.CA) {
+			t.Fatalf("after installing %s the CA's ca.pem changed", tag)
+		}
+		if fi, err := os.Lstat(paths.Cert); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("the cert is not linked into the generation: %v %v", fi, err)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(root, "state", "certs")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(paths.CA); err != nil || !bytes.Equal(b, a.CA) {
+		t.Fatalf("removing every certificate's state took the CA with it: %v", err)
+	}
+}

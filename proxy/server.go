@@ -261,7 +261,10 @@ func (s *Server) handle(client *net.TCPConn) {
 	var replay []byte
 	if opt.AgentHeaders {
 		read, headLen, err := readRequestHead(cconn)
-		if len(read) == 0 && err != nil {
+		// A head still incomplete at the handshake timeout is a slowloris,
+		// not a client to relay; one that ended early is passed on as is.
+		var ne net.Error
+		if err != nil && (len(read) == 0 || errors.As(err, &ne) && ne.Timeout()) {
 			s.m.handshakeFailed(handshakeReason(err))
 			s.end(pc)
 			return

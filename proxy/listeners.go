@@ -176,12 +176,15 @@ func (l *Listeners) Apply(_ context.Context, cfg *config.Config) error {
 			}
 			closed := r.server.Update(p.opt)
 			r.conf, r.cert, r.files = p.conf, p.cert, p.files
-			l.log.Info("proxy listener updated in place", "listener", p.conf.Name, "mode", p.conf.Mode, "address", r.ln.Addr().String(),
-				"closed_sessions", closed)
+			// Closed sessions are those the listener no longer admits
+			// (plaintext once allow-plaintext is off); their clients
+			// reconnect under the new settings.
+			level := slog.LevelInfo
 			if closed > 0 {
-				l.log.Warn("closed sessions the listener no longer admits; their clients reconnect under the new settings",
-					"listener", p.conf.Name, "closed", closed, "allow-plaintext", p.conf.AllowPlain)
+				level = slog.LevelWarn
 			}
+			l.log.Log(context.Background(), level, "proxy listener updated in place", "listener", p.conf.Name, "mode", p.conf.Mode,
+				"address", r.ln.Addr().String(), "closed_sessions", closed)
 			continue
 		}
 		srv, err := New(p.opt)
@@ -258,12 +261,19 @@ func (l *Listeners) Addrs() []net.Addr {
 // changed managed certificate, and every CA bundle the change rewrote (a
 // client-ca or originate CA that is one of the managed files).
 func (l *Listeners) CertificateChanged(ctx context.Context, c rotate.Change) error {
+	type follow struct {
+		name  string
+		files Files
+	}
 	l.mu.Lock()
-	running := slices.Clone(l.running)
+	follows := make([]follow, len(l.running))
+	for i, r := range l.running {
+		follows[i] = follow{r.conf.Certificate, r.files}
+	}
 	l.mu.Unlock()
 	var errs []error
-	for _, r := range running {
-		errs = append(errs, r.files.CertificateChanged(ctx, r.conf.Certificate, c))
+	for _, f := range follows {
+		errs = append(errs, f.files.CertificateChanged(ctx, f.name, c))
 	}
 	return errors.Join(errs...)
 }

@@ -3,7 +3,7 @@
 # nginx's stream module side by side on loopback, one worker each.
 # Usage: bench/proxy.sh            (from the repository root; needs root for
 #        wrk, stunnel4, haproxy, nginx, libnginx-mod-stream, openssl)
-# Env:   DURATION=8s  IDLE_CONNS=2000  BIG_IDLE=9990  CONC=32
+# Env:   DURATION=8s  HS_DURATION=5s  IDLE_CONNS=2000  BIG_IDLE=9990  CONC=32
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-8s}
@@ -24,17 +24,23 @@ TCK=$(getconf CLK_TCK)
 go build -o "$W/sensu-tlsd" ./cmd/sensu-tlsd
 go build -o "$W/loadclient" ./bench/loadclient
 
-# One ECDSA P-256 certificate for every proxy (and a second for rotation).
+# One ECDSA P-256 certificate for every proxy (and a second for rotation),
+# and one RSA-2048 certificate, where a resumed handshake skips the costly
+# signature.
 cd "$W"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca-key.pem -out ca.pem -subj /CN=bench-ca -days 2 2>/dev/null
-issue() { # name
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1-key.pem" -out "$1.csr" -subj /CN=localhost 2>/dev/null
+issue() { # name [rsa]
+	local newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
+	[ "${2:-}" = rsa ] && newkey=(-newkey rsa:2048)
+	openssl req "${newkey[@]}" -nodes -keyout "$1-key.pem" -out "$1.csr" -subj /CN=localhost 2>/dev/null
 	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$1.ext"
 	openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out "$1.pem" -days 1 -extfile "$1.ext" 2>/dev/null
 }
 issue srv
 issue srv2
+issue rsa rsa
 cat srv.pem srv-key.pem >srv-combined.pem
+cat rsa.pem rsa-key.pem >rsa-combined.pem
 mkdir -p certs && cp srv.pem certs/cert.pem && cp srv-key.pem certs/key.pem
 
 HTTP_BACKEND=127.0.0.1:18080 # nginx, keep-alive "ok"
@@ -67,6 +73,11 @@ connect = $HTTP_BACKEND
 [ws]
 accept = 127.0.0.1:19442
 connect = $WS_BACKEND
+[rsa]
+accept = 127.0.0.1:17442
+connect = $HTTP_BACKEND
+cert = $W/rsa.pem
+key = $W/rsa-key.pem
 CONF
 cat >haproxy.cfg <<CONF
 global
@@ -84,6 +95,9 @@ frontend http
 frontend ws
   bind 127.0.0.1:19443 ssl crt $W/srv-combined.pem
   default_backend ws
+frontend rsa
+  bind 127.0.0.1:17443 ssl crt $W/rsa-combined.pem
+  default_backend http
 backend http
   server s $HTTP_BACKEND
 backend ws
@@ -98,25 +112,31 @@ stream {
   ssl_protocols TLSv1.2 TLSv1.3; ssl_session_tickets on;
   server { listen 127.0.0.1:18444 ssl; proxy_pass $HTTP_BACKEND; }
   server { listen 127.0.0.1:19444 ssl; proxy_pass $WS_BACKEND; }
+  server { listen 127.0.0.1:17444 ssl; ssl_certificate $W/rsa.pem; ssl_certificate_key $W/rsa-key.pem; proxy_pass $HTTP_BACKEND; }
 }
 CONF
 
-# start_proxy NAME -> sets PROXY_PID, HTTP_PORT, WS_PORT
+# start_proxy NAME -> sets PROXY_PID, HTTP_PORT, WS_PORT, RSA_PORT and WS_PID,
+# RSA_PID (the process serving those ports; sensu-tlsd runs one listener
+# per process, the others serve all three)
 start_proxy() {
 	case $1 in
 	sensu-tlsd)
-		HTTP_PORT=18441 WS_PORT=19441
+		HTTP_PORT=18441 WS_PORT=19441 RSA_PORT=17441
 		GOMAXPROCS=1 "$W/sensu-tlsd" proxy --mode terminate --listen 127.0.0.1:$HTTP_PORT --target $HTTP_BACKEND \
 			--cert certs/cert.pem --key certs/key.pem --log-level warn >/dev/null & PROXY_PID=$!
 		GOMAXPROCS=1 "$W/sensu-tlsd" proxy --mode terminate --listen 127.0.0.1:$WS_PORT --target $WS_BACKEND --agent-headers \
-			--cert certs/cert.pem --key certs/key.pem --log-level warn >/dev/null & WS_PID=$! ;;
-	stunnel4) HTTP_PORT=18442 WS_PORT=19442; stunnel4 stunnel.conf >"$W/stunnel.log" 2>&1 & PROXY_PID=$!; WS_PID=$PROXY_PID ;;
-	haproxy) HTTP_PORT=18443 WS_PORT=19443; haproxy -db -f haproxy.cfg >"$W/haproxy.log" 2>&1 & PROXY_PID=$!; WS_PID=$PROXY_PID ;;
-	nginx-stream) HTTP_PORT=18444 WS_PORT=19444; nginx -p "$W" -c "$W/nginx-stream.conf" -e "$W/stream-error.log" & PROXY_PID=$!; WS_PID=$PROXY_PID ;;
+			--cert certs/cert.pem --key certs/key.pem --log-level warn >/dev/null & WS_PID=$!
+		GOMAXPROCS=1 "$W/sensu-tlsd" proxy --mode terminate --listen 127.0.0.1:$RSA_PORT --target $HTTP_BACKEND \
+			--cert rsa.pem --key rsa-key.pem --log-level warn >/dev/null & RSA_PID=$! ;;
+	stunnel4) HTTP_PORT=18442 WS_PORT=19442 RSA_PORT=17442; stunnel4 stunnel.conf >"$W/stunnel.log" 2>&1 & PROXY_PID=$! ;;
+	haproxy) HTTP_PORT=18443 WS_PORT=19443 RSA_PORT=17443; haproxy -db -f haproxy.cfg >"$W/haproxy.log" 2>&1 & PROXY_PID=$! ;;
+	nginx-stream) HTTP_PORT=18444 WS_PORT=19444 RSA_PORT=17444; nginx -p "$W" -c "$W/nginx-stream.conf" -e "$W/stream-error.log" & PROXY_PID=$! ;;
 	esac
-	wait_port 127.0.0.1:$HTTP_PORT; wait_port 127.0.0.1:$WS_PORT
+	[ "$1" = sensu-tlsd ] || { WS_PID=$PROXY_PID RSA_PID=$PROXY_PID; }
+	wait_port 127.0.0.1:$HTTP_PORT; wait_port 127.0.0.1:$WS_PORT; wait_port 127.0.0.1:$RSA_PORT
 }
-stop_proxy() { kill "$PROXY_PID" "$WS_PID" 2>/dev/null || true; wait "$PROXY_PID" "$WS_PID" 2>/dev/null || true; }
+stop_proxy() { kill "$PROXY_PID" "$WS_PID" "$RSA_PID" 2>/dev/null || true; wait "$PROXY_PID" "$WS_PID" "$RSA_PID" 2>/dev/null || true; }
 
 # run_wrk URL -> "req/s requests p99"
 run_wrk() {
@@ -130,9 +150,27 @@ run_wrk() {
 # per_unit PID COUNT CMD... -> CPU µs per unit of work done by CMD (COUNT parsed from its output by the caller)
 cpu_us() { echo "$1 $2 $TCK" | awk '{ if ($2 > 0) printf "%.1f", ($1 * 1000000 / $3) / $2; else print "n/a" }'; }
 
-declare -A RPS P99 USREQ USFULL USRES USFULL12 USRES12 KBIDLE
+declare -A RPS P99 USREQ USFULL USRES USFULL12 USRES12 USFULLRSA USRESRSA KBIDLE
 read -r rps _ p99 < <(run_wrk "http://$HTTP_BACKEND/")
-RPS[direct]=$rps P99[direct]=$p99 USREQ[direct]=- USFULL[direct]=- USRES[direct]=- USFULL12[direct]=- USRES12[direct]=- KBIDLE[direct]=-
+RPS[direct]=$rps P99[direct]=$p99
+USREQ[direct]=- USFULL[direct]=- USRES[direct]=- USFULL12[direct]=- USRES12[direct]=- USFULLRSA[direct]=- USRESRSA[direct]=- KBIDLE[direct]=-
+
+# handshakes PID PORT KIND [-tls12] -> CPU µs per connection, or
+# "not-resumed" for a resume run that resumed no session (a full run that
+# resumed one aborts: the client would be broken).
+handshakes() {
+	local pid=$1 port=$2 kind=$3 t0 t1 out n resumed
+	shift 3
+	t0=$(cpu_ticks "$pid")
+	out=$("$W/loadclient" -mode "$kind" "$@" -addr 127.0.0.1:"$port" -ca ca.pem -c 8 -d "$HS_DURATION")
+	t1=$(cpu_ticks "$pid")
+	echo "   $kind $*: $out" >&2
+	n=$(sed -E 's/.*connections=([0-9]+).*/\1/' <<<"$out")
+	resumed=$(sed -E 's/.*resumed=([0-9]+).*/\1/' <<<"$out")
+	if [ "$kind" = full ] && [ "$resumed" -ne 0 ]; then echo "full-handshake run on port $port resumed sessions: $out" >&2; exit 1; fi
+	if [ "$kind" = resume ] && [ "$resumed" -eq 0 ]; then echo "   WARNING: resume run on port $port resumed no session" >&2; echo not-resumed; return; fi
+	cpu_us $((t1 - t0)) "$n"
+}
 
 PROXIES=(sensu-tlsd stunnel4 haproxy nginx-stream)
 for p in "${PROXIES[@]}"; do
@@ -143,18 +181,17 @@ for p in "${PROXIES[@]}"; do
 	t1=$(cpu_ticks "$PROXY_PID")
 	RPS[$p]=$rps P99[$p]=$p99 USREQ[$p]=$(cpu_us $((t1 - t0)) "$req")
 
-	for kind in full resume full12 resume12; do
-		flags=(-mode "${kind%12}")
-		[ "$kind" != "${kind%12}" ] && flags+=(-tls12)
-		t0=$(cpu_ticks "$PROXY_PID")
-		out=$("$W/loadclient" "${flags[@]}" -addr 127.0.0.1:$HTTP_PORT -ca ca.pem -c 8 -d "$HS_DURATION")
-		t1=$(cpu_ticks "$PROXY_PID")
-		echo "   $kind: $out" >&2
-		n=$(sed -E 's/.*connections=([0-9]+).*/\1/' <<<"$out")
-		us=$(cpu_us $((t1 - t0)) "$n")
-		case $kind in full) USFULL[$p]=$us ;; resume) USRES[$p]=$us ;; full12) USFULL12[$p]=$us ;; resume12) USRES12[$p]=$us ;; esac
-	done
+	USFULL[$p]=$(handshakes "$PROXY_PID" "$HTTP_PORT" full)
+	USRES[$p]=$(handshakes "$PROXY_PID" "$HTTP_PORT" resume)
+	USFULL12[$p]=$(handshakes "$PROXY_PID" "$HTTP_PORT" full -tls12)
+	USRES12[$p]=$(handshakes "$PROXY_PID" "$HTTP_PORT" resume -tls12)
+	USFULLRSA[$p]=$(handshakes "$RSA_PID" "$RSA_PORT" full)
+	USRESRSA[$p]=$(handshakes "$RSA_PID" "$RSA_PORT" resume)
+	stop_proxy
 
+	# Idle memory in a fresh process for every proxy, so no proxy's figure
+	# holds the heap of the load phases above.
+	start_proxy "$p"
 	sleep 1
 	r0=$(rss_kb "$WS_PID")
 	"$W/loadclient" -mode idle -addr 127.0.0.1:$WS_PORT -ca ca.pem -n "$IDLE_CONNS" >idle.out & IPID=$!
@@ -168,14 +205,18 @@ for p in "${PROXIES[@]}"; do
 done
 
 ratio() { echo "$1 $2" | awk '$2>0 && $1!="-" {printf "%.2f", $1/$2; exit} {print "-"}'; }
-printf '\n| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' proxy "req/s" "p99" "µs/req" "µs/full 1.3" "µs/resumed 1.3" "µs/full 1.2" "µs/resumed 1.2" "kB/idle conn" "µs/req ÷ haproxy" "µs/full 1.3 ÷ haproxy" "kB/idle ÷ haproxy"
-printf '|%s\n' "---|---|---|---|---|---|---|---|---|---|---|---|"
+printf '\n| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' proxy "req/s" "p99" "µs/req" "µs/full 1.3" "µs/resumed 1.3" "µs/full 1.2" "µs/resumed 1.2" \
+	"µs/full 1.3 RSA" "µs/resumed 1.3 RSA" "kB/idle conn" "µs/req ÷ haproxy" "µs/full 1.3 ÷ haproxy" "kB/idle ÷ haproxy"
+printf '|%s\n' "---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for p in direct "${PROXIES[@]}"; do
-	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" "${RPS[$p]}" "${P99[$p]}" "${USREQ[$p]}" "${USFULL[$p]}" "${USRES[$p]}" \
-		"${USFULL12[$p]}" "${USRES12[$p]}" "${KBIDLE[$p]}" "$(ratio "${USREQ[$p]}" "${USREQ[haproxy]}")" \
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" "${RPS[$p]}" "${P99[$p]}" "${USREQ[$p]}" "${USFULL[$p]}" "${USRES[$p]}" \
+		"${USFULL12[$p]}" "${USRES12[$p]}" "${USFULLRSA[$p]}" "${USRESRSA[$p]}" "${KBIDLE[$p]}" "$(ratio "${USREQ[$p]}" "${USREQ[haproxy]}")" \
 		"$(ratio "${USFULL[$p]}" "${USFULL[haproxy]}")" "$(ratio "${KBIDLE[$p]}" "${KBIDLE[haproxy]}")"
 done
-echo "(CPU = proxy process utime+stime from /proc/PID/stat over the run ÷ work done; full/resumed = one connection: handshake + one request + close; kB/idle = RSS growth ÷ $IDLE_CONNS idle TLS agent sessions, read 5 s after they are up)"
+for v in "${USRES[sensu-tlsd]}" "${USRES12[sensu-tlsd]}" "${USRESRSA[sensu-tlsd]}"; do
+	[ "$v" != not-resumed ] || { echo "sensu-tlsd resumed no session in a resume run: session tickets are broken" >&2; exit 1; }
+done
+echo "(CPU = proxy process utime+stime from /proc/PID/stat over the run ÷ work done; full/resumed = one connection: handshake + one request + close, ECDSA P-256 unless RSA; kB/idle = RSS growth of a fresh proxy process ÷ $IDLE_CONNS idle TLS agent sessions, read 5 s after they are up)"
 
 # Many idle agent sessions through one sensu-tlsd process.
 echo; echo "== sensu-tlsd: $BIG_IDLE idle agent websockets, 2 client processes, 4 source addresses" >&2
@@ -193,8 +234,10 @@ fds=$(ls /proc/$WS_PID/fd | wc -l)
 echo "idle sessions open: $open (clients: $(tr '\n' ' ' <idle1.out) $(tr '\n' ' ' <idle2.out)); proxy fds: $fds"
 echo "$r0 $r1 $open $((t1 - t0)) $((t2 - t1)) $TCK" | awk '{
 	per = ($2-$1)/$3
+	setup = ($4*1e6/$6)/$3; idle = ($5/$6)/10*100
 	printf "RSS: %.1f MB base, %.1f MB with %d sessions = %.1f kB per session; projected 50,000: %.0f MB\n", $1/1024, $2/1024, $3, per, ($1 + per*50000)/1024
-	printf "CPU: %.0f µs per session set up (handshake + upgrade + dial); %.2f%% of a core while %d sessions sat idle for 10 s\n", ($4*1e6/$6)/$3, ($5/$6)/10*100, $3
+	printf "CPU: %.0f µs per session set up (handshake + upgrade + dial); %.2f%% of a core while %d sessions sat idle for 10 s\n", setup, idle, $3
+	printf "CPU projected to 50,000 sessions: %.0f s of one core to set them all up; %.2f%% of a core while they sit idle\n", setup*50000/1e6, idle*50000/$3
 }'
 kill $C1 $C2; wait $C1 $C2 2>/dev/null || true
 stop_proxy

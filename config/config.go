@@ -232,7 +232,8 @@ type Listener struct {
 	AllowURI         []string      `yaml:"allow-uri"`         // client URI SANs admitted (mTLS)
 	TargetCA         string        `yaml:"target-ca"`         // originate: CA verifying targets; default the certificate's ca-file
 	ServerName       string        `yaml:"server-name"`       // originate: name verified on targets; default each target's host
-	ALPN             []string      `yaml:"alpn"`              // protocols negotiated; default none (HTTP/1.1)
+	TargetOrder      string        `yaml:"target-order"`      // originate: in-order (first target preferred, default) or spread (targets in turn)
+	ALPN             []string      `yaml:"alpn"`              // protocols the target speaks (terminate, dual) or offered to targets (originate); default none: clients use HTTP/1.1
 	HandshakeTimeout time.Duration `yaml:"handshake-timeout"` // default 10s
 	DialTimeout      time.Duration `yaml:"dial-timeout"`      // default 5s
 	DrainTimeout     time.Duration `yaml:"drain-timeout"`     // on shutdown; default 10s

@@ -37,6 +37,7 @@ type Spec struct {
 	TLS13Only                   bool
 	ALPN                        []string
 	ServerName                  string // originate: name verified on targets
+	TargetOrder                 string // originate: in-order (default) or spread
 	MaxConns                    int
 	IdleTimeout                 time.Duration
 	HandshakeTimeout            time.Duration
@@ -61,7 +62,7 @@ func SpecFromConfig(l config.Listener, cert config.Certificate) Spec {
 		ClientCAFile: l.ClientCA, AllowCN: l.AllowCN, AllowDNS: l.AllowDNS, AllowURI: l.AllowURI,
 		AllowPlaintext: l.AllowPlain, TLS13Only: l.TLS13Only, ALPN: l.ALPN, ServerName: l.ServerName,
 		MaxConns: l.MaxConns, IdleTimeout: l.IdleTimeout, HandshakeTimeout: l.HandshakeTimeout,
-		DialTimeout: l.DialTimeout, AgentHeaders: l.AgentHeaders,
+		DialTimeout: l.DialTimeout, AgentHeaders: l.AgentHeaders, TargetOrder: l.TargetOrder,
 	}
 }
 
@@ -102,24 +103,65 @@ func (f Files) CertificateChanged(ctx context.Context, name string, c rotate.Cha
 
 // Build checks spec and returns its Server and the Files it follows.
 func Build(spec Spec, m *Metrics, log *slog.Logger) (*Server, Files, error) {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("proxy listener %q: %s", spec.Name, fmt.Sprintf(format, a...))
+	opt, files, err := buildOptions(spec, m, log)
+	if err != nil {
+		return nil, Files{}, err
+	}
+	s, err := New(opt)
+	return s, files, err
+}
+
+// buildOptions checks spec and returns the Options of its Server. A
+// setting that does nothing in spec's mode is an error naming the one
+// that does, so a mistyped flag never quietly weakens a listener.
+func buildOptions(spec Spec, m *Metrics, log *slog.Logger) (Options, Files, error) {
+	bad := func(format string, a ...any) (Options, Files, error) {
+		return Options{}, Files{}, fmt.Errorf("proxy listener %q: %s", spec.Name, fmt.Sprintf(format, a...))
 	}
 	if _, _, err := net.SplitHostPort(spec.Listen); err != nil {
-		return nil, Files{}, bad("listen %q is not host:port: %v", spec.Listen, err)
+		return bad("listen %q is not host:port: %v", spec.Listen, err)
 	}
 	if len(spec.Targets) == 0 {
-		return nil, Files{}, bad("no target; give the address to forward to (host:port)")
+		return bad("no target; give the address to forward to (host:port)")
 	}
 	for _, t := range spec.Targets {
 		if _, _, err := net.SplitHostPort(t); err != nil {
-			return nil, Files{}, bad("target %q is not host:port: %v", t, err)
+			return bad("target %q is not host:port: %v", t, err)
 		}
+	}
+	switch spec.Mode {
+	case "terminate", "dual":
+		switch {
+		case spec.CAFile != "":
+			return bad("--ca (config key target-ca) verifies the TLS targets of mode originate; mode %s sends plaintext to its target. "+
+				"To require client certificates, give --client-ca (config key client-ca) instead", spec.Mode)
+		case spec.ServerName != "":
+			return bad("--server-name (config key server-name) is the name mode originate verifies on its targets; mode %s serves its own "+
+				"certificate, and clients verify the names in it (the certificate's hosts). Remove server-name", spec.Mode)
+		case spec.TargetOrder != "":
+			return bad("--target-order (config key target-order) orders the targets of mode originate; mode %s has exactly one target. Remove target-order", spec.Mode)
+		case spec.AllowPlaintext && spec.Mode == "terminate":
+			return bad("--allow-plaintext (config key allow-plaintext) applies to mode dual only; mode terminate accepts TLS only. " +
+				"To take plaintext and TLS clients on one port, use mode dual")
+		}
+	case "originate":
+		switch {
+		case spec.AllowPlaintext:
+			return bad("--allow-plaintext (config key allow-plaintext) applies to mode dual only; mode originate always takes plaintext clients. Remove allow-plaintext")
+		case spec.ClientCAFile != "" || len(spec.AllowCN)+len(spec.AllowDNS)+len(spec.AllowURI) > 0:
+			return bad("client-ca and allow-lists verify TLS clients; mode originate takes plaintext clients. " +
+				"To verify the targets, give --ca (config key target-ca)")
+		case spec.TargetOrder != "" && spec.TargetOrder != OrderInOrder && spec.TargetOrder != OrderSpread:
+			return bad("--target-order (config key target-order) %q is unknown; use %s (the first target is preferred) or %s (connections take the targets in turn)",
+				spec.TargetOrder, OrderInOrder, OrderSpread)
+		}
+	default:
+		return bad("mode %q is unknown; use terminate, originate or dual", spec.Mode)
 	}
 	var src *FileSource
 	if spec.CertFile != "" || spec.KeyFile != "" {
 		if spec.CertFile == "" || spec.KeyFile == "" {
-			return nil, Files{}, bad("cert and key go together; give both files")
+			return bad("cert and key go together; give both files")
 		}
 		var err error
 		switch src, err = NewFileSource(spec.CertFile, spec.KeyFile, log); {
@@ -127,60 +169,54 @@ func Build(spec Spec, m *Metrics, log *slog.Logger) (*Server, Files, error) {
 		case spec.CertMayBePending && missing(spec.CertFile) && missing(spec.KeyFile):
 			src = newPendingFileSource(spec.CertFile, spec.KeyFile, log)
 		default:
-			return nil, Files{}, bad("%v", err)
+			return bad("%v", err)
 		}
 	}
 	var ca *CAPool
 	policy := Policy{TLS13Only: spec.TLS13Only, ALPN: spec.ALPN}
-	dialer := net.Dialer{Timeout: spec.DialTimeout}
 	var mode Mode
 	switch spec.Mode {
 	case "terminate", "dual":
 		if src == nil {
-			return nil, Files{}, bad("mode %s serves TLS and needs a certificate and key", spec.Mode)
+			return bad("mode %s serves TLS and needs a certificate and key", spec.Mode)
 		}
 		if len(spec.Targets) != 1 {
-			return nil, Files{}, bad("mode %s forwards to exactly one plaintext target, got %d", spec.Mode, len(spec.Targets))
+			return bad("mode %s forwards to exactly one plaintext target, got %d", spec.Mode, len(spec.Targets))
 		}
 		auth, err := clientAuth(spec)
 		if err != nil {
-			return nil, Files{}, bad("%v", err)
+			return bad("%v", err)
 		}
 		if auth != nil {
 			ca = auth.CAs
 		}
 		cfg := serverTLSConfig(policy, src, auth)
 		if spec.Mode == "terminate" {
-			mode = &Terminate{TLS: cfg, Target: spec.Targets[0], Dialer: dialer}
+			mode = &Terminate{TLS: cfg, Target: spec.Targets[0]}
 		} else {
-			mode = &Dual{TLS: cfg, Target: spec.Targets[0], AllowPlaintext: spec.AllowPlaintext, Dialer: dialer}
+			mode = &Dual{TLS: cfg, Target: spec.Targets[0], AllowPlaintext: spec.AllowPlaintext}
 		}
 	case "originate":
-		if spec.ClientCAFile != "" || len(spec.AllowCN)+len(spec.AllowDNS)+len(spec.AllowURI) > 0 {
-			return nil, Files{}, bad("client-ca and allow-lists verify TLS clients; mode originate takes plaintext clients")
-		}
 		var certs CertSource
 		if src != nil {
 			certs = src
 		}
-		o := &Originate{TLS: clientTLSConfig(policy, nil, certs), Targets: spec.Targets, ServerName: spec.ServerName, Dialer: dialer}
+		o := &Originate{TLS: clientTLSConfig(policy, nil, certs), Targets: spec.Targets, ServerName: spec.ServerName,
+			Spread: spec.TargetOrder == OrderSpread}
 		if spec.CAFile != "" {
 			var err error
 			if o.Roots, err = LoadCAPool(spec.CAFile); err != nil {
-				return nil, Files{}, bad("ca %v", err)
+				return bad("ca %v", err)
 			}
 			ca = o.Roots
 		}
 		mode = o
-	default:
-		return nil, Files{}, bad("mode %q is unknown; use terminate, originate or dual", spec.Mode)
 	}
-	s, err := New(Options{
+	return Options{
 		Name: spec.Name, Mode: mode, MaxConns: spec.MaxConns,
 		HandshakeTimeout: spec.HandshakeTimeout, IdleTimeout: spec.IdleTimeout, DialTimeout: spec.DialTimeout,
 		AgentHeaders: spec.AgentHeaders, Metrics: m, Log: log,
-	})
-	return s, Files{Cert: src, CA: ca}, err
+	}, Files{Cert: src, CA: ca}, nil
 }
 
 func clientAuth(spec Spec) (*ClientAuth, error) {

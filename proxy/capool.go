@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -15,7 +18,8 @@ import (
 // bundle that fails to load never replaces the one in use.
 type CAPool struct {
 	path string
-	mu   sync.Mutex // serialises reloads
+	mu   sync.Mutex        // serialises reloads
+	sum  [sha256.Size]byte // of the file pool was read from
 	pool atomic.Pointer[x509.CertPool]
 }
 
@@ -36,25 +40,43 @@ func (p *CAPool) Pool() *x509.CertPool { return p.pool.Load() }
 
 // Reload reads the file again.
 func (p *CAPool) Reload() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pool, err := LoadCertPool(p.path)
-	if err != nil {
-		return err
-	}
-	p.pool.Store(pool)
-	return nil
+	_, err := p.reload()
+	return err
 }
 
-// Watch reloads the bundle whenever a file in its directory changes,
-// until ctx ends (for the standalone proxy; the daemon reloads on Changes).
+// reload reads the file and reports whether its bytes changed; an
+// unchanged file keeps the pool in use.
+func (p *CAPool) reload() (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, err := os.ReadFile(p.path)
+	if err != nil {
+		return false, fmt.Errorf("reading CA bundle: %w; %s", err, fileFix(err, "the PEM file of the CA that signs the peers' certificates"))
+	}
+	sum := sha256.Sum256(b)
+	if p.pool.Load() != nil && sum == p.sum {
+		return false, nil
+	}
+	pool, err := certPool(p.path, b)
+	if err != nil {
+		return false, err
+	}
+	p.sum = sum
+	p.pool.Store(pool)
+	return true, nil
+}
+
+// Watch reloads the bundle whenever its file changes, until ctx ends (for
+// the standalone proxy; the daemon reloads on Changes).
 func (p *CAPool) Watch(ctx context.Context, log *slog.Logger) error {
-	return watchDirs(ctx, []string{p.path}, func() {
-		if err := p.Reload(); err != nil {
+	return watchFiles(ctx, []string{p.path}, func() {
+		changed, err := p.reload()
+		switch {
+		case err != nil:
 			log.Warn("CA bundle changed but did not load; still verifying with the previous one", "ca", p.path, "err", err)
-			return
+		case changed:
+			log.Info("CA bundle reloaded", "ca", p.path)
 		}
-		log.Info("CA bundle reloaded", "ca", p.path)
 	}, log)
 }
 

@@ -2,18 +2,19 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/watch"
 )
 
 // CertSource supplies the certificate a listener presents: as a server to
@@ -32,6 +33,7 @@ type FileSource struct {
 	mu       sync.Mutex // serialises loads and path changes
 	certFile string
 	keyFile  string
+	sum      [2][sha256.Size]byte // of the files current was loaded from
 	current  atomic.Pointer[tls.Certificate]
 	log      *slog.Logger
 }
@@ -51,23 +53,51 @@ func NewFileSource(certFile, keyFile string, log *slog.Logger) (*FileSource, err
 
 // Load reads a new pair, from now on watched under these paths.
 func (s *FileSource) Load(certFile, keyFile string) error {
+	_, err := s.load(certFile, keyFile)
+	return err
+}
+
+// pairFix is what to do about a certificate and key that do not load.
+const pairFix = "give the PEM certificate chain (leaf first) as the certificate and, as the key, " +
+	"the PEM private key it was issued for (a key from another issuance does not match)"
+
+// load reads the pair and reports whether it differs from the one served;
+// files whose bytes did not change are not parsed again.
+func (s *FileSource) load(certFile, keyFile string) (changed bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
-		return fmt.Errorf("loading certificate %s with key %s: %w", certFile, keyFile, err)
+		return false, fmt.Errorf("reading certificate: %w; %s", err, fileFix(err, "the PEM certificate chain"))
 	}
-	s.certFile, s.keyFile = certFile, keyFile
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return false, fmt.Errorf("reading key: %w; %s", err, fileFix(err, "the PEM private key of "+certFile))
+	}
+	sum := [2][sha256.Size]byte{sha256.Sum256(certPEM), sha256.Sum256(keyPEM)}
+	if s.current.Load() != nil && sum == s.sum && certFile == s.certFile && keyFile == s.keyFile {
+		return false, nil
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return false, fmt.Errorf("loading certificate %s with key %s: %w; %s", certFile, keyFile, err, pairFix)
+	}
+	s.certFile, s.keyFile, s.sum = certFile, keyFile, sum
 	s.current.Store(&pair)
-	return nil
+	return true, nil
 }
 
 // Reload re-reads the current paths.
 func (s *FileSource) Reload() error {
+	_, err := s.reload()
+	return err
+}
+
+func (s *FileSource) reload() (bool, error) {
 	s.mu.Lock()
 	certFile, keyFile := s.certFile, s.keyFile
 	s.mu.Unlock()
-	return s.Load(certFile, keyFile)
+	return s.load(certFile, keyFile)
 }
 
 // newPendingFileSource is a FileSource for files not issued yet: its
@@ -108,58 +138,54 @@ func (s *FileSource) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Cer
 // both into place) before the pair is read.
 const reloadDebounce = 150 * time.Millisecond
 
-// Watch reloads the pair whenever a file in the certificate's or key's
-// directory changes, until ctx ends.
+// Watch reloads the pair whenever the certificate or key file changes,
+// until ctx ends.
 func (s *FileSource) Watch(ctx context.Context) error {
 	s.mu.Lock()
 	paths := []string{s.certFile, s.keyFile}
 	s.mu.Unlock()
-	return watchDirs(ctx, paths, func() {
-		if err := s.Reload(); err != nil {
+	return watchFiles(ctx, paths, func() {
+		changed, err := s.reload()
+		switch {
+		case err != nil:
 			s.log.Warn("certificate files changed but did not load; still serving the previous pair", "err", err)
-			return
+		case changed:
+			s.log.Info("certificate reloaded", "cert", paths[0], "serial", s.Certificate().Leaf.SerialNumber.Text(16))
 		}
-		s.log.Info("certificate reloaded", "cert", s.certFile, "serial", s.Certificate().Leaf.SerialNumber.Text(16))
 	}, s.log)
 }
 
-// watchDirs calls reload, debounced, whenever a file in the directory of
-// one of paths changes, until ctx ends. It watches the parent
-// directories, not the files, because installers replace files by
-// rename, which a watch on the old inode would miss.
-func watchDirs(ctx context.Context, paths []string, reload func(), log *slog.Logger) error {
-	w, err := fsnotify.NewWatcher()
+// watchFiles calls reload, debounced, whenever one of paths changes,
+// until ctx ends. rotate/watch follows the directory entries, not the
+// inodes (installers replace files by rename), and for a symlinked path
+// also the links on the way (a Kubernetes secret's ..data swap); other
+// files in the same directories, such as the proxy's own log, are
+// ignored. After each change the watch moves to where the links point now.
+func watchFiles(ctx context.Context, paths []string, reload func(), log *slog.Logger) error {
+	const name = "files"
+	w, err := watch.New(reloadDebounce)
 	if err != nil {
-		return fmt.Errorf("watching certificate files: %w", err)
+		return fmt.Errorf("watching %s: %w", strings.Join(paths, ", "), err)
 	}
-	defer w.Close()
-	for _, p := range paths {
-		d := filepath.Dir(p)
-		if err := w.Add(d); err != nil {
-			return fmt.Errorf("watching directory %s: %w", d, err)
-		}
+	if err := w.Set(name, paths); err != nil {
+		return fmt.Errorf("watching %s: %w", strings.Join(paths, ", "), err)
 	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
 	for {
 		select {
-		case <-ctx.Done():
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("watching %s: %w", strings.Join(paths, ", "), err)
+			}
 			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			if ev.Op == fsnotify.Chmod {
-				continue
-			}
-			timer.Reset(reloadDebounce)
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
-			log.Warn("certificate watch error", "err", err)
-		case <-timer.C:
+		case <-w.Changes():
 			reload()
+			if err := w.Set(name, paths); err != nil {
+				log.Warn("following the moved certificate files failed; later changes may be missed", "files", paths, "err", err)
+			}
 		}
 	}
 }

@@ -3,8 +3,11 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +98,126 @@ func TestFileSourceSubscriberLoadsChangedFiles(t *testing.T) {
 	}
 	if err := bus.Publish(context.Background(), rotate.Change{Name: "backend", CertFile: filepath.Join(t.TempDir(), "missing.pem"), KeyFile: nkf}); err == nil {
 		t.Fatal("a change naming missing files was accepted")
+	}
+}
+
+// countingFile is a log file a test counts lines in.
+type countingFile struct {
+	path string
+}
+
+func (f countingFile) count(t *testing.T, s string) int {
+	t.Helper()
+	b, err := os.ReadFile(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), s)
+}
+
+// TestFileWatchIgnoresOtherFilesAndUnchangedContent: with the log in the
+// certificate's own directory (as when stderr goes there), a reload's log
+// line must not trigger another reload; writes to other files and
+// rewrites of the same bytes reload nothing.
+func TestFileWatchIgnoresOtherFilesAndUnchangedContent(t *testing.T) {
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	cf, kf := writePairPEM(t, dir, ca, false)
+	logPath := filepath.Join(dir, "proxy.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	log := slog.New(slog.NewTextHandler(logFile, nil))
+	src, err := NewFileSource(cf, kf, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go src.Watch(ctx)
+	time.Sleep(100 * time.Millisecond) // let the watch start
+	lf := countingFile{logPath}
+
+	writeFile(t, filepath.Join(dir, "unrelated.txt"), []byte("x"))
+	certPEM, _ := os.ReadFile(cf)
+	writeFile(t, cf, certPEM) // same bytes again
+	time.Sleep(3 * reloadDebounce)
+	if n := lf.count(t, "certificate reloaded"); n != 0 {
+		t.Fatalf("%d reloads after writes that changed no certificate byte", n)
+	}
+
+	ncf, nkf := writePairPEM(t, t.TempDir(), ca, true)
+	if err := os.Rename(nkf, kf); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(ncf, cf); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rotated pair to load", func() bool { return lf.count(t, "certificate reloaded") >= 1 })
+	time.Sleep(5 * reloadDebounce) // a loop would have reloaded again by now
+	if n := lf.count(t, "certificate reloaded"); n != 1 {
+		t.Fatalf("one rotation logged %d reloads: the log in the same directory feeds the watch", n)
+	}
+
+	pool, err := LoadCAPool(cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := pool.Pool()
+	if changed, err := pool.reload(); err != nil || changed || pool.Pool() != before {
+		t.Fatalf("reloading an unchanged CA bundle: changed %v, err %v, pool replaced %v", changed, err, pool.Pool() != before)
+	}
+}
+
+// TestFileWatchFollowsSymlinkSwaps: a Kubernetes secret volume links
+// cert.pem to ..data/cert.pem and swaps ..data to a new directory by
+// rename; every swap must reach new handshakes.
+func TestFileWatchFollowsSymlinkSwaps(t *testing.T) {
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	generation := func(n int) {
+		gen := filepath.Join(dir, fmt.Sprintf("..2026_%d", n))
+		if err := os.Mkdir(gen, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writePairPEM(t, gen, ca, n%2 == 1)
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(filepath.Base(gen), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			os.RemoveAll(filepath.Join(dir, fmt.Sprintf("..2026_%d", n-1)))
+		}
+	}
+	generation(0)
+	for _, f := range []string{"cert.pem", "key.pem"} {
+		if err := os.Symlink(filepath.Join("..data", f), filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := NewFileSource(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go src.Watch(ctx)
+	_, addr := startServer(t, Options{Mode: &Terminate{TLS: serverTLSConfig(Policy{}, src, nil), Target: echoServer(t)}})
+	time.Sleep(100 * time.Millisecond) // let the watch start
+	for n := 1; n <= 2; n++ {
+		before := servedSerial(t, addr, ca)
+		generation(n)
+		deadline := time.Now().Add(2 * time.Second)
+		for servedSerial(t, addr, ca) == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("swap %d of ..data did not reach new handshakes", n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }

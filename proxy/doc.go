@@ -4,8 +4,9 @@
 //
 // A Server accepts TCP connections and hands each to its Mode: Terminate
 // (TLS in, plaintext out), Originate (plaintext in, TLS out, targets tried
-// in order) or Dual (one port; the first byte tells a ClientHello from an
-// HTTP request). After the handshake the bytes are relayed untouched in
+// in order or spread, each with its own dial timeout, a failed one skipped
+// for a while) or Dual (one port; the first byte tells a ClientHello from
+// an HTTP request). After the handshake the bytes are relayed untouched in
 // both directions, half-closes included; with AgentHeaders the first HTTP
 // request is read (and replayed to the target) to learn which Sensu agent
 // came in over which transport.
@@ -19,7 +20,9 @@
 // Certificates come from a CertSource; FileSource re-reads its files when
 // they change on disk or when rotate publishes a Change, so new handshakes
 // use the new pair while open sessions continue. Build turns one Spec (a
-// config.Listener or the `sensu-tlsd proxy` flags) into a Server;
-// StartFromConfig starts the daemon's whole Group, and Listeners keeps
-// that group in step with the config across reloads.
+// config.Listener or the `sensu-tlsd proxy` flags) into a Server, refusing
+// settings that would do nothing in its mode. Listeners runs the daemon's
+// listeners and keeps them in step with the config across reloads: a
+// listener whose name, mode and address stay is updated in place
+// (Server.Update) and keeps its sessions.
 package proxy

@@ -2,10 +2,15 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -13,34 +18,54 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
+// DefaultDrainTimeout is how long Shutdown lets open connections finish
+// when a listener sets no drain-timeout.
+const DefaultDrainTimeout = 10 * time.Second
+
 // Listeners keeps the daemon's proxy listeners in step with its config
 // across reloads. It is the one bus subscriber for all of them, so a
-// reload that replaces the listeners leaves no stale subscriber behind.
+// reload that replaces listeners leaves no stale subscriber behind.
+//
+// A reload keeps each listener whose name, mode and address are
+// unchanged on its socket and updates it in place (Server.Update), so its
+// sessions continue; only listeners that really changed are replaced.
 type Listeners struct {
 	metrics *Metrics
 	log     *slog.Logger
 
-	mu         sync.Mutex
-	group      *Group
-	running    listenerSet
-	runningCfg *config.Config // what group was started from, to restore it
+	mu      sync.Mutex
+	running []*runningListener // in config order
+	retired []*runningListener // replaced, draining their sessions
+	wg      sync.WaitGroup     // Serve loops and retired drains
 }
 
-// listenerSet is what a Group was started from: the listeners and the
-// certificates they serve. Equal sets need no restart.
-type listenerSet struct {
-	listeners []config.Listener
-	certs     []config.Certificate
+// runningListener is one serving listener and what it was built from.
+type runningListener struct {
+	conf   config.Listener
+	cert   config.Certificate
+	server *Server
+	ln     net.Listener
+	files  Files
 }
 
-func listenerSetOf(cfg *config.Config) listenerSet {
-	set := listenerSet{listeners: cfg.Listeners}
-	for _, ln := range cfg.Listeners {
-		if c, ok := cfg.Certificate(ln.Certificate); ok {
-			set.certs = append(set.certs, *c)
-		}
+func (r *runningListener) drain() time.Duration {
+	if r.conf.DrainTimeout > 0 {
+		return r.conf.DrainTimeout
 	}
-	return set
+	return DefaultDrainTimeout
+}
+
+// sameSocket reports whether b can take over r's socket in place.
+func (r *runningListener) sameSocket(b planned) bool {
+	return r.conf.Name == b.conf.Name && r.conf.Mode == b.conf.Mode && r.conf.Listen == b.conf.Listen
+}
+
+// planned is one listener of a config, built but not bound.
+type planned struct {
+	conf  config.Listener
+	cert  config.Certificate
+	opt   Options
+	files Files
 }
 
 // NewListeners registers the proxy metrics on reg once for the life of
@@ -60,97 +85,237 @@ func NewListeners(reg prometheus.Registerer, log *slog.Logger) (*Listeners, erro
 // reload can reject a configuration whose listeners cannot start (a
 // missing client-ca, a bad target) before any of it is applied.
 func (l *Listeners) Check(cfg *config.Config) error {
+	_, err := l.plan(cfg)
+	return err
+}
+
+// plan builds every listener of cfg. A certificate the daemon has not
+// issued yet is no error: its listener fails handshakes until the first
+// Change.
+func (l *Listeners) plan(cfg *config.Config) ([]planned, error) {
+	out := make([]planned, 0, len(cfg.Listeners))
 	for i, ln := range cfg.Listeners {
 		var cert config.Certificate
-		if c, ok := cfg.Certificate(ln.Certificate); ok {
+		if ln.Certificate != "" {
+			c, ok := cfg.Certificate(ln.Certificate)
+			if !ok {
+				return nil, fmt.Errorf("listeners[%d] (%s): certificate %q is not in certificates; name one of the certificates entries", i, ln.Name, ln.Certificate)
+			}
 			cert = *c
 		}
 		spec := SpecFromConfig(ln, cert)
 		spec.CertMayBePending = true
-		if _, _, err := Build(spec, nil, l.log); err != nil {
-			return fmt.Errorf("listeners[%d] (%s): %w", i, ln.Name, err)
+		opt, files, err := buildOptions(spec, l.metrics, l.log)
+		if err != nil {
+			return nil, fmt.Errorf("listeners[%d] (%s): %w", i, ln.Name, err)
 		}
+		out = append(out, planned{conf: ln, cert: cert, opt: opt, files: files})
 	}
-	return nil
+	return out, nil
 }
 
-// Apply starts the listeners of cfg, or replaces the running ones when
-// they changed. A configuration that fails Check leaves the running
-// listeners alone; replaced listeners drain within their drain-timeout
-// (bounded by ctx) before the new ones bind the same ports, and when the
-// new ones cannot bind (a port taken meanwhile) the previous ones come
-// back.
-func (l *Listeners) Apply(ctx context.Context, cfg *config.Config) error {
-	want := listenerSetOf(cfg)
+// Apply starts the listeners of cfg, or brings the running ones in line
+// with it. A configuration that fails Check leaves everything alone.
+// Listeners with the same name, mode and address are updated in place;
+// removed ones stop accepting at once and drain their sessions within
+// their drain-timeout in the background, so a listener that moved or
+// changed mode binds straight away. When a new listener cannot bind (a
+// port taken meanwhile) nothing changes: the removed ones accept again.
+func (l *Listeners) Apply(_ context.Context, cfg *config.Config) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.group != nil && reflect.DeepEqual(want, l.running) {
-		return nil
-	}
-	if err := l.Check(cfg); err != nil {
+	plan, err := l.plan(cfg)
+	if err != nil {
 		return fmt.Errorf("%w (the running listeners stay)", err)
 	}
-	prev := l.runningCfg
-	if l.group != nil {
-		if err := l.group.Shutdown(ctx); err != nil {
-			l.log.Warn("draining the replaced proxy listeners", "error", err)
-		}
-		l.group, l.running, l.runningCfg = nil, listenerSet{}, nil
-	}
-	if err := l.start(cfg, want); err != nil {
-		if prev != nil {
-			if back := l.start(prev, listenerSetOf(prev)); back != nil {
-				return fmt.Errorf("%w; restarting the previous listeners failed too: %v", err, back)
+	next := make([]*runningListener, len(plan))
+	kept := map[*runningListener]bool{}
+	for i, p := range plan {
+		for _, r := range l.running {
+			if !kept[r] && r.sameSocket(p) {
+				kept[r], next[i] = true, r
+				break
 			}
-			return fmt.Errorf("%w (the previous listeners are back)", err)
 		}
-		return err
 	}
+	var removed []*runningListener
+	for _, r := range l.running {
+		if !kept[r] {
+			removed = append(removed, r)
+		}
+	}
+	// Free the removed listeners' ports first: a new one may take one over.
+	for _, r := range removed {
+		r.server.Detach(r.ln)
+	}
+	bound := make([]net.Listener, len(plan))
+	for i, p := range plan {
+		if next[i] != nil {
+			continue
+		}
+		ln, err := net.Listen("tcp", p.conf.Listen)
+		if err == nil {
+			bound[i] = ln
+			continue
+		}
+		err = fmt.Errorf("listeners[%d] (%s): listen %s: %w", i, p.conf.Name, p.conf.Listen, err)
+		for _, b := range bound {
+			if b != nil {
+				b.Close()
+			}
+		}
+		if back := l.reattach(removed); back != nil {
+			return fmt.Errorf("%w; restarting the previous listeners failed too: %v", err, back)
+		}
+		return fmt.Errorf("%w (the previous listeners are back)", err)
+	}
+	for i, p := range plan {
+		if r := next[i]; r != nil {
+			if reflect.DeepEqual(r.conf, p.conf) && reflect.DeepEqual(r.cert, p.cert) {
+				continue
+			}
+			closed := r.server.Update(p.opt)
+			r.conf, r.cert, r.files = p.conf, p.cert, p.files
+			// Closed sessions are those the listener no longer admits
+			// (plaintext once allow-plaintext is off); their clients
+			// reconnect under the new settings.
+			level := slog.LevelInfo
+			if closed > 0 {
+				level = slog.LevelWarn
+			}
+			l.log.Log(context.Background(), level, "proxy listener updated in place", "listener", p.conf.Name, "mode", p.conf.Mode,
+				"address", r.ln.Addr().String(), "closed_sessions", closed)
+			continue
+		}
+		srv, err := New(p.opt)
+		if err != nil { // only without a Mode, which Build always sets
+			bound[i].Close()
+			return fmt.Errorf("listeners[%d] (%s): %w", i, p.conf.Name, err)
+		}
+		next[i] = &runningListener{conf: p.conf, cert: p.cert, server: srv, files: p.files}
+		l.serve(next[i], bound[i])
+		l.log.Info("proxy listener serving", "listener", p.conf.Name, "mode", p.conf.Mode, "address", bound[i].Addr().String())
+	}
+	for _, r := range removed {
+		l.retire(r)
+	}
+	l.running = next
 	return nil
 }
 
-// start binds the listeners of cfg; l.mu is held.
-func (l *Listeners) start(cfg *config.Config, set listenerSet) error {
-	g, err := StartFromConfig(cfg, l.metrics, l.log)
-	if err != nil {
-		return err
-	}
-	l.group, l.running, l.runningCfg = g, set, cfg
-	for i, a := range g.Addrs() {
-		l.log.Info("proxy listener serving", "listener", cfg.Listeners[i].Name, "mode", cfg.Listeners[i].Mode, "address", a.String())
-	}
-	return nil
+// serve starts accepting on ln for r; l.mu is held.
+func (l *Listeners) serve(r *runningListener, ln net.Listener) {
+	r.ln = ln
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		if err := r.server.Serve(ln); err != nil && !errors.Is(err, ErrServerClosed) {
+			l.log.Error("proxy listener stopped", "listener", r.conf.Name, "err", err)
+		}
+	}()
 }
 
-// CertificateChanged forwards a rotation to the running listeners.
-func (l *Listeners) CertificateChanged(ctx context.Context, c rotate.Change) error {
+// reattach makes detached listeners accept on their addresses again.
+func (l *Listeners) reattach(rs []*runningListener) error {
+	var errs []error
+	for _, r := range rs {
+		ln, err := net.Listen("tcp", r.conf.Listen)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: listen %s: %w", r.conf.Name, r.conf.Listen, err))
+			continue
+		}
+		l.serve(r, ln)
+	}
+	return errors.Join(errs...)
+}
+
+// retire drains a replaced listener's sessions in the background; l.mu is held.
+func (l *Listeners) retire(r *runningListener) {
+	l.retired = append(l.retired, r)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), r.drain())
+		defer cancel()
+		if err := r.server.Shutdown(ctx); err != nil {
+			l.log.Warn("drain deadline of a replaced proxy listener passed; closed its remaining sessions", "listener", r.conf.Name, "err", err)
+		}
+		l.mu.Lock()
+		l.retired = slices.DeleteFunc(l.retired, func(x *runningListener) bool { return x == r })
+		l.mu.Unlock()
+	}()
+}
+
+// Addrs are the addresses the running listeners accept on, in config order.
+func (l *Listeners) Addrs() []net.Addr {
 	l.mu.Lock()
-	g := l.group
-	l.mu.Unlock()
-	if g == nil {
-		return nil
+	defer l.mu.Unlock()
+	out := make([]net.Addr, len(l.running))
+	for i, r := range l.running {
+		out[i] = r.ln.Addr()
 	}
-	return g.CertificateChanged(ctx, c)
+	return out
 }
 
-// Agents lists the Sensu agents the running listeners have seen.
+// CertificateChanged reloads the certificate of every listener serving the
+// changed managed certificate, and every CA bundle the change rewrote (a
+// client-ca or originate CA that is one of the managed files).
+func (l *Listeners) CertificateChanged(ctx context.Context, c rotate.Change) error {
+	type follow struct {
+		name  string
+		files Files
+	}
+	l.mu.Lock()
+	follows := make([]follow, len(l.running))
+	for i, r := range l.running {
+		follows[i] = follow{r.conf.Certificate, r.files}
+	}
+	l.mu.Unlock()
+	var errs []error
+	for _, f := range follows {
+		errs = append(errs, f.files.CertificateChanged(ctx, f.name, c))
+	}
+	return errors.Join(errs...)
+}
+
+// Agents lists the Sensu agents the running listeners have seen, for
+// `sensu-tlsd status`.
 func (l *Listeners) Agents() []AgentSeen {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.group == nil {
-		return nil
+	var out []AgentSeen
+	for _, r := range l.running {
+		out = append(out, r.server.Agents()...)
 	}
-	return l.group.Agents()
+	slices.SortStableFunc(out, func(a, b AgentSeen) int { return strings.Compare(a.Listener, b.Listener) })
+	return out
 }
 
-// Shutdown drains the running listeners.
+// Shutdown drains every listener at once, running and replaced, each
+// within its own drain-timeout (bounded by ctx), and returns when all are
+// closed.
 func (l *Listeners) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.group == nil {
-		return nil
+	all := append(slices.Clone(l.running), l.retired...)
+	l.running = nil
+	l.mu.Unlock()
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, r := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dctx, cancel := context.WithTimeout(ctx, r.drain())
+			defer cancel()
+			if err := r.server.Shutdown(dctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("listener %s: %w", r.conf.Name, err))
+				mu.Unlock()
+			}
+		}()
 	}
-	err := l.group.Shutdown(ctx)
-	l.group, l.running, l.runningCfg = nil, listenerSet{}, nil
-	return err
+	wg.Wait()
+	l.wg.Wait()
+	return errors.Join(errs...)
 }

@@ -23,9 +23,11 @@ import (
 type parkingLot struct {
 	once sync.Once
 	dead atomic.Bool // the waiting goroutine stopped
-	// newlyParked counts parks since memory was last given back; see
+	// newlyParked counts parks since memory was last given back,
+	// lastAccept is when any listener last accepted (coarse unix ns); see
 	// releaseMemory.
 	newlyParked atomic.Int64
+	lastAccept  atomic.Int64
 	lastRelease atomic.Int64 // unix ns
 	epfd        int
 	err         error
@@ -131,21 +133,34 @@ func (l *parkingLot) wait() {
 // Thresholds for releaseMemory.
 const (
 	releaseAfterParks = 256
+	releaseQuiet      = 2 * time.Second
 	releaseInterval   = 30 * time.Second
 )
+
+// accepted notes that a listener accepted a connection at now (unix ns).
+// The store is skipped while the value is current, so a busy accept loop
+// does not keep writing one shared cache line.
+func (l *parkingLot) accepted(now int64) {
+	if l.lastAccept.Load() != now {
+		l.lastAccept.Store(now)
+	}
+}
 
 // releaseMemory returns the heap freed by a burst of connections to the
 // OS once they have gone idle. Handshakes leave garbage and the stacks of
 // the goroutines parking just gave up; with the default GC pacing the
 // process would otherwise keep about twice the live heap resident for as
 // long as the sessions stay idle, which for thousands of idle agents is
-// most of the memory. It runs at most every releaseInterval and only
-// after many parks, so a busy proxy never pays for it.
-func (l *parkingLot) releaseMemory(now time.Time) {
-	if l.newlyParked.Load() < releaseAfterParks || now.UnixNano()-l.lastRelease.Load() < int64(releaseInterval) {
+// most of the memory. It runs after many parks, only once no listener has
+// accepted a connection for releaseQuiet, and at most every
+// releaseInterval: a proxy that keeps accepting never pays for the forced
+// collection, and there the regular GC and scavenger keep the heap in check.
+func (l *parkingLot) releaseMemory(now int64) {
+	if l.newlyParked.Load() < releaseAfterParks || now-l.lastAccept.Load() < int64(releaseQuiet) ||
+		now-l.lastRelease.Load() < int64(releaseInterval) {
 		return
 	}
 	l.newlyParked.Store(0)
-	l.lastRelease.Store(now.UnixNano())
+	l.lastRelease.Store(now)
 	go debug.FreeOSMemory()
 }

@@ -25,15 +25,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "connections_total", Help: "Client connections accepted past the handshake, by transport (tls, plaintext)."}, []string{"listener", "transport"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "connections_refused_total", Help: "Client connections refused, by reason (max-conns, draining)."}, []string{"listener", "reason"}),
+			Name: "connections_refused_total", Help: "Client connections refused before their handshake, by reason (max-conns)."}, []string{"listener", "reason"}),
 		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "handshake_failures_total", Help: "Client handshakes that failed, by reason."}, []string{"listener", "reason"}),
+			Name: "handshake_failures_total", Help: "Client handshakes that failed, by reason: timeout, client-closed, not-tls, unknown-protocol, plaintext-refused, " +
+				"protocol-version, no-shared-cipher, no-shared-alpn, no-client-certificate, bad-client-certificate, client-not-allowed, " +
+				"client-alert (the client rejected the proxy), certificate-pending (not issued yet), other."}, []string{"listener", "reason"}),
 		targetFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "target_failures_total", Help: "Connections to a target that failed (target down, TLS verification), by target."}, []string{"listener", "target"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "bytes_total", Help: "Bytes relayed, by direction (client_to_target, target_to_client)."}, []string{"listener", "direction"}),
 		agents: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "agents_seen", Help: "Distinct Sensu agents seen since start, by the transport of their last connection."}, []string{"listener", "transport"}),
+			Name: "agents_seen", Help: "Distinct Sensu agents seen since start (the 100,000 seen most recently), by the transport of their last connection."}, []string{"listener", "transport"}),
 	}
 	for _, c := range []prometheus.Collector{m.open, m.total, m.refused, m.handshakeFailures, m.targetFailures, m.bytes, m.agents} {
 		if err := reg.Register(c); err != nil {

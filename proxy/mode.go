@@ -3,9 +3,13 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,9 +26,14 @@ type Mode interface {
 	// *tls.Conn over a *gatedConn, or conn itself) and how the client
 	// came in.
 	Accept(conn *net.TCPConn) (net.Conn, Transport, error)
-	// Dial opens the target side before ctx's deadline, reporting every
-	// target that failed on the way (also those a fail-over recovered).
-	Dial(ctx context.Context, failed func(*TargetError)) (net.Conn, error)
+	// Admit says whether a client that came in on t may be relayed. The
+	// Server asks again when the listener is updated in place and closes
+	// the sessions the new Mode no longer admits.
+	Admit(t Transport) error
+	// Dial opens the target side, giving each target it tries up to
+	// timeout, and reports every target that failed on the way (also
+	// those a fail-over recovered). It gives up when ctx ends.
+	Dial(ctx context.Context, timeout time.Duration, failed func(*TargetError)) (net.Conn, error)
 }
 
 // Terminate accepts TLS and forwards plaintext to Target.
@@ -39,10 +48,24 @@ func (m *Terminate) Accept(conn *net.TCPConn) (net.Conn, Transport, error) {
 	return serverHandshake(conn, m.TLS)
 }
 
+// Admit implements Mode: every client that completed the handshake.
+func (m *Terminate) Admit(Transport) error { return nil }
+
 // Dial implements Mode.
-func (m *Terminate) Dial(ctx context.Context, failed func(*TargetError)) (net.Conn, error) {
-	return dialPlain(ctx, &m.Dialer, m.Target, failed)
+func (m *Terminate) Dial(ctx context.Context, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
+	return dialPlain(ctx, &m.Dialer, m.Target, timeout, failed)
 }
+
+// Target orders for Originate.
+const (
+	OrderInOrder = "in-order" // the first target is preferred, the rest are fail-over
+	OrderSpread  = "spread"   // each connection starts at the next target in turn
+)
+
+// targetHoldDown is how long a target that failed is skipped, so one
+// member that drops SYNs does not cost every new connection a dial timeout.
+// When every target is held down they are all tried anyway.
+const targetHoldDown = 10 * time.Second
 
 // Originate accepts plaintext and forwards TLS to the first of Targets
 // that connects and verifies.
@@ -55,7 +78,22 @@ type Originate struct {
 	// ServerName overrides the name verified on the targets' certificates;
 	// "" verifies each target's own host.
 	ServerName string
-	Dialer     net.Dialer
+	// Spread starts each connection at the next target in turn instead of
+	// the first, spreading sessions over the cluster members.
+	Spread bool
+	Dialer net.Dialer
+
+	next    atomic.Uint64                    // round-robin start, for Spread
+	configs atomic.Pointer[originateConfigs] // per-target TLS configs
+	mu      sync.Mutex                       // guards downTil
+	downTil map[string]time.Time             // targets held down after a failure
+}
+
+// originateConfigs are the per-target client configs derived from TLS for
+// one roots bundle, built once per CA reload rather than per connection.
+type originateConfigs struct {
+	roots  *x509.CertPool
+	target []*tls.Config
 }
 
 // Accept implements Mode.
@@ -63,18 +101,49 @@ func (m *Originate) Accept(conn *net.TCPConn) (net.Conn, Transport, error) {
 	return conn, TransportPlaintext, nil
 }
 
-// Dial implements Mode: targets are tried in order, so the first is the
-// preferred cluster member and the rest are fail-over.
-func (m *Originate) Dial(ctx context.Context, failed func(*TargetError)) (net.Conn, error) {
+// Admit implements Mode: every plaintext client.
+func (m *Originate) Admit(Transport) error { return nil }
+
+// Dial implements Mode: targets are tried in order (from the next one in
+// turn with Spread), skipping those that failed within targetHoldDown;
+// when all of those fail too, the held-down ones get their chance.
+func (m *Originate) Dial(ctx context.Context, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
+	n := len(m.Targets)
+	start := 0
+	if m.Spread {
+		start = int((m.next.Add(1) - 1) % uint64(n))
+	}
+	now := time.Now()
 	var errs []error
-	for _, target := range m.Targets {
-		c, err := m.dialOne(ctx, target)
+	var held []int
+	try := func(i int) net.Conn {
+		c, err := m.dialOne(ctx, i, timeout)
+		m.note(m.Targets[i], err)
 		if err == nil {
-			return c, nil
+			return c
 		}
-		te := &TargetError{Target: target, Err: err}
+		te := &TargetError{Target: m.Targets[i], Err: err}
 		failed(te)
 		errs = append(errs, te)
+		return nil
+	}
+	for k := range n {
+		i := (start + k) % n
+		if m.heldDown(m.Targets[i], now) {
+			held = append(held, i)
+			continue
+		}
+		if c := try(i); c != nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, errors.Join(errs...)
+		}
+	}
+	for _, i := range held {
+		if c := try(i); c != nil {
+			return c, nil
+		}
 		if ctx.Err() != nil {
 			break
 		}
@@ -82,25 +151,61 @@ func (m *Originate) Dial(ctx context.Context, failed func(*TargetError)) (net.Co
 	return nil, errors.Join(errs...)
 }
 
-func (m *Originate) dialOne(ctx context.Context, target string) (net.Conn, error) {
-	raw, err := m.Dialer.DialContext(ctx, "tcp", target)
+func (m *Originate) heldDown(target string, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return now.Before(m.downTil[target])
+}
+
+// note holds target down after a failure and lifts that on a success.
+func (m *Originate) note(target string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case err != nil:
+		if m.downTil == nil {
+			m.downTil = make(map[string]time.Time)
+		}
+		m.downTil[target] = time.Now().Add(targetHoldDown)
+	case m.downTil != nil:
+		delete(m.downTil, target)
+	}
+}
+
+// config is target i's client config for the current roots.
+func (m *Originate) config(i int) *tls.Config {
+	roots := m.TLS.RootCAs
+	if m.Roots != nil {
+		roots = m.Roots.Pool()
+	}
+	cs := m.configs.Load()
+	if cs == nil || cs.roots != roots {
+		cs = &originateConfigs{roots: roots, target: make([]*tls.Config, len(m.Targets))}
+		for j, target := range m.Targets {
+			c := m.TLS.Clone()
+			c.RootCAs = roots
+			c.ServerName = m.ServerName
+			if c.ServerName == "" {
+				c.ServerName, _, _ = net.SplitHostPort(target)
+			}
+			cs.target[j] = c
+		}
+		m.configs.Store(cs)
+	}
+	return cs.target[i]
+}
+
+func (m *Originate) dialOne(ctx context.Context, i int, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	raw, err := m.Dialer.DialContext(ctx, "tcp", m.Targets[i])
 	if err != nil {
 		return nil, err
 	}
 	tcp := raw.(*net.TCPConn)
-	cfg := m.TLS.Clone()
-	if m.Roots != nil {
-		cfg.RootCAs = m.Roots.Pool()
-	}
-	cfg.ServerName = m.ServerName
-	if cfg.ServerName == "" {
-		host, _, _ := net.SplitHostPort(target)
-		cfg.ServerName = host
-	}
-	if d, ok := ctx.Deadline(); ok {
-		tcp.SetDeadline(d)
-	}
-	tc := tls.Client(&gatedConn{TCPConn: tcp}, cfg)
+	d, _ := ctx.Deadline()
+	tcp.SetDeadline(d)
+	tc := tls.Client(&gatedConn{TCPConn: tcp}, m.config(i))
 	if err := tc.Handshake(); err != nil {
 		tcp.Close()
 		return nil, err
@@ -141,10 +246,10 @@ func (m *Dual) Accept(conn *net.TCPConn) (net.Conn, Transport, error) {
 	case ProtocolTLS:
 		return serverHandshake(conn, m.TLS)
 	case ProtocolHTTP:
-		if !m.AllowPlaintext {
+		if err := m.Admit(TransportPlaintext); err != nil {
 			conn.SetWriteDeadline(time.Now().Add(time.Second))
 			conn.Write([]byte(plaintextRefusal))
-			return nil, TransportPlaintext, ErrPlaintextRefused
+			return nil, TransportPlaintext, err
 		}
 		return conn, TransportPlaintext, nil
 	default:
@@ -152,13 +257,19 @@ func (m *Dual) Accept(conn *net.TCPConn) (net.Conn, Transport, error) {
 	}
 }
 
-// Dial implements Mode.
-func (m *Dual) Dial(ctx context.Context, failed func(*TargetError)) (net.Conn, error) {
-	return dialPlain(ctx, &m.Dialer, m.Target, failed)
+// Admit implements Mode: TLS always, plaintext while AllowPlaintext.
+func (m *Dual) Admit(t Transport) error {
+	if t == TransportPlaintext && !m.AllowPlaintext {
+		return ErrPlaintextRefused
+	}
+	return nil
 }
 
-// serverHandshake runs under the deadline the Server set on conn rather
-// than a context, which would cost a watcher goroutine per handshake.
+// Dial implements Mode.
+func (m *Dual) Dial(ctx context.Context, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
+	return dialPlain(ctx, &m.Dialer, m.Target, timeout, failed)
+}
+
 // TargetError is a failed connection to one target.
 type TargetError struct {
 	Target string
@@ -168,7 +279,9 @@ type TargetError struct {
 func (e *TargetError) Error() string { return "target " + e.Target + ": " + e.Err.Error() }
 func (e *TargetError) Unwrap() error { return e.Err }
 
-func dialPlain(ctx context.Context, d *net.Dialer, target string, failed func(*TargetError)) (net.Conn, error) {
+func dialPlain(ctx context.Context, d *net.Dialer, target string, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	c, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		te := &TargetError{Target: target, Err: err}
@@ -203,9 +316,17 @@ func peekFirst(c *net.TCPConn) ([]byte, error) {
 	return buf[:n], nil
 }
 
+// serverHandshake runs under the deadline the Server set on conn rather
+// than a context, which would cost a watcher goroutine per handshake. A
+// failure wraps the tls.AlertError the server sent, when it went out in
+// the clear, so the reason can be told from the alert, not the message.
 func serverHandshake(conn *net.TCPConn, cfg *tls.Config) (net.Conn, Transport, error) {
-	tc := tls.Server(&gatedConn{TCPConn: conn}, cfg)
+	g := &gatedConn{TCPConn: conn}
+	tc := tls.Server(g, cfg)
 	if err := tc.Handshake(); err != nil {
+		if a, ok := g.sentAlert(); ok {
+			err = fmt.Errorf("%w%.0w", err, a)
+		}
 		return nil, TransportTLS, err
 	}
 	return tc, TransportTLS, nil

@@ -44,6 +44,32 @@ type gatedConn struct {
 	*net.TCPConn
 	relaying bool
 	fd       int // the descriptor, valid inside the pump's callback
+	// tail is the end of the last handshake write: after a failed
+	// handshake, the alert record the TLS stack sent, if it was in the clear.
+	tail  [alertRecordLen]byte
+	tailN uint8
+}
+
+// alertRecordLen is a plaintext TLS alert record: type 21, version,
+// length 2, level, description.
+const alertRecordLen = 7
+
+func (g *gatedConn) Write(p []byte) (int, error) {
+	if !g.relaying {
+		g.tailN = uint8(copy(g.tail[:], p[max(0, len(p)-alertRecordLen):]))
+	}
+	return g.TCPConn.Write(p)
+}
+
+// sentAlert is the alert the last handshake write ended with. Alerts sent
+// once the handshake is encrypted (TLS 1.3 after the ServerHello) are not
+// seen here.
+func (g *gatedConn) sentAlert() (tls.AlertError, bool) {
+	t := g.tail
+	if g.tailN != alertRecordLen || t[0] != 21 || t[1] != 3 || t[3] != 0 || t[4] != 2 {
+		return 0, false
+	}
+	return tls.AlertError(t[6]), true
 }
 
 func (g *gatedConn) Read(p []byte) (int, error) {

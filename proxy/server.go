@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,7 +33,7 @@ type Options struct {
 	// Default DefaultParkAfter; negative never parks.
 	ParkAfter time.Duration
 	// DialTimeout bounds connecting (and, for originate, the TLS
-	// handshake) to the target.
+	// handshake) to each target tried.
 	DialTimeout time.Duration
 	// AgentHeaders reads the client's first HTTP request head to learn a
 	// Sensu agent's name and namespace; the bytes go to the target as is.
@@ -50,9 +49,29 @@ const (
 	DefaultParkAfter        = 2 * time.Second
 )
 
+func (o Options) withDefaults() Options {
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if o.ParkAfter == 0 {
+		o.ParkAfter = DefaultParkAfter
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return o
+}
+
 // Server accepts client connections and relays them through its Mode.
 type Server struct {
-	opt    Options
+	// opt is swapped whole by Update; a connection uses the Options it
+	// was accepted under until it relays.
+	opt    atomic.Pointer[Options]
+	name   string
+	log    *slog.Logger
 	m      *listenerMetrics
 	agents agentBook
 
@@ -60,6 +79,9 @@ type Server struct {
 	draining atomic.Bool
 	now      atomic.Int64 // coarse clock (unix ns) for idle tracking, ticked by the sweeper
 	wg       sync.WaitGroup
+	// cut ends target dials still running when Shutdown's deadline passes.
+	cut    context.Context
+	cutAll context.CancelFunc
 
 	mu        sync.Mutex
 	conns     map[*proxiedConn]struct{}
@@ -71,6 +93,7 @@ type Server struct {
 // proxiedConn is one client connection and, once dialed, its target.
 type proxiedConn struct {
 	client     *net.TCPConn
+	transport  Transport // set under Server.mu once the client side is done
 	target     atomic.Pointer[net.TCPConn]
 	relay      atomic.Pointer[relayConn] // set once relaying
 	lastActive atomic.Int64
@@ -91,18 +114,7 @@ func New(opt Options) (*Server, error) {
 	if opt.Mode == nil {
 		return nil, errors.New("proxy: no mode")
 	}
-	if opt.HandshakeTimeout <= 0 {
-		opt.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-	if opt.ParkAfter == 0 {
-		opt.ParkAfter = DefaultParkAfter
-	}
-	if opt.DialTimeout <= 0 {
-		opt.DialTimeout = DefaultDialTimeout
-	}
-	if opt.Log == nil {
-		opt.Log = slog.Default()
-	}
+	opt = opt.withDefaults()
 	if opt.Metrics == nil {
 		m, err := NewMetrics(prometheus.NewRegistry())
 		if err != nil {
@@ -111,20 +123,60 @@ func New(opt Options) (*Server, error) {
 		opt.Metrics = m
 	}
 	s := &Server{
-		opt:       opt,
+		name:      opt.Name,
+		log:       opt.Log,
 		m:         opt.Metrics.forListener(opt.Name),
 		conns:     make(map[*proxiedConn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		stop:      make(chan struct{}),
 	}
+	s.cut, s.cutAll = context.WithCancel(context.Background())
+	s.opt.Store(&opt)
 	s.now.Store(time.Now().UnixNano())
 	return s, nil
+}
+
+// Update moves a running server onto opt's Mode, limits and timeouts
+// (Name, ParkAfter, Metrics and Log stay): new connections get them at
+// once, open sessions keep relaying, except those whose transport the new
+// Mode no longer admits (plaintext on a dual listener that stopped
+// allowing it), which are closed. It returns how many it closed.
+func (s *Server) Update(opt Options) int {
+	cur := s.options()
+	opt = opt.withDefaults()
+	opt.Name, opt.ParkAfter, opt.Metrics, opt.Log = cur.Name, cur.ParkAfter, cur.Metrics, cur.Log
+	var refused []*proxiedConn
+	s.mu.Lock()
+	s.opt.Store(&opt)
+	for pc := range s.conns {
+		if pc.transport != "" && opt.Mode.Admit(pc.transport) != nil {
+			refused = append(refused, pc)
+		}
+	}
+	s.mu.Unlock()
+	for _, pc := range refused {
+		pc.close()
+	}
+	return len(refused)
+}
+
+func (s *Server) options() *Options { return s.opt.Load() }
+
+// admit records how pc's client came in and checks the Mode in effect
+// now still takes it; under s.mu, so an Update either sees the transport
+// or is seen here.
+func (s *Server) admit(pc *proxiedConn, t Transport) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pc.transport = t
+	return s.options().Mode.Admit(t)
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("proxy: server closed")
 
-// Serve accepts connections on ln until Shutdown or a listener error.
+// Serve accepts connections on ln until Shutdown, Detach of ln, or a
+// listener error.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.draining.Load() {
@@ -133,7 +185,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	s.listeners[ln] = struct{}{}
-	if (s.opt.IdleTimeout > 0 || s.opt.ParkAfter > 0) && !s.sweeping {
+	if !s.sweeping {
 		s.sweeping = true
 		go s.sweep()
 	}
@@ -142,7 +194,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if s.draining.Load() {
+			s.mu.Lock()
+			_, serving := s.listeners[ln]
+			s.mu.Unlock()
+			if s.draining.Load() || !serving {
 				return ErrServerClosed
 			}
 			// Out of file descriptors and the like: keep serving
@@ -150,7 +205,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.opt.Log.Warn("accept failed; retrying", "listener", s.opt.Name, "err", err, "in", backoff)
+				s.log.Warn("accept failed; retrying", "listener", s.name, "err", err, "in", backoff)
 				time.Sleep(backoff)
 				continue
 			}
@@ -162,7 +217,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.Close()
 			continue
 		}
-		if s.opt.MaxConns > 0 && s.open.Load() >= int64(s.opt.MaxConns) {
+		lot.accepted(s.now.Load())
+		if limit := s.options().MaxConns; limit > 0 && s.open.Load() >= int64(limit) {
 			s.m.refusedLimit.Inc()
 			tcp.Close()
 			continue
@@ -174,32 +230,48 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// Detach stops accepting on ln and closes it, leaving open sessions
+// alone; Serve on ln returns ErrServerClosed.
+func (s *Server) Detach(ln net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, ln)
+	s.mu.Unlock()
+	ln.Close()
+}
+
 // handle completes the client side, dials the target and starts the relay;
 // it returns as soon as the relay runs so its deep handshake stack is not
 // kept for the life of an idle connection.
 func (s *Server) handle(client *net.TCPConn) {
+	opt := s.options()
 	pc := &proxiedConn{client: client}
 	s.track(pc)
-	client.SetDeadline(time.Now().Add(s.opt.HandshakeTimeout))
-	cconn, transport, err := s.opt.Mode.Accept(client)
+	client.SetDeadline(time.Now().Add(opt.HandshakeTimeout))
+	cconn, transport, err := opt.Mode.Accept(client)
+	if err == nil {
+		err = s.admit(pc, transport)
+	}
 	if err != nil {
 		reason := handshakeReason(err)
 		s.m.handshakeFailed(reason)
-		s.opt.Log.Debug("client handshake failed", "listener", s.opt.Name, "remote", client.RemoteAddr(), "reason", reason, "err", err)
+		s.log.Debug("client handshake failed", "listener", s.name, "remote", client.RemoteAddr(), "reason", reason, "err", err)
 		s.end(pc)
 		return
 	}
 	var replay []byte
-	if s.opt.AgentHeaders {
+	if opt.AgentHeaders {
 		read, headLen, err := readRequestHead(cconn)
-		if len(read) == 0 && err != nil {
+		// A head still incomplete at the handshake timeout is a slowloris,
+		// not a client to relay; one that ended early is passed on as is.
+		var ne net.Error
+		if err != nil && (len(read) == 0 || errors.As(err, &ne) && ne.Timeout()) {
 			s.m.handshakeFailed(handshakeReason(err))
 			s.end(pc)
 			return
 		}
 		if headLen > 0 {
 			if h, err := ParseAgentHello(read[:headLen]); err == nil {
-				tlsN, plainN := s.agents.record(s.opt.Name, h, transport, time.Now())
+				tlsN, plainN := s.agents.record(s.name, h, transport, time.Now())
 				s.m.agentsSeen(TransportTLS, tlsN)
 				s.m.agentsSeen(TransportPlaintext, plainN)
 			}
@@ -208,11 +280,9 @@ func (s *Server) handle(client *net.TCPConn) {
 	}
 	client.SetDeadline(time.Time{})
 
-	ctx, cancel := context.WithTimeout(context.Background(), s.opt.DialTimeout)
-	tconn, err := s.opt.Mode.Dial(ctx, s.targetFailed)
-	cancel()
+	tconn, err := opt.Mode.Dial(s.cut, opt.DialTimeout, s.targetFailed)
 	if err != nil {
-		s.opt.Log.Warn("target unreachable; closing client", "listener", s.opt.Name, "remote", client.RemoteAddr(), "err", err)
+		s.log.Warn("target unreachable; closing client", "listener", s.name, "remote", client.RemoteAddr(), "err", err)
 		if tc, ok := cconn.(*tls.Conn); ok {
 			// close_notify, so the client sees a clean end, not a reset.
 			client.SetWriteDeadline(time.Now().Add(time.Second))
@@ -229,7 +299,7 @@ func (s *Server) handle(client *net.TCPConn) {
 	cs, ts, err := s.sides(cconn, tconn, replay)
 	if err != nil {
 		tconn.Close()
-		s.opt.Log.Warn("relay setup failed", "listener", s.opt.Name, "err", err)
+		s.log.Warn("relay setup failed", "listener", s.name, "err", err)
 		s.end(pc)
 		return
 	}
@@ -292,20 +362,23 @@ func (s *Server) end(pc *proxiedConn) {
 
 func (s *Server) targetFailed(te *TargetError) {
 	s.m.targetFailed(te.Target)
-	s.opt.Log.Debug("target failed", "listener", s.opt.Name, "target", te.Target, "err", te.Err)
+	s.log.Debug("target failed", "listener", s.name, "target", te.Target, "err", te.Err)
 }
 
 // sweep ticks the coarse clock, parks connections idle longer than
 // ParkAfter and closes those idle longer than IdleTimeout. One ticker per
 // listener is cheaper than a timer per connection reset on every read.
 func (s *Server) sweep() {
-	idle, park := s.opt.IdleTimeout, s.opt.ParkAfter
-	tick := time.Second
-	for _, d := range []time.Duration{idle, park} {
-		if d > 0 {
-			tick = min(tick, max(d/4, 10*time.Millisecond))
+	tickFor := func(opt *Options) time.Duration {
+		tick := time.Second
+		for _, d := range []time.Duration{opt.IdleTimeout, opt.ParkAfter} {
+			if d > 0 {
+				tick = min(tick, max(d/4, 10*time.Millisecond))
+			}
 		}
+		return tick
 	}
+	tick := tickFor(s.options())
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var expired []*proxiedConn
@@ -314,6 +387,12 @@ func (s *Server) sweep() {
 		case <-s.stop:
 			return
 		case now := <-t.C:
+			opt := s.options()
+			if d := tickFor(opt); d != tick {
+				tick = d
+				t.Reset(tick)
+			}
+			idle, park := opt.IdleTimeout, opt.ParkAfter
 			ns := now.UnixNano()
 			s.now.Store(ns)
 			expired = expired[:0]
@@ -336,7 +415,7 @@ func (s *Server) sweep() {
 			for _, pc := range expired {
 				pc.close()
 			}
-			lot.releaseMemory(now)
+			lot.releaseMemory(ns)
 		}
 	}
 }
@@ -365,6 +444,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		s.cutAll()
 		s.mu.Lock()
 		open := make([]*proxiedConn, 0, len(s.conns))
 		for pc := range s.conns {
@@ -379,9 +459,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// handshakeReason is the metric label for a failed client handshake.
+// errNoClientCertificate fails a handshake on an mTLS listener whose
+// client sent no certificate (checked in VerifyConnection, so it is told
+// apart by its type).
+var errNoClientCertificate = errors.New("client sent no certificate; this listener requires one (mTLS)")
+
+// handshakeReason is the metric label for a failed client handshake. It
+// goes by error types and by the alert the server sent; crypto/tls gives
+// most failures no type of their own but does send a specific alert.
 func handshakeReason(err error) string {
 	var ne net.Error
+	var op *net.OpError
+	var alert tls.AlertError
 	switch {
 	case errors.Is(err, ErrPlaintextRefused):
 		return "plaintext-refused"
@@ -389,25 +478,39 @@ func handshakeReason(err error) string {
 		return "unknown-protocol"
 	case errors.Is(err, ErrClientNotAllowed):
 		return "client-not-allowed"
+	case errors.Is(err, errNoClientCertificate):
+		return "no-client-certificate"
+	case errors.Is(err, errNoCertificateYet):
+		return "certificate-pending"
 	case errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
 		return "client-closed"
-	}
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "protocol version"):
-		return "protocol-version"
-	case strings.Contains(msg, "cipher suite"):
-		return "no-shared-cipher"
-	case strings.Contains(msg, "didn't provide a certificate"):
-		return "no-client-certificate"
-	case strings.Contains(msg, "certificate"):
-		return "bad-client-certificate"
-	case strings.Contains(msg, "remote error"):
-		return "client-alert"
-	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+	case errors.As(err, new(tls.RecordHeaderError)):
 		return "not-tls"
+	case errors.As(err, new(*tls.CertificateVerificationError)):
+		return "bad-client-certificate"
+	case errors.As(err, &op) && op.Op == "remote error":
+		return "client-alert"
+	case errors.As(err, &alert):
+		switch alert {
+		case alertProtocolVersion, alertInappropriateFallback:
+			return "protocol-version"
+		case alertHandshakeFailure, alertInsufficientSecurity:
+			return "no-shared-cipher"
+		case alertNoApplicationProtocol:
+			return "no-shared-alpn"
+		}
 	}
 	return "other"
 }
+
+// TLS alert descriptions (RFC 8446, section 6) that name a handshake
+// failure's reason.
+const (
+	alertHandshakeFailure      tls.AlertError = 40
+	alertProtocolVersion       tls.AlertError = 70
+	alertInsufficientSecurity  tls.AlertError = 71
+	alertInappropriateFallback tls.AlertError = 86
+	alertNoApplicationProtocol tls.AlertError = 120
+)

@@ -96,7 +96,7 @@ func TestOriginateVerifiesTargetAndFailsOver(t *testing.T) {
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadAddr := dead.Addr().String()
 	dead.Close()
-	s, addr := startServer(t, Options{Name: "o", Mode: &Originate{
+	_, addr := startServer(t, Options{Name: "o", Mode: &Originate{
 		TLS:     clientTLSConfig(Policy{}, ca.pool(), nil),
 		Targets: []string{deadAddr, ln.Addr().String()},
 	}})
@@ -110,7 +110,6 @@ func TestOriginateVerifiesTargetAndFailsOver(t *testing.T) {
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
 		t.Fatalf("echo through originate: %q, %v", buf, err)
 	}
-	_ = s
 }
 
 func TestMaxConnsRefusesBeyondLimit(t *testing.T) {
@@ -123,9 +122,7 @@ func TestMaxConnsRefusesBeyondLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	for s.Open() != 1 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the first connection to be open", func() bool { return s.Open() == 1 })
 	_, err = tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
 	if err == nil {
 		t.Fatal("second connection beyond max-conns 1 completed a handshake")

@@ -5,7 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"slices"
 )
 
@@ -25,9 +25,16 @@ var intermediateSuites = []uint16{
 type Policy struct {
 	// TLS13Only refuses TLS 1.2; the default minimum is TLS 1.2.
 	TLS13Only bool
-	// ALPN lists the application protocols offered or accepted, in order
-	// of preference. Empty means no ALPN, so clients fall back to HTTP/1.1,
-	// which is what a byte relay to a plaintext Sensu port can carry.
+	// ALPN lists application protocols in order of preference. The proxy
+	// relays bytes and cannot translate between protocols, so the list
+	// says what the other end speaks: for terminate and dual, what the
+	// plaintext target speaks (a client offering none of them is refused
+	// with no_application_protocol); for originate, what is offered to the
+	// TLS targets on behalf of the plaintext client. Empty means no ALPN
+	// at all: TLS clients then speak their default, HTTP/1.1, which every
+	// plaintext Sensu port (API 8080, agent websocket 8081, dashboard
+	// 3000, agent API 3031) understands, and a backend that would choose
+	// h2 if offered answers the HTTP/1.1 a legacy agent sends.
 	ALPN []string
 }
 
@@ -81,10 +88,20 @@ func (a AllowList) Permits(leaf *x509.Certificate) bool {
 	return false
 }
 
-// serverTLSConfig is the config for accepting TLS clients. Session tickets
-// stay on: crypto/tls rotates their keys itself (a new key every day, each
-// accepted for a week), and resumption is what makes reconnect storms
-// cheap.
+// serverTLSConfig is the config for accepting TLS clients.
+//
+// Session tickets stay on, since resumption is what makes reconnect storms
+// cheap. Their keys rotate without any code here: with SessionTicketKey
+// unset and SetSessionTicketKeys never called, crypto/tls makes a new key
+// every 24 hours and accepts tickets under each key for 7 days (its
+// ticketKeyRotation and ticketKeyLifetime). Keys live in memory only, so a
+// restart, or a listener updated in place, costs each client one full
+// handshake. A config derived per handshake (followClientCAs) takes its
+// keys from this one.
+//
+// With mTLS a client without a certificate is refused in VerifyConnection
+// rather than by crypto/tls, so its failure has a type of its own
+// (errNoClientCertificate) for the metrics.
 func serverTLSConfig(p Policy, certs CertSource, auth *ClientAuth) *tls.Config {
 	cfg := &tls.Config{
 		MinVersion:     p.minVersion(),
@@ -93,18 +110,17 @@ func serverTLSConfig(p Policy, certs CertSource, auth *ClientAuth) *tls.Config {
 		NextProtos:     p.ALPN,
 	}
 	if auth != nil {
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
 		allow := auth.Allow
-		if !allow.empty() {
-			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-				if len(cs.PeerCertificates) == 0 || !allow.Permits(cs.PeerCertificates[0]) {
-					return ErrClientNotAllowed
-				}
-				return nil
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			switch {
+			case len(cs.PeerCertificates) == 0:
+				return errNoClientCertificate
+			case !allow.Permits(cs.PeerCertificates[0]):
+				return ErrClientNotAllowed
 			}
+			return nil
 		}
-	}
-	if auth != nil {
 		followClientCAs(cfg, auth.CAs)
 	}
 	return cfg
@@ -127,15 +143,23 @@ func clientTLSConfig(p Policy, roots *x509.CertPool, certs CertSource) *tls.Conf
 	return cfg
 }
 
-// LoadCertPool reads a PEM CA bundle.
-func LoadCertPool(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading CA bundle: %w", err)
-	}
+// certPool parses the PEM CA bundle read from path.
+func certPool(path string, pem []byte) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("CA bundle %s holds no PEM certificate; give a file with -----BEGIN CERTIFICATE----- blocks", path)
 	}
 	return pool, nil
+}
+
+// fileFix is what to do about a file that could not be read, want being
+// what the file should be.
+func fileFix(err error, want string) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "check the path, or write " + want + " there first"
+	case errors.Is(err, fs.ErrPermission):
+		return "make the file readable by the user sensu-tlsd runs as (keys 0600 or 0640 to its group)"
+	}
+	return "give " + want
 }

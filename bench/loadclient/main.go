@@ -1,7 +1,8 @@
 // Command loadclient drives the proxy benchmarks in bench/proxy.sh: TLS
 // handshakes with or without session resumption, and many idle agent-like
-// websocket connections. It also serves the plaintext websocket backend
-// those idle connections end on.
+// websocket connections; and bench/leak.sh: a churn of short connections
+// ending every way a connection can. It also serves the plaintext
+// websocket backend those connections end on.
 package main
 
 import (
@@ -23,13 +24,13 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "", "full, resume, idle or backend")
+	mode := flag.String("mode", "", "full, resume, idle, churn or backend")
 	addr := flag.String("addr", "127.0.0.1:8443", "address to connect to (or listen on, for backend)")
 	caFile := flag.String("ca", "", "CA bundle that verifies the proxy")
 	conc := flag.Int("c", 8, "concurrent workers (full, resume)")
 	dur := flag.Duration("d", 5*time.Second, "how long to run (full, resume)")
-	n := flag.Int("n", 1000, "idle connections to open (idle)")
-	sources := flag.String("sources", "127.0.0.1", "comma-separated local addresses to spread connections over (idle)")
+	n := flag.Int("n", 1000, "connections to open (idle, churn)")
+	sources := flag.String("sources", "127.0.0.1", "comma-separated local addresses to spread connections over (idle, churn)")
 	name := flag.String("name", "agent", "agent name prefix (idle)")
 	tls12 := flag.Bool("tls12", false, "cap at TLS 1.2 (full, resume), where a resumed session skips the key exchange")
 	flag.Parse()
@@ -44,8 +45,10 @@ func main() {
 		handshakes(*addr, loadCA(*caFile), *mode == "resume", maxVersion, *conc, *dur)
 	case "idle":
 		idle(*addr, loadCA(*caFile), *n, strings.Split(*sources, ","), *name)
+	case "churn":
+		churn(*addr, loadCA(*caFile), *n, *conc, strings.Split(*sources, ","))
 	default:
-		log.Fatalf("-mode %q: use full, resume, idle or backend", *mode)
+		log.Fatalf("-mode %q: use full, resume, idle, churn or backend", *mode)
 	}
 }
 
@@ -152,6 +155,88 @@ func idle(addr string, ca *x509.CertPool, n int, sources []string, name string) 
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// churn opens n short connections over workers, in turn: an agent
+// session closed cleanly (close_notify and FIN), plaintext sent to the TLS
+// port (a failed handshake), an agent session reset (RST) after its
+// upgrade, and a reset in the middle of the ClientHello. Sessions resume
+// (TLS 1.2 tickets) so the handshakes stay cheap; the point is the ends.
+func churn(addr string, ca *x509.CertPool, n, workers int, sources []string) {
+	cache := tls.NewLRUClientSessionCache(workers * 4)
+	var next, failed atomic.Int64
+	var kinds [4]atomic.Int64
+	var lastErr atomic.Value
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(sources[w%len(sources)])}}
+			cfg := &tls.Config{RootCAs: ca, ServerName: "localhost", CurvePreferences: sameCurve,
+				MaxVersion: tls.VersionTLS12, ClientSessionCache: cache}
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				kind := i % 4
+				if err := churnOne(&d, addr, cfg, kind, i); err != nil {
+					failed.Add(1)
+					lastErr.Store(err.Error())
+					continue
+				}
+				kinds[kind].Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("connections=%d clean=%d not_tls=%d reset=%d reset_in_handshake=%d failed=%d seconds=%.1f",
+		kinds[0].Load()+kinds[1].Load()+kinds[2].Load()+kinds[3].Load(), kinds[0].Load(), kinds[1].Load(), kinds[2].Load(), kinds[3].Load(),
+		failed.Load(), time.Since(start).Seconds())
+	if e := lastErr.Load(); e != nil {
+		fmt.Printf(" last_error=%q", e)
+	}
+	fmt.Println()
+}
+
+func churnOne(d *net.Dialer, addr string, cfg *tls.Config, kind, i int64) error {
+	raw, err := d.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	tcp := raw.(*net.TCPConn)
+	defer tcp.Close()
+	tcp.SetDeadline(time.Now().Add(10 * time.Second))
+	switch kind {
+	case 1: // not TLS: the proxy fails the handshake and closes
+		if _, err := io.WriteString(tcp, "GET / HTTP/1.0\r\n\r\n"); err != nil {
+			return err
+		}
+		_, err := io.Copy(io.Discard, tcp)
+		return err
+	case 3: // reset halfway through a ClientHello
+		if _, err := tcp.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00}); err != nil {
+			return err
+		}
+		return tcp.SetLinger(0)
+	}
+	c := tls.Client(tcp, cfg)
+	if err := c.Handshake(); err != nil {
+		return err
+	}
+	if err := upgrade(c, fmt.Sprintf("churn-%d", i)); err != nil {
+		return err
+	}
+	if kind == 2 { // reset after the upgrade: no close_notify, no FIN
+		return tcp.SetLinger(0)
+	}
+	if err := c.CloseWrite(); err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, c)
+	return err
 }
 
 func upgrade(c net.Conn, agent string) error {

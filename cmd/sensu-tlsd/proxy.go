@@ -35,7 +35,14 @@ func newProxyCmd() *cobra.Command {
 
   terminate  TLS in, plaintext out to --target (wss/https in front of a plaintext Sensu port)
   originate  plaintext in, TLS out to the first --target that verifies against --ca
+             (--target-order spread: connections take the targets in turn; a target
+             that failed is skipped for 10s)
   dual       TLS and (with --allow-plaintext) plaintext HTTP on one port, plaintext out
+
+ALPN: the proxy relays bytes and cannot translate protocols, so --alpn lists what
+the other end speaks. Without it no protocol is negotiated and TLS clients speak
+HTTP/1.1, which every plaintext Sensu port (8080, 8081, 3000, 3031) expects; an
+originate listener then also keeps a backend from choosing h2 for a legacy agent.
 
 The certificate, key and CA bundle (--ca, --client-ca) are watched and reloaded
 when they change; a file that does not load never replaces the one in use.
@@ -55,7 +62,8 @@ SIGTERM or SIGINT drains: no new connections, open ones get --drain-timeout to f
 	f.StringVar(&spec.Name, "name", "proxy", "listener name in metrics and logs")
 	f.StringVar(&spec.Mode, "mode", "", "terminate, originate or dual")
 	f.StringVar(&spec.Listen, "listen", "", "address to accept on (host:port)")
-	f.StringVar(&targets, "target", "", "address(es) to forward to, comma-separated; originate tries them in order")
+	f.StringVar(&targets, "target", "", "address(es) to forward to, comma-separated; originate fails over between them (see --target-order)")
+	f.StringVar(&spec.TargetOrder, "target-order", "", "originate: in-order (default: the first target is preferred) or spread (connections take the targets in turn)")
 	f.StringVar(&spec.CertFile, "cert", "", "certificate chain PEM served (terminate, dual) or presented to targets (originate)")
 	f.StringVar(&spec.KeyFile, "key", "", "private key PEM for --cert")
 	f.StringVar(&spec.CAFile, "ca", "", "originate: CA bundle that verifies the targets (default: system roots)")
@@ -65,12 +73,12 @@ SIGTERM or SIGINT drains: no new connections, open ones get --drain-timeout to f
 	f.StringArrayVar(&spec.AllowURI, "allow-uri", nil, "admit client certificates with this URI SAN (repeatable)")
 	f.BoolVar(&spec.AllowPlaintext, "allow-plaintext", false, "dual: accept plaintext HTTP/ws clients as well as TLS")
 	f.BoolVar(&spec.TLS13Only, "tls13-only", false, "refuse TLS 1.2 (default minimum is TLS 1.2)")
-	f.StringArrayVar(&spec.ALPN, "alpn", nil, "application protocol to negotiate (repeatable; default none, i.e. HTTP/1.1)")
+	f.StringArrayVar(&spec.ALPN, "alpn", nil, "application protocol the target speaks (terminate, dual; clients offering none are refused) or offered to the targets (originate); repeatable; default none: clients speak HTTP/1.1")
 	f.StringVar(&spec.ServerName, "server-name", "", "originate: name to verify on the targets' certificates (default: each target's host)")
 	f.IntVar(&spec.MaxConns, "max-conns", 0, "refuse connections beyond this many open ones (0: no limit)")
 	f.DurationVar(&spec.IdleTimeout, "idle-timeout", 0, "close connections idle this long in both directions (0: never)")
 	f.DurationVar(&spec.HandshakeTimeout, "handshake-timeout", proxy.DefaultHandshakeTimeout, "cut clients that do not finish the handshake (and agent upgrade request) in time")
-	f.DurationVar(&spec.DialTimeout, "dial-timeout", proxy.DefaultDialTimeout, "give up connecting to a target after this long")
+	f.DurationVar(&spec.DialTimeout, "dial-timeout", proxy.DefaultDialTimeout, "give up connecting to one target (originate: and its TLS handshake) after this long, then try the next")
 	f.BoolVar(&spec.AgentHeaders, "agent-headers", false, "read the first HTTP request to learn Sensu agent names (agent port 8081)")
 	f.StringVar(&metricsAddress, "metrics-address", "", "serve Prometheus /metrics and /agents on this address (default: off)")
 	f.DurationVar(&drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long open connections may finish")

@@ -85,6 +85,7 @@ type proxyProc struct {
 	cmd         *exec.Cmd
 	addr        string
 	metricsAddr string
+	logFile     string // where stderr goes, when not to stderr below
 	mu          sync.Mutex
 	stderr      bytes.Buffer
 	exited      chan struct{}
@@ -109,10 +110,25 @@ var proxyMetricsRE = regexp.MustCompile(`^metrics on http://(\S+)/metrics`)
 // listens. It is stopped (SIGTERM) at cleanup.
 func proxyStart(t *testing.T, args ...string) *proxyProc {
 	t.Helper()
+	return proxyStartLogging(t, "", args...)
+}
+
+// proxyStartLogging is proxyStart with the proxy's stderr opened on
+// logFile, when not "", so the binary itself writes there.
+func proxyStartLogging(t *testing.T, logFile string, args ...string) *proxyProc {
+	t.Helper()
 	args = append([]string{"proxy", "--listen", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0"}, args...)
-	p := &proxyProc{cmd: exec.Command(binPath, args...), exited: make(chan struct{})}
+	p := &proxyProc{cmd: exec.Command(binPath, args...), exited: make(chan struct{}), logFile: logFile}
 	p.cmd.Env = cleanEnv()
 	p.cmd.Stderr = proxySyncWriter{p}
+	if logFile != "" {
+		f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close() // the child keeps its own descriptor
+		p.cmd.Stderr = f
+	}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +175,10 @@ func proxyStart(t *testing.T, args ...string) *proxyProc {
 }
 
 func (p *proxyProc) stderrText() string {
+	if p.logFile != "" {
+		b, _ := os.ReadFile(p.logFile)
+		return string(b)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.stderr.String()
@@ -179,6 +199,23 @@ func (p *proxyProc) metric(t *testing.T, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// waitMetric waits up to 5s for series to reach want: the proxy counts a
+// failed handshake just after the client has seen it fail.
+func (p *proxyProc) waitMetric(t *testing.T, series string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v := p.metric(t, series)
+		if v == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v, want %v", series, v, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func proxyGet(t *testing.T, url string) string {

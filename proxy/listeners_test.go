@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -35,7 +36,7 @@ func TestGroupStartsBeforeIssuanceAndFollowsTheBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ls.Shutdown(context.Background())
-	addr := ls.group.Addrs()[0].String()
+	addr := ls.Addrs()[0].String()
 	clientConf := &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"}
 	if c, err := tls.Dial("tcp", addr, clientConf); err == nil {
 		c.Close()
@@ -55,7 +56,7 @@ func TestGroupStartsBeforeIssuanceAndFollowsTheBus(t *testing.T) {
 	c.Close()
 }
 
-func TestGroupBadListenerStartsNothing(t *testing.T) {
+func TestListenersBadListenerStartsNothing(t *testing.T) {
 	ca := newTestCA(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	probe, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -68,15 +69,15 @@ func TestGroupBadListenerStartsNothing(t *testing.T) {
 			{Name: "bad", Mode: "terminate", Listen: "127.0.0.1:0", Targets: []string{"127.0.0.1:1"}, Certificate: "missing"},
 		},
 	}
-	metrics, err := NewMetrics(prometheus.NewRegistry())
+	ls, err := NewListeners(prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = StartFromConfig(cfg, metrics, nil)
+	defer ls.Shutdown(context.Background())
+	err = ls.Apply(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), `"missing"`) {
-		t.Fatalf("StartFromConfig = %v, want an error naming the missing certificate", err)
+		t.Fatalf("Apply = %v, want an error naming the missing certificate", err)
 	}
-	time.Sleep(10 * time.Millisecond)
 	ln, err := net.Listen("tcp", first)
 	if err != nil {
 		t.Fatalf("the valid listener %s stayed bound after the config was rejected: %v", first, err)
@@ -84,10 +85,11 @@ func TestGroupBadListenerStartsNothing(t *testing.T) {
 	ln.Close()
 }
 
-// TestListenersReloadKeepsOrReplaces: an unchanged config keeps the running
-// group, a broken one keeps it too, a changed one replaces it on the same
-// port and the bus reaches the new group.
-func TestListenersReloadKeepsOrReplaces(t *testing.T) {
+// TestListenersReloadKeepsUpdatesOrReplaces: an unchanged config keeps
+// the running server, a broken one keeps it too, a changed setting
+// updates it in place (same server, same socket, an open session
+// survives), and a changed mode replaces it on the same port.
+func TestListenersReloadKeepsUpdatesOrReplaces(t *testing.T) {
 	ca := newTestCA(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	probe, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -105,25 +107,124 @@ func TestListenersReloadKeepsOrReplaces(t *testing.T) {
 	if err := ls.Apply(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	first := ls.group
-	if err := ls.Apply(context.Background(), cfg); err != nil || ls.group != first {
-		t.Fatalf("an unchanged config replaced the listeners (err %v)", err)
+	server := func() *Server { ls.mu.Lock(); defer ls.mu.Unlock(); return ls.running[0].server }
+	first := server()
+	if err := ls.Apply(context.Background(), cfg); err != nil || server() != first {
+		t.Fatalf("an unchanged config replaced the listener (err %v)", err)
 	}
 	broken := *cfg
 	broken.Listeners = []config.Listener{{Name: "api", Mode: "reverse", Listen: addr, Targets: []string{"127.0.0.1:1"}}}
-	if err := ls.Apply(context.Background(), &broken); err == nil || !strings.Contains(err.Error(), "the running listeners stay") || ls.group != first {
-		t.Fatalf("a broken config: %v; group replaced: %v", err, ls.group != first)
+	if err := ls.Apply(context.Background(), &broken); err == nil || !strings.Contains(err.Error(), "the running listeners stay") || server() != first {
+		t.Fatalf("a broken config: %v; listener replaced: %v", err, server() != first)
 	}
+
+	session, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
 	changed := *cfg
-	changed.Listeners = []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{echoServer(t)}, Certificate: "backend", IdleTimeout: time.Minute}}
-	if err := ls.Apply(context.Background(), &changed); err != nil || ls.group == first {
-		t.Fatalf("a changed config did not replace the listeners: %v", err)
+	changed.Listeners = []config.Listener{cfg.Listeners[0]}
+	changed.Listeners[0].IdleTimeout = time.Minute
+	changed.Listeners[0].MaxConns = 7
+	if err := ls.Apply(context.Background(), &changed); err != nil || server() != first {
+		t.Fatalf("a changed setting replaced the listener instead of updating it (err %v)", err)
+	}
+	if o := first.options(); o.IdleTimeout != time.Minute || o.MaxConns != 7 {
+		t.Fatalf("the update did not reach the server: idle %v, max-conns %d", o.IdleTimeout, o.MaxConns)
+	}
+	session.Write([]byte("ping"))
+	session.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(session, make([]byte, 4)); err != nil {
+		t.Fatalf("a session open across the in-place update broke: %v", err)
+	}
+
+	dual := changed
+	dual.Listeners = []config.Listener{changed.Listeners[0]}
+	dual.Listeners[0].Mode = "dual"
+	if err := ls.Apply(context.Background(), &dual); err != nil || server() == first {
+		t.Fatalf("a changed mode did not replace the listener: %v", err)
 	}
 	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatalf("the replacement listener does not serve on %s: %v", addr, err)
 	}
 	c.Close()
+	session.Write([]byte("pong"))
+	if _, err := io.ReadFull(session, make([]byte, 4)); err != nil {
+		t.Fatalf("a session of the replaced listener was cut instead of drained: %v", err)
+	}
+}
+
+// TestListenersUpdateClosesPlaintextKeepsTLS: turning allow-plaintext off
+// on a dual listener closes its plaintext sessions, keeps its TLS ones and
+// refuses new plaintext clients, without rebinding.
+func TestListenersUpdateClosesPlaintextKeepsTLS(t *testing.T) {
+	ca := newTestCA(t)
+	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
+	cfg := &config.Config{
+		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
+		Listeners: []config.Listener{{Name: "agents", Mode: "dual", Listen: "127.0.0.1:0", Targets: []string{echoServer(t)},
+			Certificate: "backend", AllowPlain: true}},
+	}
+	ls, err := NewListeners(prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Shutdown(context.Background())
+	if err := ls.Apply(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	addr := ls.Addrs()[0].String()
+	echo := func(c net.Conn, msg string) error {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte(msg)); err != nil {
+			return err
+		}
+		_, err := io.ReadFull(c, make([]byte, len(msg)))
+		return err
+	}
+	secure, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer secure.Close()
+	plain, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	for _, c := range []net.Conn{secure, plain} {
+		if err := echo(c, "GET / HTTP/1.1\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enforce := *cfg
+	enforce.Listeners = []config.Listener{cfg.Listeners[0]}
+	enforce.Listeners[0].AllowPlain = false
+	if err := ls.Apply(context.Background(), &enforce); err != nil {
+		t.Fatal(err)
+	}
+	if ls.Addrs()[0].String() != addr {
+		t.Fatalf("the listener moved from %s to %s", addr, ls.Addrs()[0])
+	}
+	if err := echo(secure, "GET /again HTTP/1.1\r\n"); err != nil {
+		t.Fatalf("the TLS session did not survive turning plaintext off: %v", err)
+	}
+	if err := echo(plain, "GET /again HTTP/1.1\r\n"); err == nil {
+		t.Fatal("the plaintext session survived turning plaintext off")
+	}
+	refused, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer refused.Close()
+	refused.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	refused.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(refused)
+	if !strings.HasPrefix(string(got), "HTTP/1.1 400") {
+		t.Fatalf("a new plaintext client got %q, want the 400 refusal", got)
+	}
 }
 
 // TestListenersReloadOnBusyPortRestoresPrevious: when the new listeners

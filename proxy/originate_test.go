@@ -1,0 +1,185 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// tlsEchoTarget is a TLS echo server with a certificate for 127.0.0.1
+// that counts the connections it accepted.
+func tlsEchoTarget(t *testing.T, ca *testCA) (string, *atomic.Int64) {
+	t.Helper()
+	pair := ca.pair(t, "backend", []string{"127.0.0.1"}, nil)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var n atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	return ln.Addr().String(), &n
+}
+
+// blackhole is a loopback address whose SYNs are dropped: a listener with
+// a backlog of one that never accepts, its queue already full. A dial to
+// it hangs until its timeout, like a cluster member that is powered off.
+func blackhole(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := (&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}).String()
+	fill, err := net.Dial("tcp", addr) // takes the one place in the accept queue
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fill.Close() })
+	if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+		c.Close()
+		t.Fatalf("the kernel accepted a second connection on a full backlog-0 listener %s; the blackhole does not hold here", addr)
+	}
+	return addr
+}
+
+func echoOnce(t *testing.T, addr string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write([]byte("hello"))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("echo through originate: %q, %v", buf, err)
+	}
+	return time.Since(start)
+}
+
+// TestOriginateFailsOverPastABlackholedTarget: a first member that drops
+// SYNs costs the first connection one dial timeout, not the whole budget,
+// and the next connections skip it while it is held down.
+func TestOriginateFailsOverPastABlackholedTarget(t *testing.T) {
+	ca := newTestCA(t)
+	good, _ := tlsEchoTarget(t, ca)
+	dead := blackhole(t)
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := startServer(t, Options{Name: "o", Metrics: m, DialTimeout: 300 * time.Millisecond, Mode: &Originate{
+		TLS: clientTLSConfig(Policy{}, ca.pool(), nil), Targets: []string{dead, good},
+	}})
+	if d := echoOnce(t, addr); d < 300*time.Millisecond {
+		t.Fatalf("the first connection took %v, less than the dial timeout the blackholed target must have cost", d)
+	}
+	for i := range 5 {
+		if d := echoOnce(t, addr); d > 250*time.Millisecond {
+			t.Fatalf("connection %d took %v: the held-down target was dialled again", i+2, d)
+		}
+	}
+	if n := testutil.ToFloat64(m.targetFailures.WithLabelValues("o", dead)); n != 1 {
+		t.Fatalf("target failures of the blackholed target = %v, want 1 (later connections skip it)", n)
+	}
+}
+
+// TestOriginateTargetOrder: in-order sends every connection to the first
+// healthy target; spread gives each target the same share.
+func TestOriginateTargetOrder(t *testing.T) {
+	ca := newTestCA(t)
+	for _, spread := range []bool{false, true} {
+		var targets []string
+		var counts []*atomic.Int64
+		for range 3 {
+			a, n := tlsEchoTarget(t, ca)
+			targets, counts = append(targets, a), append(counts, n)
+		}
+		_, addr := startServer(t, Options{Name: "o", Mode: &Originate{
+			TLS: clientTLSConfig(Policy{}, ca.pool(), nil), Targets: targets, Spread: spread,
+		}})
+		for range 30 {
+			echoOnce(t, addr)
+		}
+		for i, n := range counts {
+			want := int64(0)
+			switch {
+			case spread:
+				want = 10
+			case i == 0:
+				want = 30
+			}
+			if got := n.Load(); got != want {
+				t.Errorf("spread=%v: target %d got %d of 30 connections, want %d", spread, i, got, want)
+			}
+		}
+	}
+}
+
+// TestOriginateTriesHeldDownTargetsWhenNothingElseIsLeft: with every
+// target held down, a connection still tries them rather than failing on
+// memory alone, so a member that came back is used at once.
+func TestOriginateTriesHeldDownTargetsWhenNothingElseIsLeft(t *testing.T) {
+	ca := newTestCA(t)
+	probe, _ := net.Listen("tcp", "127.0.0.1:0")
+	target := probe.Addr().String()
+	probe.Close()
+	_, addr := startServer(t, Options{Name: "o", Mode: &Originate{
+		TLS: clientTLSConfig(Policy{}, ca.pool(), nil), Targets: []string{target},
+	}})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a connection with its only target down was relayed")
+	}
+	c.Close()
+	pair := ca.pair(t, "backend", []string{"127.0.0.1"}, nil)
+	back, err := tls.Listen("tcp", target, &tls.Config{Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	go func() {
+		for {
+			c, err := back.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	echoOnce(t, addr)
+}

@@ -15,6 +15,7 @@ const (
 	ReasonRenewal  Reason = "renewal"  // scheduled or forced renewal
 	ReasonExternal Reason = "external" // another tool replaced the files; validated and followed
 	ReasonRollback Reason = "rollback" // a consumer rejected the new set; the previous one is back
+	ReasonMoved    Reason = "moved"    // a reload gave the same set new paths; every path is new to consumers
 )
 
 // Change is the one event rotate publishes: certificate Name now has a new,

@@ -275,12 +275,16 @@ func (r *runner) run(ctx context.Context, loaded chan<- struct{}) {
 	}
 	r.refreshWatch()
 	r.m.metrics.rejected.WithLabelValues(r.plan.Name).Set(boolGauge(r.state.RejectedSerial != ""))
+	movedFrom, moved := r.movedFrom()
 	next := time.Now()
 	if r.leaf != nil {
 		next = r.plan.RenewAt(r.leaf)
 	}
 	r.schedule(next)
 	close(loaded)
+	if moved {
+		r.announceMove(ctx, movedFrom)
+	}
 
 	timer := time.NewTimer(untilCapped(next))
 	defer timer.Stop()
@@ -341,6 +345,44 @@ func (r *runner) load() {
 	r.setKnown(set, ps.Leaf(), r.gen)
 }
 
+// movedFrom reports the paths the valid set on disk was linked at before a
+// reload gave it new ones. Install.Recover has already linked the new
+// paths; consumers (Sensu's files, services) still read the old ones.
+func (r *runner) movedFrom() (install.Paths, bool) {
+	old := install.Paths{Cert: r.state.CertFile, Key: r.state.KeyFile, CA: r.state.CAFile}
+	cur := r.plan.Paths
+	if r.leaf == nil || old.Cert == "" || old == (install.Paths{Cert: cur.Cert, Key: cur.Key, CA: cur.CA}) {
+		return old, false
+	}
+	return old, true
+}
+
+// announceMove publishes the set at its new paths, every one of them new
+// to consumers. There is nothing to roll back to (the config names the new
+// paths), so a consumer's refusal is reported, not undone.
+func (r *runner) announceMove(ctx context.Context, from install.Paths) {
+	p := r.plan.Paths
+	r.log.Info("certificate moved", "serial", r.state.Serial, "cert", p.Cert, "key", p.Key, "ca", p.CA,
+		"old_cert", from.Cert, "old_key", from.Key, "old_ca", from.CA)
+	change := Change{
+		Name: r.plan.Name, Reason: ReasonMoved, OldSerial: r.state.Serial, NewSerial: r.state.Serial,
+		Generation: r.gen, NotAfter: r.leaf.NotAfter,
+		CertFile: p.Cert, KeyFile: p.Key, CAFile: p.CA,
+		Files: []string{p.Cert, p.Key, p.CA},
+	}
+	published := time.Now()
+	if err := r.m.bus.Publish(ctx, change); err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		r.state.LastError, r.state.LastErrorAt, r.state.Reason = "consumers could not take the moved certificate: "+err.Error(), time.Now(), FailConsumer
+		r.saveState()
+		r.log.Error("consumers could not take the certificate at its new paths; fix the service, then run sensu-tlsd renew "+r.plan.Name+" --force", "error", err)
+		return
+	}
+	r.log.Info("consumers took the certificate", "new_serial", change.NewSerial, "generation", r.gen, "took", time.Since(published).Round(time.Millisecond).String())
+}
+
 func (r *runner) setKnown(set install.Set, leaf *x509.Certificate, gen int) {
 	r.known, r.leaf, r.gen = set, leaf, gen
 	r.found, r.foundSerial = install.Set{}, ""
@@ -358,6 +400,9 @@ func (r *runner) schedule(at time.Time) {
 }
 
 func (r *runner) saveState() {
+	if r.leaf != nil {
+		r.state.CertFile, r.state.KeyFile, r.state.CAFile = r.plan.Paths.Cert, r.plan.Paths.Key, r.plan.Paths.CA
+	}
 	if err := writeState(r.plan, r.state); err != nil {
 		r.log.Error("writing the state file", "dir", r.plan.Dir, "error", err)
 	}
@@ -472,6 +517,7 @@ func (r *runner) commit(ctx context.Context, set install.Set, ps *pki.Set, reaso
 	if len(oldSet.CA) > 0 && !bytes.Equal(oldSet.CA, set.CA) {
 		r.logCAChange(oldSet.CA, set.CA)
 	}
+	published := time.Now()
 	if err := r.m.bus.Publish(ctx, change); err != nil {
 		if ctx.Err() != nil {
 			r.interrupted(change, err)
@@ -480,6 +526,9 @@ func (r *runner) commit(ctx context.Context, set install.Set, ps *pki.Set, reaso
 		return r.rejected(ctx, change, prev, prevLeaf, err)
 	}
 	now := time.Now()
+	// The change is in use only now: listeners serve it, restarted
+	// services passed their health gate.
+	r.log.Info("consumers took the certificate", "new_serial", change.NewSerial, "generation", gen, "took", now.Sub(published).Round(time.Millisecond).String())
 	r.state.LastSuccess, r.state.Failures, r.state.LastError, r.state.Reason = now, 0, "", ""
 	r.state.Renewals++
 	r.clearRejection()

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"slices"
 	"testing"
 	"time"
 
@@ -458,5 +459,44 @@ func TestApplyStopsRemovedAndStartsAddedCertificates(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestReloadThatMovesPathsAnnouncesTheSetThere: a reload giving a
+// certificate new paths publishes the same set at them, every path listed
+// as new, so Sensu's files and services follow without waiting for the next
+// renewal.
+func TestReloadThatMovesPathsAnnouncesTheSetThere(t *testing.T) {
+	cfg := testConfig(t, time.Hour, "")
+	changes := make(chan Change, 4)
+	m, _ := startManager(t, cfg, SubscriberFunc(func(_ context.Context, c Change) error {
+		changes <- c
+		return nil
+	}))
+	first := <-changes
+	moved := *cfg
+	moved.Certificates = append([]config.Certificate(nil), cfg.Certificates...)
+	c := &moved.Certificates[0]
+	newDir := filepath.Join(filepath.Dir(filepath.Dir(c.CertFile)), "etc-2")
+	c.CertFile, c.KeyFile, c.CAFile = filepath.Join(newDir, "b.pem"), filepath.Join(newDir, "b-key.pem"), filepath.Join(newDir, "ca.pem")
+	if err := m.Apply(mustPlans(t, &moved)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-changes:
+		if got.Reason != ReasonMoved || got.NewSerial != first.NewSerial || got.CertFile != c.CertFile ||
+			!slices.Equal(got.Files, []string{c.CertFile, c.KeyFile, c.CAFile}) {
+			t.Fatalf("change after the move: %+v (first %s)", got, first.NewSerial)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a reload that moved the paths announced nothing")
+	}
+	if err := m.Apply(mustPlans(t, &moved)); err != nil { // the same paths again: nothing to say
+		t.Fatal(err)
+	}
+	select {
+	case got := <-changes:
+		t.Fatalf("a reload with unchanged paths announced %+v", got)
+	case <-time.After(300 * time.Millisecond):
 	}
 }

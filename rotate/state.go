@@ -32,6 +32,11 @@ type CertState struct {
 	// installed again; a set consumers accept, `renew --force` or a reload
 	// forgets it.
 	RejectedSerial string `json:"rejected_serial,omitempty"`
+	// CertFile, KeyFile and CAFile are where the set was last linked, so
+	// a reload that moves them is announced (Sensu's files then follow).
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	CAFile   string `json:"ca_file,omitempty"`
 	// Failures counts consecutive failed attempts; a success resets it.
 	Failures int `json:"failures"`
 	Renewals int `json:"renewals"`

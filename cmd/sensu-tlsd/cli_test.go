@@ -102,7 +102,6 @@ func TestCheckOutputParsesAsSensuDoes(t *testing.T) {
 // would stop at, names each, and finds the file the way every command does.
 func TestConfigValidateRunsWhatRunRuns(t *testing.T) {
 	dir, cfg := cliConfig(t, `  - {name: backend-3, profile: backend, hosts: [backend-3], services: [sensu-backend, sensu-backnd]}
-  - {name: shared, profile: server, cert-file: tls/backend-2.pem}
 services:
   - {name: sensu-agent, preset: sensu-agent, action: signal, signal: HUP}
   - {name: sensu-backend, preset: sensu-backend, action: restrat}
@@ -117,7 +116,6 @@ listeners:
 		`services[0] (sensu-agent): action signal HUP refused for preset sensu-agent: sensu-agent dies on SIGHUP`,
 		`services[1] (sensu-backend): key action: unknown "restrat"`,
 		`certificate "backend-3" lists service "sensu-backnd", which is not defined under services`,
-		`cert-file tls/backend-2.pem is also used by certificate backend-2`,
 		`listeners[0] (api):`,
 		`/nonexistent/ca.pem`,
 	} {
@@ -127,6 +125,12 @@ listeners:
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
 		t.Errorf("config validate created the state directory; it must touch nothing")
+	}
+	// Errors in the config itself come first, each with its key.
+	sharedDir, shared := cliConfig(t, "  - {name: shared, profile: server, cert-file: tls/backend-2.pem}\n")
+	if r := run(t, sharedDir, nil, "config", "validate", shared); r.code == 0 ||
+		!strings.Contains(r.stderr, "certificates[4] (shared).cert-file: tls/backend-2.pem is also the cert-file of certificates[1] (backend-2)") {
+		t.Errorf("config validate of two certificates sharing a cert-file: exit %d\n%s", r.code, r.stderr)
 	}
 	// run stops on the same config before starting anything.
 	if r := run(t, dir, nil, "run", "--config", cfg); r.code == 0 || !strings.Contains(r.stderr, "listeners[0] (api)") {

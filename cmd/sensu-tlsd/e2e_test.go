@@ -136,7 +136,7 @@ func TestE2EDualListenerCarriesBothTransportsThroughRotation(t *testing.T) {
 	env := []string{"SENSU_TLSD_METRICS_ADDRESS=" + metrics}
 	d := daemonStartEnv(t, dir, cfg, env...)
 	d.waitLog(`msg="proxy listener serving" listener=sensu-agent mode=dual address=`+listen, 20*time.Second)
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=initial`, 20*time.Second)
+	d.waitLog(`msg="consumers took the certificate" name=backend-1`, 20*time.Second)
 	trust := e2eTrust(t, filepath.Join(dir, "tls", "ca.pem"))
 
 	plain, err := proxyDialAgent(t, "ws://"+listen, "plain-agent", nil)
@@ -168,8 +168,9 @@ func TestE2EDualListenerCarriesBothTransportsThroughRotation(t *testing.T) {
 	}
 	mustRun(t, dir, env, "renew", "backend-1", "--config", cfg, "--force")
 	d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal`, 10*time.Second)
+	d.waitLog(`msg="consumers took the certificate" name=backend-1 new_serial=\S+ generation=2`, 10*time.Second)
 	// The listener takes the new certificate as part of the change event,
-	// so the first handshake after the daemon announced it has it.
+	// so the first handshake after the consumers took it has it.
 	after := e2eServedSerial(t, listen, trust)
 	if want := daemonSerial(t, filepath.Join(dir, "tls", "backend-1.pem")); after == before || after != want {
 		t.Fatalf("after renew --force the listener serves %s (before %s, file %s)", after, before, want)
@@ -196,7 +197,7 @@ func TestE2ESIGHUPMovesAListenerAndRejectsABrokenOne(t *testing.T) {
 	}
 	cfg := daemonConfig(t, dir, "1h", "33%", listener(first, ""))
 	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=initial`, 20*time.Second)
+	d.waitLog(`msg="consumers took the certificate" name=backend-1`, 20*time.Second)
 	trust := e2eTrust(t, filepath.Join(dir, "tls", "ca.pem"))
 	a, err := proxyDialAgent(t, "wss://"+first, "agent-1", trust)
 	if err != nil {

@@ -87,7 +87,7 @@ func TestRotateConfigRefusesWhatTheDaemonCannotRun(t *testing.T) {
 		return p
 	}
 	for body, want := range map[string]string{
-		"certificates:\n  - name: ../escape\n    profile: server\n": `certificates[0].name: "../escape"`,
+		"certificates:\n  - name: ../escape\n    profile: server\n": `certificates[0] (../escape).name: certificate name "../escape" is not a plain file name`,
 		"certificates:\n  - name: backend-1\n    profile: backend\n  - name: api\n    profile: server\n    issuer: {type: exec, exec: {command: [/bin/true]}}\n": "certificates[1] (api).ca-file",
 	} {
 		r := run(t, dir, nil, "config", "validate", write(body))

@@ -10,9 +10,10 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 )
 
-// TestRebuiltSwapsAfterTheChangeInFlight: Check builds and releases
-// without touching the current subscriber; Apply waits for a delivery in
-// flight, then swaps and releases the old one exactly once.
+// TestRebuiltSwapsAfterTheChangeInFlight: Check builds without touching
+// the current subscriber; Apply of the checked config swaps that build in
+// (no second build) after a delivery in flight, and releases the old one
+// exactly once.
 func TestRebuiltSwapsAfterTheChangeInFlight(t *testing.T) {
 	var built, released atomic.Int32
 	inFlight, finish := make(chan struct{}), make(chan struct{})
@@ -40,14 +41,18 @@ func TestRebuiltSwapsAfterTheChangeInFlight(t *testing.T) {
 	if err := r.Check(&config.Config{LogLevel: "bad"}); err == nil {
 		t.Fatal("Check accepted a configuration that does not build")
 	}
-	if err := r.Check(&config.Config{LogLevel: "new"}); err != nil || built.Load() != 2 || released.Load() != 1 {
-		t.Fatalf("Check: %v; built %d, released %d (want the trial build released)", err, built.Load(), released.Load())
+	if err := r.Check(&config.Config{LogLevel: "unused"}); err != nil || built.Load() != 2 || released.Load() != 0 {
+		t.Fatalf("Check: %v; built %d, released %d", err, built.Load(), released.Load())
+	}
+	next := &config.Config{LogLevel: "new"}
+	if err := r.Check(next); err != nil || built.Load() != 3 || released.Load() != 1 {
+		t.Fatalf("second Check: %v; built %d, released %d (want the unused build released)", err, built.Load(), released.Load())
 	}
 
 	go r.CertificateChanged(context.Background(), Change{Name: "slow"})
 	<-inFlight
 	applied := make(chan error, 1)
-	go func() { applied <- r.Apply(context.Background(), &config.Config{LogLevel: "new"}) }()
+	go func() { applied <- r.Apply(context.Background(), next) }()
 	select {
 	case err := <-applied:
 		t.Fatalf("Apply returned (%v) while a change was being delivered", err)
@@ -63,8 +68,8 @@ func TestRebuiltSwapsAfterTheChangeInFlight(t *testing.T) {
 	if want := []string{"old:slow", "new:next"}; len(delivered) != 2 || delivered[0] != want[0] || delivered[1] != want[1] {
 		t.Fatalf("delivered %v, want %v", delivered, want)
 	}
-	if released.Load() != 2 {
-		t.Fatalf("released %d times after the swap, want 2 (trial build and the old subscriber)", released.Load())
+	if built.Load() != 3 || released.Load() != 2 {
+		t.Fatalf("after the swap: built %d, released %d; want 3 (Apply took the checked build) and 2 (the unused build and the old subscriber)", built.Load(), released.Load())
 	}
 	r.Close()
 	if released.Load() != 3 {

@@ -95,10 +95,10 @@ func Init(dir string, o InitOptions) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating CA directory: %w", err)
 	}
-	if err := writeFile(keyPath, keyPEM, 0o600, -1, -1); err != nil {
+	if err := writeFile(keyPath, keyPEM, 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeFile(certPath, pki.EncodeCertificatesPEM(cert), 0o644, -1, -1); err != nil {
+	if err := writeFile(certPath, pki.EncodeCertificatesPEM(cert), 0o644); err != nil {
 		return nil, err
 	}
 	return &CA{Dir: dir, Cert: cert, Key: key, bundle: []*x509.Certificate{cert}, now: time.Now}, nil

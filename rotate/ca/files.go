@@ -4,11 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
-
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 // Paths are where a certificate set is written.
@@ -16,91 +12,37 @@ type Paths struct {
 	Cert, Key, CA string
 }
 
-// FilePaths are cfssljson's names for certificate name in dir.
-func FilePaths(dir, name string) Paths {
-	return Paths{
+// WriteFiles writes is to dir as cfssljson names them: NAME.pem,
+// NAME-key.pem (0600) and ca.pem, each replaced by rename so a reader
+// never sees half a file.
+func WriteFiles(dir, name string, is *Issued) (Paths, error) {
+	p := Paths{
 		Cert: filepath.Join(dir, name+".pem"),
 		Key:  filepath.Join(dir, name+"-key.pem"),
 		CA:   filepath.Join(dir, CertFileName),
 	}
-}
-
-// FileOptions set modes and ownership of written files. Zero modes mean key
-// 0600 and certificates 0644; empty Owner/Group leave ownership alone.
-type FileOptions struct {
-	KeyMode, CertMode os.FileMode
-	Owner, Group      string
-}
-
-// WriteFiles writes is to dir as NAME.pem, NAME-key.pem (0600) and ca.pem.
-func WriteFiles(dir, name string, is *Issued) (Paths, error) {
-	p := FilePaths(dir, name)
-	return p, WritePaths(p, is, FileOptions{})
-}
-
-// WritePaths writes is to p, each file replaced by rename so a reader never
-// sees half a file, with the modes and ownership of o.
-func WritePaths(p Paths, is *Issued, o FileOptions) error {
-	if o.KeyMode == 0 {
-		o.KeyMode = 0o600
-	}
-	if o.CertMode == 0 {
-		o.CertMode = 0o644
-	}
-	if err := pki.CheckKeyMode(o.KeyMode); err != nil {
-		return fmt.Errorf("%s: not written: %w", p.Key, err)
-	}
 	if err := checkNotAnotherCA(p.CA, is.CAPEM); err != nil {
-		return err
-	}
-	uid, gid, err := lookupOwner(o.Owner, o.Group)
-	if err != nil {
-		return err
+		return p, err
 	}
 	for _, f := range []struct {
 		path string
 		data []byte
 		mode os.FileMode
-	}{{p.Key, is.KeyPEM, o.KeyMode}, {p.Cert, is.CertPEM, o.CertMode}, {p.CA, is.CAPEM, o.CertMode}} {
+	}{{p.Key, is.KeyPEM, 0o600}, {p.Cert, is.CertPEM, 0o644}, {p.CA, is.CAPEM, 0o644}} {
 		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
-			return fmt.Errorf("creating directory for %s: %w", f.path, err)
+			return p, fmt.Errorf("creating directory for %s: %w", f.path, err)
 		}
-		if err := writeFile(f.path, f.data, f.mode, uid, gid); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// lookupOwner resolves user and group names (or numeric ids) to ids; -1
-// leaves that id unchanged.
-func lookupOwner(owner, group string) (uid, gid int, err error) {
-	uid, gid = -1, -1
-	if owner != "" {
-		if uid, err = strconv.Atoi(owner); err != nil {
-			u, lerr := user.Lookup(owner)
-			if lerr != nil {
-				return 0, 0, fmt.Errorf("owner %q: no such user: create it or fix the owner key", owner)
-			}
-			uid, _ = strconv.Atoi(u.Uid)
+		if err := writeFile(f.path, f.data, f.mode); err != nil {
+			return p, err
 		}
 	}
-	if group != "" {
-		if gid, err = strconv.Atoi(group); err != nil {
-			g, lerr := user.LookupGroup(group)
-			if lerr != nil {
-				return 0, 0, fmt.Errorf("group %q: no such group: create it or fix the group key", group)
-			}
-			gid, _ = strconv.Atoi(g.Gid)
-		}
-	}
-	return uid, gid, nil
+	return p, nil
 }
 
 // writeFile writes data to path through a temporary file in the same
-// directory, created with mode and owner before any byte is written, so a
-// key is never readable by others, not even for a moment.
-func writeFile(path string, data []byte, mode os.FileMode, uid, gid int) error {
+// directory, given its mode before any byte is written, so a key is never
+// readable by others, not even for a moment.
+func writeFile(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
@@ -109,11 +51,6 @@ func writeFile(path string, data []byte, mode os.FileMode, uid, gid int) error {
 	werr := func(err error) error {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if uid != -1 || gid != -1 {
-		if err := tmp.Chown(uid, gid); err != nil {
-			return werr(err)
-		}
 	}
 	if err := tmp.Chmod(mode); err != nil {
 		return werr(err)

@@ -66,8 +66,8 @@ func TestInspectFailsAnAgentCertWhoseCNIsNotTheAgentName(t *testing.T) {
 	}
 }
 
-// TestOneKeyModeRuleOneMessage: the inventory, the CA's writer and the
-// config say the same thing about a key others can touch, including 0602,
+// TestOneKeyModeRuleOneMessage: the inventory and the config say what
+// pki.CheckKeyMode says about a key others can touch, including 0602,
 // which is writable, not readable, by everyone.
 func TestOneKeyModeRuleOneMessage(t *testing.T) {
 	want := pki.CheckKeyMode(0o602)
@@ -82,19 +82,7 @@ func TestOneKeyModeRuleOneMessage(t *testing.T) {
 	if c := modeCheck(p.Key); c.OK || c.Detail != p.Key+": "+want.Error() {
 		t.Errorf("inventory: %+v, want %q", c, p.Key+": "+want.Error())
 	}
-	authority, err := ca.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	is, err := authority.Issue(ca.Request{Name: "c", Profile: pki.Server, Lifetime: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = ca.WritePaths(ca.FilePaths(dir, "c"), is, ca.FileOptions{KeyMode: 0o602})
-	if err == nil || !strings.HasSuffix(err.Error(), ": "+want.Error()) {
-		t.Errorf("ca.WritePaths: %v, want it to end with %q", err, want)
-	}
-	_, err = config.Parse("tlsd.yml", []byte("certificates:\n  - {name: d, profile: server, key-mode: \"0602\"}\n"))
+	_, err := config.Parse("tlsd.yml", []byte("certificates:\n  - {name: d, profile: server, key-mode: \"0602\"}\n"))
 	if err == nil || !strings.Contains(err.Error(), "certificates[0] (d).key-mode: "+want.Error()) {
 		t.Errorf("config: %v, want %q", err, want)
 	}

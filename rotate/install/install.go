@@ -120,14 +120,14 @@ func (in *Installer) resolveOwner() error {
 			return u.Uid, nil
 		})
 		if err != nil {
-			return fmt.Errorf("install: owner %q: %w", in.perms.Owner, err)
+			return fmt.Errorf("install: owner %q: %w: create the user or fix the owner key", in.perms.Owner, err)
 		}
 		in.uid = id
 	}
 	if in.perms.Group != "" {
 		id, err := GroupID(in.perms.Group)
 		if err != nil {
-			return fmt.Errorf("install: group %q: %w", in.perms.Group, err)
+			return fmt.Errorf("install: group %q: %w: create the group or fix the group key", in.perms.Group, err)
 		}
 		in.gid = id
 	}
@@ -509,6 +509,14 @@ func (in *Installer) linkPaths() error {
 // same bytes, so removing that certificate's state cannot take the CA.
 func (in *Installer) reclaimCA() error {
 	path := in.paths.CA
+	unlock, err := lockDir(filepath.Dir(path))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // no CA directory: nothing was ever linked there
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	target, err := os.Readlink(path)
 	if err != nil || !strings.HasPrefix(target, filepath.Dir(in.dir)+string(filepath.Separator)) {
 		return nil // a regular file (or not ours): the CA's, as it should be
@@ -517,12 +525,7 @@ func (in *Installer) reclaimCA() error {
 	if err != nil {
 		return fmt.Errorf("install: reading the CA certificate %s: %w", path, err)
 	}
-	unlock, err := lockDir(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf("%s%s-%d-%08x", tmpPrefix, filepath.Base(path), os.Getpid(), rand.Uint32()))
+	tmp := tmpName(path)
 	if err := in.writeFile(tmp, b, in.perms.CertMode); err != nil {
 		return err
 	}
@@ -564,11 +567,10 @@ func sameContent(a, b string) bool {
 }
 
 // replaceSymlink atomically makes path a symlink to target: a temp symlink
-// beside it is renamed over it, then the directory is fsynced. The temp
-// name is unique (pid and random), so two installers never share one.
+// beside it is renamed over it, then the directory is fsynced.
 func replaceSymlink(target, path string) error {
 	dir := filepath.Dir(path)
-	tmp := filepath.Join(dir, fmt.Sprintf("%s%s-%d-%08x", tmpPrefix, filepath.Base(path), os.Getpid(), rand.Uint32()))
+	tmp := tmpName(path)
 	if err := os.Symlink(target, tmp); err != nil {
 		return fmt.Errorf("install: %w", err)
 	}
@@ -598,6 +600,12 @@ func (in *Installer) prune() error {
 		}
 	}
 	return nil
+}
+
+// tmpName is a temp file beside path that removeTempsFor recognises as a
+// leftover. It is unique (pid and random), so two installers never share one.
+func tmpName(path string) string {
+	return filepath.Join(filepath.Dir(path), fmt.Sprintf("%s%s-%d-%08x", tmpPrefix, filepath.Base(path), os.Getpid(), rand.Uint32()))
 }
 
 func syncDir(dir string) error {

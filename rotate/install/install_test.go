@@ -326,8 +326,19 @@ func TestOwnerGroupAndModesAreApplied(t *testing.T) {
 			t.Errorf("%s: mode %04o uid %d gid %d, want %04o %d:%d", path, fi.Mode().Perm(), st.Uid, st.Gid, mode, in.uid, in.gid)
 		}
 	}
-	if _, err := New(filepath.Join(root, "x"), testPaths(root), 3, Perms{Owner: "no-such-user-here"}); err == nil || !strings.Contains(err.Error(), "no-such-user-here") {
-		t.Fatalf("unknown owner: %v", err)
+}
+
+// TestUnknownOwnerOrGroupNamesTheKeyToFix: the error says which account is
+// missing and which key to change.
+func TestUnknownOwnerOrGroupNamesTheKeyToFix(t *testing.T) {
+	root := t.TempDir()
+	for perms, want := range map[Perms]string{
+		{Owner: "no-such-user-here"}:  `owner "no-such-user-here": user: unknown user no-such-user-here: create the user or fix the owner key`,
+		{Group: "no-such-group-here"}: `group "no-such-group-here": group: unknown group no-such-group-here: create the group or fix the group key`,
+	} {
+		if _, err := New(filepath.Join(root, "x"), testPaths(root), 3, perms); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: %v, want %q", perms, err, want)
+		}
 	}
 }
 
@@ -500,5 +511,53 @@ func TestCASourceStaysTheCAsFile(t *testing.T) {
 	}
 	if b, err := os.ReadFile(paths.CA); err != nil || !bytes.Equal(b, a.CA) {
 		t.Fatalf("removing every certificate's state took the CA with it: %v", err)
+	}
+}
+
+// TestReclaimReadsTheCAFileUnderTheLock: the link an earlier version made
+// is looked at only under the lock of the CA's directory, so a CA file
+// written meanwhile (a CA rollover) is left alone, not overwritten with the
+// bytes the link held before.
+func TestReclaimReadsTheCAFileUnderTheLock(t *testing.T) {
+	root := t.TempDir()
+	paths := testPaths(root)
+	paths.CASource = true
+	linked := filepath.Join(root, "state", "certs", "old", "current", CAName)
+	if err := os.MkdirAll(filepath.Dir(linked), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(paths.CA), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(linked, []byte("old CA"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(linked, paths.CA); err != nil {
+		t.Fatal(err)
+	}
+	in, err := New(filepath.Join(root, "state", "certs", "backend"), paths, 3, Perms{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lockDir(filepath.Dir(paths.CA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- in.reclaimCA() }()
+	time.Sleep(200 * time.Millisecond) // reclaimCA is waiting for the lock
+	tmp := paths.CA + ".new"
+	if err := os.WriteFile(tmp, []byte("rolled-over CA"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, paths.CA); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(paths.CA); string(b) != "rolled-over CA" {
+		t.Fatalf("the CA file written while reclaim waited was overwritten with %q", b)
 	}
 }

@@ -188,7 +188,10 @@ type Result struct {
 }
 
 // RenewOnce renews one certificate now, outside the daemon: when it is due
-// (or force), issue, validate and, unless dryRun, install and publish.
+// (or force), issue, validate and, unless dryRun, install and publish. It
+// holds the certificate's lock from load to commit, as the daemon's
+// attempts do, so a running daemon's runner waits instead of recovering or
+// installing over it, and then sees the new generation.
 func (m *Manager) RenewOnce(ctx context.Context, p Plan, force, dryRun bool) (Result, error) {
 	r, err := m.newRunner(p)
 	if err != nil {
@@ -198,16 +201,16 @@ func (m *Manager) RenewOnce(ctx context.Context, p Plan, force, dryRun bool) (Re
 	if err != nil {
 		return Result{}, err
 	}
+	defer unlock()
 	r.load()
-	unlock()
 	res := Result{Name: p.Name, DryRun: dryRun}
-	if !force && r.leaf != nil && time.Now().Before(r.plan.RenewAt(r.leaf)) {
+	if due := r.dueAt(); !force && r.leaf != nil && time.Now().Before(due) {
 		rejected := ""
 		if s := r.state.RejectedSerial; s != "" {
 			rejected = fmt.Sprintf("; consumers rejected serial %s, which is not installed again", s)
 		}
 		res.Skipped = fmt.Sprintf("not due: serial %s expires %s, renewal from %s%s (use --force to renew anyway)",
-			pki.SerialHex(r.leaf), r.leaf.NotAfter.Format(time.RFC3339), r.state.NextRenewal.Format(time.RFC3339), rejected)
+			pki.SerialHex(r.leaf), r.leaf.NotAfter.Format(time.RFC3339), due.Format(time.RFC3339), rejected)
 		return res, nil
 	}
 	if force {
@@ -231,6 +234,20 @@ func (m *Manager) RenewOnce(ctx context.Context, p Plan, force, dryRun bool) (Re
 	}
 	res.Generation = r.state.Generation
 	return res, nil
+}
+
+// dueAt is when the installed set is renewed: when the daemon recorded it
+// for this serial (its own jitter draw, its backoff), else by the plan.
+// Zero when no valid set is installed.
+func (r *runner) dueAt() time.Time {
+	switch {
+	case r.leaf == nil:
+		return time.Time{}
+	case !r.state.NextRenewal.IsZero() && r.state.Serial == pki.SerialHex(r.leaf):
+		return r.state.NextRenewal
+	default:
+		return r.plan.RenewAt(r.leaf)
+	}
 }
 
 // runner owns one certificate: only its goroutine touches its fields.
@@ -276,6 +293,9 @@ func (r *runner) run(ctx context.Context, loaded chan<- struct{}) {
 	r.refreshWatch()
 	r.m.metrics.rejected.WithLabelValues(r.plan.Name).Set(boolGauge(r.state.RejectedSerial != ""))
 	movedFrom, moved := r.movedFrom()
+	if r.leaf != nil && !moved {
+		r.recordPaths() // a first start, or paths unchanged: nothing to announce
+	}
 	next := time.Now()
 	if r.leaf != nil {
 		next = r.plan.RenewAt(r.leaf)
@@ -345,16 +365,25 @@ func (r *runner) load() {
 	r.setKnown(set, ps.Leaf(), r.gen)
 }
 
-// movedFrom reports the paths the valid set on disk was linked at before a
-// reload gave it new ones. Install.Recover has already linked the new
-// paths; consumers (Sensu's files, services) still read the old ones.
+// movedFrom reports the paths consumers last took the valid set on disk
+// at, when the plan now gives it others. Install.Recover has already
+// linked the new paths; consumers (Sensu's files, services) still read the
+// old ones.
 func (r *runner) movedFrom() (install.Paths, bool) {
 	old := install.Paths{Cert: r.state.CertFile, Key: r.state.KeyFile, CA: r.state.CAFile}
-	cur := r.plan.Paths
-	if r.leaf == nil || old.Cert == "" || old == (install.Paths{Cert: cur.Cert, Key: cur.Key, CA: cur.CA}) {
-		return old, false
-	}
-	return old, true
+	return old, r.leaf != nil && old.Cert != "" && !samePaths(old, r.plan.Paths)
+}
+
+// samePaths reports whether a and b link a set at the same files.
+func samePaths(a, b install.Paths) bool {
+	return a.Cert == b.Cert && a.Key == b.Key && a.CA == b.CA
+}
+
+// recordPaths notes where the set is linked once consumers have it there.
+// Until then state.json keeps the old paths, so a move that was never
+// announced (a failed publish, a daemon killed first) is at the next start.
+func (r *runner) recordPaths() {
+	r.state.CertFile, r.state.KeyFile, r.state.CAFile = r.plan.Paths.Cert, r.plan.Paths.Key, r.plan.Paths.CA
 }
 
 // announceMove publishes the set at its new paths, every one of them new
@@ -375,13 +404,18 @@ func (r *runner) announceMove(ctx context.Context, from install.Paths) {
 		if ctx.Err() != nil {
 			return
 		}
-		r.state.LastError, r.state.LastErrorAt, r.state.Reason = "consumers could not take the moved certificate: "+err.Error(), time.Now(), FailConsumer
+		r.state.LastError, r.state.LastErrorAt, r.state.Reason = "consumers could not take the moved certificate: "+err.Error()+"; "+moveAdvice, time.Now(), FailConsumer
 		r.saveState()
-		r.log.Error("consumers could not take the certificate at its new paths; fix the service, then run sensu-tlsd renew "+r.plan.Name+" --force", "error", err)
+		r.log.Error("consumers could not take the certificate at its new paths; "+moveAdvice, "error", err)
 		return
 	}
+	r.recordPaths()
+	r.saveState()
 	r.log.Info("consumers took the certificate", "new_serial", change.NewSerial, "generation", r.gen, "took", time.Since(published).Round(time.Millisecond).String())
 }
+
+// moveAdvice is true because a move is recorded only once consumers took it.
+const moveAdvice = "once the service is fixed, restart sensu-tlsd: the move is announced again at start"
 
 func (r *runner) setKnown(set install.Set, leaf *x509.Certificate, gen int) {
 	r.known, r.leaf, r.gen = set, leaf, gen
@@ -400,9 +434,6 @@ func (r *runner) schedule(at time.Time) {
 }
 
 func (r *runner) saveState() {
-	if r.leaf != nil {
-		r.state.CertFile, r.state.KeyFile, r.state.CAFile = r.plan.Paths.Cert, r.plan.Paths.Key, r.plan.Paths.CA
-	}
 	if err := writeState(r.plan, r.state); err != nil {
 		r.log.Error("writing the state file", "dir", r.plan.Dir, "error", err)
 	}
@@ -479,13 +510,23 @@ func (r *runner) candidate(ctx context.Context) (install.Set, *pki.Set, *failure
 	if err != nil {
 		return set, nil, &failure{FailValidate, fmt.Errorf("candidate rejected, the installed set stays: %w", err)}
 	}
-	if s := pki.SerialHex(ps.Leaf()); s == r.state.RejectedSerial {
-		return set, nil, &failure{FailValidate, fmt.Errorf("the issuer returned serial %s, which consumers rejected; it is not installed again (after fixing the service: sensu-tlsd renew %s --force)", s, r.plan.Name)}
-	}
 	if r.leaf != nil && pki.SerialHex(ps.Leaf()) == pki.SerialHex(r.leaf) {
 		return set, nil, &failure{FailIssue, fmt.Errorf("the issuer returned the certificate already installed (serial %s); whatever renews %s has not run", pki.SerialHex(r.leaf), r.plan.Paths.Cert)}
 	}
+	if err := r.refusedAgain(ps.Leaf()); err != nil {
+		return set, nil, &failure{FailValidate, fmt.Errorf("the issuer returned a set consumers rejected: %w", err)}
+	}
 	return set, ps, nil
+}
+
+// refusedAgain refuses a set holding the serial consumers rejected, from
+// the issuer or put in place by hand alike, until a reload forgets it.
+func (r *runner) refusedAgain(leaf *x509.Certificate) error {
+	s := pki.SerialHex(leaf)
+	if r.state.RejectedSerial == "" || s != r.state.RejectedSerial {
+		return nil
+	}
+	return fmt.Errorf("serial %s was rejected by consumers and is not installed again; once the service is fixed, reload sensu-tlsd (SIGHUP) to allow it", s)
 }
 
 // commit installs a validated set (unless it is already on disk) and
@@ -532,6 +573,7 @@ func (r *runner) commit(ctx context.Context, set install.Set, ps *pki.Set, reaso
 	r.state.LastSuccess, r.state.Failures, r.state.LastError, r.state.Reason = now, 0, "", ""
 	r.state.Renewals++
 	r.clearRejection()
+	r.recordPaths()
 	r.m.metrics.renewals.WithLabelValues(r.plan.Name, string(reason)).Inc()
 	r.m.metrics.lastSuccess.WithLabelValues(r.plan.Name).Set(float64(now.Unix()))
 	r.schedule(r.renewalOf(ps.Leaf(), now))
@@ -564,55 +606,54 @@ func (r *runner) interrupted(c Change, err error) {
 }
 
 // rejected handles consumers refusing bad, the set just installed over
-// prev. The refused serial is remembered so it is never installed again,
-// and prev goes back when it is still valid. Then no new set is issued
-// before prev is due (and never sooner than the backoff): each attempt
-// costs the services two restarts, and an operator's own certificate must
-// not be replaced by an unasked-for one.
+// prev: the refused serial is remembered so it is never installed again,
+// and prev goes back when it is still valid. The failure it returns says
+// what ends the refusal; fail schedules the next attempt.
 func (r *runner) rejected(ctx context.Context, bad Change, prev install.Set, prevLeaf *x509.Certificate, cause error) *failure {
 	refused := r.state.RejectedSerial
 	r.state.RejectedSerial = bad.NewSerial
 	r.m.metrics.rejected.WithLabelValues(r.plan.Name).Set(1)
-	restored, err := r.rollback(ctx, bad, prev, prevLeaf, refused)
-	if err != nil {
+	if err := r.rollback(ctx, bad, prev, prevLeaf, refused); err != nil {
 		r.log.Error("a consumer rejected the new set and it cannot be rolled back; it stays installed", "serial", bad.NewSerial, "error", err)
-		return &failure{FailConsumer, fmt.Errorf("consumers rejected serial %s, which stays installed because %v: %w", bad.NewSerial, err, cause)}
+		return &failure{FailConsumer, fmt.Errorf("consumers rejected serial %s, which stays installed because %v: %w; %s", bad.NewSerial, err, cause, r.refusalAdvice(bad.Reason))}
 	}
-	now := time.Now()
-	r.state.Failures++
-	r.state.LastError = fmt.Sprintf("consumers rejected serial %s, serial %s is back: %v", bad.NewSerial, r.state.Serial, cause)
-	r.state.LastErrorAt, r.state.Reason = now, FailConsumer
-	r.m.metrics.failures.WithLabelValues(r.plan.Name, FailConsumer).Inc()
-	next := r.plan.RenewAt(restored)
-	if step := now.Add(r.plan.backoff(r.state.Failures)); next.Before(step) {
-		next = step
+	return &failure{FailConsumer, fmt.Errorf("consumers rejected serial %s, serial %s is back: %w; %s", bad.NewSerial, r.state.Serial, cause, r.refusalAdvice(bad.Reason))}
+}
+
+// refusalAdvice is what moves a certificate on once the service that
+// refused a set of it (the change's reason) is fixed. A reload forgets the
+// refused serial but issues nothing before the installed set is due, and
+// `renew --force` from another process ends the daemon's refusal only by
+// installing a new serial, which files another tool owns never get.
+func (r *runner) refusalAdvice(reason Reason) string {
+	if _, ok := r.store.(followedFiles); ok {
+		return "once the service is fixed, have the tool that writes " + r.plan.Paths.Cert + " put a new set in place; sensu-tlsd follows it"
 	}
-	r.log.Error("consumers rejected the new certificate; the previous one is back and no new one is issued before next_attempt",
-		"rejected_serial", bad.NewSerial, "serial", r.state.Serial, "failures", r.state.Failures,
-		"next_attempt", next.Format(time.RFC3339), "error", cause)
-	r.schedule(next)
-	return nil
+	if reason == ReasonExternal {
+		return "once the service is fixed, reload sensu-tlsd (SIGHUP) and put the certificate in place again"
+	}
+	return "once the service is fixed, sensu-tlsd renew " + r.plan.Name + " --force issues a new certificate now"
 }
 
 // rollback puts prev, the set installed before bad, back and announces it.
 // prev is checked again first, since it may have expired meanwhile or be
 // the set consumers refused before (serial refused); then nothing changes
 // and the reason is returned.
-func (r *runner) rollback(ctx context.Context, bad Change, prev install.Set, prevLeaf *x509.Certificate, refused string) (*x509.Certificate, error) {
+func (r *runner) rollback(ctx context.Context, bad Change, prev install.Set, prevLeaf *x509.Certificate, refused string) error {
 	if prevLeaf == nil {
-		return nil, errors.New("there is no valid earlier set to go back to")
+		return errors.New("there is no valid earlier set to go back to")
 	}
 	serial := pki.SerialHex(prevLeaf)
 	if serial == refused {
-		return nil, fmt.Errorf("the earlier set (serial %s) was rejected by consumers too", serial)
+		return fmt.Errorf("the earlier set (serial %s) was rejected by consumers too", serial)
 	}
 	ps, err := validate(prev, r.plan, time.Now())
 	if err != nil {
-		return nil, fmt.Errorf("the earlier set (serial %s) is no longer valid: %w", serial, err)
+		return fmt.Errorf("the earlier set (serial %s) is no longer valid: %w", serial, err)
 	}
 	gen, err := r.store.Rollback(prev)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r.setKnown(prev, ps.Leaf(), gen)
 	r.refreshWatch()
@@ -626,38 +667,59 @@ func (r *runner) rollback(ctx context.Context, bad Change, prev install.Set, pre
 	if err := r.m.bus.Publish(ctx, back); err != nil {
 		r.log.Error("consumers also failed on the rolled-back set", "error", err)
 	}
-	return ps.Leaf(), nil
+	return nil
 }
 
-// clearRejection forgets the serial consumers rejected, with the failure
-// it recorded.
+// clearRejection forgets the serial consumers rejected, with the failures
+// counted since (refusing it again included): a consumer's refusal is
+// over, whatever failed last.
 func (r *runner) clearRejection() {
-	if r.state.Reason == FailConsumer {
-		r.state.Failures, r.state.Reason = 0, ""
+	if r.state.RejectedSerial != "" {
+		r.state.Failures, r.state.Reason, r.state.LastError = 0, "", ""
 	}
 	r.state.RejectedSerial = ""
 	r.m.metrics.rejected.WithLabelValues(r.plan.Name).Set(0)
 }
 
 // forgetRejection ends a rejection on a reload: the refused serial may be
-// installed again, and a set that is due (or is the refused one, when
-// nothing could be rolled back) is renewed now rather than after backoff.
+// installed again, and the next attempt is as keptUntil says, or now.
 func (r *runner) forgetRejection() {
 	refused := r.state.RejectedSerial
 	if refused == "" {
 		return
 	}
+	next := later(time.Now(), r.keptUntil(refused))
 	r.clearRejection()
-	next := time.Now()
-	if r.leaf != nil && pki.SerialHex(r.leaf) != refused {
-		next = r.plan.RenewAt(r.leaf)
-	}
 	r.log.Info("configuration reloaded: the serial consumers rejected may be installed again", "rejected_serial", refused,
 		"next_attempt", next.Format(time.RFC3339))
 	r.schedule(next)
 }
 
+// keptUntil is how long the installed set stays after consumers refused
+// serial refused: until it is due when it is not the refused one (the
+// previous set is back), so an operator's own certificate is not replaced
+// by an unasked-for one and the services are not restarted again; until it
+// is due too for files another tool owns, which only that tool replaces.
+// Zero when the refused set stays and a new one is wanted.
+func (r *runner) keptUntil(refused string) time.Time {
+	_, followed := r.store.(followedFiles)
+	if r.leaf == nil || (!followed && pki.SerialHex(r.leaf) == refused) {
+		return time.Time{}
+	}
+	return r.plan.RenewAt(r.leaf)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // fail records a failed attempt and backs off; it never retries at once.
+// After a consumer's refusal the backoff holds even in an emergency: every
+// attempt restarts the services twice (new set, then rollback), and
+// retrying faster does not make a service accept a set.
 func (r *runner) fail(reason string, err error, now time.Time) {
 	r.state.Failures++
 	r.state.LastError, r.state.LastErrorAt, r.state.Reason = err.Error(), now, reason
@@ -667,10 +729,11 @@ func (r *runner) fail(reason string, err error, now time.Time) {
 		notAfter = r.leaf.NotAfter
 	}
 	delay := r.plan.RetryAfter(r.state.Failures, notAfter, now)
+	next := now.Add(delay)
 	if reason == FailConsumer {
 		delay = r.plan.backoff(r.state.Failures)
+		next = later(now.Add(delay), r.keptUntil(r.state.RejectedSerial))
 	}
-	next := now.Add(delay)
 	r.log.Error("renewal failed", "reason", reason, "error", err, "failures", r.state.Failures,
 		"emergency", r.plan.inEmergency(notAfter, now), "retry_in", delay.String(), "next_attempt", next.Format(time.RFC3339))
 	r.schedule(next)
@@ -680,8 +743,7 @@ func (r *runner) fail(reason string, err error, now time.Time) {
 // returns true when the new content is invalid and the grace period for
 // the replacement to become whole starts.
 func (r *runner) external(ctx context.Context) bool {
-	set, err := r.store.ReadConfigured()
-	if err == nil && set.Equal(r.known) {
+	if set, err := r.store.ReadConfigured(); err == nil && set.Equal(r.known) {
 		return false // our own install, or a rewrite with the same bytes
 	}
 	unlock, lerr := r.lock()
@@ -690,12 +752,18 @@ func (r *runner) external(ctx context.Context) bool {
 		return false
 	}
 	defer unlock()
+	// Read again under the lock: an install by another sensu-tlsd process
+	// (renew) that held it is complete now.
+	set, err := r.store.ReadConfigured()
+	if err == nil && set.Equal(r.known) {
+		return false
+	}
 	var ps *pki.Set
 	if err == nil {
 		ps, err = validate(set, r.plan, time.Now())
 	}
-	if err == nil && pki.SerialHex(ps.Leaf()) == r.state.RejectedSerial {
-		err = fmt.Errorf("serial %s was rejected by consumers and is not installed again (after fixing the service: sensu-tlsd renew %s --force, or reload the config)", r.state.RejectedSerial, r.plan.Name)
+	if err == nil {
+		err = r.refusedAgain(ps.Leaf())
 	}
 	if err != nil {
 		r.state.LastError, r.state.LastErrorAt, r.state.Reason = "replacement rejected: "+err.Error(), time.Now(), FailExternal

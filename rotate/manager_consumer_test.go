@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
@@ -106,7 +108,7 @@ func TestRejectedExternalSetIsNotFollowedByAnUnaskedRenewal(t *testing.T) {
 	}
 	s := waitState(t, cfg.StateDir, p.Name, func(s CertState) bool { return s.RejectedSerial != "" })
 	if s.RejectedSerial != bad.serial || s.Reason != FailConsumer || s.Failures != 1 || !strings.Contains(s.LastError, "rejected serial "+bad.serial) ||
-		time.Until(s.NextRenewal) < 30*time.Minute {
+		!strings.Contains(s.LastError, "reload sensu-tlsd (SIGHUP) and put the certificate in place again") || time.Until(s.NextRenewal) < 30*time.Minute {
 		t.Fatalf("state after the rejection: %+v", s)
 	}
 	if g := testutil.ToFloat64(m.metrics.rejected.WithLabelValues(p.Name)); g != 1 {
@@ -128,16 +130,18 @@ func TestRejectedExternalSetIsNotFollowedByAnUnaskedRenewal(t *testing.T) {
 		t.Fatalf("the rejected serial was installed again: files hold %s", got)
 	}
 	s = waitState(t, cfg.StateDir, p.Name, func(s CertState) bool { return s.Reason == FailExternal })
-	if !strings.Contains(s.LastError, "serial "+bad.serial+" was rejected by consumers") {
-		t.Fatalf("state does not say why the replacement was refused: %+v", s)
+	if !strings.Contains(s.LastError, "serial "+bad.serial+" was rejected by consumers") || !strings.Contains(s.LastError, "reload sensu-tlsd (SIGHUP) to allow it") {
+		t.Fatalf("state does not say why the replacement was refused and what allows it: %+v", s)
 	}
 
-	// A reload is the operator's word: the serial may come back.
+	// A reload is the operator's word: the serial may come back, and the
+	// refusal leaves no failure behind (check would warn on one).
 	if err := m.Apply(plans); err != nil {
 		t.Fatal(err)
 	}
-	if s := waitState(t, cfg.StateDir, p.Name, func(s CertState) bool { return s.RejectedSerial == "" }); s.RejectedSerial != "" {
-		t.Fatalf("a reload did not forget the rejected serial: %+v", s)
+	s = waitState(t, cfg.StateDir, p.Name, func(s CertState) bool { return s.RejectedSerial == "" })
+	if s.RejectedSerial != "" || s.Failures != 0 || s.Reason != "" || s.LastError != "" || time.Until(s.NextRenewal) < 30*time.Minute {
+		t.Fatalf("state after a reload forgot the rejected serial: %+v, want no failure and the renewal on schedule", s)
 	}
 	bad.moveIn(t, p)
 	if c := rec.next(t, 2*time.Second); c.Reason != ReasonExternal || c.NewSerial != bad.serial {
@@ -145,6 +149,94 @@ func TestRejectedExternalSetIsNotFollowedByAnUnaskedRenewal(t *testing.T) {
 	}
 	if g := testutil.ToFloat64(m.metrics.rejected.WithLabelValues(p.Name)); g != 0 {
 		t.Fatalf("consumer_rejected gauge %v after the set was accepted, want 0", g)
+	}
+}
+
+// TestRenewForceFromAnotherProcessEndsTheDaemonsRefusal is the advice a
+// refused renewal gives: `renew NAME --force` (another process, with its
+// own copy of the state) issues a new serial, the running daemon sees the
+// new generation, announces it and, once consumers take it, forgets the
+// refusal it holds in memory.
+func TestRenewForceFromAnotherProcessEndsTheDaemonsRefusal(t *testing.T) {
+	cfg := testConfig(t, 30*time.Second, "28s")
+	cfg.Renewal.RetryMin, cfg.Renewal.RetryMax = time.Hour, time.Hour
+	rec := newRecorder()
+	var refusedOnce sync.Once
+	rec.refuse = func(c Change) error {
+		var err error
+		if c.Reason == ReasonRenewal {
+			refusedOnce.Do(func() { err = errors.New("sensu-backend did not come back") })
+		}
+		return err
+	}
+	m, plans := startManager(t, cfg, rec)
+	first := rec.next(t, 10*time.Second)
+	bad := rec.next(t, 10*time.Second)
+	if back := rec.next(t, 2*time.Second); bad.Reason != ReasonRenewal || back.Reason != ReasonRollback || back.NewSerial != first.NewSerial {
+		t.Fatalf("rollback sequence: %+v then %+v", bad, back)
+	}
+	s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.RejectedSerial != "" })
+	if want := "sensu-tlsd renew backend-1 --force issues a new certificate now"; !strings.Contains(s.LastError, want) {
+		t.Fatalf("the refusal does not advise %q: %+v", want, s)
+	}
+
+	cli := NewManager(&Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	res, err := cli.RenewOnce(context.Background(), plans[0], true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rec.next(t, 5*time.Second); c.NewSerial != res.Serial || c.Reason != ReasonRenewal {
+		t.Fatalf("the daemon announced %+v, want the forced renewal %s", c, res.Serial)
+	}
+	// The gauge is the daemon's own: state.json was already rewritten by
+	// the other process.
+	rejected := func() float64 { return testutil.ToFloat64(m.metrics.rejected.WithLabelValues("backend-1")) }
+	for deadline := time.Now().Add(2 * time.Second); rejected() != 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := rejected(); g != 0 {
+		t.Fatalf("consumer_rejected gauge %v after the forced renewal was taken, want 0", g)
+	}
+	s = waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Serial == res.Serial && s.RejectedSerial == "" })
+	if s.Serial != res.Serial || s.RejectedSerial != "" || s.Failures != 0 || s.Reason != "" {
+		t.Fatalf("the daemon's state after the forced renewal was taken: %+v", s)
+	}
+}
+
+// TestRefusedFollowedFilesWaitForTheToolThatOwnsThem: for issuer files,
+// sensu-tlsd cannot roll back or issue anything, so after a refusal (and
+// after a reload forgets it) the files stay until they are due and the
+// advice names the tool that writes them, with no attempt failing meanwhile
+// on "the issuer returned the certificate already installed".
+func TestRefusedFollowedFilesWaitForTheToolThatOwnsThem(t *testing.T) {
+	cfg := testConfig(t, time.Hour, "")
+	cfg.Certificates[0].Issuer.Type = "files"
+	p := mustPlans(t, cfg)[0]
+	if _, err := ca.Init(p.CADir, testCAOptions); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Dir(p.Paths.Cert), 0o755)
+	issueFromCA(t, p.CADir, p, filepath.Dir(p.Paths.Cert))
+	rec := newRecorder()
+	refuseReasons(rec, ReasonExternal)
+	m, plans := startManager(t, cfg, rec)
+	bad := issueOperatorSet(t, p)
+	bad.moveIn(t, p)
+	if c := rec.next(t, 2*time.Second); c.NewSerial != bad.serial {
+		t.Fatalf("the tool's new set was not followed: %+v", c)
+	}
+	s := waitState(t, cfg.StateDir, p.Name, func(s CertState) bool { return s.RejectedSerial != "" })
+	if s.RejectedSerial != bad.serial || s.Failures != 1 || !strings.Contains(s.LastError, "have the tool that writes "+p.Paths.Cert+" put a new set in place") ||
+		time.Until(s.NextRenewal) < 30*time.Minute {
+		t.Fatalf("state after consumers refused followed files: %+v", s)
+	}
+	if err := m.Apply(plans); err != nil {
+		t.Fatal(err)
+	}
+	rec.none(t, 3*time.Second) // retry-min 1s: an attempt would have failed by now
+	s = waitState(t, cfg.StateDir, p.Name, func(s CertState) bool { return s.RejectedSerial == "" })
+	if s.RejectedSerial != "" || s.Failures != 0 || s.LastError != "" || time.Until(s.NextRenewal) < 30*time.Minute {
+		t.Fatalf("state after a reload forgot the refusal of followed files: %+v", s)
 	}
 }
 

@@ -108,21 +108,31 @@ func mustPlans(t testing.TB, cfg *config.Config) []Plan {
 func startManager(t testing.TB, cfg *config.Config, consumer Subscriber) (*Manager, []Plan) {
 	t.Helper()
 	plans := mustPlans(t, cfg)
+	m, stop := runManager(t, plans, consumer)
+	t.Cleanup(stop)
+	return m, plans
+}
+
+// runManager runs a manager of plans, as a daemon does, until stop.
+func runManager(t testing.TB, plans []Plan, consumer Subscriber) (m *Manager, stop func()) {
+	t.Helper()
 	bus := &Bus{}
 	bus.Subscribe(consumer)
-	m := NewManager(bus, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m = NewManager(bus, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() { done <- m.Run(ctx, plans, func() { close(ready) }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager run: %v", err)
-		}
-	})
 	<-ready
-	return m, plans
+	var once sync.Once
+	return m, func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("manager run: %v", err)
+			}
+		})
+	}
 }
 
 func readValid(t *testing.T, p Plan) *pki.Set {
@@ -498,5 +508,122 @@ func TestReloadThatMovesPathsAnnouncesTheSetThere(t *testing.T) {
 	case got := <-changes:
 		t.Fatalf("a reload with unchanged paths announced %+v", got)
 	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// TestAMoveIsAnnouncedAgainUntilConsumersTakeIt: state.json keeps the old
+// paths until consumers took the set at the new ones, so a move they
+// refused (or one a killed daemon never got to announce) is announced at
+// the next start, and only then recorded.
+func TestAMoveIsAnnouncedAgainUntilConsumersTakeIt(t *testing.T) {
+	cfg := testConfig(t, time.Hour, "")
+	rec := newRecorder()
+	refuseReasons(rec, ReasonMoved)
+	plans := mustPlans(t, cfg)
+	m, stop := runManager(t, plans, rec)
+	defer stop()
+	first := rec.next(t, 10*time.Second)
+	old := plans[0].Paths
+	if s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.CertFile != "" }); s.CertFile != old.Cert || s.CAFile != old.CA {
+		t.Fatalf("the first start did not record the paths: %+v", s)
+	}
+
+	c := &cfg.Certificates[0]
+	newDir := filepath.Join(filepath.Dir(filepath.Dir(c.CertFile)), "etc-2")
+	c.CertFile, c.KeyFile, c.CAFile = filepath.Join(newDir, "b.pem"), filepath.Join(newDir, "b-key.pem"), filepath.Join(newDir, "ca.pem")
+	moved := mustPlans(t, cfg)
+	if err := m.Apply(moved); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.next(t, 5*time.Second); got.Reason != ReasonMoved {
+		t.Fatalf("after the reload: %+v, want the move announced", got)
+	}
+	s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.LastError != "" })
+	if s.CertFile != old.Cert || s.KeyFile != old.Key || s.CAFile != old.CA || !strings.Contains(s.LastError, moveAdvice) {
+		t.Fatalf("state after consumers refused the move: %+v, want the old paths kept and the advice", s)
+	}
+	stop()
+
+	refuseReasons(rec) // the service is fixed
+	_, stop = runManager(t, moved, rec)
+	defer stop()
+	got := rec.next(t, 10*time.Second)
+	if got.Reason != ReasonMoved || got.NewSerial != first.NewSerial || got.CertFile != c.CertFile {
+		t.Fatalf("the restart announced %+v, want serial %s moved to %s", got, first.NewSerial, c.CertFile)
+	}
+	if s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.CertFile == c.CertFile }); s.CertFile != c.CertFile || s.CAFile != c.CAFile {
+		t.Fatalf("the move consumers took was not recorded: %+v", s)
+	}
+}
+
+// TestRenewOnceHoldsTheLockWhileIssuing: `renew` and `issue --all` keep the
+// certificate's lock from load to commit, as the daemon's attempts do, so a
+// running daemon cannot recover or install under them. The issuer, run in
+// the middle of the attempt, finds the lock taken.
+func TestRenewOnceHoldsTheLockWhileIssuing(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
+			t.Fatalf("required peer missing: flock (util-linux)")
+		}
+		t.Skipf("SKIPPED (peer missing): flock (util-linux) not on PATH")
+	}
+	cfg := testConfig(t, time.Hour, "")
+	p := mustPlans(t, cfg)[0]
+	if _, err := ca.Init(p.CADir, testCAOptions); err != nil {
+		t.Fatal(err)
+	}
+	src := issueFromCA(t, p.CADir, p, t.TempDir())
+	script := filepath.Join(t.TempDir(), "issue.sh")
+	if err := os.WriteFile(script, []byte(`#!/bin/sh
+if flock -n "`+filepath.Join(p.Dir, ".lock")+`" true; then
+  echo "the certificate's lock is free while its issuer runs" >&2
+  exit 1
+fi
+cp "`+src.Cert+`" "$SENSU_TLSD_CERT_FILE"
+cp "`+src.Key+`" "$SENSU_TLSD_KEY_FILE"
+cp "`+src.CA+`" "$SENSU_TLSD_CA_FILE"
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Certificates[0].Issuer = config.Issuer{Type: "exec", Exec: config.ExecIssuer{Command: []string{script}}}
+	p = mustPlans(t, cfg)[0]
+	m := NewManager(&Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, err := m.RenewOnce(context.Background(), p, true, false); err != nil {
+		t.Fatal(err)
+	}
+	readValid(t, p)
+}
+
+// TestRenewOnceIsDueWhenTheDaemonSaysSo: `renew` without --force follows
+// the next renewal the daemon recorded for the installed serial (its own
+// jitter draw, its backoff), not one computed with this process's jitter.
+func TestRenewOnceIsDueWhenTheDaemonSaysSo(t *testing.T) {
+	cfg := testConfig(t, time.Hour, "")
+	p := mustPlans(t, cfg)[0]
+	m := NewManager(&Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx := context.Background()
+	if _, err := m.RenewOnce(ctx, p, true, false); err != nil {
+		t.Fatal(err)
+	}
+	setNext := func(at time.Time) {
+		st, err := readStateFile(stateFile(p.Dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.NextRenewal = at
+		if err := writeState(p, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := time.Now().Add(50 * time.Minute).Truncate(time.Second)
+	setNext(next)
+	res, err := m.RenewOnce(ctx, p, false, false)
+	if err != nil || !strings.Contains(res.Skipped, "renewal from "+next.Format(time.RFC3339)) {
+		t.Fatalf("renew before the daemon's next renewal: %+v %v", res, err)
+	}
+	setNext(time.Now().Add(-time.Minute)) // due by the daemon's draw, 40m early by the plan's
+	res, err = m.RenewOnce(ctx, p, false, false)
+	if err != nil || res.Skipped != "" || res.Serial == "" {
+		t.Fatalf("renew after the daemon's next renewal did not renew: %+v %v", res, err)
 	}
 }

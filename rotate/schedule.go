@@ -65,9 +65,8 @@ func (p Plan) RetryAfter(failures int, notAfter time.Time, now time.Time) time.D
 	return p.backoff(failures)
 }
 
-// backoff is the exponential step alone. Consumer rejections use it even in
-// an emergency: every attempt restarts the services twice (new set, then
-// rollback), and retrying faster does not make a service accept a set.
+// backoff is the exponential step alone, without RetryAfter's emergency
+// floor (runner.fail uses it after a consumer's refusal).
 func (p Plan) backoff(failures int) time.Duration {
 	d := p.RetryMin
 	for i := 1; i < failures && d < p.RetryMax; i++ {

@@ -36,7 +36,8 @@ func TestJitterIsSharedBySameServices(t *testing.T) {
 
 	// Through Plans: two certificates issued together for one service
 	// renew at the same instant; with the 10m default jitter that is what
-	// lets the dispatcher's 2s coalesce window restart the service once.
+	// lets the service actions' coalesce window (service-actions.coalesce,
+	// 10s by default) restart the service once.
 	cfg := testConfig(t, 90*24*time.Hour, "")
 	cfg.Renewal.Jitter = 0 // the default
 	second := cfg.Certificates[0]

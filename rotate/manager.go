@@ -600,6 +600,7 @@ func (r *runner) interrupted(c Change, err error) {
 	r.state.Renewals++
 	r.state.LastError = fmt.Sprintf("stopped (shutdown or reload) before consumers confirmed serial %s (generation %d); it stays installed, not rolled back: %v", c.NewSerial, c.Generation, err)
 	r.state.LastErrorAt, r.state.Reason = now, interruptedReason
+	r.recordPaths() // consumers were being told c's paths
 	r.log.Warn("stopped while consumers were taking the new certificate; it stays installed, not rolled back",
 		"serial", c.NewSerial, "generation", c.Generation, "error", err)
 	r.schedule(r.renewalOf(r.leaf, now))

@@ -627,3 +627,35 @@ func TestRenewOnceIsDueWhenTheDaemonSaysSo(t *testing.T) {
 		t.Fatalf("renew after the daemon's next renewal did not renew: %+v %v", res, err)
 	}
 }
+
+// TestAMoveAfterAnInterruptedFirstIssueIsAnnounced: a stop while consumers
+// take the first set still counts its paths as announced, so a restart
+// that moves them tells consumers where the set is now.
+func TestAMoveAfterAnInterruptedFirstIssueIsAnnounced(t *testing.T) {
+	cfg := testConfig(t, time.Hour, "")
+	waiting := make(chan struct{}, 1)
+	_, stop := runManager(t, mustPlans(t, cfg), SubscriberFunc(func(ctx context.Context, c Change) error {
+		waiting <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}))
+	select {
+	case <-waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first issue reached no consumer")
+	}
+	stop()
+	if s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Reason == interruptedReason }); s.Reason != interruptedReason {
+		t.Fatalf("state after the interrupted first issue: %+v", s)
+	}
+
+	c := &cfg.Certificates[0]
+	newDir := filepath.Join(filepath.Dir(filepath.Dir(c.CertFile)), "etc-2")
+	c.CertFile, c.KeyFile, c.CAFile = filepath.Join(newDir, "b.pem"), filepath.Join(newDir, "b-key.pem"), filepath.Join(newDir, "ca.pem")
+	rec := newRecorder()
+	_, stop = runManager(t, mustPlans(t, cfg), rec)
+	defer stop()
+	if got := rec.next(t, 5*time.Second); got.Reason != ReasonMoved || got.CertFile != c.CertFile {
+		t.Fatalf("the restart at new paths announced %+v, want the move", got)
+	}
+}

@@ -16,7 +16,7 @@ type BuildFunc func(cfg *config.Config) (Subscriber, func(), error)
 // service actions, the Sensu config writer) follow a SIGHUP like the
 // certificates do. It is a reloader for the daemon: Check builds and keeps
 // the result, Apply swaps it in (building once per reload, so what a build
-// logs is logged once).
+// logs is logged once), Discard drops it when the reload is rejected.
 type Rebuilt struct {
 	build BuildFunc
 
@@ -26,11 +26,13 @@ type Rebuilt struct {
 	current Subscriber
 	release func()
 
-	// checked is what Check built for checkedCfg, waiting for Apply.
-	pendingMu  sync.Mutex
-	checkedCfg *config.Config
-	checked    Subscriber
-	checkedRel func()
+	// pending is what Check built for cfg, waiting for Apply or Discard.
+	pending struct {
+		sync.Mutex
+		cfg     *config.Config
+		sub     Subscriber
+		release func()
+	}
 }
 
 // NewRebuilt builds the first Subscriber from cfg.
@@ -55,37 +57,44 @@ func (r *Rebuilt) Check(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	r.pendingMu.Lock()
-	defer r.pendingMu.Unlock()
-	r.dropChecked()
-	r.checkedCfg, r.checked, r.checkedRel = cfg, sub, release
+	r.pending.Lock()
+	defer r.pending.Unlock()
+	r.dropPending()
+	r.pending.cfg, r.pending.sub, r.pending.release = cfg, sub, release
 	return nil
 }
 
-// dropChecked releases a Check's build that no Apply took; pendingMu held.
-func (r *Rebuilt) dropChecked() {
-	if r.checkedRel != nil {
-		r.checkedRel()
+// Discard releases what Check built; the reload it was for is rejected.
+func (r *Rebuilt) Discard() {
+	r.pending.Lock()
+	defer r.pending.Unlock()
+	r.dropPending()
+}
+
+// dropPending releases a build no Apply took; pending is locked.
+func (r *Rebuilt) dropPending() {
+	if r.pending.release != nil {
+		r.pending.release()
 	}
-	r.checkedCfg, r.checked, r.checkedRel = nil, nil, nil
+	r.pending.cfg, r.pending.sub, r.pending.release = nil, nil, nil
 }
 
 // Apply replaces the current Subscriber with one built from cfg (the one
 // Check built for it, if any), after any change in flight has been
 // delivered.
 func (r *Rebuilt) Apply(_ context.Context, cfg *config.Config) error {
-	r.pendingMu.Lock()
-	sub, release := r.checked, r.checkedRel
-	if r.checkedCfg != cfg {
-		r.dropChecked()
+	r.pending.Lock()
+	sub, release := r.pending.sub, r.pending.release
+	if r.pending.cfg != cfg {
+		r.dropPending()
 		var err error
 		if sub, release, err = r.build(cfg); err != nil {
-			r.pendingMu.Unlock()
+			r.pending.Unlock()
 			return err
 		}
 	}
-	r.checkedCfg, r.checked, r.checkedRel = nil, nil, nil
-	r.pendingMu.Unlock()
+	r.pending.cfg, r.pending.sub, r.pending.release = nil, nil, nil
+	r.pending.Unlock()
 	r.mu.Lock()
 	old := r.release
 	r.current, r.release = sub, release
@@ -94,11 +103,9 @@ func (r *Rebuilt) Apply(_ context.Context, cfg *config.Config) error {
 	return nil
 }
 
-// Close releases the current Subscriber.
+// Close releases the current Subscriber and anything Check left.
 func (r *Rebuilt) Close() {
-	r.pendingMu.Lock()
-	r.dropChecked()
-	r.pendingMu.Unlock()
+	r.Discard()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.release()

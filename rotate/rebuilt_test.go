@@ -76,3 +76,36 @@ func TestRebuiltSwapsAfterTheChangeInFlight(t *testing.T) {
 		t.Fatalf("Close released %d in all, want 3", released.Load())
 	}
 }
+
+// TestRebuiltDiscardReleasesTheCheckedBuild: a rejected reload's build is
+// released at once, not kept until the next reload or Close, and an Apply
+// after it builds afresh.
+func TestRebuiltDiscardReleasesTheCheckedBuild(t *testing.T) {
+	var built, released atomic.Int32
+	build := func(cfg *config.Config) (Subscriber, func(), error) {
+		built.Add(1)
+		return SubscriberFunc(func(context.Context, Change) error { return nil }), func() { released.Add(1) }, nil
+	}
+	r, err := NewRebuilt(&config.Config{}, build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := &config.Config{}
+	if err := r.Check(next); err != nil {
+		t.Fatal(err)
+	}
+	r.Discard()
+	if built.Load() != 2 || released.Load() != 1 {
+		t.Fatalf("after Discard: built %d, released %d; want the checked build released", built.Load(), released.Load())
+	}
+	if err := r.Apply(context.Background(), next); err != nil {
+		t.Fatal(err)
+	}
+	if built.Load() != 3 || released.Load() != 2 {
+		t.Fatalf("Apply after Discard: built %d, released %d; want a fresh build and the old one released", built.Load(), released.Load())
+	}
+	r.Close()
+	if released.Load() != 3 {
+		t.Fatalf("Close released %d in all, want 3", released.Load())
+	}
+}

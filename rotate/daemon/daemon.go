@@ -25,7 +25,7 @@ type Notifier interface {
 	Reloading()
 	Stopping()
 	// Watchdog pings the service manager until ctx ends, each time only
-	// after alive has returned, so a wedged daemon stops pinging.
+	// after alive has returned, so a stuck alive stops the pings.
 	Watchdog(ctx context.Context, alive func()) error
 }
 
@@ -57,6 +57,12 @@ type Daemon struct {
 type Reloader interface {
 	Check(cfg *config.Config) error
 	Apply(ctx context.Context, cfg *config.Config) error
+}
+
+// Discarder is a Reloader that keeps what its Check built for Apply; a
+// rejected reload has it dropped.
+type Discarder interface {
+	Discard()
 }
 
 // Run runs until ctx ends or SIGTERM/SIGINT arrives, with cfg as the
@@ -145,6 +151,11 @@ func (d *Daemon) reload(ctx context.Context, mgr *rotate.Manager, metricsAddr st
 		}
 	}
 	if err != nil {
+		for _, r := range d.Reloaders {
+			if dr, ok := r.(Discarder); ok {
+				dr.Discard()
+			}
+		}
 		d.Log.Error("new configuration rejected; the running one stays in effect", "error", err)
 		return
 	}
@@ -154,14 +165,18 @@ func (d *Daemon) reload(ctx context.Context, mgr *rotate.Manager, metricsAddr st
 	if cfg.MetricsAddress != metricsAddr {
 		d.Log.Warn("metrics-address changes take effect on restart", "running", metricsAddr, "configured", cfg.MetricsAddress)
 	}
-	if err := mgr.Apply(plans); err != nil {
-		d.Log.Error("applying the new configuration", "error", err)
-		return
-	}
+	// Consumers first, then certificates: what the new plans publish at
+	// once (a move, a first issue) reaches the consumers this
+	// configuration describes. A proxy listener whose certificate is not
+	// at its new paths yet waits for that Change, as for one not issued.
 	for _, r := range d.Reloaders {
 		if err := r.Apply(ctx, cfg); err != nil {
 			d.Log.Error("applying the new configuration", "error", err)
 		}
+	}
+	if err := mgr.Apply(plans); err != nil {
+		d.Log.Error("applying the new configuration", "error", err)
+		return
 	}
 	d.Log.Info("configuration reloaded", "certificates", len(plans), "config", cfg.File)
 }

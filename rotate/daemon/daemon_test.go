@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -66,49 +67,44 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestReloadIsCheckedWholeBeforeAnythingChanges: a configuration one
-// reloader refuses is rejected before the log level, the certificates or
-// any other reloader change; the next good one reaches every reloader.
-func TestReloadIsCheckedWholeBeforeAnythingChanges(t *testing.T) {
-	dir := t.TempDir()
-	configWith := func(level string) *config.Config {
-		cfg, err := config.Parse("tlsd.yml", fmt.Appendf(nil, `state-dir: %s
+// testConfig is one backend certificate under dir, its files in certDir.
+func testConfig(t *testing.T, dir, level, certDir string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("tlsd.yml", fmt.Appendf(nil, `state-dir: %s
 metrics-address: ""
 log-level: %s
 ca: {create: true}
 renewal: {jitter: 0s}
+defaults: {dir: %s}
 certificates:
   - {name: backend, profile: backend, hosts: [localhost]}
-`, dir, level))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
+`, dir, level, certDir))
+	if err != nil {
+		t.Fatal(err)
 	}
-	next := make(chan *config.Config, 1)
-	level := new(slog.LevelVar)
-	logs := &syncBuffer{}
-	a, b := &recordingReloader{}, &recordingReloader{}
-	d := &Daemon{
-		Bus:       &rotate.Bus{},
-		Metrics:   rotate.NewMetrics(),
-		Log:       slog.New(slog.NewTextHandler(logs, nil)),
-		LogLevel:  level,
-		Notifier:  readyNotifier{ready: make(chan struct{}, 4)},
-		Load:      func() (*config.Config, error) { return <-next, nil },
-		Reloaders: []Reloader{a, b},
-	}
+	return cfg
+}
+
+// startDaemon runs d (its consumers subscribed to d.Bus) from cfg, its
+// configuration on SIGHUP taken from next, until the test ends; the
+// returned func waits for the next Ready.
+func startDaemon(t *testing.T, d *Daemon, cfg *config.Config, next <-chan *config.Config, logs *syncBuffer) (waitReady func(what string)) {
+	t.Helper()
+	ready := make(chan struct{}, 4)
+	d.Metrics = rotate.NewMetrics()
+	d.Log = slog.New(slog.NewTextHandler(logs, nil))
+	d.Notifier = readyNotifier{ready: ready}
+	d.Load = func() (*config.Config, error) { return <-next, nil }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, configWith("info")) }()
-	defer func() {
+	go func() { done <- d.Run(ctx, cfg) }()
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
-	}()
-	ready := d.Notifier.(readyNotifier).ready
-	waitReady := func(what string) {
+	})
+	return func(what string) {
 		t.Helper()
 		select {
 		case <-ready:
@@ -116,22 +112,132 @@ certificates:
 			t.Fatalf("the daemon did not report ready %s\n%s", what, logs.String())
 		}
 	}
+}
+
+// builds counts what a Rebuilt built and released, each build tagged with
+// the cert-file of the configuration it was built from.
+type builds struct {
+	mu       sync.Mutex
+	built    int
+	released int
+	got      []string // tag:cert-file of each change delivered
+}
+
+func (b *builds) build(cfg *config.Config) (rotate.Subscriber, func(), error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.built++
+	tag := cfg.Certificates[0].CertFile
+	sub := rotate.SubscriberFunc(func(_ context.Context, c rotate.Change) error {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.got = append(b.got, tag+":"+string(c.Reason)+":"+c.CertFile)
+		return nil
+	})
+	return sub, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.released++
+	}, nil
+}
+
+func (b *builds) counts() (built, released int, got []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.built, b.released, append([]string(nil), b.got...)
+}
+
+// TestReloadIsCheckedWholeBeforeAnythingChanges: a configuration one
+// reloader refuses is rejected before the log level, the certificates or
+// any other reloader change, and what an earlier reloader's Check built
+// for it is released; the next good one reaches every reloader.
+func TestReloadIsCheckedWholeBeforeAnythingChanges(t *testing.T) {
+	dir := t.TempDir()
+	certDir := filepath.Join(dir, "tls")
+	next := make(chan *config.Config, 1)
+	level := new(slog.LevelVar)
+	logs := &syncBuffer{}
+	b := &builds{}
+	first := testConfig(t, dir, "info", certDir)
+	consumers, err := rotate.NewRebuilt(first, b.build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumers.Close()
+	x, y := &recordingReloader{}, &recordingReloader{}
+	d := &Daemon{Bus: &rotate.Bus{}, LogLevel: level, Reloaders: []Reloader{consumers, x, y}}
+	waitReady := startDaemon(t, d, first, next, logs)
 	waitReady("at start")
 
-	next <- configWith("debug")
+	next <- testConfig(t, dir, "debug", certDir)
 	syscall.Kill(syscall.Getpid(), syscall.SIGHUP)
 	waitReady("after the refused reload")
 	if !strings.Contains(logs.String(), "new configuration rejected") || !strings.Contains(logs.String(), "client-ca /nowhere.pem") {
 		t.Fatalf("the refusal was not logged with its reason:\n%s", logs.String())
 	}
-	if level.Level() != slog.LevelInfo || len(a.applied)+len(b.applied) != 0 {
-		t.Fatalf("a refused configuration was partly applied: level %v, applied %v %v", level.Level(), a.applied, b.applied)
+	if level.Level() != slog.LevelInfo || len(x.applied)+len(y.applied) != 0 {
+		t.Fatalf("a refused configuration was partly applied: level %v, applied %v %v", level.Level(), x.applied, y.applied)
+	}
+	if built, released, _ := b.counts(); built != 2 || released != 1 {
+		t.Fatalf("consumers built %d and released %d, want the build the refused reload's Check made released", built, released)
 	}
 
-	next <- configWith("warn")
+	next <- testConfig(t, dir, "warn", certDir)
 	syscall.Kill(syscall.Getpid(), syscall.SIGHUP)
 	waitReady("after the good reload")
-	if level.Level() != slog.LevelWarn || len(a.applied) != 1 || len(b.applied) != 1 {
-		t.Fatalf("a good configuration did not reach everything: level %v, applied %v %v", level.Level(), a.applied, b.applied)
+	if level.Level() != slog.LevelWarn || len(x.applied) != 1 || len(y.applied) != 1 {
+		t.Fatalf("a good configuration did not reach everything: level %v, applied %v %v", level.Level(), x.applied, y.applied)
+	}
+}
+
+// slowApply takes its time applying, as a reloader restarting something
+// would; the certificates must wait for it.
+type slowApply struct{ Reloader }
+
+func (s slowApply) Apply(ctx context.Context, cfg *config.Config) error {
+	time.Sleep(300 * time.Millisecond)
+	return s.Reloader.Apply(ctx, cfg)
+}
+
+// TestReloadAppliesConsumersBeforeCertificates: a reload that moves a
+// certificate publishes the move to the consumers built from the new
+// configuration (its Sensu files, its services), never to the old ones.
+func TestReloadAppliesConsumersBeforeCertificates(t *testing.T) {
+	dir := t.TempDir()
+	oldDir, newDir := filepath.Join(dir, "tls"), filepath.Join(dir, "tls-2")
+	next := make(chan *config.Config, 1)
+	logs := &syncBuffer{}
+	b := &builds{}
+	first := testConfig(t, dir, "info", oldDir)
+	consumers, err := rotate.NewRebuilt(first, b.build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumers.Close()
+	d := &Daemon{Bus: &rotate.Bus{}, Reloaders: []Reloader{slowApply{consumers}}}
+	d.Bus.Subscribe(consumers)
+	waitReady := startDaemon(t, d, first, next, logs)
+	waitReady("at start")
+	waitFor := func(what string, ok func([]string) bool) []string {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			_, _, got := b.counts()
+			if ok(got) {
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: consumers got %v\n%s", what, got, logs.String())
+			}
+		}
+	}
+	oldCert, newCert := filepath.Join(oldDir, "backend.pem"), filepath.Join(newDir, "backend.pem")
+	waitFor("the first issuance", func(got []string) bool { return len(got) == 1 })
+
+	next <- testConfig(t, dir, "info", newDir)
+	syscall.Kill(syscall.Getpid(), syscall.SIGHUP)
+	waitReady("after the reload")
+	got := waitFor("the move", func(got []string) bool { return len(got) == 2 })
+	if want := []string{oldCert + ":initial:" + oldCert, newCert + ":moved:" + newCert}; got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("consumers got %v, want %v: the move reached the consumers of the old configuration", got, want)
 	}
 }

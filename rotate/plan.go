@@ -1,7 +1,9 @@
 package rotate
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -49,6 +51,9 @@ func (p Plan) Policy(now time.Time) (pki.Policy, error) {
 	if p.TrustedCA != "" {
 		cas, err := pki.ReadCertificates(p.TrustedCA)
 		if err != nil {
+			if _, serr := os.Stat(p.TrustedCA); errors.Is(serr, fs.ErrNotExist) {
+				return pki.Policy{}, fmt.Errorf("trusted-ca: %w: create it with the CA certificates candidates must chain to, or remove trusted-ca", err)
+			}
 			return pki.Policy{}, fmt.Errorf("trusted-ca: %w", err)
 		}
 		pol.Trusted, pol.TrustedFile = cas, p.TrustedCA
@@ -64,70 +69,84 @@ type Before struct {
 }
 
 // Plans resolves a loaded configuration (config.Load or config.Parse: its
-// defaults applied and validated) into one Plan per certificate. It fails
-// on the first certificate that cannot be managed on this machine (an
-// unknown owner, an unreadable trusted-ca), naming it and the key at fault.
+// defaults applied and validated) into one Plan per certificate. It reports
+// every certificate that cannot be managed on this machine (an unknown
+// owner, an unreadable trusted-ca), each naming the file, the certificate
+// and the key at fault, joined.
 func Plans(cfg *config.Config) ([]Plan, error) {
 	stateDir, err := filepath.Abs(cfg.StateDir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: state-dir %s: %w", cfgName(cfg), cfg.StateDir, err)
 	}
-	r := cfg.Renewal
 	out := make([]Plan, 0, len(cfg.Certificates))
+	var errs []error
 	for i, c := range cfg.Certificates {
-		where := fmt.Sprintf("%s: certificates[%d] (%s)", cfgName(cfg), i, c.Name)
-		profile, err := pki.ParseProfile(c.Profile)
+		p, err := plan(cfg, stateDir, c)
 		if err != nil {
-			return nil, fmt.Errorf("%s: profile: %w", where, err)
-		}
-		ratio, before, err := config.ParseRenewBefore(c.RenewBefore)
-		if err != nil {
-			return nil, fmt.Errorf("%s: renew-before: %w", where, err)
-		}
-		p := Plan{
-			Name:       c.Name,
-			Profile:    profile,
-			CommonName: c.CommonName,
-			Hosts:      c.Hosts,
-			KeyType:    c.KeyType,
-			Lifetime:   c.Lifetime,
-			Paths: install.Paths{Cert: c.CertFile, Key: c.KeyFile, CA: c.CAFile,
-				CASource: c.Issuer.Type == config.IssuerLocalCA && samePath(c.CAFile, filepath.Join(cfg.CA.Dir, ca.CertFileName))},
-			Perms: install.Perms{
-				Owner:    c.Owner,
-				Group:    c.Group,
-				KeyMode:  os.FileMode(c.KeyMode),
-				CertMode: os.FileMode(c.CertMode),
-			},
-			Dir:         filepath.Join(stateDir, "certs", c.Name),
-			TrustedCA:   c.TrustedCA,
-			Before:      Before{Ratio: ratio, Duration: before},
-			Jitter:      r.Jitter,
-			JitterShare: jitterShare(processSeed, c.Name, c.Services),
-			RetryMin:    r.RetryMin,
-			RetryMax:    r.RetryMax,
-			Emergency:   r.Emergency,
-			Keep:        r.Generations,
-			Issuer:      c.Issuer,
-			CADir:       cfg.CA.Dir,
-			CA:          cfg.CA,
-		}
-		if _, err := install.New(p.Dir, p.Paths, p.Keep, p.Perms); err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		// The local CA's own file may only appear at the first issue
-		// (ca.create); it is read at every validation anyway.
-		if p.Issuer.Type != config.IssuerLocalCA {
-			if _, err := p.Policy(time.Now()); err != nil {
-				return nil, fmt.Errorf("%s: %w", where, err)
-			}
-		}
-		if _, err := newIssuer(p); err != nil {
-			return nil, fmt.Errorf("%s: issuer: %w", where, err)
+			errs = append(errs, fmt.Errorf("%s: certificates[%d] (%s): %w", cfgName(cfg), i, c.Name, err))
+			continue
 		}
 		out = append(out, p)
 	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	return out, nil
+}
+
+// plan resolves certificate c of cfg; its errors name the key at fault.
+func plan(cfg *config.Config, stateDir string, c config.Certificate) (Plan, error) {
+	profile, err := pki.ParseProfile(c.Profile)
+	if err != nil {
+		return Plan{}, fmt.Errorf("profile: %w", err)
+	}
+	ratio, before, err := config.ParseRenewBefore(c.RenewBefore)
+	if err != nil {
+		return Plan{}, fmt.Errorf("renew-before: %w", err)
+	}
+	r := cfg.Renewal
+	p := Plan{
+		Name:       c.Name,
+		Profile:    profile,
+		CommonName: c.CommonName,
+		Hosts:      c.Hosts,
+		KeyType:    c.KeyType,
+		Lifetime:   c.Lifetime,
+		Paths: install.Paths{Cert: c.CertFile, Key: c.KeyFile, CA: c.CAFile,
+			CASource: c.Issuer.Type == config.IssuerLocalCA && samePath(c.CAFile, filepath.Join(cfg.CA.Dir, ca.CertFileName))},
+		Perms: install.Perms{
+			Owner:    c.Owner,
+			Group:    c.Group,
+			KeyMode:  os.FileMode(c.KeyMode),
+			CertMode: os.FileMode(c.CertMode),
+		},
+		Dir:         filepath.Join(stateDir, "certs", c.Name),
+		TrustedCA:   c.TrustedCA,
+		Before:      Before{Ratio: ratio, Duration: before},
+		Jitter:      r.Jitter,
+		JitterShare: jitterShare(processSeed, c.Name, c.Services),
+		RetryMin:    r.RetryMin,
+		RetryMax:    r.RetryMax,
+		Emergency:   r.Emergency,
+		Keep:        r.Generations,
+		Issuer:      c.Issuer,
+		CADir:       cfg.CA.Dir,
+		CA:          cfg.CA,
+	}
+	if _, err := install.New(p.Dir, p.Paths, p.Keep, p.Perms); err != nil {
+		return Plan{}, err
+	}
+	// The local CA's own file may only appear at the first issue
+	// (ca.create); it is read at every validation anyway.
+	if p.Issuer.Type != config.IssuerLocalCA {
+		if _, err := p.Policy(time.Now()); err != nil {
+			return Plan{}, err
+		}
+	}
+	if _, err := newIssuer(p); err != nil {
+		return Plan{}, fmt.Errorf("issuer: %w", err)
+	}
+	return p, nil
 }
 
 func cfgName(cfg *config.Config) string {

@@ -103,7 +103,8 @@ func (m *Manager) Apply(plans []Plan) error { return m.apply(plans, true) }
 // Alive returns once the manager's lock is free. A manager wedged in a
 // reload or in routing file changes never returns, so the systemd
 // watchdog, which pings only after Alive returns, stops and systemd
-// restarts the daemon.
+// restarts the daemon. A runner waiting on a consumer does not hold the
+// lock and is not caught here.
 func (m *Manager) Alive() {
 	m.mu.Lock()
 	defer m.mu.Unlock()

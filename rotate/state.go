@@ -29,11 +29,12 @@ type CertState struct {
 	// install, consumer, external) or "interrupted".
 	Reason string `json:"reason,omitempty"`
 	// RejectedSerial is the serial consumers last refused. It is never
-	// installed again; a set consumers accept, `renew --force` or a reload
-	// forgets it.
+	// installed again; a set consumers accept (such as one `renew --force`
+	// installs) or a reload forgets it. LastError says what ends it.
 	RejectedSerial string `json:"rejected_serial,omitempty"`
-	// CertFile, KeyFile and CAFile are where the set was last linked, so
-	// a reload that moves them is announced (Sensu's files then follow).
+	// CertFile, KeyFile and CAFile are where consumers last took the set,
+	// so a reload or restart that moved them is announced (Sensu's files
+	// then follow).
 	CertFile string `json:"cert_file,omitempty"`
 	KeyFile  string `json:"key_file,omitempty"`
 	CAFile   string `json:"ca_file,omitempty"`

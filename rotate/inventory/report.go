@@ -46,8 +46,8 @@ func WriteTable(w io.Writer, entries []Entry, now time.Time) error {
 			}
 		}
 		if r := e.Renewal; r != nil && r.Failures > 0 && r.Reason == rotate.FailConsumer && r.RejectedSerial != "" {
-			fmt.Fprintf(w, "%s %s: consumers rejected serial %s (reason %s, %d in a row, last %s ago); it is not installed again and the next renewal is in %s (sensu-tlsd renew %s --force renews now): %s\n",
-				markFail, e.Name, r.RejectedSerial, r.Reason, r.Failures, HumanDuration(now.Sub(r.LastErrorAt)), HumanDuration(r.NextRenewal.Sub(now)), e.Name, r.LastError)
+			fmt.Fprintf(w, "%s %s: consumers rejected serial %s (reason %s, %d in a row, last %s ago); it is not installed again and the next renewal is in %s: %s\n",
+				markFail, e.Name, r.RejectedSerial, r.Reason, r.Failures, HumanDuration(now.Sub(r.LastErrorAt)), HumanDuration(r.NextRenewal.Sub(now)), r.LastError)
 		} else if r != nil && r.Failures > 0 {
 			fmt.Fprintf(w, "%s %s: renewal failing (%d in a row, last %s ago, next try in %s): %s\n", markFail, e.Name,
 				r.Failures, HumanDuration(now.Sub(r.LastErrorAt)), HumanDuration(r.NextRenewal.Sub(now)), r.LastError)

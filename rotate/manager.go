@@ -515,7 +515,7 @@ func (r *runner) candidate(ctx context.Context) (install.Set, *pki.Set, *failure
 		return set, nil, &failure{FailIssue, fmt.Errorf("the issuer returned the certificate already installed (serial %s); whatever renews %s has not run", pki.SerialHex(r.leaf), r.plan.Paths.Cert)}
 	}
 	if err := r.refusedAgain(ps.Leaf()); err != nil {
-		return set, nil, &failure{FailValidate, fmt.Errorf("the issuer returned a set consumers rejected: %w", err)}
+		return set, nil, &failure{FailValidate, fmt.Errorf("issuer: %w", err)}
 	}
 	return set, ps, nil
 }
@@ -745,20 +745,17 @@ func (r *runner) fail(reason string, err error, now time.Time) {
 // returns true when the new content is invalid and the grace period for
 // the replacement to become whole starts.
 func (r *runner) external(ctx context.Context) bool {
-	if set, err := r.store.ReadConfigured(); err == nil && set.Equal(r.known) {
-		return false // our own install, or a rewrite with the same bytes
-	}
+	// Under the lock, an install by another sensu-tlsd process (renew) is
+	// read whole, never half done.
 	unlock, lerr := r.lock()
 	if lerr != nil {
 		r.log.Error("cannot lock the certificate's state directory", "error", lerr)
 		return false
 	}
 	defer unlock()
-	// Read again under the lock: an install by another sensu-tlsd process
-	// (renew) that held it is complete now.
 	set, err := r.store.ReadConfigured()
 	if err == nil && set.Equal(r.known) {
-		return false
+		return false // our own install, or a rewrite with the same bytes
 	}
 	var ps *pki.Set
 	if err == nil {

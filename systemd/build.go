@@ -57,9 +57,8 @@ var presets = map[string]preset{
 // runs, so a config without unit actions never needs D-Bus.
 //
 // Service locks live in STATE-DIR/services, shared with every sensu-tlsd
-// process of that state directory (none when cfg.StateDir is ""); the
-// directory is made and checked here, so one the process cannot write is
-// an error at start.
+// process of that state directory (none when cfg.StateDir is ""); a
+// directory the process cannot use is an error here, at start.
 func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (*Dispatcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -84,7 +83,7 @@ func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) 
 	lockDir := ""
 	if cfg.StateDir != "" && len(services) > 0 {
 		lockDir = filepath.Join(cfg.StateDir, "services")
-		if err := prepareLockDir(lockDir); err != nil {
+		if err := checkLockDir(lockDir); err != nil {
 			errs = append(errs, err)
 		}
 	}

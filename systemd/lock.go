@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -16,27 +17,45 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// prepareLockDir makes dir (STATE-DIR/services) and checks that this
-// process can create lock files in it, so a directory it cannot use stops
-// the daemon at start, not at a rotation. Made by root (an operator's
-// `services act`) it gets the owner of the state directory, the user the
-// daemon runs as (the polkit setup), not root.
-func prepareLockDir(dir string) error {
+// checkLockDir checks, touching nothing, that this process can create
+// lock files in dir (STATE-DIR/services), or create dir, so a directory it
+// cannot use stops the daemon at start, not at a rotation.
+func checkLockDir(dir string) error {
 	me := strconv.Itoa(os.Geteuid())
 	if u, err := user.Current(); err == nil {
 		me = u.Username
 	}
 	fix := fmt.Sprintf("fix: make %s a directory the user sensu-tlsd runs as (%s) can write: chown -R %s: %s, or remove it and sensu-tlsd makes it again", dir, me, me, dir)
+	p := dir
+	fi, err := os.Stat(p)
+	for errors.Is(err, fs.ErrNotExist) && filepath.Dir(p) != p {
+		p = filepath.Dir(p) // dir is made at the first lock: its parent must be writable
+		fi, err = os.Stat(p)
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("service lock directory %s: %w (%s)", dir, err, fix)
+	case !fi.IsDir():
+		return fmt.Errorf("service lock directory %s: %s is not a directory (%s)", dir, p, fix)
+	}
+	if err := unix.Access(p, unix.W_OK|unix.X_OK); err != nil {
+		return fmt.Errorf("service lock directory %s: %s cannot create files in %s: %w (%s)", dir, me, p, err, fix)
+	}
+	return nil
+}
+
+// makeLockDir makes dir at the first lock. Made by root (an operator's
+// `services act`) it gets the owner of the state directory, the user the
+// daemon runs as (the polkit setup), not root.
+func makeLockDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("service lock directory: %w (%s)", err, fix)
+		return err
 	}
 	if os.Geteuid() == 0 {
-		if err := giveToParentOwner(dir); err != nil {
-			return fmt.Errorf("service lock directory %s: %w", dir, err)
-		}
-	}
-	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
-		return fmt.Errorf("service lock directory %s: %s cannot create lock files in it: %w (%s)", dir, me, err, fix)
+		return giveToParentOwner(dir)
 	}
 	return nil
 }
@@ -57,18 +76,22 @@ const unlocked = "acting without the service lock: another sensu-tlsd process ac
 // daemon and `sensu-tlsd services act` (separate processes sharing the
 // state directory) never act on one service at once. It waits for the
 // other holder until ctx ends, the one error it returns. A lock file that
-// cannot be opened (the directory was checked when the services were
-// built) is logged and the action goes ahead unlocked: the lock keeps two
-// processes apart, and is no reason to refuse a certificate. dir "" means
-// no lock.
+// cannot be made or opened (checkLockDir found the directory usable when
+// the services were built) is logged and the action goes ahead unlocked:
+// the lock keeps two processes apart, and is no reason to refuse a
+// certificate. dir "" means no lock.
 func lockService(ctx context.Context, dir, name string, log *slog.Logger) (unlock func(), err error) {
 	if dir == "" {
 		return func() {}, nil
 	}
 	path := filepath.Join(dir, url.PathEscape(name)+".lock")
-	// Read-only is enough for flock, so a lock file another user made
-	// (0644) still works.
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o644)
+	err = makeLockDir(dir)
+	var f *os.File
+	if err == nil {
+		// Read-only is enough for flock, so a lock file another user
+		// made (0644) still works.
+		f, err = os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o644)
+	}
 	if err != nil {
 		log.Error(unlocked, "lock", path, "err", err, "fix", "make "+dir+" writable by the user sensu-tlsd runs as")
 		return func() {}, nil

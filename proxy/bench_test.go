@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"testing"
+	"time"
 )
 
 // BenchmarkAcceptToRelay is one client connection through the proxy from
@@ -55,5 +58,25 @@ func BenchmarkAcceptToRelay(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkAgentBookTurnover fills one listener's agent book and keeps it
+// turning over, each new name evicting the oldest (a client inventing
+// names, or bench/leak.sh), and reports the heap the full book holds.
+func BenchmarkAgentBookTurnover(b *testing.B) {
+	now := time.Now()
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		var book agentBook
+		for i := range 2 * maxAgents {
+			book.record("proxy", AgentHello{Namespace: "default", Name: fmt.Sprintf("churn-%d", i)}, TransportTLS, now)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "MB-heap")
+		runtime.KeepAlive(&book)
 	}
 }

@@ -21,27 +21,27 @@ import (
 // lock files in dir (STATE-DIR/services), or create dir, so a directory it
 // cannot use stops the daemon at start, not at a rotation.
 func checkLockDir(dir string) error {
-	me := strconv.Itoa(os.Geteuid())
-	if u, err := user.Current(); err == nil {
-		me = u.Username
-	}
-	fix := fmt.Sprintf("fix: make %s a directory the user sensu-tlsd runs as (%s) can write: chown -R %s: %s, or remove it and sensu-tlsd makes it again", dir, me, me, dir)
 	p := dir
 	fi, err := os.Stat(p)
 	for errors.Is(err, fs.ErrNotExist) && filepath.Dir(p) != p {
 		p = filepath.Dir(p) // dir is made at the first lock: its parent must be writable
 		fi, err = os.Stat(p)
 	}
-	switch {
-	case err != nil:
-		return fmt.Errorf("service lock directory %s: %w (%s)", dir, err, fix)
-	case !fi.IsDir():
-		return fmt.Errorf("service lock directory %s: %s is not a directory (%s)", dir, p, fix)
+	if err == nil && !fi.IsDir() {
+		err = fmt.Errorf("%s is not a directory", p)
 	}
-	if err := unix.Access(p, unix.W_OK|unix.X_OK); err != nil {
-		return fmt.Errorf("service lock directory %s: %s cannot create files in %s: %w (%s)", dir, me, p, err, fix)
+	if err == nil {
+		err = unix.Access(p, unix.W_OK|unix.X_OK)
 	}
-	return nil
+	if err == nil {
+		return nil
+	}
+	me := strconv.Itoa(os.Geteuid())
+	if u, uerr := user.Current(); uerr == nil {
+		me = u.Username
+	}
+	return fmt.Errorf("service lock directory %s: %s cannot create files in %s: %w (fix: make %s a directory the user sensu-tlsd runs as (%s) can write: "+
+		"chown -R %s: %s, or remove it and sensu-tlsd makes it again)", dir, me, p, err, dir, me, me, dir)
 }
 
 // makeLockDir makes dir at the first lock. Made by root (an operator's

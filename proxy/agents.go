@@ -22,9 +22,9 @@ type AgentSeen struct {
 // maxAgents bounds the agents one listener remembers. Agent names come
 // from clients before any authentication, so without a bound a client
 // inventing names would grow the book without end; this is above the
-// largest Sensu clusters and costs about 22 MB of heap when full
-// (measured with bench/leak.sh and unique names: 100,000 names, +46 MB RSS
-// at the default GOGC).
+// largest Sensu clusters and costs about 30 MB of heap when full of names
+// that keep changing, twice that in RSS at the default GOGC (bench/leak.sh,
+// docs/benchmarks.md).
 const maxAgents = 100_000
 
 // agentBook records the agents a listener has seen, keyed by namespace and

@@ -192,9 +192,9 @@ func buildOptions(spec Spec, m *Metrics, log *slog.Logger) (Options, Files, erro
 		}
 		cfg := serverTLSConfig(policy, src, auth)
 		if spec.Mode == "terminate" {
-			mode = &Terminate{TLS: cfg, Target: spec.Targets[0]}
+			mode = &Terminate{TLS: cfg, Auth: auth, Target: spec.Targets[0]}
 		} else {
-			mode = &Dual{TLS: cfg, Target: spec.Targets[0], AllowPlaintext: spec.AllowPlaintext}
+			mode = &Dual{TLS: cfg, Auth: auth, Target: spec.Targets[0], AllowPlaintext: spec.AllowPlaintext}
 		}
 	case "originate":
 		var certs CertSource

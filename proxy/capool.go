@@ -85,25 +85,47 @@ func (p *CAPool) Watch(ctx context.Context, log *slog.Logger) error {
 // new pool (built once per reload), and session tickets keep working
 // because crypto/tls takes their keys from the original config.
 func followClientCAs(cfg *tls.Config, cas *CAPool) {
-	type derived struct {
-		pool *x509.CertPool
-		cfg  *tls.Config
-	}
 	base := cfg.Clone()
 	first := cas.Pool()
 	cfg.ClientCAs = first
-	var last atomic.Pointer[derived]
+	var derived perPool[*tls.Config]
 	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
 		pool := cas.Pool()
 		if pool == first {
 			return nil, nil
 		}
-		if d := last.Load(); d != nil && d.pool == pool {
-			return d.cfg, nil
+		c, ok := derived.load(pool)
+		if !ok {
+			c = base.Clone()
+			c.ClientCAs = pool
+			derived.store(pool, c)
 		}
-		c := base.Clone()
-		c.ClientCAs = pool
-		last.Store(&derived{pool, c})
 		return c, nil
 	}
+}
+
+// perPool keeps what was derived from the CA bundle in use (TLS configs
+// that verify with it), so it is built once per reload, not once per
+// handshake or connection.
+type perPool[T any] struct {
+	last atomic.Pointer[pooled[T]]
+}
+
+type pooled[T any] struct {
+	pool *x509.CertPool
+	v    T
+}
+
+// load is what was stored for pool, if it is the pool stored last.
+func (p *perPool[T]) load(pool *x509.CertPool) (T, bool) {
+	if d := p.last.Load(); d != nil && d.pool == pool {
+		return d.v, true
+	}
+	var zero T
+	return zero, false
+}
+
+// store keeps v, derived from pool.
+func (p *perPool[T]) store(pool *x509.CertPool, v T) {
+	p.last.Store(&pooled[T]{pool, v})
 }

@@ -60,7 +60,7 @@ func TestCARolloverReachesVerificationWithoutRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ls.Shutdown(context.Background())
-	agents, toBackend := ls.Addrs()[0].String(), ls.Addrs()[1].String()
+	agents, toBackend := listenerAddr(ls, 0).String(), listenerAddr(ls, 1).String()
 
 	newClient := newCA.pair(t, "agent-1", nil, nil)
 	oldClient := oldCA.pair(t, "agent-2", nil, nil)

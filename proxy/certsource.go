@@ -87,12 +87,7 @@ func (s *FileSource) load(certFile, keyFile string) (changed bool, err error) {
 	return true, nil
 }
 
-// Reload re-reads the current paths.
-func (s *FileSource) Reload() error {
-	_, err := s.reload()
-	return err
-}
-
+// reload re-reads the current paths.
 func (s *FileSource) reload() (bool, error) {
 	s.mu.Lock()
 	certFile, keyFile := s.certFile, s.keyFile
@@ -101,8 +96,8 @@ func (s *FileSource) reload() (bool, error) {
 }
 
 // newPendingFileSource is a FileSource for files not issued yet: its
-// handshakes fail until Load or Reload succeeds (the daemon's first
-// issuance publishes a Change that does).
+// handshakes fail until a load succeeds (the daemon's first issuance
+// publishes a Change that does).
 func newPendingFileSource(certFile, keyFile string, log *slog.Logger) *FileSource {
 	if log == nil {
 		log = slog.Default()

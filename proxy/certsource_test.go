@@ -69,7 +69,7 @@ func TestFileSourceKeepsOldPairWhenNewOneIsBroken(t *testing.T) {
 	old := src.Certificate()
 	other, _ := ca.issueBoth(t, false)
 	os.WriteFile(cf, other, 0o644) // certificate of a different key
-	if err := src.Reload(); err == nil {
+	if _, err := src.reload(); err == nil {
 		t.Fatal("a certificate that does not match the key loaded")
 	}
 	if src.Certificate() != old {

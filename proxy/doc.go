@@ -24,5 +24,5 @@
 // settings that would do nothing in its mode. Listeners runs the daemon's
 // listeners and keeps them in step with the config across reloads: a
 // listener whose name, mode and address stay is updated in place
-// (Server.Update) and keeps its sessions.
+// (Server.Update) and keeps the sessions its new settings still admit.
 package proxy

@@ -197,3 +197,10 @@ func writeFile(t testing.TB, path string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// listenerAddr is the address listener i of ls accepts on.
+func listenerAddr(ls *Listeners, i int) net.Addr {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.running[i].ln.Addr()
+}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +21,8 @@ import (
 )
 
 // DefaultDrainTimeout is how long Shutdown lets open connections finish
-// when a listener sets no drain-timeout.
+// when a listener sets no drain-timeout (and `sensu-tlsd proxy` no
+// --drain-timeout).
 const DefaultDrainTimeout = 10 * time.Second
 
 // Listeners keeps the daemon's proxy listeners in step with its config
@@ -37,6 +40,7 @@ type Listeners struct {
 	running []*runningListener // in config order
 	retired []*runningListener // replaced, draining their sessions
 	wg      sync.WaitGroup     // Serve loops and retired drains
+	closed  bool               // Shutdown has begun: Apply binds nothing more
 }
 
 // runningListener is one serving listener and what it was built from.
@@ -99,7 +103,7 @@ func (l *Listeners) plan(cfg *config.Config) ([]planned, error) {
 		if ln.Certificate != "" {
 			c, ok := cfg.Certificate(ln.Certificate)
 			if !ok {
-				return nil, fmt.Errorf("listeners[%d] (%s): certificate %q is not in certificates; name one of the certificates entries", i, ln.Name, ln.Certificate)
+				return nil, fmt.Errorf("%s: certificate %q is not in certificates; name one of the certificates entries", where(cfg, i), ln.Certificate)
 			}
 			cert = *c
 		}
@@ -107,7 +111,7 @@ func (l *Listeners) plan(cfg *config.Config) ([]planned, error) {
 		spec.CertMayBePending = true
 		opt, files, err := buildOptions(spec, l.metrics, l.log)
 		if err != nil {
-			return nil, fmt.Errorf("listeners[%d] (%s): %w", i, ln.Name, err)
+			return nil, fmt.Errorf("%s: %w", where(cfg, i), err)
 		}
 		out = append(out, planned{conf: ln, cert: cert, opt: opt, files: files})
 	}
@@ -124,6 +128,9 @@ func (l *Listeners) plan(cfg *config.Config) ([]planned, error) {
 func (l *Listeners) Apply(_ context.Context, cfg *config.Config) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return errors.New("proxy listeners: shutting down, so the new configuration's listeners are not started")
+	}
 	plan, err := l.plan(cfg)
 	if err != nil {
 		return fmt.Errorf("%w (the running listeners stay)", err)
@@ -158,16 +165,17 @@ func (l *Listeners) Apply(_ context.Context, cfg *config.Config) error {
 			bound[i] = ln
 			continue
 		}
-		err = fmt.Errorf("listeners[%d] (%s): listen %s: %w", i, p.conf.Name, p.conf.Listen, err)
 		for _, b := range bound {
 			if b != nil {
 				b.Close()
 			}
 		}
+		state := "the previous listeners are back"
 		if back := l.reattach(removed); back != nil {
-			return fmt.Errorf("%w; restarting the previous listeners failed too: %v", err, back)
+			state = "restarting the previous listeners failed too: " + back.Error()
 		}
-		return fmt.Errorf("%w (the previous listeners are back)", err)
+		return fmt.Errorf("%s: cannot listen on %s: %w (%s); fix: %s", where(cfg, i), p.conf.Listen, bindCause(err), state,
+			bindFix(err, fmt.Sprintf("listeners[%d].listen", i), p.conf.Listen))
 	}
 	for i, p := range plan {
 		if r := next[i]; r != nil {
@@ -177,7 +185,8 @@ func (l *Listeners) Apply(_ context.Context, cfg *config.Config) error {
 			closed := r.server.Update(p.opt)
 			r.conf, r.cert, r.files = p.conf, p.cert, p.files
 			// Closed sessions are those the listener no longer admits
-			// (plaintext once allow-plaintext is off); their clients
+			// (plaintext once allow-plaintext is off, client certificates
+			// the new client-ca or allow-lists refuse); their clients
 			// reconnect under the new settings.
 			level := slog.LevelInfo
 			if closed > 0 {
@@ -187,12 +196,7 @@ func (l *Listeners) Apply(_ context.Context, cfg *config.Config) error {
 				"address", r.ln.Addr().String(), "closed_sessions", closed)
 			continue
 		}
-		srv, err := New(p.opt)
-		if err != nil { // only without a Mode, which Build always sets
-			bound[i].Close()
-			return fmt.Errorf("listeners[%d] (%s): %w", i, p.conf.Name, err)
-		}
-		next[i] = &runningListener{conf: p.conf, cert: p.cert, server: srv, files: p.files}
+		next[i] = &runningListener{conf: p.conf, cert: p.cert, server: newServer(p.opt), files: p.files}
 		l.serve(next[i], bound[i])
 		l.log.Info("proxy listener serving", "listener", p.conf.Name, "mode", p.conf.Mode, "address", bound[i].Addr().String())
 	}
@@ -246,17 +250,6 @@ func (l *Listeners) retire(r *runningListener) {
 	}()
 }
 
-// Addrs are the addresses the running listeners accept on, in config order.
-func (l *Listeners) Addrs() []net.Addr {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]net.Addr, len(l.running))
-	for i, r := range l.running {
-		out[i] = r.ln.Addr()
-	}
-	return out
-}
-
 // CertificateChanged reloads the certificate of every listener serving the
 // changed managed certificate, and every CA bundle the change rewrote (a
 // client-ca or originate CA that is one of the managed files).
@@ -296,6 +289,7 @@ func (l *Listeners) Agents() []AgentSeen {
 // closed.
 func (l *Listeners) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
+	l.closed = true
 	all := append(slices.Clone(l.running), l.retired...)
 	l.running = nil
 	l.mu.Unlock()
@@ -318,4 +312,37 @@ func (l *Listeners) Shutdown(ctx context.Context) error {
 	wg.Wait()
 	l.wg.Wait()
 	return errors.Join(errs...)
+}
+
+// where names listener i of cfg for errors: the file and the entry.
+func where(cfg *config.Config, i int) string {
+	file := cfg.File
+	if file == "" {
+		file = config.DefaultFile
+	}
+	return fmt.Sprintf("%s: listeners[%d] (%s)", file, i, cfg.Listeners[i].Name)
+}
+
+// bindCause is what the kernel said (bind: address already in use),
+// without the address net.Listen repeats.
+func bindCause(err error) error {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se
+	}
+	return err
+}
+
+// bindFix is what to do about a listen address (config key key) that
+// could not be bound.
+func bindFix(err error, key, addr string) string {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Sprintf("stop what listens on %s (ss -ltnp shows it), or give %s another address", addr, key)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Sprintf("a port below 1024 needs CAP_NET_BIND_SERVICE (add it to the unit in a drop-in), or give %s a port above 1023", key)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return fmt.Sprintf("%s is not an address of this host; give %s one of its addresses, or 0.0.0.0", addr, key)
+	}
+	return fmt.Sprintf("give %s a host:port this host can listen on", key)
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -16,10 +17,10 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
-// TestGroupStartsBeforeIssuanceAndFollowsTheBus: a listener whose
+// TestListenersStartBeforeIssuanceAndFollowTheBus: a listener whose
 // certificate does not exist yet fails handshakes, then serves the pair
 // the first Change announces.
-func TestGroupStartsBeforeIssuanceAndFollowsTheBus(t *testing.T) {
+func TestListenersStartBeforeIssuanceAndFollowTheBus(t *testing.T) {
 	ca := newTestCA(t)
 	dir := t.TempDir()
 	cfg := &config.Config{
@@ -36,7 +37,7 @@ func TestGroupStartsBeforeIssuanceAndFollowsTheBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ls.Shutdown(context.Background())
-	addr := ls.Addrs()[0].String()
+	addr := listenerAddr(ls, 0).String()
 	clientConf := &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"}
 	if c, err := tls.Dial("tcp", addr, clientConf); err == nil {
 		c.Close()
@@ -74,9 +75,10 @@ func TestListenersBadListenerStartsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ls.Shutdown(context.Background())
+	cfg.File = "/etc/sensu/tlsd.yml"
 	err = ls.Apply(context.Background(), cfg)
-	if err == nil || !strings.Contains(err.Error(), `"missing"`) {
-		t.Fatalf("Apply = %v, want an error naming the missing certificate", err)
+	if err == nil || !strings.HasPrefix(err.Error(), `/etc/sensu/tlsd.yml: listeners[1] (bad): certificate "missing" is not in certificates`) {
+		t.Fatalf("Apply = %v, want an error naming the file, the listener and the missing certificate", err)
 	}
 	ln, err := net.Listen("tcp", first)
 	if err != nil {
@@ -175,7 +177,7 @@ func TestListenersUpdateClosesPlaintextKeepsTLS(t *testing.T) {
 	if err := ls.Apply(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	addr := ls.Addrs()[0].String()
+	addr := listenerAddr(ls, 0).String()
 	echo := func(c net.Conn, msg string) error {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := c.Write([]byte(msg)); err != nil {
@@ -205,8 +207,8 @@ func TestListenersUpdateClosesPlaintextKeepsTLS(t *testing.T) {
 	if err := ls.Apply(context.Background(), &enforce); err != nil {
 		t.Fatal(err)
 	}
-	if ls.Addrs()[0].String() != addr {
-		t.Fatalf("the listener moved from %s to %s", addr, ls.Addrs()[0])
+	if listenerAddr(ls, 0).String() != addr {
+		t.Fatalf("the listener moved from %s to %s", addr, listenerAddr(ls, 0))
 	}
 	if err := echo(secure, "GET /again HTTP/1.1\r\n"); err != nil {
 		t.Fatalf("the TLS session did not survive turning plaintext off: %v", err)
@@ -256,9 +258,12 @@ func TestListenersReloadOnBusyPortRestoresPrevious(t *testing.T) {
 	moved := *cfg
 	moved.Listeners = []config.Listener{cfg.Listeners[0]}
 	moved.Listeners[0].Listen = busy.Addr().String()
+	moved.File = "/etc/sensu/tlsd.yml"
 	err = ls.Apply(context.Background(), &moved)
-	if err == nil || !strings.Contains(err.Error(), "address already in use") || !strings.Contains(err.Error(), "the previous listeners are back") {
-		t.Fatalf("Apply on a busy port = %v, want the bind error and the previous listeners back", err)
+	want := fmt.Sprintf("/etc/sensu/tlsd.yml: listeners[0] (api): cannot listen on %[1]s: bind: address already in use (the previous listeners are back); "+
+		"fix: stop what listens on %[1]s (ss -ltnp shows it), or give listeners[0].listen another address", busy.Addr())
+	if err == nil || err.Error() != want {
+		t.Fatalf("Apply on a busy port = %v\nwant %s", err, want)
 	}
 	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
 	if err != nil {
@@ -267,5 +272,123 @@ func TestListenersReloadOnBusyPortRestoresPrevious(t *testing.T) {
 	c.Close()
 	if err := ls.Check(&moved); err != nil {
 		t.Errorf("Check binds nothing, so a busy port is no error there: %v", err)
+	}
+}
+
+// TestListenersUpdateRechecksClientCertificates: narrowing the allow-list,
+// moving client-ca to another CA or turning mTLS on closes the sessions
+// whose client certificate the new settings refuse, and keeps the rest.
+func TestListenersUpdateRechecksClientCertificates(t *testing.T) {
+	ca, other := newTestCA(t), newTestCA(t)
+	dir := t.TempDir()
+	cf, kf := writePairPEM(t, dir, ca, false)
+	caFile, otherFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "other.pem")
+	writeFile(t, caFile, ca.pem)
+	writeFile(t, otherFile, other.pem)
+	probe, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr, target := probe.Addr().String(), echoServer(t)
+	probe.Close()
+	listener := func(clientCA string, allowCN ...string) *config.Config {
+		return &config.Config{
+			Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
+			Listeners: []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{target},
+				Certificate: "backend", ClientCA: clientCA, AllowCN: allowCN}},
+		}
+	}
+	ls, err := NewListeners(prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Shutdown(context.Background())
+	var first *Server
+	apply := func(cfg *config.Config) {
+		t.Helper()
+		if err := ls.Apply(context.Background(), cfg); err != nil {
+			t.Fatal(err)
+		}
+		if s := ls.running[0].server; first == nil {
+			first = s
+		} else if s != first {
+			t.Fatal("the listener was replaced, not updated in place")
+		}
+	}
+	session := func(cn string) net.Conn {
+		t.Helper()
+		conf := &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"}
+		if cn != "" {
+			conf.Certificates = []tls.Certificate{ca.pair(t, cn, nil, nil)}
+		}
+		c, err := tls.Dial("tcp", addr, conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := echoMsg(c, "hello"); err != nil {
+			t.Fatalf("session %q: %v", cn, err)
+		}
+		return c
+	}
+	check := func(step string, alive, closed []net.Conn) {
+		t.Helper()
+		for _, c := range alive {
+			if err := echoMsg(c, step); err != nil {
+				t.Errorf("%s: a session that still passes was closed: %v", step, err)
+			}
+		}
+		for _, c := range closed {
+			if err := echoMsg(c, step); err == nil {
+				t.Errorf("%s: a session the new settings refuse survived", step)
+			}
+		}
+	}
+
+	apply(listener(""))
+	anonymous := session("")
+	apply(listener(caFile, "a", "c"))
+	check("mTLS on", nil, []net.Conn{anonymous})
+	a, c := session("a"), session("c")
+	apply(listener(caFile, "a", "c", "d"))
+	check("allow-cn widened", []net.Conn{a, c}, nil)
+	apply(listener(caFile, "a"))
+	check("allow-cn narrowed", []net.Conn{a}, []net.Conn{c})
+	apply(listener(otherFile, "a"))
+	check("client-ca moved to another CA", nil, []net.Conn{a})
+}
+
+// echoMsg sends msg and reads it back within 5 seconds.
+func echoMsg(c net.Conn, msg string) error {
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(c, make([]byte, len(msg)))
+	return err
+}
+
+// TestListenersApplyAfterShutdownBindsNothing: a reload that arrives
+// during or after Shutdown starts no listener nothing would close.
+func TestListenersApplyAfterShutdownBindsNothing(t *testing.T) {
+	ca := newTestCA(t)
+	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
+	probe, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := probe.Addr().String()
+	probe.Close()
+	cfg := &config.Config{
+		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
+		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{echoServer(t)}, Certificate: "backend"}},
+	}
+	ls, err := NewListeners(prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Apply(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "shutting down") {
+		t.Fatalf("Apply after Shutdown = %v, want a refusal", err)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("a listener accepts on %s after Shutdown", addr)
 	}
 }

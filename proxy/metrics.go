@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"fmt"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -35,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "bytes_total", Help: "Bytes relayed, by direction (client_to_target, target_to_client)."}, []string{"listener", "direction"}),
 		agents: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "agents_seen", Help: "Distinct Sensu agents seen since start (the 100,000 seen most recently), by the transport of their last connection."}, []string{"listener", "transport"}),
+			Name: "agents_seen", Help: fmt.Sprintf("Distinct Sensu agents seen since start (the %d seen most recently), by the transport of their last connection.", maxAgents)}, []string{"listener", "transport"}),
 	}
 	for _, c := range []prometheus.Collector{m.open, m.total, m.refused, m.handshakeFailures, m.targetFailures, m.bytes, m.agents} {
 		if err := reg.Register(c); err != nil {

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -25,35 +24,40 @@ type Mode interface {
 	// to the handshake timeout. It returns the stream to relay (a
 	// *tls.Conn over a *gatedConn, or conn itself) and how the client
 	// came in.
-	Accept(conn *net.TCPConn) (net.Conn, Transport, error)
-	// Admit says whether a client that came in on t may be relayed. The
-	// Server asks again when the listener is updated in place and closes
-	// the sessions the new Mode no longer admits.
-	Admit(t Transport) error
+	Accept(conn *net.TCPConn) (net.Conn, Peer, error)
+	// Admit says whether a client that another Mode accepted may stay:
+	// the Server asks when the listener is updated in place (a client
+	// accepted by this Mode has passed it already) and closes the
+	// sessions the new Mode refuses.
+	Admit(p Peer) error
 	// Dial opens the target side, giving each target it tries up to
 	// timeout, and reports every target that failed on the way (also
-	// those a fail-over recovered). It gives up when ctx ends.
+	// those a fail-over recovered). Once ctx has ended it tries no further
+	// target; the dial under way runs to its timeout, since a context
+	// derived from ctx would register with it, under its lock, for every
+	// connection.
 	Dial(ctx context.Context, timeout time.Duration, failed func(*TargetError)) (net.Conn, error)
 }
 
 // Terminate accepts TLS and forwards plaintext to Target.
 type Terminate struct {
-	TLS    *tls.Config // from ServerTLS
+	TLS    *tls.Config // from serverTLSConfig
+	Auth   *ClientAuth // the mTLS TLS enforces; nil without
 	Target string
 	Dialer net.Dialer
 }
 
 // Accept implements Mode.
-func (m *Terminate) Accept(conn *net.TCPConn) (net.Conn, Transport, error) {
+func (m *Terminate) Accept(conn *net.TCPConn) (net.Conn, Peer, error) {
 	return serverHandshake(conn, m.TLS)
 }
 
-// Admit implements Mode: every client that completed the handshake.
-func (m *Terminate) Admit(Transport) error { return nil }
+// Admit implements Mode: a TLS client whose certificate Auth takes.
+func (m *Terminate) Admit(p Peer) error { return m.Auth.admits(p) }
 
 // Dial implements Mode.
-func (m *Terminate) Dial(ctx context.Context, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
-	return dialPlain(ctx, &m.Dialer, m.Target, timeout, failed)
+func (m *Terminate) Dial(_ context.Context, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
+	return dialPlain(&m.Dialer, m.Target, timeout, failed)
 }
 
 // Target orders for Originate.
@@ -70,7 +74,7 @@ const targetHoldDown = 10 * time.Second
 // Originate accepts plaintext and forwards TLS to the first of Targets
 // that connects and verifies.
 type Originate struct {
-	TLS *tls.Config // from ClientTLS; ServerName is set per target
+	TLS *tls.Config // from clientTLSConfig; ServerName is set per target
 	// Roots, when set, verifies the targets with its current bundle in
 	// place of TLS.RootCAs, so a CA rollover needs no restart.
 	Roots   *CAPool
@@ -83,57 +87,41 @@ type Originate struct {
 	Spread bool
 	Dialer net.Dialer
 
-	next    atomic.Uint64                    // round-robin start, for Spread
-	configs atomic.Pointer[originateConfigs] // per-target TLS configs
-	mu      sync.Mutex                       // guards downTil
-	downTil map[string]time.Time             // targets held down after a failure
-}
-
-// originateConfigs are the per-target client configs derived from TLS for
-// one roots bundle, built once per CA reload rather than per connection.
-type originateConfigs struct {
-	roots  *x509.CertPool
-	target []*tls.Config
+	next    atomic.Uint64          // round-robin start, for Spread
+	configs perPool[[]*tls.Config] // per-target client configs, by roots bundle
+	once    sync.Once              // makes downTil
+	downTil []atomic.Int64         // by target: held down until (unix ns), 0 when up
 }
 
 // Accept implements Mode.
-func (m *Originate) Accept(conn *net.TCPConn) (net.Conn, Transport, error) {
-	return conn, TransportPlaintext, nil
+func (m *Originate) Accept(conn *net.TCPConn) (net.Conn, Peer, error) {
+	return conn, Peer{Transport: TransportPlaintext}, nil
 }
 
 // Admit implements Mode: every plaintext client.
-func (m *Originate) Admit(Transport) error { return nil }
+func (m *Originate) Admit(Peer) error { return nil }
 
 // Dial implements Mode: targets are tried in order (from the next one in
 // turn with Spread), skipping those that failed within targetHoldDown;
 // when all of those fail too, the held-down ones get their chance.
 func (m *Originate) Dial(ctx context.Context, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
+	m.once.Do(func() { m.downTil = make([]atomic.Int64, len(m.Targets)) })
 	n := len(m.Targets)
 	start := 0
 	if m.Spread {
 		start = int((m.next.Add(1) - 1) % uint64(n))
 	}
-	now := time.Now()
+	now := time.Now().UnixNano()
 	var errs []error
-	var held []int
-	try := func(i int) net.Conn {
-		c, err := m.dialOne(ctx, i, timeout)
-		m.note(m.Targets[i], err)
-		if err == nil {
-			return c
-		}
-		te := &TargetError{Target: m.Targets[i], Err: err}
-		failed(te)
-		errs = append(errs, te)
-		return nil
-	}
+	var heldBuf [8]int
+	held := heldBuf[:0]
 	for k := range n {
 		i := (start + k) % n
-		if m.heldDown(m.Targets[i], now) {
+		if m.downTil[i].Load() > now {
 			held = append(held, i)
 			continue
 		}
-		if c := try(i); c != nil {
+		if c := m.try(i, timeout, failed, &errs); c != nil {
 			return c, nil
 		}
 		if ctx.Err() != nil {
@@ -141,7 +129,7 @@ func (m *Originate) Dial(ctx context.Context, timeout time.Duration, failed func
 		}
 	}
 	for _, i := range held {
-		if c := try(i); c != nil {
+		if c := m.try(i, timeout, failed, &errs); c != nil {
 			return c, nil
 		}
 		if ctx.Err() != nil {
@@ -151,25 +139,21 @@ func (m *Originate) Dial(ctx context.Context, timeout time.Duration, failed func
 	return nil, errors.Join(errs...)
 }
 
-func (m *Originate) heldDown(target string, now time.Time) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return now.Before(m.downTil[target])
-}
-
-// note holds target down after a failure and lifts that on a success.
-func (m *Originate) note(target string, err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	switch {
-	case err != nil:
-		if m.downTil == nil {
-			m.downTil = make(map[string]time.Time)
+// try dials target i and holds it down after a failure (lifted by a
+// success), which it reports and adds to errs.
+func (m *Originate) try(i int, timeout time.Duration, failed func(*TargetError), errs *[]error) net.Conn {
+	c, err := m.dialOne(i, timeout)
+	if err == nil {
+		if m.downTil[i].Load() != 0 {
+			m.downTil[i].Store(0)
 		}
-		m.downTil[target] = time.Now().Add(targetHoldDown)
-	case m.downTil != nil:
-		delete(m.downTil, target)
+		return c
 	}
+	m.downTil[i].Store(time.Now().Add(targetHoldDown).UnixNano())
+	te := &TargetError{Target: m.Targets[i], Err: err}
+	failed(te)
+	*errs = append(*errs, te)
+	return nil
 }
 
 // config is target i's client config for the current roots.
@@ -178,9 +162,9 @@ func (m *Originate) config(i int) *tls.Config {
 	if m.Roots != nil {
 		roots = m.Roots.Pool()
 	}
-	cs := m.configs.Load()
-	if cs == nil || cs.roots != roots {
-		cs = &originateConfigs{roots: roots, target: make([]*tls.Config, len(m.Targets))}
+	cs, ok := m.configs.load(roots)
+	if !ok {
+		cs = make([]*tls.Config, len(m.Targets))
 		for j, target := range m.Targets {
 			c := m.TLS.Clone()
 			c.RootCAs = roots
@@ -188,23 +172,20 @@ func (m *Originate) config(i int) *tls.Config {
 			if c.ServerName == "" {
 				c.ServerName, _, _ = net.SplitHostPort(target)
 			}
-			cs.target[j] = c
+			cs[j] = c
 		}
-		m.configs.Store(cs)
+		m.configs.store(roots, cs)
 	}
-	return cs.target[i]
+	return cs[i]
 }
 
-func (m *Originate) dialOne(ctx context.Context, i int, timeout time.Duration) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	raw, err := m.Dialer.DialContext(ctx, "tcp", m.Targets[i])
+func (m *Originate) dialOne(i int, timeout time.Duration) (net.Conn, error) {
+	deadline := time.Now().Add(timeout)
+	tcp, err := dialTCP(&m.Dialer, m.Targets[i], deadline)
 	if err != nil {
 		return nil, err
 	}
-	tcp := raw.(*net.TCPConn)
-	d, _ := ctx.Deadline()
-	tcp.SetDeadline(d)
+	tcp.SetDeadline(deadline)
 	tc := tls.Client(&gatedConn{TCPConn: tcp}, m.config(i))
 	if err := tc.Handshake(); err != nil {
 		tcp.Close()
@@ -219,6 +200,7 @@ func (m *Originate) dialOne(ctx context.Context, i int, timeout time.Duration) (
 // port: agents move to wss one by one and the metrics show who has not.
 type Dual struct {
 	TLS            *tls.Config
+	Auth           *ClientAuth // the mTLS TLS enforces; nil without
 	Target         string
 	AllowPlaintext bool
 	Dialer         net.Dialer
@@ -237,37 +219,42 @@ const plaintextRefusal = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r
 
 // Accept implements Mode. The first bytes are peeked, not read, so the
 // TLS stack or the target sees the connection from its first byte.
-func (m *Dual) Accept(conn *net.TCPConn) (net.Conn, Transport, error) {
+func (m *Dual) Accept(conn *net.TCPConn) (net.Conn, Peer, error) {
 	first, err := peekFirst(conn)
 	if err != nil {
-		return nil, "", err
+		return nil, Peer{}, err
 	}
 	switch Sniff(first) {
 	case ProtocolTLS:
 		return serverHandshake(conn, m.TLS)
 	case ProtocolHTTP:
-		if err := m.Admit(TransportPlaintext); err != nil {
+		plain := Peer{Transport: TransportPlaintext}
+		if err := m.Admit(plain); err != nil {
 			conn.SetWriteDeadline(time.Now().Add(time.Second))
 			conn.Write([]byte(plaintextRefusal))
-			return nil, TransportPlaintext, err
+			return nil, plain, err
 		}
-		return conn, TransportPlaintext, nil
+		return conn, plain, nil
 	default:
-		return nil, "", errUnknownProtocol
+		return nil, Peer{}, errUnknownProtocol
 	}
 }
 
-// Admit implements Mode: TLS always, plaintext while AllowPlaintext.
-func (m *Dual) Admit(t Transport) error {
-	if t == TransportPlaintext && !m.AllowPlaintext {
-		return ErrPlaintextRefused
+// Admit implements Mode: plaintext while AllowPlaintext, TLS when Auth
+// takes the client's certificate.
+func (m *Dual) Admit(p Peer) error {
+	if p.Transport == TransportPlaintext {
+		if !m.AllowPlaintext {
+			return ErrPlaintextRefused
+		}
+		return nil
 	}
-	return nil
+	return m.Auth.admits(p)
 }
 
 // Dial implements Mode.
-func (m *Dual) Dial(ctx context.Context, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
-	return dialPlain(ctx, &m.Dialer, m.Target, timeout, failed)
+func (m *Dual) Dial(_ context.Context, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
+	return dialPlain(&m.Dialer, m.Target, timeout, failed)
 }
 
 // TargetError is a failed connection to one target.
@@ -279,16 +266,27 @@ type TargetError struct {
 func (e *TargetError) Error() string { return "target " + e.Target + ": " + e.Err.Error() }
 func (e *TargetError) Unwrap() error { return e.Err }
 
-func dialPlain(ctx context.Context, d *net.Dialer, target string, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	c, err := d.DialContext(ctx, "tcp", target)
+func dialPlain(d *net.Dialer, target string, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
+	c, err := dialTCP(d, target, time.Now().Add(timeout))
 	if err != nil {
 		te := &TargetError{Target: target, Err: err}
 		failed(te)
 		return nil, te
 	}
 	return c, nil
+}
+
+// dialTCP connects to target by deadline, under a context of its own: one
+// derived from the server's would register with that shared parent, under
+// its lock, on every dial.
+func dialTCP(d *net.Dialer, target string, deadline time.Time) (*net.TCPConn, error) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", target)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
 }
 
 // peekFirst waits for the client's first bytes and returns up to sniffLen
@@ -320,14 +318,18 @@ func peekFirst(c *net.TCPConn) ([]byte, error) {
 // than a context, which would cost a watcher goroutine per handshake. A
 // failure wraps the tls.AlertError the server sent, when it went out in
 // the clear, so the reason can be told from the alert, not the message.
-func serverHandshake(conn *net.TCPConn, cfg *tls.Config) (net.Conn, Transport, error) {
+func serverHandshake(conn *net.TCPConn, cfg *tls.Config) (net.Conn, Peer, error) {
 	g := &gatedConn{TCPConn: conn}
 	tc := tls.Server(g, cfg)
+	p := Peer{Transport: TransportTLS}
 	if err := tc.Handshake(); err != nil {
 		if a, ok := g.sentAlert(); ok {
 			err = fmt.Errorf("%w%.0w", err, a)
 		}
-		return nil, TransportTLS, err
+		return nil, p, err
 	}
-	return tc, TransportTLS, nil
+	if cfg.ClientAuth != tls.NoClientCert {
+		p.Chain = tc.ConnectionState().PeerCertificates
+	}
+	return tc, p, nil
 }

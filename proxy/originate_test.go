@@ -5,17 +5,18 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sensu-tlsd/sensu-tlsd/proxy/proxytest"
 )
 
 // tlsEchoTarget is a TLS echo server with a certificate for 127.0.0.1
 // that counts the connections it accepted.
-func tlsEchoTarget(t *testing.T, ca *testCA) (string, *atomic.Int64) {
+func tlsEchoTarget(t testing.TB, ca *testCA) (string, *atomic.Int64) {
 	t.Helper()
 	pair := ca.pair(t, "backend", []string{"127.0.0.1"}, nil)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
@@ -35,39 +36,6 @@ func tlsEchoTarget(t *testing.T, ca *testCA) (string, *atomic.Int64) {
 		}
 	}()
 	return ln.Addr().String(), &n
-}
-
-// blackhole is a loopback address whose SYNs are dropped: a listener with
-// a backlog of one that never accepts, its queue already full. A dial to
-// it hangs until its timeout, like a cluster member that is powered off.
-func blackhole(t testing.TB) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := (&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}).String()
-	fill, err := net.Dial("tcp", addr) // takes the one place in the accept queue
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fill.Close() })
-	if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-		c.Close()
-		t.Fatalf("the kernel accepted a second connection on a full backlog-0 listener %s; the blackhole does not hold here", addr)
-	}
-	return addr
 }
 
 func echoOnce(t *testing.T, addr string) time.Duration {
@@ -93,7 +61,7 @@ func echoOnce(t *testing.T, addr string) time.Duration {
 func TestOriginateFailsOverPastABlackholedTarget(t *testing.T) {
 	ca := newTestCA(t)
 	good, _ := tlsEchoTarget(t, ca)
-	dead := blackhole(t)
+	dead := proxytest.Blackhole(t)
 	m, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

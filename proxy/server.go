@@ -79,7 +79,8 @@ type Server struct {
 	draining atomic.Bool
 	now      atomic.Int64 // coarse clock (unix ns) for idle tracking, ticked by the sweeper
 	wg       sync.WaitGroup
-	// cut ends target dials still running when Shutdown's deadline passes.
+	// cut ends when Shutdown's deadline passes: connections still dialing
+	// try no further target.
 	cut    context.Context
 	cutAll context.CancelFunc
 
@@ -92,8 +93,11 @@ type Server struct {
 
 // proxiedConn is one client connection and, once dialed, its target.
 type proxiedConn struct {
-	client     *net.TCPConn
-	transport  Transport // set under Server.mu once the client side is done
+	client *net.TCPConn
+	// peer is how the client came in, written once before admitted is set
+	// (and read only after it is).
+	peer       Peer
+	admitted   atomic.Bool
 	target     atomic.Pointer[net.TCPConn]
 	relay      atomic.Pointer[relayConn] // set once relaying
 	lastActive atomic.Int64
@@ -114,7 +118,6 @@ func New(opt Options) (*Server, error) {
 	if opt.Mode == nil {
 		return nil, errors.New("proxy: no mode")
 	}
-	opt = opt.withDefaults()
 	if opt.Metrics == nil {
 		m, err := NewMetrics(prometheus.NewRegistry())
 		if err != nil {
@@ -122,6 +125,12 @@ func New(opt Options) (*Server, error) {
 		}
 		opt.Metrics = m
 	}
+	return newServer(opt), nil
+}
+
+// newServer is New for Options with a Mode and Metrics.
+func newServer(opt Options) *Server {
+	opt = opt.withDefaults()
 	s := &Server{
 		name:      opt.Name,
 		log:       opt.Log,
@@ -133,43 +142,53 @@ func New(opt Options) (*Server, error) {
 	s.cut, s.cutAll = context.WithCancel(context.Background())
 	s.opt.Store(&opt)
 	s.now.Store(time.Now().UnixNano())
-	return s, nil
+	return s
 }
 
 // Update moves a running server onto opt's Mode, limits and timeouts
 // (Name, ParkAfter, Metrics and Log stay): new connections get them at
-// once, open sessions keep relaying, except those whose transport the new
-// Mode no longer admits (plaintext on a dual listener that stopped
-// allowing it), which are closed. It returns how many it closed.
+// once, open sessions keep relaying, except those the new Mode no longer
+// admits, which are closed: plaintext on a dual listener that stopped
+// allowing it, and TLS clients whose certificate the new client CA or
+// allow-lists refuse (or that have none, once mTLS is on). It returns how
+// many it closed.
 func (s *Server) Update(opt Options) int {
 	cur := s.options()
 	opt = opt.withDefaults()
 	opt.Name, opt.ParkAfter, opt.Metrics, opt.Log = cur.Name, cur.ParkAfter, cur.Metrics, cur.Log
-	var refused []*proxiedConn
-	s.mu.Lock()
 	s.opt.Store(&opt)
+	s.mu.Lock()
+	admitted := make([]*proxiedConn, 0, len(s.conns))
 	for pc := range s.conns {
-		if pc.transport != "" && opt.Mode.Admit(pc.transport) != nil {
-			refused = append(refused, pc)
+		if pc.admitted.Load() {
+			admitted = append(admitted, pc)
 		}
 	}
 	s.mu.Unlock()
-	for _, pc := range refused {
-		pc.close()
+	// Checked outside s.mu: verifying many client chains takes a while.
+	closed := 0
+	for _, pc := range admitted {
+		if opt.Mode.Admit(pc.peer) != nil {
+			pc.close()
+			closed++
+		}
 	}
-	return len(refused)
+	return closed
 }
 
 func (s *Server) options() *Options { return s.opt.Load() }
 
-// admit records how pc's client came in and checks the Mode in effect
-// now still takes it; under s.mu, so an Update either sees the transport
-// or is seen here.
-func (s *Server) admit(pc *proxiedConn, t Transport) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	pc.transport = t
-	return s.options().Mode.Admit(t)
+// admit publishes how pc's client came in and, when an Update replaced the
+// Options it was accepted under, checks it against the new Mode. Update
+// stores its Options before it reads the published peers, so every client
+// is checked by one side or the other, with no lock on this path.
+func (s *Server) admit(pc *proxiedConn, p Peer, accepted *Options) error {
+	pc.peer = p
+	pc.admitted.Store(true)
+	if now := s.options(); now != accepted {
+		return now.Mode.Admit(p)
+	}
+	return nil
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -202,8 +221,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			// Out of file descriptors and the like: keep serving
 			// open connections and retry, as net/http does.
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			if isTimeout(err) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.log.Warn("accept failed; retrying", "listener", s.name, "err", err, "in", backoff)
 				time.Sleep(backoff)
@@ -247,9 +265,9 @@ func (s *Server) handle(client *net.TCPConn) {
 	pc := &proxiedConn{client: client}
 	s.track(pc)
 	client.SetDeadline(time.Now().Add(opt.HandshakeTimeout))
-	cconn, transport, err := opt.Mode.Accept(client)
+	cconn, peer, err := opt.Mode.Accept(client)
 	if err == nil {
-		err = s.admit(pc, transport)
+		err = s.admit(pc, peer, opt)
 	}
 	if err != nil {
 		reason := handshakeReason(err)
@@ -263,15 +281,14 @@ func (s *Server) handle(client *net.TCPConn) {
 		read, headLen, err := readRequestHead(cconn)
 		// A head still incomplete at the handshake timeout is a slowloris,
 		// not a client to relay; one that ended early is passed on as is.
-		var ne net.Error
-		if err != nil && (len(read) == 0 || errors.As(err, &ne) && ne.Timeout()) {
+		if err != nil && (len(read) == 0 || isTimeout(err)) {
 			s.m.handshakeFailed(handshakeReason(err))
 			s.end(pc)
 			return
 		}
 		if headLen > 0 {
 			if h, err := ParseAgentHello(read[:headLen]); err == nil {
-				tlsN, plainN := s.agents.record(s.name, h, transport, time.Now())
+				tlsN, plainN := s.agents.record(s.name, h, peer.Transport, time.Now())
 				s.m.agentsSeen(TransportTLS, tlsN)
 				s.m.agentsSeen(TransportPlaintext, plainN)
 			}
@@ -291,7 +308,7 @@ func (s *Server) handle(client *net.TCPConn) {
 		s.end(pc)
 		return
 	}
-	if transport == TransportTLS {
+	if peer.Transport == TransportTLS {
 		s.m.totalTLS.Inc()
 	} else {
 		s.m.totalPlain.Inc()
@@ -427,8 +444,8 @@ func (s *Server) Open() int { return int(s.open.Load()) }
 func (s *Server) Agents() []AgentSeen { return s.agents.snapshot() }
 
 // Shutdown stops accepting, lets open connections finish until ctx ends,
-// then closes the rest. It returns ctx's error when it had to cut
-// connections.
+// then closes the rest (a target dial under way still runs to its dial
+// timeout). It returns ctx's error when it had to cut connections.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.draining.Swap(true) {
@@ -457,6 +474,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 		return ctx.Err()
 	}
+}
+
+// isTimeout reports a deadline that passed; its error target escapes, so
+// it is called only once there is an error.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // errNoClientCertificate fails a handshake on an mTLS listener whose

@@ -61,6 +61,38 @@ type AllowList struct {
 	URI []string
 }
 
+// permits is the check of every handshake, after crypto/tls verified the
+// chain: there is a certificate, and it is on the allow-list.
+func (a *ClientAuth) permits(chain []*x509.Certificate) error {
+	switch {
+	case len(chain) == 0:
+		return errNoClientCertificate
+	case !a.Allow.Permits(chain[0]):
+		return ErrClientNotAllowed
+	}
+	return nil
+}
+
+// admits checks a TLS client accepted under another configuration: it
+// needs a certificate on the allow-list that chains to the bundle in use,
+// as a handshake now would. A nil ClientAuth (no mTLS) admits every one.
+func (a *ClientAuth) admits(p Peer) error {
+	if a == nil {
+		return nil
+	}
+	if err := a.permits(p.Chain); err != nil {
+		return err
+	}
+	opts := x509.VerifyOptions{Roots: a.CAs.Pool(), Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	for _, c := range p.Chain[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	if _, err := p.Chain[0].Verify(opts); err != nil {
+		return &tls.CertificateVerificationError{UnverifiedCertificates: p.Chain, Err: err}
+	}
+	return nil
+}
+
 // ErrClientNotAllowed is the handshake error for a client certificate that
 // verifies but is on no allow-list.
 var ErrClientNotAllowed = errors.New("client certificate is not on the allow-list")
@@ -111,16 +143,7 @@ func serverTLSConfig(p Policy, certs CertSource, auth *ClientAuth) *tls.Config {
 	}
 	if auth != nil {
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven
-		allow := auth.Allow
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			switch {
-			case len(cs.PeerCertificates) == 0:
-				return errNoClientCertificate
-			case !allow.Permits(cs.PeerCertificates[0]):
-				return ErrClientNotAllowed
-			}
-			return nil
-		}
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return auth.permits(cs.PeerCertificates) }
 		followClientCAs(cfg, auth.CAs)
 	}
 	return cfg

@@ -57,7 +57,8 @@ var presets = map[string]preset{
 // runs, so a config without unit actions never needs D-Bus.
 //
 // Service locks live in STATE-DIR/services, shared with every sensu-tlsd
-// process of that state directory (none when cfg.StateDir is "").
+// process of that state directory (none when cfg.StateDir is ""); a
+// directory the process cannot use is an error here, at start.
 func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (*Dispatcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -67,21 +68,24 @@ func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) 
 	var errs []error
 	for i, sc := range cfg.Services {
 		s, err := serviceFromConfig(sc, cfg.Sensu, sd)
-		if err != nil {
+		switch {
+		case err != nil:
 			// Reported with the rest; the name stays defined so the
 			// routes to it are checked, not reported as undefined.
 			errs = append(errs, fmt.Errorf("services[%d] (%s): %w", i, sc.Name, err))
 			s = &Service{Name: sc.Name}
-		}
-		if len(s.Health.Checks) == 0 && sc.Preset == "" && sc.Action != "none" {
+		case len(s.Health.Checks) == 0 && sc.Preset == "" && sc.Action != "none":
 			log.Warn("service has no health check: an action is not verified and a certificate it cannot use is not rolled back",
 				"service", sc.Name, "fix", fmt.Sprintf("add health.url, health.tls or health.tcp to services[%d]", i))
 		}
 		services = append(services, s)
 	}
 	lockDir := ""
-	if cfg.StateDir != "" {
+	if cfg.StateDir != "" && len(services) > 0 {
 		lockDir = filepath.Join(cfg.StateDir, "services")
+		if err := checkLockDir(lockDir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	routes := map[string][]string{}
 	for _, c := range cfg.Certificates {

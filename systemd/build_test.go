@@ -62,6 +62,21 @@ func TestGenericServiceWithoutHealthIsWarnedAbout(t *testing.T) {
 	}
 }
 
+// TestBrokenServiceIsNotAlsoWarnedAboutHealth: a service whose config is
+// refused gets that error alone, not a health warning about the
+// placeholder kept for its routes.
+func TestBrokenServiceIsNotAlsoWarnedAboutHealth(t *testing.T) {
+	var out bytes.Buffer
+	_, err := FromConfig(&config.Config{Services: []config.Service{{Name: "x", Unit: "nginx.service", Action: "restrat"}}},
+		slog.New(slog.NewTextHandler(&out, nil)), nil)
+	if err == nil || !strings.Contains(err.Error(), `key action: unknown "restrat"`) {
+		t.Fatalf("FromConfig = %v, want the unknown action", err)
+	}
+	if out.Len() != 0 {
+		t.Fatalf("the refused service was also logged:\n%s", out.String())
+	}
+}
+
 // TestServicesListsTheChecksAnActionWaitsFor: the sensu-backend preset's
 // checks come from backend.yml, the agent's default and a generic
 // service's from its health block.

@@ -176,23 +176,22 @@ func (r *serviceRunner) run(br *batchRun) {
 	// one action after it, not one each.
 	r.running.Lock()
 	defer r.running.Unlock()
-	unlock, err := r.lock(context.Background())
+	// With no deadline the lock waits as long as the other process acts,
+	// and waiting is all that can fail.
+	unlock, _ := r.lock(context.Background())
+	defer unlock()
 	r.mu.Lock()
 	r.pending = nil
 	batch := br.batch
 	r.mu.Unlock()
-	if err != nil {
-		br.err = fmt.Errorf("service %s: %w", r.svc.Name, err)
-		return
-	}
-	defer unlock()
 
 	r.d.slots <- struct{}{}
 	defer func() { <-r.d.slots }()
 	br.err = r.act(context.Background(), batch)
 }
 
-// lock takes the service's lock file; the caller holds r.running.
+// lock takes the service's lock file; the caller holds r.running. It
+// fails only when ctx ends while another process holds the lock.
 func (r *serviceRunner) lock(ctx context.Context) (func(), error) {
 	return lockService(ctx, r.d.lockDir, r.svc.Name, r.d.log.With("service", r.svc.Name))
 }

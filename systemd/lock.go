@@ -4,29 +4,102 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
+
+// checkLockDir checks, touching nothing, that this process can create
+// lock files in dir (STATE-DIR/services), or create dir, so a directory it
+// cannot use stops the daemon at start, not at a rotation.
+func checkLockDir(dir string) error {
+	p := dir
+	fi, err := os.Stat(p)
+	for errors.Is(err, fs.ErrNotExist) && filepath.Dir(p) != p {
+		p = filepath.Dir(p) // dir is made at the first lock: its parent must be writable
+		fi, err = os.Stat(p)
+	}
+	if err == nil && !fi.IsDir() {
+		err = fmt.Errorf("%s is not a directory", p)
+	}
+	if err == nil {
+		err = unix.Access(p, unix.W_OK|unix.X_OK)
+	}
+	if err == nil {
+		return nil
+	}
+	me := strconv.Itoa(os.Geteuid())
+	if u, uerr := user.Current(); uerr == nil {
+		me = u.Username
+	}
+	return fmt.Errorf("service lock directory %s: %s cannot create files in %s: %w (fix: make %s a directory the user sensu-tlsd runs as (%s) can write: "+
+		"chown -R %s: %s, or remove it and sensu-tlsd makes it again)", dir, me, p, err, dir, me, me, dir)
+}
+
+// makeLockDir makes dir at the first lock. Made by root (an operator's
+// `services act`) it gets the owner of the state directory, the user the
+// daemon runs as (the polkit setup), not root.
+func makeLockDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if os.Geteuid() == 0 {
+		return giveToParentOwner(dir)
+	}
+	return nil
+}
+
+// giveToParentOwner gives path the owner and group of its directory.
+func giveToParentOwner(path string) error {
+	fi, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return os.Lchown(path, int(st.Uid), int(st.Gid))
+}
+
+const unlocked = "acting without the service lock: another sensu-tlsd process acting on this service at the same time is not kept apart"
 
 // lockService takes an exclusive flock(2) on DIR/NAME.lock, so that the
 // daemon and `sensu-tlsd services act` (separate processes sharing the
 // state directory) never act on one service at once. It waits for the
-// other holder until ctx ends; dir "" means no lock.
+// other holder until ctx ends, the one error it returns. A lock file that
+// cannot be made or opened (checkLockDir found the directory usable when
+// the services were built) is logged and the action goes ahead unlocked:
+// the lock keeps two processes apart, and is no reason to refuse a
+// certificate. dir "" means no lock.
 func lockService(ctx context.Context, dir, name string, log *slog.Logger) (unlock func(), err error) {
 	if dir == "" {
 		return func() {}, nil
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("service lock: %w (fix: make the state directory writable by sensu-tlsd, or run as the user the daemon runs as)", err)
-	}
 	path := filepath.Join(dir, url.PathEscape(name)+".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	err = makeLockDir(dir)
+	var f *os.File
+	if err == nil {
+		// Read-only is enough for flock, so a lock file another user
+		// made (0644) still works.
+		f, err = os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o644)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("service lock: %w (fix: make the state directory writable by sensu-tlsd, or run as the user the daemon runs as)", err)
+		log.Error(unlocked, "lock", path, "err", err, "fix", "make "+dir+" writable by the user sensu-tlsd runs as")
+		return func() {}, nil
+	}
+	if os.Geteuid() == 0 {
+		if err := giveToParentOwner(path); err != nil {
+			log.Warn("lock file stays root's; a daemon running as another user cannot open it", "lock", path, "err", err)
+		}
 	}
 	waiting := false
 	for {
@@ -36,7 +109,8 @@ func lockService(ctx context.Context, dir, name string, log *slog.Logger) (unloc
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
 			f.Close()
-			return nil, fmt.Errorf("service lock %s: %w", path, err)
+			log.Error(unlocked, "lock", path, "err", err)
+			return func() {}, nil
 		}
 		if !waiting {
 			waiting = true

@@ -40,16 +40,7 @@ func newRealBackend(t *testing.T, sys *systemdtest.System) *realBackend {
 	// (the stand-in ignores it, as the open-source build does).
 	dash := b.ca.WriteSet(t, dir, "dashboard", "dashboard")
 	appendTo(t, b.yml, fmt.Sprintf("dashboard-cert-file: %s\ndashboard-key-file: %s\n", dash.CertFile, dash.KeyFile))
-	sys.InstallUnit("sensu-backend.service", fmt.Sprintf(`[Unit]
-Description=stand-in sensu-backend
-DefaultDependencies=no
-
-[Service]
-Type=exec
-ExecStart=%s -c %s --fail-if-cert-cn backend-bad
-StandardOutput=append:%s
-StandardError=inherit
-`, systemdtest.Standin(t), b.yml, b.log))
+	sys.InstallUnit("sensu-backend.service", systemdtest.BackendUnit(t, b.yml, b.log, "--fail-if-cert-cn", "backend-bad"))
 	// restart, not start: an earlier subtest may have left it running.
 	sys.Systemctl("restart", "sensu-backend.service")
 	t.Cleanup(func() { sys.SystemctlStatus("stop", "sensu-backend.service") })

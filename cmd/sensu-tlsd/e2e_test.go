@@ -21,6 +21,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
 )
 
@@ -82,7 +83,7 @@ func e2eServedSerial(t *testing.T, addr string, conf *tls.Config) string {
 		t.Fatalf("TLS handshake with %s: %v", addr, err)
 	}
 	defer c.Close()
-	return fmt.Sprintf("%X", c.ConnectionState().PeerCertificates[0].SerialNumber)
+	return pki.SerialHex(c.ConnectionState().PeerCertificates[0]) // whole bytes, as openssl prints it
 }
 
 func e2eWriteFile(t *testing.T, path, content string) {

@@ -81,7 +81,7 @@ SIGTERM or SIGINT drains: no new connections, open ones get --drain-timeout to f
 	f.DurationVar(&spec.DialTimeout, "dial-timeout", proxy.DefaultDialTimeout, "give up connecting to one target (originate: and its TLS handshake) after this long, then try the next")
 	f.BoolVar(&spec.AgentHeaders, "agent-headers", false, "read the first HTTP request to learn Sensu agent names (agent port 8081)")
 	f.StringVar(&metricsAddress, "metrics-address", "", "serve Prometheus /metrics and /agents on this address (default: off)")
-	f.DurationVar(&drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long open connections may finish")
+	f.DurationVar(&drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "on SIGTERM, how long open connections may finish")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -133,10 +133,10 @@ func checkStartable(cfg *config.Config) error {
 	}
 	listeners, err := proxy.NewListeners(reg, log)
 	if err == nil {
-		err = listeners.Check(cfg)
+		err = listeners.Check(cfg) // names the file itself, as on a reload
 	}
 	if err != nil {
-		errs = append(errs, inFile(cfg, err))
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

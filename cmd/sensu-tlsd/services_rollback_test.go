@@ -32,14 +32,7 @@ func TestDaemonRollsBackACertificateTheBackendCannotStartWith(t *testing.T) {
 	backend := systemdtest.Set{CertFile: filepath.Join(tlsDir, "backend.pem"), KeyFile: filepath.Join(tlsDir, "backend-key.pem"), CAFile: filepath.Join(tlsDir, "ca.pem")}
 	systemdtest.BackendYML(t, yml, backend, apiPort, agentPort)
 	unit := func(failSerial string) {
-		sys.InstallUnit("sensu-backend.service", fmt.Sprintf(`[Unit]
-DefaultDependencies=no
-[Service]
-Type=exec
-ExecStart=%s -c %s --fail-if-serial %s
-StandardOutput=append:%s/standin.log
-StandardError=inherit
-`, systemdtest.Standin(t), yml, failSerial, dir))
+		sys.InstallUnit("sensu-backend.service", systemdtest.BackendUnit(t, yml, filepath.Join(dir, "standin.log"), "--fail-if-serial", failSerial))
 	}
 	unit("none")
 

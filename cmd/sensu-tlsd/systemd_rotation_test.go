@@ -24,14 +24,7 @@ func TestShippedUnitRenewsAndRestartsTheBackend(t *testing.T) {
 	tls := s.in + "/tls"
 	backend := systemdtest.Set{CertFile: tls + "/backend.pem", KeyFile: tls + "/backend-key.pem", CAFile: tls + "/ca.pem"}
 	systemdtest.BackendYML(t, filepath.Join(s.host, "backend.yml"), backend, apiPort, agentPort)
-	s.sys.InstallUnit("sensu-backend.service", fmt.Sprintf(`[Unit]
-DefaultDependencies=no
-[Service]
-Type=exec
-ExecStart=%s -c %s/backend.yml
-StandardOutput=append:%s/standin.log
-StandardError=inherit
-`, systemdtest.Standin(t), s.in, s.in))
+	s.sys.InstallUnit("sensu-backend.service", systemdtest.BackendUnit(t, s.in+"/backend.yml", s.in+"/standin.log"))
 	// Renewed 12s after issue: time to start the backend on the first
 	// certificate, short enough to wait for.
 	if err := os.WriteFile(filepath.Join(s.host, "tlsd.yml"), []byte(fmt.Sprintf(`state-dir: %[1]s/state

@@ -78,14 +78,7 @@ func TestShippedUnitRestartsBackendFromInsideItsSandbox(t *testing.T) {
 	apiPort, agentPort := systemdtest.FreePort(t), systemdtest.FreePort(t)
 	in := systemdtest.Set{CertFile: s.inside(hostSet.CertFile), KeyFile: s.inside(hostSet.KeyFile), CAFile: s.inside(hostSet.CAFile)}
 	systemdtest.BackendYML(t, filepath.Join(s.host, "backend.yml"), in, apiPort, agentPort)
-	s.sys.InstallUnit("sensu-backend.service", fmt.Sprintf(`[Unit]
-DefaultDependencies=no
-[Service]
-Type=exec
-ExecStart=%s -c %s/backend.yml
-StandardOutput=append:%s/standin.log
-StandardError=inherit
-`, systemdtest.Standin(t), s.in, s.in))
+	s.sys.InstallUnit("sensu-backend.service", systemdtest.BackendUnit(t, s.in+"/backend.yml", s.in+"/standin.log"))
 	s.sys.Systemctl("start", "sensu-backend.service")
 	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
 	pidBefore := s.sys.Property("sensu-backend.service", "MainPID")

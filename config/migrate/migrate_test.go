@@ -548,3 +548,33 @@ func TestRollbackRefusesFilesEditedAfterThePhase(t *testing.T) {
 		t.Errorf("notes: %v", res.Notes)
 	}
 }
+
+// A state.json written before phases recorded what they wrote has nothing
+// to tell an edit by: the rollback restores the files without asking for
+// --force, and says it could not check them.
+func TestRollbackOfAStateWithoutWrittenHashes(t *testing.T) {
+	n, _ := testNode(t, "backend-chef.yml", "agent-chef.yml")
+	orig := readOrNil(t, n.Files.Backend)
+	if _, err := Apply(n, Bridge); err != nil {
+		t.Fatal(err)
+	}
+	st, err := LoadState(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Written = nil
+	if err := st.save(n); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Rollback(n, false)
+	if err != nil {
+		t.Fatalf("rollback of an older state: %v", err)
+	}
+	if !bytes.Equal(readOrNil(t, n.Files.Backend), orig) || readOrNil(t, DropInPath(n.StateDir)) != nil {
+		t.Error("the rollback did not restore backend.yml and remove the drop-in")
+	}
+	notes := strings.Join(res.Notes, "\n")
+	if !strings.Contains(notes, n.Files.Backend) || !strings.Contains(notes, "restored without a check for edits made since phase 1 (bridge)") {
+		t.Errorf("the notes do not say which files went unchecked: %v", res.Notes)
+	}
+}

@@ -384,7 +384,9 @@ func writeOne(path string, data []byte) error {
 // Rollback returns the node to the previous phase by restoring the exact
 // bytes every file had before the current phase. A file edited since the
 // phase wrote it is not overwritten unless force is set; then its edited
-// content is kept beside it (FILE.sensu-tlsd.bak).
+// content is kept beside it (FILE.sensu-tlsd.bak). A file the state has no
+// record of the phase writing (a state.json from an older sensu-tlsd) is
+// restored unchecked, and the notes say so.
 func Rollback(n *Node, force bool) (*Result, error) {
 	unlock, err := lock(n)
 	if err != nil {
@@ -405,15 +407,26 @@ func Rollback(n *Node, force bool) (*Result, error) {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
-	var drifted []string
+	var drifted, unrecorded []string
 	for _, p := range paths {
+		written, recorded := st.Written[st.Phase][p]
+		if !recorded {
+			// state.json from before sensu-tlsd recorded what a phase
+			// wrote: there is nothing to tell an edit by.
+			unrecorded = append(unrecorded, p)
+			continue
+		}
 		cur, err := os.ReadFile(p)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		if contentHash(cur, err == nil) != st.Written[st.Phase][p] {
+		if contentHash(cur, err == nil) != written {
 			drifted = append(drifted, p)
 		}
+	}
+	if len(unrecorded) > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%s: restored without a check for edits made since phase %d (%s) wrote them: "+
+			"this state.json is from a sensu-tlsd that did not record what a phase wrote", strings.Join(unrecorded, ", "), st.Phase, st.Phase))
 	}
 	if len(drifted) > 0 && !force {
 		return nil, fmt.Errorf("%s changed after phase %d (%s) wrote it: a rollback restores the bytes from before the phase and would lose those edits; "+

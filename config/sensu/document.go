@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -88,8 +89,29 @@ type change struct {
 	delete bool
 }
 
+// SyntaxError is a Sensu config or environment file that does not parse:
+// where, what is wrong and the fix.
+type SyntaxError struct {
+	File string
+	Line int // 1-based; 0 when unknown
+	What string
+	Fix  string
+}
+
+func (e *SyntaxError) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc += ": line " + strconv.Itoa(e.Line)
+	}
+	return loc + ": " + e.What + "; " + e.Fix
+}
+
+// yamlLine is the line go-yaml puts at the start of its syntax errors
+// ("yaml: line 3: did not find expected key").
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
 // Parse reads a Sensu config. Sensu only understands a single flat mapping,
-// so anything else is an error naming the file.
+// so anything else is a *SyntaxError naming the file.
 func Parse(name string, src []byte) (*Document, error) {
 	d := &Document{Name: name, src: src}
 	var n yaml.Node
@@ -98,11 +120,17 @@ func Parse(name string, src []byte) (*Document, error) {
 		if err.Error() == "EOF" {
 			return d, nil
 		}
-		return nil, fmt.Errorf("%s: not valid YAML: %v", name, err)
+		se := &SyntaxError{File: name, What: "not valid YAML: " + err.Error(),
+			Fix: "fix the YAML: sensu-backend and sensu-agent refuse to start with a broken file named by -c"}
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			se.Line, _ = strconv.Atoi(m[1])
+			se.What = "not valid YAML: " + strings.TrimPrefix(err.Error(), m[0])
+		}
+		return nil, se
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return nil, fmt.Errorf("%s: line %d: a second YAML document; Sensu reads only one, remove the '---' and what follows", name, extra.Line)
+		return nil, &SyntaxError{File: name, Line: extra.Line, What: "a second YAML document; Sensu reads only one", Fix: "remove the '---' and what follows"}
 	}
 	d.doc = &n
 	if len(n.Content) == 0 {
@@ -113,7 +141,8 @@ func Parse(name string, src []byte) (*Document, error) {
 	case root.Kind == yaml.ScalarNode && root.Tag == "!!null":
 		return d, nil
 	case root.Kind != yaml.MappingNode:
-		return nil, fmt.Errorf("%s: line %d: the file must be a mapping of keys (key: value), not a %s", name, root.Line, kindName(root.Kind))
+		return nil, &SyntaxError{File: name, Line: root.Line, What: "the file must be a mapping of keys (key: value), not a " + kindName(root.Kind),
+			Fix: "write each setting as key: value at the top level"}
 	}
 	d.root = root
 	return d, nil

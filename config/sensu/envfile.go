@@ -1,8 +1,8 @@
 package sensu
 
 import (
-	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -18,6 +18,7 @@ type EnvFile struct {
 
 type envLine struct {
 	text        string // the whole line, without its newline
+	line        int    // 1-based
 	key         string // "" for comments and blank lines
 	valueStart  int    // byte offsets of the value (quotes excluded) in text
 	valueEnd    int
@@ -28,14 +29,26 @@ type envLine struct {
 }
 
 // ParseEnvFile reads an environment file for role r. Lines that are not
-// KEY=value are kept as they are.
+// KEY=value are kept as they are; a syntax error is a *SyntaxError.
 func ParseEnvFile(name string, src []byte, r Role) (*EnvFile, error) {
-	e := &EnvFile{Name: name, Role: r}
+	lines, _, err := scanEnv(name, src)
+	if err != nil {
+		return nil, err
+	}
+	return &EnvFile{Name: name, Role: r, lines: lines}, nil
+}
+
+// scanEnv applies the KEY=value grammar to src, once for everything
+// derived from it: the lines, whether every line that is not blank or a
+// comment assigns a variable (what tells an environment file from YAML),
+// and the first syntax error.
+func scanEnv(name string, src []byte) (lines []envLine, onlyAssignments bool, err error) {
+	onlyAssignments = true
 	rest := string(src)
 	for n := 1; rest != ""; n++ {
 		text, after, nl := strings.Cut(rest, "\n")
 		rest = after
-		l := envLine{text: text, hasNewline: nl}
+		l := envLine{text: text, line: n, hasNewline: nl}
 		trimmed := strings.TrimSpace(text)
 		if trimmed != "" && !strings.HasPrefix(trimmed, "#") {
 			body := strings.TrimPrefix(trimmed, "export ")
@@ -53,15 +66,18 @@ func ParseEnvFile(name string, src []byte, r Role) (*EnvFile, error) {
 					if l.quote == '"' {
 						val = unescapeDouble(val)
 					}
-				} else if len(val) > 0 && (val[0] == '"' || val[0] == '\'') {
-					return nil, fmt.Errorf("%s: line %d: %s has an unterminated quote; close it", name, n, key)
+				} else if len(val) > 0 && (val[0] == '"' || val[0] == '\'') && err == nil {
+					err = &SyntaxError{File: name, Line: n, What: key + " has an unterminated quote",
+						Fix: "close it: systemd reads the rest of the file into the value"}
 				}
 				l.value = val
+			} else {
+				onlyAssignments = false
 			}
 		}
-		e.lines = append(e.lines, l)
+		lines = append(lines, l)
 	}
-	return e, nil
+	return lines, onlyAssignments, err
 }
 
 // unescapeDouble undoes the backslash escapes systemd and the shell honour
@@ -106,14 +122,10 @@ func (e *EnvFile) find(key string) *envLine {
 // Line returns the 1-based line of the assignment Sensu uses for key, 0
 // when the file does not set it.
 func (e *EnvFile) Line(key string) int {
-	name := EnvName(e.Role, key)
-	line := 0
-	for i := range e.lines {
-		if e.lines[i].key == name {
-			line = i + 1
-		}
+	if l := e.find(key); l != nil {
+		return l.line
 	}
-	return line
+	return 0
 }
 
 func (e *EnvFile) label(key string) string { return EnvName(e.Role, key) }
@@ -131,67 +143,43 @@ type envVar struct {
 // vars lists the file's assignments in order.
 func (e *EnvFile) vars() []envVar {
 	var out []envVar
-	for i, l := range e.lines {
+	for _, l := range e.lines {
 		if l.key != "" {
-			out = append(out, envVar{l.key, i + 1})
+			out = append(out, envVar{l.key, l.line})
 		}
 	}
 	return out
 }
 
-// isEnvFile tells an environment file (/etc/default/sensu-agent) from a
-// YAML config: no .yml or .yaml name, and every line that is not blank or
-// a comment assigns a variable.
-func isEnvFile(path string, src []byte) bool {
+// envFileOf parses src as an environment file (/etc/default/sensu-agent)
+// when it is one: no .yml, .yaml or .json name, and every line that is not
+// blank or a comment assigns a variable. ok is false for anything else,
+// such as a YAML config; err is a syntax error of an environment file.
+func envFileOf(path string, src []byte) (lines []envLine, ok bool, err error) {
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".yml", ".yaml", ".json":
-		return false
+		return nil, false, nil
 	}
-	assigns := 0
-	for _, line := range strings.Split(string(src), "\n") {
-		t := strings.TrimSpace(line)
-		if t == "" || strings.HasPrefix(t, "#") {
-			continue
-		}
-		key, _, ok := strings.Cut(strings.TrimPrefix(t, "export "), "=")
-		if !ok || !isEnvName(key) {
-			return false
-		}
-		assigns++
+	lines, only, err := scanEnv(path, src)
+	if !only || !slices.ContainsFunc(lines, func(l envLine) bool { return l.key != "" }) {
+		return nil, false, nil
 	}
-	return assigns > 0
+	return lines, true, err
 }
 
-// detectEnvRole tells a backend environment file from an agent one by its
-// name, then by its variables (SENSU_BACKEND_<backend key> or SENSU_<agent
-// key>; SENSU_BACKEND_URL is the agent's backend-url).
-func detectEnvRole(path string, src []byte) (Role, error) {
-	base := strings.ToLower(filepath.Base(path))
-	switch {
-	case strings.Contains(base, "backend"):
-		return Backend, nil
-	case strings.Contains(base, "agent"):
-		return Agent, nil
-	}
+// envRole tells a backend environment file from an agent one by its
+// variables (SENSU_BACKEND_<backend key> or SENSU_<agent key>;
+// SENSU_BACKEND_URL is the agent's backend-url), then by its name.
+func envRole(path string, lines []envLine) (Role, error) {
 	score := 0
-	for _, line := range strings.Split(string(src), "\n") {
-		key, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "export "), "=")
-		if !ok {
-			continue
-		}
-		if rest, ok := strings.CutPrefix(key, "SENSU_BACKEND_"); ok && rest != "URL" && KnownKey(Backend, envKey(rest)) {
+	for _, l := range lines {
+		if rest, ok := strings.CutPrefix(l.key, "SENSU_BACKEND_"); ok && rest != "URL" && KnownKey(Backend, envKey(rest)) {
 			score++
-		} else if rest, ok := strings.CutPrefix(key, "SENSU_"); ok && KnownKey(Agent, envKey(rest)) {
+		} else if rest, ok := strings.CutPrefix(l.key, "SENSU_"); ok && KnownKey(Agent, envKey(rest)) {
 			score--
 		}
 	}
-	switch {
-	case score > 0:
-		return Backend, nil
-	case score < 0:
-		return Agent, nil
-	}
-	return "", fmt.Errorf("%s: cannot tell whether this environment file is for sensu-backend or sensu-agent (no SENSU_BACKEND_* or SENSU_* setting, and the name says neither): pass --role backend or --role agent", path)
+	return roleOf(path, score, "environment file")
 }
 
 func envKey(suffix string) string { return strings.ToLower(strings.ReplaceAll(suffix, "_", "-")) }

@@ -112,31 +112,36 @@ var (
 func DetectRole(d *Document) (Role, error) {
 	score := 0
 	for _, k := range d.Keys() {
-		for _, b := range backendOnly {
-			if k == b {
-				score++
-			}
+		if slices.Contains(backendOnly, k) {
+			score++
 		}
-		for _, a := range agentOnly {
-			if k == a {
-				score--
-			}
+		if slices.Contains(agentOnly, k) {
+			score--
 		}
 	}
+	return roleOf(d.Name, score, "config")
+}
+
+// roleOf is the role of the file name, a YAML config or an environment
+// file (kind): by its settings first (score > 0: more that only
+// sensu-backend has, < 0: more that only sensu-agent has), then by its
+// name.
+func roleOf(name string, score int, kind string) (Role, error) {
 	switch {
 	case score > 0:
 		return Backend, nil
 	case score < 0:
 		return Agent, nil
 	}
-	base := strings.ToLower(filepath.Base(d.Name))
+	base := strings.ToLower(filepath.Base(name))
 	switch {
 	case strings.Contains(base, "backend"):
 		return Backend, nil
 	case strings.Contains(base, "agent"):
 		return Agent, nil
 	}
-	return "", fmt.Errorf("%s: cannot tell whether this is a backend or an agent config (no backend-only or agent-only key, and the name says neither); name it backend.yml or agent.yml", d.Name)
+	return "", fmt.Errorf("%s: cannot tell whether this %s is for sensu-backend or sensu-agent (no setting only one of them has, and the name says neither): "+
+		"pass --role backend or --role agent", name, kind)
 }
 
 // EnvName is the environment variable the role's process reads for key:
@@ -181,12 +186,12 @@ func SensuItems(v Value) []string {
 
 // splitURLList turns entries that join URLs with commas
 // ("ws://a:8081,ws://b:8081") into one entry per URL, which is what the
-// operator meant and what Sensu can dial. A value without such entries is
-// returned as it is.
-func splitURLList(v Value) Value {
+// operator meant and what Sensu can dial, and reports whether there were
+// any. A value without such entries is returned as it is.
+func splitURLList(v Value) (Value, bool) {
 	items := SensuItems(v)
 	if !slices.ContainsFunc(items, func(s string) bool { return strings.Contains(s, ",") }) {
-		return v
+		return v, false
 	}
 	var out []string
 	for _, it := range items {
@@ -196,7 +201,7 @@ func splitURLList(v Value) Value {
 			}
 		}
 	}
-	return List(out...)
+	return List(out...), true
 }
 
 // yaml11Bools are the words yaml.v2 (Sensu's YAML parser) reads as

@@ -2,6 +2,7 @@ package sensu
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -64,51 +65,49 @@ type LintOptions struct {
 // LintFile reads and lints one Sensu config: a YAML file, or an
 // environment file (KEY=value lines, as /etc/default/sensu-agent).
 func LintFile(path string, opt LintOptions) ([]Finding, Role, error) {
+	fs, role, _, err := lintFile(path, opt)
+	return fs, role, err
+}
+
+// lintFile is LintFile that also returns the YAML document it parsed (nil
+// for an environment file or a file that does not parse), for LintPair.
+func lintFile(path string, opt LintOptions) ([]Finding, Role, *Document, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	if isEnvFile(path, src) {
+	var se *SyntaxError
+	if lines, ok, syntax := envFileOf(path, src); ok {
 		role := opt.Role
 		if role == "" {
-			if role, err = detectEnvRole(path, src); err != nil {
-				return nil, "", err
+			if role, err = envRole(path, lines); err != nil {
+				return nil, "", nil, err
 			}
 		}
-		e, err := ParseEnvFile(path, src, role)
-		if err != nil {
-			return []Finding{{File: path, Line: yamlErrorLine(err), Severity: Error, Key: "(file)", What: err.Error(),
-				Fix: "close the quote: systemd reads the rest of the file into the value"}}, role, nil
+		if errors.As(syntax, &se) {
+			return syntaxFinding(se), role, nil, nil
 		}
-		return LintEnv(e, opt), role, nil
+		return LintEnv(&EnvFile{Name: path, Role: role, lines: lines}, opt), role, nil, nil
 	}
 	d, err := Parse(path, src)
-	if err != nil {
-		return []Finding{{File: path, Line: yamlErrorLine(err), Severity: Error, Key: "(file)", What: err.Error(),
-			Fix: "fix the YAML: sensu-backend and sensu-agent refuse to start with a broken file named by -c"}}, opt.Role, nil
+	switch {
+	case errors.As(err, &se):
+		return syntaxFinding(se), opt.Role, nil, nil
+	case err != nil:
+		return nil, "", nil, err
 	}
 	role := opt.Role
 	if role == "" {
 		if role, err = DetectRole(d); err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 	}
-	return Lint(d, role, opt), role, nil
+	return Lint(d, role, opt), role, d, nil
 }
 
-func yamlErrorLine(err error) int {
-	s := err.Error()
-	if i := strings.Index(s, "line "); i >= 0 {
-		n := 0
-		for _, c := range s[i+5:] {
-			if c < '0' || c > '9' {
-				break
-			}
-			n = n*10 + int(c-'0')
-		}
-		return n
-	}
-	return 0
+// syntaxFinding is a file that does not parse, as a finding.
+func syntaxFinding(se *SyntaxError) []Finding {
+	return []Finding{{File: se.File, Line: se.Line, Severity: Error, Key: "(file)", What: se.What, Fix: se.Fix}}
 }
 
 // source is what the linter reads settings from: a YAML document or an
@@ -324,15 +323,11 @@ func (l *linter) urlLists() {
 		if !ok || !KnownKey(l.role, key) {
 			continue
 		}
-		items := SensuItems(v)
-		joined := false
-		for _, it := range items {
-			joined = joined || strings.Contains(it, ",")
-		}
+		split, joined := splitURLList(v)
 		if !joined {
 			continue
 		}
-		fixed := SensuItems(splitURLList(v))
+		items, fixed := SensuItems(v), SensuItems(split)
 		fix := fmt.Sprintf("write one URL per list entry: %s: [%s]", key, strings.Join(fixed, ", "))
 		if l.env {
 			fix = fmt.Sprintf("separate the URLs with spaces: %s=\"%s\"", l.src.label(key), strings.Join(fixed, " "))
@@ -727,15 +722,13 @@ func LintFiles(paths []string, opt LintOptions) ([]Finding, error) {
 	var all []Finding
 	docs := map[Role][]*Document{}
 	for _, path := range paths {
-		fs, role, err := LintFile(path, opt)
+		fs, role, d, err := lintFile(path, opt)
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, fs...)
-		if src, err := os.ReadFile(path); err == nil && !isEnvFile(path, src) {
-			if d, err := Parse(path, src); err == nil {
-				docs[role] = append(docs[role], d)
-			}
+		if d != nil {
+			docs[role] = append(docs[role], d)
 		}
 	}
 	if len(docs[Backend]) == 1 && len(docs[Agent]) == 1 {

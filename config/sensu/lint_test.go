@@ -376,19 +376,54 @@ func TestDetectEnvRole(t *testing.T) {
 		{"env", "SENSU_BACKEND_URL=ws://a:8081\n", Agent},
 		{"env", "SENSU_BACKEND_API_URL=http://a:8080\n", Backend},
 	} {
-		if got, err := detectEnvRole(c.name, []byte(c.src)); got != c.want || err != nil {
-			t.Errorf("detectEnvRole(%s, %q) = %v, %v; want %v", c.name, c.src, got, err, c.want)
+		lines, ok, _ := envFileOf(c.name, []byte(c.src))
+		if got, err := envRole(c.name, lines); !ok || got != c.want || err != nil {
+			t.Errorf("envRole(%s, %q) = %v, %v (an env file: %v); want %v", c.name, c.src, got, err, ok, c.want)
 		}
 	}
-	if _, err := detectEnvRole("env", []byte("A=1\n")); err == nil || !strings.Contains(err.Error(), "--role") {
+	lines, _, _ := envFileOf("env", []byte("A=1\n"))
+	if _, err := envRole("env", lines); err == nil || !strings.Contains(err.Error(), "--role") {
 		t.Errorf("ambiguous env file: %v", err)
 	}
 	for path, want := range map[string]bool{"/etc/default/sensu-agent": true, "agent.yml": false} {
-		if got := isEnvFile(path, []byte("SENSU_NAME=a\n")); got != want {
-			t.Errorf("isEnvFile(%s) = %v", path, got)
+		if _, got, _ := envFileOf(path, []byte("SENSU_NAME=a\n")); got != want {
+			t.Errorf("envFileOf(%s): an env file = %v", path, got)
 		}
 	}
-	if isEnvFile("/etc/default/sensu-agent", []byte("name: a\n")) {
+	if _, ok, _ := envFileOf("/etc/default/sensu-agent", []byte("name: a\n")); ok {
 		t.Error("YAML content taken for an env file")
+	}
+}
+
+// TestLintSyntaxErrorsCarryTheirLine: a file that does not parse is one
+// finding at the line that broke, found from the error's field (a path
+// holding "line " does not confuse it), saying the file and line once.
+func TestLintSyntaxErrorsCarryTheirLine(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pipeline 7")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env, yml := filepath.Join(dir, "sensu-agent"), filepath.Join(dir, "backend.yml")
+	if err := os.WriteFile(env, []byte("SENSU_NAME=a\nSENSU_BACKEND_URL=\"ws://b:8081\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(yml, []byte("a: 1\nb: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		line int
+		what string
+	}{
+		{env, 2, "SENSU_BACKEND_URL has an unterminated quote"},
+		{yml, 2, "not valid YAML: did not find expected node content"},
+	} {
+		fs, _, err := LintFile(c.path, LintOptions{User: "root"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fs) != 1 || fs[0].Line != c.line || fs[0].What != c.what || strings.Count(fs[0].String(), c.path) != 1 {
+			t.Errorf("%s: %v; want one finding at line %d: %s", c.path, fs, c.line, c.what)
+		}
 	}
 }

@@ -143,7 +143,7 @@ func rescheme(s Settings, key, from, to string, withDefault bool) {
 		v = def
 	}
 	if IsList(key) {
-		v = splitURLList(v)
+		v, _ = splitURLList(v)
 	}
 	s.Set(key, MapURLs(v, func(u string) string { return SwapScheme(u, from, to) }))
 }

@@ -50,6 +50,22 @@ func Standin(t testing.TB) string {
 	return standinPath
 }
 
+// BackendUnit is a sensu-backend.service that runs the stand-in on
+// backendYML with flags, appending its output to log.
+func BackendUnit(t testing.TB, backendYML, log string, flags ...string) string {
+	t.Helper()
+	args := strings.Join(append([]string{Standin(t), "-c", backendYML}, flags...), " ")
+	return fmt.Sprintf(`[Unit]
+Description=stand-in sensu-backend
+DefaultDependencies=no
+[Service]
+Type=exec
+ExecStart=%s
+StandardOutput=append:%s
+StandardError=inherit
+`, args, log)
+}
+
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,7 +44,8 @@ func (wouldBlockError) Temporary() bool { return true }
 type gatedConn struct {
 	*net.TCPConn
 	relaying bool
-	fd       int // the descriptor, valid inside the pump's callback
+	raw      syscall.RawConn // TCPConn's descriptor, for writes while relaying
+	fd       int             // the descriptor, valid inside the pump's callback
 	// tail is the end of the last handshake write: after a failed
 	// handshake, the alert record the TLS stack sent, if it was in the clear.
 	tail  [alertRecordLen]byte
@@ -57,8 +59,9 @@ const alertRecordLen = 7
 func (g *gatedConn) Write(p []byte) (int, error) {
 	if !g.relaying {
 		g.tailN = uint8(copy(g.tail[:], p[max(0, len(p)-alertRecordLen):]))
+		return g.TCPConn.Write(p)
 	}
-	return g.TCPConn.Write(p)
+	return writeRaw(g.raw, p)
 }
 
 // sentAlert is the alert the last handshake write ended with. Alerts sent
@@ -84,19 +87,58 @@ func (g *gatedConn) Read(p []byte) (int, error) {
 }
 
 // readOnce is one read(2) that maps a zero-byte read to io.EOF.
+//
+// It is a raw syscall: the descriptor is non-blocking, so the read cannot
+// block, and skipping the runtime's syscall bookkeeping (entersyscall,
+// which wakes the sysmon thread when the process was idle) saves a
+// context switch on most relayed records. It runs only inside a RawConn
+// callback, which keeps the descriptor open meanwhile.
 func readOnce(fd uintptr, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	for {
-		n, err := unix.Read(int(fd), p)
+		r, _, errno := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		n := int(r)
 		switch {
-		case err == syscall.EINTR:
+		case errno == syscall.EINTR:
 			continue
-		case err != nil:
-			return 0, err
+		case errno != 0:
+			return 0, errno
 		case n == 0:
 			return 0, io.EOF
 		}
 		return n, nil
 	}
+}
+
+// writeRaw writes all of p to the socket behind raw, waiting in the
+// netpoller while the socket is full. Like readOnce it makes raw write(2)
+// calls, which cannot block on the non-blocking descriptor; RawConn.Write
+// keeps the descriptor open and honours the write deadline.
+func writeRaw(raw syscall.RawConn, p []byte) (int, error) {
+	n := 0
+	var werr error
+	err := raw.Write(func(fd uintptr) bool {
+		for n < len(p) {
+			r, _, errno := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+			switch errno {
+			case 0:
+				n += int(r)
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return false
+			default:
+				werr = errno
+				return true
+			}
+		}
+		return true
+	})
+	if werr != nil {
+		return n, werr
+	}
+	return n, err
 }
 
 // side is one end of a relayed connection.
@@ -115,7 +157,6 @@ func newSide(c net.Conn) (*side, error) {
 		s.tls = c
 		s.gate = c.NetConn().(*gatedConn)
 		s.tcp = s.gate.TCPConn
-		s.gate.relaying = true
 	case *net.TCPConn:
 		s.tcp = c
 	default:
@@ -126,7 +167,19 @@ func newSide(c net.Conn) (*side, error) {
 		return nil, err
 	}
 	s.raw = raw
+	if s.gate != nil {
+		s.gate.raw = raw
+		s.gate.relaying = true
+	}
 	return s, nil
+}
+
+// write sends p to the side: through TLS, or straight to the socket.
+func (s *side) write(p []byte) (int, error) {
+	if s.tls != nil {
+		return s.tls.Write(p)
+	}
+	return writeRaw(s.raw, p)
 }
 
 // closeWrite passes a half-close on: close_notify for TLS, then FIN.
@@ -185,7 +238,7 @@ func (p *pump) plainMove(fd uintptr) bool {
 			return false
 		}
 		if n > 0 {
-			_, err = p.dst.conn.Write(buf[:n])
+			_, err = p.dst.write(buf[:n])
 			p.count(n)
 		}
 		bufPool.Put(bp)
@@ -205,7 +258,7 @@ func (p *pump) tlsMove(fd uintptr) bool {
 		bp := bufPool.Get().(*[]byte)
 		n, err := p.src.tls.Read(*bp)
 		if n > 0 {
-			_, werr := p.dst.conn.Write((*bp)[:n])
+			_, werr := p.dst.write((*bp)[:n])
 			p.count(n)
 			if werr != nil {
 				err = werr

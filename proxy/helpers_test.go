@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,6 +17,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"time"
 )
 
@@ -203,4 +206,27 @@ func listenerAddr(ls *Listeners, i int) net.Addr {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	return ls.running[i].ln.Addr()
+}
+
+// freeAddr is a loopback address with a port nothing listens on now.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	return probe.Addr().String()
+}
+
+// newTestListeners is an empty set of daemon listeners, shut down when
+// the test ends.
+func newTestListeners(t testing.TB) *Listeners {
+	t.Helper()
+	ls, err := NewListeners(prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ls.Shutdown(context.Background()) })
+	return ls
 }

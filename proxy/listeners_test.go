@@ -60,9 +60,7 @@ func TestListenersStartBeforeIssuanceAndFollowTheBus(t *testing.T) {
 func TestListenersBadListenerStartsNothing(t *testing.T) {
 	ca := newTestCA(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
-	probe, _ := net.Listen("tcp", "127.0.0.1:0")
-	first := probe.Addr().String()
-	probe.Close()
+	first := freeAddr(t)
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
 		Listeners: []config.Listener{
@@ -70,13 +68,9 @@ func TestListenersBadListenerStartsNothing(t *testing.T) {
 			{Name: "bad", Mode: "terminate", Listen: "127.0.0.1:0", Targets: []string{"127.0.0.1:1"}, Certificate: "missing"},
 		},
 	}
-	ls, err := NewListeners(prometheus.NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Shutdown(context.Background())
+	ls := newTestListeners(t)
 	cfg.File = "/etc/sensu/tlsd.yml"
-	err = ls.Apply(context.Background(), cfg)
+	err := ls.Apply(context.Background(), cfg)
 	if err == nil || !strings.HasPrefix(err.Error(), `/etc/sensu/tlsd.yml: listeners[1] (bad): certificate "missing" is not in certificates`) {
 		t.Fatalf("Apply = %v, want an error naming the file, the listener and the missing certificate", err)
 	}
@@ -94,18 +88,12 @@ func TestListenersBadListenerStartsNothing(t *testing.T) {
 func TestListenersReloadKeepsUpdatesOrReplaces(t *testing.T) {
 	ca := newTestCA(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
-	probe, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := probe.Addr().String()
-	probe.Close()
+	addr := freeAddr(t)
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
 		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{echoServer(t)}, Certificate: "backend"}},
 	}
-	ls, err := NewListeners(prometheus.NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Shutdown(context.Background())
+	ls := newTestListeners(t)
 	if err := ls.Apply(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -169,11 +157,7 @@ func TestListenersUpdateClosesPlaintextKeepsTLS(t *testing.T) {
 		Listeners: []config.Listener{{Name: "agents", Mode: "dual", Listen: "127.0.0.1:0", Targets: []string{echoServer(t)},
 			Certificate: "backend", AllowPlain: true}},
 	}
-	ls, err := NewListeners(prometheus.NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Shutdown(context.Background())
+	ls := newTestListeners(t)
 	if err := ls.Apply(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -235,9 +219,7 @@ func TestListenersUpdateClosesPlaintextKeepsTLS(t *testing.T) {
 func TestListenersReloadOnBusyPortRestoresPrevious(t *testing.T) {
 	ca := newTestCA(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
-	probe, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := probe.Addr().String()
-	probe.Close()
+	addr := freeAddr(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -247,11 +229,7 @@ func TestListenersReloadOnBusyPortRestoresPrevious(t *testing.T) {
 		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
 		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{echoServer(t)}, Certificate: "backend"}},
 	}
-	ls, err := NewListeners(prometheus.NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Shutdown(context.Background())
+	ls := newTestListeners(t)
 	if err := ls.Apply(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -285,9 +263,7 @@ func TestListenersUpdateRechecksClientCertificates(t *testing.T) {
 	caFile, otherFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "other.pem")
 	writeFile(t, caFile, ca.pem)
 	writeFile(t, otherFile, other.pem)
-	probe, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr, target := probe.Addr().String(), echoServer(t)
-	probe.Close()
+	addr, target := freeAddr(t), echoServer(t)
 	listener := func(clientCA string, allowCN ...string) *config.Config {
 		return &config.Config{
 			Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
@@ -295,11 +271,7 @@ func TestListenersUpdateRechecksClientCertificates(t *testing.T) {
 				Certificate: "backend", ClientCA: clientCA, AllowCN: allowCN}},
 		}
 	}
-	ls, err := NewListeners(prometheus.NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Shutdown(context.Background())
+	ls := newTestListeners(t)
 	var first *Server
 	apply := func(cfg *config.Config) {
 		t.Helper()
@@ -370,9 +342,7 @@ func echoMsg(c net.Conn, msg string) error {
 func TestListenersApplyAfterShutdownBindsNothing(t *testing.T) {
 	ca := newTestCA(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
-	probe, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := probe.Addr().String()
-	probe.Close()
+	addr := freeAddr(t)
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
 		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{echoServer(t)}, Certificate: "backend"}},

@@ -18,24 +18,7 @@ import (
 // that counts the connections it accepted.
 func tlsEchoTarget(t testing.TB, ca *testCA) (string, *atomic.Int64) {
 	t.Helper()
-	pair := ca.pair(t, "backend", []string{"127.0.0.1"}, nil)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var n atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String(), &n
+	return proxytest.CountingTLSEcho(t, ca.pair(t, "backend", []string{"127.0.0.1"}, nil))
 }
 
 func echoOnce(t *testing.T, addr string) time.Duration {

@@ -44,8 +44,8 @@ func (wouldBlockError) Temporary() bool { return true }
 type gatedConn struct {
 	*net.TCPConn
 	relaying bool
-	raw      syscall.RawConn // TCPConn's descriptor, for writes while relaying
-	fd       int             // the descriptor, valid inside the pump's callback
+	w        *rawWriter // writes to TCPConn while relaying
+	fd       int        // the descriptor, valid inside the pump's callback
 	// tail is the end of the last handshake write: after a failed
 	// handshake, the alert record the TLS stack sent, if it was in the clear.
 	tail  [alertRecordLen]byte
@@ -61,7 +61,7 @@ func (g *gatedConn) Write(p []byte) (int, error) {
 		g.tailN = uint8(copy(g.tail[:], p[max(0, len(p)-alertRecordLen):]))
 		return g.TCPConn.Write(p)
 	}
-	return writeRaw(g.raw, p)
+	return g.w.Write(p)
 }
 
 // sentAlert is the alert the last handshake write ended with. Alerts sent
@@ -112,33 +112,52 @@ func readOnce(fd uintptr, p []byte) (int, error) {
 	}
 }
 
-// writeRaw writes all of p to the socket behind raw, waiting in the
-// netpoller while the socket is full. Like readOnce it makes raw write(2)
-// calls, which cannot block on the non-blocking descriptor; RawConn.Write
-// keeps the descriptor open and honours the write deadline.
-func writeRaw(raw syscall.RawConn, p []byte) (int, error) {
-	n := 0
-	var werr error
-	err := raw.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			r, _, errno := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
-			switch errno {
-			case 0:
-				n += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				werr = errno
-				return true
-			}
-		}
-		return true
-	})
+// rawWriter writes all of a buffer to one socket, waiting in the netpoller
+// while the socket is full. Like readOnce it makes raw write(2) calls,
+// which cannot block on the non-blocking descriptor; RawConn.Write keeps
+// the descriptor open and honours the write deadline. The callback is bound
+// once, so a write allocates nothing. Writes to one socket never overlap:
+// tls.Conn serialises its own, and a plaintext side has one pump writing.
+type rawWriter struct {
+	raw  syscall.RawConn
+	step func(fd uintptr) bool // w.writeSome, bound once
+	p    []byte
+	n    int
+	err  error
+}
+
+func newRawWriter(raw syscall.RawConn) *rawWriter {
+	w := &rawWriter{raw: raw}
+	w.step = w.writeSome
+	return w
+}
+
+func (w *rawWriter) Write(p []byte) (int, error) {
+	w.p, w.n, w.err = p, 0, nil
+	err := w.raw.Write(w.step)
+	n, werr := w.n, w.err
+	w.p, w.err = nil, nil
 	if werr != nil {
 		return n, werr
 	}
 	return n, err
+}
+
+func (w *rawWriter) writeSome(fd uintptr) bool {
+	for w.n < len(w.p) {
+		r, _, errno := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&w.p[w.n])), uintptr(len(w.p)-w.n))
+		switch errno {
+		case 0:
+			w.n += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			w.err = errno
+			return true
+		}
+	}
+	return true
 }
 
 // side is one end of a relayed connection.
@@ -148,6 +167,7 @@ type side struct {
 	raw  syscall.RawConn // tcp's descriptor, to wait for data with no buffer held
 	tls  *tls.Conn       // non-nil when conn is TLS
 	gate *gatedConn      // the socket under tls, when conn is TLS
+	w    *rawWriter      // writes to tcp (under tls, when conn is TLS)
 }
 
 func newSide(c net.Conn) (*side, error) {
@@ -166,9 +186,9 @@ func newSide(c net.Conn) (*side, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.raw = raw
+	s.raw, s.w = raw, newRawWriter(raw)
 	if s.gate != nil {
-		s.gate.raw = raw
+		s.gate.w = s.w
 		s.gate.relaying = true
 	}
 	return s, nil
@@ -179,7 +199,7 @@ func (s *side) write(p []byte) (int, error) {
 	if s.tls != nil {
 		return s.tls.Write(p)
 	}
-	return writeRaw(s.raw, p)
+	return s.w.Write(p)
 }
 
 // closeWrite passes a half-close on: close_notify for TLS, then FIN.

@@ -9,30 +9,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// proxyCountingTarget is a TLS echo server, a cluster member, that counts
-// the connections it accepted.
-func proxyCountingTarget(t *testing.T, pair tls.Certificate) (string, *atomic.Int64) {
-	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var n atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String(), &n
-}
+	"github.com/sensu-tlsd/sensu-tlsd/proxy/proxytest"
+)
 
 // TestProxyTargetOrderSpread: with --target-order spread (config key
 // target-order), an originate listener sends its connections to the two
@@ -70,8 +49,8 @@ func TestProxyTargetOrderSpread(t *testing.T) {
 	}
 
 	for _, order := range []string{"spread", "in-order"} {
-		a, na := proxyCountingTarget(t, pair)
-		b, nb := proxyCountingTarget(t, pair)
+		a, na := proxytest.CountingTLSEcho(t, pair)
+		b, nb := proxytest.CountingTLSEcho(t, pair)
 		p := proxyStart(t, "--mode", "originate", "--target", a+","+b, "--target-order", order, "--ca", pki.path("ca.pem"), "--server-name", "localhost")
 		through(p.addr)
 		want := [2]int64{conns, 0}
@@ -82,8 +61,8 @@ func TestProxyTargetOrderSpread(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	a, na := proxyCountingTarget(t, pair)
-	b, nb := proxyCountingTarget(t, pair)
+	a, na := proxytest.CountingTLSEcho(t, pair)
+	b, nb := proxytest.CountingTLSEcho(t, pair)
 	listen := proxyFreeAddr(t)
 	d := daemonStart(t, dir, daemonConfig(t, dir, "1h", "33%", fmt.Sprintf(`listeners:
   - name: to-backends

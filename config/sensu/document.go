@@ -144,6 +144,12 @@ func Parse(name string, src []byte) (*Document, error) {
 		return nil, &SyntaxError{File: name, Line: root.Line, What: "the file must be a mapping of keys (key: value), not a " + kindName(root.Kind),
 			Fix: "write each setting as key: value at the top level"}
 	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if k := root.Content[i]; k.Kind != yaml.ScalarNode {
+			return nil, &SyntaxError{File: name, Line: k.Line, What: "a setting's name must be a plain word, not a " + kindName(k.Kind),
+				Fix: "write the setting as name: value"}
+		}
+	}
 	d.root = root
 	return d, nil
 }
@@ -156,6 +162,8 @@ func kindName(k yaml.Kind) string {
 		return "single value"
 	case yaml.AliasNode:
 		return "alias"
+	case yaml.MappingNode:
+		return "mapping"
 	}
 	return "document"
 }
@@ -208,7 +216,13 @@ func (d *Document) duplicateKeys() []duplicate {
 			lines := map[string][]int{}
 			var order []string
 			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Kind != yaml.ScalarNode {
+					continue // a list or mapping as a key names no Sensu setting
+				}
 				k := n.Content[i].Value
+				if k == "" {
+					k = `""` // so the finding names the key the file spells as empty
+				}
 				if lines[k] == nil {
 					order = append(order, k)
 				}

@@ -421,3 +421,13 @@ func TestTLSSplitsCommaJoinedURLLists(t *testing.T) {
 		t.Errorf("env file: %s", got)
 	}
 }
+
+// A list or mapping as a top-level key names no setting: the file is refused
+// with the line, before anything compares keys by their empty value.
+func TestParseRefusesAListAsAKey(t *testing.T) {
+	_, err := Parse("backend.yml", []byte("log-level: info\n? [x]\n: 1\n"))
+	var se *SyntaxError
+	if !errors.As(err, &se) || se.Line != 2 || !strings.Contains(se.What, "not a list") || se.Fix == "" {
+		t.Fatalf("got %v, want a SyntaxError on line 2 naming the list key", err)
+	}
+}

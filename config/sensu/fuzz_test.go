@@ -117,7 +117,7 @@ func FuzzEnvFile(f *testing.F) {
 // FuzzLint: any document lints without a panic and every finding names a
 // key and a fix.
 func FuzzLint(f *testing.F) {
-	for _, s := range []string{"cert_file: /x\n", "backend-url: [ws://a, wss://b]\n", "api-url: https://[::1\n", "etcd-initial-cluster: a=,=b\n"} {
+	for _, s := range []string{"cert_file: /x\n", "backend-url: [ws://a, wss://b]\n", "api-url: https://[::1\n", "etcd-initial-cluster: a=,=b\n", "\"\": a\n\"\": b\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {

@@ -292,6 +292,12 @@ func TestLintDuplicateKeys(t *testing.T) {
 	expectFinding(t, fs, 4, Error, "cert-file", "key-file is not", "set key-file")
 }
 
+// An empty key set twice is named as the file spells it.
+func TestLintDuplicateEmptyKey(t *testing.T) {
+	fs := lintString(t, "backend.yml", "\"\": a\n\"\": b\n", Backend)
+	expectFinding(t, fs, 1, Error, `""`, `duplicate key: "" is set again on line 2`, "delete this line or line 2")
+}
+
 func TestLintReadabilityNotCheckedWithoutTheAccount(t *testing.T) {
 	dir := t.TempDir()
 	ca := writeCert(t, dir, "ca", []string{"ca"})

@@ -10,11 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
@@ -59,27 +59,9 @@ cp "$1/ca.pem" "$SENSU_TLSD_CA_FILE"
 	return script
 }
 
-// syncBuffer is a log destination tests read while the manager writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // renewWith plans cfg and renews its first certificate once, as
 // `sensu-tlsd renew --force` does, logging to log.
-func renewWith(t *testing.T, cfg *config.Config, log *syncBuffer) (Plan, error) {
+func renewWith(t *testing.T, cfg *config.Config, log *logbuf.Buffer) (Plan, error) {
 	t.Helper()
 	p := mustPlans(t, cfg)[0]
 	m := NewManager(&Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(log, nil)))
@@ -108,7 +90,7 @@ func newCA(t *testing.T) string {
 // a set that verifies to itself; it must be refused and nothing installed.
 func TestSelfSignedLeafFromExecIsNeverInstalled(t *testing.T) {
 	cfg := execConfig(t.TempDir(), opensslIssuer(t), "self")
-	var log syncBuffer
+	var log logbuf.Buffer
 	p, err := renewWith(t, cfg, &log)
 	if err == nil || !strings.Contains(err.Error(), "CA:TRUE") || !strings.Contains(err.Error(), "candidate rejected") {
 		t.Fatalf("self-signed CA:TRUE leaf from an exec issuer: %v", err)
@@ -125,7 +107,7 @@ func TestTrustedCAMismatchIsRejectedAndRolloverAccepted(t *testing.T) {
 	issuing, trusted := newCA(t), newCA(t)
 	cfg := execConfig(t.TempDir(), opensslIssuer(t), issuing)
 	cfg.Certificates[0].TrustedCA = filepath.Join(trusted, ca.CertFileName)
-	var log syncBuffer
+	var log logbuf.Buffer
 	p, err := renewWith(t, cfg, &log)
 	if err == nil || !strings.Contains(err.Error(), "not in the trusted CA "+cfg.Certificates[0].TrustedCA) {
 		t.Fatalf("candidate from a CA other than trusted-ca: %v", err)
@@ -151,7 +133,7 @@ func TestTrustedCAMismatchIsRejectedAndRolloverAccepted(t *testing.T) {
 func TestUnpinnedCABundleChangeIsLogged(t *testing.T) {
 	first, second := newCA(t), newCA(t)
 	script, root := opensslIssuer(t), t.TempDir()
-	var log syncBuffer
+	var log logbuf.Buffer
 	if _, err := renewWith(t, execConfig(root, script, first), &log); err != nil {
 		t.Fatal(err)
 	}

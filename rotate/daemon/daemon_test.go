@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
@@ -49,24 +50,6 @@ func (r *recordingReloader) Apply(_ context.Context, cfg *config.Config) error {
 	return nil
 }
 
-// syncBuffer is a log sink the test reads while the daemon writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testConfig is one backend certificate under dir, its files in certDir.
 func testConfig(t *testing.T, dir, level, certDir string) *config.Config {
 	t.Helper()
@@ -88,7 +71,7 @@ certificates:
 // startDaemon runs d (its consumers subscribed to d.Bus) from cfg, its
 // configuration on SIGHUP taken from next, until the test ends; the
 // returned func waits for the next Ready.
-func startDaemon(t *testing.T, d *Daemon, cfg *config.Config, next <-chan *config.Config, logs *syncBuffer) (waitReady func(what string)) {
+func startDaemon(t *testing.T, d *Daemon, cfg *config.Config, next <-chan *config.Config, logs *logbuf.Buffer) (waitReady func(what string)) {
 	t.Helper()
 	ready := make(chan struct{}, 4)
 	d.Metrics = rotate.NewMetrics()
@@ -156,7 +139,7 @@ func TestReloadIsCheckedWholeBeforeAnythingChanges(t *testing.T) {
 	certDir := filepath.Join(dir, "tls")
 	next := make(chan *config.Config, 1)
 	level := new(slog.LevelVar)
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	b := &builds{}
 	first := testConfig(t, dir, "info", certDir)
 	consumers, err := rotate.NewRebuilt(first, b.build)
@@ -206,7 +189,7 @@ func TestReloadAppliesConsumersBeforeCertificates(t *testing.T) {
 	dir := t.TempDir()
 	oldDir, newDir := filepath.Join(dir, "tls"), filepath.Join(dir, "tls-2")
 	next := make(chan *config.Config, 1)
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	b := &builds{}
 	first := testConfig(t, dir, "info", oldDir)
 	consumers, err := rotate.NewRebuilt(first, b.build)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,32 +14,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
 	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
 )
-
-// syncBuffer collects the stand-in's log from its goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type fixture struct {
 	dir              string
@@ -64,10 +45,10 @@ func newFixture(t *testing.T, tlsOn bool) fixture {
 
 // start runs the stand-in in-process until the test ends and waits until
 // it answers /health.
-func (f fixture) start(t *testing.T, extra ...string) *syncBuffer {
+func (f fixture) start(t *testing.T, extra ...string) *logbuf.Buffer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- runBackend(ctx, append([]string{"-c", f.cfg}, extra...), logs) }()
 	t.Cleanup(func() {
@@ -243,7 +224,7 @@ func TestDeliberateFailures(t *testing.T) {
 		{"--fail-if-cert-cn", "backend-1"},
 		{"--fail-if-serial", strings.ToUpper(f.set.Serial)},
 	} {
-		err := runBackend(context.Background(), append([]string{"-c", f.cfg}, args...), &syncBuffer{})
+		err := runBackend(context.Background(), append([]string{"-c", f.cfg}, args...), &logbuf.Buffer{})
 		var df deliberateFailure
 		if !errors.As(err, &df) || exitCode(err) != 3 {
 			t.Fatalf("%v: got %v (exit %d), want a deliberate failure with exit 3", args, err, exitCode(err))
@@ -276,7 +257,7 @@ func TestConfigErrors(t *testing.T) {
 		"missing file":     {"-c", filepath.Join(dir, "absent.yml")},
 		"cert without key": {"-c", half},
 	} {
-		err := runBackend(context.Background(), args, &syncBuffer{})
+		err := runBackend(context.Background(), args, &logbuf.Buffer{})
 		if exitCode(err) != 2 {
 			t.Fatalf("%s: %v (exit %d), want exit 2", name, err, exitCode(err))
 		}
@@ -287,7 +268,7 @@ func TestConfigErrors(t *testing.T) {
 // same certificate, SIGTERM ends it with status 0.
 func TestBinarySignals(t *testing.T) {
 	f := newFixture(t, true)
-	var out syncBuffer
+	var out logbuf.Buffer
 	cmd := exec.Command(systemdtest.Standin(t), "-c", f.cfg)
 	cmd.Stderr = &out
 	if err := cmd.Start(); err != nil {

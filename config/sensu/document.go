@@ -141,12 +141,12 @@ func Parse(name string, src []byte) (*Document, error) {
 	case root.Kind == yaml.ScalarNode && root.Tag == "!!null":
 		return d, nil
 	case root.Kind != yaml.MappingNode:
-		return nil, &SyntaxError{File: name, Line: root.Line, What: "the file must be a mapping of keys (key: value), not a " + kindName(root.Kind),
+		return nil, &SyntaxError{File: name, Line: root.Line, What: "the file must be a mapping of keys (key: value), not " + kindName(root.Kind),
 			Fix: "write each setting as key: value at the top level"}
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		if k := root.Content[i]; k.Kind != yaml.ScalarNode {
-			return nil, &SyntaxError{File: name, Line: k.Line, What: "a setting's name must be a plain word, not a " + kindName(k.Kind),
+			return nil, &SyntaxError{File: name, Line: k.Line, What: "a setting's name must be a plain word, not " + kindName(k.Kind),
 				Fix: "write the setting as name: value"}
 		}
 	}
@@ -154,18 +154,19 @@ func Parse(name string, src []byte) (*Document, error) {
 	return d, nil
 }
 
+// kindName names a node kind with its article, for "not a list".
 func kindName(k yaml.Kind) string {
 	switch k {
 	case yaml.SequenceNode:
-		return "list"
+		return "a list"
 	case yaml.ScalarNode:
-		return "single value"
+		return "a single value"
 	case yaml.AliasNode:
-		return "alias"
+		return "an alias"
 	case yaml.MappingNode:
-		return "mapping"
+		return "a mapping"
 	}
-	return "document"
+	return "a document"
 }
 
 // Keys returns the top-level keys in file order, each once.

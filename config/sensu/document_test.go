@@ -431,3 +431,12 @@ func TestParseRefusesAListAsAKey(t *testing.T) {
 		t.Fatalf("got %v, want a SyntaxError on line 2 naming the list key", err)
 	}
 }
+
+// A key that is an alias gets the same refusal, in plain English.
+func TestParseRefusesAnAliasAsAKey(t *testing.T) {
+	_, err := Parse("agent.yml", []byte("name: &n a\n*n : 1\n"))
+	var se *SyntaxError
+	if !errors.As(err, &se) || se.Line != 2 || !strings.Contains(se.What, "not an alias") {
+		t.Fatalf("got %v, want a SyntaxError on line 2 naming the alias key", err)
+	}
+}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 )
 
 // Issuer types: who renews a certificate.

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
 
 // Spec describes a listener the way an operator does: with file paths and
@@ -90,7 +90,7 @@ func (f Files) Watch(ctx context.Context, log *slog.Logger) error {
 // CertificateChanged moves the listener onto a Change of its managed
 // certificate, called name, and reloads its CA bundle when any change
 // rewrote that file (a client-ca or originate CA that is a managed file).
-func (f Files) CertificateChanged(ctx context.Context, name string, c rotate.Change) error {
+func (f Files) CertificateChanged(ctx context.Context, name string, c event.Change) error {
 	var errs []error
 	if f.Cert != nil && c.Name == name {
 		errs = append(errs, f.Cert.Subscriber(name).CertificateChanged(ctx, c))

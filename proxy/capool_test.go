@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
 
 // TestCARolloverReachesVerificationWithoutRestart: when a Change rewrites
@@ -50,7 +50,7 @@ func TestCARolloverReachesVerificationWithoutRestart(t *testing.T) {
 			{Name: "to-backend", Mode: "originate", Listen: "127.0.0.1:0", Targets: []string{tlsTarget.Addr().String()}, Certificate: "backend"},
 		},
 	}
-	var bus rotate.Bus
+	var bus event.Bus
 	ls, err := NewListeners(prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func TestCARolloverReachesVerificationWithoutRestart(t *testing.T) {
 
 	// The rollover bundle: both CAs, as an operator publishes it.
 	writeFile(t, caFile, append(append([]byte{}, oldCA.pem...), newCA.pem...))
-	if err := bus.Publish(context.Background(), rotate.Change{Name: "backend", Reason: rotate.ReasonExternal,
+	if err := bus.Publish(context.Background(), event.Change{Name: "backend", Reason: event.ReasonExternal,
 		CertFile: cf, KeyFile: kf, CAFile: caFile, Files: []string{caFile}}); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestCARolloverReachesVerificationWithoutRestart(t *testing.T) {
 
 	// A bundle that does not load never replaces the one in use.
 	writeFile(t, caFile, []byte("not a certificate"))
-	if err := bus.Publish(context.Background(), rotate.Change{Name: "backend", Files: []string{caFile}, CertFile: cf, KeyFile: kf}); err == nil {
+	if err := bus.Publish(context.Background(), event.Change{Name: "backend", Files: []string{caFile}, CertFile: cf, KeyFile: kf}); err == nil {
 		t.Error("a broken CA bundle was accepted without an error")
 	}
 	if err := handshake(newClient); err != nil {

@@ -13,8 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/watch"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/watch"
 )
 
 // CertSource supplies the certificate a listener presents: as a server to
@@ -151,7 +151,7 @@ func (s *FileSource) Watch(ctx context.Context) error {
 }
 
 // watchFiles calls reload, debounced, whenever one of paths changes,
-// until ctx ends. rotate/watch follows the directory entries, not the
+// until ctx ends. internal/watch follows the directory entries, not the
 // inodes (installers replace files by rename), and for a symlinked path
 // also the links on the way (a Kubernetes secret's ..data swap); other
 // files in the same directories, such as the proxy's own log, are
@@ -185,10 +185,10 @@ func watchFiles(ctx context.Context, paths []string, reload func(), log *slog.Lo
 	}
 }
 
-// Subscriber returns the rotate.Subscriber that moves this source onto the
+// Subscriber returns the event.Subscriber that moves this source onto the
 // files of every Change for the managed certificate name.
-func (s *FileSource) Subscriber(name string) rotate.Subscriber {
-	return rotate.SubscriberFunc(func(_ context.Context, c rotate.Change) error {
+func (s *FileSource) Subscriber(name string) event.Subscriber {
+	return event.SubscriberFunc(func(_ context.Context, c event.Change) error {
 		if c.Name != name {
 			return nil
 		}

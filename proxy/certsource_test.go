@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
 
 func servedSerial(t *testing.T, addr string, ca *testCA) string {
@@ -85,18 +85,18 @@ func TestFileSourceSubscriberLoadsChangedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	ncf, nkf := writePairPEM(t, t.TempDir(), ca, true)
-	var bus rotate.Bus
+	var bus event.Bus
 	bus.Subscribe(src.Subscriber("backend"))
-	if err := bus.Publish(context.Background(), rotate.Change{Name: "other", CertFile: "/nonexistent", KeyFile: "/nonexistent"}); err != nil {
+	if err := bus.Publish(context.Background(), event.Change{Name: "other", CertFile: "/nonexistent", KeyFile: "/nonexistent"}); err != nil {
 		t.Fatalf("a change for another certificate reached this source: %v", err)
 	}
-	if err := bus.Publish(context.Background(), rotate.Change{Name: "backend", CertFile: ncf, KeyFile: nkf}); err != nil {
+	if err := bus.Publish(context.Background(), event.Change{Name: "backend", CertFile: ncf, KeyFile: nkf}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := src.Certificate().PrivateKey.(interface{ Size() int }); !ok {
 		t.Fatalf("source did not switch to the new RSA pair: %T", src.Certificate().PrivateKey)
 	}
-	if err := bus.Publish(context.Background(), rotate.Change{Name: "backend", CertFile: filepath.Join(t.TempDir(), "missing.pem"), KeyFile: nkf}); err == nil {
+	if err := bus.Publish(context.Background(), event.Change{Name: "backend", CertFile: filepath.Join(t.TempDir(), "missing.pem"), KeyFile: nkf}); err == nil {
 		t.Fatal("a change naming missing files was accepted")
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
 
 // DefaultDrainTimeout is how long Shutdown lets open connections finish
@@ -253,7 +253,7 @@ func (l *Listeners) retire(r *runningListener) {
 // CertificateChanged reloads the certificate of every listener serving the
 // changed managed certificate, and every CA bundle the change rewrote (a
 // client-ca or originate CA that is one of the managed files).
-func (l *Listeners) CertificateChanged(ctx context.Context, c rotate.Change) error {
+func (l *Listeners) CertificateChanged(ctx context.Context, c event.Change) error {
 	type follow struct {
 		name  string
 		files Files

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
 
 // TestListenersStartBeforeIssuanceAndFollowTheBus: a listener whose
@@ -27,7 +27,7 @@ func TestListenersStartBeforeIssuanceAndFollowTheBus(t *testing.T) {
 		Certificates: []config.Certificate{{Name: "backend", CertFile: filepath.Join(dir, "backend.pem"), KeyFile: filepath.Join(dir, "backend-key.pem")}},
 		Listeners:    []config.Listener{{Name: "sensu-agent", Mode: "terminate", Listen: "127.0.0.1:0", Targets: []string{echoServer(t)}, Certificate: "backend"}},
 	}
-	var bus rotate.Bus
+	var bus event.Bus
 	ls, err := NewListeners(prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +46,7 @@ func TestListenersStartBeforeIssuanceAndFollowTheBus(t *testing.T) {
 	certPEM, keyPEM := ca.issueBoth(t, false)
 	writeFile(t, cfg.Certificates[0].CertFile, certPEM)
 	writeFile(t, cfg.Certificates[0].KeyFile, keyPEM)
-	if err := bus.Publish(context.Background(), rotate.Change{Name: "backend", Reason: rotate.ReasonInitial,
+	if err := bus.Publish(context.Background(), event.Change{Name: "backend", Reason: event.ReasonInitial,
 		CertFile: cfg.Certificates[0].CertFile, KeyFile: cfg.Certificates[0].KeyFile}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/sensu-tlsd/sensu-tlsd/proxy/proxytest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/proxytest"
 )
 
 // tlsEchoTarget is a TLS echo server with a certificate for 127.0.0.1

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
 
 // BenchmarkExternalChangeToEvent measures, through the whole daemon path,
@@ -43,7 +45,7 @@ func BenchmarkExternalChangeToEvent(b *testing.B) {
 		os.Rename(tmp, p.Paths.Cert)
 		select {
 		case c := <-rec.ch:
-			if c.Reason != ReasonExternal {
+			if c.Reason != event.ReasonExternal {
 				b.Fatalf("change %+v", c)
 			}
 			lat = append(lat, time.Since(start))

@@ -16,8 +16,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 // acmeIssuer obtains certificates from any ACME directory (step-ca, Vault,

@@ -14,9 +14,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/watch"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/watch"
 )
 
 // externalGrace is how long an invalid replacement may stay on disk before
@@ -28,7 +29,7 @@ const externalGrace = time.Second
 // follows the files on disk, and drives issue → validate → install →
 // publish for each certificate in its own goroutine.
 type Manager struct {
-	bus     *Bus
+	bus     *event.Bus
 	metrics *Metrics
 	log     *slog.Logger
 
@@ -41,7 +42,7 @@ type Manager struct {
 
 // NewManager returns a manager that announces changes on bus (consumers
 // subscribe before Run) and records them in metrics.
-func NewManager(bus *Bus, metrics *Metrics, log *slog.Logger) *Manager {
+func NewManager(bus *event.Bus, metrics *Metrics, log *slog.Logger) *Manager {
 	return &Manager{bus: bus, metrics: metrics, log: log, runners: map[string]*runner{}}
 }
 
@@ -226,9 +227,9 @@ func (m *Manager) RenewOnce(ctx context.Context, p Plan, force, dryRun bool) (Re
 	if dryRun {
 		return res, nil
 	}
-	reason := ReasonRenewal
+	reason := event.ReasonRenewal
 	if r.leaf == nil {
-		reason = ReasonInitial
+		reason = event.ReasonInitial
 	}
 	if ferr := r.commit(ctx, set, ps, reason, true); ferr != nil {
 		return res, ferr.err
@@ -394,8 +395,8 @@ func (r *runner) announceMove(ctx context.Context, from install.Paths) {
 	p := r.plan.Paths
 	r.log.Info("certificate moved", "serial", r.state.Serial, "cert", p.Cert, "key", p.Key, "ca", p.CA,
 		"old_cert", from.Cert, "old_key", from.Key, "old_ca", from.CA)
-	change := Change{
-		Name: r.plan.Name, Reason: ReasonMoved, OldSerial: r.state.Serial, NewSerial: r.state.Serial,
+	change := event.Change{
+		Name: r.plan.Name, Reason: event.ReasonMoved, OldSerial: r.state.Serial, NewSerial: r.state.Serial,
 		Generation: r.gen, NotAfter: r.leaf.NotAfter,
 		CertFile: p.Cert, KeyFile: p.Key, CAFile: p.CA,
 		Files: []string{p.Cert, p.Key, p.CA},
@@ -487,9 +488,9 @@ func (r *runner) attempt(ctx context.Context) {
 		r.fail(f.reason, f.err, time.Now())
 		return
 	}
-	reason := ReasonRenewal
+	reason := event.ReasonRenewal
 	if r.leaf == nil {
-		reason = ReasonInitial
+		reason = event.ReasonInitial
 	}
 	if f := r.commit(ctx, set, ps, reason, true); f != nil {
 		r.fail(f.reason, f.err, time.Now())
@@ -533,7 +534,7 @@ func (r *runner) refusedAgain(leaf *x509.Certificate) error {
 // commit installs a validated set (unless it is already on disk) and
 // announces it. If a consumer rejects it, the previous set goes back (see
 // rejected); if the daemon is shutting down meanwhile, nothing goes back.
-func (r *runner) commit(ctx context.Context, set install.Set, ps *pki.Set, reason Reason, installNew bool) *failure {
+func (r *runner) commit(ctx context.Context, set install.Set, ps *pki.Set, reason event.Reason, installNew bool) *failure {
 	prev, prevLeaf := r.known, r.leaf
 	oldSet, oldSerial := r.found, r.foundSerial
 	if r.leaf != nil {
@@ -548,7 +549,7 @@ func (r *runner) commit(ctx context.Context, set install.Set, ps *pki.Set, reaso
 	}
 	r.setKnown(set, ps.Leaf(), gen)
 	r.refreshWatch()
-	change := Change{
+	change := event.Change{
 		Name: r.plan.Name, Reason: reason, OldSerial: oldSerial, NewSerial: r.state.Serial,
 		Generation: gen, NotAfter: ps.Leaf().NotAfter,
 		CertFile: r.plan.Paths.Cert, KeyFile: r.plan.Paths.Key, CAFile: r.plan.Paths.CA,
@@ -596,7 +597,7 @@ func (r *runner) renewalOf(leaf *x509.Certificate, now time.Time) time.Time {
 // runner) that came while consumers were taking c.
 // The new set stays: a restarted service may already serve it, and putting
 // the old files back under it would make the mismatch, not undo it.
-func (r *runner) interrupted(c Change, err error) {
+func (r *runner) interrupted(c event.Change, err error) {
 	now := time.Now()
 	r.state.Renewals++
 	r.state.LastError = fmt.Sprintf("stopped (shutdown or reload) before consumers confirmed serial %s (generation %d); it stays installed, not rolled back: %v", c.NewSerial, c.Generation, err)
@@ -611,7 +612,7 @@ func (r *runner) interrupted(c Change, err error) {
 // prev: the refused serial is remembered so it is never installed again,
 // and prev goes back when it is still valid. The failure it returns says
 // what ends the refusal; fail schedules the next attempt.
-func (r *runner) rejected(ctx context.Context, bad Change, prev install.Set, prevLeaf *x509.Certificate, cause error) *failure {
+func (r *runner) rejected(ctx context.Context, bad event.Change, prev install.Set, prevLeaf *x509.Certificate, cause error) *failure {
 	refused := r.state.RejectedSerial
 	r.state.RejectedSerial = bad.NewSerial
 	r.m.metrics.rejected.WithLabelValues(r.plan.Name).Set(1)
@@ -627,11 +628,11 @@ func (r *runner) rejected(ctx context.Context, bad Change, prev install.Set, pre
 // refused serial but issues nothing before the installed set is due, and
 // `renew --force` from another process ends the daemon's refusal only by
 // installing a new serial, which files another tool owns never get.
-func (r *runner) refusalAdvice(reason Reason) string {
+func (r *runner) refusalAdvice(reason event.Reason) string {
 	if _, ok := r.store.(followedFiles); ok {
 		return "once the service is fixed, have the tool that writes " + r.plan.Paths.Cert + " put a new set in place; sensu-tlsd follows it"
 	}
-	if reason == ReasonExternal {
+	if reason == event.ReasonExternal {
 		return "once the service is fixed, reload sensu-tlsd (SIGHUP) and put the certificate in place again"
 	}
 	return "once the service is fixed, sensu-tlsd renew " + r.plan.Name + " --force issues a new certificate now"
@@ -641,7 +642,7 @@ func (r *runner) refusalAdvice(reason Reason) string {
 // prev is checked again first, since it may have expired meanwhile or be
 // the set consumers refused before (serial refused); then nothing changes
 // and the reason is returned.
-func (r *runner) rollback(ctx context.Context, bad Change, prev install.Set, prevLeaf *x509.Certificate, refused string) error {
+func (r *runner) rollback(ctx context.Context, bad event.Change, prev install.Set, prevLeaf *x509.Certificate, refused string) error {
 	if prevLeaf == nil {
 		return errors.New("there is no valid earlier set to go back to")
 	}
@@ -659,12 +660,12 @@ func (r *runner) rollback(ctx context.Context, bad Change, prev install.Set, pre
 	}
 	r.setKnown(prev, ps.Leaf(), gen)
 	r.refreshWatch()
-	back := Change{
-		Name: r.plan.Name, Reason: ReasonRollback, OldSerial: bad.NewSerial, NewSerial: serial,
+	back := event.Change{
+		Name: r.plan.Name, Reason: event.ReasonRollback, OldSerial: bad.NewSerial, NewSerial: serial,
 		Generation: gen, NotAfter: ps.Leaf().NotAfter,
 		CertFile: bad.CertFile, KeyFile: bad.KeyFile, CAFile: bad.CAFile, Files: bad.Files,
 	}
-	r.m.metrics.renewals.WithLabelValues(r.plan.Name, string(ReasonRollback)).Inc()
+	r.m.metrics.renewals.WithLabelValues(r.plan.Name, string(event.ReasonRollback)).Inc()
 	r.log.Warn("rolled back to the previous certificate set", "bad_serial", bad.NewSerial, "serial", serial, "generation", gen)
 	if err := r.m.bus.Publish(ctx, back); err != nil {
 		r.log.Error("consumers also failed on the rolled-back set", "error", err)
@@ -776,11 +777,11 @@ func (r *runner) external(ctx context.Context) bool {
 	// paths read exactly the current generation; otherwise adopt the
 	// replacement as a new generation so rollback has something to go to.
 	gen, _ := r.store.Current()
-	reason, installNew := ReasonExternal, true
+	reason, installNew := event.ReasonExternal, true
 	if gen != r.gen && gen != 0 {
 		if cur, err := r.store.ReadConfigured(); err == nil && cur.Equal(set) {
 			if g, err := r.readGeneration(gen); err == nil && g.Equal(set) {
-				reason, installNew = ReasonRenewal, false
+				reason, installNew = event.ReasonRenewal, false
 			}
 		}
 	}

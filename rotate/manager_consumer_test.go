@@ -15,15 +15,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 // refuseReasons makes rec refuse every change with one of reasons.
-func refuseReasons(rec *recorder, reasons ...Reason) {
+func refuseReasons(rec *recorder, reasons ...event.Reason) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	rec.refuse = func(c Change) error {
+	rec.refuse = func(c event.Change) error {
 		for _, r := range reasons {
 			if c.Reason == r {
 				return fmt.Errorf("sensu-backend did not come back on serial %s", c.NewSerial)
@@ -88,7 +89,7 @@ func onDisk(t *testing.T, p Plan) string {
 func TestRejectedExternalSetIsNotFollowedByAnUnaskedRenewal(t *testing.T) {
 	cfg := testConfig(t, time.Hour, "")
 	rec := newRecorder()
-	refuseReasons(rec, ReasonExternal)
+	refuseReasons(rec, event.ReasonExternal)
 	m, plans := startManager(t, cfg, rec)
 	p := plans[0]
 	first := rec.next(t, 10*time.Second)
@@ -97,7 +98,7 @@ func TestRejectedExternalSetIsNotFollowedByAnUnaskedRenewal(t *testing.T) {
 	bad.moveIn(t, p)
 	ext := rec.next(t, 2*time.Second)
 	back := rec.next(t, 2*time.Second)
-	if ext.NewSerial != bad.serial || back.Reason != ReasonRollback || back.NewSerial != first.NewSerial {
+	if ext.NewSerial != bad.serial || back.Reason != event.ReasonRollback || back.NewSerial != first.NewSerial {
 		t.Fatalf("rollback sequence: %+v then %+v", ext, back)
 	}
 	// retry-min is 1s and retry-max 2s: a renewal after backoff would
@@ -144,7 +145,7 @@ func TestRejectedExternalSetIsNotFollowedByAnUnaskedRenewal(t *testing.T) {
 		t.Fatalf("state after a reload forgot the rejected serial: %+v, want no failure and the renewal on schedule", s)
 	}
 	bad.moveIn(t, p)
-	if c := rec.next(t, 2*time.Second); c.Reason != ReasonExternal || c.NewSerial != bad.serial {
+	if c := rec.next(t, 2*time.Second); c.Reason != event.ReasonExternal || c.NewSerial != bad.serial {
 		t.Fatalf("after a reload the operator's certificate was not followed: %+v", c)
 	}
 	if g := testutil.ToFloat64(m.metrics.rejected.WithLabelValues(p.Name)); g != 0 {
@@ -162,9 +163,9 @@ func TestRenewForceFromAnotherProcessEndsTheDaemonsRefusal(t *testing.T) {
 	cfg.Renewal.RetryMin, cfg.Renewal.RetryMax = time.Hour, time.Hour
 	rec := newRecorder()
 	var refusedOnce sync.Once
-	rec.refuse = func(c Change) error {
+	rec.refuse = func(c event.Change) error {
 		var err error
-		if c.Reason == ReasonRenewal {
+		if c.Reason == event.ReasonRenewal {
 			refusedOnce.Do(func() { err = errors.New("sensu-backend did not come back") })
 		}
 		return err
@@ -172,7 +173,7 @@ func TestRenewForceFromAnotherProcessEndsTheDaemonsRefusal(t *testing.T) {
 	m, plans := startManager(t, cfg, rec)
 	first := rec.next(t, 10*time.Second)
 	bad := rec.next(t, 10*time.Second)
-	if back := rec.next(t, 2*time.Second); bad.Reason != ReasonRenewal || back.Reason != ReasonRollback || back.NewSerial != first.NewSerial {
+	if back := rec.next(t, 2*time.Second); bad.Reason != event.ReasonRenewal || back.Reason != event.ReasonRollback || back.NewSerial != first.NewSerial {
 		t.Fatalf("rollback sequence: %+v then %+v", bad, back)
 	}
 	s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.RejectedSerial != "" })
@@ -180,12 +181,12 @@ func TestRenewForceFromAnotherProcessEndsTheDaemonsRefusal(t *testing.T) {
 		t.Fatalf("the refusal does not advise %q: %+v", want, s)
 	}
 
-	cli := NewManager(&Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cli := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	res, err := cli.RenewOnce(context.Background(), plans[0], true, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := rec.next(t, 5*time.Second); c.NewSerial != res.Serial || c.Reason != ReasonRenewal {
+	if c := rec.next(t, 5*time.Second); c.NewSerial != res.Serial || c.Reason != event.ReasonRenewal {
 		t.Fatalf("the daemon announced %+v, want the forced renewal %s", c, res.Serial)
 	}
 	// The gauge is the daemon's own: state.json was already rewritten by
@@ -218,7 +219,7 @@ func TestRefusedFollowedFilesWaitForTheToolThatOwnsThem(t *testing.T) {
 	os.MkdirAll(filepath.Dir(p.Paths.Cert), 0o755)
 	issueFromCA(t, p.CADir, p, filepath.Dir(p.Paths.Cert))
 	rec := newRecorder()
-	refuseReasons(rec, ReasonExternal)
+	refuseReasons(rec, event.ReasonExternal)
 	m, plans := startManager(t, cfg, rec)
 	bad := issueOperatorSet(t, p)
 	bad.moveIn(t, p)
@@ -247,14 +248,14 @@ func TestRejectedRenewalsBackOffAndRollBackToTheAcceptedSet(t *testing.T) {
 	cfg := testConfig(t, 30*time.Second, "28s")
 	cfg.Renewal.RetryMin, cfg.Renewal.RetryMax = 200*time.Millisecond, 800*time.Millisecond
 	rec := newRecorder()
-	refuseReasons(rec, ReasonRenewal)
+	refuseReasons(rec, event.ReasonRenewal)
 	_, plans := startManager(t, cfg, rec)
 	first := rec.next(t, 10*time.Second)
 	refused := map[string]bool{}
 	for i, want := range []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 800 * time.Millisecond} {
 		bad := rec.next(t, 10*time.Second)
 		back := rec.next(t, 2*time.Second)
-		if bad.Reason != ReasonRenewal || refused[bad.NewSerial] || back.Reason != ReasonRollback || back.NewSerial != first.NewSerial {
+		if bad.Reason != event.ReasonRenewal || refused[bad.NewSerial] || back.Reason != event.ReasonRollback || back.NewSerial != first.NewSerial {
 			t.Fatalf("attempt %d: %+v then %+v, want a new serial refused and %s back", i+1, bad, back, first.NewSerial)
 		}
 		refused[bad.NewSerial] = true
@@ -276,8 +277,8 @@ func TestRollbackRefusesAnEarlierSetThatExpired(t *testing.T) {
 	cfg.Renewal.RetryMin, cfg.Renewal.RetryMax = time.Hour, time.Hour
 	rec := newRecorder()
 	var firstExpiry time.Time
-	rec.refuse = func(c Change) error {
-		if c.Reason != ReasonRenewal {
+	rec.refuse = func(c event.Change) error {
+		if c.Reason != event.ReasonRenewal {
 			firstExpiry = c.NotAfter
 			return nil
 		}
@@ -304,7 +305,7 @@ func TestRollbackRefusesAnEarlierSetThatExpired(t *testing.T) {
 func TestRollbackRestoresTheSetEvenWhenItsGenerationWasOverwritten(t *testing.T) {
 	cfg := testConfig(t, time.Hour, "")
 	rec := newRecorder()
-	refuseReasons(rec, ReasonExternal)
+	refuseReasons(rec, event.ReasonExternal)
 	_, plans := startManager(t, cfg, rec)
 	p := plans[0]
 	first := rec.next(t, 10*time.Second)
@@ -321,7 +322,7 @@ func TestRollbackRestoresTheSetEvenWhenItsGenerationWasOverwritten(t *testing.T)
 		t.Fatalf("the copied set was not followed: %+v", c)
 	}
 	back := rec.next(t, 2*time.Second)
-	if back.Reason != ReasonRollback || back.NewSerial != first.NewSerial {
+	if back.Reason != event.ReasonRollback || back.NewSerial != first.NewSerial {
 		t.Fatalf("rollback: %+v, want serial %s back", back, first.NewSerial)
 	}
 	if got := onDisk(t, p); got != first.NewSerial {
@@ -339,15 +340,15 @@ func TestShutdownWhileConsumersWaitDoesNotRollBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waiting := make(chan Change, 1)
+	waiting := make(chan event.Change, 1)
 	var mu sync.Mutex
-	var seen []Change
-	bus := &Bus{}
-	bus.Subscribe(SubscriberFunc(func(ctx context.Context, c Change) error {
+	var seen []event.Change
+	bus := &event.Bus{}
+	bus.Subscribe(event.SubscriberFunc(func(ctx context.Context, c event.Change) error {
 		mu.Lock()
 		seen = append(seen, c)
 		mu.Unlock()
-		if c.Reason != ReasonRenewal {
+		if c.Reason != event.ReasonRenewal {
 			return nil
 		}
 		waiting <- c
@@ -358,7 +359,7 @@ func TestShutdownWhileConsumersWaitDoesNotRollBack(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx, plans, nil) }()
-	var renewal Change
+	var renewal event.Change
 	select {
 	case renewal = <-waiting:
 	case <-time.After(15 * time.Second):
@@ -371,7 +372,7 @@ func TestShutdownWhileConsumersWaitDoesNotRollBack(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if last := seen[len(seen)-1]; last.Reason == ReasonRollback {
+	if last := seen[len(seen)-1]; last.Reason == event.ReasonRollback {
 		t.Fatalf("a shutdown was taken for a refusal and rolled back: %+v", last)
 	}
 	if got := onDisk(t, plans[0]); got != renewal.NewSerial {
@@ -392,7 +393,7 @@ func TestAliveAnswersOnlyWhileTheManagerIsNotWedged(t *testing.T) {
 	cfg := testConfig(t, time.Hour, "")
 	release := make(chan struct{})
 	entered := make(chan struct{})
-	m, _ := startManager(t, cfg, SubscriberFunc(func(context.Context, Change) error {
+	m, _ := startManager(t, cfg, event.SubscriberFunc(func(context.Context, event.Change) error {
 		close(entered)
 		<-release // ignores ctx: a wedged consumer
 		return nil

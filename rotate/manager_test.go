@@ -16,21 +16,22 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 // recorder is a consumer that keeps every change and can refuse some.
 type recorder struct {
 	mu      sync.Mutex
-	changes []Change
-	ch      chan Change
-	refuse  func(Change) error
+	changes []event.Change
+	ch      chan event.Change
+	refuse  func(event.Change) error
 }
 
-func newRecorder() *recorder { return &recorder{ch: make(chan Change, 32)} }
+func newRecorder() *recorder { return &recorder{ch: make(chan event.Change, 32)} }
 
-func (r *recorder) CertificateChanged(_ context.Context, c Change) error {
+func (r *recorder) CertificateChanged(_ context.Context, c event.Change) error {
 	r.mu.Lock()
 	r.changes = append(r.changes, c)
 	refuse := r.refuse
@@ -42,14 +43,14 @@ func (r *recorder) CertificateChanged(_ context.Context, c Change) error {
 	return nil
 }
 
-func (r *recorder) next(t *testing.T, within time.Duration) Change {
+func (r *recorder) next(t *testing.T, within time.Duration) event.Change {
 	t.Helper()
 	select {
 	case c := <-r.ch:
 		return c
 	case <-time.After(within):
 		t.Fatalf("no change announced within %s", within)
-		return Change{}
+		return event.Change{}
 	}
 }
 
@@ -105,7 +106,7 @@ func mustPlans(t testing.TB, cfg *config.Config) []Plan {
 	return plans
 }
 
-func startManager(t testing.TB, cfg *config.Config, consumer Subscriber) (*Manager, []Plan) {
+func startManager(t testing.TB, cfg *config.Config, consumer event.Subscriber) (*Manager, []Plan) {
 	t.Helper()
 	plans := mustPlans(t, cfg)
 	m, stop := runManager(t, plans, consumer)
@@ -114,9 +115,9 @@ func startManager(t testing.TB, cfg *config.Config, consumer Subscriber) (*Manag
 }
 
 // runManager runs a manager of plans, as a daemon does, until stop.
-func runManager(t testing.TB, plans []Plan, consumer Subscriber) (m *Manager, stop func()) {
+func runManager(t testing.TB, plans []Plan, consumer event.Subscriber) (m *Manager, stop func()) {
 	t.Helper()
-	bus := &Bus{}
+	bus := &event.Bus{}
 	bus.Subscribe(consumer)
 	m = NewManager(bus, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -156,14 +157,14 @@ func TestManagerIssuesMissingSetAndRenewsOnTime(t *testing.T) {
 	rec := newRecorder()
 	_, plans := startManager(t, cfg, rec)
 	first := rec.next(t, 10*time.Second)
-	if first.Reason != ReasonInitial || first.OldSerial != "" || first.Generation != 1 || len(first.Files) != 3 {
+	if first.Reason != event.ReasonInitial || first.OldSerial != "" || first.Generation != 1 || len(first.Files) != 3 {
 		t.Fatalf("first change: %+v", first)
 	}
 	if got := pki.SerialHex(readValid(t, plans[0]).Leaf()); got != first.NewSerial {
 		t.Fatalf("on disk serial %s, announced %s", got, first.NewSerial)
 	}
 	second := rec.next(t, 10*time.Second)
-	if second.Reason != ReasonRenewal || second.OldSerial != first.NewSerial || second.Generation != 2 {
+	if second.Reason != event.ReasonRenewal || second.OldSerial != first.NewSerial || second.Generation != 2 {
 		t.Fatalf("renewal change: %+v", second)
 	}
 	if time.Until(second.NotAfter) < 25*time.Second {
@@ -181,8 +182,8 @@ func TestConsumerRejectionRollsBackAndDoesNotRetryAtOnce(t *testing.T) {
 	cfg := testConfig(t, 30*time.Second, "28s")
 	cfg.Renewal.RetryMin, cfg.Renewal.RetryMax = time.Hour, time.Hour
 	rec := newRecorder()
-	rec.refuse = func(c Change) error {
-		if c.Reason == ReasonRenewal {
+	rec.refuse = func(c event.Change) error {
+		if c.Reason == event.ReasonRenewal {
 			return errors.New("sensu-backend did not come back")
 		}
 		return nil
@@ -191,7 +192,7 @@ func TestConsumerRejectionRollsBackAndDoesNotRetryAtOnce(t *testing.T) {
 	first := rec.next(t, 10*time.Second)
 	bad := rec.next(t, 10*time.Second)
 	back := rec.next(t, 5*time.Second)
-	if bad.Reason != ReasonRenewal || back.Reason != ReasonRollback || back.OldSerial != bad.NewSerial || back.NewSerial != first.NewSerial || back.Generation != 1 {
+	if bad.Reason != event.ReasonRenewal || back.Reason != event.ReasonRollback || back.OldSerial != bad.NewSerial || back.NewSerial != first.NewSerial || back.Generation != 1 {
 		t.Fatalf("rollback sequence: bad %+v back %+v", bad, back)
 	}
 	if got := pki.SerialHex(readValid(t, plans[0]).Leaf()); got != first.NewSerial {
@@ -238,7 +239,7 @@ func TestExternalReplacementIsFollowedAndBadOneUndone(t *testing.T) {
 		t.Fatal(err)
 	}
 	ext := rec.next(t, time.Second)
-	if ext.Reason != ReasonExternal || ext.OldSerial != first.NewSerial {
+	if ext.Reason != event.ReasonExternal || ext.OldSerial != first.NewSerial {
 		t.Fatalf("external change: %+v", ext)
 	}
 	if fi, err := os.Lstat(p.Paths.Cert); err != nil || fi.Mode()&os.ModeSymlink == 0 {
@@ -295,7 +296,7 @@ cp "`+caDir+`/ca.pem" "$SENSU_TLSD_CA_FILE"
 	rec := newRecorder()
 	_, plans := startManager(t, cfg, rec)
 	c := rec.next(t, 20*time.Second)
-	if c.Reason != ReasonInitial {
+	if c.Reason != event.ReasonInitial {
 		t.Fatalf("change: %+v", c)
 	}
 	readValid(t, plans[0])
@@ -399,7 +400,7 @@ func TestFollowedFilesAreValidatedAndAnnouncedNotTouched(t *testing.T) {
 	os.Rename(tmp.Cert, p.Paths.Cert)
 	os.Rename(tmp.Key, p.Paths.Key)
 	c := rec.next(t, time.Second)
-	if c.Reason != ReasonExternal {
+	if c.Reason != event.ReasonExternal {
 		t.Fatalf("change: %+v", c)
 	}
 	if fi, _ := os.Lstat(p.Paths.Cert); fi.Mode()&os.ModeSymlink != 0 {
@@ -447,7 +448,7 @@ func TestApplyStopsRemovedAndStartsAddedCertificates(t *testing.T) {
 	if err := m.Apply(both); err != nil {
 		t.Fatal(err)
 	}
-	if c := rec.next(t, 10*time.Second); c.Name != "agent-1" || c.Reason != ReasonInitial {
+	if c := rec.next(t, 10*time.Second); c.Name != "agent-1" || c.Reason != event.ReasonInitial {
 		t.Fatalf("added certificate: %+v", c)
 	}
 	rec.none(t, 300*time.Millisecond) // backend-1 is unchanged: not re-issued
@@ -478,8 +479,8 @@ func TestApplyStopsRemovedAndStartsAddedCertificates(t *testing.T) {
 // renewal.
 func TestReloadThatMovesPathsAnnouncesTheSetThere(t *testing.T) {
 	cfg := testConfig(t, time.Hour, "")
-	changes := make(chan Change, 4)
-	m, _ := startManager(t, cfg, SubscriberFunc(func(_ context.Context, c Change) error {
+	changes := make(chan event.Change, 4)
+	m, _ := startManager(t, cfg, event.SubscriberFunc(func(_ context.Context, c event.Change) error {
 		changes <- c
 		return nil
 	}))
@@ -494,7 +495,7 @@ func TestReloadThatMovesPathsAnnouncesTheSetThere(t *testing.T) {
 	}
 	select {
 	case got := <-changes:
-		if got.Reason != ReasonMoved || got.NewSerial != first.NewSerial || got.CertFile != c.CertFile ||
+		if got.Reason != event.ReasonMoved || got.NewSerial != first.NewSerial || got.CertFile != c.CertFile ||
 			!slices.Equal(got.Files, []string{c.CertFile, c.KeyFile, c.CAFile}) {
 			t.Fatalf("change after the move: %+v (first %s)", got, first.NewSerial)
 		}
@@ -518,7 +519,7 @@ func TestReloadThatMovesPathsAnnouncesTheSetThere(t *testing.T) {
 func TestAMoveIsAnnouncedAgainUntilConsumersTakeIt(t *testing.T) {
 	cfg := testConfig(t, time.Hour, "")
 	rec := newRecorder()
-	refuseReasons(rec, ReasonMoved)
+	refuseReasons(rec, event.ReasonMoved)
 	plans := mustPlans(t, cfg)
 	m, stop := runManager(t, plans, rec)
 	defer stop()
@@ -535,7 +536,7 @@ func TestAMoveIsAnnouncedAgainUntilConsumersTakeIt(t *testing.T) {
 	if err := m.Apply(moved); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.next(t, 5*time.Second); got.Reason != ReasonMoved {
+	if got := rec.next(t, 5*time.Second); got.Reason != event.ReasonMoved {
 		t.Fatalf("after the reload: %+v, want the move announced", got)
 	}
 	s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.LastError != "" })
@@ -548,7 +549,7 @@ func TestAMoveIsAnnouncedAgainUntilConsumersTakeIt(t *testing.T) {
 	_, stop = runManager(t, moved, rec)
 	defer stop()
 	got := rec.next(t, 10*time.Second)
-	if got.Reason != ReasonMoved || got.NewSerial != first.NewSerial || got.CertFile != c.CertFile {
+	if got.Reason != event.ReasonMoved || got.NewSerial != first.NewSerial || got.CertFile != c.CertFile {
 		t.Fatalf("the restart announced %+v, want serial %s moved to %s", got, first.NewSerial, c.CertFile)
 	}
 	if s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.CertFile == c.CertFile }); s.CertFile != c.CertFile || s.CAFile != c.CAFile {
@@ -587,7 +588,7 @@ cp "`+src.CA+`" "$SENSU_TLSD_CA_FILE"
 	}
 	cfg.Certificates[0].Issuer = config.Issuer{Type: "exec", Exec: config.ExecIssuer{Command: []string{script}}}
 	p = mustPlans(t, cfg)[0]
-	m := NewManager(&Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if _, err := m.RenewOnce(context.Background(), p, true, false); err != nil {
 		t.Fatal(err)
 	}
@@ -600,7 +601,7 @@ cp "`+src.CA+`" "$SENSU_TLSD_CA_FILE"
 func TestRenewOnceIsDueWhenTheDaemonSaysSo(t *testing.T) {
 	cfg := testConfig(t, time.Hour, "")
 	p := mustPlans(t, cfg)[0]
-	m := NewManager(&Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
 	if _, err := m.RenewOnce(ctx, p, true, false); err != nil {
 		t.Fatal(err)
@@ -634,7 +635,7 @@ func TestRenewOnceIsDueWhenTheDaemonSaysSo(t *testing.T) {
 func TestAMoveAfterAnInterruptedFirstIssueIsAnnounced(t *testing.T) {
 	cfg := testConfig(t, time.Hour, "")
 	waiting := make(chan struct{}, 1)
-	_, stop := runManager(t, mustPlans(t, cfg), SubscriberFunc(func(ctx context.Context, c Change) error {
+	_, stop := runManager(t, mustPlans(t, cfg), event.SubscriberFunc(func(ctx context.Context, c event.Change) error {
 		waiting <- struct{}{}
 		<-ctx.Done()
 		return ctx.Err()
@@ -655,7 +656,7 @@ func TestAMoveAfterAnInterruptedFirstIssueIsAnnounced(t *testing.T) {
 	rec := newRecorder()
 	_, stop = runManager(t, mustPlans(t, cfg), rec)
 	defer stop()
-	if got := rec.next(t, 5*time.Second); got.Reason != ReasonMoved || got.CertFile != c.CertFile {
+	if got := rec.next(t, 5*time.Second); got.Reason != event.ReasonMoved || got.CertFile != c.CertFile {
 		t.Fatalf("the restart at new paths announced %+v, want the move", got)
 	}
 }

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 // Plan is one managed certificate with every default resolved: what the

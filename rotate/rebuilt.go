@@ -5,13 +5,14 @@ import (
 	"sync"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
 
-// BuildFunc makes a Subscriber from a configuration, with the function
-// that releases what it holds (a D-Bus connection).
-type BuildFunc func(cfg *config.Config) (Subscriber, func(), error)
+// BuildFunc makes a event.Subscriber from a configuration, with the function
+// that releases what it holds (a D-event.Bus connection).
+type BuildFunc func(cfg *config.Config) (event.Subscriber, func(), error)
 
-// Rebuilt is a Subscriber made from the configuration and made again on
+// Rebuilt is a event.Subscriber made from the configuration and made again on
 // every reload, so consumers whose behaviour the config describes (the
 // service actions, the Sensu config writer) follow a SIGHUP like the
 // certificates do. It is a reloader for the daemon: Check builds and keeps
@@ -23,19 +24,19 @@ type Rebuilt struct {
 	// mu is held for reading while a change is delivered, so a swap waits
 	// for an action in flight instead of closing its connection under it.
 	mu      sync.RWMutex
-	current Subscriber
+	current event.Subscriber
 	release func()
 
 	// pending is what Check built for cfg, waiting for Apply or Discard.
 	pending struct {
 		sync.Mutex
 		cfg     *config.Config
-		sub     Subscriber
+		sub     event.Subscriber
 		release func()
 	}
 }
 
-// NewRebuilt builds the first Subscriber from cfg.
+// NewRebuilt builds the first event.Subscriber from cfg.
 func NewRebuilt(cfg *config.Config, build BuildFunc) (*Rebuilt, error) {
 	sub, release, err := build(cfg)
 	if err != nil {
@@ -44,8 +45,8 @@ func NewRebuilt(cfg *config.Config, build BuildFunc) (*Rebuilt, error) {
 	return &Rebuilt{build: build, current: sub, release: release}, nil
 }
 
-// CertificateChanged delivers c to the current Subscriber.
-func (r *Rebuilt) CertificateChanged(ctx context.Context, c Change) error {
+// CertificateChanged delivers c to the current event.Subscriber.
+func (r *Rebuilt) CertificateChanged(ctx context.Context, c event.Change) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.current.CertificateChanged(ctx, c)
@@ -79,7 +80,7 @@ func (r *Rebuilt) dropPending() {
 	r.pending.cfg, r.pending.sub, r.pending.release = nil, nil, nil
 }
 
-// Apply replaces the current Subscriber with one built from cfg (the one
+// Apply replaces the current event.Subscriber with one built from cfg (the one
 // Check built for it, if any), after any change in flight has been
 // delivered.
 func (r *Rebuilt) Apply(_ context.Context, cfg *config.Config) error {
@@ -103,7 +104,7 @@ func (r *Rebuilt) Apply(_ context.Context, cfg *config.Config) error {
 	return nil
 }
 
-// Close releases the current Subscriber and anything Check left.
+// Close releases the current event.Subscriber and anything Check left.
 func (r *Rebuilt) Close() {
 	r.Discard()
 	r.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
 
 // TestRebuiltSwapsAfterTheChangeInFlight: Check builds without touching
@@ -18,13 +19,13 @@ func TestRebuiltSwapsAfterTheChangeInFlight(t *testing.T) {
 	var built, released atomic.Int32
 	inFlight, finish := make(chan struct{}), make(chan struct{})
 	var delivered []string
-	build := func(cfg *config.Config) (Subscriber, func(), error) {
+	build := func(cfg *config.Config) (event.Subscriber, func(), error) {
 		if cfg.LogLevel == "bad" {
 			return nil, nil, errors.New("services[0] (sensu-backend): key preset: unknown")
 		}
 		built.Add(1)
 		level := cfg.LogLevel
-		sub := SubscriberFunc(func(ctx context.Context, c Change) error {
+		sub := event.SubscriberFunc(func(ctx context.Context, c event.Change) error {
 			if c.Name == "slow" {
 				close(inFlight)
 				<-finish
@@ -49,7 +50,7 @@ func TestRebuiltSwapsAfterTheChangeInFlight(t *testing.T) {
 		t.Fatalf("second Check: %v; built %d, released %d (want the unused build released)", err, built.Load(), released.Load())
 	}
 
-	go r.CertificateChanged(context.Background(), Change{Name: "slow"})
+	go r.CertificateChanged(context.Background(), event.Change{Name: "slow"})
 	<-inFlight
 	applied := make(chan error, 1)
 	go func() { applied <- r.Apply(context.Background(), next) }()
@@ -62,7 +63,7 @@ func TestRebuiltSwapsAfterTheChangeInFlight(t *testing.T) {
 	if err := <-applied; err != nil {
 		t.Fatal(err)
 	}
-	if err := r.CertificateChanged(context.Background(), Change{Name: "next"}); err != nil {
+	if err := r.CertificateChanged(context.Background(), event.Change{Name: "next"}); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"old:slow", "new:next"}; len(delivered) != 2 || delivered[0] != want[0] || delivered[1] != want[1] {
@@ -82,9 +83,9 @@ func TestRebuiltSwapsAfterTheChangeInFlight(t *testing.T) {
 // after it builds afresh.
 func TestRebuiltDiscardReleasesTheCheckedBuild(t *testing.T) {
 	var built, released atomic.Int32
-	build := func(cfg *config.Config) (Subscriber, func(), error) {
+	build := func(cfg *config.Config) (event.Subscriber, func(), error) {
 		built.Add(1)
-		return SubscriberFunc(func(context.Context, Change) error { return nil }), func() { released.Add(1) }, nil
+		return event.SubscriberFunc(func(context.Context, event.Change) error { return nil }), func() { released.Add(1) }, nil
 	}
 	r, err := NewRebuilt(&config.Config{}, build)
 	if err != nil {

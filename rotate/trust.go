@@ -1,7 +1,7 @@
 package rotate
 
 import (
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 )
 
 // logCAChange says loudly that a new set brings another CA bundle: every

@@ -14,9 +14,10 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 // needOpenSSL fails (SENSU_TLSD_REQUIRE_PEERS=1) or skips loudly without it.
@@ -64,7 +65,7 @@ cp "$1/ca.pem" "$SENSU_TLSD_CA_FILE"
 func renewWith(t *testing.T, cfg *config.Config, log *logbuf.Buffer) (Plan, error) {
 	t.Helper()
 	p := mustPlans(t, cfg)[0]
-	m := NewManager(&Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(log, nil)))
+	m := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(log, nil)))
 	_, err := m.RenewOnce(context.Background(), p, true, false)
 	return p, err
 }
@@ -191,7 +192,7 @@ func TestLocalCARolloverWithSharedBundleSettles(t *testing.T) {
 	os.WriteFile(filepath.Join(caDir, ca.KeyFileName), newKey, 0o600)
 	os.WriteFile(filepath.Join(caDir, ca.CertFileName), append(newCert, oldCA...), 0o644)
 
-	m := NewManager(&Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if _, err := m.RenewOnce(context.Background(), plans[0], true, false); err != nil {
 		t.Fatalf("renewing from the new CA: %v", err)
 	}
@@ -205,7 +206,7 @@ func TestLocalCARolloverWithSharedBundleSettles(t *testing.T) {
 	for quiet := time.After(3 * externalGrace); ; {
 		select {
 		case c := <-rec.ch:
-			if c.Reason == ReasonRollback {
+			if c.Reason == event.ReasonRollback {
 				t.Fatalf("rollback during the CA rollover: %+v", c)
 			}
 			continue

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 // parseSet turns PEM bytes into a pki.Set; files name where the bytes came

@@ -5,33 +5,33 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
 
 // Batch is the set of changes one service acts on at once: changes that
 // arrive together (a renewed cert, key and CA; the backend and etcd
 // certificates renewed in the same minute) cause one action, not several.
-type Batch []rotate.Change
+type Batch []event.Change
 
 // Names are the certificate names in the batch, in arrival order.
 func (b Batch) Names() []string {
-	return b.collect(func(c rotate.Change) []string { return []string{c.Name} })
+	return b.collect(func(c event.Change) []string { return []string{c.Name} })
 }
 
 // Files are the changed paths of every change, without repeats.
-func (b Batch) Files() []string { return b.collect(func(c rotate.Change) []string { return c.Files }) }
+func (b Batch) Files() []string { return b.collect(func(c event.Change) []string { return c.Files }) }
 
 // IsRollback reports whether any change puts a previous set back.
 func (b Batch) IsRollback() bool {
 	for _, c := range b {
-		if c.Reason == rotate.ReasonRollback {
+		if c.Reason == event.ReasonRollback {
 			return true
 		}
 	}
 	return false
 }
 
-func (b Batch) collect(f func(rotate.Change) []string) []string {
+func (b Batch) collect(f func(event.Change) []string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, c := range b {
@@ -53,7 +53,7 @@ func (b Batch) Env(service string) []string {
 		olds = append(olds, c.OldSerial)
 		news = append(news, c.NewSerial)
 	}
-	changes, _ := json.Marshal(b) // a []rotate.Change of strings and times always marshals
+	changes, _ := json.Marshal(b) // a []event.Change of strings and times always marshals
 	return []string{
 		"SENSU_TLSD_SERVICE=" + service,
 		"SENSU_TLSD_CERTIFICATES=" + strings.Join(b.Names(), " "),

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
-	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
 
 // BenchmarkTLSCheckProbe is one health probe of the stand-in backend's
@@ -46,7 +46,7 @@ func BenchmarkDispatchNone(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ch := rotate.Change{Name: "c", NewSerial: "0A", Files: []string{"/x.pem"}}
+	ch := event.Change{Name: "c", NewSerial: "0A", Files: []string{"/x.pem"}}
 	for b.Loop() {
 		if err := d.CertificateChanged(context.Background(), ch); err != nil {
 			b.Fatal(err)
@@ -84,7 +84,7 @@ func BenchmarkRealSystemdRotation(b *testing.B) {
 		i++
 		next := ca.WriteSet(b, dir, "backend", fmt.Sprintf("backend-%d", i))
 		b.StartTimer()
-		err := d.CertificateChanged(context.Background(), rotate.Change{Name: "backend", NewSerial: next.Serial,
+		err := d.CertificateChanged(context.Background(), event.Change{Name: "backend", NewSerial: next.Serial,
 			CertFile: next.CertFile, KeyFile: next.KeyFile, CAFile: next.CAFile, Files: []string{next.CertFile, next.KeyFile}})
 		if err != nil {
 			b.Fatal(err)

@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
 
-func changeOf(name, serial string, files ...string) rotate.Change {
-	return rotate.Change{Name: name, Reason: rotate.ReasonRenewal, OldSerial: "01", NewSerial: serial, Generation: 2, Files: files}
+func changeOf(name, serial string, files ...string) event.Change {
+	return event.Change{Name: name, Reason: event.ReasonRenewal, OldSerial: "01", NewSerial: serial, Generation: 2, Files: files}
 }
 
 func TestCommandGetsTheChangeInItsEnvironment(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
 
 // Service is one process that must act when a certificate it uses changes.
@@ -42,7 +42,7 @@ type DispatcherOptions struct {
 	Registry *prometheus.Registry
 }
 
-// Dispatcher is the rotate.Subscriber that makes services pick up changes:
+// Dispatcher is the event.Subscriber that makes services pick up changes:
 // it routes each change to its services, gathers changes arriving together
 // into one batch per service, runs one action per batch (different
 // services in parallel up to a limit, never two at once for one service),
@@ -108,7 +108,7 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 
 // CertificateChanged hands c to every service that uses the certificate
 // and waits until each has acted and passed its health check.
-func (d *Dispatcher) CertificateChanged(ctx context.Context, c rotate.Change) error {
+func (d *Dispatcher) CertificateChanged(ctx context.Context, c event.Change) error {
 	runners := d.routes[c.Name]
 	results := make([]*batchRun, len(runners))
 	for i, r := range runners {
@@ -155,7 +155,7 @@ type batchRun struct {
 }
 
 // join adds c to the batch that is still gathering, or starts a new one.
-func (r *serviceRunner) join(c rotate.Change) *batchRun {
+func (r *serviceRunner) join(c event.Change) *batchRun {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.pending != nil {

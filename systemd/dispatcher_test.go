@@ -16,13 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
-	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
 
 // publishTogether publishes changes concurrently, as a daemon does for
 // certificates renewed in the same run, and returns each result.
-func publishTogether(d *Dispatcher, changes ...rotate.Change) []error {
+func publishTogether(d *Dispatcher, changes ...event.Change) []error {
 	errs := make([]error, len(changes))
 	var wg sync.WaitGroup
 	for i, c := range changes {
@@ -302,17 +302,17 @@ echo $! > %[1]s
 	if err != nil {
 		t.Fatal(err)
 	}
-	change := func(reason rotate.Reason, old, new systemdtest.Set) rotate.Change {
-		return rotate.Change{Name: "backend", Reason: reason, OldSerial: old.Serial, NewSerial: new.Serial,
+	change := func(reason event.Reason, old, new systemdtest.Set) event.Change {
+		return event.Change{Name: "backend", Reason: reason, OldSerial: old.Serial, NewSerial: new.Serial,
 			CertFile: new.CertFile, KeyFile: new.KeyFile, CAFile: new.CAFile, Files: []string{new.CertFile, new.KeyFile}}
 	}
 	ctx := context.Background()
-	if err := d.CertificateChanged(ctx, change(rotate.ReasonInitial, systemdtest.Set{}, good)); err != nil {
+	if err := d.CertificateChanged(ctx, change(event.ReasonInitial, systemdtest.Set{}, good)); err != nil {
 		t.Fatalf("first start: %v", err)
 	}
 
 	bad := ca.WriteSet(t, dir, "backend", "backend-bad")
-	err = d.CertificateChanged(ctx, change(rotate.ReasonRenewal, good, bad))
+	err = d.CertificateChanged(ctx, change(event.ReasonRenewal, good, bad))
 	if err == nil || !strings.Contains(err.Error(), "not healthy within 3s") || !strings.Contains(err.Error(), "certificate backend") {
 		t.Fatalf("bad certificate: got %v, want a health failure naming the certificate", err)
 	}
@@ -320,7 +320,7 @@ echo $! > %[1]s
 	// The daemon re-installs the previous generation and says so.
 	writeFile(t, good.CertFile, string(goodPEM[0]))
 	writeFile(t, good.KeyFile, string(goodPEM[1]))
-	if err := d.CertificateChanged(ctx, change(rotate.ReasonRollback, bad, good)); err != nil {
+	if err := d.CertificateChanged(ctx, change(event.ReasonRollback, bad, good)); err != nil {
 		t.Fatalf("rollback: %v\n%s", err, readFile(t, filepath.Join(dir, "standin.log")))
 	}
 	for labels, want := range map[[3]string]float64{

@@ -3,7 +3,7 @@
 // signals, runs commands, and holds the hardened sensu-tlsd.service unit
 // and the polkit rule for a non-root sensu-tlsd.
 //
-// The Dispatcher is a rotate.Subscriber. For each Change it finds the
+// The Dispatcher is a event.Subscriber. For each Change it finds the
 // services the certificate names, lets changes that arrive together join
 // one Batch per service, asks the service's Trigger whether the batch
 // concerns it (the sensu-backend preset knows which backend.yml keys need

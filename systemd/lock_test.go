@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
-	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
 
 // lockConfig is one service with a command action that appends to runs.

@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
-	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
 
 // realBackend is the stand-in backend as a systemd unit named like the
@@ -77,8 +77,8 @@ func (b *realBackend) starts(t *testing.T) int {
 	return strings.Count(string(readFile(t, b.log)), "msg=serving")
 }
 
-func (b *realBackend) change(reason rotate.Reason, old, new systemdtest.Set) rotate.Change {
-	return rotate.Change{Name: "backend", Reason: reason, OldSerial: old.Serial, NewSerial: new.Serial,
+func (b *realBackend) change(reason event.Reason, old, new systemdtest.Set) event.Change {
+	return event.Change{Name: "backend", Reason: reason, OldSerial: old.Serial, NewSerial: new.Serial,
 		CertFile: new.CertFile, KeyFile: new.KeyFile, CAFile: new.CAFile, Files: []string{new.CertFile, new.KeyFile}}
 }
 
@@ -101,7 +101,7 @@ func TestRealSystemd(t *testing.T) {
 		waitHealthy(t, b)
 		pidBefore := sys.Property("sensu-backend.service", "MainPID")
 		renewed := b.ca.WriteSet(t, b.dir, "backend", "backend-renewed")
-		if err := d.CertificateChanged(context.Background(), b.change(rotate.ReasonRenewal, b.set, renewed)); err != nil {
+		if err := d.CertificateChanged(context.Background(), b.change(event.ReasonRenewal, b.set, renewed)); err != nil {
 			t.Fatal(err)
 		}
 		if pidAfter := sys.Property("sensu-backend.service", "MainPID"); pidAfter == pidBefore || pidAfter == "0" {
@@ -120,7 +120,7 @@ func TestRealSystemd(t *testing.T) {
 		waitHealthy(t, b)
 		pidBefore := sys.Property("sensu-backend.service", "MainPID")
 		etcd := b.ca.WriteSet(t, b.dir, "etcd-client", "etcd-client-2")
-		if err := d.CertificateChanged(context.Background(), rotate.Change{Name: "etcd-client", Reason: rotate.ReasonRenewal, NewSerial: etcd.Serial,
+		if err := d.CertificateChanged(context.Background(), event.Change{Name: "etcd-client", Reason: event.ReasonRenewal, NewSerial: etcd.Serial,
 			CertFile: etcd.CertFile, Files: []string{etcd.CertFile, etcd.KeyFile}}); err != nil {
 			t.Fatal(err)
 		}
@@ -137,8 +137,8 @@ func TestRealSystemd(t *testing.T) {
 		waitHealthy(t, b)
 		renewed := b.ca.WriteSet(t, b.dir, "backend", "backend-renewed")
 		etcd := b.ca.WriteSet(t, b.dir, "etcd-client", "etcd-client-2")
-		errs := publishTogether(d, b.change(rotate.ReasonRenewal, b.set, renewed),
-			rotate.Change{Name: "etcd-client", Reason: rotate.ReasonRenewal, NewSerial: etcd.Serial, CertFile: etcd.CertFile, Files: []string{etcd.CertFile, etcd.KeyFile}})
+		errs := publishTogether(d, b.change(event.ReasonRenewal, b.set, renewed),
+			event.Change{Name: "etcd-client", Reason: event.ReasonRenewal, NewSerial: etcd.Serial, CertFile: etcd.CertFile, Files: []string{etcd.CertFile, etcd.KeyFile}})
 		for _, err := range errs {
 			if err != nil {
 				t.Fatal(err)
@@ -159,10 +159,10 @@ func TestRealSystemd(t *testing.T) {
 		// well inside the window opened by the API certificate's.
 		api := make(chan error, 1)
 		go func() {
-			api <- d.CertificateChanged(context.Background(), b.change(rotate.ReasonRenewal, b.set, renewed))
+			api <- d.CertificateChanged(context.Background(), b.change(event.ReasonRenewal, b.set, renewed))
 		}()
 		time.Sleep(realCoalesce / 3)
-		if err := d.CertificateChanged(context.Background(), rotate.Change{Name: "dashboard", Reason: rotate.ReasonRenewal, NewSerial: dash.Serial,
+		if err := d.CertificateChanged(context.Background(), event.Change{Name: "dashboard", Reason: event.ReasonRenewal, NewSerial: dash.Serial,
 			CertFile: dash.CertFile, KeyFile: dash.KeyFile, Files: []string{dash.CertFile, dash.KeyFile}}); err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +185,7 @@ func TestRealSystemd(t *testing.T) {
 		goodCert, goodKey := readFile(t, b.set.CertFile), readFile(t, b.set.KeyFile)
 
 		bad := b.ca.WriteSet(t, b.dir, "backend", "backend-bad")
-		err := d.CertificateChanged(context.Background(), b.change(rotate.ReasonRenewal, b.set, bad))
+		err := d.CertificateChanged(context.Background(), b.change(event.ReasonRenewal, b.set, bad))
 		if err == nil || !strings.Contains(err.Error(), "not healthy") {
 			t.Fatalf("bad certificate: %v", err)
 		}
@@ -196,7 +196,7 @@ func TestRealSystemd(t *testing.T) {
 		// The daemon re-installs the previous generation and publishes it.
 		writeFile(t, b.set.CertFile, string(goodCert))
 		writeFile(t, b.set.KeyFile, string(goodKey))
-		if err := d.CertificateChanged(context.Background(), b.change(rotate.ReasonRollback, bad, b.set)); err != nil {
+		if err := d.CertificateChanged(context.Background(), b.change(event.ReasonRollback, bad, b.set)); err != nil {
 			t.Fatalf("rollback: %v", err)
 		}
 		if state := sys.Property("sensu-backend.service", "ActiveState"); state != "active" {
@@ -216,7 +216,7 @@ func TestRealSystemd(t *testing.T) {
 		waitHealthy(t, b)
 		sys.Systemctl("stop", "sensu-backend.service")
 		renewed := b.ca.WriteSet(t, b.dir, "backend", "backend-renewed")
-		if err := d.CertificateChanged(context.Background(), b.change(rotate.ReasonRenewal, b.set, renewed)); err != nil {
+		if err := d.CertificateChanged(context.Background(), b.change(event.ReasonRenewal, b.set, renewed)); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(300 * time.Millisecond)
@@ -242,7 +242,7 @@ func TestRealSystemd(t *testing.T) {
 		}
 		defer d.Close()
 		renewed := b.ca.WriteSet(t, b.dir, "backend", "backend-renewed")
-		if err := d.CertificateChanged(context.Background(), b.change(rotate.ReasonRenewal, b.set, renewed)); err != nil {
+		if err := d.CertificateChanged(context.Background(), b.change(event.ReasonRenewal, b.set, renewed)); err != nil {
 			t.Fatal(err)
 		}
 		if state := sys.Property("sensu-backend.service", "ActiveState"); state != "active" {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
-	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
 
 // child is a real process under test; done closes when it has exited.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
 
 func writeFile(t *testing.T, path, content string) {
@@ -34,12 +34,12 @@ func TestSensuBackendDecisions(t *testing.T) {
 		"etcd-listen-client-urls: [https://127.0.0.1:2379]",
 	}, "\n")+"\n")
 	trig := NewSensuBackend(yml)
-	backend := rotate.Change{Name: "backend", NewSerial: "0A", CertFile: p("backend.pem"), CAFile: p("ca.pem"),
+	backend := event.Change{Name: "backend", NewSerial: "0A", CertFile: p("backend.pem"), CAFile: p("ca.pem"),
 		Files: []string{p("backend.pem"), p("backend-key.pem"), p("ca.pem")}}
-	etcd := rotate.Change{Name: "etcd", NewSerial: "0B", CertFile: p("etcd.pem"), Files: []string{p("etcd.pem"), p("etcd-key.pem")}}
-	peer := rotate.Change{Name: "peer", NewSerial: "0C", Files: []string{p("peer.pem"), p("peer-key.pem")}}
-	caOnly := rotate.Change{Name: "backend", Files: []string{p("ca.pem")}}
-	stray := rotate.Change{Name: "other", Files: []string{p("elsewhere.pem")}}
+	etcd := event.Change{Name: "etcd", NewSerial: "0B", CertFile: p("etcd.pem"), Files: []string{p("etcd.pem"), p("etcd-key.pem")}}
+	peer := event.Change{Name: "peer", NewSerial: "0C", Files: []string{p("peer.pem"), p("peer-key.pem")}}
+	caOnly := event.Change{Name: "backend", Files: []string{p("ca.pem")}}
+	stray := event.Change{Name: "other", Files: []string{p("elsewhere.pem")}}
 
 	for _, c := range []struct {
 		name   string

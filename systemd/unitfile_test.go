@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
 
 func hasProgram(name string) bool {

@@ -21,8 +21,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
-	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
 
 // e2ePlainBackend starts the stand-in with a plaintext backend.yml whose

@@ -14,10 +14,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/daemon"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 func newIssueCmd(a *app) *cobra.Command {
@@ -134,7 +135,7 @@ func issueAll(ctx context.Context, w io.Writer, c *config.Config) error {
 	// Warnings and errors only: each issued set gets its own line below.
 	level := new(slog.LevelVar)
 	level.Set(max(daemon.ParseLevel(c.LogLevel), slog.LevelWarn))
-	mgr := rotate.NewManager(&rotate.Bus{}, rotate.NewMetrics(), daemon.NewLogger(os.Stderr, c.LogFormat, level))
+	mgr := rotate.NewManager(&event.Bus{}, rotate.NewMetrics(), daemon.NewLogger(os.Stderr, c.LogFormat, level))
 	var errs []error
 	for _, p := range plans {
 		if p.Issuer.Type != config.IssuerLocalCA {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/inventory"
 	"github.com/sensu-tlsd/sensu-tlsd/proxy"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/inventory"
 )
 
 // TestDaemonIssuesOverAnExpiredCertificateAtStart: a set that expired

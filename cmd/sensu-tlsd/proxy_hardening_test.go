@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/proxy/proxytest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/proxytest"
 )
 
 // TestProxyOriginateFailsOverPastABlackholedMember: the first cluster

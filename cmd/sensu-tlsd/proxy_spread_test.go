@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/proxy/proxytest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/proxytest"
 )
 
 // TestProxyTargetOrderSpread: with --target-order spread (config key

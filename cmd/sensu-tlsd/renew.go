@@ -9,8 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/daemon"
 )
 
 func newRenewCmd(a *app) *cobra.Command {
@@ -44,7 +45,7 @@ nothing. A running daemon sees the new generation and announces it.`,
 			level := new(slog.LevelVar)
 			level.Set(daemon.ParseLevel(cfg.LogLevel))
 			log := daemon.NewLogger(os.Stderr, cfg.LogFormat, level)
-			mgr := rotate.NewManager(&rotate.Bus{}, rotate.NewMetrics(), log)
+			mgr := rotate.NewManager(&event.Bus{}, rotate.NewMetrics(), log)
 			res, err := mgr.RenewOnce(cmd.Context(), *plan, force, dryRun)
 			if err != nil {
 				return fmt.Errorf("renewing %s: %w", plan.Name, err)

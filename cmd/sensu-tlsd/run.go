@@ -16,9 +16,10 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/proxy"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/daemon"
 	"github.com/sensu-tlsd/sensu-tlsd/systemd"
 )
 
@@ -45,7 +46,7 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 			level.Set(daemon.ParseLevel(cfg.LogLevel))
 			log := daemon.NewLogger(os.Stderr, cfg.LogFormat, level)
 			d := &daemon.Daemon{
-				Bus:      &rotate.Bus{},
+				Bus:      &event.Bus{},
 				Metrics:  rotate.NewMetrics(),
 				Log:      log,
 				LogLevel: level,
@@ -103,7 +104,7 @@ func (a *app) loadRunConfig() (*config.Config, error) {
 // service actions, behind the Sensu config writer when that manages
 // Sensu's files.
 func buildConsumers(log *slog.Logger, reg *prometheus.Registry) rotate.BuildFunc {
-	return func(cfg *config.Config) (rotate.Subscriber, func(), error) {
+	return func(cfg *config.Config) (event.Subscriber, func(), error) {
 		services, err := systemd.FromConfig(cfg, log, reg)
 		if err != nil {
 			return nil, nil, inFile(cfg, err)

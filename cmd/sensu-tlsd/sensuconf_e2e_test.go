@@ -19,7 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
-	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
 
 // sensuconfBridgeablePort finds a free loopback port p whose bridge port

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
-	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
 
 // sensuconfEtcdFlags turns backend.yml's etcd-* keys into the etcd flags

@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/systemd"
 )
 
@@ -144,7 +144,7 @@ func installedBatch(cfg *config.Config, service string) systemd.Batch {
 			if s != service {
 				continue
 			}
-			ch := rotate.Change{Name: c.Name, CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile,
+			ch := event.Change{Name: c.Name, CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile,
 				Files: []string{c.CertFile, c.KeyFile, c.CAFile}}
 			if certs, err := pki.ReadCertificates(c.CertFile); err == nil && len(certs) > 0 {
 				ch.NewSerial = pki.SerialHex(certs[0])

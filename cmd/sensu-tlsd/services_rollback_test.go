@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
 
 // TestDaemonRollsBackACertificateTheBackendCannotStartWith is the whole

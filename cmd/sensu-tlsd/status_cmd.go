@@ -10,8 +10,8 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/inventory"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/inventory"
 )
 
 // sourceFlags select which certificates status and check look at.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
 
 // TestShippedUnitRenewsAndRestartsTheBackend is the rotation in one piece

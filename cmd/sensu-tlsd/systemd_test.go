@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
 
 // tlsdSystem is a booted test systemd with a fixture directory under the

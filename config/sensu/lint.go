@@ -14,7 +14,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 )
 
 // Severity ranks a finding. Errors are settings Sensu will run with but get

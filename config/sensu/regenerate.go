@@ -8,7 +8,7 @@ import (
 	"slices"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
 
 // Standard places the Sensu packages read environment files from
@@ -37,7 +37,7 @@ type Files struct {
 	AgentEnv   []string
 }
 
-// Regenerator is the rotate.Subscriber that keeps the Sensu configs
+// Regenerator is the event.Subscriber that keeps the Sensu configs
 // pointing at the managed certificate files. It follows paths, it never
 // turns TLS on: a key is rewritten only when the file already sets it (the
 // cutover, package migrate, is what adds TLS keys). Only editing is done
@@ -57,13 +57,13 @@ type Regenerator struct {
 	AgentCertificate    string // "" means agent.yml's CA follows BackendCertificate
 	Commercial          bool   // agent-auth-* follow BackendCertificate
 	LintUser            string // account for the readability check of the result
-	Next                rotate.Subscriber
+	Next                event.Subscriber
 }
 
 // CertificateChanged rewrites the Sensu files whose keys point elsewhere
 // than the changed set, then hands the change on. A rewrite that would
 // leave a file with new lint errors is refused and nothing is written.
-func (g *Regenerator) CertificateChanged(ctx context.Context, c rotate.Change) error {
+func (g *Regenerator) CertificateChanged(ctx context.Context, c event.Change) error {
 	written, err := g.regenerate(c)
 	c.Files = append(slices.Clone(c.Files), written...)
 	if err != nil {
@@ -80,7 +80,7 @@ func (g *Regenerator) CertificateChanged(ctx context.Context, c rotate.Change) e
 }
 
 // keyMap lists which keys of a role's file point at which part of c.
-func (g *Regenerator) keyMap(r Role, c rotate.Change) map[string]string {
+func (g *Regenerator) keyMap(r Role, c event.Change) map[string]string {
 	m := map[string]string{}
 	peer := g.EtcdPeerCertificate
 	if peer == "" {
@@ -128,7 +128,7 @@ func follow(s Settings, m map[string]string) {
 	}
 }
 
-func (g *Regenerator) regenerate(c rotate.Change) ([]string, error) {
+func (g *Regenerator) regenerate(c event.Change) ([]string, error) {
 	type pending struct {
 		path string
 		data []byte
@@ -241,7 +241,7 @@ func CheckNoNewErrors(name string, before, after []byte, r Role, opt LintOptions
 // NewRegenerator builds the Regenerator for this node from sensu-tlsd's
 // config (the sensu section), handing changes on to next. It returns nil
 // when sensu.manage is off: nothing should edit Sensu's files then.
-func NewRegenerator(cfg *config.Config, next rotate.Subscriber) *Regenerator {
+func NewRegenerator(cfg *config.Config, next event.Subscriber) *Regenerator {
 	if !cfg.Sensu.Manage {
 		return nil
 	}

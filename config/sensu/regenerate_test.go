@@ -10,22 +10,22 @@ import (
 	"testing"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
 
-type recorder struct{ got []rotate.Change }
+type recorder struct{ got []event.Change }
 
-func (r *recorder) CertificateChanged(_ context.Context, c rotate.Change) error {
+func (r *recorder) CertificateChanged(_ context.Context, c event.Change) error {
 	r.got = append(r.got, c)
 	return nil
 }
 
-func regenFixture(t *testing.T) (dir string, newSet rotate.Change) {
+func regenFixture(t *testing.T) (dir string, newSet event.Change) {
 	t.Helper()
 	dir = t.TempDir()
 	cert := writeCert(t, dir, "backend-gen2", []string{"localhost", "127.0.0.1"}, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 	ca := writeCert(t, dir, "ca-gen2", []string{"ca"})
-	return dir, rotate.Change{Name: "backend", Reason: rotate.ReasonRenewal, CertFile: cert, KeyFile: cert, CAFile: ca,
+	return dir, event.Change{Name: "backend", Reason: event.ReasonRenewal, CertFile: cert, KeyFile: cert, CAFile: ca,
 		Files: []string{cert, ca}}
 }
 
@@ -143,14 +143,14 @@ func TestRegeneratorPeerAndAgentCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := &Regenerator{Files: Files{Backend: backend, Agent: agent}, BackendCertificate: "backend", EtcdPeerCertificate: "peer", AgentCertificate: "agent"}
-	if err := g.CertificateChanged(context.Background(), rotate.Change{Name: "peer", CertFile: peer, KeyFile: peer, CAFile: peer}); err != nil {
+	if err := g.CertificateChanged(context.Background(), event.Change{Name: "peer", CertFile: peer, KeyFile: peer, CAFile: peer}); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(backend)
 	if want := "etcd-listen-peer-urls: https://10.0.0.1:2380\netcd-initial-advertise-peer-urls: https://10.0.0.1:2380\netcd-peer-cert-file: " + peer + "\netcd-peer-key-file: " + peer + "\ncert-file: /old/api.pem\n"; string(b) != want {
 		t.Errorf("backend.yml after a peer rotation:\n%s\nwant\n%s", b, want)
 	}
-	if err := g.CertificateChanged(context.Background(), rotate.Change{Name: "agent", CertFile: agentCert, KeyFile: agentCert, CAFile: agentCert}); err != nil {
+	if err := g.CertificateChanged(context.Background(), event.Change{Name: "agent", CertFile: agentCert, KeyFile: agentCert, CAFile: agentCert}); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := os.ReadFile(agent)

@@ -15,7 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 )
 
 // File names inside a CA directory, as cfssljson -bare ca writes them.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 func TestInitWritesAPrivateKeyAndRefusesToReplaceACA(t *testing.T) {

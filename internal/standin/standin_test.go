@@ -19,8 +19,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
 	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
-	"github.com/sensu-tlsd/sensu-tlsd/systemd/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
 
 type fixture struct {

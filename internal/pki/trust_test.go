@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 // failed returns the checks Validate failed, by name.

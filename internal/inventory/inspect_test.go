@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 // issueTo makes a CA in dir (once) and writes one certificate from it with

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
@@ -106,12 +107,12 @@ type builds struct {
 	got      []string // tag:cert-file of each change delivered
 }
 
-func (b *builds) build(cfg *config.Config) (rotate.Subscriber, func(), error) {
+func (b *builds) build(cfg *config.Config) (event.Subscriber, func(), error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.built++
 	tag := cfg.Certificates[0].CertFile
-	sub := rotate.SubscriberFunc(func(_ context.Context, c rotate.Change) error {
+	sub := event.SubscriberFunc(func(_ context.Context, c event.Change) error {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		b.got = append(b.got, tag+":"+string(c.Reason)+":"+c.CertFile)
@@ -148,7 +149,7 @@ func TestReloadIsCheckedWholeBeforeAnythingChanges(t *testing.T) {
 	}
 	defer consumers.Close()
 	x, y := &recordingReloader{}, &recordingReloader{}
-	d := &Daemon{Bus: &rotate.Bus{}, LogLevel: level, Reloaders: []Reloader{consumers, x, y}}
+	d := &Daemon{Bus: &event.Bus{}, LogLevel: level, Reloaders: []Reloader{consumers, x, y}}
 	waitReady := startDaemon(t, d, first, next, logs)
 	waitReady("at start")
 
@@ -197,7 +198,7 @@ func TestReloadAppliesConsumersBeforeCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer consumers.Close()
-	d := &Daemon{Bus: &rotate.Bus{}, Reloaders: []Reloader{slowApply{consumers}}}
+	d := &Daemon{Bus: &event.Bus{}, Reloaders: []Reloader{slowApply{consumers}}}
 	d.Bus.Subscribe(consumers)
 	waitReady := startDaemon(t, d, first, next, logs)
 	waitReady("at start")

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
@@ -32,7 +33,7 @@ type Notifier interface {
 // Daemon wires the long-running parts together. Consumers subscribe to Bus
 // and may register series on Metrics.Registry before Run.
 type Daemon struct {
-	Bus      *rotate.Bus
+	Bus      *event.Bus
 	Metrics  *rotate.Metrics
 	Log      *slog.Logger
 	LogLevel *slog.LevelVar // updated on reload

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 )
 
 // Sensu check plugin exit statuses (Nagios convention, which Sensu uses).

@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 // FuzzParsePEM feeds arbitrary bytes to both readers: they must return a

@@ -1,4 +1,4 @@
-package rotate
+package event
 
 import (
 	"context"
@@ -18,7 +18,7 @@ const (
 	ReasonMoved    Reason = "moved"    // a reload gave the same set new paths; every path is new to consumers
 )
 
-// Change is the one event rotate publishes: certificate Name now has a new,
+// Change is the one event the renewal engine publishes: certificate Name now has a new,
 // validated set of files on disk. Consumers decide what the change means for
 // them from Files (which paths now hold new bytes).
 type Change struct {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 // openssl runs the real openssl; keys written by it are what operators have.

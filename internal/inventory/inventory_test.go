@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate/pki"
 )
 
 func TestHumanDuration(t *testing.T) {

@@ -20,7 +20,7 @@ var (
 	standinErr  error
 )
 
-// Standin builds the stand-in backend (systemd/standin) once per test
+// Standin builds the stand-in backend (internal/standin) once per test
 // binary and returns the path of the executable. Each build renames over
 // the previous one, so a unit still running the old file keeps it.
 func Standin(t testing.TB) string {

@@ -182,7 +182,7 @@ func TestRenewForceFromAnotherProcessEndsTheDaemonsRefusal(t *testing.T) {
 	}
 
 	cli := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	res, err := cli.RenewOnce(context.Background(), plans[0], true, false)
+	res, err := cli.RenewOnce(context.Background(), plans[0], RenewOptions{Force: true})
 	if err != nil {
 		t.Fatal(err)
 	}

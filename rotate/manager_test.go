@@ -589,7 +589,7 @@ cp "`+src.CA+`" "$SENSU_TLSD_CA_FILE"
 	cfg.Certificates[0].Issuer = config.Issuer{Type: "exec", Exec: config.ExecIssuer{Command: []string{script}}}
 	p = mustPlans(t, cfg)[0]
 	m := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if _, err := m.RenewOnce(context.Background(), p, true, false); err != nil {
+	if _, err := m.RenewOnce(context.Background(), p, RenewOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	readValid(t, p)
@@ -603,7 +603,7 @@ func TestRenewOnceIsDueWhenTheDaemonSaysSo(t *testing.T) {
 	p := mustPlans(t, cfg)[0]
 	m := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
-	if _, err := m.RenewOnce(ctx, p, true, false); err != nil {
+	if _, err := m.RenewOnce(ctx, p, RenewOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	setNext := func(at time.Time) {
@@ -618,12 +618,12 @@ func TestRenewOnceIsDueWhenTheDaemonSaysSo(t *testing.T) {
 	}
 	next := time.Now().Add(50 * time.Minute).Truncate(time.Second)
 	setNext(next)
-	res, err := m.RenewOnce(ctx, p, false, false)
+	res, err := m.RenewOnce(ctx, p, RenewOptions{})
 	if err != nil || !strings.Contains(res.Skipped, "renewal from "+next.Format(time.RFC3339)) {
 		t.Fatalf("renew before the daemon's next renewal: %+v %v", res, err)
 	}
 	setNext(time.Now().Add(-time.Minute)) // due by the daemon's draw, 40m early by the plan's
-	res, err = m.RenewOnce(ctx, p, false, false)
+	res, err = m.RenewOnce(ctx, p, RenewOptions{})
 	if err != nil || res.Skipped != "" || res.Serial == "" {
 		t.Fatalf("renew after the daemon's next renewal did not renew: %+v %v", res, err)
 	}

@@ -66,7 +66,7 @@ func renewWith(t *testing.T, cfg *config.Config, log *logbuf.Buffer) (Plan, erro
 	t.Helper()
 	p := mustPlans(t, cfg)[0]
 	m := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(log, nil)))
-	_, err := m.RenewOnce(context.Background(), p, true, false)
+	_, err := m.RenewOnce(context.Background(), p, RenewOptions{Force: true})
 	return p, err
 }
 
@@ -193,7 +193,7 @@ func TestLocalCARolloverWithSharedBundleSettles(t *testing.T) {
 	os.WriteFile(filepath.Join(caDir, ca.CertFileName), append(newCert, oldCA...), 0o644)
 
 	m := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if _, err := m.RenewOnce(context.Background(), plans[0], true, false); err != nil {
+	if _, err := m.RenewOnce(context.Background(), plans[0], RenewOptions{Force: true}); err != nil {
 		t.Fatalf("renewing from the new CA: %v", err)
 	}
 	// Both announce the new bundle (backend-1 as a renewal or, when its

@@ -164,7 +164,7 @@ func lookupID(name string, lookup func(string) (string, error)) (int, error) {
 // current generation (regular files already there are adopted first, so
 // their content never changes when they turn into symlinks).
 func (in *Installer) Install(set Set) (int, error) {
-	if err := in.Recover(); err != nil {
+	if err := in.removeLeftovers(); err != nil {
 		return 0, err
 	}
 	if err := in.adopt(); err != nil {
@@ -294,6 +294,22 @@ func (in *Installer) Rollback(to Set) (int, error) {
 // removed under that directory's lock (see lockDir), so a link another
 // installer is about to rename is never taken away from it.
 func (in *Installer) Recover() error {
+	if err := in.removeLeftovers(); err != nil {
+		return err
+	}
+	cur, err := in.Current()
+	if err != nil || cur == 0 {
+		return err
+	}
+	return in.linkPaths()
+}
+
+// removeLeftovers is Recover without linking the paths into `current`.
+// Install uses it: it links them to the new generation right after, and
+// linking them to `current` first would hand a shared CA bundle back to
+// this set's older copy in between (during a CA rollover, another set's
+// new certificate would be seen beside the old CA).
+func (in *Installer) removeLeftovers() error {
 	if err := os.MkdirAll(in.dir, 0o755); err != nil {
 		return fmt.Errorf("install: creating %s: %w", in.dir, err)
 	}
@@ -313,11 +329,7 @@ func (in *Installer) Recover() error {
 			return err
 		}
 	}
-	cur, err := in.Current()
-	if err != nil || cur == 0 {
-		return err
-	}
-	return in.linkPaths()
+	return nil
 }
 
 // removeTempsFor removes temp symlinks a killed installer left beside a

@@ -180,7 +180,7 @@ func TestLocalCARolloverWithSharedBundleSettles(t *testing.T) {
 	second.CertFile, second.KeyFile = filepath.Join(root, "etc", "backend-2.pem"), filepath.Join(root, "etc", "backend-2-key.pem")
 	cfg.Certificates = append(cfg.Certificates, second)
 	rec := newRecorder()
-	_, plans := startManager(t, cfg, rec)
+	daemon, plans := startManager(t, cfg, rec)
 	rec.next(t, 10*time.Second)
 	rec.next(t, 10*time.Second)
 
@@ -203,7 +203,8 @@ func TestLocalCARolloverWithSharedBundleSettles(t *testing.T) {
 	for len(seen) < 2 {
 		seen[rec.next(t, 5*time.Second).Name] = true
 	}
-	for quiet := time.After(3 * externalGrace); ; {
+	clockOf(daemon).skip(3 * externalGrace) // a grace the rollover started is over
+	for quiet := time.After(500 * time.Millisecond); ; {
 		select {
 		case c := <-rec.ch:
 			if c.Reason == event.ReasonRollback {

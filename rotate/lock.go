@@ -9,8 +9,7 @@ import (
 )
 
 // lock serialises installs of this certificate across processes (the
-// daemon and a `sensu-tlsd renew` run by hand) and across the daemon's own
-// runners of one certificate (a reload's old and new one).
+// daemon and a `sensu-tlsd renew` run by hand).
 func (r *runner) lock() (func(), error) {
 	if err := os.MkdirAll(r.plan.Dir, 0o755); err != nil {
 		return nil, err

@@ -24,8 +24,18 @@ type store interface {
 	Rollback(to install.Set) (int, error)
 	Current() (int, error)
 	ReadConfigured() (install.Set, error)
+	ReadGeneration(gen int) (install.Set, error)
 	Recover() error
+	// Owned reports whether sensu-tlsd writes the files. When another
+	// tool does, nothing is installed, rolled back or put back, and only
+	// that tool moves the certificate on.
+	Owned() bool
 }
+
+// installed is the store for sets sensu-tlsd owns.
+type installed struct{ *install.Installer }
+
+func (installed) Owned() bool { return true }
 
 // newIssuer returns the issuer the plan names, checking its settings.
 func newIssuer(p Plan) (Issuer, error) {
@@ -48,5 +58,9 @@ func newStore(p Plan) (store, error) {
 	if p.Issuer.Type == "files" {
 		return followedFiles{paths: p.Paths}, nil
 	}
-	return install.New(p.Dir, p.Paths, p.Keep, p.Perms)
+	in, err := install.New(p.Dir, p.Paths, p.Keep, p.Perms)
+	if err != nil {
+		return nil, err
+	}
+	return installed{in}, nil
 }

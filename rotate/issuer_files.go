@@ -35,6 +35,11 @@ func (f followedFiles) ReadConfigured() (install.Set, error) {
 func (followedFiles) Install(install.Set) (int, error) { return 0, nil }
 func (followedFiles) Current() (int, error)            { return 0, nil }
 func (followedFiles) Recover() error                   { return nil }
+func (followedFiles) Owned() bool                      { return false }
+
+func (followedFiles) ReadGeneration(int) (install.Set, error) {
+	return install.Set{}, errors.New("issuer type files: another tool owns these files, sensu-tlsd keeps no generations of them")
+}
 
 func (followedFiles) Rollback(install.Set) (int, error) {
 	return 0, errors.New("issuer type files: another tool owns these files, sensu-tlsd cannot roll them back")

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/flock"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
 )
@@ -48,7 +49,7 @@ func loadOrCreateCA(p Plan) (*ca.CA, error) {
 	if err := os.MkdirAll(p.CADir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the CA directory: %w", err)
 	}
-	unlock, err := flock(filepath.Join(p.CADir, ".lock"))
+	unlock, err := flock.Lock(context.Background(), filepath.Join(p.CADir, ".lock"), 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -101,13 +101,14 @@ func TestRejectedExternalSetIsNotFollowedByAnUnaskedRenewal(t *testing.T) {
 	if ext.NewSerial != bad.serial || back.Reason != event.ReasonRollback || back.NewSerial != first.NewSerial {
 		t.Fatalf("rollback sequence: %+v then %+v", ext, back)
 	}
+	s := waitState(t, cfg.StateDir, p.Name, func(s CertState) bool { return s.RejectedSerial != "" })
 	// retry-min is 1s and retry-max 2s: a renewal after backoff would
-	// have come by now.
-	rec.none(t, 4*time.Second)
+	// come within ten minutes.
+	clockOf(m).skip(10 * time.Minute)
+	rec.none(t, 300*time.Millisecond)
 	if got := onDisk(t, p); got != first.NewSerial {
 		t.Fatalf("after the rollback the files hold %s, want %s", got, first.NewSerial)
 	}
-	s := waitState(t, cfg.StateDir, p.Name, func(s CertState) bool { return s.RejectedSerial != "" })
 	if s.RejectedSerial != bad.serial || s.Reason != FailConsumer || s.Failures != 1 || !strings.Contains(s.LastError, "rejected serial "+bad.serial) ||
 		!strings.Contains(s.LastError, "reload sensu-tlsd (SIGHUP) and put the certificate in place again") || time.Until(s.NextRenewal) < 30*time.Minute {
 		t.Fatalf("state after the rejection: %+v", s)
@@ -126,11 +127,14 @@ func TestRejectedExternalSetIsNotFollowedByAnUnaskedRenewal(t *testing.T) {
 	rec.refuse = nil
 	rec.mu.Unlock()
 	bad.moveIn(t, p)
-	rec.none(t, 2*externalGrace+500*time.Millisecond)
-	if got := onDisk(t, p); got != first.NewSerial {
-		t.Fatalf("the rejected serial was installed again: files hold %s", got)
+	refusedAgain := func(s CertState) bool {
+		return s.Reason == FailExternal && strings.Contains(s.LastError, "serial "+bad.serial+" was rejected by consumers")
 	}
-	s = waitState(t, cfg.StateDir, p.Name, func(s CertState) bool { return s.Reason == FailExternal })
+	s = waitState(t, cfg.StateDir, p.Name, refusedAgain)
+	clockOf(m).skip(2 * externalGrace)
+	waitOnDisk(t, p, first.NewSerial)
+	rec.none(t, 200*time.Millisecond)
+	s = waitState(t, cfg.StateDir, p.Name, refusedAgain)
 	if !strings.Contains(s.LastError, "serial "+bad.serial+" was rejected by consumers") || !strings.Contains(s.LastError, "reload sensu-tlsd (SIGHUP) to allow it") {
 		t.Fatalf("state does not say why the replacement was refused and what allows it: %+v", s)
 	}
@@ -172,6 +176,7 @@ func TestRenewForceFromAnotherProcessEndsTheDaemonsRefusal(t *testing.T) {
 	}
 	m, plans := startManager(t, cfg, rec)
 	first := rec.next(t, 10*time.Second)
+	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Renewals == 1 })
 	bad := rec.next(t, 10*time.Second)
 	if back := rec.next(t, 2*time.Second); bad.Reason != event.ReasonRenewal || back.Reason != event.ReasonRollback || back.NewSerial != first.NewSerial {
 		t.Fatalf("rollback sequence: %+v then %+v", bad, back)
@@ -182,7 +187,7 @@ func TestRenewForceFromAnotherProcessEndsTheDaemonsRefusal(t *testing.T) {
 	}
 
 	cli := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	res, err := cli.RenewOnce(context.Background(), plans[0], true, false)
+	res, err := cli.RenewOnce(context.Background(), plans[0], RenewOptions{Force: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,8 +239,11 @@ func TestRefusedFollowedFilesWaitForTheToolThatOwnsThem(t *testing.T) {
 	if err := m.Apply(plans); err != nil {
 		t.Fatal(err)
 	}
-	rec.none(t, 3*time.Second) // retry-min 1s: an attempt would have failed by now
-	s = waitState(t, cfg.StateDir, p.Name, func(s CertState) bool { return s.RejectedSerial == "" })
+	forgotten := func(s CertState) bool { return s.RejectedSerial == "" }
+	waitState(t, cfg.StateDir, p.Name, forgotten)
+	clockOf(m).skip(10 * time.Minute) // retry-min 1s: an attempt would have failed by now
+	rec.none(t, 300*time.Millisecond)
+	s = waitState(t, cfg.StateDir, p.Name, forgotten)
 	if s.RejectedSerial != "" || s.Failures != 0 || s.LastError != "" || time.Until(s.NextRenewal) < 30*time.Minute {
 		t.Fatalf("state after a reload forgot the refusal of followed files: %+v", s)
 	}
@@ -249,8 +257,9 @@ func TestRejectedRenewalsBackOffAndRollBackToTheAcceptedSet(t *testing.T) {
 	cfg.Renewal.RetryMin, cfg.Renewal.RetryMax = 200*time.Millisecond, 800*time.Millisecond
 	rec := newRecorder()
 	refuseReasons(rec, event.ReasonRenewal)
-	_, plans := startManager(t, cfg, rec)
+	m, plans := startManager(t, cfg, rec)
 	first := rec.next(t, 10*time.Second)
+	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Renewals == 1 })
 	refused := map[string]bool{}
 	for i, want := range []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 800 * time.Millisecond} {
 		bad := rec.next(t, 10*time.Second)
@@ -263,6 +272,7 @@ func TestRejectedRenewalsBackOffAndRollBackToTheAcceptedSet(t *testing.T) {
 		if got := s.NextRenewal.Sub(s.LastErrorAt); s.Failures != i+1 || s.RejectedSerial != bad.NewSerial || got != want {
 			t.Fatalf("attempt %d: next attempt %s after the rejection, want %s: %+v", i+1, got, want, s)
 		}
+		clockOf(m).skipTo(s.NextRenewal)
 	}
 	if got := onDisk(t, plans[0]); got != first.NewSerial {
 		t.Fatalf("files hold %s, want the accepted %s", got, first.NewSerial)
@@ -276,19 +286,21 @@ func TestRollbackRefusesAnEarlierSetThatExpired(t *testing.T) {
 	cfg := testConfig(t, 3*time.Second, "1s")
 	cfg.Renewal.RetryMin, cfg.Renewal.RetryMax = time.Hour, time.Hour
 	rec := newRecorder()
+	clk := newSkipClock()
 	var firstExpiry time.Time
 	rec.refuse = func(c event.Change) error {
 		if c.Reason != event.ReasonRenewal {
 			firstExpiry = c.NotAfter
 			return nil
 		}
-		time.Sleep(time.Until(firstExpiry) + 100*time.Millisecond)
+		clk.skipTo(firstExpiry.Add(100 * time.Millisecond)) // the restart takes until the first set expired
 		return errors.New("sensu-backend did not come back")
 	}
-	_, plans := startManager(t, cfg, rec)
+	m, plans := startManagerWith(t, cfg, rec, clk)
 	rec.next(t, 10*time.Second)
+	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Renewals == 1 })
 	bad := rec.next(t, 10*time.Second)
-	rec.none(t, time.Second)
+	rec.none(t, 200*time.Millisecond)
 	if got := onDisk(t, plans[0]); got != bad.NewSerial {
 		t.Fatalf("files hold %s, want the refused %s to stay (the earlier set expired)", got, bad.NewSerial)
 	}
@@ -356,9 +368,11 @@ func TestShutdownWhileConsumersWaitDoesNotRollBack(t *testing.T) {
 		return fmt.Errorf("certificate %s: waiting for services: %w", c.Name, ctx.Err())
 	}))
 	m := NewManager(bus, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.clock = newSkipClock()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx, plans, nil) }()
+	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Renewals == 1 })
 	var renewal event.Change
 	select {
 	case renewal = <-waiting:

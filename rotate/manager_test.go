@@ -108,18 +108,31 @@ func mustPlans(t testing.TB, cfg *config.Config) []Plan {
 
 func startManager(t testing.TB, cfg *config.Config, consumer event.Subscriber) (*Manager, []Plan) {
 	t.Helper()
+	return startManagerWith(t, cfg, consumer, newSkipClock())
+}
+
+// startManagerWith is startManager on clock clk.
+func startManagerWith(t testing.TB, cfg *config.Config, consumer event.Subscriber, clk *skipClock) (*Manager, []Plan) {
+	t.Helper()
 	plans := mustPlans(t, cfg)
-	m, stop := runManager(t, plans, consumer)
+	m, stop := runManagerWith(t, plans, consumer, clk)
 	t.Cleanup(stop)
 	return m, plans
 }
 
-// runManager runs a manager of plans, as a daemon does, until stop.
+// runManager runs a manager of plans, as a daemon does, until stop, on a
+// clock the test can skip ahead (clockOf).
 func runManager(t testing.TB, plans []Plan, consumer event.Subscriber) (m *Manager, stop func()) {
+	t.Helper()
+	return runManagerWith(t, plans, consumer, newSkipClock())
+}
+
+func runManagerWith(t testing.TB, plans []Plan, consumer event.Subscriber, clk *skipClock) (m *Manager, stop func()) {
 	t.Helper()
 	bus := &event.Bus{}
 	bus.Subscribe(consumer)
 	m = NewManager(bus, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.clock = clk
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan struct{})
@@ -155,7 +168,7 @@ func readValid(t *testing.T, p Plan) *pki.Set {
 func TestManagerIssuesMissingSetAndRenewsOnTime(t *testing.T) {
 	cfg := testConfig(t, 30*time.Second, "28s")
 	rec := newRecorder()
-	_, plans := startManager(t, cfg, rec)
+	m, plans := startManager(t, cfg, rec)
 	first := rec.next(t, 10*time.Second)
 	if first.Reason != event.ReasonInitial || first.OldSerial != "" || first.Generation != 1 || len(first.Files) != 3 {
 		t.Fatalf("first change: %+v", first)
@@ -163,6 +176,7 @@ func TestManagerIssuesMissingSetAndRenewsOnTime(t *testing.T) {
 	if got := pki.SerialHex(readValid(t, plans[0]).Leaf()); got != first.NewSerial {
 		t.Fatalf("on disk serial %s, announced %s", got, first.NewSerial)
 	}
+	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Renewals == 1 })
 	second := rec.next(t, 10*time.Second)
 	if second.Reason != event.ReasonRenewal || second.OldSerial != first.NewSerial || second.Generation != 2 {
 		t.Fatalf("renewal change: %+v", second)
@@ -188,8 +202,9 @@ func TestConsumerRejectionRollsBackAndDoesNotRetryAtOnce(t *testing.T) {
 		}
 		return nil
 	}
-	_, plans := startManager(t, cfg, rec)
+	m, plans := startManager(t, cfg, rec)
 	first := rec.next(t, 10*time.Second)
+	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Renewals == 1 })
 	bad := rec.next(t, 10*time.Second)
 	back := rec.next(t, 5*time.Second)
 	if bad.Reason != event.ReasonRenewal || back.Reason != event.ReasonRollback || back.OldSerial != bad.NewSerial || back.NewSerial != first.NewSerial || back.Generation != 1 {
@@ -198,8 +213,9 @@ func TestConsumerRejectionRollsBackAndDoesNotRetryAtOnce(t *testing.T) {
 	if got := pki.SerialHex(readValid(t, plans[0]).Leaf()); got != first.NewSerial {
 		t.Fatalf("after rollback the files hold %s, want %s", got, first.NewSerial)
 	}
-	rec.none(t, 3*time.Second)
 	s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Failures > 0 })
+	clockOf(m).skipTo(s.NextRenewal.Add(-time.Minute)) // retry-min (an hour) all but over
+	rec.none(t, 300*time.Millisecond)
 	if s.Failures != 1 || !strings.Contains(s.LastError, "did not come back") || time.Until(s.NextRenewal) < 30*time.Minute {
 		t.Fatalf("state after rollback: %+v", s)
 	}
@@ -227,7 +243,7 @@ func issueFromCA(t testing.TB, caDir string, p Plan, dir string) ca.Paths {
 func TestExternalReplacementIsFollowedAndBadOneUndone(t *testing.T) {
 	cfg := testConfig(t, time.Hour, "")
 	rec := newRecorder()
-	_, plans := startManager(t, cfg, rec)
+	m, plans := startManager(t, cfg, rec)
 	p := plans[0]
 	first := rec.next(t, 10*time.Second)
 
@@ -258,14 +274,13 @@ func TestExternalReplacementIsFollowedAndBadOneUndone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rec.none(t, 2*externalGrace)
-	if got := pki.SerialHex(readValid(t, p).Leaf()); got != ext.NewSerial {
-		t.Fatalf("after the bad replacement the files hold %s, want the last valid %s", got, ext.NewSerial)
+	s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return strings.Contains(s.LastError, "replacement rejected") })
+	if !strings.Contains(s.LastError, "replacement rejected") {
+		t.Fatalf("state does not show the rejection: %+v", s)
 	}
-	st, _ := ReadState(cfg.StateDir)
-	if !strings.Contains(st["backend-1"].LastError, "replacement rejected") {
-		t.Fatalf("state does not show the rejection: %+v", st["backend-1"])
-	}
+	clockOf(m).skip(2 * externalGrace)
+	waitOnDisk(t, p, ext.NewSerial)
+	rec.none(t, 200*time.Millisecond)
 }
 
 func TestExecIssuerWithOpenSSL(t *testing.T) {
@@ -413,6 +428,28 @@ func TestFollowedFilesAreValidatedAndAnnouncedNotTouched(t *testing.T) {
 
 func mustLeaf(now time.Time, life time.Duration) *x509.Certificate {
 	return &x509.Certificate{NotBefore: now, NotAfter: now.Add(life)}
+}
+
+// waitOnDisk polls the configured files until they hold a valid set with
+// serial (or five seconds pass): an install links cert and key one after
+// the other.
+func waitOnDisk(t *testing.T, p Plan, serial string) {
+	t.Helper()
+	got := ""
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		s, err := pki.LoadSet(p.Paths.Cert, p.Paths.Key, p.Paths.CA)
+		if err != nil {
+			continue
+		}
+		pol, err := p.Policy(time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got = pki.SerialHex(s.Leaf()); got == serial && pki.Validate(s, pol) == nil {
+			return
+		}
+	}
+	t.Fatalf("the files hold serial %q, want a valid set with serial %s", got, serial)
 }
 
 // waitState polls the state file until ok accepts it (or two seconds pass)
@@ -589,7 +626,7 @@ cp "`+src.CA+`" "$SENSU_TLSD_CA_FILE"
 	cfg.Certificates[0].Issuer = config.Issuer{Type: "exec", Exec: config.ExecIssuer{Command: []string{script}}}
 	p = mustPlans(t, cfg)[0]
 	m := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if _, err := m.RenewOnce(context.Background(), p, true, false); err != nil {
+	if _, err := m.RenewOnce(context.Background(), p, RenewOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	readValid(t, p)
@@ -603,7 +640,7 @@ func TestRenewOnceIsDueWhenTheDaemonSaysSo(t *testing.T) {
 	p := mustPlans(t, cfg)[0]
 	m := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
-	if _, err := m.RenewOnce(ctx, p, true, false); err != nil {
+	if _, err := m.RenewOnce(ctx, p, RenewOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	setNext := func(at time.Time) {
@@ -618,12 +655,12 @@ func TestRenewOnceIsDueWhenTheDaemonSaysSo(t *testing.T) {
 	}
 	next := time.Now().Add(50 * time.Minute).Truncate(time.Second)
 	setNext(next)
-	res, err := m.RenewOnce(ctx, p, false, false)
+	res, err := m.RenewOnce(ctx, p, RenewOptions{})
 	if err != nil || !strings.Contains(res.Skipped, "renewal from "+next.Format(time.RFC3339)) {
 		t.Fatalf("renew before the daemon's next renewal: %+v %v", res, err)
 	}
 	setNext(time.Now().Add(-time.Minute)) // due by the daemon's draw, 40m early by the plan's
-	res, err = m.RenewOnce(ctx, p, false, false)
+	res, err = m.RenewOnce(ctx, p, RenewOptions{})
 	if err != nil || res.Skipped != "" || res.Serial == "" {
 		t.Fatalf("renew after the daemon's next renewal did not renew: %+v %v", res, err)
 	}

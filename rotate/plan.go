@@ -41,6 +41,10 @@ type Plan struct {
 	Issuer      config.Issuer
 	CADir       string
 	CA          config.CA
+
+	// issuer is built once, when the plan is resolved (which checks its
+	// settings), and used by every attempt for the plan.
+	issuer Issuer
 }
 
 // Policy is what every candidate for p must satisfy before it is
@@ -143,7 +147,7 @@ func plan(cfg *config.Config, stateDir string, c config.Certificate) (Plan, erro
 			return Plan{}, err
 		}
 	}
-	if _, err := newIssuer(p); err != nil {
+	if p.issuer, err = newIssuer(p); err != nil {
 		return Plan{}, fmt.Errorf("issuer: %w", err)
 	}
 	return p, nil

@@ -40,7 +40,7 @@ func jitterShare(seed uint64, name string, services []string) float64 {
 // The jitter is capped at a tenth of the renew-before window so a
 // short-lived certificate is not renewed the moment it is issued.
 func (p Plan) RenewAt(leaf *x509.Certificate) time.Time {
-	life := leaf.NotAfter.Sub(leaf.NotBefore)
+	life := p.lifetimeOf(leaf)
 	before := p.Before.Duration
 	if p.Before.Ratio > 0 {
 		before = time.Duration(float64(life) * p.Before.Ratio)
@@ -53,6 +53,20 @@ func (p Plan) RenewAt(leaf *x509.Certificate) time.Time {
 		at = at.Add(-time.Duration(p.JitterShare * float64(j)))
 	}
 	return at
+}
+
+// lifetimeOf is the window a ratio of Before is taken over: the lifetime
+// the plan asked for, when leaf's validity is longer. Issuers backdate
+// NotBefore for clock skew (the local CA by 5 minutes), and that is no
+// time the certificate was meant to serve: over it, a 5-minute certificate
+// with before 33% would be renewed after 1m42s instead of 3m21s. A leaf
+// shorter than asked (cut at its CA's expiry) is taken as it is.
+func (p Plan) lifetimeOf(leaf *x509.Certificate) time.Duration {
+	life := leaf.NotAfter.Sub(leaf.NotBefore)
+	if p.Lifetime > 0 && p.Lifetime < life {
+		return p.Lifetime
+	}
+	return life
 }
 
 // RetryAfter is the delay before the next attempt after failures

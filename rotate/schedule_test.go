@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
 
 // TestJitterIsSharedBySameServices: certificates that list the same
@@ -52,5 +54,39 @@ func TestJitterIsSharedBySameServices(t *testing.T) {
 	}
 	if plans[0].Jitter != config.Default().Renewal.Jitter || plans[0].JitterShare == 0 {
 		t.Fatalf("plan jitter %s share %v: the default jitter does not apply", plans[0].Jitter, plans[0].JitterShare)
+	}
+}
+
+// TestRenewBeforeRatioIsOfTheRequestedLifetime: the local CA backdates
+// NotBefore 5 minutes for clock skew, so a 5-minute certificate is valid
+// for 10. Renew-before 33% is a third of the 5 minutes asked for, not of
+// the 10 (which renewed it after 1m42s).
+func TestRenewBeforeRatioIsOfTheRequestedLifetime(t *testing.T) {
+	authority, err := ca.Init(t.TempDir(), testCAOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lifetime = 5 * time.Minute
+	is, err := authority.Issue(ca.Request{Name: "backend-1", Profile: pki.Backend, Hosts: []string{"localhost"}, Lifetime: lifetime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := is.Cert
+	if got := leaf.NotAfter.Sub(leaf.NotBefore); got <= lifetime {
+		t.Fatalf("test setup: the leaf is valid for %s, want it backdated beyond %s", got, lifetime)
+	}
+	ratio, _, err := config.ParseRenewBefore("33%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Plan{Lifetime: lifetime, Before: Before{Ratio: ratio}}
+	want := leaf.NotAfter.Add(-time.Duration(0.33 * float64(lifetime)))
+	if at := p.RenewAt(leaf); !at.Equal(want) {
+		t.Fatalf("renew at %s (%s before expiry), want %s (33%% of the %s asked for)", at, leaf.NotAfter.Sub(at), want, lifetime)
+	}
+	// A leaf cut short (at its CA's expiry) is taken as it is.
+	short := mustLeaf(time.Now(), time.Minute)
+	if at, want := p.RenewAt(short), short.NotAfter.Add(-time.Duration(0.33*float64(time.Minute))); !at.Equal(want) {
+		t.Fatalf("a leaf shorter than asked renews at %s, want %s", at, want)
 	}
 }

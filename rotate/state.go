@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/atomicfile"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
 )
 
@@ -78,42 +79,25 @@ func readStateFile(path string) (CertState, error) {
 	return st, nil
 }
 
-// writeState replaces p's state file by rename so a reader never sees
+// writeState replaces p's state file atomically so a reader never sees
 // half. The file can hold an issuer's error output, so it is as private as
 // the key: 0600, or 0640 to the group the key is shared with (so a Sensu
 // check running as that group can still read it).
 func writeState(p Plan, st CertState) error {
-	certDir := p.Dir
-	if err := os.MkdirAll(certDir, 0o755); err != nil {
+	if err := os.MkdirAll(p.Dir, 0o755); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(certDir, ".state-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
+	perm := []atomicfile.Option{atomicfile.Mode(0o600)}
 	if p.Perms.Group != "" {
 		gid, err := install.GroupID(p.Perms.Group)
 		if err != nil {
 			return fmt.Errorf("group %q: %w", p.Perms.Group, err)
 		}
-		if err := os.Chown(tmp.Name(), -1, gid); err != nil {
-			return err
-		}
-		if err := os.Chmod(tmp.Name(), 0o640); err != nil {
-			return err
-		}
+		perm = []atomicfile.Option{atomicfile.Mode(0o640), atomicfile.Owner(-1, gid)}
 	}
-	return os.Rename(tmp.Name(), stateFile(certDir))
+	return atomicfile.Write(stateFile(p.Dir), append(b, '\n'), perm...)
 }

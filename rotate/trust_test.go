@@ -66,7 +66,7 @@ func renewWith(t *testing.T, cfg *config.Config, log *logbuf.Buffer) (Plan, erro
 	t.Helper()
 	p := mustPlans(t, cfg)[0]
 	m := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(log, nil)))
-	_, err := m.RenewOnce(context.Background(), p, true, false)
+	_, err := m.RenewOnce(context.Background(), p, RenewOptions{Force: true})
 	return p, err
 }
 
@@ -180,7 +180,7 @@ func TestLocalCARolloverWithSharedBundleSettles(t *testing.T) {
 	second.CertFile, second.KeyFile = filepath.Join(root, "etc", "backend-2.pem"), filepath.Join(root, "etc", "backend-2-key.pem")
 	cfg.Certificates = append(cfg.Certificates, second)
 	rec := newRecorder()
-	_, plans := startManager(t, cfg, rec)
+	daemon, plans := startManager(t, cfg, rec)
 	rec.next(t, 10*time.Second)
 	rec.next(t, 10*time.Second)
 
@@ -193,7 +193,7 @@ func TestLocalCARolloverWithSharedBundleSettles(t *testing.T) {
 	os.WriteFile(filepath.Join(caDir, ca.CertFileName), append(newCert, oldCA...), 0o644)
 
 	m := NewManager(&event.Bus{}, NewMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if _, err := m.RenewOnce(context.Background(), plans[0], true, false); err != nil {
+	if _, err := m.RenewOnce(context.Background(), plans[0], RenewOptions{Force: true}); err != nil {
 		t.Fatalf("renewing from the new CA: %v", err)
 	}
 	// Both announce the new bundle (backend-1 as a renewal or, when its
@@ -203,7 +203,8 @@ func TestLocalCARolloverWithSharedBundleSettles(t *testing.T) {
 	for len(seen) < 2 {
 		seen[rec.next(t, 5*time.Second).Name] = true
 	}
-	for quiet := time.After(3 * externalGrace); ; {
+	clockOf(daemon).skip(3 * externalGrace) // a grace the rollover started is over
+	for quiet := time.After(500 * time.Millisecond); ; {
 		select {
 		case c := <-rec.ch:
 			if c.Reason == event.ReasonRollback {

@@ -12,9 +12,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/flock"
 )
 
 // checkLockDir checks, touching nothing, that this process can create
@@ -86,11 +87,9 @@ func lockService(ctx context.Context, dir, name string, log *slog.Logger) (unloc
 	}
 	path := filepath.Join(dir, url.PathEscape(name)+".lock")
 	err = makeLockDir(dir)
-	var f *os.File
+	var l *flock.File
 	if err == nil {
-		// Read-only is enough for flock, so a lock file another user
-		// made (0644) still works.
-		f, err = os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o644)
+		l, err = flock.Open(path, 0o644)
 	}
 	if err != nil {
 		log.Error(unlocked, "lock", path, "err", err, "fix", "make "+dir+" writable by the user sensu-tlsd runs as")
@@ -101,26 +100,14 @@ func lockService(ctx context.Context, dir, name string, log *slog.Logger) (unloc
 			log.Warn("lock file stays root's; a daemon running as another user cannot open it", "lock", path, "err", err)
 		}
 	}
-	waiting := false
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil // closing the file releases the lock
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			log.Error(unlocked, "lock", path, "err", err)
-			return func() {}, nil
-		}
-		if !waiting {
-			waiting = true
-			log.Info("waiting for another sensu-tlsd process acting on this service", "lock", path)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
+	waiting := func() { log.Info("waiting for another sensu-tlsd process acting on this service", "lock", path) }
+	if err := l.Lock(ctx, waiting); err != nil {
+		l.Close()
+		if ctx.Err() != nil {
 			return nil, fmt.Errorf("waiting for another sensu-tlsd process acting on this service (lock %s): %w", path, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
 		}
+		log.Error(unlocked, "lock", path, "err", err)
+		return func() {}, nil
 	}
+	return func() { l.Close() }, nil // closing the file releases the lock
 }

@@ -142,7 +142,7 @@ func issueAll(ctx context.Context, w io.Writer, c *config.Config) error {
 			fmt.Fprintf(w, "skipped %s: renewed by issuer %s, not the local CA\n", p.Name, p.Issuer.Type)
 			continue
 		}
-		if _, err := mgr.RenewOnce(ctx, p, true, false); err != nil {
+		if _, err := mgr.RenewOnce(ctx, p, rotate.RenewOptions{Force: true}); err != nil {
 			errs = append(errs, fmt.Errorf("certificate %s: %w", p.Name, err))
 			continue
 		}

@@ -46,7 +46,7 @@ nothing. A running daemon sees the new generation and announces it.`,
 			level.Set(daemon.ParseLevel(cfg.LogLevel))
 			log := daemon.NewLogger(os.Stderr, cfg.LogFormat, level)
 			mgr := rotate.NewManager(&event.Bus{}, rotate.NewMetrics(), log)
-			res, err := mgr.RenewOnce(cmd.Context(), *plan, force, dryRun)
+			res, err := mgr.RenewOnce(cmd.Context(), *plan, rotate.RenewOptions{Force: force, DryRun: dryRun})
 			if err != nil {
 				return fmt.Errorf("renewing %s: %w", plan.Name, err)
 			}

@@ -9,9 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/flock"
 )
 
 // State is what the node remembers between phases, in
@@ -150,15 +150,18 @@ func lock(n *Node) (func(), error) {
 	if err := os.MkdirAll(n.dir(), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(n.dir(), ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	l, err := flock.Open(filepath.Join(n.dir(), ".lock"), 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("another sensu-tlsd migrate is running on this node (%s is locked): wait for it", f.Name())
+	if err := l.TryLock(); err != nil {
+		l.Close()
+		if errors.Is(err, flock.ErrLocked) {
+			return nil, fmt.Errorf("another sensu-tlsd migrate is running on this node (%s is locked): wait for it", l.Name())
+		}
+		return nil, err
 	}
-	return func() { f.Close() }, nil
+	return func() { l.Close() }, nil
 }
 
 func backupDir(n *Node, p Phase) string {

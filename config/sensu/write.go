@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
-	"syscall"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/atomicfile"
 )
 
 // BackupSuffix is appended to a file's path for the copy of its previous
@@ -38,53 +38,7 @@ func WriteFile(path string, data []byte) (bool, error) {
 // writeAtomic writes data to path via a temporary file, taking mode and
 // owner from like when it exists (0644 root otherwise, as packages ship).
 func writeAtomic(path string, data []byte, like string) error {
-	mode := os.FileMode(0o644)
-	uid, gid := -1, -1
-	if st, err := os.Stat(like); err == nil {
-		mode = st.Mode().Perm()
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(sys.Uid), int(sys.Gid)
-		}
-	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if uid >= 0 && os.Geteuid() == 0 {
-		if err := tmp.Chown(uid, gid); err != nil {
-			return err
-		}
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		defer d.Close()
-		return d.Sync()
-	}
-	return nil
+	return atomicfile.Write(path, data, atomicfile.Mode(0o644), atomicfile.Like(like))
 }
 
 // WriteNew is WriteFile for callers that keep their own backups (the

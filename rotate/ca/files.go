@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/atomicfile"
 )
 
 // Paths are where a certificate set is written.
@@ -39,35 +41,10 @@ func WriteFiles(dir, name string, is *Issued) (Paths, error) {
 	return p, nil
 }
 
-// writeFile writes data to path through a temporary file in the same
-// directory, given its mode before any byte is written, so a key is never
-// readable by others, not even for a moment.
+// writeFile replaces path, given its mode before any byte is written, so
+// a key is never readable by others, not even for a moment.
 func writeFile(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	werr := func(err error) error {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return werr(err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return werr(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return werr(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, data, atomicfile.Mode(mode))
 }
 
 // checkNotAnotherCA refuses to overwrite the certificate of a different CA:

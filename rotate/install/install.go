@@ -2,6 +2,7 @@ package install
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,7 +13,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/atomicfile"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/flock"
 )
 
 // File names inside a generation directory.
@@ -161,7 +164,7 @@ func lookupID(name string, lookup func(string) (string, error)) (int, error) {
 // current generation (regular files already there are adopted first, so
 // their content never changes when they turn into symlinks).
 func (in *Installer) Install(set Set) (int, error) {
-	if err := in.Recover(); err != nil {
+	if err := in.removeLeftovers(); err != nil {
 		return 0, err
 	}
 	if err := in.adopt(); err != nil {
@@ -291,6 +294,22 @@ func (in *Installer) Rollback(to Set) (int, error) {
 // removed under that directory's lock (see lockDir), so a link another
 // installer is about to rename is never taken away from it.
 func (in *Installer) Recover() error {
+	if err := in.removeLeftovers(); err != nil {
+		return err
+	}
+	cur, err := in.Current()
+	if err != nil || cur == 0 {
+		return err
+	}
+	return in.linkPaths()
+}
+
+// removeLeftovers is Recover without linking the paths into `current`.
+// Install uses it: it links them to the new generation right after, and
+// linking them to `current` first would hand a shared CA bundle back to
+// this set's older copy in between (during a CA rollover, another set's
+// new certificate would be seen beside the old CA).
+func (in *Installer) removeLeftovers() error {
 	if err := os.MkdirAll(in.dir, 0o755); err != nil {
 		return fmt.Errorf("install: creating %s: %w", in.dir, err)
 	}
@@ -310,11 +329,7 @@ func (in *Installer) Recover() error {
 			return err
 		}
 	}
-	cur, err := in.Current()
-	if err != nil || cur == 0 {
-		return err
-	}
-	return in.linkPaths()
+	return nil
 }
 
 // removeTempsFor removes temp symlinks a killed installer left beside a
@@ -348,15 +363,11 @@ func removeTempsFor(path string) error {
 // and another sensu-tlsd process such as `renew`. It is what makes a CA
 // bundle shared by several sets safe, which no per-certificate lock covers.
 func lockDir(dir string) (func(), error) {
-	d, err := os.Open(dir)
+	unlock, err := flock.LockDir(context.Background(), dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("install: %w", err)
 	}
-	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX); err != nil {
-		d.Close()
-		return nil, fmt.Errorf("install: locking %s: %w", dir, err)
-	}
-	return func() { d.Close() }, nil
+	return unlock, nil
 }
 
 // adopt makes a first generation out of regular files already at the
@@ -437,7 +448,7 @@ func (in *Installer) writeGeneration(set Set) (int, error) {
 		os.RemoveAll(tmp)
 		return 0, err
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		os.RemoveAll(tmp)
 		return 0, err
 	}
@@ -445,36 +456,17 @@ func (in *Installer) writeGeneration(set Set) (int, error) {
 		os.RemoveAll(tmp)
 		return 0, err
 	}
-	return gen, syncDir(in.dir)
+	return gen, atomicfile.SyncDir(in.dir)
 }
 
-// writeFile creates name owner-only, sets owner and group, then widens the
-// mode to the configured one: a key is never readable by others, even for
+// writeFile writes name with the configured owner, group and mode, set
+// before any byte is written: a key is never readable by others, even for
 // an instant.
 func (in *Installer) writeFile(name string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
+	if err := atomicfile.Write(name, data, atomicfile.Mode(mode), atomicfile.Owner(in.uid, in.gid)); err != nil {
+		return fmt.Errorf("install (owner %q, group %q): %w", in.perms.Owner, in.perms.Group, err)
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if in.uid >= 0 || in.gid >= 0 {
-		if err := f.Chown(in.uid, in.gid); err != nil {
-			f.Close()
-			return fmt.Errorf("install: chown %s to %s:%s: %w", name, in.perms.Owner, in.perms.Group, err)
-		}
-	}
-	if err := f.Chmod(mode.Perm()); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return nil
 }
 
 // switchTo points `current` at generation gen with one rename(2).
@@ -525,15 +517,7 @@ func (in *Installer) reclaimCA() error {
 	if err != nil {
 		return fmt.Errorf("install: reading the CA certificate %s: %w", path, err)
 	}
-	tmp := tmpName(path)
-	if err := in.writeFile(tmp, b, in.perms.CertMode); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("install: %w", err)
-	}
-	return syncDir(filepath.Dir(path))
+	return in.writeFile(path, b, in.perms.CertMode)
 }
 
 // link makes path a symlink to target unless it already reads the same
@@ -578,7 +562,7 @@ func replaceSymlink(target, path string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("install: %w", err)
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // prune removes the oldest generations beyond keep, never the current one.
@@ -606,15 +590,6 @@ func (in *Installer) prune() error {
 // leftover. It is unique (pid and random), so two installers never share one.
 func tmpName(path string) string {
 	return filepath.Join(filepath.Dir(path), fmt.Sprintf("%s%s-%d-%08x", tmpPrefix, filepath.Base(path), os.Getpid(), rand.Uint32()))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func genName(n int) string { return fmt.Sprintf("%s%06d", genPrefix, n) }

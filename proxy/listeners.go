@@ -18,6 +18,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/reload"
 )
 
 // DefaultDrainTimeout is how long Shutdown lets open connections finish
@@ -40,7 +41,7 @@ type Listeners struct {
 	running []*runningListener // in config order
 	retired []*runningListener // replaced, draining their sessions
 	wg      sync.WaitGroup     // Serve loops and retired drains
-	closed  bool               // Shutdown has begun: Apply binds nothing more
+	closed  bool               // Shutdown has begun: Commit binds nothing more
 }
 
 // runningListener is one serving listener and what it was built from.
@@ -85,13 +86,36 @@ func NewListeners(reg prometheus.Registerer, log *slog.Logger) (*Listeners, erro
 	return &Listeners{metrics: m, log: log}, nil
 }
 
-// Check builds every listener of cfg without binding anything, so a
+// Prepare builds every listener of cfg without binding anything, so a
 // reload can reject a configuration whose listeners cannot start (a
-// missing client-ca, a bad target) before any of it is applied.
-func (l *Listeners) Check(cfg *config.Config) error {
-	_, err := l.plan(cfg)
-	return err
+// missing client-ca, a bad target) before any of it is applied; Commit
+// binds and swaps in what Prepare built.
+func (l *Listeners) Prepare(cfg *config.Config) (reload.Pending, error) {
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return nil, errors.New("proxy listeners: shutting down, so the new configuration's listeners are not started")
+	}
+	plan, err := l.plan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &pendingListeners{l: l, cfg: cfg, plan: plan}, nil
 }
+
+// pendingListeners is what Prepare built for one configuration.
+type pendingListeners struct {
+	l    *Listeners
+	cfg  *config.Config
+	plan []planned
+}
+
+// Abort drops the built listeners: nothing was bound or started.
+func (*pendingListeners) Abort() {}
+
+// Commit is Listeners.commit of the prepared configuration.
+func (p *pendingListeners) Commit(context.Context) error { return p.l.commit(p.cfg, p.plan) }
 
 // plan builds every listener of cfg. A certificate the daemon has not
 // issued yet is no error: its listener fails handshakes until the first
@@ -118,22 +142,18 @@ func (l *Listeners) plan(cfg *config.Config) ([]planned, error) {
 	return out, nil
 }
 
-// Apply starts the listeners of cfg, or brings the running ones in line
-// with it. A configuration that fails Check leaves everything alone.
-// Listeners with the same name, mode and address are updated in place;
-// removed ones stop accepting at once and drain their sessions within
-// their drain-timeout in the background, so a listener that moved or
-// changed mode binds straight away. When a new listener cannot bind (a
-// port taken meanwhile) nothing changes: the removed ones accept again.
-func (l *Listeners) Apply(_ context.Context, cfg *config.Config) error {
+// commit starts the listeners of plan, built from cfg, or brings the
+// running ones in line with it. Listeners with the same name, mode and
+// address are updated in place; removed ones stop accepting at once and
+// drain their sessions within their drain-timeout in the background, so a
+// listener that moved or changed mode binds straight away. When a new
+// listener cannot bind (a port taken meanwhile) nothing changes: the
+// removed ones accept again.
+func (l *Listeners) commit(cfg *config.Config, plan []planned) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return errors.New("proxy listeners: shutting down, so the new configuration's listeners are not started")
-	}
-	plan, err := l.plan(cfg)
-	if err != nil {
-		return fmt.Errorf("%w (the running listeners stay)", err)
 	}
 	next := make([]*runningListener, len(plan))
 	kept := map[*runningListener]bool{}
@@ -235,6 +255,8 @@ func (l *Listeners) reattach(rs []*runningListener) error {
 
 // retire drains a replaced listener's sessions in the background; l.mu is held.
 func (l *Listeners) retire(r *runningListener) {
+	l.log.Info("proxy listener closed: it is not in the new configuration at this address and mode; open sessions drain",
+		"listener", r.conf.Name, "mode", r.conf.Mode, "address", r.ln.Addr().String(), "drain_timeout", r.drain().String())
 	l.retired = append(l.retired, r)
 	l.wg.Add(1)
 	go func() {

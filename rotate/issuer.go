@@ -3,6 +3,7 @@ package rotate
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
 )
@@ -27,11 +28,12 @@ type store interface {
 	Recover() error
 }
 
-// newIssuer returns the issuer the plan names, checking its settings.
-func newIssuer(p Plan) (Issuer, error) {
+// newIssuer returns the issuer the plan names, checking its settings;
+// log is the certificate's log.
+func newIssuer(p Plan, log *slog.Logger) (Issuer, error) {
 	switch p.Issuer.Type {
 	case "", "local-ca":
-		return localCAIssuer{}, nil
+		return localCAIssuer{log: log}, nil
 	case "exec":
 		return newExecIssuer(p.Issuer.Exec)
 	case "files":

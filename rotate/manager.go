@@ -161,7 +161,8 @@ func (m *Manager) apply(plans []Plan, reload bool) error {
 }
 
 func (m *Manager) newRunner(p Plan) (*runner, error) {
-	iss, err := newIssuer(p)
+	log := m.log.With("name", p.Name)
+	iss, err := newIssuer(p, log)
 	if err != nil {
 		return nil, fmt.Errorf("certificate %s: issuer: %w", p.Name, err)
 	}
@@ -173,7 +174,7 @@ func (m *Manager) newRunner(p Plan) (*runner, error) {
 	prev.Name = p.Name
 	return &runner{
 		m: m, plan: p, issuer: iss, store: st, state: prev,
-		log:     m.log.With("name", p.Name),
+		log:     log,
 		changed: make(chan struct{}, 1),
 		reset:   make(chan struct{}, 1),
 	}, nil
@@ -424,6 +425,9 @@ func (r *runner) setKnown(set install.Set, leaf *x509.Certificate, gen int) {
 	r.found, r.foundSerial = install.Set{}, ""
 	r.state.Serial = pki.SerialHex(leaf)
 	r.state.NotAfter = leaf.NotAfter
+	if w := pki.EmptySANWarning(leaf); w != "" {
+		r.log.Warn("the certificate in use has a flaw: "+w, "serial", r.state.Serial, "cert", r.plan.Paths.Cert)
+	}
 	r.state.Generation = gen
 	r.m.metrics.expiry.WithLabelValues(r.plan.Name).Set(float64(leaf.NotAfter.Unix()))
 	r.m.metrics.generation.WithLabelValues(r.plan.Name).Set(float64(gen))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -143,7 +144,7 @@ func plan(cfg *config.Config, stateDir string, c config.Certificate) (Plan, erro
 			return Plan{}, err
 		}
 	}
-	if _, err := newIssuer(p); err != nil {
+	if _, err := newIssuer(p, slog.New(slog.DiscardHandler)); err != nil { // settings only: it issues nothing
 		return Plan{}, fmt.Errorf("issuer: %w", err)
 	}
 	return p, nil

@@ -143,7 +143,10 @@ func issueAll(ctx context.Context, w io.Writer, c *config.Config) error {
 	mgr := rotate.NewManager(&event.Bus{}, rotate.NewMetrics(), daemon.NewLogger(os.Stderr, c.LogFormat, level))
 	var errs []error
 	for _, p := range plans {
-		if _, err := mgr.RenewOnce(ctx, p, true, false); err != nil {
+		// Files another tool wrote are taken as they are: forcing would
+		// ask that tool for a new set, which sensu-tlsd cannot do.
+		force := p.Issuer.Type != config.IssuerFiles
+		if _, err := mgr.RenewOnce(ctx, p, force, false); err != nil {
 			errs = append(errs, fmt.Errorf("certificate %s (issuer %s): not produced: %w", p.Name, p.Issuer.Type, err))
 			continue
 		}

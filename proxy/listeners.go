@@ -42,7 +42,16 @@ type Listeners struct {
 	retired []*runningListener // replaced, draining their sessions
 	wg      sync.WaitGroup     // Serve loops and retired drains
 	closed  bool               // Shutdown has begun: Commit binds nothing more
+
+	// While a Prepare is outstanding, the Changes delivered meanwhile are
+	// kept: the listeners it built read their files before them, and
+	// Commit passes them on, so none is missed by a listener it swaps in.
+	outstanding int
+	since       []event.Change
 }
+
+// errShuttingDown refuses a reload that arrives during or after Shutdown.
+var errShuttingDown = errors.New("proxy listeners: shutting down, so the new configuration's listeners are not started")
 
 // runningListener is one serving listener and what it was built from.
 type runningListener struct {
@@ -92,16 +101,28 @@ func NewListeners(reg prometheus.Registerer, log *slog.Logger) (*Listeners, erro
 // binds and swaps in what Prepare built.
 func (l *Listeners) Prepare(cfg *config.Config) (reload.Pending, error) {
 	l.mu.Lock()
-	closed := l.closed
-	l.mu.Unlock()
-	if closed {
-		return nil, errors.New("proxy listeners: shutting down, so the new configuration's listeners are not started")
+	if l.closed {
+		l.mu.Unlock()
+		return nil, errShuttingDown
 	}
+	l.outstanding++
+	mark := len(l.since)
+	l.mu.Unlock()
 	plan, err := l.plan(cfg)
 	if err != nil {
+		l.mu.Lock()
+		l.settle()
+		l.mu.Unlock()
 		return nil, err
 	}
-	return &pendingListeners{l: l, cfg: cfg, plan: plan}, nil
+	return &pendingListeners{l: l, cfg: cfg, plan: plan, mark: mark}, nil
+}
+
+// settle ends one outstanding Prepare; l.mu is held.
+func (l *Listeners) settle() {
+	if l.outstanding--; l.outstanding == 0 {
+		l.since = nil
+	}
 }
 
 // pendingListeners is what Prepare built for one configuration.
@@ -109,13 +130,20 @@ type pendingListeners struct {
 	l    *Listeners
 	cfg  *config.Config
 	plan []planned
+	mark int // Changes in l.since from here on came after plan read its files
 }
 
 // Abort drops the built listeners: nothing was bound or started.
-func (*pendingListeners) Abort() {}
+func (p *pendingListeners) Abort() {
+	p.l.mu.Lock()
+	defer p.l.mu.Unlock()
+	p.l.settle()
+}
 
 // Commit is Listeners.commit of the prepared configuration.
-func (p *pendingListeners) Commit(context.Context) error { return p.l.commit(p.cfg, p.plan) }
+func (p *pendingListeners) Commit(ctx context.Context) error {
+	return p.l.commit(ctx, p.cfg, p.plan, p.mark)
+}
 
 // plan builds every listener of cfg. A certificate the daemon has not
 // issued yet is no error: its listener fails handshakes until the first
@@ -148,12 +176,22 @@ func (l *Listeners) plan(cfg *config.Config) ([]planned, error) {
 // drain their sessions within their drain-timeout in the background, so a
 // listener that moved or changed mode binds straight away. When a new
 // listener cannot bind (a port taken meanwhile) nothing changes: the
-// removed ones accept again.
-func (l *Listeners) commit(cfg *config.Config, plan []planned) error {
+// removed ones accept again. The Changes delivered since Prepare (from
+// mark in l.since) are passed to the listeners it built.
+func (l *Listeners) commit(ctx context.Context, cfg *config.Config, plan []planned, mark int) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	missed := slices.Clone(l.since[mark:])
+	l.settle()
 	if l.closed {
-		return errors.New("proxy listeners: shutting down, so the new configuration's listeners are not started")
+		return errShuttingDown
+	}
+	for _, p := range plan {
+		for _, c := range missed {
+			if err := p.files.CertificateChanged(ctx, p.conf.Certificate, c); err != nil {
+				l.log.Warn("proxy listener: a certificate change announced while the reload was prepared did not load", "listener", p.conf.Name, "error", err)
+			}
+		}
 	}
 	next := make([]*runningListener, len(plan))
 	kept := map[*runningListener]bool{}
@@ -281,6 +319,9 @@ func (l *Listeners) CertificateChanged(ctx context.Context, c event.Change) erro
 		files Files
 	}
 	l.mu.Lock()
+	if l.outstanding > 0 {
+		l.since = append(l.since, c)
+	}
 	follows := make([]follow, len(l.running))
 	for i, r := range l.running {
 		follows[i] = follow{r.conf.Certificate, r.files}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -441,5 +442,57 @@ func TestListenersPrepareChangesNothingUntilCommit(t *testing.T) {
 	}
 	if want := `msg="proxy listener closed: it is not in the new configuration at this address and mode; open sessions drain" listener=api mode=terminate address=` + oldAddr; !strings.Contains(logs.String(), want) {
 		t.Fatalf("the closing of the old listener was not logged as %q:\n%s", want, logs.String())
+	}
+}
+
+// TestListenersCommitPassesOnChangesSincePrepare: a certificate Change
+// delivered between Prepare and Commit reaches the running listener; the
+// one Commit swaps in, built from files read before it, gets it too.
+func TestListenersCommitPassesOnChangesSincePrepare(t *testing.T) {
+	ca := newTestCA(t)
+	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
+	cfg := &config.Config{
+		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
+		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: "127.0.0.1:0", Targets: []string{echoServer(t)}, Certificate: "backend"}},
+	}
+	var bus event.Bus
+	ls := newTestListeners(t)
+	bus.Subscribe(ls)
+	if err := apply(ls, cfg); err != nil {
+		t.Fatal(err)
+	}
+	addr := listenerAddr(ls, 0).String()
+	served := func() []byte {
+		t.Helper()
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Raw
+	}
+	first := served()
+	changed := *cfg
+	changed.Listeners = []config.Listener{cfg.Listeners[0]}
+	changed.Listeners[0].IdleTimeout = time.Minute // updated in place, with the Files Prepare built
+	p, err := ls.Prepare(&changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM := ca.issueBoth(t, false)
+	writeFile(t, cf, certPEM)
+	writeFile(t, kf, keyPEM)
+	if err := bus.Publish(context.Background(), event.Change{Name: "backend", Reason: event.ReasonRenewal, CertFile: cf, KeyFile: kf}); err != nil {
+		t.Fatal(err)
+	}
+	renewed := served()
+	if bytes.Equal(renewed, first) {
+		t.Fatal("the running listener did not take the renewal")
+	}
+	if err := p.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := served(); !bytes.Equal(got, renewed) {
+		t.Fatal("after Commit the listener serves the certificate from before the renewal announced while the reload was prepared")
 	}
 }

@@ -125,21 +125,21 @@ var descriptions = map[string]string{
 	"listeners[].agent-headers":     "Learn Sensu agent names from the websocket upgrade request, for status.",
 }
 
-// RefKey is one key of the reference: every key of Config, the keys of
+// refKey is one key of the reference: every key of Config, the keys of
 // each list entry (certificates[].name) included.
-type RefKey struct {
+type refKey struct {
 	Path    string // renewal.before, certificates[].issuer.type
 	Type    string // string, duration, list of strings, ...
 	Default string // "" when there is none
 	Meaning string
 }
 
-// Reference lists every key of Config in the order of the struct, with
+// reference lists every key of Config in the order of the struct, with
 // its type, its default (from ApplyDefaults, the one place defaults live)
 // and its meaning.
-func Reference() []RefKey {
+func reference() []refKey {
 	samples := map[string]*Config{"": referenceSample(""), IssuerACME: referenceSample(IssuerACME), IssuerExec: referenceSample(IssuerExec)}
-	var out []RefKey
+	var out []refKey
 	var walk func(t reflect.Type, prefix string, index []int)
 	walk = func(t reflect.Type, prefix string, index []int) {
 		for i := 0; i < t.NumField(); i++ {
@@ -154,7 +154,7 @@ func Reference() []RefKey {
 				walk(f.Type, path, idx)
 				continue
 			case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
-				out = append(out, RefKey{Path: path, Type: "list", Meaning: descriptions[path]})
+				out = append(out, refKey{Path: path, Type: "list", Meaning: descriptions[path]})
 				walk(f.Type.Elem(), path+"[]", append(idx, -1))
 				continue
 			}
@@ -168,7 +168,7 @@ func Reference() []RefKey {
 			if !strings.HasSuffix(path, "].name") {
 				def = formatDefault(fieldAt(reflect.ValueOf(sample).Elem(), idx))
 			}
-			out = append(out, RefKey{Path: path, Type: typeName(f.Type), Default: def, Meaning: descriptions[path]})
+			out = append(out, refKey{Path: path, Type: typeName(f.Type), Default: def, Meaning: descriptions[path]})
 		}
 	}
 	walk(reflect.TypeOf(Config{}), "", nil)
@@ -261,7 +261,7 @@ Durations take days (` + "`90d`" + `) or Go durations (` + "`2160h`, `15m`" + `)
 (` + "`\"0640\"`" + `). In defaults, NAME is the entry's name and paths follow state-dir and defaults.dir.
 `)
 	section := ""
-	for _, k := range Reference() {
+	for _, k := range reference() {
 		if s := referenceSection(k.Path); s != section {
 			section = s
 			fmt.Fprintf(&b, "\n## %s\n\n| key | type | default | meaning |\n|---|---|---|---|\n", section)

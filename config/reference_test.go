@@ -37,7 +37,7 @@ func TestReferenceIsCurrent(t *testing.T) {
 // renamed key cannot reach docs/config.md without its meaning.
 func TestEveryKeyHasOneMeaning(t *testing.T) {
 	seen := map[string]bool{}
-	for _, k := range Reference() {
+	for _, k := range reference() {
 		seen[k.Path] = true
 		if k.Meaning == "" {
 			t.Errorf("key %s has no description: add one to descriptions in config/reference.go", k.Path)
@@ -72,7 +72,7 @@ func TestReferenceShowsTheDefaultsApplied(t *testing.T) {
 		"certificates[].name":                  "",
 		"service-actions.coalesce":             "10s",
 	}
-	for _, k := range Reference() {
+	for _, k := range reference() {
 		if w, ok := want[k.Path]; ok && k.Default != w {
 			t.Errorf("%s: default %q, want %q", k.Path, k.Default, w)
 		}

@@ -85,7 +85,7 @@ var descriptions = map[string]string{
 	"services[].name":            "Unique name that certificates[].services lists.",
 	"services[].preset":          `sensu-backend or sensu-agent (Sensu's rules: restart, never SIGHUP the agent, health checks), or "" for a generic service.`,
 	"services[].unit":            "systemd unit; default the preset's (sensu-backend.service, sensu-agent.service).",
-	"services[].action":          "restart, try-restart, reload, signal, command or none; default the preset's (restart).",
+	"services[].action":          "restart, try-restart, reload, signal, command or none; the Sensu presets default to restart.",
 	"services[].signal":          "Signal for action signal, such as HUP.",
 	"services[].pid-file":        "Signal the process in this pid file instead of the unit's main process.",
 	"services[].command":         "Program and arguments for action command.",
@@ -93,7 +93,7 @@ var descriptions = map[string]string{
 	"services[].health.url":      "HTTP URL that must answer 200 after the action; the agent preset checks http://127.0.0.1:3031/healthz.",
 	"services[].health.tls":      "host:port list that must present the new certificate's serial after the action.",
 	"services[].health.tcp":      "host:port that must accept a connection after the action.",
-	"services[].health.timeout":  "How long the health checks may take to pass; default the preset's.",
+	"services[].health.timeout":  "How long the health checks may take to pass; default 1m for sensu-backend, 30s otherwise.",
 	"services[].health.interval": "Pause between health probes; default 250ms.",
 	"services[].only-if-running": "Leave a unit that is not running alone (restart, signal), so a service stopped on purpose stays stopped; unset is true.",
 

@@ -140,7 +140,7 @@ func TestRenewForceSaysWhatItLeftToTheDaemon(t *testing.T) {
 	r := mustRun(t, dir, nil, "renew", "backend-1", "--config", cfg, "--force")
 	for _, want := range []string{"backend-1: renewed: serial", "generation 2, installed at " + filepath.Join(dir, "tls", "backend-1.pem"),
 		"Not done by this command: no process was told and nothing was restarted",
-		"the services it lists (backend) act after service-actions.coalesce (10s)"} {
+		"the services it lists (backend) act, as their presets decide, after service-actions.coalesce (10s)"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("renew --force does not say %q:\n%s", want, r.stdout)
 		}

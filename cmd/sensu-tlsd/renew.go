@@ -84,7 +84,7 @@ func printRenewResult(w io.Writer, res rotate.Result, plan rotate.Plan, cfg *con
 		}
 		fmt.Fprintf(w, "Not done by this command: no process was told and nothing was restarted. A running sensu-tlsd\n"+
 			"daemon sees the new files and announces them: its proxy listeners serve them at once and\n"+
-			"%s act after service-actions.coalesce (%s); its log says\n"+
+			"%s act, as their presets decide, after service-actions.coalesce (%s); its log says\n"+
 			"\"consumers took the certificate\" when they have. Without a running daemon, restart what uses\n"+
 			"these files yourself.\n",
 			services, cfg.ServiceActions.Coalesce)

@@ -165,3 +165,56 @@ func TestDeliberateEmptyValuesAreKept(t *testing.T) {
 		t.Fatalf("defaults not applied when the keys are absent: %q %v %v", c.MetricsAddress, c.Renewal.Jitter, err)
 	}
 }
+
+// TestEveryDecodeProblemIsReportedWithItsLine: unknown keys and bad values
+// anywhere in the file are all reported, each on its own line with the
+// file and line, not only the first.
+func TestEveryDecodeProblemIsReportedWithItsLine(t *testing.T) {
+	p := writeConfig(t, `statedir: /x
+renewal:
+  befor: 10%
+  jitter: soon
+certificates:
+  - name: a
+    cert_file: /x.pem
+    lifetime: forever
+    key-mode: rw
+`)
+	_, err := config.Load(config.LoadOptions{File: p})
+	if err == nil {
+		t.Fatal("a config with five problems loaded")
+	}
+	want := []string{
+		p + `:1: unknown key "statedir": did you mean "state-dir"?`,
+		p + `:3: unknown key "renewal.befor": did you mean "before"?`,
+		p + `:4: renewal.jitter: "soon" is not a duration`,
+		p + `:7: unknown key "certificates[0].cert_file": did you mean "cert-file"?`,
+		p + `:8: certificates[0].lifetime: "forever" is not a duration`,
+		p + `:9: certificates[0].key-mode: "rw" is not a file mode`,
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("got %d messages, want %d:\n%v", len(lines), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("message %d = %q\nwant it to start %q", i, lines[i], w)
+		}
+	}
+}
+
+// TestIssuerShortForm: "issuer: files" is "issuer: {type: files}"; another
+// block written as a single value is refused with the way to write it.
+func TestIssuerShortForm(t *testing.T) {
+	c, err := config.Parse("tlsd.yml", []byte("certificates:\n  - name: a\n    profile: server\n    issuer: files\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Certificates[0].Issuer.Type; got != config.IssuerFiles {
+		t.Fatalf("issuer: files gave issuer type %q, want %q", got, config.IssuerFiles)
+	}
+	_, err = config.Parse("tlsd.yml", []byte("certificates:\n  - name: a\n    issuer: {type: exec, exec: ./issue.sh}\n"))
+	if want := `tlsd.yml:3: certificates[0].issuer.exec must be a mapping of keys: write exec: {command: ...} (its keys: command, timeout)`; err == nil || err.Error() != want {
+		t.Fatalf("exec as a single value: %v\nwant %s", err, want)
+	}
+}

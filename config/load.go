@@ -114,31 +114,40 @@ func decodeFile(file string, data []byte, c *Config) error {
 var (
 	durationType = reflect.TypeOf(time.Duration(0))
 	fileModeType = reflect.TypeOf(FileMode(0))
+	issuerType   = reflect.TypeOf(Issuer{})
 )
 
 // checkNode walks a YAML node against the Go type it will decode into,
 // rejecting unknown keys and normalising values yaml.v3 cannot decode alone
-// (durations in days, octal modes).
+// (durations in days, octal modes, an issuer named by its type alone). It
+// reports every problem, each with its line, not only the first.
 func checkNode(file, path string, n *yaml.Node, t reflect.Type, set func(path string)) error {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return fmt.Errorf("%s:%d: %s must be a mapping of keys", file, n.Line, keyName(path))
+		if t == issuerType && n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+			// "issuer: files" is short for "issuer: {type: files}".
+			typ := *n
+			*n = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column,
+				Content: []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: "type", Line: n.Line, Column: n.Column}, &typ}}
 		}
 		fields := yamlFields(t)
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("%s:%d: %s must be a mapping of keys: %s", file, n.Line, keyName(path), mappingHint(path, t, fields))
+		}
+		var errs []error
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			f, ok := fields[k.Value]
 			if !ok {
-				return unknownKeyError(file, path, k, fields)
+				errs = append(errs, unknownKeyError(file, path, k, fields))
+				continue
 			}
-			if err := checkNode(file, join(path, k.Value), v, f.Type, set); err != nil {
-				return err
-			}
+			errs = append(errs, checkNode(file, join(path, k.Value), v, f.Type, set))
 		}
+		return errors.Join(errs...)
 	case reflect.Slice:
 		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 			return nil
@@ -146,11 +155,11 @@ func checkNode(file, path string, n *yaml.Node, t reflect.Type, set func(path st
 		if n.Kind != yaml.SequenceNode {
 			return fmt.Errorf("%s:%d: %s must be a list", file, n.Line, keyName(path))
 		}
+		var errs []error
 		for i, item := range n.Content {
-			if err := checkNode(file, fmt.Sprintf("%s[%d]", path, i), item, t.Elem(), set); err != nil {
-				return err
-			}
+			errs = append(errs, checkNode(file, fmt.Sprintf("%s[%d]", path, i), item, t.Elem(), set))
 		}
+		return errors.Join(errs...)
 	default:
 		if n.Kind != yaml.ScalarNode {
 			return fmt.Errorf("%s:%d: %s must be a single value, not a %s", file, n.Line, keyName(path), kindName(n.Kind))
@@ -171,6 +180,21 @@ func checkNode(file, path string, n *yaml.Node, t reflect.Type, set func(path st
 		}
 	}
 	return nil
+}
+
+// mappingHint shows how the mapping at path is written, with its keys.
+func mappingHint(path string, t reflect.Type, fields map[string]reflect.StructField) string {
+	names := make([]string, 0, len(fields))
+	for i := 0; i < t.NumField(); i++ { // in declaration order, as docs/config.md lists them
+		if name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; fields[name].Name != "" {
+			names = append(names, name)
+		}
+	}
+	last := path[strings.LastIndex(path, ".")+1:]
+	if strings.HasSuffix(last, "]") {
+		return fmt.Sprintf("write each entry as - {%s: ...} (its keys: %s)", names[0], strings.Join(names, ", "))
+	}
+	return fmt.Sprintf("write %s: {%s: ...} (its keys: %s)", last, names[0], strings.Join(names, ", "))
 }
 
 func kindName(k yaml.Kind) string {

@@ -81,8 +81,8 @@ func TestConfigListenersRejectIgnoredSettings(t *testing.T) {
 	} {
 		tc.l.Name, tc.l.Listen, tc.l.Targets, tc.l.Certificate = "edge", "127.0.0.1:0", []string{"127.0.0.1:1"}, "backend"
 		cfg := &config.Config{Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf, CAFile: cf}}, Listeners: []config.Listener{tc.l}}
-		if err := ls.Check(cfg); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "listeners[0] (edge)") {
-			t.Errorf("Check(%+v) = %v; want an error naming listeners[0] (edge) and %q", tc.l, err, tc.want)
+		if _, err := ls.Prepare(cfg); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "listeners[0] (edge)") {
+			t.Errorf("Prepare(%+v) = %v; want an error naming listeners[0] (edge) and %q", tc.l, err, tc.want)
 		}
 	}
 }

@@ -56,7 +56,7 @@ func TestCARolloverReachesVerificationWithoutRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	bus.Subscribe(ls)
-	if err := ls.Apply(context.Background(), cfg); err != nil {
+	if err := apply(ls, cfg); err != nil {
 		t.Fatal(err)
 	}
 	defer ls.Shutdown(context.Background())

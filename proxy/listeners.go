@@ -18,6 +18,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/reload"
 )
 
 // DefaultDrainTimeout is how long Shutdown lets open connections finish
@@ -40,8 +41,17 @@ type Listeners struct {
 	running []*runningListener // in config order
 	retired []*runningListener // replaced, draining their sessions
 	wg      sync.WaitGroup     // Serve loops and retired drains
-	closed  bool               // Shutdown has begun: Apply binds nothing more
+	closed  bool               // Shutdown has begun: Commit binds nothing more
+
+	// While a Prepare is outstanding, the Changes delivered meanwhile are
+	// kept: the listeners it built read their files before them, and
+	// Commit passes them on, so none is missed by a listener it swaps in.
+	outstanding int
+	since       []event.Change
 }
+
+// errShuttingDown refuses a reload that arrives during or after Shutdown.
+var errShuttingDown = errors.New("proxy listeners: shutting down, so the new configuration's listeners are not started")
 
 // runningListener is one serving listener and what it was built from.
 type runningListener struct {
@@ -85,12 +95,54 @@ func NewListeners(reg prometheus.Registerer, log *slog.Logger) (*Listeners, erro
 	return &Listeners{metrics: m, log: log}, nil
 }
 
-// Check builds every listener of cfg without binding anything, so a
+// Prepare builds every listener of cfg without binding anything, so a
 // reload can reject a configuration whose listeners cannot start (a
-// missing client-ca, a bad target) before any of it is applied.
-func (l *Listeners) Check(cfg *config.Config) error {
-	_, err := l.plan(cfg)
-	return err
+// missing client-ca, a bad target) before any of it is applied; Commit
+// binds and swaps in what Prepare built.
+func (l *Listeners) Prepare(cfg *config.Config) (reload.Pending, error) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, errShuttingDown
+	}
+	l.outstanding++
+	mark := len(l.since)
+	l.mu.Unlock()
+	plan, err := l.plan(cfg)
+	if err != nil {
+		l.mu.Lock()
+		l.settle()
+		l.mu.Unlock()
+		return nil, err
+	}
+	return &pendingListeners{l: l, cfg: cfg, plan: plan, mark: mark}, nil
+}
+
+// settle ends one outstanding Prepare; l.mu is held.
+func (l *Listeners) settle() {
+	if l.outstanding--; l.outstanding == 0 {
+		l.since = nil
+	}
+}
+
+// pendingListeners is what Prepare built for one configuration.
+type pendingListeners struct {
+	l    *Listeners
+	cfg  *config.Config
+	plan []planned
+	mark int // Changes in l.since from here on came after plan read its files
+}
+
+// Abort drops the built listeners: nothing was bound or started.
+func (p *pendingListeners) Abort() {
+	p.l.mu.Lock()
+	defer p.l.mu.Unlock()
+	p.l.settle()
+}
+
+// Commit is Listeners.commit of the prepared configuration.
+func (p *pendingListeners) Commit(ctx context.Context) error {
+	return p.l.commit(ctx, p.cfg, p.plan, p.mark)
 }
 
 // plan builds every listener of cfg. A certificate the daemon has not
@@ -118,22 +170,28 @@ func (l *Listeners) plan(cfg *config.Config) ([]planned, error) {
 	return out, nil
 }
 
-// Apply starts the listeners of cfg, or brings the running ones in line
-// with it. A configuration that fails Check leaves everything alone.
-// Listeners with the same name, mode and address are updated in place;
-// removed ones stop accepting at once and drain their sessions within
-// their drain-timeout in the background, so a listener that moved or
-// changed mode binds straight away. When a new listener cannot bind (a
-// port taken meanwhile) nothing changes: the removed ones accept again.
-func (l *Listeners) Apply(_ context.Context, cfg *config.Config) error {
+// commit starts the listeners of plan, built from cfg, or brings the
+// running ones in line with it. Listeners with the same name, mode and
+// address are updated in place; removed ones stop accepting at once and
+// drain their sessions within their drain-timeout in the background, so a
+// listener that moved or changed mode binds straight away. When a new
+// listener cannot bind (a port taken meanwhile) nothing changes: the
+// removed ones accept again. The Changes delivered since Prepare (from
+// mark in l.since) are passed to the listeners it built.
+func (l *Listeners) commit(ctx context.Context, cfg *config.Config, plan []planned, mark int) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	missed := slices.Clone(l.since[mark:])
+	l.settle()
 	if l.closed {
-		return errors.New("proxy listeners: shutting down, so the new configuration's listeners are not started")
+		return errShuttingDown
 	}
-	plan, err := l.plan(cfg)
-	if err != nil {
-		return fmt.Errorf("%w (the running listeners stay)", err)
+	for _, p := range plan {
+		for _, c := range missed {
+			if err := p.files.CertificateChanged(ctx, p.conf.Certificate, c); err != nil {
+				l.log.Warn("proxy listener: a certificate change announced while the reload was prepared did not load", "listener", p.conf.Name, "error", err)
+			}
+		}
 	}
 	next := make([]*runningListener, len(plan))
 	kept := map[*runningListener]bool{}
@@ -235,6 +293,8 @@ func (l *Listeners) reattach(rs []*runningListener) error {
 
 // retire drains a replaced listener's sessions in the background; l.mu is held.
 func (l *Listeners) retire(r *runningListener) {
+	l.log.Info("proxy listener closed: it is not in the new configuration at this address and mode; open sessions drain",
+		"listener", r.conf.Name, "mode", r.conf.Mode, "address", r.ln.Addr().String(), "drain_timeout", r.drain().String())
 	l.retired = append(l.retired, r)
 	l.wg.Add(1)
 	go func() {
@@ -259,6 +319,9 @@ func (l *Listeners) CertificateChanged(ctx context.Context, c event.Change) erro
 		files Files
 	}
 	l.mu.Lock()
+	if l.outstanding > 0 {
+		l.since = append(l.since, c)
+	}
 	follows := make([]follow, len(l.running))
 	for i, r := range l.running {
 		follows[i] = follow{r.conf.Certificate, r.files}

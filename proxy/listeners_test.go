@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
 )
 
 // TestListenersStartBeforeIssuanceAndFollowTheBus: a listener whose
@@ -33,7 +36,7 @@ func TestListenersStartBeforeIssuanceAndFollowTheBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	bus.Subscribe(ls)
-	if err := ls.Apply(context.Background(), cfg); err != nil {
+	if err := apply(ls, cfg); err != nil {
 		t.Fatal(err)
 	}
 	defer ls.Shutdown(context.Background())
@@ -70,9 +73,9 @@ func TestListenersBadListenerStartsNothing(t *testing.T) {
 	}
 	ls := newTestListeners(t)
 	cfg.File = "/etc/sensu/tlsd.yml"
-	err := ls.Apply(context.Background(), cfg)
+	err := apply(ls, cfg)
 	if err == nil || !strings.HasPrefix(err.Error(), `/etc/sensu/tlsd.yml: listeners[1] (bad): certificate "missing" is not in certificates`) {
-		t.Fatalf("Apply = %v, want an error naming the file, the listener and the missing certificate", err)
+		t.Fatalf("Prepare = %v, want an error naming the file, the listener and the missing certificate", err)
 	}
 	ln, err := net.Listen("tcp", first)
 	if err != nil {
@@ -94,17 +97,17 @@ func TestListenersReloadKeepsUpdatesOrReplaces(t *testing.T) {
 		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{echoServer(t)}, Certificate: "backend"}},
 	}
 	ls := newTestListeners(t)
-	if err := ls.Apply(context.Background(), cfg); err != nil {
+	if err := apply(ls, cfg); err != nil {
 		t.Fatal(err)
 	}
 	server := func() *Server { ls.mu.Lock(); defer ls.mu.Unlock(); return ls.running[0].server }
 	first := server()
-	if err := ls.Apply(context.Background(), cfg); err != nil || server() != first {
+	if err := apply(ls, cfg); err != nil || server() != first {
 		t.Fatalf("an unchanged config replaced the listener (err %v)", err)
 	}
 	broken := *cfg
 	broken.Listeners = []config.Listener{{Name: "api", Mode: "reverse", Listen: addr, Targets: []string{"127.0.0.1:1"}}}
-	if err := ls.Apply(context.Background(), &broken); err == nil || !strings.Contains(err.Error(), "the running listeners stay") || server() != first {
+	if err := apply(ls, &broken); err == nil || server() != first {
 		t.Fatalf("a broken config: %v; listener replaced: %v", err, server() != first)
 	}
 
@@ -117,7 +120,7 @@ func TestListenersReloadKeepsUpdatesOrReplaces(t *testing.T) {
 	changed.Listeners = []config.Listener{cfg.Listeners[0]}
 	changed.Listeners[0].IdleTimeout = time.Minute
 	changed.Listeners[0].MaxConns = 7
-	if err := ls.Apply(context.Background(), &changed); err != nil || server() != first {
+	if err := apply(ls, &changed); err != nil || server() != first {
 		t.Fatalf("a changed setting replaced the listener instead of updating it (err %v)", err)
 	}
 	if o := first.options(); o.IdleTimeout != time.Minute || o.MaxConns != 7 {
@@ -132,7 +135,7 @@ func TestListenersReloadKeepsUpdatesOrReplaces(t *testing.T) {
 	dual := changed
 	dual.Listeners = []config.Listener{changed.Listeners[0]}
 	dual.Listeners[0].Mode = "dual"
-	if err := ls.Apply(context.Background(), &dual); err != nil || server() == first {
+	if err := apply(ls, &dual); err != nil || server() == first {
 		t.Fatalf("a changed mode did not replace the listener: %v", err)
 	}
 	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
@@ -158,7 +161,7 @@ func TestListenersUpdateClosesPlaintextKeepsTLS(t *testing.T) {
 			Certificate: "backend", AllowPlain: true}},
 	}
 	ls := newTestListeners(t)
-	if err := ls.Apply(context.Background(), cfg); err != nil {
+	if err := apply(ls, cfg); err != nil {
 		t.Fatal(err)
 	}
 	addr := listenerAddr(ls, 0).String()
@@ -188,7 +191,7 @@ func TestListenersUpdateClosesPlaintextKeepsTLS(t *testing.T) {
 	enforce := *cfg
 	enforce.Listeners = []config.Listener{cfg.Listeners[0]}
 	enforce.Listeners[0].AllowPlain = false
-	if err := ls.Apply(context.Background(), &enforce); err != nil {
+	if err := apply(ls, &enforce); err != nil {
 		t.Fatal(err)
 	}
 	if listenerAddr(ls, 0).String() != addr {
@@ -230,26 +233,29 @@ func TestListenersReloadOnBusyPortRestoresPrevious(t *testing.T) {
 		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{echoServer(t)}, Certificate: "backend"}},
 	}
 	ls := newTestListeners(t)
-	if err := ls.Apply(context.Background(), cfg); err != nil {
+	if err := apply(ls, cfg); err != nil {
 		t.Fatal(err)
 	}
 	moved := *cfg
 	moved.Listeners = []config.Listener{cfg.Listeners[0]}
 	moved.Listeners[0].Listen = busy.Addr().String()
 	moved.File = "/etc/sensu/tlsd.yml"
-	err = ls.Apply(context.Background(), &moved)
+	err = apply(ls, &moved)
 	want := fmt.Sprintf("/etc/sensu/tlsd.yml: listeners[0] (api): cannot listen on %[1]s: bind: address already in use (the previous listeners are back); "+
 		"fix: stop what listens on %[1]s (ss -ltnp shows it), or give listeners[0].listen another address", busy.Addr())
 	if err == nil || err.Error() != want {
-		t.Fatalf("Apply on a busy port = %v\nwant %s", err, want)
+		t.Fatalf("Commit on a busy port = %v\nwant %s", err, want)
 	}
 	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatalf("the previous listener does not serve on %s again: %v", addr, err)
 	}
 	c.Close()
-	if err := ls.Check(&moved); err != nil {
-		t.Errorf("Check binds nothing, so a busy port is no error there: %v", err)
+	prepared, err := ls.Prepare(&moved)
+	if err != nil {
+		t.Errorf("Prepare binds nothing, so a busy port is no error there: %v", err)
+	} else {
+		prepared.Abort()
 	}
 }
 
@@ -275,7 +281,7 @@ func TestListenersUpdateRechecksClientCertificates(t *testing.T) {
 	var first *Server
 	apply := func(cfg *config.Config) {
 		t.Helper()
-		if err := ls.Apply(context.Background(), cfg); err != nil {
+		if err := apply(ls, cfg); err != nil {
 			t.Fatal(err)
 		}
 		if s := ls.running[0].server; first == nil {
@@ -337,9 +343,10 @@ func echoMsg(c net.Conn, msg string) error {
 	return err
 }
 
-// TestListenersApplyAfterShutdownBindsNothing: a reload that arrives
-// during or after Shutdown starts no listener nothing would close.
-func TestListenersApplyAfterShutdownBindsNothing(t *testing.T) {
+// TestListenersCommitAfterShutdownBindsNothing: a reload that arrives
+// during or after Shutdown starts no listener nothing would close, whether
+// it was prepared before Shutdown or after.
+func TestListenersCommitAfterShutdownBindsNothing(t *testing.T) {
 	ca := newTestCA(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	addr := freeAddr(t)
@@ -351,14 +358,141 @@ func TestListenersApplyAfterShutdownBindsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before, err := ls.Prepare(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := ls.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := ls.Apply(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "shutting down") {
-		t.Fatalf("Apply after Shutdown = %v, want a refusal", err)
+	if err := before.Commit(context.Background()); err == nil || !strings.Contains(err.Error(), "shutting down") {
+		t.Fatalf("Commit after Shutdown = %v, want a refusal", err)
+	}
+	if err := apply(ls, cfg); err == nil || !strings.Contains(err.Error(), "shutting down") {
+		t.Fatalf("Prepare after Shutdown = %v, want a refusal", err)
 	}
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()
 		t.Fatalf("a listener accepts on %s after Shutdown", addr)
+	}
+}
+
+// apply prepares and commits cfg, as the daemon does at start and on a
+// reload every part accepts.
+func apply(ls *Listeners, cfg *config.Config) error {
+	p, err := ls.Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	return p.Commit(context.Background())
+}
+
+// TestListenersPrepareChangesNothingUntilCommit: Prepare binds nothing
+// and leaves the running listener serving; Abort keeps it; Commit of what
+// Prepare built moves the listener, and the closing of the old one is
+// logged with its name and address.
+func TestListenersPrepareChangesNothingUntilCommit(t *testing.T) {
+	ca := newTestCA(t)
+	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
+	oldAddr, newAddr := freeAddr(t), freeAddr(t)
+	cfg := &config.Config{
+		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
+		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: oldAddr, Targets: []string{echoServer(t)}, Certificate: "backend"}},
+	}
+	logs := &logbuf.Buffer{}
+	ls, err := NewListeners(prometheus.NewRegistry(), slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Shutdown(context.Background())
+	if err := apply(ls, cfg); err != nil {
+		t.Fatal(err)
+	}
+	serves := func(addr string) bool {
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+	moved := *cfg
+	moved.Listeners = []config.Listener{cfg.Listeners[0]}
+	moved.Listeners[0].Listen = newAddr
+	for _, step := range []string{"prepared", "aborted"} {
+		p, err := ls.Prepare(&moved)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if step == "aborted" {
+			p.Abort()
+		}
+		if !serves(oldAddr) || serves(newAddr) {
+			t.Fatalf("%s: the running listener changed before Commit (old serves %v, new serves %v)", step, serves(oldAddr), serves(newAddr))
+		}
+	}
+	p, err := ls.Prepare(&moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if serves(oldAddr) || !serves(newAddr) {
+		t.Fatalf("after Commit: old serves %v, new serves %v; want the listener moved", serves(oldAddr), serves(newAddr))
+	}
+	if want := `msg="proxy listener closed: it is not in the new configuration at this address and mode; open sessions drain" listener=api mode=terminate address=` + oldAddr; !strings.Contains(logs.String(), want) {
+		t.Fatalf("the closing of the old listener was not logged as %q:\n%s", want, logs.String())
+	}
+}
+
+// TestListenersCommitPassesOnChangesSincePrepare: a certificate Change
+// delivered between Prepare and Commit reaches the running listener; the
+// one Commit swaps in, built from files read before it, gets it too.
+func TestListenersCommitPassesOnChangesSincePrepare(t *testing.T) {
+	ca := newTestCA(t)
+	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
+	cfg := &config.Config{
+		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
+		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: "127.0.0.1:0", Targets: []string{echoServer(t)}, Certificate: "backend"}},
+	}
+	var bus event.Bus
+	ls := newTestListeners(t)
+	bus.Subscribe(ls)
+	if err := apply(ls, cfg); err != nil {
+		t.Fatal(err)
+	}
+	addr := listenerAddr(ls, 0).String()
+	served := func() []byte {
+		t.Helper()
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Raw
+	}
+	first := served()
+	changed := *cfg
+	changed.Listeners = []config.Listener{cfg.Listeners[0]}
+	changed.Listeners[0].IdleTimeout = time.Minute // updated in place, with the Files Prepare built
+	p, err := ls.Prepare(&changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM := ca.issueBoth(t, false)
+	writeFile(t, cf, certPEM)
+	writeFile(t, kf, keyPEM)
+	if err := bus.Publish(context.Background(), event.Change{Name: "backend", Reason: event.ReasonRenewal, CertFile: cf, KeyFile: kf}); err != nil {
+		t.Fatal(err)
+	}
+	renewed := served()
+	if bytes.Equal(renewed, first) {
+		t.Fatal("the running listener did not take the renewal")
+	}
+	if err := p.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := served(); !bytes.Equal(got, renewed) {
+		t.Fatal("after Commit the listener serves the certificate from before the renewal announced while the reload was prepared")
 	}
 }

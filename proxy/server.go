@@ -74,6 +74,8 @@ type Server struct {
 	log    *slog.Logger
 	m      *listenerMetrics
 	agents agentBook
+	// refusals logs refused client certificates, rate-limited.
+	refusals refusalLog
 
 	open     atomic.Int64
 	draining atomic.Bool
@@ -272,7 +274,11 @@ func (s *Server) handle(client *net.TCPConn) {
 	if err != nil {
 		reason := handshakeReason(err)
 		s.m.handshakeFailed(reason)
-		s.log.Debug("client handshake failed", "listener", s.name, "remote", client.RemoteAddr(), "reason", reason, "err", err)
+		if mTLSRefusals[reason] {
+			s.refusals.refused(s.log, s.name, client.RemoteAddr().String(), reason, err, time.Now())
+		} else {
+			s.log.Debug("client handshake failed", "listener", s.name, "remote", client.RemoteAddr(), "reason", reason, "err", err)
+		}
 		s.end(pc)
 		return
 	}

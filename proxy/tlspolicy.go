@@ -68,7 +68,8 @@ func (a *ClientAuth) permits(chain []*x509.Certificate) error {
 	case len(chain) == 0:
 		return errNoClientCertificate
 	case !a.Allow.Permits(chain[0]):
-		return ErrClientNotAllowed
+		leaf := chain[0]
+		return fmt.Errorf("%w (CN %q, DNS %q, URI %q)", ErrClientNotAllowed, leaf.Subject.CommonName, leaf.DNSNames, leaf.URIs)
 	}
 	return nil
 }

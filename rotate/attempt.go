@@ -42,7 +42,7 @@ func (r *runner) candidate(ctx context.Context) (install.Set, *pki.Set, *failure
 		return install.Set{}, nil, &failure{FailIssue, err}
 	}
 	defer os.RemoveAll(stage)
-	set, err := r.issuer.Issue(ctx, r.plan, stage)
+	set, err := r.issuer.Issue(ctx, r.plan, stage, r.log)
 	if err != nil {
 		return set, nil, &failure{FailIssue, err}
 	}

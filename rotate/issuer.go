@@ -3,6 +3,7 @@ package rotate
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
 )
@@ -13,8 +14,9 @@ import (
 // configured paths, because an issuer may return anything.
 type Issuer interface {
 	// Issue returns a new set for p. stage is an empty private directory
-	// the issuer may use for files; it is removed afterwards.
-	Issue(ctx context.Context, p Plan, stage string) (install.Set, error)
+	// the issuer may use for files; it is removed afterwards. log is the
+	// certificate's log, for what the operator must hear of (a CA made).
+	Issue(ctx context.Context, p Plan, stage string, log *slog.Logger) (install.Set, error)
 }
 
 // store is where a validated set goes: the atomic installer for sets

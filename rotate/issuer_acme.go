@@ -7,6 +7,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -70,7 +71,7 @@ func newACMEIssuer(p Plan) (Issuer, error) {
 	return a, nil
 }
 
-func (a *acmeIssuer) Issue(ctx context.Context, p Plan, _ string) (install.Set, error) {
+func (a *acmeIssuer) Issue(ctx context.Context, p Plan, _ string, _ *slog.Logger) (install.Set, error) {
 	// The account key lives here: private to the daemon's user.
 	if err := os.MkdirAll(a.storage, 0o700); err != nil {
 		return install.Set{}, fmt.Errorf("acme storage %s: %w", a.storage, err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,7 +43,7 @@ func newExecIssuer(c config.ExecIssuer) (execIssuer, error) {
 // command runs in a process group of its own, killed whole at the timeout.
 // Its stdout is not kept (`cfssl gencert` prints the key there); the tail of
 // stderr, with any PEM block removed, explains a failure.
-func (e execIssuer) Issue(ctx context.Context, p Plan, stage string) (install.Set, error) {
+func (e execIssuer) Issue(ctx context.Context, p Plan, stage string, _ *slog.Logger) (install.Set, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
 	files := install.Paths{

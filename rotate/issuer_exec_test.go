@@ -2,6 +2,7 @@ package rotate
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -57,7 +58,7 @@ exit 1
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.Issue(context.Background(), Plan{Name: "backend-1"}, t.TempDir())
+	_, err = e.Issue(context.Background(), Plan{Name: "backend-1"}, t.TempDir(), slog.New(slog.DiscardHandler))
 	if err == nil {
 		t.Fatal("a failing issuer succeeded")
 	}
@@ -84,7 +85,7 @@ func TestExecTimeoutKillsTheWholeProcessGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = e.Issue(context.Background(), Plan{Name: "backend-1"}, t.TempDir())
+	_, err = e.Issue(context.Background(), Plan{Name: "backend-1"}, t.TempDir(), slog.New(slog.DiscardHandler))
 	took := time.Since(start)
 	if err == nil || !strings.Contains(err.Error(), "exec.timeout 500ms") {
 		t.Fatalf("issuer past its timeout: %v", err)

@@ -3,6 +3,7 @@ package rotate
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
 )
@@ -11,7 +12,7 @@ import (
 // "issuing" re-reads what that tool last wrote.
 type filesIssuer struct{}
 
-func (filesIssuer) Issue(_ context.Context, p Plan, _ string) (install.Set, error) {
+func (filesIssuer) Issue(_ context.Context, p Plan, _ string, _ *slog.Logger) (install.Set, error) {
 	return followedFiles{paths: p.Paths}.ReadConfigured()
 }
 

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/flock"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
 )
@@ -19,8 +22,8 @@ var caCreateMu sync.Mutex
 // issue so a CA replaced on disk is picked up without a restart.
 type localCAIssuer struct{}
 
-func (localCAIssuer) Issue(_ context.Context, p Plan, _ string) (install.Set, error) {
-	authority, err := loadOrCreateCA(p)
+func (localCAIssuer) Issue(_ context.Context, p Plan, _ string, log *slog.Logger) (install.Set, error) {
+	authority, err := loadOrCreateCA(p, log)
 	if err != nil {
 		return install.Set{}, err
 	}
@@ -40,8 +43,9 @@ func (localCAIssuer) Issue(_ context.Context, p Plan, _ string) (install.Set, er
 
 // loadOrCreateCA loads the CA, creating it only when the config asks for
 // that (ca.create): silently making a new CA because a path is wrong would
-// give every peer certificates they do not trust.
-func loadOrCreateCA(p Plan) (*ca.CA, error) {
+// give every peer certificates they do not trust. A creation is logged as
+// a warning, since every peer must be given the new ca.pem.
+func loadOrCreateCA(p Plan, log *slog.Logger) (*ca.CA, error) {
 	// Certificates are issued concurrently; exactly one of them may create
 	// the CA, within this process and across processes (flock).
 	caCreateMu.Lock()
@@ -60,6 +64,10 @@ func loadOrCreateCA(p Plan) (*ca.CA, error) {
 		if err != nil {
 			return nil, fmt.Errorf("creating the local CA in %s (ca.create is true): %w", p.CADir, err)
 		}
+		root := authority.Cert
+		log.Warn("created a new local CA (ca.create is true): peers trust what it signs only once they have its ca.pem",
+			"ca", filepath.Join(p.CADir, ca.CertFileName), "key", filepath.Join(p.CADir, ca.KeyFileName),
+			"subject", root.Subject.CommonName, "serial", pki.SerialHex(root), "not_after", root.NotAfter.Format(time.RFC3339))
 		return authority, nil
 	}
 	return ca.Load(p.CADir)

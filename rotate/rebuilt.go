@@ -6,18 +6,18 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/reload"
 )
 
-// BuildFunc makes a event.Subscriber from a configuration, with the function
-// that releases what it holds (a D-event.Bus connection).
+// BuildFunc makes an event.Subscriber from a configuration, with the
+// function that releases what it holds (a D-Bus connection).
 type BuildFunc func(cfg *config.Config) (event.Subscriber, func(), error)
 
-// Rebuilt is a event.Subscriber made from the configuration and made again on
-// every reload, so consumers whose behaviour the config describes (the
-// service actions, the Sensu config writer) follow a SIGHUP like the
-// certificates do. It is a reloader for the daemon: Check builds and keeps
-// the result, Apply swaps it in (building once per reload, so what a build
-// logs is logged once), Discard drops it when the reload is rejected.
+// Rebuilt is an event.Subscriber made from the configuration and made
+// again on every reload, so consumers whose behaviour the config describes
+// (the service actions, the Sensu config writer) follow a SIGHUP like the
+// certificates do. As a reload.Reloader it builds once in Prepare; Commit
+// swaps that build in, Abort releases it.
 type Rebuilt struct {
 	build BuildFunc
 
@@ -26,14 +26,6 @@ type Rebuilt struct {
 	mu      sync.RWMutex
 	current event.Subscriber
 	release func()
-
-	// pending is what Check built for cfg, waiting for Apply or Discard.
-	pending struct {
-		sync.Mutex
-		cfg     *config.Config
-		sub     event.Subscriber
-		release func()
-	}
 }
 
 // NewRebuilt builds the first event.Subscriber from cfg.
@@ -52,62 +44,40 @@ func (r *Rebuilt) CertificateChanged(ctx context.Context, c event.Change) error 
 	return r.current.CertificateChanged(ctx, c)
 }
 
-// Check reports whether cfg builds, and keeps what it built for Apply.
-func (r *Rebuilt) Check(cfg *config.Config) error {
+// Prepare builds the event.Subscriber of cfg, leaving the current one in
+// place.
+func (r *Rebuilt) Prepare(cfg *config.Config) (reload.Pending, error) {
 	sub, release, err := r.build(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	r.pending.Lock()
-	defer r.pending.Unlock()
-	r.dropPending()
-	r.pending.cfg, r.pending.sub, r.pending.release = cfg, sub, release
-	return nil
+	return &rebuild{r: r, sub: sub, release: release}, nil
 }
 
-// Discard releases what Check built; the reload it was for is rejected.
-func (r *Rebuilt) Discard() {
-	r.pending.Lock()
-	defer r.pending.Unlock()
-	r.dropPending()
-}
-
-// dropPending releases a build no Apply took; pending is locked.
-func (r *Rebuilt) dropPending() {
-	if r.pending.release != nil {
-		r.pending.release()
-	}
-	r.pending.cfg, r.pending.sub, r.pending.release = nil, nil, nil
-}
-
-// Apply replaces the current event.Subscriber with one built from cfg (the one
-// Check built for it, if any), after any change in flight has been
-// delivered.
-func (r *Rebuilt) Apply(_ context.Context, cfg *config.Config) error {
-	r.pending.Lock()
-	sub, release := r.pending.sub, r.pending.release
-	if r.pending.cfg != cfg {
-		r.dropPending()
-		var err error
-		if sub, release, err = r.build(cfg); err != nil {
-			r.pending.Unlock()
-			return err
-		}
-	}
-	r.pending.cfg, r.pending.sub, r.pending.release = nil, nil, nil
-	r.pending.Unlock()
-	r.mu.Lock()
-	old := r.release
-	r.current, r.release = sub, release
-	r.mu.Unlock()
-	old()
-	return nil
-}
-
-// Close releases the current event.Subscriber and anything Check left.
+// Close releases the current event.Subscriber.
 func (r *Rebuilt) Close() {
-	r.Discard()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.release()
 }
+
+// rebuild is a build Prepare made, waiting for Commit or Abort.
+type rebuild struct {
+	r       *Rebuilt
+	sub     event.Subscriber
+	release func()
+}
+
+// Commit replaces the current event.Subscriber with the prepared one,
+// after any change in flight has been delivered, and releases the old one.
+func (b *rebuild) Commit(context.Context) error {
+	b.r.mu.Lock()
+	old := b.r.release
+	b.r.current, b.r.release = b.sub, b.release
+	b.r.mu.Unlock()
+	old()
+	return nil
+}
+
+// Abort releases the prepared build; the reload it was for is rejected.
+func (b *rebuild) Abort() { b.release() }

@@ -134,6 +134,9 @@ func (r *runner) setKnown(set install.Set, leaf *x509.Certificate, gen int) {
 	r.found, r.foundSerial = install.Set{}, ""
 	r.state.Serial = pki.SerialHex(leaf)
 	r.state.NotAfter = leaf.NotAfter
+	if w := pki.EmptySANWarning(leaf); w != "" {
+		r.log.Warn("the certificate in use has a flaw: "+w, "serial", r.state.Serial, "cert", r.plan.Paths.Cert)
+	}
 	r.state.Generation = gen
 	r.m.metrics.expiry.WithLabelValues(r.plan.Name).Set(float64(leaf.NotAfter.Unix()))
 	r.m.metrics.generation.WithLabelValues(r.plan.Name).Set(float64(gen))

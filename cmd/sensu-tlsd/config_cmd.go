@@ -43,13 +43,20 @@ only the first.`,
 			return nil
 		},
 	})
-	cmd.AddCommand(&cobra.Command{
+	var markdown bool
+	keys := &cobra.Command{
 		Use:   "keys",
 		Short: "List every config key with its flag, environment variable and current value",
 		Long: `List every config key with the flag and environment variable that can also
-set it, and the value in effect (flag > env > file > default).`,
+set it, and the value in effect (flag > env > file > default).
+--markdown prints the reference of every key instead, the keys of each
+certificates, services and listeners entry included, with its type, default
+and meaning: it is docs/config.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if markdown {
+				return config.WriteReference(cmd.OutOrStdout())
+			}
 			c, err := a.loadConfig()
 			if err != nil {
 				return err
@@ -59,8 +66,14 @@ set it, and the value in effect (flag > env > file > default).`,
 			for _, k := range config.Keys() {
 				fmt.Fprintf(tw, "%s\t--%s\t%s\t%s\n", k.Path, k.Flag, k.Env, k.Value(c))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "\nThe keys of each certificates, services and listeners entry, with types, defaults and meanings:\nsensu-tlsd config keys --markdown (docs/config.md).")
+			return nil
 		},
-	})
+	}
+	keys.Flags().BoolVar(&markdown, "markdown", false, "print the reference of every key (docs/config.md) as Markdown")
+	cmd.AddCommand(keys)
 	return cmd
 }

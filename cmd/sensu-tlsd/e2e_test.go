@@ -210,6 +210,7 @@ func TestE2ESIGHUPMovesAListenerAndRejectsABrokenOne(t *testing.T) {
 	daemonConfig(t, dir, "1h", "33%", listener(second, ""))
 	d.signal(syscall.SIGHUP)
 	d.waitLog(`msg="proxy listener serving" listener=sensu-agent mode=terminate address=`+second, 20*time.Second)
+	d.waitLog(`msg="proxy listener closed: [^"]*" listener=sensu-agent mode=terminate address=`+first+` drain_timeout=10s`, 5*time.Second)
 	d.waitLog(`configuration reloaded`, 5*time.Second)
 	if c, err := net.DialTimeout("tcp", first, time.Second); err == nil {
 		c.Close()

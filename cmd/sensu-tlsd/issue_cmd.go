@@ -30,8 +30,8 @@ func newIssueCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "issue NAME --profile P [--hosts h1,h2,10.0.0.5] | issue --all",
 		Short: "Issue a certificate from the local CA (NAME.pem, NAME-key.pem, ca.pem)",
-		Long: `Issue one certificate from the local CA, or with --all every local-ca
-certificate the config declares. Profiles follow the Sensu security guide:
+		Long: `Issue one certificate from the local CA, or with --all every certificate
+the config declares, each through its issuer. Profiles follow the Sensu security guide:
   backend      API + agent websocket server; also clientAuth (reused for etcd)
   etcd-peer    etcd peer/client traffic: serverAuth + clientAuth
   etcd-client  clientAuth only; needs no hosts
@@ -40,8 +40,11 @@ certificate the config declares. Profiles follow the Sensu security guide:
   client       generic clientAuth
 Files are named like cfssljson's: NAME.pem, NAME-key.pem (0600), ca.pem.
 --all issues, validates and installs each set the way run does (creating
-the CA first when ca.create is true), so a daemon started afterwards
-takes them over; the per-certificate flags do not apply to it.`,
+the CA first when ca.create is true; running the exec command; ordering
+from the ACME directory; for issuer files, validating what the tool that
+owns them wrote), so a daemon started afterwards takes them over. It exits
+non-zero when any certificate was not produced, naming each and why. The
+per-certificate flags do not apply to it.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if all && len(args) > 0 {
 				return errors.New("give either NAME or --all, not both")
@@ -105,7 +108,7 @@ takes them over; the per-certificate flags do not apply to it.`,
 			if err != nil {
 				return err
 			}
-			printIssued(w, name, p, is.Cert, paths.Cert, paths.Key, paths.CA)
+			printIssued(w, "issued", name, config.IssuerLocalCA, p, is.Cert, paths.Cert, paths.Key, paths.CA)
 			return nil
 		},
 	}
@@ -116,14 +119,16 @@ takes them over; the per-certificate flags do not apply to it.`,
 	f.StringVar(&keyType, "key-type", "", "ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096")
 	f.StringVar(&lifetime, "lifetime", "", "validity, e.g. 90d or 2160h (default: config defaults.lifetime, 90d)")
 	f.StringVar(&out, "out", "", "output directory (default: config defaults.dir, which defaults to the state directory)")
-	f.BoolVar(&all, "all", false, "issue every local-ca certificate declared in the config, to its configured paths")
+	f.BoolVar(&all, "all", false, "issue every certificate declared in the config through its issuer, to its configured paths")
 	return cmd
 }
 
-// issueAll issues every local-ca certificate of the config through the
-// daemon's own path (plan, local-CA issuer, validation, installer), so the
-// CA is created when ca.create says so and run later adopts the result.
-// Certificates renewed by another issuer are skipped with a note.
+// issueAll produces every certificate of the config through the daemon's
+// own path (plan, issuer, validation, installer), so the CA is created
+// when ca.create says so and run later adopts the result. A certificate of
+// issuer files is validated as written by the tool that owns it. Every
+// certificate not in place at the end is an error, so the exit status says
+// whether the whole set was produced.
 func issueAll(ctx context.Context, w io.Writer, c *config.Config) error {
 	if len(c.Certificates) == 0 {
 		return fmt.Errorf("%s declares no certificates: add a certificates list (see examples/quickstart.yml)", configName(c))
@@ -138,12 +143,11 @@ func issueAll(ctx context.Context, w io.Writer, c *config.Config) error {
 	mgr := rotate.NewManager(&event.Bus{}, rotate.NewMetrics(), daemon.NewLogger(os.Stderr, c.LogFormat, level))
 	var errs []error
 	for _, p := range plans {
-		if p.Issuer.Type != config.IssuerLocalCA {
-			fmt.Fprintf(w, "skipped %s: renewed by issuer %s, not the local CA\n", p.Name, p.Issuer.Type)
-			continue
-		}
-		if _, err := mgr.RenewOnce(ctx, p, rotate.RenewOptions{Force: true}); err != nil {
-			errs = append(errs, fmt.Errorf("certificate %s: %w", p.Name, err))
+		// Files another tool wrote are taken as they are: forcing would
+		// ask that tool for a new set, which sensu-tlsd cannot do.
+		force := p.Issuer.Type != config.IssuerFiles
+		if _, err := mgr.RenewOnce(ctx, p, rotate.RenewOptions{Force: force}); err != nil {
+			errs = append(errs, fmt.Errorf("certificate %s (issuer %s): not produced: %w", p.Name, p.Issuer.Type, err))
 			continue
 		}
 		certs, err := pki.ReadCertificates(p.Paths.Cert)
@@ -151,14 +155,23 @@ func issueAll(ctx context.Context, w io.Writer, c *config.Config) error {
 			errs = append(errs, fmt.Errorf("certificate %s: installed, but reading it back: %w", p.Name, err))
 			continue
 		}
-		printIssued(w, p.Name, p.Profile, certs[0], p.Paths.Cert, p.Paths.Key, p.Paths.CA)
+		verb := "issued"
+		if p.Issuer.Type == config.IssuerFiles {
+			verb = "validated" // another tool wrote it; sensu-tlsd only follows
+		}
+		printIssued(w, verb, p.Name, p.Issuer.Type, p.Profile, certs[0], p.Paths.Cert, p.Paths.Key, p.Paths.CA)
+	}
+	if len(errs) > 0 {
+		errs = append(errs, fmt.Errorf("%d of %d certificates were not produced", len(errs), len(plans)))
 	}
 	return errors.Join(errs...)
 }
 
-func printIssued(w io.Writer, name string, p pki.Profile, cert *x509.Certificate, certFile, keyFile, caFile string) {
-	fmt.Fprintf(w, "issued %s (profile %s, CN %s, SANs %v, %s, expires %s)\n  %s\n  %s\n  %s\n",
-		name, p, cert.Subject.CommonName, pki.SANs(cert), pki.KeyDescription(cert.PublicKey),
+// printIssued reports a certificate set in place: verb is issued, or
+// validated for one another tool wrote.
+func printIssued(w io.Writer, verb, name, issuer string, p pki.Profile, cert *x509.Certificate, certFile, keyFile, caFile string) {
+	fmt.Fprintf(w, "%s %s (issuer %s, profile %s, CN %s, SANs %v, %s, expires %s)\n  %s\n  %s\n  %s\n",
+		verb, name, issuer, p, cert.Subject.CommonName, pki.SANs(cert), pki.KeyDescription(cert.PublicKey),
 		cert.NotAfter.UTC().Format(time.RFC3339), certFile, keyFile, caFile)
 }
 

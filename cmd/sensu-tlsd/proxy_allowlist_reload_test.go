@@ -13,7 +13,7 @@ import (
 // TestProxySIGHUPNarrowingTheAllowListClosesRefusedSessions: an mTLS
 // agent session survives a reload that still allows its certificate's
 // CN, and is closed by one that allows only another CN, on the same
-// socket; the refused agent cannot come back.
+// socket; the refused agent cannot come back, and the log says why.
 func TestProxySIGHUPNarrowingTheAllowListClosesRefusedSessions(t *testing.T) {
 	clients := proxyNewPKI(t) // the CA of the agents' client certificates
 	dir := t.TempDir()
@@ -75,6 +75,8 @@ func TestProxySIGHUPNarrowingTheAllowListClosesRefusedSessions(t *testing.T) {
 	if _, err := proxyDialAgent(t, "wss://"+listen, "agent-a", agentConf("agent-a")); err == nil {
 		t.Fatal("agent-a reconnected after the reload refused it")
 	}
+	// The refusal is in the log with its reason and the client it names.
+	d.waitLog(`msg="proxy refused a client certificate \(mTLS\)" listener=sensu-agent remote=\S+ reason=client-not-allowed error=".*CN \\"agent-a\\"`, 5*time.Second)
 	b, err := proxyDialAgent(t, "wss://"+listen, "agent-b", agentConf("agent-b"))
 	if err != nil {
 		t.Fatalf("agent-b after the reload that allows it: %v", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/reload"
 	"github.com/sensu-tlsd/sensu-tlsd/proxy"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/systemd"
@@ -62,7 +63,11 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 			if err != nil {
 				return err
 			}
-			if err := listeners.Apply(cmd.Context(), cfg); err != nil {
+			start, err := listeners.Prepare(cfg)
+			if err != nil {
+				return err
+			}
+			if err := start.Commit(cmd.Context()); err != nil {
 				return err
 			}
 			d.Bus.Subscribe(listeners)
@@ -133,11 +138,14 @@ func checkStartable(cfg *config.Config) error {
 		release()
 	}
 	listeners, err := proxy.NewListeners(reg, log)
+	var built reload.Pending
 	if err == nil {
-		err = listeners.Check(cfg) // names the file itself, as on a reload
+		built, err = listeners.Prepare(cfg) // names the file itself, as on a reload
 	}
 	if err != nil {
 		errs = append(errs, err)
+	} else {
+		built.Abort()
 	}
 	return errors.Join(errs...)
 }

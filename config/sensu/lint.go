@@ -548,7 +548,7 @@ func (l *linter) files() {
 			unchecked = append(unchecked, label)
 		case !l.reader.canRead(path):
 			l.add(line, Error, label, fmt.Sprintf("%s is not readable by the %s user (mode %v)", path, l.reader.name, st.Mode().Perm()),
-				fmt.Sprintf("chgrp %s %s && chmod g+r %s (and let the user traverse its directories)", l.reader.group, path, path))
+				readableFix(path, label, l.reader.group))
 		}
 	}
 	if len(unchecked) > 0 {
@@ -556,6 +556,24 @@ func (l *linter) files() {
 			fmt.Sprintf("not checked whether sensu-%s can read %s: there is no account %q on this machine", l.role, strings.Join(unchecked, ", "), l.user),
 			"pass --user with the account sensu-"+string(l.role)+" runs as")
 	}
+}
+
+// readableFix is how to let a Sensu process in group read path. A link is
+// how sensu-tlsd installs a certificate set, and it replaces the link's
+// target at every renewal, so a chgrp or chmod on it lasts only until
+// then: the fix that lasts is in sensu-tlsd's config.
+func readableFix(path, label, group string) string {
+	chgrp := fmt.Sprintf("chgrp %s %s && chmod g+r %s (and let the user traverse its directories)", group, path, path)
+	if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		return chgrp
+	}
+	mode := "cert-mode"
+	if strings.Contains(label, "key-file") {
+		mode = "key-mode"
+	}
+	return fmt.Sprintf(`%s is a link, as sensu-tlsd installs certificates, so a chgrp or chmod lasts only until the next renewal replaces it; `+
+		`when sensu-tlsd manages it, set defaults.group: %s and defaults.%s: "0640" in its config (or group and %s on that certificate), `+
+		`then reload it and run sensu-tlsd renew NAME --force; otherwise %s on the file it points to`, path, group, mode, mode, chgrp)
 }
 
 func errReason(err error) string {

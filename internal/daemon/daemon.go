@@ -17,6 +17,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/reload"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
@@ -43,27 +44,13 @@ type Daemon struct {
 	// Services run beside the manager (proxy listeners); one failing stops
 	// the daemon.
 	Services []func(ctx context.Context) error
-	// Reloaders follow SIGHUP reloads (proxy listeners do). Each checks a
-	// new configuration before anything changes; one that cannot take it
-	// gets the whole configuration rejected.
-	Reloaders []Reloader
+	// Reloaders follow SIGHUP reloads (proxy listeners, the consumers run
+	// rebuilds from the config). Each prepares a new configuration before
+	// anything changes; one that cannot take it gets the whole
+	// configuration rejected.
+	Reloaders []reload.Reloader
 	// Handlers are extra endpoints on the metrics address, such as /agents.
 	Handlers map[string]http.Handler
-}
-
-// Reloader is a part of the daemon that follows configuration reloads.
-// Check runs for every Reloader before anything is applied, so a
-// configuration one of them cannot take is never half-applied; Apply
-// errors after a passed Check (a port taken meanwhile) are logged.
-type Reloader interface {
-	Check(cfg *config.Config) error
-	Apply(ctx context.Context, cfg *config.Config) error
-}
-
-// Discarder is a Reloader that keeps what its Check built for Apply; a
-// rejected reload has it dropped.
-type Discarder interface {
-	Discard()
 }
 
 // Run runs until ctx ends or SIGTERM/SIGINT arrives, with cfg as the
@@ -137,7 +124,7 @@ func (d *Daemon) Run(ctx context.Context, cfg *config.Config) error {
 }
 
 // reload applies a re-read configuration, or keeps the running one when
-// the new one is broken: the config is checked whole before anything changes.
+// the new one is broken: every part prepares it before any part changes.
 func (d *Daemon) reload(ctx context.Context, mgr *rotate.Manager, metricsAddr string) {
 	d.Notifier.Reloading()
 	defer d.Notifier.Ready()
@@ -146,16 +133,19 @@ func (d *Daemon) reload(ctx context.Context, mgr *rotate.Manager, metricsAddr st
 	if err == nil {
 		plans, err = rotate.Plans(cfg)
 	}
+	var pending []reload.Pending
 	for _, r := range d.Reloaders {
-		if err == nil {
-			err = r.Check(cfg)
+		if err != nil {
+			break
+		}
+		var p reload.Pending
+		if p, err = r.Prepare(cfg); err == nil {
+			pending = append(pending, p)
 		}
 	}
 	if err != nil {
-		for _, r := range d.Reloaders {
-			if dr, ok := r.(Discarder); ok {
-				dr.Discard()
-			}
+		for _, p := range pending {
+			p.Abort()
 		}
 		d.Log.Error("new configuration rejected; the running one stays in effect", "error", err)
 		return
@@ -170,8 +160,8 @@ func (d *Daemon) reload(ctx context.Context, mgr *rotate.Manager, metricsAddr st
 	// once (a move, a first issue) reaches the consumers this
 	// configuration describes. A proxy listener whose certificate is not
 	// at its new paths yet waits for that Change, as for one not issued.
-	for _, r := range d.Reloaders {
-		if err := r.Apply(ctx, cfg); err != nil {
+	for _, p := range pending {
+		if err := p.Commit(ctx); err != nil {
 			d.Log.Error("applying the new configuration", "error", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/reload"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
@@ -30,26 +32,50 @@ func (readyNotifier) Watchdog(ctx context.Context, _ func()) error {
 	return nil
 }
 
-// recordingReloader refuses configurations at log-level debug in Check and
-// records every configuration it was asked to apply.
+// recordingReloader records every configuration it prepared, committed
+// and aborted, by log level; with refuse, it refuses log-level debug.
 type recordingReloader struct {
-	mu      sync.Mutex
-	applied []string
+	refuse    bool
+	mu        sync.Mutex
+	prepared  []string
+	committed []string
+	aborted   []string
 }
 
-func (r *recordingReloader) Check(cfg *config.Config) error {
-	if cfg.LogLevel == "debug" {
-		return errors.New("listeners[0] (sensu-agent): client-ca /nowhere.pem: no such file")
+func (r *recordingReloader) Prepare(cfg *config.Config) (reload.Pending, error) {
+	if r.refuse && cfg.LogLevel == "debug" {
+		return nil, errors.New("listeners[0] (sensu-agent): client-ca /nowhere.pem: no such file")
 	}
-	return nil
-}
-
-func (r *recordingReloader) Apply(_ context.Context, cfg *config.Config) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.applied = append(r.applied, cfg.LogLevel)
+	r.prepared = append(r.prepared, cfg.LogLevel)
+	return recorded{r, cfg.LogLevel}, nil
+}
+
+func (r *recordingReloader) record(list *[]string, level string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	*list = append(*list, level)
+}
+
+func (r *recordingReloader) lists() (prepared, committed, aborted []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.prepared), slices.Clone(r.committed), slices.Clone(r.aborted)
+}
+
+// recorded is one configuration a recordingReloader prepared.
+type recorded struct {
+	r     *recordingReloader
+	level string
+}
+
+func (p recorded) Commit(context.Context) error {
+	p.r.record(&p.r.committed, p.level)
 	return nil
 }
+
+func (p recorded) Abort() { p.r.record(&p.r.aborted, p.level) }
 
 // testConfig is one backend certificate under dir, its files in certDir.
 func testConfig(t *testing.T, dir, level, certDir string) *config.Config {
@@ -133,8 +159,9 @@ func (b *builds) counts() (built, released int, got []string) {
 
 // TestReloadIsCheckedWholeBeforeAnythingChanges: a configuration one
 // reloader refuses is rejected before the log level, the certificates or
-// any other reloader change, and what an earlier reloader's Check built
-// for it is released; the next good one reaches every reloader.
+// any other reloader change, and what the reloaders before it prepared is
+// aborted (the consumers' build released); the next good one is prepared
+// once by every reloader and committed.
 func TestReloadIsCheckedWholeBeforeAnythingChanges(t *testing.T) {
 	dir := t.TempDir()
 	certDir := filepath.Join(dir, "tls")
@@ -148,8 +175,8 @@ func TestReloadIsCheckedWholeBeforeAnythingChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer consumers.Close()
-	x, y := &recordingReloader{}, &recordingReloader{}
-	d := &Daemon{Bus: &event.Bus{}, LogLevel: level, Reloaders: []Reloader{consumers, x, y}}
+	x, refusing, y := &recordingReloader{}, &recordingReloader{refuse: true}, &recordingReloader{}
+	d := &Daemon{Bus: &event.Bus{}, LogLevel: level, Reloaders: []reload.Reloader{consumers, x, refusing, y}}
 	waitReady := startDaemon(t, d, first, next, logs)
 	waitReady("at start")
 
@@ -159,28 +186,48 @@ func TestReloadIsCheckedWholeBeforeAnythingChanges(t *testing.T) {
 	if !strings.Contains(logs.String(), "new configuration rejected") || !strings.Contains(logs.String(), "client-ca /nowhere.pem") {
 		t.Fatalf("the refusal was not logged with its reason:\n%s", logs.String())
 	}
-	if level.Level() != slog.LevelInfo || len(x.applied)+len(y.applied) != 0 {
-		t.Fatalf("a refused configuration was partly applied: level %v, applied %v %v", level.Level(), x.applied, y.applied)
+	// x, before the refusing reloader, prepared it and had it aborted; y,
+	// after it, was never asked.
+	if p, c, a := x.lists(); level.Level() != slog.LevelInfo || len(c) != 0 || !slices.Equal(p, []string{"debug"}) || !slices.Equal(a, p) {
+		t.Fatalf("a refused configuration was partly applied: level %v, x prepared %v, committed %v, aborted %v", level.Level(), p, c, a)
+	}
+	if p, _, _ := y.lists(); len(p) != 0 {
+		t.Fatalf("a reloader after the refusing one prepared %v", p)
 	}
 	if built, released, _ := b.counts(); built != 2 || released != 1 {
-		t.Fatalf("consumers built %d and released %d, want the build the refused reload's Check made released", built, released)
+		t.Fatalf("consumers built %d and released %d, want the build the refused reload prepared released", built, released)
 	}
 
 	next <- testConfig(t, dir, "warn", certDir)
 	syscall.Kill(syscall.Getpid(), syscall.SIGHUP)
 	waitReady("after the good reload")
-	if level.Level() != slog.LevelWarn || len(x.applied) != 1 || len(y.applied) != 1 {
-		t.Fatalf("a good configuration did not reach everything: level %v, applied %v %v", level.Level(), x.applied, y.applied)
+	for _, r := range []*recordingReloader{x, refusing, y} {
+		if p, c, _ := r.lists(); level.Level() != slog.LevelWarn || !slices.Contains(p, "warn") || !slices.Equal(c, []string{"warn"}) {
+			t.Fatalf("a good configuration did not reach everything: level %v, prepared %v, committed %v", level.Level(), p, c)
+		}
+	}
+	if built, released, _ := b.counts(); built != 3 || released != 2 {
+		t.Fatalf("consumers built %d and released %d, want one build for the good reload (3) and the old one released (2)", built, released)
 	}
 }
 
-// slowApply takes its time applying, as a reloader restarting something
-// would; the certificates must wait for it.
-type slowApply struct{ Reloader }
+// slowCommit takes its time committing, as a reloader restarting
+// something would; the certificates must wait for it.
+type slowCommit struct{ reload.Reloader }
 
-func (s slowApply) Apply(ctx context.Context, cfg *config.Config) error {
+func (s slowCommit) Prepare(cfg *config.Config) (reload.Pending, error) {
+	p, err := s.Reloader.Prepare(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return slowPending{p}, nil
+}
+
+type slowPending struct{ reload.Pending }
+
+func (s slowPending) Commit(ctx context.Context) error {
 	time.Sleep(300 * time.Millisecond)
-	return s.Reloader.Apply(ctx, cfg)
+	return s.Pending.Commit(ctx)
 }
 
 // TestReloadAppliesConsumersBeforeCertificates: a reload that moves a
@@ -198,7 +245,7 @@ func TestReloadAppliesConsumersBeforeCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer consumers.Close()
-	d := &Daemon{Bus: &event.Bus{}, Reloaders: []Reloader{slowApply{consumers}}}
+	d := &Daemon{Bus: &event.Bus{}, Reloaders: []reload.Reloader{slowCommit{consumers}}}
 	d.Bus.Subscribe(consumers)
 	waitReady := startDaemon(t, d, first, next, logs)
 	waitReady("at start")

@@ -120,7 +120,7 @@ func Checks(s *Set, p Policy) []CheckResult {
 	if p.CommonName != "" {
 		add(CheckCommonName, checkCommonName(leaf, p.CommonName), "")
 	}
-	if w := emptySANWarning(leaf); len(p.Hosts) > 0 || w != "" {
+	if w := EmptySANWarning(leaf); len(p.Hosts) > 0 || w != "" {
 		add(CheckSANs, checkSANs(leaf, p.Hosts), "")
 		if last := &out[len(out)-1]; last.OK && w != "" {
 			last.Warning, last.Detail = true, w
@@ -311,10 +311,11 @@ func checkSANs(leaf *x509.Certificate, hosts []string) error {
 	return fmt.Errorf("does not cover %s (SANs: %s): reissue with these hosts", strings.Join(missing, ", "), strings.Join(SANs(leaf), ", "))
 }
 
-// emptySANWarning flags an empty DNS name among the SANs. The Sensu
-// guide's cfssl recipe writes one ("hosts":[""], ADDRESS=,backend-1);
-// RFC 5280 forbids it. It is flagged, not failed: TLS still works.
-func emptySANWarning(leaf *x509.Certificate) string {
+// EmptySANWarning flags an empty DNS name among the SANs ("" when there is
+// none). The Sensu guide's cfssl recipe writes one ("hosts":[""],
+// ADDRESS=,backend-1); RFC 5280 forbids it. It is flagged, not failed:
+// TLS still works.
+func EmptySANWarning(leaf *x509.Certificate) string {
 	for _, n := range leaf.DNSNames {
 		if n == "" {
 			return `an empty DNS name is among the SANs, which RFC 5280 forbids: reissue without it (with cfssl: drop the "" from "hosts" and the leading comma from -hostname)`

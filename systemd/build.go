@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 )
 
 // Preset names.
@@ -105,7 +106,7 @@ func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) 
 	return d, nil
 }
 
-func serviceFromConfig(sc config.Service, sensu config.Sensu, sd UnitManager) (*Service, error) {
+func serviceFromConfig(sc config.Service, sensuCfg config.Sensu, sd UnitManager) (*Service, error) {
 	if sc.Name == "" {
 		return nil, fmt.Errorf("key name is empty; give every service a name that certificates can list")
 	}
@@ -140,15 +141,15 @@ func serviceFromConfig(sc config.Service, sensu config.Sensu, sd UnitManager) (*
 	var trigger Trigger = Always{}
 	switch sc.Preset {
 	case PresetSensuBackend:
-		file := sensu.BackendConfig
+		file := sensuCfg.BackendConfig
 		if file == "" {
-			file = "/etc/sensu/backend.yml"
+			file = sensu.DefaultBackendConfig
 		}
-		trigger = NewSensuBackend(file)
+		trigger = NewSensuBackend(file, sensu.EnvFilesOf(sensu.Backend, sensuCfg.BackendEnvFiles))
 	case PresetSensuAgent:
 		trigger = Agent{}
 		if len(health.Checks) == 0 {
-			health.Checks = []Check{HTTPCheck{URL: "http://127.0.0.1:3031/healthz"}}
+			health.Checks = []Check{HTTPCheck{URL: sensu.DefaultAgentHealthURL()}}
 		}
 	}
 	return &Service{Name: sc.Name, Trigger: trigger, Action: withTimeout{action, sc.Timeout}, Health: health}, nil

@@ -164,7 +164,7 @@ func (t *SensuBackend) decide(b Batch, remember bool) Decision {
 		}
 		if len(unread) > 0 {
 			why = append(why, "sensu-backend does not read "+strings.Join(unread, ", ")+
-				" (no setting in "+strings.Join(node.Files, " or ")+" names it)")
+				" (named by no setting in "+strings.Join(node.Files, " or ")+")")
 		}
 		d.Reason = strings.Join(why, "; ")
 	}

@@ -182,7 +182,7 @@ func TestSensuBackendReadsItsEnvFiles(t *testing.T) {
 	renewal := Batch{{Name: "backend", NewSerial: "0A", CertFile: p("backend.pem"), Files: []string{p("backend.pem"), p("backend-key.pem"), p("ca.pem")}}}
 
 	d := trig.Decide(renewal)
-	if d.Act || !strings.Contains(d.Reason, "sensu-backend does not read "+p("backend.pem")+", "+p("backend-key.pem")+", "+p("ca.pem")+" (no setting in "+yml+" names it)") {
+	if d.Act || !strings.Contains(d.Reason, "sensu-backend does not read "+p("backend.pem")+", "+p("backend-key.pem")+", "+p("ca.pem")+" (named by no setting in "+yml+")") {
 		t.Fatalf("plaintext backend: act=%v reason %q", d.Act, d.Reason)
 	}
 

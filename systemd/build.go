@@ -22,7 +22,8 @@ const (
 	PresetSensuAgent   = "sensu-agent"
 )
 
-// preset is the built-in knowledge about one Sensu service.
+// preset is the built-in knowledge about one Sensu service, from
+// config/sensu (sensu.ServiceOf).
 type preset struct {
 	unit          string
 	action        string
@@ -31,26 +32,15 @@ type preset struct {
 	forbidden map[string]string
 }
 
-// The packaged sensu-backend.service and sensu-agent.service have no
-// ExecReload, so a reload job fails ("Job type reload is not applicable")
-// and the change would be rolled back; an ExecReload added in a drop-in
-// could only signal, and neither process reloads certificates on a signal.
+func presetOf(r sensu.Role) preset {
+	s := sensu.ServiceOf(r)
+	return preset{unit: s.Unit, action: s.Action, healthTimeout: s.HealthTimeout, forbidden: s.Refused}
+}
+
 var presets = map[string]preset{
-	PresetSensuBackend: {
-		unit: "sensu-backend.service", action: "restart", healthTimeout: time.Minute,
-		forbidden: map[string]string{
-			"reload":     "sensu-backend 6.x reloads no certificates (its packaged unit has no ExecReload, and SIGHUP only reopens log files); use action restart",
-			"signal HUP": "sensu-backend 6.x reloads no certificates on SIGHUP (it only reopens log files); use action restart",
-		},
-	},
-	PresetSensuAgent: {
-		unit: "sensu-agent.service", action: "restart", healthTimeout: 30 * time.Second,
-		forbidden: map[string]string{
-			"reload":     "the packaged sensu-agent.service has no ExecReload (the job fails), and one that sends SIGHUP kills sensu-agent (exit 129); use action restart, or none to wait for the next reconnect",
-			"signal HUP": "sensu-agent dies on SIGHUP (exit 129); use action restart, or none to wait for the next reconnect",
-		},
-	},
-	"": {healthTimeout: 30 * time.Second},
+	PresetSensuBackend: presetOf(sensu.Backend),
+	PresetSensuAgent:   presetOf(sensu.Agent),
+	"":                 {healthTimeout: 30 * time.Second},
 }
 
 // FromConfig builds the dispatcher for cfg's services and the certificates

@@ -6,8 +6,8 @@
 //
 //   - node.go: ReadNode, the one reader of what a Sensu process runs with
 //     (its YAML file with its environment files over it, with Sensu's
-//     rules: the last duplicate key, YAML 1.1 booleans, space-separated
-//     lists, an empty variable as unset).
+//     rules: the last duplicate key, space-separated lists, an empty
+//     variable as unset).
 //   - certkeys.go: the one table of TLS keys (cert, key, CA, profile, the
 //     hosts the certificate must cover, whether Sensu reads it only at
 //     start, which managed certificate it follows).

@@ -15,8 +15,9 @@ import (
 // config and the environment files its unit loads, resolved the way Sensu
 // resolves them. viper puts an environment variable over the file and the
 // file over the default, and skips an empty variable; yaml.v2 keeps the
-// last of a key set twice and reads YAML 1.1 booleans; a list in an
-// environment variable is split on spaces. systemd loads the environment
+// last of a key set twice; a list in an environment variable is split on
+// spaces. (Booleans, YAML 1.1 words in a plain scalar, are read by the
+// linter, which reports the ones Sensu gets wrong.) systemd loads the environment
 // files in order, so a later one wins.
 type Node struct {
 	Role Role
@@ -150,30 +151,6 @@ func (n *Node) Str(key string) string {
 		return v.Scalar
 	}
 	return defaultStr(n.Role, key)
-}
-
-// Bool is key's value as Sensu reads a boolean; anything that is no
-// boolean reads as false, as in Sensu.
-func (n *Node) Bool(key string) bool {
-	l := n.layer(key)
-	if l == nil {
-		return false
-	}
-	v, _ := l.Get(key)
-	b, _ := sensuBool(v.Scalar, l.plain(key))
-	return b
-}
-
-// URLs are the URLs key holds as the process runs with it: what the files
-// set, else the default.
-func (n *Node) URLs(key string) []string {
-	if v, ok := n.Get(key); ok {
-		return URLs(v)
-	}
-	if v, ok := Default(n.Role, key); ok {
-		return URLs(v)
-	}
-	return nil
 }
 
 // Where names the place that sets key: a file, with the variable for an

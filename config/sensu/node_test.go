@@ -18,8 +18,8 @@ func writeText(t *testing.T, path, text string) string {
 	return path
 }
 
-// TestReadNodeResolvesAsSensu: the last of a duplicate key, YAML 1.1
-// booleans, environment files over the YAML file (the later file over the
+// TestReadNodeResolvesAsSensu: the last of a duplicate key, environment
+// files over the YAML file (the later file over the
 // earlier, an empty variable as unset, lists split on spaces), defaults
 // for what nothing sets, and a missing environment file skipped.
 func TestReadNodeResolvesAsSensu(t *testing.T) {
@@ -28,8 +28,6 @@ func TestReadNodeResolvesAsSensu(t *testing.T) {
 		"cert-file: /old/backend.pem",
 		"key-file: /tls/backend-key.pem",
 		"trusted-ca-file: /tls/ca.pem",
-		"insecure-skip-tls-verify: yes",
-		"etcd-client-cert-auth: 'yes'",
 		"api-listen-address: 10.0.0.5:9080",
 		"agent-port: 9081",
 		"cert-file: /tls/backend.pem",
@@ -57,11 +55,8 @@ func TestReadNodeResolvesAsSensu(t *testing.T) {
 			t.Errorf("%s = %q, want %q", key, got, want)
 		}
 	}
-	if !n.Bool("insecure-skip-tls-verify") || n.Bool("etcd-client-cert-auth") {
-		t.Error("booleans: plain yes is true, quoted 'yes' is a string Sensu reads as false")
-	}
-	if got := n.URLs("etcd-listen-client-urls"); !slices.Equal(got, []string{"https://a:2379", "https://b:2379"}) {
-		t.Errorf("list from the environment %q", got)
+	if got, _ := n.Get("etcd-listen-client-urls"); !slices.Equal(got.List, []string{"https://a:2379", "https://b:2379"}) {
+		t.Errorf("list from the environment %q", got.List)
 	}
 	if got := n.Where("agent-port"); got != second+" SENSU_BACKEND_AGENT_PORT" {
 		t.Errorf("agent-port set in %q", got)
@@ -194,7 +189,6 @@ func FuzzNode(f *testing.F) {
 			t.Fatalf("agent listener %q is no host:port: %v", l.Agent, err)
 		}
 		_ = n.KeysNaming("/a")
-		_ = n.Bool("insecure-skip-tls-verify")
 		_ = n.Where("cert-file")
 	})
 }

@@ -146,6 +146,11 @@ type ExecIssuer struct {
 type Sensu struct {
 	BackendConfig string `yaml:"backend-config"`
 	AgentConfig   string `yaml:"agent-config"`
+	// BackendEnvFiles and AgentEnvFiles are the environment files the
+	// Sensu units load (their settings override the YAML file's). Unset:
+	// the packages' /etc/default/sensu-* and /etc/sysconfig/sensu-*.
+	BackendEnvFiles []string `yaml:"backend-env-files"`
+	AgentEnvFiles   []string `yaml:"agent-env-files"`
 	// Commercial is true when the backend is Sensu's commercial build, the
 	// only one that reads agent-auth-* (agent mTLS).
 	Commercial bool `yaml:"commercial"`

@@ -73,6 +73,8 @@ var descriptions = map[string]string{
 
 	"sensu.backend-config":        "Sensu's backend.yml.",
 	"sensu.agent-config":          "Sensu's agent.yml.",
+	"sensu.backend-env-files":     "Environment files the sensu-backend unit loads; their settings override backend.yml. Default /etc/default/sensu-backend and /etc/sysconfig/sensu-backend.",
+	"sensu.agent-env-files":       "Environment files the sensu-agent unit loads; their settings override agent.yml. Default /etc/default/sensu-agent and /etc/sysconfig/sensu-agent.",
 	"sensu.commercial":            "The backend is Sensu's commercial build, the only one that reads agent-auth-* (agent mTLS).",
 	"sensu.manage":                "Rewrite the TLS keys of backend.yml and agent.yml when their certificates change or move.",
 	"sensu.backend-certificate":   "Certificate (by name) for the backend's API, agent websocket and etcd.",

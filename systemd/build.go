@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 )
 
 // Preset names.
@@ -21,7 +22,8 @@ const (
 	PresetSensuAgent   = "sensu-agent"
 )
 
-// preset is the built-in knowledge about one Sensu service.
+// preset is the built-in knowledge about one Sensu service, from
+// config/sensu (sensu.ServiceOf).
 type preset struct {
 	unit          string
 	action        string
@@ -30,26 +32,15 @@ type preset struct {
 	forbidden map[string]string
 }
 
-// The packaged sensu-backend.service and sensu-agent.service have no
-// ExecReload, so a reload job fails ("Job type reload is not applicable")
-// and the change would be rolled back; an ExecReload added in a drop-in
-// could only signal, and neither process reloads certificates on a signal.
+func presetOf(r sensu.Role) preset {
+	s := sensu.ServiceOf(r)
+	return preset{unit: s.Unit, action: s.Action, healthTimeout: s.HealthTimeout, forbidden: s.Refused}
+}
+
 var presets = map[string]preset{
-	PresetSensuBackend: {
-		unit: "sensu-backend.service", action: "restart", healthTimeout: time.Minute,
-		forbidden: map[string]string{
-			"reload":     "sensu-backend 6.x reloads no certificates (its packaged unit has no ExecReload, and SIGHUP only reopens log files); use action restart",
-			"signal HUP": "sensu-backend 6.x reloads no certificates on SIGHUP (it only reopens log files); use action restart",
-		},
-	},
-	PresetSensuAgent: {
-		unit: "sensu-agent.service", action: "restart", healthTimeout: 30 * time.Second,
-		forbidden: map[string]string{
-			"reload":     "the packaged sensu-agent.service has no ExecReload (the job fails), and one that sends SIGHUP kills sensu-agent (exit 129); use action restart, or none to wait for the next reconnect",
-			"signal HUP": "sensu-agent dies on SIGHUP (exit 129); use action restart, or none to wait for the next reconnect",
-		},
-	},
-	"": {healthTimeout: 30 * time.Second},
+	PresetSensuBackend: presetOf(sensu.Backend),
+	PresetSensuAgent:   presetOf(sensu.Agent),
+	"":                 {healthTimeout: 30 * time.Second},
 }
 
 // FromConfig builds the dispatcher for cfg's services and the certificates
@@ -105,7 +96,7 @@ func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) 
 	return d, nil
 }
 
-func serviceFromConfig(sc config.Service, sensu config.Sensu, sd UnitManager) (*Service, error) {
+func serviceFromConfig(sc config.Service, sensuCfg config.Sensu, sd UnitManager) (*Service, error) {
 	if sc.Name == "" {
 		return nil, fmt.Errorf("key name is empty; give every service a name that certificates can list")
 	}
@@ -140,15 +131,15 @@ func serviceFromConfig(sc config.Service, sensu config.Sensu, sd UnitManager) (*
 	var trigger Trigger = Always{}
 	switch sc.Preset {
 	case PresetSensuBackend:
-		file := sensu.BackendConfig
+		file := sensuCfg.BackendConfig
 		if file == "" {
-			file = "/etc/sensu/backend.yml"
+			file = sensu.DefaultBackendConfig
 		}
-		trigger = NewSensuBackend(file)
+		trigger = NewSensuBackend(file, sensu.EnvFilesOf(sensu.Backend, sensuCfg.BackendEnvFiles))
 	case PresetSensuAgent:
 		trigger = Agent{}
 		if len(health.Checks) == 0 {
-			health.Checks = []Check{HTTPCheck{URL: "http://127.0.0.1:3031/healthz"}}
+			health.Checks = []Check{HTTPCheck{URL: sensu.DefaultAgentHealthURL()}}
 		}
 	}
 	return &Service{Name: sc.Name, Trigger: trigger, Action: withTimeout{action, sc.Timeout}, Health: health}, nil

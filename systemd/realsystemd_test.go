@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
@@ -377,20 +378,21 @@ ExecStart=/bin/sh -c 'trap "echo USR1 >> %s" USR1; while :; do sleep 0.05; done'
 }
 
 func apiAddr(t *testing.T, b *realBackend) string {
-	cfg, _, err := readBackendConfig(b.yml)
+	return backendListeners(t, b).API
+}
+
+func backendListeners(t *testing.T, b *realBackend) sensu.BackendListeners {
+	t.Helper()
+	n, err := sensu.ReadNode(sensu.Backend, b.yml, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cfg.apiAddress()
+	return n.BackendListeners()
 }
 
 func waitHealthy(t *testing.T, b *realBackend) {
 	t.Helper()
-	cfg, _, err := readBackendConfig(b.yml)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := Health{Checks: backendChecks(cfg.apiAddress(), cfg.agentAddress(), cfg.tlsOn()), Timeout: 20 * time.Second}
+	h := Health{Checks: backendChecks(backendListeners(t, b)), Timeout: 20 * time.Second}
 	if err := h.Wait(context.Background(), Expect{Serials: []string{b.set.Serial}}); err != nil {
 		out, _ := os.ReadFile(b.log)
 		t.Fatalf("stand-in unit not healthy: %v\n%s", err, out)

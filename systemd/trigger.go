@@ -1,9 +1,13 @@
 package systemd
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 )
 
 // Decision is what a service does about a batch.
@@ -57,96 +61,141 @@ func (Agent) Decide(b Batch) Decision {
 // Probe is Decide.
 func (a Agent) Probe(b Batch) Decision { return a.Decide(b) }
 
-// SensuBackend applies sensu-backend 6.x's rules: cert-file, key-file,
-// trusted-ca-file (and the dashboard pair) are read only at start, so a
-// change needs a restart; the embedded etcd re-reads its files on every
-// handshake, so a change to only those needs nothing; a change of
-// backend.yml itself needs a restart. Files the backend.yml does not name
-// are treated as needing a restart: nothing proves they are harmless.
+// SensuBackend decides for sensu-backend from everything it reads: its
+// backend.yml and the environment files its unit loads, resolved by
+// config/sensu as Sensu resolves them. A changed file named by a setting
+// Sensu reads only at start (cert-file, key-file, trusted-ca-file...)
+// needs a restart; one named only by settings the embedded etcd re-reads
+// on every handshake needs nothing; a rewrite of backend.yml or an
+// environment file needs a restart; a file no setting names is not
+// sensu-backend's (at the cutover's bridge phase the proxy serves the
+// backend certificate), so it needs nothing either. Only when those files
+// cannot be read does it restart to be safe.
 type SensuBackend struct {
 	ConfigFile string
+	EnvFiles   []string // missing ones are skipped, as the unit skips them
 
 	mu     sync.Mutex
 	digest [32]byte
 }
 
-// NewSensuBackend remembers the current content of backend.yml so a later
-// rewrite is noticed.
-func NewSensuBackend(configFile string) *SensuBackend {
-	t := &SensuBackend{ConfigFile: configFile}
-	if _, d, err := readBackendConfig(configFile); err == nil {
-		t.digest = d
+// NewSensuBackend remembers the current content of backend.yml and its
+// environment files so a later rewrite is noticed.
+func NewSensuBackend(configFile string, envFiles []string) *SensuBackend {
+	t := &SensuBackend{ConfigFile: configFile, EnvFiles: envFiles}
+	if n, err := t.read(); err == nil {
+		t.digest = n.Digest()
 	}
 	return t
 }
 
-// Decide maps each changed file to the backend.yml key naming it, and
-// remembers backend.yml's content to notice the next rewrite.
+func (t *SensuBackend) read() (*sensu.Node, error) {
+	return sensu.ReadNode(sensu.Backend, t.ConfigFile, t.EnvFiles)
+}
+
+// Decide maps each changed file to the settings naming it, and remembers
+// the files' content to notice the next rewrite.
 func (t *SensuBackend) Decide(b Batch) Decision { return t.decide(b, true) }
 
-// Probe is Decide without remembering backend.yml's content.
+// Probe is Decide without remembering the files' content.
 func (t *SensuBackend) Probe(b Batch) Decision { return t.decide(b, false) }
 
 func (t *SensuBackend) decide(b Batch, remember bool) Decision {
-	cfg, digest, err := readBackendConfig(t.ConfigFile)
+	node, err := t.read()
 	if err != nil {
 		// The gate must not go blind: sensu-backend's own defaults are the
 		// best guess of where it listens, with TLS on since it is given
 		// certificates.
-		return Decision{Act: true, Expect: Always{}.Decide(b).Expect, Checks: backendChecks(defaultBackendAPI, defaultBackendAgent, true),
-			Reason: fmt.Sprintf("backend config unreadable (%v); restarting to be safe and checking sensu-backend's default listeners "+
-				"(https://%s/health, TLS on %s and %s); fix: make %s readable by sensu-tlsd, or set sensu.backend-config to the backend.yml sensu-backend runs with",
-				err, defaultBackendAPI, defaultBackendAPI, defaultBackendAgent, t.ConfigFile)}
+		l := sensu.DefaultBackendListeners()
+		l.TLS = true
+		file := t.ConfigFile
+		var re *sensu.ReadError
+		if errors.As(err, &re) {
+			file = re.File
+		}
+		return Decision{Act: true, Expect: Always{}.Decide(b).Expect, Checks: backendChecks(l),
+			Reason: fmt.Sprintf("cannot tell which files sensu-backend reads (%v); restarting to be safe and checking sensu-backend's default listeners "+
+				"(%s, TLS on %s and %s); fix: make %s readable by sensu-tlsd, or set sensu.backend-config (and sensu.backend-env-files) to the files sensu-backend runs with",
+				err, l.HealthURL(), l.API, l.Agent, file)}
 	}
 	t.mu.Lock()
-	rewritten := digest != t.digest
+	rewritten := node.Digest() != t.digest
 	if remember {
-		t.digest = digest
+		t.digest = node.Digest()
 	}
 	t.mu.Unlock()
 
-	var restartFor, etcdOnly, unknown []string
+	var atStart, places, reread, config, unread []string
 	for _, f := range b.Files() {
-		if keys := cfg.keysFor(f, backendRestartKeys); len(keys) > 0 {
-			restartFor = append(restartFor, strings.Join(keys, "+"))
+		if node.Reads(f) {
+			config = append(config, f)
 			continue
 		}
-		if keys := cfg.keysFor(f, backendEtcdKeys); len(keys) > 0 {
-			etcdOnly = append(etcdOnly, strings.Join(keys, "+"))
+		keys := node.KeysNaming(f)
+		if len(keys) == 0 {
+			unread = append(unread, f)
 			continue
 		}
-		unknown = append(unknown, f)
+		var again []string
+		for _, k := range keys {
+			if !sensu.ReadsAgain(sensu.Backend, k) {
+				atStart = appendNew(atStart, k)
+				places = appendNew(places, node.Where(k))
+			} else {
+				again = append(again, k)
+			}
+		}
+		if len(again) == len(keys) {
+			reread = append(reread, strings.Join(again, "+"))
+		}
 	}
-	d := Decision{Expect: t.expect(cfg, b), Checks: backendChecks(cfg.apiAddress(), cfg.agentAddress(), cfg.tlsOn())}
+	d := Decision{Expect: t.expect(node, b), Checks: backendChecks(node.BackendListeners())}
 	switch {
-	case len(restartFor) > 0:
-		d.Act, d.Reason = true, "backend.yml "+strings.Join(restartFor, ", ")+" changed; sensu-backend reads it only at start"
+	case len(atStart) > 0:
+		d.Act, d.Reason = true, strings.Join(atStart, ", ")+" changed (set in "+strings.Join(places, ", ")+"); sensu-backend reads them only at start"
+	case len(config) > 0:
+		d.Act, d.Reason = true, strings.Join(config, ", ")+" was rewritten"
 	case rewritten:
-		d.Act, d.Reason = true, t.ConfigFile+" was rewritten"
-	case len(unknown) > 0:
-		d.Act, d.Reason = true, "changed files not named in "+t.ConfigFile+" ("+strings.Join(unknown, ", ")+"); restarting to be safe"
+		d.Act, d.Reason = true, strings.Join(node.Files, " or ")+" was rewritten"
 	default:
-		d.Reason = "only " + strings.Join(etcdOnly, ", ") + " changed; etcd re-reads them on every handshake"
+		var why []string
+		if len(reread) > 0 {
+			why = append(why, "only "+strings.Join(reread, ", ")+" changed; etcd re-reads them on every handshake")
+		}
+		if len(unread) > 0 {
+			why = append(why, "sensu-backend does not read "+strings.Join(unread, ", ")+
+				" (named by no setting in "+strings.Join(node.Files, " or ")+")")
+		}
+		d.Reason = strings.Join(why, "; ")
 	}
 	return d
 }
 
-// expect wants the serial of the change installed at backend.yml's
-// cert-file; with no such change in the batch any certificate will do.
-func (t *SensuBackend) expect(cfg BackendConfig, b Batch) Expect {
+func appendNew(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+// expect wants the serial of the change installed at the cert-file
+// sensu-backend runs with; with no such change in the batch any
+// certificate will do.
+func (t *SensuBackend) expect(n *sensu.Node, b Batch) Expect {
+	cert := n.Str("cert-file")
 	for _, c := range b {
-		if c.CertFile != "" && cfg["cert-file"] != "" && sameFile(c.CertFile, cfg["cert-file"]) {
+		if c.CertFile != "" && cert != "" && sensu.SameFile(c.CertFile, cert) {
 			return Expect{Serials: []string{c.NewSerial}, CAFile: c.CAFile}
 		}
 	}
 	return Expect{}
 }
 
-// backendChecks are /health on the API port, plus the served serial on the
-// API and agent ports when TLS is on.
-func backendChecks(api, agent string, tlsOn bool) []Check {
-	if !tlsOn {
-		return []Check{HTTPCheck{URL: "http://" + api + "/health"}, TCPCheck{Address: agent}}
+// backendChecks are /health on the API listener, plus the served serial
+// on the API and agent listeners when they serve TLS.
+func backendChecks(l sensu.BackendListeners) []Check {
+	if !l.TLS {
+		return []Check{HTTPCheck{URL: l.HealthURL()}, TCPCheck{Address: l.Agent}}
 	}
-	return []Check{HTTPCheck{URL: "https://" + api + "/health"}, TLSCheck{Address: api}, TLSCheck{Address: agent}}
+	return []Check{HTTPCheck{URL: l.HealthURL()}, TLSCheck{Address: l.API}, TLSCheck{Address: l.Agent}}
 }

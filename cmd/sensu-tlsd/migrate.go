@@ -21,10 +21,10 @@ type migrateFlags struct {
 
 func (f *migrateFlags) bind(cmd *cobra.Command) {
 	fs := cmd.PersistentFlags()
-	fs.StringVar(&f.files.Backend, "backend-config", "", "sensu-backend config (default: sensu.backend-config, else "+migrate.DefaultBackendConfig+" if it exists)")
-	fs.StringVar(&f.files.Agent, "agent-config", "", "sensu-agent config (default: sensu.agent-config, else "+migrate.DefaultAgentConfig+" if it exists)")
-	fs.StringSliceVar(&f.files.BackendEnv, "backend-env", nil, "sensu-backend environment files (default: /etc/default/sensu-backend, /etc/sysconfig/sensu-backend if they exist)")
-	fs.StringSliceVar(&f.files.AgentEnv, "agent-env", nil, "sensu-agent environment files (default: /etc/default/sensu-agent, /etc/sysconfig/sensu-agent if they exist)")
+	fs.StringVar(&f.files.Backend, "backend-config", "", "sensu-backend config (default: sensu.backend-config, else "+sensu.DefaultBackendConfig+" if it exists)")
+	fs.StringVar(&f.files.Agent, "agent-config", "", "sensu-agent config (default: sensu.agent-config, else "+sensu.DefaultAgentConfig+" if it exists)")
+	fs.StringSliceVar(&f.files.BackendEnv, "backend-env", nil, "sensu-backend environment files (default: sensu.backend-env-files, else /etc/default/sensu-backend, /etc/sysconfig/sensu-backend if they exist)")
+	fs.StringSliceVar(&f.files.AgentEnv, "agent-env", nil, "sensu-agent environment files (default: sensu.agent-env-files, else /etc/default/sensu-agent, /etc/sysconfig/sensu-agent if they exist)")
 	fs.StringVar(&f.user, "user", "sensu", "account Sensu runs as, for the readability check of the files a phase points at")
 }
 

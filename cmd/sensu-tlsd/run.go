@@ -15,10 +15,10 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
-	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/reload"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/regenerate"
 	"github.com/sensu-tlsd/sensu-tlsd/proxy"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/systemd"
@@ -114,7 +114,7 @@ func buildConsumers(log *slog.Logger, reg *prometheus.Registry) rotate.BuildFunc
 		if err != nil {
 			return nil, nil, inFile(cfg, err)
 		}
-		if regen := sensu.NewRegenerator(cfg, services); regen != nil {
+		if regen := regenerate.New(cfg, services); regen != nil {
 			return regen, services.Close, nil
 		}
 		return services, services.Close, nil

@@ -53,7 +53,7 @@ sensu:
 }
 
 // TestSensuconfRegeneratesSensuFilesOnRotation drives the wiring of
-// sensu.NewRegenerator in run: when the managed certificate moves (its
+// regenerate.New in run: when the managed certificate moves (its
 // directory changes with a SIGHUP, then it is renewed), the daemon rewrites
 // backend.yml and agent.yml in place, keeps their comments and a backup,
 // and the service action is told which Sensu files changed.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/inventory"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
@@ -21,8 +22,8 @@ type sourceFlags struct {
 
 func (s *sourceFlags) bind(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&s.backendConfig, "backend-config", "", "also inspect every certificate a Sensu backend.yml points at")
-	f.StringVar(&s.agentConfig, "agent-config", "", "also inspect every certificate a Sensu agent.yml points at")
+	f.StringVar(&s.backendConfig, "backend-config", "", "also inspect every certificate a Sensu backend.yml points at (with sensu.backend-env-files over it)")
+	f.StringVar(&s.agentConfig, "agent-config", "", "also inspect every certificate a Sensu agent.yml points at (with sensu.agent-env-files over it)")
 	f.StringVar(&s.key, "key", "", "private key of the one certificate file given (default: found beside it, NAME-key.pem)")
 	f.StringVar(&s.ca, "ca", "", "CA bundle to verify certificate files given as arguments against")
 }
@@ -31,14 +32,14 @@ func (s *sourceFlags) bind(cmd *cobra.Command) {
 func (s *sourceFlags) gather(c *config.Config, files []string) ([]inventory.Source, error) {
 	sources := inventory.FromConfig(c)
 	if s.backendConfig != "" {
-		more, err := inventory.FromBackendConfig(s.backendConfig)
+		more, err := inventory.FromBackendConfig(s.backendConfig, sensu.EnvFilesOf(sensu.Backend, c.Sensu.BackendEnvFiles))
 		if err != nil {
 			return nil, err
 		}
 		sources = append(sources, more...)
 	}
 	if s.agentConfig != "" {
-		more, err := inventory.FromAgentConfig(s.agentConfig)
+		more, err := inventory.FromAgentConfig(s.agentConfig, sensu.EnvFilesOf(sensu.Agent, c.Sensu.AgentEnvFiles))
 		if err != nil {
 			return nil, err
 		}

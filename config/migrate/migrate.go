@@ -173,17 +173,18 @@ func (n *Node) peerKey() string {
 	return "etcd-peer-certificate"
 }
 
-// bridgeKey is a backend listener setting the bridge moves to loopback.
+// bridgeKey is a backend listener setting the bridge moves to loopback;
+// its default is Sensu's (config/sensu).
 type bridgeKey struct {
-	key, def string
+	key string
 }
 
 var (
-	apiListen  = bridgeKey{"api-listen-address", "[::]:8080"}
-	agentHost  = bridgeKey{"agent-host", "[::]"}
-	agentPort  = bridgeKey{"agent-port", "8081"}
-	dashHost   = bridgeKey{"dashboard-host", "[::]"}
-	dashPort   = bridgeKey{"dashboard-port", "3000"}
+	apiListen  = bridgeKey{"api-listen-address"}
+	agentHost  = bridgeKey{"agent-host"}
+	agentPort  = bridgeKey{"agent-port"}
+	dashHost   = bridgeKey{"dashboard-host"}
+	dashPort   = bridgeKey{"dashboard-port"}
 	bridgeKeys = []bridgeKey{apiListen, agentHost, agentPort, dashHost, dashPort}
 )
 
@@ -250,12 +251,6 @@ func trimBrackets(h string) string {
 	return h
 }
 
-// Default places of Sensu's configs.
-const (
-	DefaultBackendConfig = "/etc/sensu/backend.yml"
-	DefaultAgentConfig   = "/etc/sensu/agent.yml"
-)
-
 // NodeFromConfig describes this node from sensu-tlsd's config. Files not
 // named in files come from the config's sensu section, then the defaults
 // (when they exist); env files default to the packages' standard ones.
@@ -271,18 +266,24 @@ func NodeFromConfig(cfg *config.Config, files sensu.Files) (*Node, error) {
 		}
 		return ""
 	}
-	files.Backend = pick(files.Backend, cfg.Sensu.BackendConfig, DefaultBackendConfig)
-	files.Agent = pick(files.Agent, cfg.Sensu.AgentConfig, DefaultAgentConfig)
+	files.Backend = pick(files.Backend, cfg.Sensu.BackendConfig, sensu.DefaultBackendConfig)
+	files.Agent = pick(files.Agent, cfg.Sensu.AgentConfig, sensu.DefaultAgentConfig)
+	envFiles := func(r sensu.Role, configured []string) []string {
+		if configured != nil {
+			return configured
+		}
+		return sensu.DefaultEnvFiles(r)
+	}
 	if files.Backend != "" && files.BackendEnv == nil {
-		files.BackendEnv = sensu.DefaultEnvFiles(sensu.Backend)
+		files.BackendEnv = envFiles(sensu.Backend, cfg.Sensu.BackendEnvFiles)
 	}
 	if files.Agent != "" && files.AgentEnv == nil {
-		files.AgentEnv = sensu.DefaultEnvFiles(sensu.Agent)
+		files.AgentEnv = envFiles(sensu.Agent, cfg.Sensu.AgentEnvFiles)
 	}
 	n := &Node{StateDir: cfg.StateDir, Files: files, Commercial: cfg.Sensu.Commercial,
 		AgentMTLS: cfg.Sensu.AgentMTLS, AgentCAFile: cfg.Sensu.AgentCAFile, ConfigFile: cfg.File}
 	if !n.IsBackend() && !n.IsAgent() {
-		return nil, fmt.Errorf("neither a backend nor an agent config found: name them with --backend-config / --agent-config or sensu.backend-config / sensu.agent-config (looked for %s and %s)", DefaultBackendConfig, DefaultAgentConfig)
+		return nil, fmt.Errorf("neither a backend nor an agent config found: name them with --backend-config / --agent-config or sensu.backend-config / sensu.agent-config (looked for %s and %s)", sensu.DefaultBackendConfig, sensu.DefaultAgentConfig)
 	}
 	cert := func(key, name string) (Cert, error) {
 		if name == "" {

@@ -111,17 +111,15 @@ func (w *workspace) agentSettings(f func(path string, s sensu.Settings) error) e
 	return w.each(sensu.Agent, w.node.Files.Agent, w.node.Files.AgentEnv, f)
 }
 
-// effective reads a backend setting the way Sensu does: env over file over
-// default.
+// effective reads a backend setting as Sensu does (config/sensu's Node:
+// env over file over default).
 func (w *workspace) effective(k bridgeKey) (string, error) {
-	val := k.def
+	var layers []sensu.Settings
 	err := w.backendSettings(func(_ string, s sensu.Settings) error {
-		if v, ok := s.Get(k.key); ok && v.Scalar != "" {
-			val = v.Scalar
-		}
+		layers = append(layers, s)
 		return nil
 	})
-	return val, err
+	return sensu.NodeOf(sensu.Backend, layers...).Str(k.key), err
 }
 
 func (w *workspace) hasDashboard() bool {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -150,16 +151,13 @@ func Lint(d *Document, role Role, opt LintOptions) []Finding {
 	l.booleans()
 	l.insecureSkipVerify()
 	l.urlLists()
+	for _, k := range CertKeysOf(role) {
+		l.pair(k.Cert, k.Key)
+	}
 	if role == Backend {
-		l.pair("cert-file", "key-file")
-		l.pair("dashboard-cert-file", "dashboard-key-file")
-		l.pair("etcd-cert-file", "etcd-key-file")
-		l.pair("etcd-peer-cert-file", "etcd-peer-key-file")
-		l.pair("agent-auth-cert-file", "agent-auth-key-file")
 		l.backendURLs()
 		l.backendCerts()
 	} else {
-		l.pair("cert-file", "key-file")
 		l.agentURLs()
 	}
 	l.files()
@@ -355,7 +353,7 @@ func (l *linter) urlsOf(key string) []string {
 	if v, ok := l.src.Get(key); ok {
 		return URLs(v)
 	}
-	if def, ok := backendURLDefaults[key]; ok {
+	if def, ok := Default(l.role, key); ok {
 		return URLs(def)
 	}
 	return nil
@@ -411,22 +409,9 @@ func (l *linter) backendURLs() {
 	}
 }
 
-// certUses are the certificate keys and the settings clients reach them by.
-var certUses = []struct {
-	cert     string
-	urlKeys  []string
-	hostKeys []string
-	etcd     bool
-}{
-	{"cert-file", []string{"api-url"}, []string{"api-listen-address", "agent-host"}, false},
-	{"dashboard-cert-file", nil, []string{"dashboard-host"}, false},
-	{"etcd-cert-file", []string{"etcd-advertise-client-urls", "etcd-listen-client-urls"}, nil, true},
-	{"etcd-peer-cert-file", []string{"etcd-initial-advertise-peer-urls", "etcd-listen-peer-urls"}, nil, true},
-}
-
 func (l *linter) backendCerts() {
-	for _, u := range certUses {
-		path := l.str(u.cert)
+	for _, u := range CertKeysOf(Backend) {
+		path := l.str(u.Cert)
 		if path == "" {
 			continue
 		}
@@ -436,14 +421,9 @@ func (l *linter) backendCerts() {
 		}
 		leaf := chain[0]
 		var hosts []string
-		for _, k := range u.urlKeys {
+		for _, k := range append(slices.Clone(u.ClientURLs), u.Listen...) {
 			for _, s := range l.urlsOf(k) {
 				hosts = append(hosts, URLHost(s))
-			}
-		}
-		for _, k := range u.hostKeys {
-			if v, ok := l.src.Get(k); ok {
-				hosts = append(hosts, URLHost(v.Scalar))
 			}
 		}
 		seen := map[string]bool{}
@@ -453,13 +433,13 @@ func (l *linter) backendCerts() {
 			}
 			seen[h] = true
 			if !pki.Covers(leaf, h) {
-				l.add(l.src.Line(u.cert), Error, u.cert,
+				l.add(l.src.Line(u.Cert), Error, u.Cert,
 					fmt.Sprintf("%s does not cover host %q that clients use (SANs: %s)", path, h, strings.Join(pki.SANs(leaf), ", ")),
 					fmt.Sprintf("reissue the certificate with %q among its hosts", h))
 			}
 		}
-		if u.etcd && !hasClientAuth(leaf) {
-			l.add(l.src.Line(u.cert), Error, u.cert,
+		if u.ClientToo() && !hasClientAuth(leaf) {
+			l.add(l.src.Line(u.Cert), Error, u.Cert,
 				fmt.Sprintf("%s lacks the clientAuth extended key usage; the embedded etcd also presents it as a client, so cluster and backend connections fail", path),
 				"reissue it with both serverAuth and clientAuth (cfssl profile \"peer\")")
 		}
@@ -486,7 +466,8 @@ func hasClientAuth(c *x509.Certificate) bool {
 func (l *linter) agentBackendURLs() ([]string, int) {
 	v, ok := l.src.Get("backend-url")
 	if !ok {
-		return URLs(AgentDefaultBackendURL), 0
+		def, _ := Default(Agent, "backend-url")
+		return URLs(def), 0
 	}
 	return URLs(v), l.src.Line("backend-url")
 }
@@ -514,20 +495,9 @@ func (l *linter) agentURLs() {
 	}
 }
 
-// fileKeys are the settings naming files the Sensu process must read.
-var fileKeys = []string{
-	"cert-file", "key-file", "trusted-ca-file", "dashboard-cert-file", "dashboard-key-file",
-	"etcd-cert-file", "etcd-key-file", "etcd-trusted-ca-file",
-	"etcd-peer-cert-file", "etcd-peer-key-file", "etcd-peer-trusted-ca-file",
-	"agent-auth-cert-file", "agent-auth-key-file", "agent-auth-trusted-ca-file",
-}
-
 func (l *linter) files() {
 	var unchecked []string
-	for _, key := range fileKeys {
-		if !KnownKey(l.role, key) {
-			continue
-		}
+	for _, key := range fileKeys(l.role) {
 		path := l.str(key)
 		if path == "" {
 			continue
@@ -681,13 +651,14 @@ func LintPair(backend, agent *Document) []Finding {
 	if err != nil || len(chain) == 0 {
 		return nil
 	}
-	port := "8081"
+	agentPort := defaultStr(Backend, "agent-port")
+	port := agentPort
 	if v, ok := backend.Get("agent-port"); ok && v.Scalar != "" {
 		port = v.Scalar
 	}
 	urls, ok := agent.Get("backend-url")
 	if !ok {
-		urls = AgentDefaultBackendURL
+		urls, _ = Default(Agent, "backend-url")
 	}
 	var fs []Finding
 	for _, u := range URLs(urls) {
@@ -697,7 +668,7 @@ func LintPair(backend, agent *Document) []Finding {
 		}
 		host, p := parsed.Hostname(), parsed.Port()
 		if p == "" {
-			p = "8081" // sensu-agent's default
+			p = agentPort // sensu-agent adds the default agent port
 		}
 		if p != port || !isLocalHost(host) || pki.Covers(chain[0], host) {
 			continue
@@ -753,4 +724,29 @@ func LintFiles(paths []string, opt LintOptions) ([]Finding, error) {
 		all = append(all, LintPair(docs[Backend][0], docs[Agent][0])...)
 	}
 	return all, nil
+}
+
+// CheckNoNewErrors lints a file before and after an edit: an edit may keep
+// an operator's existing problem but must not add one. The error lists what
+// the edit would add.
+func CheckNoNewErrors(name string, before, after []byte, r Role, opt LintOptions) error {
+	a, err := Parse(name, after)
+	if err != nil {
+		return fmt.Errorf("%s: refusing the rewrite: %w", name, err)
+	}
+	old := map[string]bool{}
+	if b, err := Parse(name, before); err == nil {
+		for _, f := range Lint(b, r, opt) {
+			if f.Severity == Error {
+				old[f.Key+"\x00"+f.What] = true
+			}
+		}
+	}
+	var errs []error
+	for _, f := range Lint(a, r, opt) {
+		if f.Severity == Error && !old[f.Key+"\x00"+f.What] {
+			errs = append(errs, fmt.Errorf("refusing to rewrite %s: it would gain %s", name, f))
+		}
+	}
+	return errors.Join(errs...)
 }

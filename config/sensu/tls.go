@@ -40,20 +40,6 @@ type BackendTLS struct {
 	AgentAuth *CertPaths
 }
 
-// Defaults of the backend's URL settings (sensu-backend 6.x); when a key is
-// absent its default is plaintext, so turning TLS on must write it.
-var backendURLDefaults = map[string]Value{
-	"api-url":                          Str("http://localhost:8080"),
-	"etcd-listen-client-urls":          List("http://127.0.0.1:2379"),
-	"etcd-advertise-client-urls":       List("http://localhost:2379"),
-	"etcd-listen-peer-urls":            List("http://127.0.0.1:2380"),
-	"etcd-initial-advertise-peer-urls": List("http://127.0.0.1:2380"),
-	"etcd-initial-cluster":             Str("default=http://127.0.0.1:2380"),
-}
-
-// AgentDefaultBackendURL is what sensu-agent connects to without backend-url.
-var AgentDefaultBackendURL = List("ws://127.0.0.1:8081")
-
 // ApplyBackendTLS edits s so the backend serves what t describes.
 func ApplyBackendTLS(s Settings, t BackendTLS) {
 	if t.API.CertFile != "" {
@@ -63,7 +49,7 @@ func ApplyBackendTLS(s Settings, t BackendTLS) {
 			s.Set("trusted-ca-file", Str(t.API.CAFile))
 		}
 		s.Set("insecure-skip-tls-verify", Bool(false))
-		rescheme(s, "api-url", "http", "https", true)
+		rescheme(s, Backend, "api-url", "http", "https", true)
 		if t.Dashboard {
 			s.Set("dashboard-cert-file", Str(t.API.CertFile))
 			s.Set("dashboard-key-file", Str(t.API.KeyFile))
@@ -75,9 +61,9 @@ func ApplyBackendTLS(s Settings, t BackendTLS) {
 		if t.Etcd.CAFile != "" {
 			s.Set("etcd-trusted-ca-file", Str(t.Etcd.CAFile))
 		}
-		rescheme(s, "etcd-listen-client-urls", "http", "https", true)
-		rescheme(s, "etcd-advertise-client-urls", "http", "https", true)
-		rescheme(s, "etcd-client-urls", "http", "https", false)
+		rescheme(s, Backend, "etcd-listen-client-urls", "http", "https", true)
+		rescheme(s, Backend, "etcd-advertise-client-urls", "http", "https", true)
+		rescheme(s, Backend, "etcd-client-urls", "http", "https", false)
 		if t.ClientCertAuth {
 			s.Set("etcd-client-cert-auth", Bool(true))
 		}
@@ -88,9 +74,9 @@ func ApplyBackendTLS(s Settings, t BackendTLS) {
 		if t.EtcdPeer.CAFile != "" {
 			s.Set("etcd-peer-trusted-ca-file", Str(t.EtcdPeer.CAFile))
 		}
-		rescheme(s, "etcd-listen-peer-urls", "http", "https", true)
-		rescheme(s, "etcd-initial-advertise-peer-urls", "http", "https", true)
-		rescheme(s, "etcd-initial-cluster", "http", "https", true)
+		rescheme(s, Backend, "etcd-listen-peer-urls", "http", "https", true)
+		rescheme(s, Backend, "etcd-initial-advertise-peer-urls", "http", "https", true)
+		rescheme(s, Backend, "etcd-initial-cluster", "http", "https", true)
 		if t.ClientCertAuth {
 			s.Set("etcd-peer-client-cert-auth", Bool(true))
 		}
@@ -113,7 +99,7 @@ type AgentTLS struct {
 // ApplyAgentTLS switches every backend-url to wss (host, port and every
 // cluster member kept) and points the agent at the CA.
 func ApplyAgentTLS(s Settings, t AgentTLS) {
-	rescheme(s, "backend-url", "ws", "wss", true)
+	rescheme(s, Agent, "backend-url", "ws", "wss", true)
 	if t.CAFile != "" {
 		s.Set("trusted-ca-file", Str(t.CAFile))
 	}
@@ -126,17 +112,15 @@ func ApplyAgentTLS(s Settings, t AgentTLS) {
 
 // rescheme switches every URL in key from scheme from to scheme to, keeping
 // the value's shape (list, comma-separated string, name=URL pairs). An
-// absent key is written with its https default when withDefault is set.
-func rescheme(s Settings, key, from, to string, withDefault bool) {
+// absent key is written with the role's default, rescheme'd, when
+// withDefault is set.
+func rescheme(s Settings, r Role, key, from, to string, withDefault bool) {
 	v, ok := s.Get(key)
 	if !ok {
 		if !withDefault {
 			return
 		}
-		def, known := backendURLDefaults[key]
-		if key == "backend-url" {
-			def, known = AgentDefaultBackendURL, true
-		}
+		def, known := Default(r, key)
 		if !known {
 			return
 		}

@@ -55,7 +55,7 @@ func TestInspectFailsAnAgentCertWhoseCNIsNotTheAgentName(t *testing.T) {
 	dir := t.TempDir()
 	p := issueTo(t, dir, ca.Request{Name: "agent-1", Profile: pki.Agent})
 	agentYML := writeFile(t, "agent.yml", "name: agent-7\ncert-file: "+p.Cert+"\nkey-file: "+p.Key+"\ntrusted-ca-file: "+p.CA+"\n")
-	sources, err := FromAgentConfig(agentYML)
+	sources, err := FromAgentConfig(agentYML, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

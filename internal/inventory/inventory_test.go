@@ -96,7 +96,7 @@ etcd-key-file: /etc/sensu/tls/etcd-key.pem
 etcd-peer-cert-file: /etc/sensu/tls/peer.pem
 etcd-initial-advertise-peer-urls: ["https://[::]:2380", "https://backend-1:2380"]
 `)
-	got, err := FromBackendConfig(p)
+	got, err := FromBackendConfig(p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestBackendCertNeedsClientAuthOnlyWhenItIsAlsoTheEtcdCert(t *testing.T) {
 		{"cert-file: /t/b.pem\netcd-cert-file: /t/b.pem\nagent-auth-cert-file: /t/b.pem\n", pki.Backend, pki.Backend},
 		{"cert-file: /t/b.pem\netcd-peer-cert-file: /t/./b.pem\nagent-auth-cert-file: /t/other.pem\n", pki.Backend, pki.Server},
 	} {
-		got, err := FromBackendConfig(writeFile(t, "backend.yml", c.yml))
+		got, err := FromBackendConfig(writeFile(t, "backend.yml", c.yml), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestBackendCertNeedsClientAuthOnlyWhenItIsAlsoTheEtcdCert(t *testing.T) {
 }
 
 func TestAgentCertMustCarryTheAgentNameAsCN(t *testing.T) {
-	got, err := FromAgentConfig(writeFile(t, "agent.yml", "name: agent-7\ncert-file: /t/a.pem\nkey-file: /t/a-key.pem\n"))
+	got, err := FromAgentConfig(writeFile(t, "agent.yml", "name: agent-7\ncert-file: /t/a.pem\nkey-file: /t/a-key.pem\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestAgentCertMustCarryTheAgentNameAsCN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err = FromAgentConfig(writeFile(t, "agent.yml", "cert-file: /t/a.pem\n"))
+	got, err = FromAgentConfig(writeFile(t, "agent.yml", "cert-file: /t/a.pem\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,12 +162,12 @@ func TestAgentCertMustCarryTheAgentNameAsCN(t *testing.T) {
 
 func TestSensuConfigWithoutTLSKeysPointsToLint(t *testing.T) {
 	p := writeFile(t, "backend.yml", "cert_file: /t/b.pem\nkey_file: /t/b-key.pem\n")
-	_, err := FromBackendConfig(p)
+	_, err := FromBackendConfig(p, nil)
 	if err == nil || !strings.Contains(err.Error(), p+": no TLS keys found") || !strings.Contains(err.Error(), "sensu-tlsd lint "+p) {
 		t.Fatalf("got %v, want no TLS keys found and the lint command", err)
 	}
 	missing := filepath.Join(t.TempDir(), "nope.yml")
-	_, err = FromAgentConfig(missing)
+	_, err = FromAgentConfig(missing, nil)
 	if err == nil || err.Error() != missing+": file does not exist: check the path given to --agent-config" {
 		t.Fatalf("missing file: %v", err)
 	}
@@ -186,5 +186,20 @@ func writeFile(t *testing.T, name, content string) string {
 func TestFromFilesRejectsKeyWithManyCerts(t *testing.T) {
 	if _, err := FromFiles([]string{"a.pem", "b.pem"}, "k.pem", ""); err == nil {
 		t.Fatal("--key with two certificates accepted")
+	}
+}
+
+// TestFromBackendConfigReadsAsSensuDoes: a key set twice counts once, at
+// its last value (a YAML map would refuse the file), and the environment
+// files the unit loads override backend.yml.
+func TestFromBackendConfigReadsAsSensuDoes(t *testing.T) {
+	yml := writeFile(t, "backend.yml", "cert-file: /t/old.pem\nkey-file: /t/b-key.pem\ncert-file: /t/b.pem\ntrusted-ca-file: /t/ca.pem\n")
+	env := writeFile(t, "sensu-backend", "SENSU_BACKEND_TRUSTED_CA_FILE=/t/env-ca.pem\n")
+	got, err := FromBackendConfig(yml, []string{env, filepath.Join(t.TempDir(), "missing")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].CertFile != "/t/b.pem" || got[0].KeyFile != "/t/b-key.pem" || got[0].CAFile != "/t/env-ca.pem" {
+		t.Fatalf("sources %+v, want cert-file /t/b.pem with the CA from the environment file", got)
 	}
 }

@@ -5,98 +5,75 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
-
-	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 )
 
-// sensuCert names one cert/key/CA triple of keys in a Sensu config and what
-// the certificate there is for.
-type sensuCert struct {
-	cert, key, ca string
-	profile       pki.Profile
-	hostKeys      []string // URL keys whose hosts the certificate must cover
-	// etcdProfile replaces profile when the same file is also an etcd
-	// certificate, which the embedded etcd uses as a client too; alone,
-	// the certificate only serves.
-	etcdProfile pki.Profile
-	// cnIsAgentName: the backend binds the CN to the Sensu user named
-	// like the agent.
-	cnIsAgentName bool
+// FromBackendConfig lists every certificate sensu-backend reads: those its
+// backend.yml points at, with the environment files its unit loads over it
+// (missing ones are skipped), read as Sensu reads them.
+func FromBackendConfig(path string, envFiles []string) ([]Source, error) {
+	return fromSensu(sensu.Backend, path, envFiles, "backend.yml")
 }
 
-// etcdCertKeys are the backend.yml keys of etcd's own certificates.
-var etcdCertKeys = []string{"etcd-cert-file", "etcd-peer-cert-file"}
-
-var backendCerts = []sensuCert{
-	{cert: "cert-file", key: "key-file", ca: "trusted-ca-file", profile: pki.Server, etcdProfile: pki.Backend, hostKeys: []string{"api-url"}},
-	{cert: "dashboard-cert-file", key: "dashboard-key-file", ca: "trusted-ca-file", profile: pki.Server},
-	{cert: "etcd-cert-file", key: "etcd-key-file", ca: "etcd-trusted-ca-file", profile: pki.EtcdPeer, hostKeys: []string{"etcd-advertise-client-urls"}},
-	{cert: "etcd-peer-cert-file", key: "etcd-peer-key-file", ca: "etcd-peer-trusted-ca-file", profile: pki.EtcdPeer, hostKeys: []string{"etcd-initial-advertise-peer-urls"}},
-	{cert: "agent-auth-cert-file", key: "agent-auth-key-file", ca: "agent-auth-trusted-ca-file", profile: pki.Server, etcdProfile: pki.Backend},
+// FromAgentConfig lists every certificate sensu-agent reads, from its
+// agent.yml and environment files.
+func FromAgentConfig(path string, envFiles []string) ([]Source, error) {
+	return fromSensu(sensu.Agent, path, envFiles, "agent.yml")
 }
 
-var agentCerts = []sensuCert{
-	{cert: "cert-file", key: "key-file", ca: "trusted-ca-file", profile: pki.Agent, cnIsAgentName: true},
-}
-
-// FromBackendConfig lists every certificate a Sensu backend.yml points at.
-func FromBackendConfig(path string) ([]Source, error) {
-	return fromSensu(path, "backend.yml", backendCerts)
-}
-
-// FromAgentConfig lists every certificate a Sensu agent.yml points at.
-func FromAgentConfig(path string) ([]Source, error) { return fromSensu(path, "agent.yml", agentCerts) }
-
-func fromSensu(path, origin string, specs []sensuCert) ([]Source, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: file does not exist: check the path given to --%s-config", path, strings.TrimSuffix(origin, ".yml"))
+// fromSensu asks config/sensu's table of certificate keys which settings
+// name certificates, and the node's files what they are set to.
+func fromSensu(r sensu.Role, path string, envFiles []string, origin string) ([]Source, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: file does not exist: check the path given to --%s-config", path, r)
 	}
+	node, err := sensu.ReadNode(r, path, envFiles)
 	if err != nil {
 		return nil, err // names the file already
 	}
-	keys := map[string]any{}
-	if err := yaml.Unmarshal(data, &keys); err != nil {
-		return nil, fmt.Errorf("%s: not valid YAML: %v", path, err)
+	str := func(k string) string {
+		if k == "" {
+			return ""
+		}
+		v, _ := node.Get(k)
+		return v.Scalar
 	}
-	str := func(k string) string { s, _ := keys[k].(string); return s }
+	specs := sensu.CertKeysOf(r)
 	var out []Source
 	listedCA := map[string]bool{}
 	for _, spec := range specs {
-		cert := str(spec.cert)
+		cert := str(spec.Cert)
 		if cert == "" {
 			continue
 		}
 		var hosts []string
-		for _, hk := range spec.hostKeys {
-			hosts = append(hosts, urlHosts(keys[hk])...)
-		}
-		s := Source{
-			Name: origin + " " + spec.cert, Origin: origin, Profile: spec.profile, Hosts: hosts,
-			CertFile: cert, KeyFile: str(spec.key), CAFile: str(spec.ca),
-		}
-		for _, k := range etcdCertKeys {
-			if spec.etcdProfile != "" && str(k) != "" && filepath.Clean(str(k)) == filepath.Clean(cert) {
-				s.Profile = spec.etcdProfile
+		for _, k := range spec.ClientURLs {
+			if v, ok := node.Get(k); ok {
+				hosts = append(hosts, urlHosts(v)...)
 			}
 		}
-		if spec.cnIsAgentName {
+		s := Source{
+			Name: origin + " " + spec.Cert, Origin: origin, Profile: spec.Profile, Hosts: hosts,
+			CertFile: cert, KeyFile: str(spec.Key), CAFile: str(spec.CA),
+		}
+		if spec.SharedWithEtcd != "" && sharedWithEtcd(r, str, cert) {
+			s.Profile = spec.SharedWithEtcd
+		}
+		if spec.CNIsAgentName {
 			s.CommonName = agentName(str("name"))
 		}
 		out = append(out, s)
-		listedCA[str(spec.ca)] = true
+		listedCA[str(spec.CA)] = true
 	}
 	// A trust bundle with no certificate beside it (an agent that only
 	// verifies the backend) is still worth a line: it can expire too.
 	for _, spec := range specs {
-		if ca := str(spec.ca); ca != "" && !listedCA[ca] {
-			out = append(out, Source{Name: origin + " " + spec.ca, Origin: origin, CertFile: ca, IsCA: true})
+		if ca := str(spec.CA); ca != "" && !listedCA[ca] {
+			out = append(out, Source{Name: origin + " " + spec.CA, Origin: origin, CertFile: ca, IsCA: true})
 			listedCA[ca] = true
 		}
 	}
@@ -106,13 +83,24 @@ func fromSensu(path, origin string, specs []sensuCert) ([]Source, error) {
 	return out, nil
 }
 
+// sharedWithEtcd reports whether cert is also one of the embedded etcd's
+// own certificates, which etcd presents as a client too.
+func sharedWithEtcd(r sensu.Role, str func(string) string, cert string) bool {
+	for _, k := range sensu.CertKeysOf(r) {
+		if k.Etcd && str(k.Cert) != "" && filepath.Clean(str(k.Cert)) == filepath.Clean(cert) {
+			return true
+		}
+	}
+	return false
+}
+
 // tlsKeyNames lists the keys fromSensu looks for, for the message that
 // none was found.
-func tlsKeyNames(specs []sensuCert) string {
+func tlsKeyNames(specs []sensu.CertKeys) string {
 	var names []string
 	seen := map[string]bool{}
 	for _, s := range specs {
-		for _, k := range []string{s.cert, s.ca} {
+		for _, k := range []string{s.Cert, s.CA} {
 			if !seen[k] {
 				seen[k] = true
 				names = append(names, k)
@@ -135,28 +123,13 @@ func agentName(configured string) string {
 	return host
 }
 
-// urlHosts returns the hosts of a URL or list of URLs, skipping wildcard
-// listen addresses, which no certificate names.
-func urlHosts(v any) []string {
-	var raw []string
-	switch t := v.(type) {
-	case string:
-		raw = strings.Fields(strings.ReplaceAll(t, ",", " "))
-	case []any:
-		for _, x := range t {
-			if s, ok := x.(string); ok {
-				raw = append(raw, s)
-			}
-		}
-	}
+// urlHosts returns the hosts of the URLs a setting holds, skipping
+// wildcard listen addresses, which no certificate names.
+func urlHosts(v sensu.Value) []string {
 	var hosts []string
-	for _, r := range raw {
-		u, err := url.Parse(r)
-		if err != nil || u.Hostname() == "" {
-			continue
-		}
-		h := u.Hostname()
-		if ip := net.ParseIP(h); ip != nil && ip.IsUnspecified() {
+	for _, u := range sensu.URLs(v) {
+		h := sensu.URLHost(u)
+		if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
 			continue
 		}
 		hosts = append(hosts, h)

@@ -74,19 +74,66 @@ func parseFlags(args []string) (options, error) {
 	return o, nil
 }
 
+// loadBackendConfig reads backend.yml as sensu-backend does: a key set
+// twice counts at its last value (yaml.v2), and a SENSU_BACKEND_* variable
+// (what the unit's EnvironmentFile= sets) that is not empty overrides the
+// file (viper).
 func loadBackendConfig(path string) (backendConfig, error) {
 	cfg := backendConfig{APIListenAddress: "[::]:8080", AgentHost: "[::]", AgentPort: 8081}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, usageError{err}
 	}
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return cfg, usageError{fmt.Errorf("%s: %w", path, err)}
+	}
+	if len(doc.Content) > 0 {
+		if err := lastOfEachKey(doc.Content[0]).Decode(&cfg); err != nil {
+			return cfg, usageError{fmt.Errorf("%s: %w", path, err)}
+		}
+	}
+	for _, v := range []struct {
+		env string
+		to  *string
+	}{
+		{"SENSU_BACKEND_CERT_FILE", &cfg.CertFile}, {"SENSU_BACKEND_KEY_FILE", &cfg.KeyFile},
+		{"SENSU_BACKEND_TRUSTED_CA_FILE", &cfg.TrustedCAFile}, {"SENSU_BACKEND_API_LISTEN_ADDRESS", &cfg.APIListenAddress},
+		{"SENSU_BACKEND_AGENT_HOST", &cfg.AgentHost},
+	} {
+		if s := os.Getenv(v.env); s != "" {
+			*v.to = s
+		}
+	}
+	if s := os.Getenv("SENSU_BACKEND_AGENT_PORT"); s != "" {
+		if cfg.AgentPort, err = strconv.Atoi(s); err != nil {
+			return cfg, usageError{fmt.Errorf("SENSU_BACKEND_AGENT_PORT: %w", err)}
+		}
 	}
 	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
 		return cfg, usageError{fmt.Errorf("%s: tls configuration error: cert-file and key-file must be set together", path)}
 	}
 	return cfg, nil
+}
+
+// lastOfEachKey is a mapping with only the last pair of each key, which
+// yaml.v3 decodes where it refuses a key set twice.
+func lastOfEachKey(m *yaml.Node) *yaml.Node {
+	if m.Kind != yaml.MappingNode {
+		return m
+	}
+	last := map[string]int{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		last[m.Content[i].Value] = i
+	}
+	out := *m
+	out.Content = nil
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if last[m.Content[i].Value] == i {
+			out.Content = append(out.Content, m.Content[i], m.Content[i+1])
+		}
+	}
+	return &out
 }
 
 // runBackend is the whole backend stand-in; it returns when ctx ends (nil: graceful) or on

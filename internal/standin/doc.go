@@ -1,6 +1,8 @@
 // Command standin stands in for sensu-backend in sensu-tlsd's tests where
 // the real backend's behaviour matters to certificate rotation: it reads
-// the same backend.yml keys, loads its certificate files only at start (a
+// the same backend.yml keys as sensu-backend does (the last of a key set
+// twice, SENSU_BACKEND_* variables from its unit's environment file over
+// the file), loads its certificate files only at start (a
 // restart is the only way to serve a new certificate, as with sensu-backend
 // 6.x), serves the API and agent ports over TLS when cert-file and key-file
 // are set, answers GET /health with a ClusterHealth body, accepts the agent

@@ -359,3 +359,22 @@ func TestAgentDiesOnSIGHUP(t *testing.T) {
 		}
 	}
 }
+
+// TestBackendConfigReadsAsSensuBackend: the last of a key set twice counts,
+// and a SENSU_BACKEND_* variable that is not empty overrides the file, as
+// sensu-backend reads them.
+func TestBackendConfigReadsAsSensuBackend(t *testing.T) {
+	yml := filepath.Join(t.TempDir(), "backend.yml")
+	if err := os.WriteFile(yml, []byte("cert-file: /old.pem\nkey-file: /k.pem\nagent-port: 9081\ncert-file: /new.pem\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SENSU_BACKEND_AGENT_PORT", "7081")
+	t.Setenv("SENSU_BACKEND_KEY_FILE", "")
+	cfg, err := loadBackendConfig(yml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CertFile != "/new.pem" || cfg.KeyFile != "/k.pem" || cfg.AgentPort != 7081 || cfg.APIListenAddress != "[::]:8080" {
+		t.Fatalf("config %+v", cfg)
+	}
+}

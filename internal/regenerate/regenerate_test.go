@@ -1,17 +1,60 @@
-package sensu
+package regenerate
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 )
+
+// writeCert writes a self-signed certificate for hosts with usages and
+// returns its path.
+func writeCert(t *testing.T, dir, name string, hosts []string, usages ...x509.ExtKeyUsage) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		ExtKeyUsage:  usages,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name+".pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
 
 type recorder struct{ got []event.Change }
 
@@ -46,7 +89,7 @@ func TestRegeneratorFollowsMovedPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := &recorder{}
-	g := &Regenerator{Files: Files{Backend: backend, Agent: agent, BackendEnv: []string{env}}, BackendCertificate: "backend", LintUser: "root", Next: next}
+	g := &Regenerator{Files: sensu.Files{Backend: backend, Agent: agent, BackendEnv: []string{env}}, BackendCertificate: "backend", LintUser: "root", Next: next}
 	if err := g.CertificateChanged(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +100,7 @@ func TestRegeneratorFollowsMovedPaths(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("backend.yml:\n%s\nwant:\n%s", got, want)
 	}
-	if b, _ := os.ReadFile(backend + BackupSuffix); string(b) != src {
+	if b, _ := os.ReadFile(backend + sensu.BackupSuffix); string(b) != src {
 		t.Error("no backup of the previous backend.yml")
 	}
 	if a, _ := os.ReadFile(agent); !strings.Contains(string(a), "trusted-ca-file: "+c.CAFile) {
@@ -93,14 +136,14 @@ func TestRegeneratorNeverTurnsTLSOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := &recorder{}
-	g := &Regenerator{Files: Files{Backend: backend}, BackendCertificate: "backend", Next: next}
+	g := &Regenerator{Files: sensu.Files{Backend: backend}, BackendCertificate: "backend", Next: next}
 	if err := g.CertificateChanged(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(backend); string(got) != src {
 		t.Errorf("plaintext backend.yml was edited:\n%s", got)
 	}
-	if _, err := os.Stat(backend + BackupSuffix); !os.IsNotExist(err) {
+	if _, err := os.Stat(backend + sensu.BackupSuffix); !os.IsNotExist(err) {
 		t.Error("a backup was written for an untouched file")
 	}
 	if len(next.got) != 1 {
@@ -117,7 +160,7 @@ func TestRegeneratorRefusesAnInvalidResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := &recorder{}
-	g := &Regenerator{Files: Files{Backend: backend}, BackendCertificate: "backend", LintUser: "root", Next: next}
+	g := &Regenerator{Files: sensu.Files{Backend: backend}, BackendCertificate: "backend", LintUser: "root", Next: next}
 	err := g.CertificateChanged(context.Background(), c)
 	if err == nil || !strings.Contains(err.Error(), "refusing to rewrite") || !strings.Contains(err.Error(), "no-such-ca.pem does not exist") {
 		t.Fatalf("err = %v, want a refusal naming the missing CA", err)
@@ -142,7 +185,7 @@ func TestRegeneratorPeerAndAgentCertificates(t *testing.T) {
 	if err := os.WriteFile(agent, []byte("backend-url: [wss://10.0.0.1:8081]\ncert-file: /old/agent.pem\nkey-file: /old/agent-key.pem\ntrusted-ca-file: /old/ca.pem\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g := &Regenerator{Files: Files{Backend: backend, Agent: agent}, BackendCertificate: "backend", EtcdPeerCertificate: "peer", AgentCertificate: "agent"}
+	g := &Regenerator{Files: sensu.Files{Backend: backend, Agent: agent}, BackendCertificate: "backend", EtcdPeerCertificate: "peer", AgentCertificate: "agent"}
 	if err := g.CertificateChanged(context.Background(), event.Change{Name: "peer", CertFile: peer, KeyFile: peer, CAFile: peer}); err != nil {
 		t.Fatal(err)
 	}
@@ -161,15 +204,45 @@ func TestRegeneratorPeerAndAgentCertificates(t *testing.T) {
 
 func TestNewRegeneratorFromConfig(t *testing.T) {
 	cfg := &config.Config{}
-	if NewRegenerator(cfg, nil) != nil {
+	if New(cfg, nil) != nil {
 		t.Error("a regenerator was built with sensu.manage off")
 	}
 	cfg.Sensu = config.Sensu{Manage: true, BackendConfig: "/etc/sensu/backend.yml", BackendCertificate: "backend",
 		EtcdPeerCertificate: "peer", AgentCertificate: "agent", Commercial: true, AgentMTLS: true}
 	next := &recorder{}
-	g := NewRegenerator(cfg, next)
+	g := New(cfg, next)
 	if g.Files.Backend != "/etc/sensu/backend.yml" || g.Files.Agent != "" || g.BackendCertificate != "backend" ||
 		g.EtcdPeerCertificate != "peer" || g.AgentCertificate != "agent" || !g.Commercial || g.Next != next {
 		t.Errorf("regenerator %+v", g)
+	}
+	if want := []string{"/etc/default/sensu-backend", "/etc/sysconfig/sensu-backend"}; !slices.Equal(g.Files.BackendEnv, want) {
+		t.Errorf("backend env files %q, want the packages' %q", g.Files.BackendEnv, want)
+	}
+	cfg.Sensu.BackendEnvFiles = []string{"/srv/sensu/backend.env"}
+	if g := New(cfg, next); !slices.Equal(g.Files.BackendEnv, cfg.Sensu.BackendEnvFiles) {
+		t.Errorf("backend env files %q, want sensu.backend-env-files %q", g.Files.BackendEnv, cfg.Sensu.BackendEnvFiles)
+	}
+}
+
+// TestRegeneratorSkipsAMissingEnvFile: the packaged units load their
+// environment files with EnvironmentFile=-, so one that does not exist is
+// not an error; backend.yml is still followed.
+func TestRegeneratorSkipsAMissingEnvFile(t *testing.T) {
+	dir, c := regenFixture(t)
+	backend := filepath.Join(dir, "backend.yml")
+	if err := os.WriteFile(backend, []byte("api-url: https://localhost:8080\ncert-file: /old/backend.pem\nkey-file: /old/backend.pem\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	next := &recorder{}
+	g := &Regenerator{Files: sensu.Files{Backend: backend, BackendEnv: []string{filepath.Join(dir, "no-such-env")}},
+		BackendCertificate: "backend", LintUser: "root", Next: next}
+	if err := g.CertificateChanged(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(backend); !strings.Contains(string(b), "cert-file: "+c.CertFile) {
+		t.Errorf("backend.yml not followed:\n%s", b)
+	}
+	if len(next.got) != 1 || !slices.Contains(next.got[0].Files, backend) {
+		t.Errorf("handed on %+v, want one change naming %s", next.got, backend)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io/fs"
 	"slices"
 )
@@ -164,15 +163,6 @@ func clientTLSConfig(p Policy, roots *x509.CertPool, certs CertSource) *tls.Conf
 		cfg.GetClientCertificate = certs.GetClientCertificate
 	}
 	return cfg
-}
-
-// certPool parses the PEM CA bundle read from path.
-func certPool(path string, pem []byte) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("CA bundle %s holds no PEM certificate; give a file with -----BEGIN CERTIFICATE----- blocks", path)
-	}
-	return pool, nil
 }
 
 // fileFix is what to do about a file that could not be read, want being

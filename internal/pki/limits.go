@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 )
 
 // Size limits. A file is read only up to its limit, so a runaway bundle (a
@@ -46,15 +47,26 @@ func ReadFileLimited(path string, limit int64, what string) ([]byte, error) {
 	return data, nil
 }
 
+// openError explains a file that cannot be opened, keeping the cause for
+// errors.Is (fs.ErrNotExist, fs.ErrPermission).
 func openError(path string, err error) error {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return &FileError{path, errors.New("file does not exist")}
+		return &FileError{path, explained{"file does not exist", err}}
 	case errors.Is(err, os.ErrPermission):
-		return &FileError{path, errors.New("permission denied: run as a user that may read it (root or the sensu group)")}
+		return &FileError{path, explained{"permission denied: run as a user that may read it (root or the sensu group)", err}}
 	}
 	return &FileError{path, err}
 }
+
+// explained is an error shown as msg that still unwraps to its cause.
+type explained struct {
+	msg   string
+	cause error
+}
+
+func (e explained) Error() string { return e.msg }
+func (e explained) Unwrap() error { return e.cause }
 
 // sizeName prints a limit the way people say it: "64 KiB", "1 MiB".
 func sizeName(n int64) string {
@@ -99,6 +111,23 @@ func checkServedChain(s *Set) error {
 		if prev.CheckSignatureFrom(c) != nil {
 			return fmt.Errorf("certificate %d of %s (CN %q) did not sign certificate %d (CN %q, issued by %q), so the chain does not need it: keep the leaf first, then each certificate's issuer in turn, and put CA bundles in the ca-file", i+1, s.CertFile, c.Subject.CommonName, i, prev.Subject.CommonName, prev.Issuer.CommonName)
 		}
+	}
+	return nil
+}
+
+// CheckBundle is the gate for a CA bundle a process verifies peers with
+// (a proxy's client-ca or target CA): at least one of its certificates is
+// valid at now, and none has a key below the minimum strength.
+func CheckBundle(cas []*x509.Certificate, file string, now time.Time) error {
+	valid := false
+	for _, c := range cas {
+		if err := checkStrength(c.PublicKey); err != nil {
+			return fmt.Errorf("%s: the CA %q: %v", file, c.Subject.CommonName, err)
+		}
+		valid = valid || !now.Before(c.NotBefore) && !now.After(c.NotAfter)
+	}
+	if !valid {
+		return fmt.Errorf("%s: no certificate in it is valid now (%s), so it verifies no peer: give the bundle of the CA that signs the peers' certificates today", file, CANames(cas))
 	}
 	return nil
 }

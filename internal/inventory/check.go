@@ -123,6 +123,13 @@ func WriteCheck(w io.Writer, r CheckResult, entries []Entry) error {
 	if _, err := fmt.Fprintf(w, "# %s\n", line); err != nil {
 		return err
 	}
+	for _, e := range entries {
+		if e.Unjudged() {
+			if _, err := fmt.Fprintf(w, "# %s %s\n", markUnjudged, strings.NewReplacer("\r", " ", "\n", " ").Replace(unjudgedLine(e))); err != nil {
+				return err
+			}
+		}
+	}
 	return writeMetrics(w, entries)
 }
 

@@ -350,6 +350,7 @@ func (r *runner) load() {
 		r.log.Error("recovering an interrupted install", "dir", r.plan.Dir, "error", err)
 	}
 	r.gen, _ = r.store.Current()
+	r.keepKeyModes()
 	set, err := r.store.ReadConfigured()
 	if err != nil {
 		r.log.Info("no complete certificate set on disk yet; issuing one", "cert", r.plan.Paths.Cert, "reason", err.Error())
@@ -535,6 +536,7 @@ func (r *runner) refusedAgain(leaf *x509.Certificate) error {
 // announces it. If a consumer rejects it, the previous set goes back (see
 // rejected); if the daemon is shutting down meanwhile, nothing goes back.
 func (r *runner) commit(ctx context.Context, set install.Set, ps *pki.Set, reason event.Reason, installNew bool) *failure {
+	r.keepKeyModes()
 	prev, prevLeaf := r.known, r.leaf
 	oldSet, oldSerial := r.found, r.foundSerial
 	if r.leaf != nil {

@@ -240,7 +240,8 @@ func FromConfig(c *config.Config) []Source {
 // keyFile when given, else found beside the certificate by cfssljson's
 // naming (NAME.pem → NAME-key.pem) or the common NAME.crt → NAME.key.
 // profile and hosts say what the certificates are for (--profile,
-// --hosts); without a profile their usages and SANs are shown, not judged.
+// --hosts); without a profile their usages and SANs are shown, not judged,
+// and a self-signed CA certificate is taken for a trust bundle.
 func FromFiles(files []string, keyFile, caFile string, profile pki.Profile, hosts []string) ([]Source, error) {
 	if keyFile != "" && len(files) != 1 {
 		return nil, errors.New("--key names the key of one certificate: give exactly one certificate file with it")
@@ -251,7 +252,7 @@ func FromFiles(files []string, keyFile, caFile string, profile pki.Profile, host
 		if k == "" {
 			k = keyBeside(f)
 		}
-		out = append(out, Source{Name: filepath.Base(f), Origin: "argument", CertFile: f, KeyFile: k, CAFile: caFile, IsCA: isCAFile(f),
+		out = append(out, Source{Name: filepath.Base(f), Origin: "argument", CertFile: f, KeyFile: k, CAFile: caFile, IsCA: profile == "" && isCAFile(f),
 			Profile: profile, Hosts: hosts})
 	}
 	return out, nil

@@ -279,7 +279,7 @@ func chainError(err error, leaf *x509.Certificate, what string, cas []*x509.Cert
 		if at.Before(c.NotBefore) && at.Equal(leaf.NotAfter) {
 			// The leaf had expired before this CA was made: no clock
 			// makes them valid together.
-			return fmt.Errorf("the certificate expired on %s, before the CA %q (key id %s) in %s became valid on %s: it was not issued by this CA; reissue it from this CA",
+			return fmt.Errorf("the certificate expired on %s, before the CA %q (key id %s) in %s became valid on %s: have the CA issue a new one and replace the files",
 				leaf.NotAfter.UTC().Format(time.RFC3339), c.Subject.CommonName, shortKeyID(c.SubjectKeyId), what, c.NotBefore.UTC().Format(time.RFC3339))
 		}
 		if at.Before(c.NotBefore) {

@@ -43,7 +43,7 @@ func NewCA(t testing.TB, cn string) *CA {
 }
 
 // Leaf shapes one certificate; the zero value is a good serving
-// certificate (serverAuth and clientAuth) for Hosts, valid for a day.
+// certificate (serverAuth and clientAuth) for Hosts, valid for 90 days.
 type Leaf struct {
 	Hosts       []string
 	NotBefore   time.Time
@@ -79,7 +79,7 @@ func (ca *CA) Issue(t testing.TB, l Leaf) (certPEM, keyPEM []byte) {
 		tmpl.NotBefore = time.Now().Add(-time.Hour)
 	}
 	if tmpl.NotAfter.IsZero() {
-		tmpl.NotAfter = time.Now().Add(24 * time.Hour)
+		tmpl.NotAfter = time.Now().Add(90 * 24 * time.Hour)
 	}
 	if tmpl.ExtKeyUsage == nil {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
@@ -135,8 +135,9 @@ func Corpus(t testing.TB, ca *CA, hosts []string) []Bad {
 	}
 	return []Bad{
 		bad("self-signed CA", Leaf{SelfSignCA: true}, "basic constraints CA:TRUE", "a service must present a CA:FALSE certificate issued by its CA"),
-		bad("expired", Leaf{NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-24 * time.Hour)}, "expired on", "issue a new one"),
-		bad("not yet valid", Leaf{NotBefore: now.Add(24 * time.Hour), NotAfter: now.Add(48 * time.Hour)}, "not valid yet", "check this machine's clock"),
+		bad("expired", Leaf{NotBefore: now.Add(-50 * time.Minute), NotAfter: now.Add(-30 * time.Minute)}, "expired on", "issue a new one"),
+		bad("expired before its CA", Leaf{NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-24 * time.Hour)}, "expired on", "issue a new one"),
+		bad("not yet valid", Leaf{NotBefore: now.Add(24 * time.Hour), NotAfter: now.Add(90 * 24 * time.Hour)}, "not valid yet", "check this machine's clock"),
 		bad("codeSigning only", Leaf{EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}, "but the certificate has only codeSigning", "reissue it with profile"),
 		bad("no SAN", Leaf{NoSANs: true}, "has no subject alternative names", "reissue it with the hosts"),
 		bad("RSA 1024", Leaf{RSABits: 1024}, "RSA key of 1024 bits is below the minimum of 2048", "reissue with key-type"),

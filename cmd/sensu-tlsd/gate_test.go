@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -295,4 +296,34 @@ func waitAnyLog(t *testing.T, d *daemonProc, within time.Duration, what string, 
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("the daemon never logged %s", what)
+}
+
+// TestDaemonPutsRightTheKeysItOwns: an installed key and the local CA's
+// key made readable by every user are put back to 0600 at the next start,
+// each with a warning saying what changed.
+func TestDaemonPutsRightTheKeysItOwns(t *testing.T) {
+	dir := t.TempDir()
+	cfg := daemonConfig(t, dir, "1h", "20m", "")
+	d := daemonStart(t, dir, cfg)
+	d.waitLog(`msg="consumers took the certificate" name=backend-1`, 30*time.Second)
+	d.signal(syscall.SIGTERM)
+	<-d.done
+	key, caKey := filepath.Join(dir, "tls", "backend-1-key.pem"), filepath.Join(dir, "ca", "ca-key.pem")
+	for _, k := range []string{key, caKey} {
+		if err := os.Chmod(k, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d = daemonStart(t, dir, cfg)
+	for _, what := range []string{"installed key", "local CA key"} {
+		line := d.waitLog(`level=WARN msg="the `+what+` was readable by every user; sensu-tlsd owns it and changed its mode"`, 30*time.Second)
+		if !strings.Contains(line, "old_mode=0644 new_mode=0600") {
+			t.Errorf("warning %q does not say what changed", line)
+		}
+	}
+	for _, k := range []string{key, caKey} {
+		if fi, err := os.Stat(k); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v (%v), want 0600", k, fi.Mode().Perm(), err)
+		}
+	}
 }

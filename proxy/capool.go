@@ -54,7 +54,7 @@ func (p *CAPool) reload() (bool, error) {
 	defer p.mu.Unlock()
 	b, err := pki.ReadFileLimited(p.path, pki.MaxPEMFileBytes, "a PEM CA bundle")
 	if err != nil {
-		return false, fmt.Errorf("reading CA bundle: %w; %s", err, fileFix(err, "the PEM file of the CA that signs the peers' certificates"))
+		return false, readError("CA bundle", err, "the PEM file of the CA that signs the peers' certificates")
 	}
 	sum := sha256.Sum256(b)
 	if p.pool.Load() != nil && sum == p.sum {

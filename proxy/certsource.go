@@ -82,16 +82,16 @@ func (s *FileSource) load(certFile, keyFile string) (changed bool, err error) {
 	defer s.mu.Unlock()
 	certPEM, err := pki.ReadFileLimited(certFile, pki.MaxPEMFileBytes, "a PEM certificate chain")
 	if err != nil {
-		return false, fmt.Errorf("reading certificate: %w; %s", err, fileFix(err, "the PEM certificate chain"))
+		return false, readError("certificate", err, "the PEM certificate chain")
 	}
 	keyPEM, err := pki.ReadFileLimited(keyFile, pki.MaxKeyFileBytes, "a PEM private key")
 	if err != nil {
-		return false, fmt.Errorf("reading key: %w; %s", err, fileFix(err, "the PEM private key of "+certFile))
+		return false, readError("key", err, "the PEM private key of "+certFile)
 	}
 	var caPEM []byte
 	if s.gate.CAFile != "" {
 		if caPEM, err = pki.ReadFileLimited(s.gate.CAFile, pki.MaxPEMFileBytes, "a PEM CA bundle"); err != nil {
-			return false, fmt.Errorf("reading the CA bundle the certificate must chain to: %w; %s", err, fileFix(err, "the PEM file of the CA that signed "+certFile))
+			return false, readError("the CA bundle the certificate must chain to", err, "the PEM file of the CA that signed "+certFile)
 		}
 	}
 	sum := [3][sha256.Size]byte{sha256.Sum256(certPEM), sha256.Sum256(keyPEM), sha256.Sum256(caPEM)}

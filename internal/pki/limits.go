@@ -27,6 +27,9 @@ const (
 	MaxChainBytes        = 64 << 10
 )
 
+// ErrTooLarge is what a file over its read limit fails with (errors.Is).
+var ErrTooLarge = errors.New("file over its size limit")
+
 // ReadFileLimited reads path, refusing a file larger than limit bytes with
 // an error naming the file and the limit; what says what the file should
 // hold ("a certificate chain"). Missing and unreadable files get the same
@@ -42,7 +45,7 @@ func ReadFileLimited(path string, limit int64, what string) ([]byte, error) {
 		return nil, &FileError{path, err}
 	}
 	if int64(len(data)) > limit {
-		return nil, &FileError{path, fmt.Errorf("file is larger than %s, the limit for %s: give the file that holds only that", sizeName(limit), what)}
+		return nil, &FileError{path, explained{fmt.Sprintf("file is larger than %s, the limit for %s: give the file that holds only that", sizeName(limit), what), ErrTooLarge}}
 	}
 	return data, nil
 }

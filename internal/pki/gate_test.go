@@ -153,3 +153,16 @@ func TestTightenKeyMode(t *testing.T) {
 		t.Fatal("a good mode was changed")
 	}
 }
+
+func TestCheckBundleRefusesABundleThatVerifiesNothing(t *testing.T) {
+	now := time.Now()
+	current, _ := selfSignedCA(t, "current CA", now.Add(-time.Hour))
+	future, _ := selfSignedCA(t, "future CA", now.Add(time.Hour))
+	if err := pki.CheckBundle([]*x509.Certificate{future, current}, "ca.pem", now); err != nil {
+		t.Errorf("a bundle with one CA valid now: %v", err)
+	}
+	err := pki.CheckBundle([]*x509.Certificate{future}, "ca.pem", now)
+	if err == nil || !strings.HasPrefix(err.Error(), `ca.pem: no certificate in it is valid now ("future CA" key id`) {
+		t.Errorf("a bundle with no CA valid now: %v", err)
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 )
 
 // EnvPrefix starts every environment variable sensu-tlsd reads.
@@ -44,7 +46,7 @@ func Load(o LoadOptions) (*Config, error) {
 	}
 
 	c := &Config{}
-	data, err := os.ReadFile(file)
+	data, err := pki.ReadFileLimited(file, pki.MaxConfigFileBytes, "a sensu-tlsd config")
 	switch {
 	case err == nil:
 		if err := decodeFile(file, data, c); err != nil {
@@ -56,6 +58,9 @@ func Load(o LoadOptions) (*Config, error) {
 	case errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("%s: config file does not exist: create it (see examples/quickstart.yml) or point --config / SENSU_TLSD_CONFIG at the right file", file)
 	default:
+		if fe := (*pki.FileError)(nil); errors.As(err, &fe) {
+			err = fe.Err // the path is said once, below
+		}
 		return nil, fmt.Errorf("%s: cannot read config: %w", file, err)
 	}
 

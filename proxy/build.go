@@ -15,6 +15,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 )
 
 // Spec describes a listener the way an operator does: with file paths and
@@ -28,6 +29,9 @@ type Spec struct {
 	// CertFile and KeyFile are served to clients (terminate, dual) or
 	// presented to targets (originate, optional).
 	CertFile, KeyFile string
+	// CertCAFile is the CA bundle CertFile must chain to; "" checks the
+	// certificate without one (see Gate).
+	CertCAFile string
 	// CAFile verifies the targets (originate); "" trusts the system roots.
 	CAFile string
 	// ClientCAFile turns on mTLS for clients (terminate, dual).
@@ -44,8 +48,9 @@ type Spec struct {
 	DialTimeout                 time.Duration
 	AgentHeaders                bool
 	// CertMayBePending lets the listener start before its certificate
-	// files exist (the daemon issues them after start and announces them
-	// on the bus); handshakes fail until then. Files that exist must load.
+	// files exist or pass the gate (the daemon issues or replaces them
+	// after start and announces them on the bus); handshakes fail until
+	// then. Files that exist must be readable.
 	CertMayBePending bool
 }
 
@@ -58,7 +63,7 @@ func SpecFromConfig(l config.Listener, cert config.Certificate) Spec {
 	}
 	return Spec{
 		Name: l.Name, Mode: l.Mode, Listen: l.Listen, Targets: l.Targets,
-		CertFile: cert.CertFile, KeyFile: cert.KeyFile, CAFile: ca,
+		CertFile: cert.CertFile, KeyFile: cert.KeyFile, CertCAFile: cert.CAFile, CAFile: ca,
 		ClientCAFile: l.ClientCA, AllowCN: l.AllowCN, AllowDNS: l.AllowDNS, AllowURI: l.AllowURI,
 		AllowPlaintext: l.AllowPlain, TLS13Only: l.TLS13Only, ALPN: l.ALPN, ServerName: l.ServerName,
 		MaxConns: l.MaxConns, IdleTimeout: l.IdleTimeout, HandshakeTimeout: l.HandshakeTimeout,
@@ -163,11 +168,21 @@ func buildOptions(spec Spec, m *Metrics, log *slog.Logger) (Options, Files, erro
 		if spec.CertFile == "" || spec.KeyFile == "" {
 			return bad("cert and key go together; give both files")
 		}
+		gate := Gate{Use: pki.Server, CAFile: spec.CertCAFile}
+		if spec.Mode == "originate" {
+			gate.Use = pki.Client
+		}
 		var err error
-		switch src, err = NewFileSource(spec.CertFile, spec.KeyFile, log); {
+		switch src, err = NewFileSource(spec.CertFile, spec.KeyFile, gate, log); {
 		case err == nil:
 		case spec.CertMayBePending && missing(spec.CertFile) && missing(spec.KeyFile):
-			src = newPendingFileSource(spec.CertFile, spec.KeyFile, log)
+			src = newPendingFileSource(spec.CertFile, spec.KeyFile, gate, log)
+		case spec.CertMayBePending && errors.As(err, new(*pki.ValidationError)):
+			// The daemon replaces a set its gate refuses and announces
+			// the new one; until then nothing is served.
+			src = newPendingFileSource(spec.CertFile, spec.KeyFile, gate, log)
+			src.log.Warn("the certificate on disk is refused; the listener fails handshakes until the daemon installs a valid set",
+				"listener", spec.Name, "cert", spec.CertFile, "err", err)
 		default:
 			return bad("%v", err)
 		}

@@ -41,7 +41,7 @@ func TestBuildRejectsBadSpecsWithTheFix(t *testing.T) {
 		{Spec{Name: "a", Mode: "terminate", Listen: ":1", Targets: []string{"127.0.0.1:1", "127.0.0.1:2"}, CertFile: cf, KeyFile: kf}, "exactly one plaintext target"},
 		{Spec{Name: "a", Mode: "originate", Listen: ":1", Targets: []string{"127.0.0.1:1"}, ClientCAFile: cf}, "mode originate takes plaintext clients"},
 		{Spec{Name: "a", Mode: "dual", Listen: ":1", Targets: []string{"127.0.0.1:1"}, CertFile: cf}, "give both files"},
-		{Spec{Name: "a", Mode: "dual", Listen: ":1", Targets: []string{"127.0.0.1:1"}, CertFile: cf, KeyFile: kf, ClientCAFile: kf}, "holds no PEM certificate"},
+		{Spec{Name: "a", Mode: "dual", Listen: ":1", Targets: []string{"127.0.0.1:1"}, CertFile: cf, KeyFile: kf, ClientCAFile: kf}, "no PEM certificate found: expected a -----BEGIN CERTIFICATE----- block"},
 		{Spec{Name: "a", Mode: "reverse", Listen: ":1", Targets: []string{"127.0.0.1:1"}}, "use terminate, originate or dual"},
 		// Settings that do nothing in the mode are errors naming the right one.
 		{Spec{Name: "a", Mode: "terminate", Listen: ":1", Targets: []string{"127.0.0.1:1"}, CertFile: cf, KeyFile: kf, CAFile: cf}, "give --client-ca (config key client-ca) instead"},

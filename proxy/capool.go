@@ -7,15 +7,18 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 )
 
 // CAPool is a CA bundle a listener verifies peers with (clients through
 // client-ca, targets through the originate CA), read again when the file
 // changes, so a CA rollover reaches verification without a restart. A
-// bundle that fails to load never replaces the one in use.
+// bundle that fails to load or to pass pki.CheckBundle never replaces the
+// one in use.
 type CAPool struct {
 	path string
 	mu   sync.Mutex        // serialises reloads
@@ -49,17 +52,24 @@ func (p *CAPool) Reload() error {
 func (p *CAPool) reload() (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	b, err := os.ReadFile(p.path)
+	b, err := pki.ReadFileLimited(p.path, pki.MaxPEMFileBytes, "a PEM CA bundle")
 	if err != nil {
-		return false, fmt.Errorf("reading CA bundle: %w; %s", err, fileFix(err, "the PEM file of the CA that signs the peers' certificates"))
+		return false, readError("CA bundle", err, "the PEM file of the CA that signs the peers' certificates")
 	}
 	sum := sha256.Sum256(b)
 	if p.pool.Load() != nil && sum == p.sum {
 		return false, nil
 	}
-	pool, err := certPool(p.path, b)
+	cas, err := pki.ParseCertificatesPEM(b)
 	if err != nil {
+		return false, fmt.Errorf("CA bundle %s: %w", p.path, err)
+	}
+	if err := pki.CheckBundle(cas, p.path, time.Now()); err != nil {
 		return false, err
+	}
+	pool := x509.NewCertPool()
+	for _, c := range cas {
+		pool.AddCert(c)
 	}
 	p.sum = sum
 	p.pool.Store(pool)

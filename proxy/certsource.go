@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/watch"
 )
 
@@ -27,24 +27,38 @@ type CertSource interface {
 }
 
 // FileSource is a CertSource backed by a PEM certificate chain and key on
-// disk. It keeps the last pair that loaded; a pair that fails to load (for
-// example a key written before its certificate) never replaces it.
+// disk. Every pair passes the gate sensu-tlsd installs through (pki.Admit:
+// key match, CA:FALSE leaf, a chain that holds only what reaches the
+// anchor, usages, validity, key strength, and the chain to Gate.CAFile when
+// one is set) before it is served. It keeps the last pair that passed; a
+// pair that fails (a key written before its certificate, a self-signed
+// certificate moved over the file) never replaces it.
 type FileSource struct {
 	mu       sync.Mutex // serialises loads and path changes
 	certFile string
 	keyFile  string
-	sum      [2][sha256.Size]byte // of the files current was loaded from
+	gate     Gate
+	sum      [3][sha256.Size]byte // of the files current was loaded from
 	current  atomic.Pointer[tls.Certificate]
 	log      *slog.Logger
 }
 
+// Gate is what a FileSource's certificate must be: for Use (pki.Server
+// for a certificate served to TLS clients, pki.Client for the one
+// originate presents to its targets), and chained to the CA bundle in
+// CAFile when it is not "".
+type Gate struct {
+	Use    pki.Profile
+	CAFile string
+}
+
 // NewFileSource loads certFile and keyFile and fails when they do not
-// form a valid pair.
-func NewFileSource(certFile, keyFile string, log *slog.Logger) (*FileSource, error) {
+// form a pair that passes gate.
+func NewFileSource(certFile, keyFile string, gate Gate, log *slog.Logger) (*FileSource, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &FileSource{log: log}
+	s := &FileSource{gate: gate, log: log}
 	if err := s.Load(certFile, keyFile); err != nil {
 		return nil, err
 	}
@@ -66,25 +80,56 @@ const pairFix = "give the PEM certificate chain (leaf first) as the certificate 
 func (s *FileSource) load(certFile, keyFile string) (changed bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	certPEM, err := os.ReadFile(certFile)
+	certPEM, err := pki.ReadFileLimited(certFile, pki.MaxPEMFileBytes, "a PEM certificate chain")
 	if err != nil {
-		return false, fmt.Errorf("reading certificate: %w; %s", err, fileFix(err, "the PEM certificate chain"))
+		return false, readError("certificate", err, "the PEM certificate chain")
 	}
-	keyPEM, err := os.ReadFile(keyFile)
+	keyPEM, err := pki.ReadFileLimited(keyFile, pki.MaxKeyFileBytes, "a PEM private key")
 	if err != nil {
-		return false, fmt.Errorf("reading key: %w; %s", err, fileFix(err, "the PEM private key of "+certFile))
+		return false, readError("key", err, "the PEM private key of "+certFile)
 	}
-	sum := [2][sha256.Size]byte{sha256.Sum256(certPEM), sha256.Sum256(keyPEM)}
+	var caPEM []byte
+	if s.gate.CAFile != "" {
+		if caPEM, err = pki.ReadFileLimited(s.gate.CAFile, pki.MaxPEMFileBytes, "a PEM CA bundle"); err != nil {
+			return false, readError("the CA bundle the certificate must chain to", err, "the PEM file of the CA that signed "+certFile)
+		}
+	}
+	sum := [3][sha256.Size]byte{sha256.Sum256(certPEM), sha256.Sum256(keyPEM), sha256.Sum256(caPEM)}
 	if s.current.Load() != nil && sum == s.sum && certFile == s.certFile && keyFile == s.keyFile {
 		return false, nil
 	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	pair, err := s.admit(certFile, keyFile, certPEM, keyPEM, caPEM)
 	if err != nil {
-		return false, fmt.Errorf("loading certificate %s with key %s: %w; %s", certFile, keyFile, err, pairFix)
+		return false, err
 	}
 	s.certFile, s.keyFile, s.sum = certFile, keyFile, sum
-	s.current.Store(&pair)
+	s.current.Store(pair)
 	return true, nil
+}
+
+// admit parses the pair and runs it through the gate.
+func (s *FileSource) admit(certFile, keyFile string, certPEM, keyPEM, caPEM []byte) (*tls.Certificate, error) {
+	set := &pki.Set{CertFile: certFile, KeyFile: keyFile, CAFile: s.gate.CAFile}
+	var err error
+	if set.Chain, err = pki.ParseCertificatesPEM(certPEM); err != nil {
+		return nil, fmt.Errorf("%s: %w; %s", certFile, err, pairFix)
+	}
+	if set.Key, err = pki.ParsePrivateKeyPEM(keyPEM); err != nil {
+		return nil, fmt.Errorf("%s: %w; %s", keyFile, err, pairFix)
+	}
+	if caPEM != nil {
+		if set.CA, err = pki.ParseCertificatesPEM(caPEM); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.gate.CAFile, err)
+		}
+	}
+	if err := pki.Admit(set, pki.Policy{Profile: s.gate.Use}); err != nil {
+		return nil, err
+	}
+	pair := &tls.Certificate{PrivateKey: set.Key, Leaf: set.Leaf()}
+	for _, c := range set.Chain {
+		pair.Certificate = append(pair.Certificate, c.Raw)
+	}
+	return pair, nil
 }
 
 // reload re-reads the current paths.
@@ -98,15 +143,24 @@ func (s *FileSource) reload() (bool, error) {
 // newPendingFileSource is a FileSource for files not issued yet: its
 // handshakes fail until a load succeeds (the daemon's first issuance
 // publishes a Change that does).
-func newPendingFileSource(certFile, keyFile string, log *slog.Logger) *FileSource {
+func newPendingFileSource(certFile, keyFile string, gate Gate, log *slog.Logger) *FileSource {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &FileSource{certFile: certFile, keyFile: keyFile, log: log}
+	return &FileSource{certFile: certFile, keyFile: keyFile, gate: gate, log: log}
 }
 
 // Certificate is the pair served now, nil while pending.
 func (s *FileSource) Certificate() *tls.Certificate { return s.current.Load() }
+
+// servedSerial is the serial of the pair served, as openssl prints it; ""
+// while pending.
+func (s *FileSource) servedSerial() string {
+	if c := s.current.Load(); c != nil {
+		return pki.SerialHex(c.Leaf)
+	}
+	return ""
+}
 
 // errNoCertificateYet fails handshakes on a listener whose certificate has
 // not been issued yet.
@@ -143,9 +197,10 @@ func (s *FileSource) Watch(ctx context.Context) error {
 		changed, err := s.reload()
 		switch {
 		case err != nil:
-			s.log.Warn("certificate files changed but did not load; still serving the previous pair", "err", err)
+			s.log.Warn("certificate files changed but were refused; still serving the previous pair",
+				"cert", paths[0], "key", paths[1], "serial", s.servedSerial(), "err", err)
 		case changed:
-			s.log.Info("certificate reloaded", "cert", paths[0], "serial", s.Certificate().Leaf.SerialNumber.Text(16))
+			s.log.Info("certificate reloaded", "cert", paths[0], "serial", s.servedSerial())
 		}
 	}, s.log)
 }

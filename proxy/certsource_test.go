@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pkitest"
 )
 
 func servedSerial(t *testing.T, addr string, ca *testCA) string {
@@ -30,7 +33,7 @@ func TestFileSourceFollowsRenamedFiles(t *testing.T) {
 	ca := newTestCA(t)
 	dir := t.TempDir()
 	cf, kf := writePairPEM(t, dir, ca, false)
-	src, err := NewFileSource(cf, kf, nil)
+	src, err := NewFileSource(cf, kf, Gate{Use: pki.Server}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +65,7 @@ func TestFileSourceKeepsOldPairWhenNewOneIsBroken(t *testing.T) {
 	ca := newTestCA(t)
 	dir := t.TempDir()
 	cf, kf := writePairPEM(t, dir, ca, false)
-	src, err := NewFileSource(cf, kf, nil)
+	src, err := NewFileSource(cf, kf, Gate{Use: pki.Server}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +83,7 @@ func TestFileSourceKeepsOldPairWhenNewOneIsBroken(t *testing.T) {
 func TestFileSourceSubscriberLoadsChangedFiles(t *testing.T) {
 	ca := newTestCA(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
-	src, err := NewFileSource(cf, kf, nil)
+	src, err := NewFileSource(cf, kf, Gate{Use: pki.Server}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +133,7 @@ func TestFileWatchIgnoresOtherFilesAndUnchangedContent(t *testing.T) {
 	}
 	defer logFile.Close()
 	log := slog.New(slog.NewTextHandler(logFile, nil))
-	src, err := NewFileSource(cf, kf, log)
+	src, err := NewFileSource(cf, kf, Gate{Use: pki.Server}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +203,7 @@ func TestFileWatchFollowsSymlinkSwaps(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	src, err := NewFileSource(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), nil)
+	src, err := NewFileSource(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), Gate{Use: pki.Server}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,5 +222,53 @@ func TestFileWatchFollowsSymlinkSwaps(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// TestFileSourceGateRefusesTheCorpus runs every class of bad certificate
+// through a FileSource: at start it is refused with the file, the reason
+// and the fix; on a hot reload the previous pair keeps being served.
+func TestFileSourceGateRefusesTheCorpus(t *testing.T) {
+	ca := pkitest.NewCA(t, "gate CA")
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	writeFile(t, caFile, ca.PEM)
+	for _, bad := range pkitest.Corpus(t, ca, []string{"localhost"}) {
+		t.Run(bad.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			cf, kf := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+			pkitest.WritePair(t, cf, kf, bad.Cert, bad.Key)
+			_, err := NewFileSource(cf, kf, Gate{Use: pki.Server, CAFile: caFile}, nil)
+			if err == nil || !strings.Contains(err.Error(), cf) || !strings.Contains(err.Error(), bad.Reason) || !strings.Contains(err.Error(), bad.Fix) {
+				t.Fatalf("start: %v, want %s, %q and %q", err, cf, bad.Reason, bad.Fix)
+			}
+			good, goodKey := ca.Issue(t, pkitest.Leaf{Hosts: []string{"localhost"}})
+			pkitest.WritePair(t, cf, kf, good, goodKey)
+			src, err := NewFileSource(cf, kf, Gate{Use: pki.Server, CAFile: caFile}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			served := src.Certificate()
+			pkitest.WritePair(t, cf, kf, bad.Cert, bad.Key)
+			if _, err := src.reload(); err == nil || !strings.Contains(err.Error(), bad.Reason) {
+				t.Fatalf("reload: %v, want %q", err, bad.Reason)
+			}
+			if src.Certificate() != served {
+				t.Fatal("a refused reload replaced the served pair")
+			}
+		})
+	}
+}
+
+// TestOriginateClientCertificateNeedsClientAuth: the certificate originate
+// presents to its targets is a client certificate.
+func TestOriginateClientCertificateNeedsClientAuth(t *testing.T) {
+	ca := pkitest.NewCA(t, "gate CA")
+	dir := t.TempDir()
+	cf, kf := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	c, k := ca.Issue(t, pkitest.Leaf{Hosts: []string{"localhost"}, EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	pkitest.WritePair(t, cf, kf, c, k)
+	_, err := NewFileSource(cf, kf, Gate{Use: pki.Client}, nil)
+	if err == nil || !strings.Contains(err.Error(), "profile client needs clientAuth") {
+		t.Fatalf("a serverAuth-only client certificate: %v", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 )
 
 // intermediateSuites are Mozilla's "intermediate" TLS 1.2 suites that Go
@@ -167,23 +169,17 @@ func clientTLSConfig(p Policy, roots *x509.CertPool, certs CertSource) *tls.Conf
 	return cfg
 }
 
-// certPool parses the PEM CA bundle read from path.
-func certPool(path string, pem []byte) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("CA bundle %s holds no PEM certificate; give a file with -----BEGIN CERTIFICATE----- blocks", path)
-	}
-	return pool, nil
-}
-
-// fileFix is what to do about a file that could not be read, want being
-// what the file should be.
-func fileFix(err error, want string) string {
+// readError explains a file (what) that could not be read, with what to
+// do when the error does not say it already; want is what the file should
+// be.
+func readError(what string, err error, want string) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return "check the path, or write " + want + " there first"
+		return fmt.Errorf("reading %s: %w; check the path, or write %s there first", what, err, want)
 	case errors.Is(err, fs.ErrPermission):
-		return "make the file readable by the user sensu-tlsd runs as (keys 0600 or 0640 to its group)"
+		return fmt.Errorf("reading %s: %w; make the file readable by the user sensu-tlsd runs as (keys 0600 or 0640 to its group)", what, err)
+	case errors.Is(err, pki.ErrTooLarge):
+		return fmt.Errorf("reading %s: %w", what, err) // the error names the limit and the fix
 	}
-	return "give " + want
+	return fmt.Errorf("reading %s: %w; give %s", what, err, want)
 }

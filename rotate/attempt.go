@@ -72,6 +72,7 @@ const (
 // announces it. If a consumer rejects it, the previous set goes back (see
 // rejected); if the daemon is shutting down meanwhile, nothing goes back.
 func (r *runner) commit(ctx context.Context, set install.Set, ps *pki.Set, reason event.Reason, place placement) *failure {
+	r.keepKeyModes()
 	prev, prevLeaf := r.known, r.leaf
 	oldSet, oldSerial := r.found, r.foundSerial
 	if r.leaf != nil {

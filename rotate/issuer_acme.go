@@ -64,7 +64,7 @@ func newACMEIssuer(p Plan) (Issuer, error) {
 		if _, err := pki.ReadCertificates(c.CABundle); err != nil {
 			return nil, fmt.Errorf("acme.ca-bundle: %w", err)
 		}
-		if a.caBundle, err = os.ReadFile(c.CABundle); err != nil {
+		if a.caBundle, err = pki.ReadFileLimited(c.CABundle, pki.MaxPEMFileBytes, "a PEM CA bundle"); err != nil {
 			return nil, fmt.Errorf("acme.ca-bundle: %w", err)
 		}
 	}

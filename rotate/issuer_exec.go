@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
 )
 
@@ -176,8 +177,10 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 
 func (t *tailBuffer) Bytes() []byte { return t.buf }
 
-func readFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+// readFile reads what an issuer or another tool wrote, bounded by limit
+// (what names the content, for the error).
+func readFile(path string, limit int64, what string) ([]byte, error) {
+	b, err := pki.ReadFileLimited(path, limit, what)
 	if err == nil && len(b) == 0 {
 		return nil, fmt.Errorf("%s is empty", path)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
 )
 
@@ -23,13 +24,13 @@ type followedFiles struct{ paths install.Paths }
 func (f followedFiles) ReadConfigured() (install.Set, error) {
 	var s install.Set
 	var err error
-	if s.Cert, err = readFile(f.paths.Cert); err != nil {
+	if s.Cert, err = readFile(f.paths.Cert, pki.MaxPEMFileBytes, "a PEM certificate chain"); err != nil {
 		return s, err
 	}
-	if s.Key, err = readFile(f.paths.Key); err != nil {
+	if s.Key, err = readFile(f.paths.Key, pki.MaxKeyFileBytes, "a PEM private key"); err != nil {
 		return s, err
 	}
-	s.CA, err = readFile(f.paths.CA)
+	s.CA, err = readFile(f.paths.CA, pki.MaxPEMFileBytes, "a PEM CA bundle")
 	return s, err
 }
 

@@ -112,6 +112,7 @@ func (r *runner) load() {
 		r.log.Error("recovering an interrupted install", "dir", r.plan.Dir, "error", err)
 	}
 	r.gen, _ = r.store.Current()
+	r.keepKeyModes()
 	set, err := r.store.ReadConfigured()
 	if err != nil {
 		r.log.Info("no complete certificate set on disk yet; issuing one", "cert", r.plan.Paths.Cert, "reason", err.Error())

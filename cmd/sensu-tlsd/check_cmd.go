@@ -17,7 +17,7 @@ func newCheckCmd(a *app) *cobra.Command {
 		warn, crit string
 	)
 	cmd := &cobra.Command{
-		Use:   "check [CERT-FILE...] [--warn 30d] [--crit 7d]",
+		Use:   "check [CERT-FILE...] [--profile P --hosts h1,h2] [--warn 30d] [--crit 7d]",
 		Short: "Run as a Sensu check: one status line, exit 0/1/2/3, expiry metrics",
 		Long: `A Sensu check plugin. Its output is Prometheus text (set output_metric_format:
 prometheus_text on the check): the status line as a comment ("# OK: ..."),
@@ -27,7 +27,10 @@ sensu_tlsd_certificate_expiry_seconds{name="...",path="..."}. Exit status:
 of it keep failing, or a check warns, such as an empty SAN), 2 CRITICAL
 (within --crit, expired, or failing a check such as a key that does not
 match), 3 UNKNOWN (a certificate, key or CA file cannot be read, or the
-flags or config are wrong). --warn must be at least --crit.`,
+flags or config are wrong). --warn must be at least --crit. Certificate
+files given as arguments are checked for usages and SANs with --profile (and
+--hosts); without it their usages and SANs follow the status line as a
+"# ?" comment, for a person to judge.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w, err := config.ParseDuration(warn)
 			if err != nil {

@@ -96,6 +96,12 @@ per-certificate flags do not apply to it.`,
 			if out == "" {
 				out = c.Defaults.Dir
 			}
+			caKey := filepath.Join(c.CA.Dir, ca.KeyFileName)
+			if found, changed, err := pki.TightenKeyMode(caKey, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			} else if changed {
+				fmt.Fprintf(cmd.ErrOrStderr(), "sensu-tlsd: %s had mode %04o, readable by every user; changed it to 0600\n", caKey, found)
+			}
 			authority, err := ca.Load(c.CA.Dir)
 			if err != nil {
 				return err

@@ -44,12 +44,20 @@ the other end speaks. Without it no protocol is negotiated and TLS clients speak
 HTTP/1.1, which every plaintext Sensu port (8080, 8081, 3000, 3031) expects; an
 originate listener then also keeps a backend from choosing h2 for a legacy agent.
 
-The certificate, key and CA bundle (--ca, --client-ca) are watched and reloaded
-when they change; a file that does not load never replaces the one in use.
+The certificate passes the checks the daemon installs through: key match,
+validity, serverAuth (originate: clientAuth), key strength, no CA:TRUE leaf,
+a chain that holds only the certificates leading to its CA (at most 10, 64 KiB),
+and (originate) a chain to --ca. A refused certificate stops the start with a
+non-zero exit. The certificate, key and CA bundle (--ca, --client-ca) are
+watched and reloaded when they change; a file refused on reload never replaces
+the one in use and is logged as a warning with the reason and the fix.
 SIGTERM or SIGINT drains: no new connections, open ones get --drain-timeout to finish.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec.Targets = splitList(targets)
+			if spec.Mode == "originate" {
+				spec.CertCAFile = spec.CAFile // the client certificate chains to the CA the targets share
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)

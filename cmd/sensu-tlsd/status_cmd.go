@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,12 +13,14 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/inventory"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
 // sourceFlags select which certificates status and check look at.
 type sourceFlags struct {
-	backendConfig, agentConfig, key, ca string
+	backendConfig, agentConfig, key, ca, profile string
+	hosts                                        []string
 }
 
 func (s *sourceFlags) bind(cmd *cobra.Command) {
@@ -26,6 +29,8 @@ func (s *sourceFlags) bind(cmd *cobra.Command) {
 	f.StringVar(&s.agentConfig, "agent-config", "", "also inspect every certificate a Sensu agent.yml points at (with sensu.agent-env-files over it)")
 	f.StringVar(&s.key, "key", "", "private key of the one certificate file given (default: found beside it, NAME-key.pem)")
 	f.StringVar(&s.ca, "ca", "", "CA bundle to verify certificate files given as arguments against")
+	f.StringVar(&s.profile, "profile", "", "what the certificate files given are for (backend, etcd-peer, etcd-client, agent, server, client): their usages and SANs are checked as the daemon does (default: shown, not checked)")
+	f.StringSliceVar(&s.hosts, "hosts", nil, "DNS names and IPs the certificate files given must cover, comma-separated")
 }
 
 // gather lists certificates from the config, the Sensu configs and files.
@@ -45,7 +50,23 @@ func (s *sourceFlags) gather(c *config.Config, files []string) ([]inventory.Sour
 		}
 		sources = append(sources, more...)
 	}
-	more, err := inventory.FromFiles(files, s.key, s.ca)
+	var profile pki.Profile
+	if s.profile != "" {
+		p, err := pki.ParseProfile(s.profile)
+		if err != nil {
+			return nil, fmt.Errorf("--profile: %w", err)
+		}
+		profile = p
+	}
+	for _, h := range s.hosts {
+		if err := pki.CheckHost(h); err != nil {
+			return nil, fmt.Errorf("--hosts: %w", err)
+		}
+	}
+	if (profile != "" || len(s.hosts) > 0) && len(files) == 0 {
+		return nil, errors.New("--profile and --hosts apply to certificate files given as arguments; the config already says what its certificates are for")
+	}
+	more, err := inventory.FromFiles(files, s.key, s.ca, profile, s.hosts)
 	if err != nil {
 		return nil, err
 	}
@@ -63,8 +84,11 @@ func newStatusCmd(a *app) *cobra.Command {
 		Long: `Show every managed certificate (from the config), every certificate a Sensu
 backend.yml/agent.yml points at (--backend-config, --agent-config) and any
 certificate files given, with CN, SANs, issuer, serial, expiry, and checks:
-key matches, chain verifies to the CA, SANs cover the hosts, usages fit the
-profile, validity, key strength, and private key file modes.
+key matches, chain verifies to the CA, the chain holds only what leads to
+the CA, SANs cover the hosts, usages fit the profile, validity, key
+strength, and private key file modes. Certificate files given as arguments
+are checked for usages and SANs with --profile (and --hosts); without it
+their usages and SANs are shown on a "?" line for you to judge.
 Exits 1 when any certificate has a problem.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.loadConfig()

@@ -37,14 +37,14 @@ func Evaluate(entries []Entry, warn, crit time.Duration) CheckResult {
 		case e.Error != "":
 			unknown = append(unknown, describe(e.Name+" unreadable", e.Name, e.Error))
 		case e.Left <= crit:
-			critical = append(critical, expiryPhrase(e))
-		case len(failedChecks(e)) > 0:
-			failed := failedChecks(e)
-			phrase := fmt.Sprintf("%s fails %s: %s", e.Name, failed[0].Name, failed[0].Detail)
-			if len(failed) > 1 {
-				phrase += " (also fails " + checkNames(failed[1:]) + ")"
+			phrase := expiryPhrase(e)
+			if failed := failedChecks(e); len(failed) > 0 {
+				// The expiry is the headline; the failure says what to do.
+				phrase += " and " + failurePhrase(failed)
 			}
 			critical = append(critical, phrase)
+		case len(failedChecks(e)) > 0:
+			critical = append(critical, e.Name+" "+failurePhrase(failedChecks(e)))
 		case e.Renewal != nil && e.Renewal.Failures > 0:
 			// Still valid beyond crit, but nobody should wait for the
 			// expiry warning to learn the renewals are failing.
@@ -86,6 +86,16 @@ func expiryPhrase(e Entry) string {
 	return fmt.Sprintf("%s expires in %s", e.Name, HumanDuration(e.Left))
 }
 
+// failurePhrase names the first failed check with its detail (which
+// carries the fix) and the names of the others.
+func failurePhrase(failed []pki.CheckResult) string {
+	phrase := fmt.Sprintf("fails %s: %s", failed[0].Name, failed[0].Detail)
+	if len(failed) > 1 {
+		phrase += " (also fails " + checkNames(failed[1:]) + ")"
+	}
+	return phrase
+}
+
 func failedChecks(e Entry) []pki.CheckResult {
 	var out []pki.CheckResult
 	for _, c := range e.Checks {
@@ -122,6 +132,13 @@ func WriteCheck(w io.Writer, r CheckResult, entries []Entry) error {
 	line := strings.NewReplacer("\r", " ", "\n", " ").Replace(r.Line)
 	if _, err := fmt.Fprintf(w, "# %s\n", line); err != nil {
 		return err
+	}
+	for _, e := range entries {
+		if e.Unjudged() {
+			if _, err := fmt.Fprintf(w, "# %s %s\n", markUnjudged, strings.NewReplacer("\r", " ", "\n", " ").Replace(unjudgedLine(e))); err != nil {
+				return err
+			}
+		}
 	}
 	return writeMetrics(w, entries)
 }

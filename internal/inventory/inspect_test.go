@@ -145,7 +145,7 @@ func TestUnreadableFileIsNamedOnceAndHasNoSecondsLeft(t *testing.T) {
 	if err := os.WriteFile("der.der", []byte{0x30, 0x82, 0x01}, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sources, err := FromFiles([]string{"der.der"}, "", "")
+	sources, err := FromFiles([]string{"der.der"}, "", "", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

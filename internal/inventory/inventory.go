@@ -41,8 +41,11 @@ type Source struct {
 // certificate could not be read; Error then says why.
 type Entry struct {
 	Source
-	Subject  string        `json:"subject,omitempty"`
-	SANs     []string      `json:"sans,omitempty"`
+	Subject string   `json:"subject,omitempty"`
+	SANs    []string `json:"sans,omitempty"`
+	// Usages are the leaf's extended key usages by name; "any" when it
+	// has none, which allows every use.
+	Usages   []string      `json:"usages,omitempty"`
 	Issuer   string        `json:"issuer,omitempty"`
 	Serial   string        `json:"serial,omitempty"`
 	NotAfter time.Time     `json:"not_after,omitzero"`
@@ -71,6 +74,13 @@ func (e Entry) OK() bool {
 	return true
 }
 
+// Unjudged reports whether nothing said what the certificate is for (no
+// config names it, no --profile), so its usages and SANs were shown, not
+// checked.
+func (e Entry) Unjudged() bool {
+	return !e.IsCA && e.Profile == "" && e.Error == "" && e.Subject+e.Serial != ""
+}
+
 // CheckModes is the name of the file-permission check.
 const CheckModes = "file modes"
 
@@ -93,6 +103,10 @@ func inspect(s Source, now time.Time) Entry {
 	leaf := chain[0]
 	e.Subject = leaf.Subject.CommonName
 	e.SANs = pki.SANs(leaf)
+	e.Usages = pki.ExtKeyUsageNames(leaf)
+	if len(e.Usages) == 0 {
+		e.Usages = []string{"any"}
+	}
 	e.Issuer = leaf.Issuer.CommonName
 	e.Serial = pki.SerialHex(leaf)
 	e.NotAfter = leaf.NotAfter
@@ -225,7 +239,10 @@ func FromConfig(c *config.Config) []Source {
 // FromFiles lists certificate files given on the command line. The key is
 // keyFile when given, else found beside the certificate by cfssljson's
 // naming (NAME.pem → NAME-key.pem) or the common NAME.crt → NAME.key.
-func FromFiles(files []string, keyFile, caFile string) ([]Source, error) {
+// profile and hosts say what the certificates are for (--profile,
+// --hosts); without a profile their usages and SANs are shown, not judged,
+// and a self-signed CA certificate is taken for a trust bundle.
+func FromFiles(files []string, keyFile, caFile string, profile pki.Profile, hosts []string) ([]Source, error) {
 	if keyFile != "" && len(files) != 1 {
 		return nil, errors.New("--key names the key of one certificate: give exactly one certificate file with it")
 	}
@@ -235,7 +252,8 @@ func FromFiles(files []string, keyFile, caFile string) ([]Source, error) {
 		if k == "" {
 			k = keyBeside(f)
 		}
-		out = append(out, Source{Name: filepath.Base(f), Origin: "argument", CertFile: f, KeyFile: k, CAFile: caFile, IsCA: isCAFile(f)})
+		out = append(out, Source{Name: filepath.Base(f), Origin: "argument", CertFile: f, KeyFile: k, CAFile: caFile, IsCA: profile == "" && isCAFile(f),
+			Profile: profile, Hosts: hosts})
 	}
 	return out, nil
 }

@@ -184,7 +184,7 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 func TestFromFilesRejectsKeyWithManyCerts(t *testing.T) {
-	if _, err := FromFiles([]string{"a.pem", "b.pem"}, "k.pem", ""); err == nil {
+	if _, err := FromFiles([]string{"a.pem", "b.pem"}, "k.pem", "", "", nil); err == nil {
 		t.Fatal("--key with two certificates accepted")
 	}
 }

@@ -16,7 +16,16 @@ const (
 	markOK   = "✓"
 	markWarn = "!"
 	markFail = "✗"
+	// markUnjudged shows what was seen but not checked.
+	markUnjudged = "?"
 )
+
+// unjudgedLine shows a certificate's usages and SANs for a person to judge
+// when nothing said what it is for.
+func unjudgedLine(e Entry) string {
+	return fmt.Sprintf("%s: usages %s, SANs %s: not checked, since nothing says what it is for: give --profile (and --hosts), or name it in the config",
+		e.Name, strings.Join(e.Usages, ","), dash(sanList(e.SANs)))
+}
 
 // WriteTable prints one row per entry, then one line per failed or warned
 // check, read error or failing renewal under it, so the fix is next to the
@@ -44,6 +53,9 @@ func WriteTable(w io.Writer, entries []Entry, now time.Time) error {
 			if m := mark(c); m != markOK {
 				fmt.Fprintf(w, "%s %s: %s: %s\n", m, e.Name, c.Name, c.Detail)
 			}
+		}
+		if e.Unjudged() {
+			fmt.Fprintf(w, "%s %s\n", markUnjudged, unjudgedLine(e))
 		}
 		if r := e.Renewal; r != nil && r.Failures > 0 && r.Reason == rotate.FailConsumer && r.RejectedSerial != "" {
 			fmt.Fprintf(w, "%s %s: consumers rejected serial %s (reason %s, %d in a row, last %s ago); it is not installed again and the next renewal is in %s: %s\n",

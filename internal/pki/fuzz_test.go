@@ -8,8 +8,8 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
 
-// FuzzParsePEM feeds arbitrary bytes to both readers: they must return a
-// value or an error, never panic.
+// FuzzParsePEM feeds arbitrary bytes to both readers and the gate's
+// checks: they must return a value or an error, never panic.
 func FuzzParsePEM(f *testing.F) {
 	c, err := ca.Init(f.TempDir(), ca.InitOptions{CommonName: "seed CA", Lifetime: time.Hour})
 	if err != nil {
@@ -28,6 +28,11 @@ func FuzzParsePEM(f *testing.F) {
 		certs, err := pki.ParseCertificatesPEM(data)
 		if err == nil && len(certs) == 0 {
 			t.Fatal("no error and no certificate")
+		}
+		if err == nil {
+			// The gate runs on whatever chain a file holds: it must
+			// answer, never panic.
+			pki.Checks(&pki.Set{Chain: certs, CA: certs}, pki.Policy{Profile: pki.Server})
 		}
 		key, err := pki.ParsePrivateKeyPEM(data)
 		if err == nil && key == nil {

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"os"
 	"strings"
 )
 
@@ -31,7 +30,7 @@ func (e *FileError) Unwrap() error { return e.Err }
 // ReadCertificates reads a PEM file holding one or more certificates
 // (leaf first for a chain, any order for a CA bundle).
 func ReadCertificates(path string) ([]*x509.Certificate, error) {
-	data, err := readFile(path)
+	data, err := ReadFileLimited(path, MaxPEMFileBytes, "a PEM certificate chain or CA bundle")
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +44,7 @@ func ReadCertificates(path string) ([]*x509.Certificate, error) {
 // ReadPrivateKey reads a PEM private key in any of the encodings openssl,
 // cfssl and step write: PKCS#1 RSA, PKCS#8, and SEC1 EC.
 func ReadPrivateKey(path string) (crypto.Signer, error) {
-	data, err := readFile(path)
+	data, err := ReadFileLimited(path, MaxKeyFileBytes, "a PEM private key")
 	if err != nil {
 		return nil, err
 	}
@@ -54,20 +53,6 @@ func ReadPrivateKey(path string) (crypto.Signer, error) {
 		return nil, &FileError{path, err}
 	}
 	return key, nil
-}
-
-func readFile(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, &FileError{path, errors.New("file does not exist")}
-		}
-		if errors.Is(err, os.ErrPermission) {
-			return nil, &FileError{path, errors.New("permission denied: run as a user that may read it (root or the sensu group)")}
-		}
-		return nil, &FileError{path, err}
-	}
-	return data, nil
 }
 
 // ParseCertificatesPEM parses every CERTIFICATE block in data. Other block

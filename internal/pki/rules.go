@@ -48,3 +48,21 @@ func validLabel(l string) bool {
 	}
 	return true
 }
+
+// TightenKeyMode puts right a key file sensu-tlsd owns (an installed key,
+// its CA's key): when CheckKeyMode refuses its mode, it becomes want. It
+// returns the mode found, and whether it changed it.
+func TightenKeyMode(path string, want os.FileMode) (os.FileMode, bool, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, false, err
+	}
+	found := fi.Mode().Perm()
+	if CheckKeyMode(found) == nil {
+		return found, false, nil
+	}
+	if err := os.Chmod(path, want.Perm()); err != nil {
+		return found, false, fmt.Errorf("%s: %v; changing it to %04o: %w", path, CheckKeyMode(found), want.Perm(), err)
+	}
+	return found, true, nil
+}

@@ -84,6 +84,7 @@ type CheckResult struct {
 const (
 	CheckKeyMatch   = "key matches"
 	CheckLeaf       = "leaf"
+	CheckServed     = "served chain"
 	CheckChain      = "chain"
 	CheckCommonName = "CN"
 	CheckSANs       = "SANs"
@@ -113,6 +114,7 @@ func Checks(s *Set, p Policy) []CheckResult {
 	}
 	if !p.CA {
 		add(CheckLeaf, checkLeaf(s, p), "")
+		add(CheckServed, checkServedChain(s), "")
 	}
 	if len(s.CA) > 0 {
 		add(CheckChain, checkChain(s, p, now), "")
@@ -120,8 +122,8 @@ func Checks(s *Set, p Policy) []CheckResult {
 	if p.CommonName != "" {
 		add(CheckCommonName, checkCommonName(leaf, p.CommonName), "")
 	}
-	if w := EmptySANWarning(leaf); len(p.Hosts) > 0 || w != "" {
-		add(CheckSANs, checkSANs(leaf, p.Hosts), "")
+	if w := EmptySANWarning(leaf); len(p.Hosts) > 0 || w != "" || p.Profile.Serves() {
+		add(CheckSANs, checkSANs(leaf, p.Profile, p.Hosts), "")
 		if last := &out[len(out)-1]; last.OK && w != "" {
 			last.Warning, last.Detail = true, w
 		}
@@ -151,14 +153,21 @@ func (e *ValidationError) Error() string {
 // Validate runs every check and fails unless all pass. A set is only ever
 // installed after Validate returns nil; it also requires a key and a CA.
 func Validate(s *Set, p Policy) error {
+	if len(s.CA) == 0 {
+		return &FileError{s.CAFile, errors.New("no CA bundle to verify the certificate against")}
+	}
+	return Admit(s, p)
+}
+
+// Admit is the gate for a certificate and key a process presents without
+// installing them (the proxy's files): the checks of Validate, with the
+// chain verified only when s has a CA bundle. It requires a key.
+func Admit(s *Set, p Policy) error {
 	if len(s.Chain) == 0 {
 		return &FileError{s.CertFile, errors.New("no certificate")}
 	}
 	if s.Key == nil {
 		return &FileError{s.KeyFile, errors.New("no private key to go with the certificate")}
-	}
-	if len(s.CA) == 0 {
-		return &FileError{s.CAFile, errors.New("no CA bundle to verify the certificate against")}
 	}
 	var failed []CheckResult
 	for _, r := range Checks(s, p) {
@@ -215,14 +224,14 @@ func checkChain(s *Set, p Policy, now time.Time) error {
 		at = leaf.NotAfter
 	}
 	if err := verifyTo(s, s.CA, nil, at); err != nil {
-		return chainError(err, "the CA bundle "+s.CAFile, s.CA, at,
+		return chainError(err, leaf, "the CA bundle "+s.CAFile, s.CA, at,
 			"use the CA that signed it, or reissue it from this CA")
 	}
 	if len(p.Trusted) == 0 {
 		return nil
 	}
 	if err := verifyTo(s, p.Trusted, s.CA, at); err != nil {
-		return chainError(err, "the trusted CA "+p.TrustedFile, p.Trusted, at,
+		return chainError(err, leaf, "the trusted CA "+p.TrustedFile, p.Trusted, at,
 			"reissue it from the trusted CA, or (for a CA rollover) put the new CA into the trusted-ca file beside the old one")
 	}
 	return nil
@@ -248,10 +257,11 @@ func verifyTo(s *Set, roots, extra []*x509.Certificate, at time.Time) error {
 	return err
 }
 
-// chainError explains a failed verification to what, the CAs in cas.
-// Every CA `ca init` makes is called "sensu-tlsd CA", so names alone do not
-// tell two of them apart: key ids do (openssl x509 -text shows them).
-func chainError(err error, what string, cas []*x509.Certificate, at time.Time, fix string) error {
+// chainError explains a failed verification of leaf to what, the CAs in
+// cas, at the moment at. Every CA `ca init` makes is called "sensu-tlsd
+// CA", so names alone do not tell two of them apart: key ids do (openssl
+// x509 -text shows them).
+func chainError(err error, leaf *x509.Certificate, what string, cas []*x509.Certificate, at time.Time, fix string) error {
 	var unknown x509.UnknownAuthorityError
 	if errors.As(err, &unknown) && unknown.Cert != nil {
 		c := unknown.Cert
@@ -266,6 +276,12 @@ func chainError(err error, what string, cas []*x509.Certificate, at time.Time, f
 	var inv x509.CertificateInvalidError
 	if errors.As(err, &inv) && inv.Reason == x509.Expired && inv.Cert != nil {
 		c := inv.Cert
+		if at.Before(c.NotBefore) && at.Equal(leaf.NotAfter) {
+			// The leaf had expired before this CA was made: no clock
+			// makes them valid together.
+			return fmt.Errorf("the certificate expired on %s, before the CA %q (key id %s) in %s became valid on %s: have the CA issue a new one and replace the files",
+				leaf.NotAfter.UTC().Format(time.RFC3339), c.Subject.CommonName, shortKeyID(c.SubjectKeyId), what, c.NotBefore.UTC().Format(time.RFC3339))
+		}
 		if at.Before(c.NotBefore) {
 			return fmt.Errorf("the CA %q (key id %s) in %s is not valid until %s: check this machine's clock", c.Subject.CommonName, shortKeyID(c.SubjectKeyId), what, c.NotBefore.UTC().Format(time.RFC3339))
 		}
@@ -297,8 +313,13 @@ func shortKeyID(id []byte) string {
 	return strings.Join(parts, ":")
 }
 
-// checkSANs reports the hosts the leaf does not cover.
-func checkSANs(leaf *x509.Certificate, hosts []string) error {
+// checkSANs reports the hosts the leaf does not cover, and a serving
+// certificate without any SAN: Go (since 1.15) and browsers ignore the CN,
+// so no client can verify it.
+func checkSANs(leaf *x509.Certificate, p Profile, hosts []string) error {
+	if p.Serves() && len(SANs(leaf)) == 0 {
+		return fmt.Errorf("has no subject alternative names, and clients ignore the CN %q: reissue it with the hosts clients connect to (DNS names or IPs)", leaf.Subject.CommonName)
+	}
 	var missing []string
 	for _, h := range hosts {
 		if !Covers(leaf, h) {

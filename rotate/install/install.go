@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+
 	"github.com/sensu-tlsd/sensu-tlsd/internal/atomicfile"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/flock"
 )
@@ -395,13 +397,13 @@ func (in *Installer) adopt() error {
 func readSet(p Paths) (Set, error) {
 	var s Set
 	var err error
-	if s.Cert, err = os.ReadFile(p.Cert); err != nil {
+	if s.Cert, err = pki.ReadFileLimited(p.Cert, pki.MaxPEMFileBytes, "a PEM certificate chain"); err != nil {
 		return Set{}, err
 	}
-	if s.Key, err = os.ReadFile(p.Key); err != nil {
+	if s.Key, err = pki.ReadFileLimited(p.Key, pki.MaxKeyFileBytes, "a PEM private key"); err != nil {
 		return Set{}, err
 	}
-	if s.CA, err = os.ReadFile(p.CA); err != nil {
+	if s.CA, err = pki.ReadFileLimited(p.CA, pki.MaxPEMFileBytes, "a PEM CA bundle"); err != nil {
 		return Set{}, err
 	}
 	return s, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/logging"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
@@ -44,7 +45,7 @@ nothing. A running daemon sees the new generation and announces it.`,
 			}
 			level := new(slog.LevelVar)
 			level.Set(daemon.ParseLevel(cfg.LogLevel))
-			log := daemon.NewLogger(os.Stderr, cfg.LogFormat, level)
+			log := logging.New(os.Stderr, cfg.LogFormat, level)
 			mgr := rotate.NewManager(&event.Bus{}, rotate.NewMetrics(), log)
 			res, err := mgr.RenewOnce(cmd.Context(), *plan, force, dryRun)
 			if err != nil {

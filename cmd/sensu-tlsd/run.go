@@ -18,6 +18,7 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/logging"
 	"github.com/sensu-tlsd/sensu-tlsd/proxy"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/systemd"
@@ -44,7 +45,7 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 			}
 			level := new(slog.LevelVar)
 			level.Set(daemon.ParseLevel(cfg.LogLevel))
-			log := daemon.NewLogger(os.Stderr, cfg.LogFormat, level)
+			log := logging.New(os.Stderr, cfg.LogFormat, level)
 			d := &daemon.Daemon{
 				Bus:      &event.Bus{},
 				Metrics:  rotate.NewMetrics(),

@@ -1,0 +1,257 @@
+package sensuevent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+)
+
+// agentEvent is the documented core/v2 Event as the agent events API
+// decodes it: an unknown field here would be one Sensu drops.
+type agentEvent struct {
+	Timestamp int64 `json:"timestamp"`
+	Check     *struct {
+		Metadata struct {
+			Name   string            `json:"name"`
+			Labels map[string]string `json:"labels"`
+		} `json:"metadata"`
+		Status   *uint32  `json:"status"`
+		Output   string   `json:"output"`
+		Executed int64    `json:"executed"`
+		Handlers []string `json:"handlers"`
+	} `json:"check"`
+	Metrics *struct {
+		Handlers []string `json:"handlers"`
+		Points   []struct {
+			Name      string  `json:"name"`
+			Value     float64 `json:"value"`
+			Timestamp int64   `json:"timestamp"`
+			Tags      []struct {
+				Name  string `json:"name"`
+				Value string `json:"value"`
+			} `json:"tags"`
+		} `json:"points"`
+	} `json:"metrics"`
+}
+
+// sensuName is core/v2's rule for resource names.
+var sensuName = regexp.MustCompile(`\A[\w.\-]+\z`)
+
+// standInAgent is the agent's POST /events: it answers 202 to an event
+// Sensu accepts and 400 otherwise, as the agent does.
+type standInAgent struct {
+	mu     sync.Mutex
+	events []agentEvent
+	got    chan struct{}
+}
+
+func (a *standInAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.URL.Path != "/events" || r.Header.Get("Content-Type") != "application/json" {
+		http.Error(w, "want POST /events with application/json", http.StatusBadRequest)
+		return
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	var e agentEvent
+	if err := dec.Decode(&e); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	switch {
+	case e.Check == nil:
+		http.Error(w, "check has not been instantiated for this event", http.StatusBadRequest)
+		return
+	case !sensuName.MatchString(e.Check.Metadata.Name):
+		http.Error(w, "name must match "+sensuName.String(), http.StatusBadRequest)
+		return
+	case e.Check.Status == nil || *e.Check.Status > 2 || e.Check.Output == "" || e.Timestamp == 0:
+		http.Error(w, "status, output and timestamp are required", http.StatusBadRequest)
+		return
+	}
+	a.mu.Lock()
+	a.events = append(a.events, e)
+	a.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+	select {
+	case a.got <- struct{}{}:
+	default:
+	}
+}
+
+func (a *standInAgent) wait(t *testing.T, n int) []agentEvent {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		a.mu.Lock()
+		if len(a.events) >= n {
+			defer a.mu.Unlock()
+			return append([]agentEvent(nil), a.events...)
+		}
+		a.mu.Unlock()
+		select {
+		case <-a.got:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("the stand-in agent got %d events, want %d", len(a.events), n)
+		}
+	}
+}
+
+func newAgent(t *testing.T) (*standInAgent, string) {
+	a := &standInAgent{got: make(chan struct{}, 1)}
+	srv := httptest.NewServer(a)
+	t.Cleanup(srv.Close)
+	return a, srv.URL + "/events"
+}
+
+func writeState(t *testing.T, stateDir, name string, st rotate.CertState) {
+	t.Helper()
+	dir := filepath.Join(stateDir, "certs", name)
+	os.MkdirAll(dir, 0o755)
+	b, _ := json.Marshal(st)
+	tmp := filepath.Join(dir, ".state-tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "state.json")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReporterFailingThenRecovering writes the state files the renewal
+// engine writes and checks what reaches the stand-in agent: the failure
+// with status's words, the refusal after a failed health gate, the OK.
+func TestReporterFailingThenRecovering(t *testing.T) {
+	agent, url := newAgent(t)
+	stateDir := t.TempDir()
+	now := time.Now()
+	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0A", NotAfter: now.Add(60 * 24 * time.Hour), LastSuccess: now})
+
+	reg := prometheus.NewRegistry()
+	p, err := NewPoster(reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReporter(p, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{StateDir: stateDir, Certificates: []config.Certificate{{Name: "backend-1"}},
+		Events: config.Events{Enabled: true, AgentAPIURL: url, Handlers: []string{"slack"}, Timeout: time.Second}}
+	cfg.ApplyDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+	go r.Run(ctx)
+	if err := r.Apply(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ev := agent.wait(t, 1)[0]
+	if ev.Check.Metadata.Name != "sensu-tlsd-renewal-backend-1" || *ev.Check.Status != StatusOK || !strings.HasPrefix(ev.Check.Output, "OK: backend-1: serial 0A installed") ||
+		len(ev.Check.Handlers) != 1 || ev.Check.Handlers[0] != "slack" {
+		t.Fatalf("first event: %+v", ev.Check)
+	}
+
+	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0A", NotAfter: now.Add(60 * 24 * time.Hour),
+		Failures: 2, Reason: rotate.FailIssue, LastError: "issuing: the CA is offline", LastErrorAt: now, NextRenewal: now.Add(time.Minute)})
+	ev = agent.wait(t, 2)[1]
+	if *ev.Check.Status != StatusWarning || !strings.Contains(ev.Check.Output, "WARNING: backend-1: renewal failing (2 in a row") || !strings.Contains(ev.Check.Output, "the CA is offline") {
+		t.Fatalf("failing renewal: %+v", ev.Check)
+	}
+	if ev.Metrics == nil || len(ev.Metrics.Points) != 2 || ev.Metrics.Points[0].Name != "sensu_tlsd_renewal_failures" || ev.Metrics.Points[0].Value != 2 ||
+		ev.Metrics.Points[0].Tags[0].Name != "name" || ev.Metrics.Points[0].Tags[0].Value != "backend-1" {
+		t.Fatalf("failing renewal metrics: %+v", ev.Metrics)
+	}
+
+	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0A", NotAfter: now.Add(60 * 24 * time.Hour),
+		Failures: 3, Reason: rotate.FailConsumer, RejectedSerial: "0B", LastError: "sensu-backend not healthy on serial 0B", LastErrorAt: now, NextRenewal: now.Add(time.Hour)})
+	ev = agent.wait(t, 3)[2]
+	if *ev.Check.Status != StatusCritical || !strings.Contains(ev.Check.Output, "CRITICAL: backend-1: consumers rejected serial 0B") {
+		t.Fatalf("health gate failure: %+v", ev.Check)
+	}
+
+	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0C", NotAfter: now.Add(90 * 24 * time.Hour), LastSuccess: now})
+	ev = agent.wait(t, 4)[3]
+	if *ev.Check.Status != StatusOK || !strings.Contains(ev.Check.Output, "serial 0C installed") {
+		t.Fatalf("recovery: %+v", ev.Check)
+	}
+	// A state write that changes nothing Sensu sees (a new schedule) sends nothing.
+	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0C", NotAfter: now.Add(90 * 24 * time.Hour), LastSuccess: now, NextRenewal: now.Add(time.Hour)})
+	time.Sleep(500 * time.Millisecond)
+	if n := len(agent.wait(t, 4)); n != 4 {
+		t.Fatalf("%d events after a schedule-only state write, want 4", n)
+	}
+	if got := testutil.ToFloat64(p.posted); got != 4 {
+		t.Fatalf("sensu_tlsd_events_posted_total %v, want 4", got)
+	}
+}
+
+// TestPosterDeadAgent: Send returns at once with the agent hanging or
+// gone; each failed post is counted, and the newest status is delivered
+// once the agent is back.
+func TestPosterDeadAgent(t *testing.T) {
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hang.Close() // accepts into the backlog and never answers
+	reg := prometheus.NewRegistry()
+	p, err := NewPoster(reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetTarget(Target{URL: "http://" + hang.Addr().String() + "/events", Timeout: 300 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+	start := time.Now()
+	for i := range 1000 {
+		p.Send(CutoverEvent("1 (bridge)", errors.New("refused"), nil, time.Unix(int64(i), 0)))
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("1000 sends to a hanging agent took %s", d)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(p.failures.WithLabelValues(FailConnect)) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a post to the hanging agent was not counted as failed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	agent, url := newAgent(t)
+	p.SetTarget(Target{URL: url, Timeout: time.Second})
+	p.Send(CutoverEvent("1 (bridge)", nil, nil, time.Now()))
+	ev := agent.wait(t, 1)
+	if len(ev) != 1 || *ev[0].Check.Status != StatusOK || ev[0].Check.Metadata.Name != CutoverCheck {
+		t.Fatalf("after the agent came back: %+v (the 1000 queued events of one check coalesce into the newest)", ev)
+	}
+}
+
+// TestPosterCountsRefusals: an agent answering 400 is a status failure.
+func TestPosterCountsRefusals(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "bad event", http.StatusBadRequest) }))
+	defer srv.Close()
+	err := Post(context.Background(), Target{URL: srv.URL, Timeout: time.Second}, CutoverEvent("2 (agents)", nil, nil, time.Now()))
+	var se statusError
+	if !errors.As(err, &se) || se.code != 400 || !strings.Contains(err.Error(), "bad event") {
+		t.Fatalf("Post to a refusing agent: %v", err)
+	}
+}

@@ -144,9 +144,6 @@ func (e Events) validate() []error {
 			errs = append(errs, fmt.Errorf("events.handlers[%d]: %q is not a Sensu handler name (letters, digits, '.', '-' and '_')", i, h))
 		}
 	}
-	if e.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("events.timeout: %s: must be positive (the default is 2s)", e.Timeout))
-	}
 	return errs
 }
 

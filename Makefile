@@ -7,7 +7,7 @@ GO       ?= go
 # failing input (go.dev/issue/75804); a count has no deadline to race.
 FUZZTIME ?= 30000x
 # Debian packages the tests run as real peers.
-PEERS    := openssl etcd-server stunnel4 haproxy nginx libnginx-mod-stream sslscan wrk systemd dbus iproute2 socat nodejs
+PEERS    := openssl etcd-server stunnel4 haproxy nginx libnginx-mod-stream sslscan wrk systemd dbus iproute2 socat nodejs rpm
 
 # VERSION names packages and assets: the newest v* tag, else 0.0.0 and
 # the commit. It is compiled into the binary (sensu-tlsd version).
@@ -45,7 +45,7 @@ asset:
 	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C $(DIST)/asset -czf $(DIST)/$(ASSET) bin
 	cd $(DIST) && sha512sum $(ASSET) > sensu-tlsd_$(VERSION)_sha512-checksums.txt
 	sha=$$(cut -d' ' -f1 $(DIST)/sensu-tlsd_$(VERSION)_sha512-checksums.txt); \
-	sed -e "s|sha512: 0\{128\}|sha512: $$sha|" -e "s|sensu-tlsd_0.0.0_linux_amd64.tar.gz|$(ASSET)|" \
+	sed -e "s|sha512: \"0\{128\}\"|sha512: \"$$sha\"|" -e "s|sensu-tlsd_0.0.0_linux_amd64.tar.gz|$(ASSET)|" \
 	  examples/sensu-tlsd-asset.yml > $(DIST)/sensu-tlsd-asset.yml
 	@echo "asset: $(DIST)/$(ASSET), $(DIST)/sensu-tlsd_$(VERSION)_sha512-checksums.txt, $(DIST)/sensu-tlsd-asset.yml"
 

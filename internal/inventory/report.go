@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -173,7 +174,9 @@ func WriteAgents(w io.Writer, agents []Agent, now time.Time) error {
 // "5h 12m", "42s", or "expired 3d ago".
 func HumanDuration(d time.Duration) string {
 	if d < 0 {
-		return "expired " + HumanDuration(-d) + " ago"
+		// -d overflows for the smallest Duration (a zero time.Time's Sub
+		// saturates to it): one nanosecond less prints the same.
+		return "expired " + HumanDuration(-max(d, -math.MaxInt64)) + " ago"
 	}
 	days := d / (24 * time.Hour)
 	hours := (d % (24 * time.Hour)) / time.Hour

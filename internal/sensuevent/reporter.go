@@ -143,6 +143,9 @@ func (r *Reporter) evaluate(name string) {
 func CertificateEvent(name string, st rotate.CertState, handlers []string, emergency time.Duration, now time.Time) Event {
 	left := st.NotAfter.Sub(now)
 	status, output := uint32(StatusOK), fmt.Sprintf("OK: %s: serial %s installed, expires in %s", name, st.Serial, inventory.HumanDuration(left))
+	if st.NotAfter.IsZero() {
+		output = fmt.Sprintf("OK: %s: nothing installed yet, no failure", name)
+	}
 	executed := now
 	if line := inventory.RenewalProblem(name, st, now); line != "" {
 		status, output, executed = StatusWarning, "WARNING: "+line, st.LastErrorAt

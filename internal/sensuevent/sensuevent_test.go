@@ -10,9 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,106 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/agentapitest"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
-
-// agentEvent is the documented core/v2 Event as the agent events API
-// decodes it: an unknown field here would be one Sensu drops.
-type agentEvent struct {
-	Timestamp int64 `json:"timestamp"`
-	Check     *struct {
-		Metadata struct {
-			Name   string            `json:"name"`
-			Labels map[string]string `json:"labels"`
-		} `json:"metadata"`
-		Status   *uint32  `json:"status"`
-		Output   string   `json:"output"`
-		Executed int64    `json:"executed"`
-		Handlers []string `json:"handlers"`
-	} `json:"check"`
-	Metrics *struct {
-		Handlers []string `json:"handlers"`
-		Points   []struct {
-			Name      string  `json:"name"`
-			Value     float64 `json:"value"`
-			Timestamp int64   `json:"timestamp"`
-			Tags      []struct {
-				Name  string `json:"name"`
-				Value string `json:"value"`
-			} `json:"tags"`
-		} `json:"points"`
-	} `json:"metrics"`
-}
-
-// sensuName is core/v2's rule for resource names.
-var sensuName = regexp.MustCompile(`\A[\w.\-]+\z`)
-
-// standInAgent is the agent's POST /events: it answers 202 to an event
-// Sensu accepts and 400 otherwise, as the agent does.
-type standInAgent struct {
-	mu     sync.Mutex
-	events []agentEvent
-	got    chan struct{}
-}
-
-func (a *standInAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/events" || r.Header.Get("Content-Type") != "application/json" {
-		http.Error(w, "want POST /events with application/json", http.StatusBadRequest)
-		return
-	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	var e agentEvent
-	if err := dec.Decode(&e); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	switch {
-	case e.Check == nil:
-		http.Error(w, "check has not been instantiated for this event", http.StatusBadRequest)
-		return
-	case !sensuName.MatchString(e.Check.Metadata.Name):
-		http.Error(w, "name must match "+sensuName.String(), http.StatusBadRequest)
-		return
-	case e.Check.Status == nil || *e.Check.Status > 2 || e.Check.Output == "" || e.Timestamp == 0:
-		http.Error(w, "status, output and timestamp are required", http.StatusBadRequest)
-		return
-	}
-	a.mu.Lock()
-	a.events = append(a.events, e)
-	a.mu.Unlock()
-	w.WriteHeader(http.StatusAccepted)
-	select {
-	case a.got <- struct{}{}:
-	default:
-	}
-}
-
-func (a *standInAgent) wait(t *testing.T, n int) []agentEvent {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		a.mu.Lock()
-		if len(a.events) >= n {
-			defer a.mu.Unlock()
-			return append([]agentEvent(nil), a.events...)
-		}
-		a.mu.Unlock()
-		select {
-		case <-a.got:
-		case <-time.After(50 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("the stand-in agent got %d events, want %d", len(a.events), n)
-		}
-	}
-}
-
-func newAgent(t *testing.T) (*standInAgent, string) {
-	a := &standInAgent{got: make(chan struct{}, 1)}
-	srv := httptest.NewServer(a)
-	t.Cleanup(srv.Close)
-	return a, srv.URL + "/events"
-}
 
 func writeState(t *testing.T, stateDir, name string, st rotate.CertState) {
 	t.Helper()
@@ -139,7 +40,8 @@ func writeState(t *testing.T, stateDir, name string, st rotate.CertState) {
 // engine writes and checks what reaches the stand-in agent: the failure
 // with status's words, the refusal after a failed health gate, the OK.
 func TestReporterFailingThenRecovering(t *testing.T) {
-	agent, url := newAgent(t)
+	agent := agentapitest.Start(t)
+	url := agent.URL
 	stateDir := t.TempDir()
 	now := time.Now()
 	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0A", NotAfter: now.Add(60 * 24 * time.Hour), LastSuccess: now})
@@ -163,7 +65,7 @@ func TestReporterFailingThenRecovering(t *testing.T) {
 	if err := r.Apply(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	ev := agent.wait(t, 1)[0]
+	ev := agent.Wait(t, 1, 10*time.Second)[0]
 	if ev.Check.Metadata.Name != "sensu-tlsd-renewal-backend-1" || *ev.Check.Status != StatusOK || !strings.HasPrefix(ev.Check.Output, "OK: backend-1: serial 0A installed") ||
 		len(ev.Check.Handlers) != 1 || ev.Check.Handlers[0] != "slack" {
 		t.Fatalf("first event: %+v", ev.Check)
@@ -171,7 +73,7 @@ func TestReporterFailingThenRecovering(t *testing.T) {
 
 	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0A", NotAfter: now.Add(60 * 24 * time.Hour),
 		Failures: 2, Reason: rotate.FailIssue, LastError: "issuing: the CA is offline", LastErrorAt: now, NextRenewal: now.Add(time.Minute)})
-	ev = agent.wait(t, 2)[1]
+	ev = agent.Wait(t, 2, 10*time.Second)[1]
 	if *ev.Check.Status != StatusWarning || !strings.Contains(ev.Check.Output, "WARNING: backend-1: renewal failing (2 in a row") || !strings.Contains(ev.Check.Output, "the CA is offline") {
 		t.Fatalf("failing renewal: %+v", ev.Check)
 	}
@@ -182,20 +84,20 @@ func TestReporterFailingThenRecovering(t *testing.T) {
 
 	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0A", NotAfter: now.Add(60 * 24 * time.Hour),
 		Failures: 3, Reason: rotate.FailConsumer, RejectedSerial: "0B", LastError: "sensu-backend not healthy on serial 0B", LastErrorAt: now, NextRenewal: now.Add(time.Hour)})
-	ev = agent.wait(t, 3)[2]
+	ev = agent.Wait(t, 3, 10*time.Second)[2]
 	if *ev.Check.Status != StatusCritical || !strings.Contains(ev.Check.Output, "CRITICAL: backend-1: consumers rejected serial 0B") {
 		t.Fatalf("health gate failure: %+v", ev.Check)
 	}
 
 	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0C", NotAfter: now.Add(90 * 24 * time.Hour), LastSuccess: now})
-	ev = agent.wait(t, 4)[3]
+	ev = agent.Wait(t, 4, 10*time.Second)[3]
 	if *ev.Check.Status != StatusOK || !strings.Contains(ev.Check.Output, "serial 0C installed") {
 		t.Fatalf("recovery: %+v", ev.Check)
 	}
 	// A state write that changes nothing Sensu sees (a new schedule) sends nothing.
 	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0C", NotAfter: now.Add(90 * 24 * time.Hour), LastSuccess: now, NextRenewal: now.Add(time.Hour)})
 	time.Sleep(500 * time.Millisecond)
-	if n := len(agent.wait(t, 4)); n != 4 {
+	if n := len(agent.Wait(t, 4, 10*time.Second)); n != 4 {
 		t.Fatalf("%d events after a schedule-only state write, want 4", n)
 	}
 	if got := testutil.ToFloat64(p.posted); got != 4 {
@@ -236,10 +138,11 @@ func TestPosterDeadAgent(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	agent, url := newAgent(t)
+	agent := agentapitest.Start(t)
+	url := agent.URL
 	p.SetTarget(Target{URL: url, Timeout: time.Second})
 	p.Send(CutoverEvent("1 (bridge)", nil, nil, time.Now()))
-	ev := agent.wait(t, 1)
+	ev := agent.Wait(t, 1, 10*time.Second)
 	if len(ev) != 1 || *ev[0].Check.Status != StatusOK || ev[0].Check.Metadata.Name != CutoverCheck {
 		t.Fatalf("after the agent came back: %+v (the 1000 queued events of one check coalesce into the newest)", ev)
 	}

@@ -78,6 +78,10 @@ func (r *Reporter) Apply(_ context.Context, cfg *config.Config) error {
 	r.stateDir, r.enabled, r.handlers, r.emergency, r.certs = stateDir, cfg.Events.Enabled, slices.Clone(cfg.Events.Handlers), cfg.Renewal.Emergency, names
 	r.mu.Unlock()
 	for _, name := range names {
+		if !cfg.Events.Enabled {
+			r.watcher.Remove(name) // nothing to send: watch nothing, create nothing
+			continue
+		}
 		// The runner creates this directory too; the watch needs it first.
 		dir := filepath.Join(stateDir, "certs", name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {

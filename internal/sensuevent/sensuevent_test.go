@@ -158,3 +158,56 @@ func TestPosterCountsRefusals(t *testing.T) {
 		t.Fatalf("Post to a refusing agent: %v", err)
 	}
 }
+
+// TestReporterFollowsReloads: with events off nothing is sent; a reload
+// that turns them on sends each certificate's current status, and one
+// that drops a certificate stops following it.
+func TestReporterFollowsReloads(t *testing.T) {
+	agent := agentapitest.Start(t)
+	stateDir := t.TempDir()
+	now := time.Now()
+	for _, name := range []string{"a", "b"} {
+		writeState(t, stateDir, name, rotate.CertState{Name: name, Serial: "01", NotAfter: now.Add(time.Hour)})
+	}
+	p, err := NewPoster(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReporter(p, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+	go r.Run(ctx)
+	cfg := &config.Config{StateDir: stateDir, Certificates: []config.Certificate{{Name: "a"}, {Name: "b"}},
+		Events: config.Events{AgentAPIURL: agent.URL, Timeout: time.Second}}
+	cfg.ApplyDefaults()
+	if err := r.Apply(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(agent.Wait(t, 0, time.Second)); n != 0 {
+		t.Fatalf("%d events with events off", n)
+	}
+	cfg.Events.Enabled = true
+	if err := r.Apply(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if evs := agent.Wait(t, 2, 5*time.Second); len(evs) != 2 {
+		t.Fatalf("turning events on: %d events, want one per certificate", len(evs))
+	}
+	cfg.Certificates = cfg.Certificates[:1]
+	if err := r.Apply(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	writeState(t, stateDir, "b", rotate.CertState{Name: "b", Failures: 1, Reason: rotate.FailIssue, LastError: "x", LastErrorAt: now})
+	writeState(t, stateDir, "a", rotate.CertState{Name: "a", Failures: 1, Reason: rotate.FailIssue, LastError: "y", LastErrorAt: now})
+	agent.Wait(t, 3, 5*time.Second)
+	time.Sleep(300 * time.Millisecond) // b's write, if followed, would arrive meanwhile
+	evs := agent.Wait(t, 3, time.Second)
+	if len(evs) != 3 || evs[2].Check.Metadata.Name != "sensu-tlsd-renewal-a" {
+		t.Fatalf("after dropping b: %d events, last %+v; want only a's failure", len(evs), evs[len(evs)-1].Check)
+	}
+}

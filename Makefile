@@ -7,14 +7,47 @@ GO       ?= go
 # failing input (go.dev/issue/75804); a count has no deadline to race.
 FUZZTIME ?= 30000x
 # Debian packages the tests run as real peers.
-PEERS    := openssl etcd-server stunnel4 haproxy nginx libnginx-mod-stream sslscan wrk systemd dbus iproute2 socat nodejs
+PEERS    := openssl etcd-server stunnel4 haproxy nginx libnginx-mod-stream sslscan wrk systemd dbus iproute2 socat nodejs rpm
 
-.PHONY: test peers check-format vet unit fuzz build
+# VERSION names packages and assets: the newest v* tag, else 0.0.0 and
+# the commit. It is compiled into the binary (sensu-tlsd version).
+VERSION  ?= $(or $(patsubst v%,%,$(shell git describe --tags --match 'v[0-9]*' 2>/dev/null)),0.0.0+git$(shell git rev-parse --short HEAD 2>/dev/null))
+ARCH     ?= amd64
+DIST     ?= dist
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+
+.PHONY: test peers check-format vet unit fuzz build package asset
 
 test: peers check-format vet unit fuzz
 
 build:
 	$(GO) build -o sensu-tlsd ./cmd/sensu-tlsd
+
+# package builds the .deb and .rpm with nfpm (tools/go.mod) from
+# packaging/nfpm.yaml: a static binary, the unit, /etc/sensu/tlsd.yml as a
+# config file, the state directory and maintainer scripts.
+package:
+	@mkdir -p $(DIST)
+	CGO_ENABLED=0 GOARCH=$(ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/bin/sensu-tlsd ./cmd/sensu-tlsd
+	@for p in deb rpm; do \
+	  VERSION='$(VERSION)' ARCH=$(ARCH) \
+	    $(GO) tool -modfile=tools/go.mod nfpm package --config packaging/nfpm.yaml --packager $$p --target $(DIST)/ || exit 1; \
+	done
+
+# asset builds the Sensu asset: a tarball with bin/sensu-tlsd, its SHA-512
+# (sha512-checksums.txt, as Sensu's asset builds list them) and
+# dist/sensu-tlsd-asset.yml, examples/sensu-tlsd-asset.yml with this
+# build's file name and SHA-512, for `sensuctl create -f`.
+ASSET := sensu-tlsd_$(VERSION)_linux_$(ARCH).tar.gz
+asset:
+	@rm -rf $(DIST)/asset && mkdir -p $(DIST)/asset/bin
+	CGO_ENABLED=0 GOARCH=$(ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/asset/bin/sensu-tlsd ./cmd/sensu-tlsd
+	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C $(DIST)/asset -czf $(DIST)/$(ASSET) bin
+	cd $(DIST) && sha512sum $(ASSET) > sensu-tlsd_$(VERSION)_sha512-checksums.txt
+	sha=$$(cut -d' ' -f1 $(DIST)/sensu-tlsd_$(VERSION)_sha512-checksums.txt); \
+	sed -e "s|sha512: \"0\{128\}\"|sha512: \"$$sha\"|" -e "s|sensu-tlsd_0.0.0_linux_amd64.tar.gz|$(ASSET)|" \
+	  examples/sensu-tlsd-asset.yml > $(DIST)/sensu-tlsd-asset.yml
+	@echo "asset: $(DIST)/$(ASSET), $(DIST)/sensu-tlsd_$(VERSION)_sha512-checksums.txt, $(DIST)/sensu-tlsd-asset.yml"
 
 # peers installs missing Debian packages as root; without root it says what
 # is missing, and the tests that need it skip loudly (or fail under CI,

@@ -21,6 +21,7 @@ type Config struct {
 	Services       []Service     `yaml:"services"`
 	ServiceActions ActionPolicy  `yaml:"service-actions"` // how service actions are batched and run
 	Listeners      []Listener    `yaml:"listeners"`
+	Events         Events        `yaml:"events"` // the daemon's own Sensu events, through the local agent
 
 	// File is the path the config was read from ("" when none); not a key.
 	File string `yaml:"-"`
@@ -170,6 +171,22 @@ type Sensu struct {
 	// Default "": the ca-file of agent-certificate, else of
 	// backend-certificate. Needed on agent-only nodes with no certificates.
 	AgentCAFile string `yaml:"agent-ca-file"`
+}
+
+// Events makes the daemon post its findings (renewals failing, a
+// certificate refused, a service failing its health gate, a cutover step
+// refused, and the OK once it recovers) to the local Sensu agent's events
+// API, so they reach Sensu's handlers without a scheduled check.
+type Events struct {
+	Enabled bool `yaml:"enabled"`
+	// AgentAPIURL is the agent's events endpoint: its api-host and
+	// api-port (3031 unless agent.yml sets another) and the path /events.
+	AgentAPIURL string `yaml:"agent-api-url"`
+	// Handlers are the Sensu handlers each event names ("" list: the
+	// backend's defaults for the check).
+	Handlers []string `yaml:"handlers"`
+	// Timeout bounds one post; a renewal never waits for it.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Service is a process that must act when a certificate it uses changes.

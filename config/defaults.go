@@ -9,6 +9,9 @@ import (
 const (
 	DefaultFile     = "/etc/sensu/tlsd.yml"
 	DefaultStateDir = "/var/lib/sensu-tlsd"
+	// DefaultAgentEventsURL is sensu-agent's events API at its default
+	// api-host and api-port.
+	DefaultAgentEventsURL = "http://127.0.0.1:3031/events"
 )
 
 // Default returns a configuration with nothing but defaults. Its zero-value
@@ -40,6 +43,9 @@ func (c *Config) ApplyDefaults() {
 	if r.Generations == 0 {
 		r.Generations = 5
 	}
+
+	setStr(&c.Events.AgentAPIURL, DefaultAgentEventsURL)
+	setDur(&c.Events.Timeout, 2*time.Second) // the agent is on loopback: it answers at once or not at all
 
 	setDur(&c.ServiceActions.Coalesce, 10*time.Second) // certificates renewed together cause one restart, ACME orders too
 	if c.ServiceActions.Parallel == 0 {

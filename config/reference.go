@@ -73,6 +73,10 @@ var descriptions = map[string]string{
 
 	"sensu.backend-config":        "Sensu's backend.yml.",
 	"sensu.agent-config":          "Sensu's agent.yml.",
+	"events.enabled":              "Post the daemon's findings (renewals failing, a certificate refused, a failed health gate, a refused cutover step, and the OK on recovery) to the local Sensu agent's events API.",
+	"events.agent-api-url":        "The agent's events endpoint (its api-host and api-port, 3031 by default, and /events).",
+	"events.handlers":             "Sensu handlers each event names; empty: the backend's defaults for the check.",
+	"events.timeout":              "Time one post may take; a renewal never waits for it.",
 	"sensu.backend-env-files":     "Environment files the sensu-backend unit loads; their settings override backend.yml. Default /etc/default/sensu-backend and /etc/sysconfig/sensu-backend.",
 	"sensu.agent-env-files":       "Environment files the sensu-agent unit loads; their settings override agent.yml. Default /etc/default/sensu-agent and /etc/sysconfig/sensu-agent.",
 	"sensu.commercial":            "The backend is Sensu's commercial build, the only one that reads agent-auth-* (agent mTLS).",

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -119,6 +120,7 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("listeners[%d].certificate", i), "names certificate %q, which is not in certificates", l.Certificate)
 		}
 	}
+	errs = append(errs, c.Events.validate()...)
 	if len(errs) == 0 {
 		return nil
 	}
@@ -127,6 +129,22 @@ func (c *Config) Validate() error {
 		prefix = c.File + ": " + prefix
 	}
 	return fmt.Errorf("%s:\n  %w", prefix, joinLines(errs))
+}
+
+// validate checks the events block; the URL is checked even while events
+// are off, so turning them on later cannot fail on a value already there.
+func (e Events) validate() []error {
+	var errs []error
+	u, err := url.Parse(e.AgentAPIURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("events.agent-api-url: %q is not an http URL: use the agent's api-host, api-port and /events, for example %s", e.AgentAPIURL, DefaultAgentEventsURL))
+	}
+	for i, h := range e.Handlers {
+		if ValidName(h) != nil {
+			errs = append(errs, fmt.Errorf("events.handlers[%d]: %q is not a Sensu handler name (letters, digits, '.', '-' and '_')", i, h))
+		}
+	}
+	return errs
 }
 
 // ValidName checks a certificate name. The name becomes file names

@@ -125,3 +125,19 @@ certificates:
 		t.Errorf("a ca-file that is another certificate's key: %v", err)
 	}
 }
+
+func TestEventsDefaultsAndValidation(t *testing.T) {
+	c, err := config.Parse("tlsd.yml", []byte("events: {enabled: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Events.AgentAPIURL != "http://127.0.0.1:3031/events" || c.Events.Timeout != 2*time.Second {
+		t.Fatalf("events defaults: %+v", c.Events)
+	}
+	_, err = config.Parse("tlsd.yml", []byte("events:\n  agent-api-url: 127.0.0.1:3031\n  handlers: [slack, 'bad handler']\n"))
+	for _, want := range []string{`events.agent-api-url: "127.0.0.1:3031" is not an http URL`, `events.handlers[1]: "bad handler"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad events block: want %q in %v", want, err)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/logging"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
@@ -146,7 +147,7 @@ func issueAll(ctx context.Context, w io.Writer, c *config.Config) error {
 	// Warnings and errors only: each issued set gets its own line below.
 	level := new(slog.LevelVar)
 	level.Set(max(daemon.ParseLevel(c.LogLevel), slog.LevelWarn))
-	mgr := rotate.NewManager(&event.Bus{}, rotate.NewMetrics(), daemon.NewLogger(os.Stderr, c.LogFormat, level))
+	mgr := rotate.NewManager(&event.Bus{}, rotate.NewMetrics(), logging.New(os.Stderr, c.LogFormat, level))
 	var errs []error
 	for _, p := range plans {
 		// Files another tool wrote are taken as they are: forcing would

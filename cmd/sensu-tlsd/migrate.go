@@ -5,11 +5,14 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/sensuevent"
 )
 
 // migrateFlags are the options every migrate subcommand shares.
@@ -31,19 +34,25 @@ func (f *migrateFlags) bind(cmd *cobra.Command) {
 // node describes this node; --refuse-plaintext counts only when given, so
 // a command without it keeps the bridge's recorded choice.
 func (f *migrateFlags) node(a *app, cmd *cobra.Command) (*migrate.Node, error) {
+	n, _, err := f.nodeAndConfig(a, cmd)
+	return n, err
+}
+
+// nodeAndConfig is node with the configuration it was made from.
+func (f *migrateFlags) nodeAndConfig(a *app, cmd *cobra.Command) (*migrate.Node, *config.Config, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	n, err := migrate.NodeFromConfig(cfg, f.files)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	n.LintUser = f.user
 	if fl := cmd.Flags().Lookup("refuse-plaintext"); fl != nil && fl.Changed {
 		n.RefusePlaintext = &f.refusePlaintext
 	}
-	return n, nil
+	return n, cfg, nil
 }
 
 func (f *migrateFlags) bindRefusePlaintext(cmd *cobra.Command) {
@@ -179,11 +188,12 @@ func newMigrateApplyCmd(a *app, f *migrateFlags) *cobra.Command {
 			if !cmd.Flags().Changed("phase") {
 				return fmt.Errorf("apply: --phase is required (1 bridge, 2 agents, 3 native, 4 enforce; see migrate status)")
 			}
-			n, err := f.node(a, cmd)
+			n, cfg, err := f.nodeAndConfig(a, cmd)
 			if err != nil {
 				return err
 			}
 			r, err := migrate.Apply(n, migrate.Phase(phase))
+			postCutover(cmd, cfg, migrate.Phase(phase), err)
 			if err != nil {
 				return err
 			}
@@ -194,6 +204,19 @@ func newMigrateApplyCmd(a *app, f *migrateFlags) *cobra.Command {
 	cmd.Flags().IntVar(&phase, "phase", 0, "phase to apply: 1 bridge, 2 agents, 3 native, 4 enforce")
 	f.bindRefusePlaintext(cmd)
 	return cmd
+}
+
+// postCutover tells Sensu, through the local agent, that phase was
+// applied or refused (applyErr) when events are on. A post that fails is
+// a warning: the files are what counts, and the exit status says it.
+func postCutover(cmd *cobra.Command, cfg *config.Config, phase migrate.Phase, applyErr error) {
+	if !cfg.Events.Enabled {
+		return
+	}
+	e := sensuevent.CutoverEvent(fmt.Sprintf("%d (%s)", phase, phase), applyErr, cfg.Events.Handlers, time.Now())
+	if err := sensuevent.Post(cmd.Context(), sensuevent.Target{URL: cfg.Events.AgentAPIURL, Timeout: cfg.Events.Timeout}, e); err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "sensu-tlsd: warning: the Sensu event %s did not reach the agent at %s: %v\n", sensuevent.CutoverCheck, cfg.Events.AgentAPIURL, err)
+	}
 }
 
 func newMigrateRollbackCmd(a *app, f *migrateFlags) *cobra.Command {

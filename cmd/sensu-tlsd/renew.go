@@ -13,6 +13,7 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/logging"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
@@ -52,7 +53,7 @@ service-actions.coalesce).`,
 			// what only the daemon does; the result below says it instead.
 			level := new(slog.LevelVar)
 			level.Set(max(daemon.ParseLevel(cfg.LogLevel), slog.LevelWarn))
-			log := daemon.NewLogger(os.Stderr, cfg.LogFormat, level)
+			log := logging.New(os.Stderr, cfg.LogFormat, level)
 			mgr := rotate.NewManager(&event.Bus{}, rotate.NewMetrics(), log)
 			res, err := mgr.RenewOnce(cmd.Context(), *plan, rotate.RenewOptions{Force: force, DryRun: dryRun})
 			if err != nil {

@@ -17,8 +17,10 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
-	"github.com/sensu-tlsd/sensu-tlsd/internal/reload"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/logging"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/regenerate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/reload"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/sensuevent"
 	"github.com/sensu-tlsd/sensu-tlsd/proxy"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/systemd"
@@ -45,7 +47,7 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 			}
 			level := new(slog.LevelVar)
 			level.Set(daemon.ParseLevel(cfg.LogLevel))
-			log := daemon.NewLogger(os.Stderr, cfg.LogFormat, level)
+			log := logging.New(os.Stderr, cfg.LogFormat, level)
 			d := &daemon.Daemon{
 				Bus:      &event.Bus{},
 				Metrics:  rotate.NewMetrics(),
@@ -79,6 +81,26 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 				return listeners.Shutdown(drain)
 			})
 			d.Handlers = map[string]http.Handler{"/agents": agentsHandler(listeners)}
+
+			// The daemon's own Sensu events follow the state files; posting
+			// runs beside the manager and never holds up a renewal.
+			poster, err := sensuevent.NewPoster(d.Metrics.Registry, log)
+			if err != nil {
+				return err
+			}
+			reporter, err := sensuevent.NewReporter(poster, log)
+			if err != nil {
+				return err
+			}
+			following, err := reporter.Prepare(cfg)
+			if err != nil {
+				return err
+			}
+			if err := following.Commit(cmd.Context()); err != nil {
+				return err
+			}
+			d.Reloaders = append(d.Reloaders, reporter)
+			d.Services = append(d.Services, poster.Run, reporter.Run)
 
 			consumers, err := rotate.NewRebuilt(cfg, buildConsumers(log, d.Metrics.Registry))
 			if err != nil {

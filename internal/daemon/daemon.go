@@ -203,12 +203,3 @@ func ParseLevel(s string) slog.Level {
 		return slog.LevelInfo
 	}
 }
-
-// NewLogger returns the structured logger the config asks for, on w.
-func NewLogger(w *os.File, format string, level *slog.LevelVar) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}

@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,6 +20,7 @@ func TestHumanDuration(t *testing.T) {
 		3*time.Minute + 4*time.Second: "3m 4s",
 		42 * time.Second:              "42s",
 		-49 * time.Hour:               "expired 2d 1h ago",
+		math.MinInt64:                 "expired 106751d 23h ago", // time.Time{}.Sub(now) saturates here
 	} {
 		if got := HumanDuration(d); got != want {
 			t.Errorf("HumanDuration(%v) = %q, want %q", d, got, want)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -57,15 +58,32 @@ func WriteTable(w io.Writer, entries []Entry, now time.Time) error {
 		if e.Unjudged() {
 			fmt.Fprintf(w, "%s %s\n", markUnjudged, unjudgedLine(e))
 		}
-		if r := e.Renewal; r != nil && r.Failures > 0 && r.Reason == rotate.FailConsumer && r.RejectedSerial != "" {
-			fmt.Fprintf(w, "%s %s: consumers rejected serial %s (reason %s, %d in a row, last %s ago); it is not installed again and the next renewal is in %s: %s\n",
-				markFail, e.Name, r.RejectedSerial, r.Reason, r.Failures, HumanDuration(now.Sub(r.LastErrorAt)), HumanDuration(r.NextRenewal.Sub(now)), r.LastError)
-		} else if r != nil && r.Failures > 0 {
-			fmt.Fprintf(w, "%s %s: renewal failing (%d in a row, last %s ago, next try in %s): %s\n", markFail, e.Name,
-				r.Failures, HumanDuration(now.Sub(r.LastErrorAt)), HumanDuration(r.NextRenewal.Sub(now)), r.LastError)
+		if r := e.Renewal; r != nil {
+			if line := RenewalProblem(e.Name, *r, now); line != "" {
+				fmt.Fprintf(w, "%s %s\n", markFail, line)
+			}
 		}
 	}
 	return nil
+}
+
+// RenewalProblem is what status says about the daemon's last attempts
+// for certificate name, "" when nothing is wrong. The daemon's Sensu
+// events carry the same words.
+func RenewalProblem(name string, r rotate.CertState, now time.Time) string {
+	switch {
+	case r.Failures > 0 && r.Reason == rotate.FailConsumer && r.RejectedSerial != "":
+		return fmt.Sprintf("%s: consumers rejected serial %s (reason %s, %d in a row, last %s ago); it is not installed again and the next renewal is in %s: %s",
+			name, r.RejectedSerial, r.Reason, r.Failures, HumanDuration(now.Sub(r.LastErrorAt)), HumanDuration(r.NextRenewal.Sub(now)), r.LastError)
+	case r.Failures > 0:
+		return fmt.Sprintf("%s: renewal failing (%d in a row, last %s ago, next try in %s): %s",
+			name, r.Failures, HumanDuration(now.Sub(r.LastErrorAt)), HumanDuration(r.NextRenewal.Sub(now)), r.LastError)
+	case r.Reason == rotate.FailExternal && r.LastError != "":
+		// Failures counts the daemon's own attempts; a replacement another
+		// tool wrote is refused without one.
+		return fmt.Sprintf("%s: %s (last %s ago; the last valid set stays installed)", name, r.LastError, HumanDuration(now.Sub(r.LastErrorAt)))
+	}
+	return ""
 }
 
 // renews says when the daemon will next renew a managed certificate: "-"
@@ -168,7 +186,9 @@ func WriteAgents(w io.Writer, agents []Agent, now time.Time) error {
 // "5h 12m", "42s", or "expired 3d ago".
 func HumanDuration(d time.Duration) string {
 	if d < 0 {
-		return "expired " + HumanDuration(-d) + " ago"
+		// -d overflows for the smallest Duration (a zero time.Time's Sub
+		// saturates to it): one nanosecond less prints the same.
+		return "expired " + HumanDuration(-max(d, -math.MaxInt64)) + " ago"
 	}
 	days := d / (24 * time.Hour)
 	hours := (d % (24 * time.Hour)) / time.Hour

@@ -16,9 +16,10 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/enrol"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
-	"github.com/sensu-tlsd/sensu-tlsd/internal/reload"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/regenerate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/reload"
 	"github.com/sensu-tlsd/sensu-tlsd/proxy"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/systemd"
@@ -79,6 +80,14 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 				return listeners.Shutdown(drain)
 			})
 			d.Handlers = map[string]http.Handler{"/agents": agentsHandler(listeners)}
+
+			if cfg.EnrolServer.Listen != "" {
+				serve, err := enrol.Listen(cfg, log)
+				if err != nil {
+					return err
+				}
+				d.Services = append(d.Services, serve)
+			}
 
 			consumers, err := rotate.NewRebuilt(cfg, buildConsumers(log, d.Metrics.Registry))
 			if err != nil {

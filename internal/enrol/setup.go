@@ -1,10 +1,12 @@
 package enrol
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -79,4 +81,28 @@ func backendNode(cfg *config.Config) (*sensu.Node, error) {
 		file = sensu.DefaultBackendConfig
 	}
 	return sensu.ReadNode(sensu.Backend, file, sensu.EnvFilesOf(sensu.Backend, cfg.Sensu.BackendEnvFiles))
+}
+
+// Listen binds enrol-server.listen (a busy port fails the start) and
+// returns the service serving it until its context ends.
+func Listen(cfg *config.Config, log *slog.Logger) (func(ctx context.Context) error, error) {
+	store, err := OpenStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	srv, tlsConfig, err := NewServer(cfg, store, log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.EnrolServer.Listen)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("enrol-server.listen %s: %w", cfg.EnrolServer.Listen, err)
+	}
+	srv.Log.Info("enrol-server listening", "address", ln.Addr().String(), "store", cfg.EnrolServer.Store, "autosign", cfg.EnrolServer.Autosign)
+	return func(ctx context.Context) error {
+		defer store.Close()
+		return srv.Serve(ctx, ln, tlsConfig)
+	}, nil
 }

@@ -158,7 +158,7 @@ func TestEnrolIssuerAutosignThenRenewsWithItsCertificate(t *testing.T) {
 
 	// Another node claiming web-1 with its own key waits for approval.
 	other := enrolPlan(t, b, "web-1", "P@ssw0rd!")
-	if _, err := enrolIssue(t, other); err == nil || !strings.Contains(err.Error(), "waiting for approval: web-1 waits for approval (web-1 is bound to key") {
+	if _, err := enrolIssue(t, other); err == nil || !strings.Contains(err.Error(), "waiting for approval: web-1 is pending (web-1 is bound to key") {
 		t.Fatalf("a second key for web-1: %v", err)
 	}
 }

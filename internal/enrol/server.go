@@ -151,7 +151,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, p *Parsed, polic
 			Message: fmt.Sprintf("signed %s (serial %s, until %s)", p.Name, rec.Serial, rec.NotAfter.UTC().Format(time.RFC3339))})
 	case Wait:
 		s.answer(w, r, p, http.StatusAccepted, Response{Status: StatusPending,
-			Message: fmt.Sprintf("%s waits for approval (%s): run `sensu-tlsd agents approve %s` on a backend", p.Name, rec.Reason, p.Name)})
+			Message: fmt.Sprintf("%s is pending (%s): run `sensu-tlsd agents approve %s` on a backend", p.Name, rec.Reason, p.Name)})
 	case Refuse:
 		s.answer(w, r, p, http.StatusForbidden, Response{Status: StatusDenied,
 			Message: fmt.Sprintf("%s is denied: run `sensu-tlsd agents approve %s` on a backend to let it enrol", p.Name, p.Name)})

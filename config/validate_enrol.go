@@ -24,6 +24,9 @@ func checkEnrolIssuer(key string, cert Certificate) []error {
 	if e.CAFile == "" {
 		errs = append(errs, fmt.Errorf("%s.issuer.enrol.ca-file: the enrol issuer needs the CA that signed the backends' certificates (their ca.pem, the file agent.yml's trusted-ca-file names), to verify the enrol-server", key))
 	}
+	if len(cert.Hosts) > 0 {
+		errs = append(errs, fmt.Errorf("%s.hosts: the enrol-server signs the agent's name only (CN and a sensu:// URI), no hosts: remove hosts", key))
+	}
 	if cert.Profile != "agent" {
 		errs = append(errs, fmt.Errorf("%s.profile: %q: the enrol-server signs agent certificates only; set profile: agent", key, cert.Profile))
 	}

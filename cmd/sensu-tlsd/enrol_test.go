@@ -187,3 +187,19 @@ func enrolLeaf(t *testing.T, path string) *x509.Certificate {
 	}
 	return certs[0]
 }
+
+// TestEnrolServerConfigValidate: `config validate` builds the enrol-server
+// as run would, so a Sensu API CA that cannot be read is named before a start.
+func TestEnrolServerConfigValidate(t *testing.T) {
+	dir := t.TempDir()
+	cfg := daemonConfig(t, dir, "24h", "33%", `enrol-server:
+  listen: 127.0.0.1:0
+  certificate: backend-1
+  sensu-api-url: https://127.0.0.1:8080
+  sensu-api-ca-file: `+dir+`/missing.pem
+`)
+	r := run(t, dir, nil, "config", "validate", cfg)
+	if r.code == 0 || !strings.Contains(r.stderr, cfg+": enrol-server.sensu-api-ca-file: open "+dir+"/missing.pem: no such file or directory") {
+		t.Fatalf("config validate: exit %d\n%s", r.code, r.stderr)
+	}
+}

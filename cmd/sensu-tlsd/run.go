@@ -146,6 +146,11 @@ func checkStartable(cfg *config.Config) error {
 	} else {
 		release()
 	}
+	if cfg.EnrolServer.Listen != "" {
+		if _, _, err := enrol.NewServer(cfg, nil, log); err != nil {
+			errs = append(errs, inFile(cfg, err))
+		}
+	}
 	listeners, err := proxy.NewListeners(reg, log)
 	var built reload.Pending
 	if err == nil {

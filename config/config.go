@@ -21,7 +21,8 @@ type Config struct {
 	Services       []Service     `yaml:"services"`
 	ServiceActions ActionPolicy  `yaml:"service-actions"` // how service actions are batched and run
 	Listeners      []Listener    `yaml:"listeners"`
-	Events         Events        `yaml:"events"` // the daemon's own Sensu events, through the local agent
+	Events         Events        `yaml:"events"`       // the daemon's own Sensu events, through the local agent
+	EnrolServer    EnrolServer   `yaml:"enrol-server"` // backends: sign agent certificates enrolled over the network
 
 	// File is the path the config was read from ("" when none); not a key.
 	File string `yaml:"-"`
@@ -112,9 +113,34 @@ type Certificate struct {
 // Issuer names which source renews a certificate and its settings. Exactly
 // one of the type-specific blocks applies, chosen by Type.
 type Issuer struct {
-	Type string     `yaml:"type"` // local-ca (default), acme, exec, files
-	ACME ACMEIssuer `yaml:"acme"`
-	Exec ExecIssuer `yaml:"exec"`
+	Type  string      `yaml:"type"` // local-ca (default), acme, exec, files, enrol
+	ACME  ACMEIssuer  `yaml:"acme"`
+	Exec  ExecIssuer  `yaml:"exec"`
+	Enrol EnrolIssuer `yaml:"enrol"`
+}
+
+// EnrolIssuer enrols an agent node with the backends' enrol-server: the
+// key is made here and never leaves the node; the first request is
+// authenticated with agent.yml's Sensu credentials, renewals with the
+// current certificate.
+type EnrolIssuer struct {
+	URLs   []string `yaml:"urls"`    // https://BACKEND:8442, tried in order
+	CAFile string   `yaml:"ca-file"` // CA verifying the enrol-server's TLS
+}
+
+// EnrolServer is the backend side of agent enrolment: an HTTPS endpoint
+// that signs agent certificate requests with the local CA by policy.
+type EnrolServer struct {
+	Listen      string `yaml:"listen"`      // host:port; "" turns enrolment off
+	Certificate string `yaml:"certificate"` // managed certificate served (the backend's)
+	// SensuAPIURL is where credentials are checked (GET /auth); default
+	// the backend's api-url from backend.yml.
+	SensuAPIURL string `yaml:"sensu-api-url"`
+	// SensuAPICAFile verifies an https Sensu API; default the local CA.
+	SensuAPICAFile string        `yaml:"sensu-api-ca-file"`
+	Autosign       []string      `yaml:"autosign"` // agent-name globs signed at once; others wait for approval
+	Store          string        `yaml:"store"`    // file (this backend) or etcd (the cluster's, from backend.yml)
+	Lifetime       time.Duration `yaml:"lifetime"` // of agent certificates; default defaults.lifetime
 }
 
 // ACMEIssuer obtains certificates from an ACME directory.

@@ -64,6 +64,10 @@ func (c *Config) ApplyDefaults() {
 	setMode(&d.CertMode, 0o644)
 	setStr(&d.Dir, c.StateDir)
 
+	setStr(&c.EnrolServer.Store, EnrolStores[0])
+	setStr(&c.EnrolServer.SensuAPICAFile, filepath.Join(c.CA.Dir, "ca.pem"))
+	setDur(&c.EnrolServer.Lifetime, d.Lifetime)
+
 	for i := range c.Certificates {
 		cert := &c.Certificates[i]
 		setStr(&cert.CommonName, cert.Name)
@@ -86,11 +90,17 @@ func (c *Config) ApplyDefaults() {
 			setStr(&cert.Issuer.ACME.Storage, filepath.Join(c.StateDir, "acme"))
 			setStr(&cert.TrustedCA, cert.Issuer.ACME.CABundle)
 		}
+		if cert.Issuer.Type == IssuerEnrol {
+			setStr(&cert.TrustedCA, cert.Issuer.Enrol.CAFile)
+		}
 		if cert.Issuer.Type == IssuerExec {
 			setDur(&cert.Issuer.Exec.Timeout, 2*time.Minute)
 		}
 	}
 }
+
+// EnrolStores are the enrol-server.store choices.
+var EnrolStores = []string{"file", "etcd"}
 
 func setStr(p *string, v string) {
 	if *p == "" {

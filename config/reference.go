@@ -54,7 +54,7 @@ var descriptions = map[string]string{
 	"certificates[].key-mode":                  "Mode of the installed key; default defaults.key-mode.",
 	"certificates[].cert-mode":                 "Mode of the installed certificate and CA bundle; default defaults.cert-mode.",
 	"certificates[].renew-before":              "Overrides renewal.before for this certificate.",
-	"certificates[].issuer.type":               "Who renews it: local-ca, acme, exec or files; `issuer: files` is short for `issuer: {type: files}`.",
+	"certificates[].issuer.type":               "Who renews it: local-ca, acme, exec, files or enrol; `issuer: files` is short for `issuer: {type: files}`.",
 	"certificates[].issuer.acme.directory":     "ACME directory URL (step-ca, Vault, Let's Encrypt).",
 	"certificates[].issuer.acme.trusted-root":  "PEM file trusted for the directory's own TLS; default the system roots.",
 	"certificates[].issuer.acme.email":         "Account contact email.",
@@ -68,6 +68,8 @@ var descriptions = map[string]string{
 	"certificates[].issuer.acme.storage":       "certmagic's storage directory (account, locks).",
 	"certificates[].issuer.exec.command":       "Program and arguments, as a list; it gets SENSU_TLSD_* variables and writes the files they name (see examples/exec-cfssl.sh).",
 	"certificates[].issuer.exec.timeout":       "Time limit of the command; it and every process it started are killed after it.",
+	"certificates[].issuer.enrol.urls":         "https URLs of the backends' enrol-server, tried in order; the key is made on this node and never sent.",
+	"certificates[].issuer.enrol.ca-file":      "CA bundle verifying the enrol-server's TLS (the backends' ca.pem); the default trusted-ca.",
 	"certificates[].services":                  "Names of services entries that must act when this set changes.",
 	"certificates[].trusted-ca":                "PEM file of the CA(s) the certificate must chain to before it is installed; default the local CA's ca.pem (local-ca) or acme.ca-bundle.",
 
@@ -129,6 +131,14 @@ var descriptions = map[string]string{
 	"listeners[].dial-timeout":      "Time limit of connecting to a target; default 5s.",
 	"listeners[].drain-timeout":     "How long open sessions may finish when the listener is closed (shutdown, reload); default 10s.",
 	"listeners[].agent-headers":     "Learn Sensu agent names from the websocket upgrade request, for status.",
+
+	"enrol-server.listen":            `host:port of the HTTPS enrolment endpoint on a backend (POST /v1/enrol, /v1/renew); "" turns it off.`,
+	"enrol-server.certificate":       "Managed certificate (by name) the endpoint serves, such as the backend's.",
+	"enrol-server.sensu-api-url":     "Sensu API checking an agent's credentials (GET /auth); default backend.yml's api-url.",
+	"enrol-server.sensu-api-ca-file": "CA bundle verifying an https Sensu API.",
+	"enrol-server.autosign":          "Agent-name globs (path.Match: web-*) signed at first enrolment; other names wait for `sensu-tlsd agents approve NAME`.",
+	"enrol-server.store":             "Where bindings and approvals live: file (STATE-DIR/enrol, this backend) or etcd (the cluster's etcd from backend.yml's etcd client keys, so every member answers alike).",
+	"enrol-server.lifetime":          "Validity of the agent certificates it signs.",
 }
 
 // refKey is one key of the reference: every key of Config, the keys of

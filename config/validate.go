@@ -20,10 +20,11 @@ const (
 	IssuerACME    = "acme"     // an ACME directory (step-ca, Vault, Let's Encrypt)
 	IssuerExec    = "exec"     // an external command writes the files
 	IssuerFiles   = "files"    // another tool renews; sensu-tlsd follows
+	IssuerEnrol   = "enrol"    // the backends' enrol-server signs this node's CSR
 )
 
 // IssuerTypes lists the issuer types in the order the docs present them.
-var IssuerTypes = []string{IssuerLocalCA, IssuerACME, IssuerExec, IssuerFiles}
+var IssuerTypes = []string{IssuerLocalCA, IssuerACME, IssuerExec, IssuerFiles, IssuerEnrol}
 
 // Validate checks the merged, defaulted configuration and reports every
 // problem at once, each naming the key and the fix.
@@ -100,10 +101,13 @@ func (c *Config) Validate() error {
 			if len(cert.Issuer.Exec.Command) == 0 {
 				bad(key+".issuer.exec.command", "the exec issuer needs a command as a list of arguments ([cfssl, gencert, ...])")
 			}
+		case IssuerEnrol:
+			errs = append(errs, checkEnrolIssuer(key, cert)...)
 		default:
 			bad(key+".issuer.type", "%q: use one of %s", cert.Issuer.Type, strings.Join(IssuerTypes, ", "))
 		}
 	}
+	errs = append(errs, c.checkEnrolServer(seen)...)
 	for i, s := range c.Sensu.certificateRefs() {
 		if s != "" && !seen[s] {
 			bad("sensu."+sensuRefKeys[i], "names certificate %q, which is not in certificates", s)
@@ -255,6 +259,8 @@ func caSource(cert Certificate) string {
 		return fmt.Sprintf("the exec command %q", strings.Join(cert.Issuer.Exec.Command, " "))
 	case IssuerFiles:
 		return "the tool that writes it (issuer files)"
+	case IssuerEnrol:
+		return fmt.Sprintf("the enrol-server at %s", strings.Join(cert.Issuer.Enrol.URLs, " "))
 	}
 	return "the local CA"
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // Issuer produces a candidate certificate set for a plan. Implementations
-// sit side by side (local-ca, acme, exec, files); none of them installs
+// sit side by side (local-ca, acme, exec, files, enrol); none of them installs
 // anything: the manager validates every candidate before it touches the
 // configured paths, because an issuer may return anything.
 type Issuer interface {
@@ -50,8 +50,10 @@ func newIssuer(p Plan) (Issuer, error) {
 		return filesIssuer{}, nil
 	case "acme":
 		return newACMEIssuer(p)
+	case "enrol":
+		return newEnrolIssuer(p)
 	default:
-		return nil, fmt.Errorf("type %q is not one of local-ca, acme, exec, files", p.Issuer.Type)
+		return nil, fmt.Errorf("type %q is not one of local-ca, acme, exec, files, enrol", p.Issuer.Type)
 	}
 }
 

@@ -41,6 +41,7 @@ type Plan struct {
 	Issuer      config.Issuer
 	CADir       string
 	CA          config.CA
+	Sensu       config.Sensu // where the agent's identity is read (issuer enrol)
 
 	// issuer is built once, when the plan is resolved (which checks its
 	// settings), and used by every attempt for the plan.
@@ -136,6 +137,7 @@ func plan(cfg *config.Config, stateDir string, c config.Certificate) (Plan, erro
 		Issuer:      c.Issuer,
 		CADir:       cfg.CA.Dir,
 		CA:          cfg.CA,
+		Sensu:       cfg.Sensu,
 	}
 	if _, err := install.New(p.Dir, p.Paths, p.Keep, p.Perms); err != nil {
 		return Plan{}, err

@@ -33,6 +33,7 @@ func newRootCmd() *cobra.Command {
 		newRunCmd(a),
 		newRenewCmd(a),
 		newProxyCmd(),
+		newAgentsCmd(a),
 	)
 	return root
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/enrol"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/logging"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/regenerate"
@@ -101,6 +102,13 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 			}
 			d.Reloaders = append(d.Reloaders, reporter)
 			d.Services = append(d.Services, poster.Run, reporter.Run)
+			if cfg.EnrolServer.Listen != "" {
+				serve, err := enrol.Listen(cfg, log)
+				if err != nil {
+					return err
+				}
+				d.Services = append(d.Services, serve)
+			}
 
 			consumers, err := rotate.NewRebuilt(cfg, buildConsumers(log, d.Metrics.Registry))
 			if err != nil {
@@ -158,6 +166,11 @@ func checkStartable(cfg *config.Config) error {
 		errs = append(errs, err)
 	} else {
 		release()
+	}
+	if cfg.EnrolServer.Listen != "" {
+		if _, _, err := enrol.NewServer(cfg, nil, log); err != nil {
+			errs = append(errs, inFile(cfg, err))
+		}
 	}
 	listeners, err := proxy.NewListeners(reg, log)
 	var built reload.Pending

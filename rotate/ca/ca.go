@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -141,6 +142,7 @@ type Request struct {
 	Hosts      []string // DNS names and IPs; serving profiles default to the CN
 	KeyType    string
 	Lifetime   time.Duration // required: the certificate's lifetime or defaults.lifetime
+	URIs       []*url.URL    // URI SANs, such as an agent's sensu://NAMESPACE/NAME
 }
 
 // Issued is a new certificate with its key and the CA that signed it.
@@ -153,6 +155,23 @@ type Issued struct {
 
 // Issue signs a new certificate for r with a fresh key.
 func (c *CA) Issue(r Request) (*Issued, error) {
+	key, err := pki.GenerateKey(r.KeyType)
+	if err != nil {
+		return nil, err
+	}
+	is, err := c.Sign(key.Public(), r)
+	if err != nil {
+		return nil, err
+	}
+	if is.KeyPEM, err = pki.EncodePrivateKeyPEM(key); err != nil {
+		return nil, err
+	}
+	return is, nil
+}
+
+// Sign signs a certificate for r on a public key whose private key is
+// elsewhere (a CSR's); r.KeyType is ignored and KeyPEM is left empty.
+func (c *CA) Sign(pub crypto.PublicKey, r Request) (*Issued, error) {
 	if _, err := pki.ParseProfile(string(r.Profile)); err != nil {
 		return nil, err
 	}
@@ -178,10 +197,6 @@ func (c *CA) Issue(r Request) (*Issued, error) {
 	if r.Lifetime <= 0 {
 		return nil, fmt.Errorf("certificate %s needs a positive lifetime (lifetime or defaults.lifetime), not %s", cn, r.Lifetime)
 	}
-	key, err := pki.GenerateKey(r.KeyType)
-	if err != nil {
-		return nil, err
-	}
 	now := c.now()
 	notAfter := now.Add(r.Lifetime)
 	if notAfter.After(c.Cert.NotAfter) {
@@ -194,10 +209,11 @@ func (c *CA) Issue(r Request) (*Issued, error) {
 		Subject:               pkix.Name{CommonName: cn},
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              notAfter,
-		KeyUsage:              keyUsage(key),
+		KeyUsage:              keyUsage(pub),
 		ExtKeyUsage:           r.Profile.ExtKeyUsages(),
 		BasicConstraintsValid: true,
-		SubjectKeyId:          keyID(key.Public()),
+		SubjectKeyId:          keyID(pub),
+		URIs:                  r.URIs,
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -206,7 +222,7 @@ func (c *CA) Issue(r Request) (*Issued, error) {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.Cert, key.Public(), c.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.Cert, pub, c.Key)
 	if err != nil {
 		return nil, fmt.Errorf("signing certificate %s: %w", cn, err)
 	}
@@ -214,18 +230,14 @@ func (c *CA) Issue(r Request) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, err := pki.EncodePrivateKeyPEM(key)
-	if err != nil {
-		return nil, err
-	}
-	return &Issued{Cert: cert, CertPEM: pki.EncodeCertificatesPEM(cert), KeyPEM: keyPEM, CAPEM: c.CertPEM()}, nil
+	return &Issued{Cert: cert, CertPEM: pki.EncodeCertificatesPEM(cert), CAPEM: c.CertPEM()}, nil
 }
 
 // keyUsage is the guide's "signing, key encipherment": digitalSignature
 // always, keyEncipherment only for RSA, where TLS key transport can use it.
-func keyUsage(key crypto.Signer) x509.KeyUsage {
+func keyUsage(pub crypto.PublicKey) x509.KeyUsage {
 	u := x509.KeyUsageDigitalSignature
-	if _, ok := key.(*rsa.PrivateKey); ok {
+	if _, ok := pub.(*rsa.PublicKey); ok {
 		u |= x509.KeyUsageKeyEncipherment
 	}
 	return u

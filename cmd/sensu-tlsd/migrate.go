@@ -3,13 +3,17 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/systemd"
 )
 
 // migrateFlags are the options every migrate subcommand shares.
@@ -17,6 +21,12 @@ type migrateFlags struct {
 	files           sensu.Files
 	user            string
 	refusePlaintext bool
+	bridge          migrate.BridgePorts
+	// act is what apply and rollback do beyond the files.
+	printOnly bool
+	tlsdUnit  string
+	force     bool
+	window    time.Duration
 }
 
 func (f *migrateFlags) bind(cmd *cobra.Command) {
@@ -43,7 +53,76 @@ func (f *migrateFlags) node(a *app, cmd *cobra.Command) (*migrate.Node, error) {
 	if fl := cmd.Flags().Lookup("refuse-plaintext"); fl != nil && fl.Changed {
 		n.RefusePlaintext = &f.refusePlaintext
 	}
+	for _, name := range []string{"bridge-api-port", "bridge-agent-port", "bridge-dashboard-port"} {
+		if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed {
+			n.BridgePorts = &f.bridge
+		}
+	}
 	return n, nil
+}
+
+// bindBridge adds the phase 1 choices: plaintext or not, and the loopback
+// ports the backend moves to.
+func (f *migrateFlags) bindBridge(cmd *cobra.Command) {
+	f.bindRefusePlaintext(cmd)
+	d := migrate.DefaultBridgePorts
+	f.bridge = d
+	fs := cmd.Flags()
+	fs.IntVar(&f.bridge.API, "bridge-api-port", d.API, "phase 1: loopback port sensu-backend's API moves to (remembered until phase 1 is rolled back)")
+	fs.IntVar(&f.bridge.Agent, "bridge-agent-port", d.Agent, "phase 1: loopback port sensu-backend's agent websocket moves to")
+	fs.IntVar(&f.bridge.Dashboard, "bridge-dashboard-port", d.Dashboard, "phase 1: loopback port of the dashboard (commercial build only: the open-source build serves none)")
+}
+
+// bindAct adds what apply and rollback do after writing the files.
+func (f *migrateFlags) bindAct(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.BoolVar(&f.printOnly, "print-only", false, "write the files and print the restarts and reloads in the order to do them, instead of doing them (for configuration management that restarts services)")
+	fs.StringVar(&f.tlsdUnit, "tlsd-unit", "sensu-tlsd.service", "systemd unit of the sensu-tlsd daemon whose proxy serves the bridge")
+}
+
+// options builds what apply and rollback act with: this node's daemon as
+// the source of agent sightings and, when act, the daemon's service
+// dispatcher (the sensu-backend and sensu-agent services of the config,
+// or their presets when it has none) and systemd.
+func (f *migrateFlags) options(a *app, cmd *cobra.Command, n *migrate.Node, act bool) (migrate.Options, func(), error) {
+	out := cmd.OutOrStdout()
+	o := migrate.Options{Window: f.window, CutOff: f.force, Progress: func(line string) { fmt.Fprintln(out, line) }}
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return o, nil, err
+	}
+	o.Agents = migrate.LocalAgents{MetricsAddress: cfg.MetricsAddress, ConfigFile: orDefault(cfg.File, config.DefaultFile)}
+	if !act {
+		return o, func() {}, nil
+	}
+	c := *cfg
+	c.Sensu.BackendConfig, c.Sensu.BackendEnvFiles = n.Files.Backend, append([]string{}, n.Files.BackendEnv...)
+	c.Services = append([]config.Service(nil), cfg.Services...)
+	backend := serviceFor(&c, systemd.PresetSensuBackend)
+	agent := serviceFor(&c, systemd.PresetSensuAgent)
+	d, err := systemd.FromConfig(&c, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)), nil)
+	if err != nil {
+		return o, nil, fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), err)
+	}
+	conn, err := systemd.Connect(cmd.Context(), cfg.ServiceActions.SystemdAddress)
+	if err != nil {
+		d.Close()
+		return o, nil, fmt.Errorf("connecting to systemd to restart what the phase changes: %w (or pass --print-only and do it yourself)", err)
+	}
+	o.Services = &migrate.SystemdServices{Dispatcher: d, Backend: backend, Agent: agent, Units: conn, TLSDUnit: f.tlsdUnit}
+	return o, func() { conn.Close(); d.Close() }, nil
+}
+
+// serviceFor is the name of cfg's service with preset, added with the
+// preset's defaults when the config has none.
+func serviceFor(cfg *config.Config, preset string) string {
+	for _, s := range cfg.Services {
+		if s.Preset == preset {
+			return s.Name
+		}
+	}
+	cfg.Services = append(cfg.Services, config.Service{Name: "migrate-" + preset, Preset: preset})
+	return "migrate-" + preset
 }
 
 func (f *migrateFlags) bindRefusePlaintext(cmd *cobra.Command) {
@@ -56,9 +135,19 @@ func newMigrateCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Move this node from plaintext to TLS in reversible phases",
-		Long: `Phases: 1 bridge (backend on loopback, sensu-tlsd's proxy on the public
-ports), 2 agents (wss:// and the CA), 3 native (the backend serves TLS, etcd
-https, the bridge ends), 4 enforce (client certificates required).
+		Long: `Phases, each on the nodes it changes:
+  1 bridge (backends): the backend moves to loopback ports, sensu-tlsd's proxy
+    serves TLS (and ws:// while allowed) on the public ports.
+  2 agents (agents): agent.yml switches to wss:// and trusts the CA.
+  3 native (backends): the backend serves TLS itself, refuses plaintext,
+    etcd serves https and requires client certificates; the bridge ends.
+    Refused while the bridges saw agents in plaintext (--force cuts them off).
+  4 enforce: agents authenticate by certificate (commercial build with
+    sensu.agent-mtls); no effect on the open-source build.
+A phase that changes nothing on a node is skipped there. apply and rollback
+restart sensu-backend and sensu-agent and reload sensu-tlsd themselves, in
+the order that keeps the ports free, and roll a phase back when a health
+gate fails; --print-only leaves that to you and prints the order.
 
 The bridge's proxy listeners are written to STATE-DIR/listeners.d/migrate-bridge.yml;
 migration state and per-phase backups live in STATE-DIR/migrate/. STATE-DIR is
@@ -85,7 +174,12 @@ error naming the key to set.`,
 			if err != nil {
 				return err
 			}
-			plans, at, err := migrate.Plan(n)
+			// Plan runs apply's agent gate, with no services to act.
+			o, _, err := f.options(a, cmd, n, false)
+			if err != nil {
+				return err
+			}
+			plans, at, err := migrate.Plan(cmd.Context(), n, o)
 			if err != nil {
 				return err
 			}
@@ -94,7 +188,7 @@ error naming the key to set.`,
 			var refused []string
 			for _, sp := range plans {
 				printStep(out, sp)
-				if sp.Refused != nil {
+				if sp.Refused != nil || sp.Blocked != nil {
 					refused = append(refused, fmt.Sprintf("%d (%s)", sp.Phase, sp.Phase))
 				}
 			}
@@ -104,7 +198,8 @@ error naming the key to set.`,
 			return nil
 		},
 	}
-	f.bindRefusePlaintext(cmd)
+	f.bindBridge(cmd)
+	cmd.Flags().DurationVar(&f.window, "plaintext-window", 0, "plaintext sightings older than this do not hold phase 3 back (0: any since the bridges started counting)")
 	return cmd
 }
 
@@ -124,6 +219,10 @@ func printStep(out io.Writer, sp migrate.StepPlan) {
 	if sp.Done {
 		state = " [done]"
 	}
+	if sp.Skip != "" {
+		fmt.Fprintf(out, "\n== phase %d (%s): skipped here: %s\n", sp.Phase, sp.Phase, sp.Skip)
+		return
+	}
 	fmt.Fprintf(out, "\n== phase %d (%s)%s: %s\n", sp.Phase, sp.Phase, state, sp.Summary)
 	for _, need := range sp.Needs {
 		status := "ok"
@@ -140,6 +239,12 @@ func printStep(out io.Writer, sp migrate.StepPlan) {
 	}
 	if sp.Refused != nil {
 		fmt.Fprintf(out, "REFUSED: apply would not write this phase: %v\n", sp.Refused)
+	}
+	if sp.Blocked != nil {
+		fmt.Fprintf(out, "REFUSED: %v\n", sp.Blocked)
+	}
+	for i, st := range sp.Steps {
+		fmt.Fprintf(out, "then %d. %s\n", i+1, st)
 	}
 	for _, note := range sp.Notes {
 		fmt.Fprintln(out, "note:", note)
@@ -167,6 +272,9 @@ func printResult(out io.Writer, verb string, r *migrate.Result) {
 	for _, note := range r.Notes {
 		fmt.Fprintln(out, "note:", note)
 	}
+	for i, st := range r.Todo {
+		fmt.Fprintf(out, "to do (--print-only), in this order: %d. %s\n", i+1, st)
+	}
 }
 
 func newMigrateApplyCmd(a *app, f *migrateFlags) *cobra.Command {
@@ -183,16 +291,23 @@ func newMigrateApplyCmd(a *app, f *migrateFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := migrate.Apply(n, migrate.Phase(phase))
+			o, done, err := f.options(a, cmd, n, !f.printOnly)
 			if err != nil {
 				return err
 			}
-			printResult(cmd.OutOrStdout(), "applied", r)
-			return nil
+			defer done()
+			r, err := migrate.Apply(cmd.Context(), n, migrate.Phase(phase), o)
+			if r != nil {
+				printResult(cmd.OutOrStdout(), "applied", r)
+			}
+			return err
 		},
 	}
 	cmd.Flags().IntVar(&phase, "phase", 0, "phase to apply: 1 bridge, 2 agents, 3 native, 4 enforce")
-	f.bindRefusePlaintext(cmd)
+	f.bindBridge(cmd)
+	f.bindAct(cmd)
+	cmd.Flags().BoolVar(&f.force, "force", false, "apply a phase that ends plaintext although agents were seen in plaintext, cutting them off (they are named)")
+	cmd.Flags().DurationVar(&f.window, "plaintext-window", 0, "plaintext sightings older than this do not hold a phase back (0: any since the bridges started counting)")
 	return cmd
 }
 
@@ -211,14 +326,19 @@ FILE.sensu-tlsd.bak.`,
 			if err != nil {
 				return err
 			}
-			r, err := migrate.Rollback(n, force)
+			o, done, err := f.options(a, cmd, n, !f.printOnly)
 			if err != nil {
 				return err
 			}
-			printResult(cmd.OutOrStdout(), "rolled back", r)
-			return nil
+			defer done()
+			r, err := migrate.Rollback(cmd.Context(), n, force, o)
+			if r != nil {
+				printResult(cmd.OutOrStdout(), "rolled back", r)
+			}
+			return err
 		},
 	}
+	f.bindAct(cmd)
 	cmd.Flags().BoolVar(&force, "force", false, "roll back files edited since the phase too, keeping the edited content as FILE"+sensu.BackupSuffix)
 	return cmd
 }
@@ -245,6 +365,7 @@ func newMigrateStatusCmd(a *app, f *migrateFlags) *cobra.Command {
 			} else {
 				fmt.Fprintln(out, "drift: none")
 			}
+			fmt.Fprintf(out, "phases on this node: %s\n", migrate.PhaseList(s.Phases))
 			if s.Next != nil {
 				fmt.Fprintf(out, "next: migrate apply --phase %s (%s): %s\n", strconv.Itoa(int(s.Next.Phase)), s.Next.Phase, s.Next.Summary)
 			} else {

@@ -1,0 +1,79 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/systemd"
+)
+
+// SystemdServices does the steps with the daemon's own machinery: the
+// sensu-backend and sensu-agent services of its dispatcher (their presets'
+// restart, health gates and the service locks the daemon shares), and a
+// systemd reload of sensu-tlsd's unit, gated on its proxy serving TLS on
+// the addresses it must take and on nothing answering where it let go.
+type SystemdServices struct {
+	Dispatcher *systemd.Dispatcher
+	// Backend and Agent name the dispatcher's services for the roles.
+	Backend, Agent string
+	Units          systemd.UnitManager
+	TLSDUnit       string        // sensu-tlsd.service
+	ProxyTimeout   time.Duration // how long the proxy may take (0: 30s)
+}
+
+// Do runs one step and its gate.
+func (s *SystemdServices) Do(ctx context.Context, st Step) error {
+	switch st.Action {
+	case RestartBackend:
+		return s.act(ctx, s.Backend, st.Files)
+	case RestartAgent:
+		return s.act(ctx, s.Agent, st.Files)
+	case ReloadProxy:
+		job := systemd.UnitJob{Systemd: s.Units, Unit: s.TLSDUnit, Mode: systemd.JobReload}
+		if _, err := job.Run(ctx, nil); err != nil {
+			return err
+		}
+		var checks []systemd.Check
+		for _, a := range st.Take {
+			checks = append(checks, systemd.TLSCheck{Address: a})
+		}
+		for _, a := range st.Release {
+			checks = append(checks, released{a})
+		}
+		h := systemd.Health{Checks: checks, Timeout: s.ProxyTimeout}
+		if err := h.Wait(ctx, systemd.Expect{}); err != nil {
+			return fmt.Errorf("%s after the reload: %w", s.TLSDUnit, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown step %s", st.Action)
+}
+
+// act runs a dispatcher service for the changed files, as a rotation
+// would for a rewritten config.
+func (s *SystemdServices) act(ctx context.Context, service string, files []string) error {
+	return s.Dispatcher.Act(ctx, service, systemd.Batch{{Name: "migrate", Files: files}})
+}
+
+// released passes once nothing accepts connections at Address: the proxy
+// let the port go, so the backend can bind it.
+type released struct{ Address string }
+
+func (c released) String() string { return "released " + c.Address }
+
+func (c released) Probe(ctx context.Context, _ systemd.Expect) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", c.Address)
+	if err == nil {
+		conn.Close()
+		return fmt.Errorf("%s still accepts connections", c.Address)
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", c.Address, err)
+}

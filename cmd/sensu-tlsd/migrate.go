@@ -100,17 +100,19 @@ func (f *migrateFlags) options(a *app, cmd *cobra.Command, n *migrate.Node, act 
 	c.Services = append([]config.Service(nil), cfg.Services...)
 	backend := serviceFor(&c, systemd.PresetSensuBackend)
 	agent := serviceFor(&c, systemd.PresetSensuAgent)
+	proxy := "migrate-sensu-tlsd"
+	reload := config.Service{Name: proxy, Unit: f.tlsdUnit, Action: "reload"}
+	if cfg.MetricsAddress != "" {
+		// The daemon answers again once it has taken the new config.
+		reload.Health.URL = "http://" + cfg.MetricsAddress + "/healthz"
+	}
+	c.Services = append(c.Services, reload)
 	d, err := systemd.FromConfig(&c, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)), nil)
 	if err != nil {
 		return o, nil, fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), err)
 	}
-	conn, err := systemd.Connect(cmd.Context(), cfg.ServiceActions.SystemdAddress)
-	if err != nil {
-		d.Close()
-		return o, nil, fmt.Errorf("connecting to systemd to restart what the phase changes: %w (or pass --print-only and do it yourself)", err)
-	}
-	o.Services = &migrate.SystemdServices{Dispatcher: d, Backend: backend, Agent: agent, Units: conn, TLSDUnit: f.tlsdUnit}
-	return o, func() { conn.Close(); d.Close() }, nil
+	o.Services = &migrate.SystemdServices{Dispatcher: d, Backend: backend, Agent: agent, Proxy: proxy}
+	return o, d.Close, nil
 }
 
 // serviceFor is the name of cfg's service with preset, added with the
@@ -297,10 +299,11 @@ func newMigrateApplyCmd(a *app, f *migrateFlags) *cobra.Command {
 			}
 			defer done()
 			r, err := migrate.Apply(cmd.Context(), n, migrate.Phase(phase), o)
-			if r != nil {
-				printResult(cmd.OutOrStdout(), "applied", r)
+			if err != nil {
+				return err // its steps were printed as they went
 			}
-			return err
+			printResult(cmd.OutOrStdout(), "applied", r)
+			return nil
 		},
 	}
 	cmd.Flags().IntVar(&phase, "phase", 0, "phase to apply: 1 bridge, 2 agents, 3 native, 4 enforce")
@@ -332,10 +335,11 @@ FILE.sensu-tlsd.bak.`,
 			}
 			defer done()
 			r, err := migrate.Rollback(cmd.Context(), n, force, o)
-			if r != nil {
-				printResult(cmd.OutOrStdout(), "rolled back", r)
+			if err != nil {
+				return err // its steps were printed as they went
 			}
-			return err
+			printResult(cmd.OutOrStdout(), "rolled back", r)
+			return nil
 		},
 	}
 	f.bindAct(cmd)

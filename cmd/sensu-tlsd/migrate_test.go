@@ -47,6 +47,9 @@ func TestMigrateCommandWalksEveryPhaseAndBack(t *testing.T) {
 	origBackend, _ := os.ReadFile(backend)
 	origAgent, _ := os.ReadFile(agent)
 	m := func(args ...string) result {
+		if args[0] != "plan" && args[0] != "status" {
+			args = append(args, "--print-only")
+		}
 		return mustRun(t, dir, nil, append([]string{"--config", cfg, "migrate"}, append(args, "--user", "root")...)...)
 	}
 
@@ -59,6 +62,9 @@ func TestMigrateCommandWalksEveryPhaseAndBack(t *testing.T) {
 		`-backend-url: ["ws://sensu.example.com:8081"]`, `+backend-url: ["wss://sensu.example.com:8081"]`,
 		`-api-url: "http://sensu.example.com:8080"`, `+api-url: "https://sensu.example.com:8080"`,
 		"+etcd-client-cert-auth: true",
+		"== phase 4 (enforce): skipped here: no effect on the open-source build",
+		"then 1. restart sensu-backend: sensu-backend moves to its loopback ports and frees the public ones",
+		"then 2. reload sensu-tlsd: the proxy serves 127.0.0.1:8080, 127.0.0.1:8081 from the bridge's listeners",
 	} {
 		if !strings.Contains(plan.stdout, want) {
 			t.Errorf("plan lacks %q:\n%s", want, plan.stdout)
@@ -71,9 +77,14 @@ func TestMigrateCommandWalksEveryPhaseAndBack(t *testing.T) {
 	if r := run(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "3"); r.code == 0 || !strings.Contains(r.stderr, "apply phase 1 (bridge) first") {
 		t.Errorf("skipping phases: exit %d %s", r.code, r.stderr)
 	}
-	for p := 1; p <= 4; p++ {
-		r := m("apply", "--phase", fmt.Sprint(p))
-		if !strings.Contains(r.stdout, fmt.Sprintf("-> phase %d", p)) {
+	// No daemon counts agents here: phase 3, which ends ws://, takes --force.
+	if r := run(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "4", "--print-only"); r.code == 0 ||
+		!strings.Contains(r.stderr, "phase 4 (enforce) does not apply to this node: no effect on the open-source build") {
+		t.Errorf("phase 4 on the open-source build: exit %d %s", r.code, r.stderr)
+	}
+	for p := 1; p <= 3; p++ {
+		r := m("apply", "--phase", fmt.Sprint(p), "--force")
+		if !strings.Contains(r.stdout, fmt.Sprintf("-> phase %d", p)) || !strings.Contains(r.stdout, "to do (--print-only), in this order: 1. ") {
 			t.Errorf("apply %d printed:\n%s", p, r.stdout)
 		}
 		again := m("apply", "--phase", fmt.Sprint(p))
@@ -95,10 +106,10 @@ func TestMigrateCommandWalksEveryPhaseAndBack(t *testing.T) {
 	b, _ := os.ReadFile(backend)
 	for _, want := range []string{"cert-file: " + filepath.Join(dir, "state", "backend.pem"), "etcd-peer-cert-file: " + filepath.Join(dir, "state", "peer.pem"), `api-url: "https://sensu.example.com:8080"`} {
 		if !strings.Contains(string(b), want) {
-			t.Errorf("backend.yml at phase 4 lacks %q:\n%s", want, b)
+			t.Errorf("backend.yml at phase 3 lacks %q:\n%s", want, b)
 		}
 	}
-	for p := 4; p >= 1; p-- {
+	for p := 3; p >= 1; p-- {
 		m("rollback")
 	}
 	if b, _ := os.ReadFile(backend); string(b) != string(origBackend) {
@@ -114,7 +125,7 @@ func TestMigrateCommandWalksEveryPhaseAndBack(t *testing.T) {
 
 func TestMigrateStatusReportsDrift(t *testing.T) {
 	dir, cfg, backend, _ := migrateSetup(t, "backend-ansible.yml", "agent-ansible.yml")
-	mustRun(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "1", "--user", "root")
+	mustRun(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "1", "--user", "root", "--print-only")
 	b, _ := os.ReadFile(backend)
 	edited := strings.Replace(string(b), "agent-port: 18081", "agent-port: 8081", 1)
 	if edited == string(b) {
@@ -127,7 +138,7 @@ func TestMigrateStatusReportsDrift(t *testing.T) {
 	if !strings.Contains(st.stdout, "drift: "+backend+" no longer match phase 1") {
 		t.Errorf("status:\n%s", st.stdout)
 	}
-	mustRun(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "1", "--user", "root")
+	mustRun(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "1", "--user", "root", "--print-only")
 	if b, _ := os.ReadFile(backend); !strings.Contains(string(b), "agent-port: 18081") {
 		t.Errorf("re-apply did not repair the drift:\n%s", b)
 	}

@@ -147,14 +147,15 @@ sensu:
 	mustRun(t, dir, nil, "--config", cfg, "ca", "init")
 	mustRun(t, dir, nil, "--config", cfg, "issue", "--all")
 	migrate := func(args ...string) {
-		mustRun(t, dir, nil, append([]string{"--config", cfg, "migrate"}, append(args, "--user", "root")...)...)
+		mustRun(t, dir, nil, append([]string{"--config", cfg, "migrate"}, append(args, "--user", "root", "--print-only")...)...)
 	}
 
 	// Phase 1: the stand-in started from the bridged backend.yml serves
 	// plaintext on the loopback ports the proxy forwards to.
-	migrate("apply", "--phase", "1")
+	loopAPIPort := systemdtest.FreePort(t)
+	migrate("apply", "--phase", "1", "--bridge-api-port", fmt.Sprint(loopAPIPort), "--bridge-agent-port", fmt.Sprint(systemdtest.FreePort(t)))
 	bridged := systemdtest.StartBackend(t, backend)
-	loopAPI := fmt.Sprintf("127.0.0.1:%d", api+10000)
+	loopAPI := fmt.Sprintf("127.0.0.1:%d", loopAPIPort)
 	systemdtest.WaitTCP(t, loopAPI)
 	resp, err := http.Get("http://" + loopAPI + "/health")
 	if err != nil || resp.StatusCode != 200 {
@@ -166,7 +167,7 @@ sensu:
 
 	// Phases 2 and 3: agents on wss, the backend serving TLS itself.
 	migrate("apply", "--phase", "2")
-	migrate("apply", "--phase", "3")
+	migrate("apply", "--phase", "3", "--force") // no daemon counts agents here
 	systemdtest.StartBackend(t, backend)
 	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", api))
 	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))

@@ -11,18 +11,17 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/systemd"
 )
 
-// SystemdServices does the steps with the daemon's own machinery: the
-// sensu-backend and sensu-agent services of its dispatcher (their presets'
-// restart, health gates and the service locks the daemon shares), and a
-// systemd reload of sensu-tlsd's unit, gated on its proxy serving TLS on
-// the addresses it must take and on nothing answering where it let go.
+// SystemdServices does the steps with the daemon's own machinery, the
+// services of its dispatcher: sensu-backend and sensu-agent with their
+// presets' restart and health gates (and the service locks the daemon
+// shares), and a reload of sensu-tlsd's unit, gated here on its proxy
+// serving TLS on the addresses it must take and on nothing answering
+// where it let go.
 type SystemdServices struct {
 	Dispatcher *systemd.Dispatcher
-	// Backend and Agent name the dispatcher's services for the roles.
-	Backend, Agent string
-	Units          systemd.UnitManager
-	TLSDUnit       string        // sensu-tlsd.service
-	ProxyTimeout   time.Duration // how long the proxy may take (0: 30s)
+	// Backend, Agent and Proxy name the dispatcher's services.
+	Backend, Agent, Proxy string
+	ProxyTimeout          time.Duration // how long the proxy may take (0: 30s)
 }
 
 // Do runs one step and its gate.
@@ -33,8 +32,7 @@ func (s *SystemdServices) Do(ctx context.Context, st Step) error {
 	case RestartAgent:
 		return s.act(ctx, s.Agent, st.Files)
 	case ReloadProxy:
-		job := systemd.UnitJob{Systemd: s.Units, Unit: s.TLSDUnit, Mode: systemd.JobReload}
-		if _, err := job.Run(ctx, nil); err != nil {
+		if err := s.act(ctx, s.Proxy, nil); err != nil {
 			return err
 		}
 		var checks []systemd.Check
@@ -46,7 +44,7 @@ func (s *SystemdServices) Do(ctx context.Context, st Step) error {
 		}
 		h := systemd.Health{Checks: checks, Timeout: s.ProxyTimeout}
 		if err := h.Wait(ctx, systemd.Expect{}); err != nil {
-			return fmt.Errorf("%s after the reload: %w", s.TLSDUnit, err)
+			return fmt.Errorf("service %s after the reload: %w", s.Proxy, err)
 		}
 		return nil
 	}

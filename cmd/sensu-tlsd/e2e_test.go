@@ -250,7 +250,7 @@ func TestE2ESIGHUPMovesAListenerAndRejectsABrokenOne(t *testing.T) {
 // the same agent comes back over TLS, which status reports.
 func TestE2EBridgeCutsAgentsOverWithoutLosingOne(t *testing.T) {
 	dir := t.TempDir()
-	api, agentPort := sensuconfBridgeablePort(t), sensuconfBridgeablePort(t)
+	api, agentPort := systemdtest.FreePort(t), systemdtest.FreePort(t)
 	backend, agent := filepath.Join(dir, "backend.yml"), filepath.Join(dir, "agent.yml")
 	e2eWriteFile(t, backend, fmt.Sprintf(`---
 state-dir: "%s/sensu-backend"

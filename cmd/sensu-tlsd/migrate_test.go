@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
 
 // migrateSetup writes a sensu-tlsd config naming Sensu configs copied from
@@ -141,5 +143,46 @@ func TestMigrateStatusReportsDrift(t *testing.T) {
 	mustRun(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "1", "--user", "root", "--print-only")
 	if b, _ := os.ReadFile(backend); !strings.Contains(string(b), "agent-port: 18081") {
 		t.Errorf("re-apply did not repair the drift:\n%s", b)
+	}
+}
+
+// An agent node has phase 2 only: plan, apply and status print no step of
+// the backend, and a backend phase is refused, not required.
+func TestMigrateAgentNodeWalksOnlyItsPhase(t *testing.T) {
+	dir := t.TempDir()
+	agent := filepath.Join(dir, "agent.yml")
+	b, err := os.ReadFile(filepath.Join("..", "..", "config", "sensu", "testdata", "agent-packaged.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(agent, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ca := systemdtest.NewCA(t).WriteSet(t, dir, "any", "any").CAFile
+	cfg := filepath.Join(dir, "tlsd.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("state-dir: %s/state\nsensu:\n  agent-config: %s\n  agent-ca-file: %s\n", dir, agent, ca)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := func(args ...string) result {
+		return run(t, dir, nil, append([]string{"--config", cfg, "migrate"}, append(args, "--user", "root")...)...)
+	}
+	plan := m("plan")
+	if plan.code != 0 || strings.Contains(plan.stdout, "sensu-backend") || !strings.Contains(plan.stdout, "== phase 1 (bridge): skipped here: no backend on this node") ||
+		!strings.Contains(plan.stdout, "then 1. restart sensu-agent") {
+		t.Errorf("plan on an agent node: exit %d\n%s%s", plan.code, plan.stdout, plan.stderr)
+	}
+	r := m("apply", "--phase", "2", "--print-only")
+	if r.code != 0 || strings.Contains(r.stdout, "sensu-backend") || !strings.Contains(r.stdout, "phase 0 (plaintext) -> phase 2 (agents)") ||
+		!strings.Contains(r.stdout, "in this order: 1. restart sensu-agent") {
+		t.Errorf("apply --phase 2 on an agent node: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if st := m("status"); !strings.Contains(st.stdout, "phases on this node: 2 (agents)") || !strings.Contains(st.stdout, "the cutover is complete") {
+		t.Errorf("status:\n%s", st.stdout)
+	}
+	if r := m("apply", "--phase", "3", "--print-only"); r.code == 0 || !strings.Contains(r.stderr, "phase 3 (native) does not apply to this node: no backend on this node") {
+		t.Errorf("phase 3 on an agent node: exit %d %s", r.code, r.stderr)
+	}
+	if r := m("rollback", "--print-only"); r.code != 0 || !strings.Contains(r.stdout, "phase 2 (agents) -> phase 0 (plaintext)") {
+		t.Errorf("rollback: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

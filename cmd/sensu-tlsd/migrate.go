@@ -13,7 +13,6 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
-	"github.com/sensu-tlsd/sensu-tlsd/systemd"
 )
 
 // migrateFlags are the options every migrate subcommand shares.
@@ -22,7 +21,7 @@ type migrateFlags struct {
 	user            string
 	refusePlaintext bool
 	bridge          migrate.BridgePorts
-	// act is what apply and rollback do beyond the files.
+	// What apply and rollback do beyond the files.
 	printOnly bool
 	tlsdUnit  string
 	force     bool
@@ -81,9 +80,7 @@ func (f *migrateFlags) bindAct(cmd *cobra.Command) {
 }
 
 // options builds what apply and rollback act with: this node's daemon as
-// the source of agent sightings and, when act, the daemon's service
-// dispatcher (the sensu-backend and sensu-agent services of the config,
-// or their presets when it has none) and systemd.
+// the source of agent sightings and, when act, the daemon's services.
 func (f *migrateFlags) options(a *app, cmd *cobra.Command, n *migrate.Node, act bool) (migrate.Options, func(), error) {
 	out := cmd.OutOrStdout()
 	o := migrate.Options{Window: f.window, CutOff: f.force, Progress: func(line string) { fmt.Fprintln(out, line) }}
@@ -95,36 +92,12 @@ func (f *migrateFlags) options(a *app, cmd *cobra.Command, n *migrate.Node, act 
 	if !act {
 		return o, func() {}, nil
 	}
-	c := *cfg
-	c.Sensu.BackendConfig, c.Sensu.BackendEnvFiles = n.Files.Backend, append([]string{}, n.Files.BackendEnv...)
-	c.Services = append([]config.Service(nil), cfg.Services...)
-	backend := serviceFor(&c, systemd.PresetSensuBackend)
-	agent := serviceFor(&c, systemd.PresetSensuAgent)
-	proxy := "migrate-sensu-tlsd"
-	reload := config.Service{Name: proxy, Unit: f.tlsdUnit, Action: "reload"}
-	if cfg.MetricsAddress != "" {
-		// The daemon answers again once it has taken the new config.
-		reload.Health.URL = "http://" + cfg.MetricsAddress + "/healthz"
-	}
-	c.Services = append(c.Services, reload)
-	d, err := systemd.FromConfig(&c, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)), nil)
+	svc, err := migrate.NewSystemdServices(cfg, n, f.tlsdUnit, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
 	if err != nil {
 		return o, nil, fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), err)
 	}
-	o.Services = &migrate.SystemdServices{Dispatcher: d, Backend: backend, Agent: agent, Proxy: proxy}
-	return o, d.Close, nil
-}
-
-// serviceFor is the name of cfg's service with preset, added with the
-// preset's defaults when the config has none.
-func serviceFor(cfg *config.Config, preset string) string {
-	for _, s := range cfg.Services {
-		if s.Preset == preset {
-			return s.Name
-		}
-	}
-	cfg.Services = append(cfg.Services, config.Service{Name: "migrate-" + preset, Preset: preset})
-	return "migrate-" + preset
+	o.Services = svc
+	return o, svc.Close, nil
 }
 
 func (f *migrateFlags) bindRefusePlaintext(cmd *cobra.Command) {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"syscall"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/systemd"
 )
 
@@ -23,6 +25,45 @@ type SystemdServices struct {
 	Backend, Agent, Proxy string
 	ProxyTimeout          time.Duration // how long the proxy may take (0: 30s)
 }
+
+// NewSystemdServices builds the dispatcher the daemon would build from
+// cfg, with the node's Sensu files, and adds what the cutover needs that
+// cfg may lack: a service for each Sensu preset (with the preset's
+// defaults) and a reload of tlsdUnit, whose own gate is the daemon's
+// /healthz when metrics-address is set.
+func NewSystemdServices(cfg *config.Config, n *Node, tlsdUnit string, log *slog.Logger) (*SystemdServices, error) {
+	c := *cfg
+	c.Sensu.BackendConfig, c.Sensu.BackendEnvFiles = n.Files.Backend, append([]string{}, n.Files.BackendEnv...)
+	c.Services = append([]config.Service(nil), cfg.Services...)
+	s := &SystemdServices{Backend: serviceFor(&c, systemd.PresetSensuBackend), Agent: serviceFor(&c, systemd.PresetSensuAgent), Proxy: "migrate-sensu-tlsd"}
+	reload := config.Service{Name: s.Proxy, Unit: tlsdUnit, Action: "reload"}
+	if cfg.MetricsAddress != "" {
+		// The daemon answers again once it has taken the new config.
+		reload.Health.URL = "http://" + cfg.MetricsAddress + "/healthz"
+	}
+	c.Services = append(c.Services, reload)
+	d, err := systemd.FromConfig(&c, log, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.Dispatcher = d
+	return s, nil
+}
+
+// serviceFor is the name of cfg's service with preset, added with the
+// preset's defaults when the config has none.
+func serviceFor(cfg *config.Config, preset string) string {
+	for _, s := range cfg.Services {
+		if s.Preset == preset {
+			return s.Name
+		}
+	}
+	cfg.Services = append(cfg.Services, config.Service{Name: "migrate-" + preset, Preset: preset})
+	return "migrate-" + preset
+}
+
+// Close drops the dispatcher's systemd connection.
+func (s *SystemdServices) Close() { s.Dispatcher.Close() }
 
 // Do runs one step and its gate.
 func (s *SystemdServices) Do(ctx context.Context, st Step) error {

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/systemd"
 )
 
 // recorder runs no process: it records the steps in order and fails the
@@ -261,4 +264,43 @@ func freePortInUse(t *testing.T) int {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// The cutover acts on the config's own Sensu services, and on the presets
+// where the config has none.
+func TestSystemdServicesUseTheConfiguredServices(t *testing.T) {
+	n, _ := testNode(t, "backend-packaged.yml", "agent-packaged.yml")
+	cfg := &config.Config{Services: []config.Service{{Name: "backend", Preset: "sensu-backend"}}}
+	s, err := NewSystemdServices(cfg, n, "sensu-tlsd.service", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Backend != "backend" || s.Agent != "migrate-sensu-agent" || s.Proxy != "migrate-sensu-tlsd" || len(cfg.Services) != 1 {
+		t.Errorf("services %q %q %q; the config now has %d", s.Backend, s.Agent, s.Proxy, len(cfg.Services))
+	}
+	var actions []string
+	for _, info := range s.Dispatcher.Services() {
+		actions = append(actions, info.Name+": "+info.Action)
+	}
+	if got := strings.Join(actions, "; "); !strings.Contains(got, "migrate-sensu-tlsd: reload sensu-tlsd.service") || !strings.Contains(got, "backend: restart sensu-backend.service") {
+		t.Errorf("actions: %s", got)
+	}
+}
+
+// The gate after the proxy lets a port go passes only once nothing
+// answers there.
+func TestReleasedWaitsForThePortToClose(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := released{l.Addr().String()}
+	if err := c.Probe(context.Background(), systemd.Expect{}); err == nil || !strings.Contains(err.Error(), "still accepts connections") {
+		t.Errorf("while listening: %v", err)
+	}
+	l.Close()
+	if err := c.Probe(context.Background(), systemd.Expect{}); err != nil {
+		t.Errorf("after closing: %v", err)
+	}
 }

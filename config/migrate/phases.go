@@ -14,7 +14,6 @@ import (
 // step is one phase: what it does to the files, what it needs, and on
 // which nodes it does anything.
 type step struct {
-	phase   Phase
 	summary func(n *Node) string
 	apply   func(w *workspace) error
 	needs   func(n *Node) []Need
@@ -33,7 +32,6 @@ func backendOnly(n *Node) string {
 
 var steps = map[Phase]step{
 	Bridge: {
-		phase:   Bridge,
 		summary: fixed("backend listeners move to loopback; sensu-tlsd's proxy serves TLS (and plaintext while allowed) on the public ports"),
 		apply:   applyBridge,
 		skip:    backendOnly,
@@ -42,7 +40,6 @@ var steps = map[Phase]step{
 		},
 	},
 	Agents: {
-		phase:   Agents,
 		summary: fixed("agents connect with wss:// and verify the backends against the CA"),
 		apply:   applyAgents,
 		skip: func(n *Node) string {
@@ -59,7 +56,6 @@ var steps = map[Phase]step{
 		},
 	},
 	Native: {
-		phase:   Native,
 		summary: fixed("the backend serves TLS itself on the API and agent ports (no plaintext), etcd serves https and requires client certificates on its client and peer ports, and the bridge ends"),
 		apply:   applyNative,
 		skip:    backendOnly,
@@ -74,7 +70,6 @@ var steps = map[Phase]step{
 		},
 	},
 	Enforce: {
-		phase:   Enforce,
 		summary: func(n *Node) string { return enforcementOf(n).summary },
 		apply:   applyEnforce,
 		skip:    func(n *Node) string { return enforcementOf(n).skip },

@@ -304,3 +304,15 @@ func TestReleasedWaitsForThePortToClose(t *testing.T) {
 		t.Errorf("after closing: %v", err)
 	}
 }
+
+// A bridge applied before the ports were recorded keeps the ports it was
+// given then: the public ones + 10000.
+func TestBridgePortsOfAnOlderState(t *testing.T) {
+	st := &State{Phase: Bridge, Public: map[string]string{"api-listen-address": "[::]:8080", "agent-port": "8081"}}
+	if got := st.bridgePorts(&Node{}); got.API != 18080 || got.Agent != 18081 {
+		t.Errorf("ports of an older bridge: %+v", got)
+	}
+	if got := (&State{}).bridgePorts(&Node{}); got != DefaultBridgePorts {
+		t.Errorf("ports before the bridge: %+v", got)
+	}
+}

@@ -308,8 +308,8 @@ func TestReleasedWaitsForThePortToClose(t *testing.T) {
 // A bridge applied before the ports were recorded keeps the ports it was
 // given then: the public ones + 10000.
 func TestBridgePortsOfAnOlderState(t *testing.T) {
-	st := &State{Phase: Bridge, Public: map[string]string{"api-listen-address": "[::]:8080", "agent-port": "8081"}}
-	if got := st.bridgePorts(&Node{}); got.API != 18080 || got.Agent != 18081 {
+	st := &State{Phase: Bridge, Public: map[string]string{"api-listen-address": "[::]:9080", "agent-port": "9081"}}
+	if got := st.bridgePorts(&Node{}); got.API != 19080 || got.Agent != 19081 {
 		t.Errorf("ports of an older bridge: %+v", got)
 	}
 	if got := (&State{}).bridgePorts(&Node{}); got != DefaultBridgePorts {

@@ -26,13 +26,21 @@ func (r *runner) attempt(ctx context.Context) {
 		r.fail(f.reason, f.err)
 		return
 	}
-	reason := event.ReasonRenewal
-	if r.leaf == nil {
-		reason = event.ReasonInitial
-	}
+	reason := r.issueReason()
 	if f := r.commit(ctx, set, ps, reason, installSet); f != nil {
 		r.fail(f.reason, f.err)
 	}
+}
+
+// issueReason is why the set an attempt installs replaces what was there.
+func (r *runner) issueReason() event.Reason {
+	switch {
+	case r.leaf != nil:
+		return event.ReasonRenewal
+	case r.foundUnfit:
+		return event.ReasonReissue
+	}
+	return event.ReasonInitial
 }
 
 // candidate asks the issuer for a set and validates it.

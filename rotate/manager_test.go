@@ -221,6 +221,25 @@ func TestConsumerRejectionRollsBackAndDoesNotRetryAtOnce(t *testing.T) {
 	}
 }
 
+// A valid set that no longer covers the plan's hosts is replaced, and the
+// change says so: a reissue, not a first issue.
+func TestHostsChangeIsAReissue(t *testing.T) {
+	root := t.TempDir()
+	cfg := testConfigAt(root, time.Hour, "")
+	rec := newRecorder()
+	_, stop := runManagerWith(t, mustPlans(t, cfg), rec, newSkipClock())
+	first := rec.next(t, 10*time.Second)
+	stop()
+
+	cfg = testConfigAt(root, time.Hour, "")
+	cfg.Certificates[0].Hosts = append(cfg.Certificates[0].Hosts, "sensu.example.com")
+	startManager(t, cfg, rec)
+	c := rec.next(t, 10*time.Second)
+	if c.Reason != event.ReasonReissue || c.OldSerial != first.NewSerial {
+		t.Fatalf("after a hosts change: reason %s old serial %s, want %s and %s", c.Reason, c.OldSerial, event.ReasonReissue, first.NewSerial)
+	}
+}
+
 // issueFromCA writes a set for plan p signed by the CA in caDir to files
 // in dir, as an operator's tool would, and returns their paths.
 func issueFromCA(t testing.TB, caDir string, p Plan, dir string) ca.Paths {

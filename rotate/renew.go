@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 )
 
@@ -67,10 +66,7 @@ func (m *Manager) RenewOnce(ctx context.Context, p Plan, o RenewOptions) (Result
 	if o.DryRun {
 		return res, nil
 	}
-	reason := event.ReasonRenewal
-	if r.leaf == nil {
-		reason = event.ReasonInitial
-	}
+	reason := r.issueReason()
 	if ferr := r.commit(ctx, set, ps, reason, installSet); ferr != nil {
 		return res, ferr.err
 	}

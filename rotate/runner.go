@@ -29,7 +29,10 @@ type runner struct {
 	// serial, so the change that replaces it names what it replaced.
 	found       install.Set
 	foundSerial string
-	state       CertState
+	// foundUnfit: that set had not expired; it no longer fits its plan
+	// (hosts, profile, key), so the set replacing it is a reissue.
+	foundUnfit bool
+	state      CertState
 }
 
 func (r *runner) stop() {
@@ -123,6 +126,7 @@ func (r *runner) load() {
 		r.found = set
 		if chain, perr := pki.ParseCertificatesPEM(set.Cert); perr == nil && len(chain) > 0 {
 			r.foundSerial = pki.SerialHex(chain[0])
+			r.foundUnfit = r.now().Before(chain[0].NotAfter)
 		}
 		r.log.Warn("the certificate set on disk is not valid for its plan; issuing a new one", "serial", r.foundSerial, "error", err)
 		return
@@ -132,7 +136,7 @@ func (r *runner) load() {
 
 func (r *runner) setKnown(set install.Set, leaf *x509.Certificate, gen int) {
 	r.known, r.leaf, r.gen = set, leaf, gen
-	r.found, r.foundSerial = install.Set{}, ""
+	r.found, r.foundSerial, r.foundUnfit = install.Set{}, "", false
 	r.state.Serial = pki.SerialHex(leaf)
 	r.state.NotAfter = leaf.NotAfter
 	if w := pki.EmptySANWarning(leaf); w != "" {

@@ -250,7 +250,7 @@ func TestE2ESIGHUPMovesAListenerAndRejectsABrokenOne(t *testing.T) {
 // the same agent comes back over TLS, which status reports.
 func TestE2EBridgeCutsAgentsOverWithoutLosingOne(t *testing.T) {
 	dir := t.TempDir()
-	api, agentPort := sensuconfBridgeablePort(t), sensuconfBridgeablePort(t)
+	api, agentPort := systemdtest.FreePort(t), systemdtest.FreePort(t)
 	backend, agent := filepath.Join(dir, "backend.yml"), filepath.Join(dir, "agent.yml")
 	e2eWriteFile(t, backend, fmt.Sprintf(`---
 state-dir: "%s/sensu-backend"
@@ -277,10 +277,12 @@ sensu:
 `, dir, backend, agent, metrics))
 	mustRun(t, dir, nil, "--config", cfg, "ca", "init")
 	mustRun(t, dir, nil, "--config", cfg, "issue", "--all")
-	mustRun(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "1", "--user", "root")
+	loopAPI, loopAgent := systemdtest.FreePort(t), systemdtest.FreePort(t)
+	mustRun(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "1", "--user", "root", "--print-only",
+		"--bridge-api-port", fmt.Sprint(loopAPI), "--bridge-agent-port", fmt.Sprint(loopAgent))
 
 	systemdtest.StartBackend(t, backend)
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort+10000))
+	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", loopAgent))
 	d := daemonStart(t, dir, cfg)
 	public := fmt.Sprintf("127.0.0.1:%d", agentPort)
 	d.waitLog(`msg="proxy listener serving" listener=sensu-agent mode=dual address=`+public, 20*time.Second)
@@ -298,7 +300,7 @@ sensu:
 
 	// Phase 2: agent.yml says wss:// and trusts the CA; the agent restarts
 	// and dials from that file alone.
-	mustRun(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "2", "--user", "root")
+	mustRun(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "2", "--user", "root", "--print-only")
 	plain.close()
 	if ids := sensuconfAgentDial(t, agent); len(ids) != 1 || ids[0] == "" {
 		t.Fatalf("wss agent from agent.yml through the bridge: Backend-IDs %q", ids)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,12 @@ type migrateFlags struct {
 	files           sensu.Files
 	user            string
 	refusePlaintext bool
+	bridge          migrate.BridgePorts
+	// What apply and rollback do beyond the files.
+	printOnly bool
+	tlsdUnit  string
+	force     bool
+	window    time.Duration
 }
 
 func (f *migrateFlags) bind(cmd *cobra.Command) {
@@ -52,7 +59,48 @@ func (f *migrateFlags) nodeAndConfig(a *app, cmd *cobra.Command) (*migrate.Node,
 	if fl := cmd.Flags().Lookup("refuse-plaintext"); fl != nil && fl.Changed {
 		n.RefusePlaintext = &f.refusePlaintext
 	}
+	for _, name := range []string{"bridge-api-port", "bridge-agent-port", "bridge-dashboard-port"} {
+		if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed {
+			n.BridgePorts = &f.bridge
+		}
+	}
 	return n, cfg, nil
+}
+
+// bindBridge adds the phase 1 choices: plaintext or not, and the loopback
+// ports the backend moves to.
+func (f *migrateFlags) bindBridge(cmd *cobra.Command) {
+	f.bindRefusePlaintext(cmd)
+	d := migrate.DefaultBridgePorts
+	f.bridge = d
+	fs := cmd.Flags()
+	fs.IntVar(&f.bridge.API, "bridge-api-port", d.API, "phase 1: loopback port sensu-backend's API moves to (remembered until phase 1 is rolled back)")
+	fs.IntVar(&f.bridge.Agent, "bridge-agent-port", d.Agent, "phase 1: loopback port sensu-backend's agent websocket moves to")
+	fs.IntVar(&f.bridge.Dashboard, "bridge-dashboard-port", d.Dashboard, "phase 1: loopback port of the dashboard (commercial build only: the open-source build serves none)")
+}
+
+// bindAct adds what apply and rollback do after writing the files.
+func (f *migrateFlags) bindAct(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.BoolVar(&f.printOnly, "print-only", false, "write the files and print the restarts and reloads in the order to do them, instead of doing them (for configuration management that restarts services)")
+	fs.StringVar(&f.tlsdUnit, "tlsd-unit", "sensu-tlsd.service", "systemd unit of the sensu-tlsd daemon whose proxy serves the bridge")
+}
+
+// options builds what apply and rollback act with: this node's daemon as
+// the source of agent sightings and, when act, the daemon's services.
+func (f *migrateFlags) options(cfg *config.Config, cmd *cobra.Command, n *migrate.Node, act bool) (migrate.Options, func(), error) {
+	out := cmd.OutOrStdout()
+	o := migrate.Options{Window: f.window, CutOff: f.force, Progress: func(line string) { fmt.Fprintln(out, line) }}
+	o.Agents = migrate.LocalAgents{MetricsAddress: cfg.MetricsAddress, ConfigFile: orDefault(cfg.File, config.DefaultFile)}
+	if !act {
+		return o, func() {}, nil
+	}
+	svc, err := migrate.NewSystemdServices(cfg, n, f.tlsdUnit, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
+	if err != nil {
+		return o, nil, fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), err)
+	}
+	o.Services = svc
+	return o, svc.Close, nil
 }
 
 func (f *migrateFlags) bindRefusePlaintext(cmd *cobra.Command) {
@@ -65,9 +113,19 @@ func newMigrateCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Move this node from plaintext to TLS in reversible phases",
-		Long: `Phases: 1 bridge (backend on loopback, sensu-tlsd's proxy on the public
-ports), 2 agents (wss:// and the CA), 3 native (the backend serves TLS, etcd
-https, the bridge ends), 4 enforce (client certificates required).
+		Long: `Phases, each on the nodes it changes:
+  1 bridge (backends): the backend moves to loopback ports, sensu-tlsd's proxy
+    serves TLS (and ws:// while allowed) on the public ports.
+  2 agents (agents): agent.yml switches to wss:// and trusts the CA.
+  3 native (backends): the backend serves TLS itself, refuses plaintext,
+    etcd serves https and requires client certificates; the bridge ends.
+    Refused while the bridges saw agents in plaintext (--force cuts them off).
+  4 enforce: agents authenticate by certificate (commercial build with
+    sensu.agent-mtls); no effect on the open-source build.
+A phase that changes nothing on a node is skipped there. apply and rollback
+restart sensu-backend and sensu-agent and reload sensu-tlsd themselves, in
+the order that keeps the ports free, and roll a phase back when a health
+gate fails; --print-only leaves that to you and prints the order.
 
 The bridge's proxy listeners are written to STATE-DIR/listeners.d/migrate-bridge.yml;
 migration state and per-phase backups live in STATE-DIR/migrate/. STATE-DIR is
@@ -90,11 +148,16 @@ command then exits 1. A phase whose certificate the config does not name is an
 error naming the key to set.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			n, err := f.node(a, cmd)
+			n, cfg, err := f.nodeAndConfig(a, cmd)
 			if err != nil {
 				return err
 			}
-			plans, at, err := migrate.Plan(n)
+			// Plan runs apply's agent gate, with no services to act.
+			o, _, err := f.options(cfg, cmd, n, false)
+			if err != nil {
+				return err
+			}
+			plans, at, err := migrate.Plan(cmd.Context(), n, o)
 			if err != nil {
 				return err
 			}
@@ -103,7 +166,7 @@ error naming the key to set.`,
 			var refused []string
 			for _, sp := range plans {
 				printStep(out, sp)
-				if sp.Refused != nil {
+				if sp.Refused != nil || sp.Blocked != nil {
 					refused = append(refused, fmt.Sprintf("%d (%s)", sp.Phase, sp.Phase))
 				}
 			}
@@ -113,7 +176,8 @@ error naming the key to set.`,
 			return nil
 		},
 	}
-	f.bindRefusePlaintext(cmd)
+	f.bindBridge(cmd)
+	cmd.Flags().DurationVar(&f.window, "plaintext-window", 0, "plaintext sightings older than this do not hold phase 3 back (0: any since the bridges started counting)")
 	return cmd
 }
 
@@ -133,6 +197,10 @@ func printStep(out io.Writer, sp migrate.StepPlan) {
 	if sp.Done {
 		state = " [done]"
 	}
+	if sp.Skip != "" {
+		fmt.Fprintf(out, "\n== phase %d (%s): skipped here: %s\n", sp.Phase, sp.Phase, sp.Skip)
+		return
+	}
 	fmt.Fprintf(out, "\n== phase %d (%s)%s: %s\n", sp.Phase, sp.Phase, state, sp.Summary)
 	for _, need := range sp.Needs {
 		status := "ok"
@@ -149,6 +217,12 @@ func printStep(out io.Writer, sp migrate.StepPlan) {
 	}
 	if sp.Refused != nil {
 		fmt.Fprintf(out, "REFUSED: apply would not write this phase: %v\n", sp.Refused)
+	}
+	if sp.Blocked != nil {
+		fmt.Fprintf(out, "REFUSED: %v\n", sp.Blocked)
+	}
+	for i, st := range sp.Steps {
+		fmt.Fprintf(out, "then %d. %s\n", i+1, st)
 	}
 	for _, note := range sp.Notes {
 		fmt.Fprintln(out, "note:", note)
@@ -176,6 +250,9 @@ func printResult(out io.Writer, verb string, r *migrate.Result) {
 	for _, note := range r.Notes {
 		fmt.Fprintln(out, "note:", note)
 	}
+	for i, st := range r.Todo {
+		fmt.Fprintf(out, "to do (--print-only), in this order: %d. %s\n", i+1, st)
+	}
 }
 
 func newMigrateApplyCmd(a *app, f *migrateFlags) *cobra.Command {
@@ -192,17 +269,25 @@ func newMigrateApplyCmd(a *app, f *migrateFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := migrate.Apply(n, migrate.Phase(phase))
-			postCutover(cmd, cfg, migrate.Phase(phase), err)
+			o, done, err := f.options(cfg, cmd, n, !f.printOnly)
 			if err != nil {
 				return err
+			}
+			defer done()
+			r, err := migrate.Apply(cmd.Context(), n, migrate.Phase(phase), o)
+			postCutover(cmd, cfg, migrate.Phase(phase), err)
+			if err != nil {
+				return err // its steps were printed as they went
 			}
 			printResult(cmd.OutOrStdout(), "applied", r)
 			return nil
 		},
 	}
 	cmd.Flags().IntVar(&phase, "phase", 0, "phase to apply: 1 bridge, 2 agents, 3 native, 4 enforce")
-	f.bindRefusePlaintext(cmd)
+	f.bindBridge(cmd)
+	f.bindAct(cmd)
+	cmd.Flags().BoolVar(&f.force, "force", false, "apply a phase that ends plaintext although agents were seen in plaintext, cutting them off (they are named)")
+	cmd.Flags().DurationVar(&f.window, "plaintext-window", 0, "plaintext sightings older than this do not hold a phase back (0: any since the bridges started counting)")
 	return cmd
 }
 
@@ -230,18 +315,24 @@ back, unless --force is given; the edited content is then kept as
 FILE.sensu-tlsd.bak.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			n, err := f.node(a, cmd)
+			n, cfg, err := f.nodeAndConfig(a, cmd)
 			if err != nil {
 				return err
 			}
-			r, err := migrate.Rollback(n, force)
+			o, done, err := f.options(cfg, cmd, n, !f.printOnly)
 			if err != nil {
 				return err
+			}
+			defer done()
+			r, err := migrate.Rollback(cmd.Context(), n, force, o)
+			if err != nil {
+				return err // its steps were printed as they went
 			}
 			printResult(cmd.OutOrStdout(), "rolled back", r)
 			return nil
 		},
 	}
+	f.bindAct(cmd)
 	cmd.Flags().BoolVar(&force, "force", false, "roll back files edited since the phase too, keeping the edited content as FILE"+sensu.BackupSuffix)
 	return cmd
 }
@@ -268,6 +359,7 @@ func newMigrateStatusCmd(a *app, f *migrateFlags) *cobra.Command {
 			} else {
 				fmt.Fprintln(out, "drift: none")
 			}
+			fmt.Fprintf(out, "phases on this node: %s\n", migrate.PhaseList(s.Phases))
 			if s.Next != nil {
 				fmt.Fprintf(out, "next: migrate apply --phase %s (%s): %s\n", strconv.Itoa(int(s.Next.Phase)), s.Next.Phase, s.Next.Summary)
 			} else {

@@ -6,8 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,28 +19,6 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 )
-
-// sensuconfBridgeablePort finds a free loopback port p whose bridge port
-// p+10000 is free too (the bridge moves the backend there).
-func sensuconfBridgeablePort(t *testing.T) int {
-	t.Helper()
-	for range 200 {
-		p := 20000 + rand.IntN(25000)
-		a, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		b, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+10000))
-		a.Close()
-		if err != nil {
-			continue
-		}
-		b.Close()
-		return p
-	}
-	t.Fatal("no free port pair")
-	return 0
-}
 
 // sensuconfAgentDial connects like sensu-agent configured by agent.yml:
 // every backend-url, the trusted-ca-file, Sensu's headers and Basic auth.
@@ -107,7 +83,7 @@ func sensuconfAgentDial(t *testing.T, agentYML string) []string {
 
 func TestSensuconfEndToEndStandinServesGeneratedTLS(t *testing.T) {
 	dir := t.TempDir()
-	api, agentPort := sensuconfBridgeablePort(t), sensuconfBridgeablePort(t)
+	api, agentPort := systemdtest.FreePort(t), systemdtest.FreePort(t)
 	backend, agent := filepath.Join(dir, "backend.yml"), filepath.Join(dir, "agent.yml")
 	writeFile := func(p, s string) {
 		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
@@ -147,14 +123,15 @@ sensu:
 	mustRun(t, dir, nil, "--config", cfg, "ca", "init")
 	mustRun(t, dir, nil, "--config", cfg, "issue", "--all")
 	migrate := func(args ...string) {
-		mustRun(t, dir, nil, append([]string{"--config", cfg, "migrate"}, append(args, "--user", "root")...)...)
+		mustRun(t, dir, nil, append([]string{"--config", cfg, "migrate"}, append(args, "--user", "root", "--print-only")...)...)
 	}
 
 	// Phase 1: the stand-in started from the bridged backend.yml serves
 	// plaintext on the loopback ports the proxy forwards to.
-	migrate("apply", "--phase", "1")
+	loopAPIPort := systemdtest.FreePort(t)
+	migrate("apply", "--phase", "1", "--bridge-api-port", fmt.Sprint(loopAPIPort), "--bridge-agent-port", fmt.Sprint(systemdtest.FreePort(t)))
 	bridged := systemdtest.StartBackend(t, backend)
-	loopAPI := fmt.Sprintf("127.0.0.1:%d", api+10000)
+	loopAPI := fmt.Sprintf("127.0.0.1:%d", loopAPIPort)
 	systemdtest.WaitTCP(t, loopAPI)
 	resp, err := http.Get("http://" + loopAPI + "/health")
 	if err != nil || resp.StatusCode != 200 {
@@ -166,7 +143,7 @@ sensu:
 
 	// Phases 2 and 3: agents on wss, the backend serving TLS itself.
 	migrate("apply", "--phase", "2")
-	migrate("apply", "--phase", "3")
+	migrate("apply", "--phase", "3", "--force") // no daemon counts agents here
 	systemdtest.StartBackend(t, backend)
 	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", api))
 	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))

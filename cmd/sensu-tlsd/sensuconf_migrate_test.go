@@ -3,15 +3,21 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 )
 
-// sensuconfMigrate runs `sensu-tlsd --config cfg migrate ARGS --user root`.
+// sensuconfMigrate runs `sensu-tlsd --config cfg migrate ARGS --user root`;
+// apply and rollback only print the restarts (no systemd here).
 func sensuconfMigrate(t *testing.T, dir, cfg string, args ...string) result {
 	t.Helper()
-	return run(t, dir, nil, append([]string{"--config", cfg, "migrate"}, append(args, "--user", "root")...)...)
+	args = append(args, "--user", "root")
+	if slices.Contains(args, "apply") || slices.Contains(args, "rollback") {
+		args = append(args, "--print-only")
+	}
+	return run(t, dir, nil, append([]string{"--config", cfg, "migrate"}, args...)...)
 }
 
 // The bridge's --refuse-plaintext is remembered: status sees no drift and a
@@ -20,12 +26,18 @@ func TestSensuconfRefusePlaintextSurvivesReapply(t *testing.T) {
 	dir, cfg, _, _ := migrateSetup(t, "backend-chef.yml", "agent-chef.yml")
 	dropIn := filepath.Join(dir, "state", "listeners.d", "migrate-bridge.yml")
 
+	// From phase 0 no bridge has counted the agents, so refusing
+	// plaintext at once takes --force, and plan says so.
 	plan := sensuconfMigrate(t, dir, cfg, "plan", "--refuse-plaintext")
-	if plan.code != 0 || !strings.Contains(plan.stdout, "+    allow-plaintext: false") || strings.Contains(plan.stdout, "allow-plaintext: true") {
+	if plan.code != 1 || !strings.Contains(plan.stdout, "+    allow-plaintext: false") || strings.Contains(plan.stdout, "allow-plaintext: true") ||
+		!strings.Contains(plan.stdout, "REFUSED: phase 1 (bridge) ends ws:// on this backend, and no bridge has counted the agents yet") {
 		t.Fatalf("plan --refuse-plaintext: exit %d\n%s%s", plan.code, plan.stdout, plan.stderr)
 	}
-	if r := sensuconfMigrate(t, dir, cfg, "apply", "--phase", "1", "--refuse-plaintext"); r.code != 0 {
-		t.Fatalf("apply: exit %d %s", r.code, r.stderr)
+	if r := sensuconfMigrate(t, dir, cfg, "apply", "--phase", "1", "--refuse-plaintext"); r.code == 0 || !strings.Contains(r.stderr, "--force cuts off every agent still on ws://") {
+		t.Fatalf("apply without --force: exit %d %s", r.code, r.stderr)
+	}
+	if r := sensuconfMigrate(t, dir, cfg, "apply", "--phase", "1", "--refuse-plaintext", "--force"); r.code != 0 || !strings.Contains(r.stdout, "--force: cutting off every agent still on ws://") {
+		t.Fatalf("apply --force: exit %d %s%s", r.code, r.stdout, r.stderr)
 	}
 	tlsOnly := func() bool {
 		b, err := os.ReadFile(dropIn)

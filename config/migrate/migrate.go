@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
@@ -55,7 +56,11 @@ type Node struct {
 	// or dual (false) from this apply on; nil keeps what the bridge was
 	// applied with (State.RefusePlaintext).
 	RefusePlaintext *bool
-	LintUser        string
+	// BridgePorts, when set, are the loopback ports of the bridge from
+	// this apply on; nil keeps what the bridge was applied with
+	// (State.BridgePorts), else DefaultBridgePorts.
+	BridgePorts *BridgePorts
+	LintUser    string
 	// ConfigFile is the sensu-tlsd config the node was read from, named in
 	// the messages that ask for a key to be set there.
 	ConfigFile string
@@ -188,16 +193,66 @@ var (
 	bridgeKeys = []bridgeKey{apiListen, agentHost, agentPort, dashHost, dashPort}
 )
 
-// loopbackOffset moves a public port to the loopback port the backend
-// listens on during the bridge (8080 → 18080, 8081 → 18081, 3000 → 13000).
-const loopbackOffset = 10000
+// BridgePorts are the loopback ports the backend listens on while the
+// bridge's proxy holds its public ones.
+type BridgePorts struct {
+	API       int `json:"api"`
+	Agent     int `json:"agent"`
+	Dashboard int `json:"dashboard,omitempty"` // bridged on the commercial build only
+}
 
-func loopbackPort(port string) (string, error) {
-	p, err := strconv.Atoi(port)
-	if err != nil || p <= 0 || p+loopbackOffset > 65535 {
-		return "", fmt.Errorf("port %q cannot move to loopback (needs a port below %d)", port, 65535-loopbackOffset)
+// DefaultBridgePorts lie below Linux's default ephemeral range
+// (32768-60999), so no outgoing connection holds one when the backend
+// restarts onto it, and do not depend on the public ports.
+var DefaultBridgePorts = BridgePorts{API: 18080, Agent: 18081, Dashboard: 13000}
+
+// check refuses ports out of range, shared, or equal to a public port.
+func (b BridgePorts) check(public []string, dashboard bool) error {
+	ports := map[string]int{"api": b.API, "agent": b.Agent}
+	if dashboard {
+		ports["dashboard"] = b.Dashboard
 	}
-	return strconv.Itoa(p + loopbackOffset), nil
+	seen := map[int]string{}
+	for _, name := range []string{"api", "agent", "dashboard"} {
+		p, ok := ports[name]
+		if !ok {
+			continue
+		}
+		if p <= 0 || p > 65535 {
+			return fmt.Errorf("bridge %s port %d is out of range: give --bridge-%s-port a port from 1 to 65535", name, p, name)
+		}
+		if other, dup := seen[p]; dup {
+			return fmt.Errorf("bridge ports: %s and %s are both %d: give each its own port", other, name, p)
+		}
+		if slices.Contains(public, strconv.Itoa(p)) {
+			return fmt.Errorf("bridge %s port %d is a public port of the backend: the proxy takes that one; choose another with --bridge-%s-port", name, p, name)
+		}
+		seen[p] = name
+	}
+	return nil
+}
+
+// free refuses a loopback port something already listens on: the
+// backend would fail to start on it.
+func (b BridgePorts) free(dashboard bool) error {
+	ports := []struct {
+		name string
+		port int
+	}{{"api", b.API}, {"agent", b.Agent}}
+	if dashboard {
+		ports = append(ports, struct {
+			name string
+			port int
+		}{"dashboard", b.Dashboard})
+	}
+	for _, p := range ports {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)))
+		if err != nil {
+			return fmt.Errorf("bridge %s port 127.0.0.1:%d is in use (%v): the backend could not listen there; choose a free port with --bridge-%s-port", p.name, p.port, err, p.name)
+		}
+		l.Close()
+	}
+	return nil
 }
 
 func splitHostPort(addr string) (string, string, error) {
@@ -210,33 +265,26 @@ func splitHostPort(addr string) (string, string, error) {
 
 // listenersFor builds the bridge's proxy listeners from the public
 // addresses the backend had; refuse makes them TLS-only.
-func (n *Node) listenersFor(public map[string]string, dashboard, refuse bool) ([]config.Listener, error) {
-	_, port, err := splitHostPort(public[apiListen.key])
+func (n *Node) listenersFor(public map[string]string, ports BridgePorts, dashboard, refuse bool) ([]config.Listener, error) {
+	_, apiPort, err := splitHostPort(public[apiListen.key])
 	if err != nil {
 		return nil, err
 	}
-	apiLoop, err := loopbackPort(port)
-	if err != nil {
+	if err := ports.check([]string{apiPort, public[agentPort.key], public[dashPort.key]}, dashboard); err != nil {
 		return nil, err
 	}
-	agentLoop, err := loopbackPort(public[agentPort.key])
-	if err != nil {
-		return nil, err
-	}
+	apiLoop, agentLoop := strconv.Itoa(ports.API), strconv.Itoa(ports.Agent)
 	ls := []config.Listener{
 		{Name: "sensu-api", Mode: "dual", Listen: public[apiListen.key], Targets: []string{net.JoinHostPort("127.0.0.1", apiLoop)},
 			Certificate: n.Backend.Name, AllowPlain: !refuse},
 		{Name: "sensu-agent", Mode: "dual", Listen: net.JoinHostPort(trimBrackets(public[agentHost.key]), public[agentPort.key]),
 			Targets: []string{net.JoinHostPort("127.0.0.1", agentLoop)}, Certificate: n.Backend.Name, AllowPlain: !refuse,
 			// Agents are counted by name and transport, so `status` shows
-			// who still speaks plaintext before phase 4 refuses it.
+			// who still speaks plaintext and phase 3 refuses to cut them off.
 			AgentHeaders: true},
 	}
 	if dashboard {
-		dashLoop, err := loopbackPort(public[dashPort.key])
-		if err != nil {
-			return nil, err
-		}
+		dashLoop := strconv.Itoa(ports.Dashboard)
 		ls = append(ls, config.Listener{Name: "sensu-dashboard", Mode: "dual",
 			Listen:  net.JoinHostPort(trimBrackets(public[dashHost.key]), public[dashPort.key]),
 			Targets: []string{net.JoinHostPort("127.0.0.1", dashLoop)}, Certificate: n.Backend.Name, AllowPlain: !refuse})

@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -13,6 +14,22 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
+
+// seen is a fixed list of sightings, as a bridge would report them.
+type seen []Sighting
+
+func (s seen) Sightings(context.Context) ([]Sighting, error) { return s, nil }
+
+// noAgents: every bridge is empty, so no step is held back.
+var noAgents = Options{Agents: seen{}}
+
+func apply(n *Node, p Phase) (*Result, error) {
+	return Apply(context.Background(), n, p, noAgents)
+}
+
+func rollback(n *Node, force bool) (*Result, error) {
+	return Rollback(context.Background(), n, force, noAgents)
+}
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
@@ -128,9 +145,10 @@ func TestEveryPhaseForwardAndBackRestoresTheOriginalBytes(t *testing.T) {
 			for _, f := range files {
 				start = append(start, readOrNil(t, f))
 			}
-			history := [][][]byte{start}
-			for p := Bridge; p <= Last; p++ {
-				res, err := Apply(n, p)
+			history := map[Phase][][]byte{Plaintext: start}
+			phases := Phases(n)
+			for _, p := range phases {
+				res, err := apply(n, p)
 				if err != nil {
 					t.Fatalf("apply phase %d: %v", p, err)
 				}
@@ -145,10 +163,10 @@ func TestEveryPhaseForwardAndBackRestoresTheOriginalBytes(t *testing.T) {
 					all.WriteString("==> " + filepath.Base(f) + "\n")
 					all.Write(normalized(dir, b))
 				}
-				history = append(history, state)
+				history[p] = state
 				golden(t, pair.name+".phase"+string(rune('0'+p))+".txt", all.Bytes())
 
-				again, err := Apply(n, p)
+				again, err := apply(n, p)
 				if err != nil {
 					t.Fatalf("re-apply phase %d: %v", p, err)
 				}
@@ -159,21 +177,25 @@ func TestEveryPhaseForwardAndBackRestoresTheOriginalBytes(t *testing.T) {
 					t.Errorf("status after phase %d: %+v %v", p, st, err)
 				}
 			}
-			for p := Last; p >= Bridge; p-- {
-				res, err := Rollback(n, false)
+			for i := len(phases) - 1; i >= 0; i-- {
+				p, prev := phases[i], Plaintext
+				if i > 0 {
+					prev = phases[i-1]
+				}
+				res, err := rollback(n, false)
 				if err != nil {
 					t.Fatalf("rollback from %d: %v", p, err)
 				}
-				if res.To != p-1 {
-					t.Errorf("rollback from %d went to %d", p, res.To)
+				if res.To != prev {
+					t.Errorf("rollback from %d went to %d, want %d", p, res.To, prev)
 				}
 				for i, f := range files {
-					if got := readOrNil(t, f); !bytes.Equal(got, history[p-1][i]) || (got == nil) != (history[p-1][i] == nil) {
-						t.Errorf("after rollback to phase %d, %s differs:\n%s", p-1, f, sensu.Diff("want", "got", history[p-1][i], got))
+					if got := readOrNil(t, f); !bytes.Equal(got, history[prev][i]) || (got == nil) != (history[prev][i] == nil) {
+						t.Errorf("after rollback to phase %d, %s differs:\n%s", prev, f, sensu.Diff("want", "got", history[prev][i], got))
 					}
 				}
 			}
-			if _, err := Rollback(n, false); err == nil || !strings.Contains(err.Error(), "nothing to roll back") {
+			if _, err := rollback(n, false); err == nil || !strings.Contains(err.Error(), "nothing to roll back") {
 				t.Errorf("rollback at phase 0: %v", err)
 			}
 			if _, err := os.Stat(filepath.Join(n.StateDir, "migrate", "phase-1")); !os.IsNotExist(err) {
@@ -186,11 +208,11 @@ func TestEveryPhaseForwardAndBackRestoresTheOriginalBytes(t *testing.T) {
 func TestPlanShowsEachPhaseDiffAndNeeds(t *testing.T) {
 	n, _ := testNode(t, "backend-packaged.yml", "agent-packaged.yml")
 	before := readOrNil(t, n.Files.Backend)
-	plans, at, err := Plan(n)
+	plans, at, err := Plan(context.Background(), n, noAgents)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if at != Plaintext || len(plans) != 4 {
+	if at != Plaintext || len(plans) != 4 || plans[3].Skip == "" || !strings.Contains(plans[3].Summary, "no effect on the open-source build") {
 		t.Fatalf("plan at %v with %d steps", at, len(plans))
 	}
 	text := func(sp StepPlan) string {
@@ -213,8 +235,11 @@ func TestPlanShowsEachPhaseDiffAndNeeds(t *testing.T) {
 			t.Errorf("native diff lacks %q:\n%s", want, text(plans[2]))
 		}
 	}
-	if !strings.Contains(text(plans[3]), "+etcd-client-cert-auth: true") {
-		t.Errorf("enforce diff:\n%s", text(plans[3]))
+	if !strings.Contains(text(plans[2]), "+etcd-client-cert-auth: true") {
+		t.Errorf("native diff lacks etcd-client-cert-auth:\n%s", text(plans[2]))
+	}
+	if len(plans[3].Files) != 0 {
+		t.Errorf("enforce on the open-source build changes files: %+v", plans[3].Files)
 	}
 	if len(plans[0].Needs) != 1 || !strings.Contains(plans[0].Needs[0].What, `"backend"`) || plans[0].Needs[0].Check() != nil {
 		t.Errorf("bridge needs: %+v", plans[0].Needs)
@@ -227,13 +252,16 @@ func TestPlanShowsEachPhaseDiffAndNeeds(t *testing.T) {
 func TestApplyRefusesMissingCertificateAndWrongOrder(t *testing.T) {
 	n, _ := testNode(t, "backend-ansible.yml", "")
 	orig := readOrNil(t, n.Files.Backend)
-	if _, err := Apply(n, Agents); err == nil || !strings.Contains(err.Error(), "apply phase 1 (bridge) first") {
+	if _, err := apply(n, Native); err == nil || !strings.Contains(err.Error(), "apply phase 1 (bridge) first") {
 		t.Errorf("skipping a phase: %v", err)
+	}
+	if _, err := apply(n, Agents); err == nil || !strings.Contains(err.Error(), "phase 2 (agents) does not apply to this node: no agent on this node; its phases are 1 (bridge), 3 (native)") {
+		t.Errorf("a phase of another role: %v", err)
 	}
 	if err := os.Remove(n.Backend.KeyFile); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Apply(n, Bridge)
+	_, err := apply(n, Bridge)
 	if err == nil || !strings.Contains(err.Error(), "backend-key.pem") || !strings.Contains(err.Error(), "sensu-tlsd issue backend") {
 		t.Errorf("missing key: %v", err)
 	}
@@ -257,7 +285,7 @@ func TestBridgeListenersAndEnvFiles(t *testing.T) {
 	}
 	n.Files.BackendEnv = []string{env}
 	n.Commercial = true
-	if _, err := Apply(n, Bridge); err != nil {
+	if _, err := apply(n, Bridge); err != nil {
 		t.Fatal(err)
 	}
 	if got := string(readOrNil(t, env)); got != "SENSU_BACKEND_AGENT_PORT=18081\nSENSU_BACKEND_LOG_LEVEL=info\n" {
@@ -281,10 +309,7 @@ func TestBridgeListenersAndEnvFiles(t *testing.T) {
 			t.Errorf("listener %d = %+v, want %+v", i, l, w)
 		}
 	}
-	if _, err := Apply(n, Agents); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Apply(n, Native); err != nil {
+	if _, err := apply(n, Native); err != nil {
 		t.Fatal(err)
 	}
 	if got := string(readOrNil(t, env)); got != envSrc {
@@ -299,17 +324,15 @@ func TestAgentOnlyNodeWithAgentMTLS(t *testing.T) {
 	n, _ := testNode(t, "", "agent-cluster.yml")
 	n.Commercial, n.AgentMTLS = true, true // the backends are the commercial build
 	n.AgentCAFile = n.Backend.CAFile
-	orig := readOrNil(t, n.Files.Agent)
-	for p := Bridge; p <= Last; p++ {
-		if _, err := Apply(n, p); err != nil {
+	if got := Phases(n); len(got) != 2 || got[0] != Agents || got[1] != Enforce {
+		t.Fatalf("an agent node with agent mTLS has phases %v, want 2 (agents) and 4 (enforce)", got)
+	}
+	for _, p := range Phases(n) {
+		if _, err := apply(n, p); err != nil {
 			t.Fatalf("phase %d: %v", p, err)
 		}
 		got := string(readOrNil(t, n.Files.Agent))
 		switch p {
-		case Bridge:
-			if got != string(orig) {
-				t.Errorf("the bridge changed an agent-only node:\n%s", got)
-			}
 		case Agents:
 			if !strings.Contains(got, `  - "wss://10.0.0.3:8081"  # backend-3`) || !strings.Contains(got, "trusted-ca-file: "+n.AgentCAFile) || strings.Contains(got, "cert-file") {
 				t.Errorf("agents phase:\n%s", got)
@@ -328,8 +351,8 @@ func TestAgentOnlyNodeWithAgentMTLS(t *testing.T) {
 func TestCommercialEnforceAddsAgentAuth(t *testing.T) {
 	n, _ := testNode(t, "backend-packaged.yml", "")
 	n.Commercial, n.AgentMTLS = true, true
-	for p := Bridge; p <= Last; p++ {
-		if _, err := Apply(n, p); err != nil {
+	for _, p := range Phases(n) {
+		if _, err := apply(n, p); err != nil {
 			t.Fatalf("phase %d: %v", p, err)
 		}
 	}
@@ -349,7 +372,7 @@ func TestConcurrentMigrateIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unlock()
-	if _, err := Apply(n, Bridge); err == nil || !strings.Contains(err.Error(), "another sensu-tlsd migrate is running") {
+	if _, err := apply(n, Bridge); err == nil || !strings.Contains(err.Error(), "another sensu-tlsd migrate is running") {
 		t.Errorf("apply while locked: %v", err)
 	}
 }
@@ -361,8 +384,9 @@ func TestClusterMembersAgreeOnTheInitialCluster(t *testing.T) {
 	values := map[Phase][]string{}
 	for _, member := range []string{"backend-cluster-1.yml", "backend-cluster-2.yml", "backend-cluster-3.yml"} {
 		n, _ := testNode(t, member, "")
-		for p := Bridge; p <= Last; p++ {
-			if _, err := Apply(n, p); err != nil {
+		n.Commercial, n.AgentMTLS = true, true // so that phase 4 applies
+		for _, p := range Phases(n) {
+			if _, err := apply(n, p); err != nil {
 				t.Fatalf("%s: phase %d: %v", member, p, err)
 			}
 			d, err := sensu.Parse(n.Files.Backend, readOrNil(t, n.Files.Backend))
@@ -393,7 +417,7 @@ func refusePlaintext(b bool) *bool { return &b }
 func TestBridgeRemembersRefusePlaintext(t *testing.T) {
 	n, _ := testNode(t, "backend-packaged.yml", "agent-packaged.yml")
 	n.RefusePlaintext = refusePlaintext(true)
-	plans, _, err := Plan(n)
+	plans, _, err := Plan(context.Background(), n, noAgents)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +428,15 @@ func TestBridgeRemembersRefusePlaintext(t *testing.T) {
 	if !strings.Contains(diff.String(), "+    allow-plaintext: false") || strings.Contains(diff.String(), "allow-plaintext: true") {
 		t.Errorf("plan --refuse-plaintext shows:\n%s", diff.String())
 	}
-	if _, err := Apply(n, Bridge); err != nil {
+	// No bridge has counted the agents: refusing plaintext cuts off every
+	// ws:// agent, so it takes --force.
+	if b := plans[0].Blocked; b == nil || !strings.Contains(b.Error(), "no bridge has counted the agents yet") {
+		t.Errorf("plan of a TLS-only bridge from phase 0: %v", b)
+	}
+	if _, err := apply(n, Bridge); err == nil || !strings.Contains(err.Error(), "--force cuts off every agent still on ws://") {
+		t.Errorf("TLS-only bridge from phase 0 without --force: %v", err)
+	}
+	if _, err := Apply(context.Background(), n, Bridge, Options{CutOff: true}); err != nil {
 		t.Fatal(err)
 	}
 	refusing := func() bool {
@@ -428,29 +460,29 @@ func TestBridgeRemembersRefusePlaintext(t *testing.T) {
 	if st, err := CurrentStatus(n); err != nil || len(st.Drifted) != 0 {
 		t.Errorf("status after a TLS-only bridge: %+v %v", st, err)
 	}
-	res, err := Apply(n, Bridge)
+	res, err := apply(n, Bridge)
 	if err != nil || len(res.Files) != 0 || !refusing() {
 		t.Errorf("re-applying the bridge without the flag: %+v %v, TLS only: %v", res, err, refusing())
 	}
-	if _, err := Apply(n, Agents); err != nil {
+	if _, err := apply(n, Agents); err != nil {
 		t.Fatal(err)
 	}
 	if !refusing() {
 		t.Error("phase 2 turned plaintext back on")
 	}
-	if _, err := Rollback(n, false); err != nil {
+	if _, err := rollback(n, false); err != nil {
 		t.Fatal(err)
 	}
 
 	// Changing the choice is a re-apply of phase 1 with the flag.
 	n.RefusePlaintext = refusePlaintext(false)
-	if _, err := Apply(n, Bridge); err != nil {
+	if _, err := apply(n, Bridge); err != nil {
 		t.Fatal(err)
 	}
 	if refusing() {
 		t.Error("--refuse-plaintext=false kept the bridge TLS-only")
 	}
-	if _, err := Apply(n, Agents); err == nil || !strings.Contains(err.Error(), "--refuse-plaintext is a choice of phase 1 (bridge)") {
+	if _, err := apply(n, Agents); err == nil || !strings.Contains(err.Error(), "--refuse-plaintext is a choice of phase 1 (bridge)") {
 		t.Errorf("--refuse-plaintext on phase 2: %v", err)
 	}
 }
@@ -461,19 +493,19 @@ func TestPlanRefusesUnnamedCertificates(t *testing.T) {
 	n, _ := testNode(t, "backend-packaged.yml", "agent-packaged.yml")
 	n.ConfigFile = "/etc/sensu/tlsd.yml"
 	n.Backend = Cert{}
-	_, _, err := Plan(n)
-	want := "phase 1 (bridge) needs a certificate (profile backend) for served by the bridge on the API, agent and dashboard ports: no certificate named: set sensu.backend-certificate in /etc/sensu/tlsd.yml"
+	_, _, err := Plan(context.Background(), n, noAgents)
+	want := "phase 1 (bridge) needs a certificate (profile backend) for served by the bridge on the backend's public ports: no certificate named: set sensu.backend-certificate in /etc/sensu/tlsd.yml"
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
-	if _, err := Apply(n, Bridge); err == nil || !strings.Contains(err.Error(), "set sensu.backend-certificate in /etc/sensu/tlsd.yml") {
+	if _, err := apply(n, Bridge); err == nil || !strings.Contains(err.Error(), "set sensu.backend-certificate in /etc/sensu/tlsd.yml") {
 		t.Errorf("apply: %v", err)
 	}
 
 	// An agent-only node needs no backend certificate, only the CA.
 	n, _ = testNode(t, "", "agent-packaged.yml")
 	n.AgentCAFile, n.Backend = n.Backend.CAFile, Cert{}
-	if _, _, err := Plan(n); err != nil {
+	if _, _, err := Plan(context.Background(), n, noAgents); err != nil {
 		t.Errorf("agent-only node with agent-ca-file: %v", err)
 	}
 }
@@ -486,7 +518,7 @@ func TestPlanShowsTheLintRefusalApplyWouldGive(t *testing.T) {
 	if err := os.WriteFile(n.Files.Backend, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	plans, _, err := Plan(n)
+	plans, _, err := Plan(context.Background(), n, noAgents)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,12 +529,10 @@ func TestPlanShowsTheLintRefusalApplyWouldGive(t *testing.T) {
 	if refused == nil || !strings.Contains(refused.Error(), `does not cover host "not-in-the-cert.example.org"`) {
 		t.Fatalf("phase 3 plan: %v", refused)
 	}
-	for _, p := range []Phase{Bridge, Agents} {
-		if _, err := Apply(n, p); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := apply(n, Bridge); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := Apply(n, Native); err == nil || err.Error() != refused.Error() {
+	if _, err := apply(n, Native); err == nil || err.Error() != refused.Error() {
 		t.Errorf("apply phase 3: %v\nplan said: %v", err, refused)
 	}
 }
@@ -512,7 +542,7 @@ func TestPlanShowsTheLintRefusalApplyWouldGive(t *testing.T) {
 func TestRollbackRefusesFilesEditedAfterThePhase(t *testing.T) {
 	n, _ := testNode(t, "backend-chef.yml", "agent-chef.yml")
 	orig := readOrNil(t, n.Files.Backend)
-	if _, err := Apply(n, Bridge); err != nil {
+	if _, err := apply(n, Bridge); err != nil {
 		t.Fatal(err)
 	}
 	edited := string(readOrNil(t, n.Files.Backend)) + "log-level: debug\n"
@@ -523,7 +553,7 @@ func TestRollbackRefusesFilesEditedAfterThePhase(t *testing.T) {
 	if err := os.WriteFile(dropIn, append(readOrNil(t, dropIn), "# mine\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Rollback(n, false)
+	_, err := rollback(n, false)
 	if err == nil || !strings.HasPrefix(err.Error(), n.Files.Backend+", "+dropIn+" changed after phase 1 (bridge) wrote it") || !strings.Contains(err.Error(), "migrate rollback --force") {
 		t.Fatalf("rollback over an edit: %v", err)
 	}
@@ -534,7 +564,7 @@ func TestRollbackRefusesFilesEditedAfterThePhase(t *testing.T) {
 		t.Errorf("a refused rollback moved the node to %v", st.Phase)
 	}
 
-	res, err := Rollback(n, true)
+	res, err := rollback(n, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,7 +585,7 @@ func TestRollbackRefusesFilesEditedAfterThePhase(t *testing.T) {
 func TestRollbackOfAStateWithoutWrittenHashes(t *testing.T) {
 	n, _ := testNode(t, "backend-chef.yml", "agent-chef.yml")
 	orig := readOrNil(t, n.Files.Backend)
-	if _, err := Apply(n, Bridge); err != nil {
+	if _, err := apply(n, Bridge); err != nil {
 		t.Fatal(err)
 	}
 	st, err := LoadState(n)
@@ -566,7 +596,7 @@ func TestRollbackOfAStateWithoutWrittenHashes(t *testing.T) {
 	if err := st.save(n); err != nil {
 		t.Fatal(err)
 	}
-	res, err := Rollback(n, false)
+	res, err := rollback(n, false)
 	if err != nil {
 		t.Fatalf("rollback of an older state: %v", err)
 	}

@@ -11,89 +11,154 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 )
 
-// step is one phase: what it does to the files and what it needs.
+// step is one phase: what it does to the files, what it needs, and on
+// which nodes it does anything.
 type step struct {
-	phase   Phase
-	summary string
+	summary func(n *Node) string
 	apply   func(w *workspace) error
 	needs   func(n *Node) []Need
-	notes   func(n *Node) []string
+	// skip says why the phase changes nothing on n ("" when it applies):
+	// a phase that does not apply is passed over, never required.
+	skip  func(n *Node) string
+	notes func(n *Node) []string
+}
+
+func backendOnly(n *Node) string {
+	if !n.IsBackend() {
+		return "no backend on this node"
+	}
+	return ""
 }
 
 var steps = map[Phase]step{
 	Bridge: {
-		phase:   Bridge,
-		summary: "backend listeners move to loopback; sensu-tlsd's proxy serves TLS (and plaintext while allowed) on the public ports",
+		summary: fixed("backend listeners move to loopback; sensu-tlsd's proxy serves TLS (and plaintext while allowed) on the public ports"),
 		apply:   applyBridge,
+		skip:    backendOnly,
 		needs: func(n *Node) []Need {
-			if !n.IsBackend() {
-				return nil
-			}
-			return []Need{n.certNeed(n.Backend, "backend-certificate", "served by the bridge on the API, agent and dashboard ports", "backend")}
-		},
-		notes: func(n *Node) []string {
-			if !n.IsBackend() {
-				return []string{"nothing to do on an agent-only node"}
-			}
-			return []string{"then: systemctl restart sensu-backend (frees the public ports), then reload sensu-tlsd so its proxy takes them"}
+			return []Need{n.certNeed(n.Backend, "backend-certificate", "served by the bridge on the backend's public ports", "backend")}
 		},
 	},
 	Agents: {
-		phase:   Agents,
-		summary: "agents connect with wss:// and verify the backends against the CA",
+		summary: fixed("agents connect with wss:// and verify the backends against the CA"),
 		apply:   applyAgents,
-		needs: func(n *Node) []Need {
+		skip: func(n *Node) string {
 			if !n.IsAgent() {
-				return nil
+				return "no agent on this node"
 			}
+			return ""
+		},
+		needs: func(n *Node) []Need {
 			return []Need{n.caNeed(n.agentCA(), "agent.yml trusted-ca-file")}
 		},
-		notes: func(n *Node) []string {
-			if !n.IsAgent() {
-				return []string{"nothing to do on a backend-only node"}
-			}
-			return []string{"then: systemctl restart sensu-agent (it dies on SIGHUP); do this on every agent before phase 3"}
+		notes: func(*Node) []string {
+			return []string{"every agent of the fleet needs this phase before a backend's phase 3, which ends ws://"}
 		},
 	},
 	Native: {
-		phase:   Native,
-		summary: "the backend serves TLS itself (API, agents, etcd client and peer) and the bridge ends",
+		summary: fixed("the backend serves TLS itself on the API and agent ports (no plaintext), etcd serves https and requires client certificates on its client and peer ports, and the bridge ends"),
 		apply:   applyNative,
+		skip:    backendOnly,
 		needs: func(n *Node) []Need {
-			if !n.IsBackend() {
-				return nil
-			}
 			return []Need{
 				n.certNeed(n.Backend, "backend-certificate", "cert-file/key-file and the etcd client certificate (needs serverAuth and clientAuth)", "backend"),
 				n.certNeed(n.peer(), n.peerKey(), "etcd peer trio", "etcd-peer"),
 			}
 		},
-		notes: func(n *Node) []string {
-			if !n.IsBackend() {
-				return []string{"nothing to do on an agent-only node"}
-			}
-			return []string{
-				"ws:// agents are cut off from here on: phase 2 must be done fleet-wide first",
-				"an existing etcd member keeps its stored http:// peer URL: on a cluster run `etcdctl member update ID --peer-urls=https://HOST:2380` for each member",
-				"then: reload sensu-tlsd (drops the bridge listeners), then systemctl restart sensu-backend",
-			}
+		notes: func(*Node) []string {
+			return []string{"an existing etcd member keeps its stored http:// peer URL: on a cluster run `etcdctl member update ID --peer-urls=https://HOST:2380` for each member"}
 		},
 	},
 	Enforce: {
-		phase:   Enforce,
-		summary: "plaintext refused everywhere: etcd requires client certificates; agents use certificates when agent mTLS is chosen",
+		summary: func(n *Node) string { return enforcementOf(n).summary },
 		apply:   applyEnforce,
+		skip:    func(n *Node) string { return enforcementOf(n).skip },
 		needs: func(n *Node) []Need {
-			var needs []Need
 			if n.IsAgent() && n.AgentMTLS {
-				needs = append(needs, n.certNeed(n.Agent, "agent-certificate", "agent.yml cert-file/key-file (agent mTLS)", "agent"))
+				return []Need{n.certNeed(n.Agent, "agent-certificate", "agent.yml cert-file/key-file (agent mTLS)", "agent")}
 			}
-			return needs
-		},
-		notes: func(n *Node) []string {
-			return []string{"then: systemctl restart sensu-backend / sensu-agent"}
+			return nil
 		},
 	},
+}
+
+func fixed(s string) func(*Node) string { return func(*Node) string { return s } }
+
+// enforcement is what phase 4 does on a node. It is the one place that
+// says so, per build: plan, apply, status and the README follow it.
+type enforcement struct {
+	summary string
+	skip    string // why phase 4 changes nothing here; "" when it does
+	// agentAuth: the commercial backend authenticates agents by certificate.
+	agentAuth bool
+	// agentCert: the agent presents its certificate.
+	agentCert bool
+}
+
+// enforcementOf is phase 4 on n. Phase 3 already ends plaintext and makes
+// etcd require client certificates (Sensu's etcd-trusted-ca-file serves
+// both ends), so what is left is agent certificate authentication, which
+// only the commercial backend reads.
+func enforcementOf(n *Node) enforcement {
+	e := enforcement{
+		agentAuth: n.IsBackend() && n.Commercial && n.AgentMTLS,
+		agentCert: n.IsAgent() && n.AgentMTLS,
+	}
+	switch {
+	case e.agentAuth || e.agentCert:
+		e.summary = "agents authenticate by certificate (agent mTLS): the commercial backend's agent-auth-* keys, each agent's cert-file/key-file"
+	case !n.Commercial:
+		e.summary = "no effect on the open-source build: phase 3 already refuses plaintext and makes etcd require client certificates, and agent certificate authentication is commercial only"
+		e.skip = "no effect on the open-source build (sensu.commercial: false)"
+	default:
+		e.summary = "no effect without agent mTLS: phase 3 already refuses plaintext and makes etcd require client certificates"
+		e.skip = "no effect here without agent certificates (sensu.agent-mtls: false)"
+	}
+	return e
+}
+
+// Applies reports whether phase p changes anything on n, and if not why.
+func Applies(n *Node, p Phase) (bool, string) {
+	s, ok := steps[p]
+	if !ok {
+		return false, "no such phase"
+	}
+	why := s.skip(n)
+	return why == "", why
+}
+
+// Phases are the phases that do something on n, in order: a backend-only
+// node has 1 (bridge) and 3 (native), an agent-only node has 2 (agents),
+// and 4 (enforce) where agent certificates are in use.
+func Phases(n *Node) []Phase {
+	var out []Phase
+	for p := Bridge; p <= Last; p++ {
+		if ok, _ := Applies(n, p); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// nextPhase is the first phase after p that applies to n, or Plaintext
+// when none is left.
+func nextPhase(n *Node, p Phase) Phase {
+	for q := p + 1; q <= Last; q++ {
+		if ok, _ := Applies(n, q); ok {
+			return q
+		}
+	}
+	return Plaintext
+}
+
+// prevPhase is the last phase before p that applies to n, or Plaintext.
+func prevPhase(n *Node, p Phase) Phase {
+	for q := p - 1; q > Plaintext; q-- {
+		if ok, _ := Applies(n, q); ok {
+			return q
+		}
+	}
+	return Plaintext
 }
 
 // backendSettings yields backend.yml and the backend env files.
@@ -122,21 +187,9 @@ func (w *workspace) effective(k bridgeKey) (string, error) {
 	return sensu.NodeOf(sensu.Backend, layers...).Str(k.key), err
 }
 
-func (w *workspace) hasDashboard() bool {
-	if w.node.Commercial {
-		return true
-	}
-	found := false
-	_ = w.backendSettings(func(_ string, s sensu.Settings) error {
-		for _, k := range []string{"dashboard-host", "dashboard-port", "dashboard-cert-file"} {
-			if _, ok := s.Get(k); ok {
-				found = true
-			}
-		}
-		return nil
-	})
-	return found
-}
+// hasDashboard: only the commercial build serves the web UI, so only
+// there is a dashboard port bridged or given a certificate.
+func (w *workspace) hasDashboard() bool { return w.node.Commercial }
 
 func applyBridge(w *workspace) error {
 	if !w.node.IsBackend() {
@@ -163,10 +216,18 @@ func applyBridge(w *workspace) error {
 	if r := w.node.RefusePlaintext; r != nil {
 		w.state.RefusePlaintext = *r
 	}
-	ls, err := w.node.listenersFor(public, dashboard, w.state.RefusePlaintext)
+	ports := w.state.bridgePorts(w.node)
+	ls, err := w.node.listenersFor(public, ports, dashboard, w.state.RefusePlaintext)
 	if err != nil {
 		return fmt.Errorf("%s: %w", w.node.Files.Backend, err)
 	}
+	if w.state.Phase < Bridge || ports != w.state.bridgePorts(&Node{}) {
+		// New loopback ports: the backend is not on them yet.
+		if err := ports.free(dashboard); err != nil {
+			return err
+		}
+	}
+	w.state.BridgePorts = &ports
 	loop := map[string]string{
 		apiListen.key: ls[0].Targets[0],
 		agentHost.key: "127.0.0.1",
@@ -205,15 +266,20 @@ func applyAgents(w *workspace) error {
 	})
 }
 
+// backendTLS is what phases 3 and 4 give the backend. etcd requires
+// client certificates from phase 3 on whatever the keys say (Sensu's
+// etcd-trusted-ca-file is also the CA etcd checks clients against), so
+// phase 3 writes etcd-client-cert-auth to say so, and a rollback of phase
+// 3 relaxes it with the rest.
 func (n *Node) backendTLS(w *workspace, enforce bool) sensu.BackendTLS {
 	t := sensu.BackendTLS{
 		API:            n.Backend.CertPaths,
 		Dashboard:      w.hasDashboard(),
 		Etcd:           n.Backend.CertPaths,
 		EtcdPeer:       n.peer().CertPaths,
-		ClientCertAuth: enforce,
+		ClientCertAuth: true,
 	}
-	if enforce && n.Commercial && n.AgentMTLS {
+	if enforce && enforcementOf(n).agentAuth {
 		ca := n.Agent.CAFile
 		if ca == "" {
 			ca = n.Backend.CAFile
@@ -248,7 +314,7 @@ func applyEnforce(w *workspace) error {
 	}
 	return w.agentSettings(func(_ string, s sensu.Settings) error {
 		t := sensu.AgentTLS{CAFile: w.node.agentCA()}
-		if w.node.AgentMTLS {
+		if enforcementOf(w.node).agentCert {
 			t.Client = &w.node.Agent.CertPaths
 		}
 		sensu.ApplyAgentTLS(s, t)

@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -153,28 +155,47 @@ type StepPlan struct {
 	Phase   Phase
 	Summary string
 	Done    bool // the node is at or past this phase
-	Files   []FileDiff
-	Needs   []Need
-	Notes   []string
+	// Skip says why the phase does nothing on this node ("" when it
+	// applies): it is passed over, never required.
+	Skip  string
+	Files []FileDiff
+	Needs []Need
+	Notes []string
+	// Steps are the restarts and the reload apply would do after writing
+	// the files, in order.
+	Steps []Step
 	// Refused is the lint check apply would stop this phase with (run
 	// once the phase's certificates are ready), nil when it passes.
 	Refused error
+	// Blocked is the plaintext-agent gate's refusal, for the next phase
+	// only (later ones depend on what the fleet does meanwhile).
+	Blocked error
 }
 
 // Plan simulates every phase from the node's current one to the last, in
 // order, and returns each phase's diffs; nothing is written. A phase whose
 // certificate the sensu-tlsd config does not name is an error: its diff
-// would show TLS keys apply can never write.
-func Plan(n *Node) ([]StepPlan, Phase, error) {
+// would show TLS keys apply can never write. The next phase also goes
+// through the plaintext-agent gate apply would run (o.Agents).
+func Plan(ctx context.Context, n *Node, o Options) ([]StepPlan, Phase, error) {
 	st, err := LoadState(n)
 	if err != nil {
 		return nil, 0, err
 	}
 	w := newWorkspace(n, st.clone())
 	var plans []StepPlan
+	next := nextPhase(n, st.Phase)
 	for p := Bridge; p <= Last; p++ {
 		s := steps[p]
-		sp := StepPlan{Phase: p, Summary: s.summary, Done: p <= st.Phase, Needs: s.needs(n), Notes: s.notes(n)}
+		sp := StepPlan{Phase: p, Summary: s.summary(n), Done: p <= st.Phase, Skip: s.skip(n)}
+		if sp.Skip != "" {
+			plans = append(plans, sp)
+			continue
+		}
+		sp.Needs = s.needs(n)
+		if s.notes != nil {
+			sp.Notes = s.notes(n)
+		}
 		if p > st.Phase {
 			ready := true
 			for _, need := range sp.Needs {
@@ -195,10 +216,28 @@ func Plan(n *Node) ([]StepPlan, Phase, error) {
 			if ready {
 				sp.Refused = w.check(changed, func(path string) []byte { return beforeOf(before, w.files[path], path) })
 			}
+			dropIn := DropInPath(n.StateDir)
+			var dropInBefore []byte
+			if f, ok := w.files[dropIn]; ok {
+				dropInBefore = beforeOf(before, f, dropIn)
+			}
+			sp.Steps = n.stepsFor(changed, dropInBefore, w.dropIn())
+			if p == next {
+				sp.Blocked = o.plaintextGate(ctx, n, st, p, &Result{})
+			}
 		}
 		plans = append(plans, sp)
 	}
 	return plans, st.Phase, nil
+}
+
+// dropIn is the bridge drop-in's content in the workspace.
+func (w *workspace) dropIn() []byte {
+	f, err := w.get(DropInPath(w.node.StateDir))
+	if err != nil {
+		return nil
+	}
+	return f.dataOrNil()
 }
 
 // beforeOf is path's content in snapshot before, or on disk when the
@@ -248,13 +287,44 @@ type Result struct {
 	From, To Phase
 	Files    []FileDiff // what changed on disk
 	Notes    []string
+	// Log is each step as it was done (Options.Services), Todo the steps
+	// left to the operator when apply only prints them.
+	Log  []string
+	Todo []Step
+	// CutOff are the agents --force cut off.
+	CutOff []Sighting
 }
 
-// Apply brings the node to phase target: the next phase, or the current
-// one again (idempotent: nothing changes unless the files drifted). The
-// certificates the phase needs must be on disk and valid, and the result
-// must lint no worse than before; otherwise nothing is written.
-func Apply(n *Node, target Phase) (*Result, error) {
+// Options are what apply and rollback do beyond the files.
+type Options struct {
+	// Services restarts and reloads what a phase changed, in the order
+	// that keeps ports free, and runs each health gate; a failed gate
+	// rolls the phase back. nil only lists the steps (Result.Todo), for
+	// configuration management that restarts services itself.
+	Services Services
+	// Agents tells which agents the bridges saw, for the gate before a
+	// step that ends plaintext.
+	Agents AgentSightings
+	// Window bounds how long ago a plaintext sighting still holds a step
+	// back (0: any time since the bridges started counting).
+	Window time.Duration
+	// CutOff proceeds although agents still use plaintext (--force), and
+	// names them.
+	CutOff bool
+	// Progress receives each line of Result.Log as it happens.
+	Progress func(line string)
+	Now      func() time.Time
+}
+
+// Apply brings the node to phase target: the next phase that applies to
+// it, or the current one again (idempotent: nothing changes unless the
+// files drifted). The certificates the phase needs must be on disk and
+// valid, the result must lint no worse than before, and a step that ends
+// plaintext must pass the agent gate; otherwise nothing is written. Then
+// o.Services makes the processes take the files; when a step fails its
+// gate, the files and the state go back to what they were and the
+// processes are made to take them again.
+func Apply(ctx context.Context, n *Node, target Phase, o Options) (*Result, error) {
 	unlock, err := lock(n)
 	if err != nil {
 		return nil, err
@@ -269,10 +339,19 @@ func Apply(n *Node, target Phase) (*Result, error) {
 		return nil, fmt.Errorf("phase %d does not exist: phases are 1 (bridge) to %d (%s)", target, Last, Last)
 	case n.RefusePlaintext != nil && target != Bridge:
 		return nil, fmt.Errorf("--refuse-plaintext is a choice of phase 1 (bridge), not of phase %d (%s): leave it out (the bridge keeps what it was applied with)", target, target)
-	case target > st.Phase+1:
-		return nil, fmt.Errorf("the node is at phase %d (%s): apply phase %d (%s) first", st.Phase, st.Phase, st.Phase+1, st.Phase+1)
+	case n.BridgePorts != nil && target != Bridge:
+		return nil, fmt.Errorf("the bridge ports are a choice of phase 1 (bridge), not of phase %d (%s): leave them out", target, target)
+	}
+	if ok, why := Applies(n, target); !ok {
+		return nil, fmt.Errorf("phase %d (%s) does not apply to this node: %s; its phases are %s", target, target, why, PhaseList(Phases(n)))
+	}
+	switch next := nextPhase(n, st.Phase); {
 	case target < st.Phase:
 		return nil, fmt.Errorf("the node is at phase %d (%s): go back with migrate rollback, one phase at a time", st.Phase, st.Phase)
+	case target > st.Phase && next == Plaintext:
+		return nil, fmt.Errorf("the node is at phase %d (%s), the last that applies to it: the cutover is complete here", st.Phase, st.Phase)
+	case target > st.Phase && target != next:
+		return nil, fmt.Errorf("the node is at phase %d (%s): apply phase %d (%s) first", st.Phase, st.Phase, next, next)
 	}
 	s := steps[target]
 	var errs []error
@@ -293,10 +372,20 @@ func Apply(n *Node, target Phase) (*Result, error) {
 	if err := w.check(changed, func(path string) []byte { return w.files[path].disk }); err != nil {
 		return nil, err
 	}
+	res := &Result{From: st.Phase, To: target}
+	if s.notes != nil {
+		res.Notes = s.notes(n)
+	}
+	if err := o.plaintextGate(ctx, n, st, target, res); err != nil {
+		return nil, err
+	}
+	dropIn := DropInPath(n.StateDir)
+	if _, err := w.get(dropIn); err != nil {
+		return nil, err
+	}
 	if err := saveBackups(n, next, target, w, changed); err != nil {
 		return nil, err
 	}
-	res := &Result{From: st.Phase, To: target, Notes: s.notes(n)}
 	if err := writeAll(w, changed); err != nil {
 		return nil, err
 	}
@@ -309,7 +398,50 @@ func Apply(n *Node, target Phase) (*Result, error) {
 	if err := next.save(n); err != nil {
 		return nil, err
 	}
+	dropInBefore := diskOrNil(w.files[dropIn])
+	if err := o.run(ctx, n.stepsFor(changed, dropInBefore, w.dropIn()), res); err != nil {
+		return res, undo(ctx, n, o, st, target, w, changed, dropInBefore, res, err)
+	}
 	return res, nil
+}
+
+// undo puts back the files and the state an apply changed after one of
+// its steps failed, and makes the processes take them again.
+func undo(ctx context.Context, n *Node, o Options, st *State, target Phase, w *workspace, changed []string, dropInBefore []byte, res *Result, cause error) error {
+	o.log(res, fmt.Sprintf("rolling phase %d (%s) back: %v", target, target, cause))
+	var errs []error
+	for _, p := range changed {
+		if err := writeOne(p, diskOrNil(w.files[p])); err != nil {
+			errs = append(errs, fmt.Errorf("restoring %s: %w", p, err))
+		}
+	}
+	if err := st.save(n); err != nil {
+		errs = append(errs, err)
+	}
+	if st.Phase != target {
+		if err := os.RemoveAll(backupDir(n, target)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("phase %d (%s) failed (%v) and could not be rolled back: %w", target, target, cause, err)
+	}
+	if err := o.run(ctx, n.stepsFor(changed, w.dropIn(), dropInBefore), res); err != nil {
+		return fmt.Errorf("phase %d (%s) failed (%v); its files are back at phase %d (%s), but %w", target, target, cause, st.Phase, st.Phase, err)
+	}
+	return fmt.Errorf("phase %d (%s) failed and was rolled back to phase %d (%s): %w", target, target, st.Phase, st.Phase, cause)
+}
+
+// PhaseList names phases for people: "1 (bridge), 3 (native)".
+func PhaseList(ps []Phase) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = fmt.Sprintf("%d (%s)", p, p)
+	}
+	return strings.Join(s, ", ")
 }
 
 func diskOrNil(f *file) []byte {
@@ -386,8 +518,11 @@ func writeOne(path string, data []byte) error {
 // phase wrote it is not overwritten unless force is set; then its edited
 // content is kept beside it (FILE.sensu-tlsd.bak). A file the state has no
 // record of the phase writing (a state.json from an older sensu-tlsd) is
-// restored unchecked, and the notes say so.
-func Rollback(n *Node, force bool) (*Result, error) {
+// restored unchecked, and the notes say so. Phases that do not apply to
+// the node are passed over. Then o.Services makes the processes take the
+// restored files, the proxy letting go of a port before the backend
+// wants it.
+func Rollback(ctx context.Context, n *Node, force bool, o Options) (*Result, error) {
 	unlock, err := lock(n)
 	if err != nil {
 		return nil, err
@@ -400,8 +535,10 @@ func Rollback(n *Node, force bool) (*Result, error) {
 	if st.Phase == Plaintext {
 		return nil, errors.New("the node is at phase 0 (plaintext): nothing to roll back")
 	}
-	res := &Result{From: st.Phase, To: st.Phase - 1}
+	res := &Result{From: st.Phase, To: prevPhase(n, st.Phase)}
 	dir := backupDir(n, st.Phase)
+	dropIn := DropInPath(n.StateDir)
+	dropInBefore, _ := os.ReadFile(dropIn)
 	paths := make([]string, 0, len(st.Backups[st.Phase]))
 	for p := range st.Backups[st.Phase] {
 		paths = append(paths, p)
@@ -455,16 +592,19 @@ func Rollback(n *Node, force bool) (*Result, error) {
 	delete(st.Backups, st.Phase)
 	delete(st.Written, st.Phase)
 	if st.Phase == Bridge {
-		st.Original, st.Public, st.RefusePlaintext = nil, nil, false
+		st.Original, st.Public, st.RefusePlaintext, st.BridgePorts = nil, nil, false, nil
 	}
-	st.Phase--
+	st.Phase = res.To
 	if err := st.save(n); err != nil {
 		return nil, err
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
-	res.Notes = append(res.Notes, "restart what the restored files configure (sensu-backend, sensu-agent) and reload sensu-tlsd")
+	dropInAfter, _ := os.ReadFile(dropIn)
+	if err := o.run(ctx, n.stepsFor(paths, dropInBefore, dropInAfter), res); err != nil {
+		return res, fmt.Errorf("the files are back at phase %d (%s), but %w", res.To, res.To, err)
+	}
 	return res, nil
 }
 
@@ -474,6 +614,7 @@ type Status struct {
 	Next    *StepPlan
 	Drifted []string // files that no longer match the current phase
 	DropIn  bool     // the bridge's listeners file exists
+	Phases  []Phase  // the phases that apply to this node
 }
 
 // CurrentStatus reports the node's phase and drift.
@@ -492,10 +633,14 @@ func CurrentStatus(n *Node) (*Status, error) {
 		}
 		s.Drifted = w.changed()
 	}
-	if st.Phase < Last {
-		next := steps[st.Phase+1]
-		s.Next = &StepPlan{Phase: next.phase, Summary: next.summary, Needs: next.needs(n), Notes: next.notes(n)}
+	if p := nextPhase(n, st.Phase); p != Plaintext {
+		next := steps[p]
+		s.Next = &StepPlan{Phase: p, Summary: next.summary(n), Needs: next.needs(n)}
+		if next.notes != nil {
+			s.Next.Notes = next.notes(n)
+		}
 	}
+	s.Phases = Phases(n)
 	return s, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,6 +34,10 @@ type State struct {
 	// RefusePlaintext is how the bridge was applied (--refuse-plaintext):
 	// its listeners take TLS only. A re-apply, plan and status keep it.
 	RefusePlaintext bool `json:"refuse-plaintext,omitempty"`
+	// BridgePorts are the loopback ports the bridge moved the backend to
+	// (nil in a state.json from before they were configurable: the ports
+	// then follow the public ones + 10000, as that sensu-tlsd wrote them).
+	BridgePorts *BridgePorts `json:"bridge-ports,omitempty"`
 }
 
 func statePath(n *Node) string { return filepath.Join(n.dir(), "state.json") }
@@ -94,6 +99,26 @@ func contentHash(data []byte, present bool) string {
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
+}
+
+// bridgePorts are the loopback ports for the bridge: n's choice, else
+// the recorded one, else (a bridge applied by a sensu-tlsd that did not
+// record them) the public ports + 10000 it used, else the defaults.
+func (st *State) bridgePorts(n *Node) BridgePorts {
+	switch {
+	case n.BridgePorts != nil:
+		return *n.BridgePorts
+	case st.BridgePorts != nil:
+		return *st.BridgePorts
+	case st.Phase >= Bridge && len(st.Public) > 0:
+		plus := func(port string) int {
+			p, _ := strconv.Atoi(port)
+			return p + 10000
+		}
+		_, api, _ := net.SplitHostPort(st.Public[apiListen.key])
+		return BridgePorts{API: plus(api), Agent: plus(st.Public[agentPort.key]), Dashboard: plus(st.Public[dashPort.key])}
+	}
+	return DefaultBridgePorts
 }
 
 func (st *State) publicValue(key string) (string, bool) {

@@ -12,6 +12,7 @@ type Reason string
 
 const (
 	ReasonInitial  Reason = "initial"  // first issuance (missing or expired at start)
+	ReasonReissue  Reason = "reissue"  // the set on disk had not expired but no longer fit its plan (hosts, profile, key changed)
 	ReasonRenewal  Reason = "renewal"  // scheduled or forced renewal
 	ReasonExternal Reason = "external" // another tool replaced the files; validated and followed
 	ReasonRollback Reason = "rollback" // a consumer rejected the new set; the previous one is back

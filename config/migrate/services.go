@@ -1,0 +1,118 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/systemd"
+)
+
+// SystemdServices does the steps with the daemon's own machinery, the
+// services of its dispatcher: sensu-backend and sensu-agent with their
+// presets' restart and health gates (and the service locks the daemon
+// shares), and a reload of sensu-tlsd's unit, gated here on its proxy
+// serving TLS on the addresses it must take and on nothing answering
+// where it let go.
+type SystemdServices struct {
+	Dispatcher *systemd.Dispatcher
+	// Backend, Agent and Proxy name the dispatcher's services.
+	Backend, Agent, Proxy string
+	ProxyTimeout          time.Duration // how long the proxy may take (0: 30s)
+}
+
+// NewSystemdServices builds the dispatcher the daemon would build from
+// cfg, with the node's Sensu files, and adds what the cutover needs that
+// cfg may lack: a service for each Sensu preset (with the preset's
+// defaults) and a reload of tlsdUnit, whose own gate is the daemon's
+// /healthz when metrics-address is set.
+func NewSystemdServices(cfg *config.Config, n *Node, tlsdUnit string, log *slog.Logger) (*SystemdServices, error) {
+	c := *cfg
+	c.Sensu.BackendConfig, c.Sensu.BackendEnvFiles = n.Files.Backend, append([]string{}, n.Files.BackendEnv...)
+	c.Services = append([]config.Service(nil), cfg.Services...)
+	s := &SystemdServices{Backend: serviceFor(&c, systemd.PresetSensuBackend), Agent: serviceFor(&c, systemd.PresetSensuAgent), Proxy: "migrate-sensu-tlsd"}
+	reload := config.Service{Name: s.Proxy, Unit: tlsdUnit, Action: "reload"}
+	if cfg.MetricsAddress != "" {
+		// The daemon answers again once it has taken the new config.
+		reload.Health.URL = "http://" + cfg.MetricsAddress + "/healthz"
+	}
+	c.Services = append(c.Services, reload)
+	d, err := systemd.FromConfig(&c, log, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.Dispatcher = d
+	return s, nil
+}
+
+// serviceFor is the name of cfg's service with preset, added with the
+// preset's defaults when the config has none.
+func serviceFor(cfg *config.Config, preset string) string {
+	for _, s := range cfg.Services {
+		if s.Preset == preset {
+			return s.Name
+		}
+	}
+	cfg.Services = append(cfg.Services, config.Service{Name: "migrate-" + preset, Preset: preset})
+	return "migrate-" + preset
+}
+
+// Close drops the dispatcher's systemd connection.
+func (s *SystemdServices) Close() { s.Dispatcher.Close() }
+
+// Do runs one step and its gate.
+func (s *SystemdServices) Do(ctx context.Context, st Step) error {
+	switch st.Action {
+	case RestartBackend:
+		return s.act(ctx, s.Backend, st.Files)
+	case RestartAgent:
+		return s.act(ctx, s.Agent, st.Files)
+	case ReloadProxy:
+		if err := s.act(ctx, s.Proxy, nil); err != nil {
+			return err
+		}
+		var checks []systemd.Check
+		for _, a := range st.Take {
+			checks = append(checks, systemd.TLSCheck{Address: a})
+		}
+		for _, a := range st.Release {
+			checks = append(checks, released{a})
+		}
+		h := systemd.Health{Checks: checks, Timeout: s.ProxyTimeout}
+		if err := h.Wait(ctx, systemd.Expect{}); err != nil {
+			return fmt.Errorf("service %s after the reload: %w", s.Proxy, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown step %s", st.Action)
+}
+
+// act runs a dispatcher service for the changed files, as a rotation
+// would for a rewritten config.
+func (s *SystemdServices) act(ctx context.Context, service string, files []string) error {
+	return s.Dispatcher.Act(ctx, service, systemd.Batch{{Name: "migrate", Files: files}})
+}
+
+// released passes once nothing accepts connections at Address: the proxy
+// let the port go, so the backend can bind it.
+type released struct{ Address string }
+
+func (c released) String() string { return "released " + c.Address }
+
+func (c released) Probe(ctx context.Context, _ systemd.Expect) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", c.Address)
+	if err == nil {
+		conn.Close()
+		return fmt.Errorf("%s still accepts connections", c.Address)
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", c.Address, err)
+}

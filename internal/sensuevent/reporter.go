@@ -144,6 +144,9 @@ func (r *Reporter) evaluate(name string) {
 		return // never attempted yet: nothing to say
 	}
 	e := CertificateEvent(name, st, r.handlers, r.emergency, r.now())
+	if _, said := r.sent[name]; !said && e.Check.Status == StatusOK && st.NotAfter.IsZero() {
+		return // first issue still under way: nothing to say yet
+	}
 	key := fmt.Sprint(e.Check.Status)
 	if e.Check.Status != StatusOK {
 		key = fmt.Sprintf("%d %s %s %d", e.Check.Status, st.LastErrorAt.Format(time.RFC3339Nano), st.RejectedSerial, st.Failures)

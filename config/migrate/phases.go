@@ -63,10 +63,10 @@ var steps = map[Phase]step{
 			if !n.IsBackend() {
 				return nil
 			}
-			return []Need{
+			return append([]Need{
 				n.certNeed(n.Backend, "backend-certificate", "cert-file/key-file and the etcd client certificate (needs serverAuth and clientAuth)", "backend"),
 				n.certNeed(n.peer(), n.peerKey(), "etcd peer trio", "etcd-peer"),
-			}
+			}, n.peerCoverageNeeds()...)
 		},
 		notes: func(n *Node) []string {
 			if !n.IsBackend() {

@@ -41,6 +41,8 @@ type Backend struct {
 	AdvertisePeerURLs []string
 	// ListenPeerURLs are etcd-listen-peer-urls.
 	ListenPeerURLs []string
+	// InitialCluster are the NAME=URL entries of etcd-initial-cluster.
+	InitialCluster []string
 	// Client is the etcd client certificate (etcd-cert-file...).
 	Client sensu.CertPaths
 	// Peer is the peer certificate (etcd-peer-cert-file...).
@@ -87,6 +89,7 @@ func ReadBackend(path string) (*Backend, error) {
 		ClientURLs:        urls("etcd-client-urls", ""),
 		AdvertisePeerURLs: urls("etcd-initial-advertise-peer-urls", defaultAdvertisePeerURL),
 		ListenPeerURLs:    urls("etcd-listen-peer-urls", defaultListenPeerURL),
+		InitialCluster:    urls("etcd-initial-cluster", defaultMemberName+"="+defaultAdvertisePeerURL),
 		Client:            sensu.CertPaths{CertFile: str("etcd-cert-file", ""), KeyFile: str("etcd-key-file", ""), CAFile: str("etcd-trusted-ca-file", "")},
 		Peer:              sensu.CertPaths{CertFile: str("etcd-peer-cert-file", ""), KeyFile: str("etcd-peer-key-file", ""), CAFile: str("etcd-peer-trusted-ca-file", "")},
 	}
@@ -95,6 +98,9 @@ func ReadBackend(path string) (*Backend, error) {
 	}
 	return b, nil
 }
+
+// Clustered reports whether the backend's etcd has peers.
+func (b *Backend) Clustered() bool { return len(b.InitialCluster) > 1 }
 
 // Config is how this member's own backend reaches the cluster.
 func (b *Backend) Config() Config {

@@ -58,15 +58,15 @@ func (c *Cluster) Close() error { return c.client.Close() }
 
 // Member is one etcd member as the cluster sees it.
 type Member struct {
-	ID         uint64
-	Name       string
-	PeerURLs   []string
-	ClientURLs []string
-	Leader     bool
+	ID         uint64   `json:"id"`
+	Name       string   `json:"name"`
+	PeerURLs   []string `json:"peer_urls"`
+	ClientURLs []string `json:"client_urls"`
+	Leader     bool     `json:"leader"`
 	// Healthy is true when the member answered a status request and
 	// reported no error; Problem says why not.
-	Healthy bool
-	Problem string `json:",omitempty"`
+	Healthy bool   `json:"healthy"`
+	Problem string `json:"problem,omitempty"`
 }
 
 // View is the membership and health of the cluster at one moment.

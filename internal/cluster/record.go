@@ -11,23 +11,23 @@ import (
 
 // PhaseRecord is what a member last reported about its migration.
 type PhaseRecord struct {
-	Member  string
-	Phase   string
-	Details string `json:",omitempty"`
-	At      time.Time
+	Member  string    `json:"member"`
+	Phase   string    `json:"phase"`
+	Details string    `json:"details,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // AgentSeen is an agent a member saw connect in plaintext.
 type AgentSeen struct {
-	Name     string
-	LastSeen time.Time
+	Name     string    `json:"name"`
+	LastSeen time.Time `json:"last_seen"`
 }
 
 // AgentsRecord is the plaintext agents one member reported.
 type AgentsRecord struct {
-	Member string
-	Agents []AgentSeen
-	At     time.Time
+	Member string      `json:"member"`
+	Agents []AgentSeen `json:"agents"`
+	At     time.Time   `json:"at"`
 }
 
 const (

@@ -201,11 +201,15 @@ func rollingSwitch(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *pr
 		began := time.Now()
 		err := co.SwitchMember(ctx, cluster.Step{
 			Member: name, Scheme: scheme, Phase: phase, Details: "etcdtest",
-			Restart: func(context.Context) error {
+			Stop: func(context.Context) error {
+				c.StopMember(m)
+				return nil
+			},
+			Start: func(context.Context) error {
 				if err := change(migrateNode(c, m)); err != nil {
 					return err
 				}
-				c.RestartMember(m)
+				c.StartMember(m)
 				return nil
 			},
 		})
@@ -269,7 +273,8 @@ func checkSettled(t *testing.T, ctx context.Context, c *etcdtest.Cluster, scheme
 // A three-member cluster goes to https peers (phase 3, native) and back to
 // http (its rollback), member by member, by the code path the CLI runs:
 // migrate edits the member's backend.yml, cluster.SwitchMember moves its
-// stored peer URLs under the restart lock and restarts it from the file.
+// stored peer URLs under the restart lock while it is stopped, and starts
+// it from the file.
 // Writes through every member never stall longer than an election timeout.
 func TestRollingPeerCutoverAndRollbackKeepWritesFlowing(t *testing.T) {
 	c := etcdtest.Start(t, 3)

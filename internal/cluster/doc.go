@@ -15,8 +15,8 @@
 //   - a record of each member's migration phase and of the agents still
 //     seen in plaintext, under KeyPrefix, so any member shows the fleet;
 //   - SwitchMember, the member-by-member step a cutover and its rollback
-//     both run: lock, hand leadership away, move the peer URLs, restart,
-//     wait for the member and quorum, record the phase.
+//     both run: lock, hand leadership away, stop the member, move its peer
+//     URLs, start it, wait for it and quorum, record the phase.
 //
 // The connection comes from a member's backend.yml (ConfigFromBackend): its
 // etcd client URLs and the etcd-cert-file / etcd-key-file /

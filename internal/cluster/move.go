@@ -62,8 +62,9 @@ func canLose(v View, name string) error {
 // and ports. It refuses when the cluster lacks quorum or would lose it
 // while the member restarts, and checks after the update that the cluster
 // still has quorum and stores the new URLs. Other members dial the new URLs
-// from then on, so the member must be restarted with matching listeners
-// next. Moving a member already at scheme changes nothing.
+// from then on, so the member should be stopped before and started with
+// matching listeners after, as SwitchMember does. Moving a member already
+// at scheme changes nothing.
 func (c *Cluster) MovePeerURLs(ctx context.Context, name, scheme string) (Member, error) {
 	if err := checkScheme(scheme); err != nil {
 		return Member{}, err

@@ -12,10 +12,11 @@ type Step struct {
 	// Scheme is the peer URL scheme the member moves to: "https" for the
 	// cutover, "http" for its rollback.
 	Scheme string
-	// Restart puts the member's new configuration in place and restarts
-	// it; it runs after etcd stores the new peer URLs, under the restart
-	// lock.
-	Restart func(ctx context.Context) error
+	// Stop stops the member; Start puts its new configuration in place
+	// and starts it. etcd stores the new peer URLs between the two, so the
+	// member is never running while the others dial it at URLs it does not
+	// serve (cut off, it would campaign and unseat the leader).
+	Stop, Start func(ctx context.Context) error
 	// Phase and Details are recorded for the member once it is back.
 	Phase, Details string
 	// Wait bounds the wait for the member to come back with quorum.
@@ -27,11 +28,10 @@ const defaultStepWait = 2 * time.Minute
 
 // SwitchMember runs one member's step: under RestartLock it checks that the
 // cluster keeps quorum without the member, hands leadership away from it,
-// moves its stored peer URLs to the step's scheme, restarts it, waits until
-// it answers with quorum, and records its phase. A rollback runs the same
+// stops it, moves its stored peer URLs to the step's scheme, starts it,
+// waits until it answers with quorum, and records its phase. A rollback runs the same
 // step with scheme http, which undoes the membership change the phase
-// depended on (a member restarted on http while etcd still stores https is
-// unreachable to the others).
+// depended on (the others keep dialing a member at the URL etcd stores).
 func (c *Cluster) SwitchMember(ctx context.Context, s Step) error {
 	if err := checkScheme(s.Scheme); err != nil {
 		return err
@@ -54,11 +54,14 @@ func (c *Cluster) SwitchMember(ctx context.Context, s Step) error {
 	if err := c.HandOffLeadership(ctx, s.Member); err != nil {
 		return err
 	}
-	if _, err := c.MovePeerURLs(ctx, s.Member, s.Scheme); err != nil {
-		return err
+	if err := s.Stop(ctx); err != nil {
+		return fmt.Errorf("stop %s before moving its peer URLs to %s: %w", s.Member, s.Scheme, err)
 	}
-	if err := s.Restart(ctx); err != nil {
-		return fmt.Errorf("restart %s after moving its peer URLs to %s: %w (etcd already stores the %s URLs: fix the restart, or move them back with the rollback)", s.Member, s.Scheme, err, s.Scheme)
+	if _, err := c.MovePeerURLs(ctx, s.Member, s.Scheme); err != nil {
+		return fmt.Errorf("%w (%s is stopped: start it again as it was)", err, s.Member)
+	}
+	if err := s.Start(ctx); err != nil {
+		return fmt.Errorf("start %s after moving its peer URLs to %s: %w (etcd already stores the %s URLs: fix the start, or move them back with the rollback)", s.Member, s.Scheme, err, s.Scheme)
 	}
 	wait := s.Wait
 	if wait <= 0 {

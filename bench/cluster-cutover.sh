@@ -11,4 +11,4 @@ set -eu
 runs=${1:-3}
 command -v etcd >/dev/null || { echo "etcd not on PATH (apt-get install etcd-server)" >&2; exit 1; }
 go test -count="$runs" -run '^TestRollingPeerCutoverAndRollbackKeepWritesFlowing$' -v ./internal/cluster |
-  grep -E 'step [0-9]+:|^(--- |ok|FAIL)' | sed 's/^ *cutover_test.go:[0-9]*: //'
+  grep -E 'step [0-9]+|cutover_test.go|^(--- |ok|FAIL)' | sed 's/^ *cutover_test.go:[0-9]*: //'

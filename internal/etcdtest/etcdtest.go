@@ -5,10 +5,13 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,6 +41,7 @@ type Cluster struct {
 	// 127.0.0.1.
 	Backend, Peer sensu.CertPaths
 	t             testing.TB
+	used          map[int]bool
 }
 
 // Member is one etcd member and the backend.yml it runs from.
@@ -68,13 +72,13 @@ func Start(t testing.TB, n int) *Cluster {
 	_, ok := Binary()
 	systemdtest.NeedPeer(t, ok, "etcd not on PATH (apt-get install etcd-server)")
 	dir := t.TempDir()
-	c := &Cluster{Dir: dir, t: t}
+	c := &Cluster{Dir: dir, t: t, used: map[int]bool{}}
 	c.issueCerts()
 	type ports struct{ client, peer int }
 	var ps []ports
 	var initial []string
 	for i := 1; i <= n; i++ {
-		p := ports{systemdtest.FreePort(t), systemdtest.FreePort(t)}
+		p := ports{c.freePort(), c.freePort()}
 		ps = append(ps, p)
 		initial = append(initial, fmt.Sprintf("backend-%d=http://127.0.0.1:%d", i, p.peer))
 	}
@@ -108,7 +112,7 @@ api-url: "http://127.0.0.1:%[10]d"
 agent-host: "127.0.0.1"
 agent-port: %[11]d
 `, i+1, n, filepath.Join(dir, name), name, p.client, p.peer, strings.Join(initial, ","),
-			ElectionTimeout.Milliseconds(), HeartbeatInterval.Milliseconds(), bridgeablePort(t), bridgeablePort(t)))
+			ElectionTimeout.Milliseconds(), HeartbeatInterval.Milliseconds(), c.freePort(), c.freePort()))
 		c.Members = append(c.Members, m)
 	}
 	t.Cleanup(c.stopAll)
@@ -121,14 +125,26 @@ agent-port: %[11]d
 	return c
 }
 
-// bridgeablePort is a free port the migrate bridge can move to loopback
-// (port + 10000 must still be a port).
-func bridgeablePort(t testing.TB) int {
-	for {
-		if p := systemdtest.FreePort(t); p+10000 <= 65535 {
-			return p
+// freePort is a free loopback port below the kernel's ephemeral range
+// (32768 up), so no outgoing connection, of this test or another process,
+// takes it between its choice and the member binding it; the migrate
+// bridge can still move it to loopback (port + 10000).
+func (c *Cluster) freePort() int {
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if c.used[p] {
+			continue
 		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		c.used[p] = true
+		return p
 	}
+	c.t.Fatal("no free loopback port between 20000 and 32000")
+	return 0
 }
 
 func (c *Cluster) issueCerts() {

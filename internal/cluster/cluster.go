@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -161,6 +163,12 @@ func (c *Cluster) status(ctx context.Context, id uint64, urls []string) (leader 
 	}
 	problem = "unreachable"
 	for _, u := range urls {
+		// The client waits for a connection until the timeout; a member
+		// that is down refuses at once, so ask the port first.
+		if err := reachable(ctx, u); err != nil {
+			problem = fmt.Sprintf("%s: %v", u, err)
+			continue
+		}
 		sctx, cancel := context.WithTimeout(ctx, statusTimeout)
 		resp, err := c.client.Status(sctx, u)
 		cancel()
@@ -178,4 +186,20 @@ func (c *Cluster) status(ctx context.Context, id uint64, urls []string) (leader 
 		}
 	}
 	return 0, problem
+}
+
+// reachable reports whether the host and port of client URL raw accept a
+// TCP connection.
+func reachable(ctx context.Context, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("client URL %q is not a URL", raw)
+	}
+	dctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", u.Host)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }

@@ -238,7 +238,7 @@ func newMigrateStatusCmd(a *app, f *migrateFlags) *cobra.Command {
 				return fmt.Errorf("status: --json goes with --cluster (migrate status --cluster --json)")
 			}
 			if wholeCluster {
-				s, err := readClusterStatus(n)
+				s, err := readClusterStatus(n, clusterStatusTimeout)
 				if err != nil {
 					return err
 				}
@@ -256,6 +256,7 @@ func newMigrateStatusCmd(a *app, f *migrateFlags) *cobra.Command {
 			} else {
 				fmt.Fprintln(out, "drift: none")
 			}
+			printLiveDrift(out, n)
 			if s.Next != nil {
 				fmt.Fprintf(out, "next: migrate apply --phase %s (%s): %s\n", strconv.Itoa(int(s.Next.Phase)), s.Next.Phase, s.Next.Summary)
 			} else {

@@ -14,8 +14,12 @@ import (
 )
 
 // clusterStatusTimeout bounds `migrate status --cluster`: a member that does
-// not answer is reported, the others are still shown.
-const clusterStatusTimeout = 30 * time.Second
+// not answer is reported, the others are still shown. liveDriftTimeout
+// bounds the live drift check of plain `migrate status`.
+const (
+	clusterStatusTimeout = 30 * time.Second
+	liveDriftTimeout     = 5 * time.Second
+)
 
 // clusterStatus is what `migrate status --cluster` shows, and its --json.
 type clusterStatus struct {
@@ -33,7 +37,7 @@ type clusterStatus struct {
 // (its backend.yml's etcd client URLs and certificate; the backend
 // certificate of the sensu-tlsd config when the file names none yet, so a
 // member still on plaintext can see members already on TLS).
-func readClusterStatus(n *migrate.Node) (*clusterStatus, error) {
+func readClusterStatus(n *migrate.Node, timeout time.Duration) (*clusterStatus, error) {
 	if !n.IsBackend() {
 		return nil, fmt.Errorf("status --cluster: this node has no backend.yml: run it on a backend, or name the file with --backend-config")
 	}
@@ -45,7 +49,7 @@ func readClusterStatus(n *migrate.Node) (*clusterStatus, error) {
 	if cfg.CertFile == "" && cfg.CAFile == "" {
 		cfg.CertFile, cfg.KeyFile, cfg.CAFile = n.Backend.CertFile, n.Backend.KeyFile, n.Backend.CAFile
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), clusterStatusTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c, err := cluster.Open(ctx, cfg)
 	if err != nil {
@@ -126,4 +130,27 @@ func printClusterStatus(out io.Writer, s *clusterStatus, asJSON bool) error {
 		fmt.Fprintln(out, "live drift:", d)
 	}
 	return nil
+}
+
+// printLiveDrift adds to plain `migrate status` on a clustered backend what
+// the cluster's etcd says against this member's backend.yml.
+func printLiveDrift(out io.Writer, n *migrate.Node) {
+	if !n.IsBackend() {
+		return
+	}
+	if b, err := cluster.ReadBackend(n.Files.Backend); err != nil || !b.Clustered() {
+		return
+	}
+	s, err := readClusterStatus(n, liveDriftTimeout)
+	switch {
+	case err != nil:
+		fmt.Fprintf(out, "live drift: unknown, the cluster's etcd did not answer: %v\n", err)
+	case len(s.Drift) == 0:
+		fmt.Fprintln(out, "live drift: none (etcd's view matches "+s.Source+"); migrate status --cluster shows every member")
+	}
+	if s != nil {
+		for _, d := range s.Drift {
+			fmt.Fprintln(out, "live drift:", d)
+		}
+	}
 }

@@ -83,6 +83,13 @@ func TestMigrateStatusClusterShowsTheFleetAndLiveDrift(t *testing.T) {
 	if !regexp.MustCompile(`live drift: etcd stores peer URLs http://127\.0\.0\.1:\d+ for backend-1 but .*backend-1\.yml advertises https://127\.0\.0\.1:\d+`).MatchString(out) {
 		t.Errorf("status --cluster shows no peer URL drift for backend-1:\n%s", out)
 	}
+	plain := mustRun(t, dir, nil, "--config", cfg, "migrate", "status", "--backend-config", c.Members[0].BackendYML).stdout
+	if !strings.Contains(plain, "live drift: etcd stores peer URLs http://127.0.0.1:") {
+		t.Errorf("plain migrate status on a clustered backend shows no live drift:\n%s", plain)
+	}
+	if plain := mustRun(t, dir, nil, "--config", cfg, "migrate", "status", "--backend-config", c.Members[1].BackendYML).stdout; !strings.Contains(plain, "live drift: none") {
+		t.Errorf("plain migrate status on backend-2:\n%s", plain)
+	}
 	if r := run(t, dir, nil, "--config", cfg, "migrate", "status", "--json", "--backend-config", c.Members[0].BackendYML); r.code == 0 || !strings.Contains(r.stderr, "--json goes with --cluster") {
 		t.Errorf("status --json without --cluster: exit %d %s", r.code, r.stderr)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -52,7 +53,10 @@ func canLose(v View, name string) error {
 				down = append(down, fmt.Sprintf("%s (%s)", m.Name, m.Problem))
 			}
 		}
-		return fmt.Errorf("the cluster would lose quorum while %s restarts: only %d other members of %d answer; bring back %v first", name, others, len(v.Members), down)
+		if len(down) == 0 {
+			return fmt.Errorf("the cluster would lose quorum while %s restarts: a cluster of %d members cannot lose one; add a member first (etcdctl member add), or stop the whole cluster for the change", name, len(v.Members))
+		}
+		return fmt.Errorf("the cluster would lose quorum while %s restarts: only %d other members of %d answer; bring back %s first", name, others, len(v.Members), strings.Join(down, ", "))
 	}
 	return nil
 }

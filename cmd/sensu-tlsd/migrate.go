@@ -338,14 +338,25 @@ FILE.sensu-tlsd.bak.`,
 }
 
 func newMigrateStatusCmd(a *app, f *migrateFlags) *cobra.Command {
-	return &cobra.Command{
+	var wholeCluster, asJSON bool
+	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the node's phase, drift and next step",
+		Short: "Show the node's phase, drift and next step (--cluster: the whole fleet, as the cluster's etcd sees it)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			n, err := f.node(a, cmd)
 			if err != nil {
 				return err
+			}
+			if asJSON && !wholeCluster {
+				return fmt.Errorf("status: --json goes with --cluster (migrate status --cluster --json)")
+			}
+			if wholeCluster {
+				s, err := readClusterStatus(n, clusterStatusTimeout)
+				if err != nil {
+					return err
+				}
+				return printClusterStatus(cmd.OutOrStdout(), s, asJSON)
 			}
 			s, err := migrate.CurrentStatus(n)
 			if err != nil {
@@ -360,6 +371,7 @@ func newMigrateStatusCmd(a *app, f *migrateFlags) *cobra.Command {
 				fmt.Fprintln(out, "drift: none")
 			}
 			fmt.Fprintf(out, "phases on this node: %s\n", migrate.PhaseList(s.Phases))
+			printLiveDrift(out, n)
 			if s.Next != nil {
 				fmt.Fprintf(out, "next: migrate apply --phase %s (%s): %s\n", strconv.Itoa(int(s.Next.Phase)), s.Next.Phase, s.Next.Summary)
 			} else {
@@ -368,4 +380,7 @@ func newMigrateStatusCmd(a *app, f *migrateFlags) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&wholeCluster, "cluster", false, "show every member from the cluster's etcd: members, peer URLs as etcd stores them, leader and quorum, recorded phases, plaintext agents, and live drift of this member against its backend.yml")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "with --cluster: print JSON")
+	return cmd
 }

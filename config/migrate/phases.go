@@ -60,10 +60,10 @@ var steps = map[Phase]step{
 		apply:   applyNative,
 		skip:    backendOnly,
 		needs: func(n *Node) []Need {
-			return []Need{
+			return append([]Need{
 				n.certNeed(n.Backend, "backend-certificate", "cert-file/key-file and the etcd client certificate (needs serverAuth and clientAuth)", "backend"),
 				n.certNeed(n.peer(), n.peerKey(), "etcd peer trio", "etcd-peer"),
-			}
+			}, n.peerCoverageNeeds()...)
 		},
 		notes: func(*Node) []string {
 			return []string{"an existing etcd member keeps its stored http:// peer URL: on a cluster run `etcdctl member update ID --peer-urls=https://HOST:2380` for each member"}

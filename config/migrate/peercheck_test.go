@@ -1,0 +1,76 @@
+package migrate
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
+)
+
+// A member advertising http://localhost:2380 connects to its peers from
+// 127.0.0.1; a peer certificate for the name alone is refused by them once
+// peer TLS is on, so plan shows phase 3 not ready and apply refuses it,
+// naming the member, the certificate file and the hosts to reissue with.
+func TestNativeRefusesAPeerCertificateNotCoveringTheSourceAddress(t *testing.T) {
+	n, dir := testNode(t, "backend-cluster-1.yml", "")
+	src, err := os.ReadFile(n.Files.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loopback := strings.NewReplacer("10.0.0.1:2380", "localhost:2380", "10.0.0.2:2380", "localhost:2381", "10.0.0.3:2380", "localhost:2382").Replace(string(src))
+	if err := os.WriteFile(n.Files.Backend, []byte(loopback), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tlsDir := filepath.Join(dir, "narrow")
+	if err := os.MkdirAll(tlsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	authority, err := ca.Init(tlsDir, ca.InitOptions{CommonName: "narrow CA", Lifetime: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := authority.Issue(ca.Request{Name: "peer", Profile: pki.EtcdPeer, Hosts: []string{"localhost"}, Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ca.WriteFiles(tlsDir, "peer", is)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.EtcdPeer = Cert{Name: "peer", CertPaths: sensu.CertPaths{CertFile: p.Cert, KeyFile: p.Key, CAFile: p.CA}}
+	for _, ph := range []Phase{Bridge} {
+		if _, err := Apply(context.Background(), n, ph, Options{CutOff: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plans, _, err := Plan(context.Background(), n, Options{CutOff: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var coverage error
+	for _, sp := range plans {
+		for _, need := range sp.Needs {
+			if sp.Phase == Native && strings.Contains(need.What, "peer addresses") {
+				coverage = need.Check()
+			}
+		}
+	}
+	if coverage == nil {
+		t.Fatalf("plan for phase 3 finds the narrow peer certificate ready: %+v", plans)
+	}
+	_, err = Apply(context.Background(), n, Native, Options{CutOff: true})
+	if err == nil {
+		t.Fatal("phase 3 applied with a peer certificate not covering 127.0.0.1")
+	}
+	for _, want := range []string{"member backend-1", n.Files.Backend, p.Cert, "does not cover 127.0.0.1", "reissue it with hosts localhost, 127.0.0.1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal lacks %q: %v", want, err)
+		}
+	}
+}

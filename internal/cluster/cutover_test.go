@@ -1,0 +1,323 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/cluster"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/etcdtest"
+)
+
+// probe writes through every member continuously and measures, per member,
+// the longest time between two accepted writes, except while that member
+// is the one being switched (it is restarted then).
+type probe struct {
+	c       *etcdtest.Cluster
+	t       *testing.T
+	mu      sync.Mutex
+	targets map[string]*target
+	// lastAny is the last write any member accepted; longestAny the
+	// longest stretch in which no member accepted one.
+	lastAny, start time.Time
+	longestAny     time.Duration
+	stop           chan struct{}
+	wg             sync.WaitGroup
+}
+
+type target struct {
+	member   *etcdtest.Member
+	client   *clientv3.Client
+	aside    bool // being switched: not measured
+	lastOK   time.Time
+	longest  time.Duration
+	accepted int
+}
+
+const probeEvery = 10 * time.Millisecond
+
+func startProbe(t *testing.T, c *etcdtest.Cluster) *probe {
+	p := &probe{c: c, t: t, targets: map[string]*target{}, stop: make(chan struct{}), lastAny: time.Now(), start: time.Now()}
+	for _, m := range c.Members {
+		tg := &target{member: m, client: p.dial(m)}
+		tg.lastOK = time.Now()
+		p.targets[m.Name] = tg
+		p.wg.Add(1)
+		go p.write(tg)
+	}
+	t.Cleanup(p.close)
+	return p
+}
+
+// dial connects to m and waits for its first accepted write, so the time
+// a new connection takes is not counted as a gap.
+func (p *probe) dial(m *etcdtest.Member) *clientv3.Client {
+	cl, err := clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL(p.t)}, TLS: p.c.ClientTLS(),
+		DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := cl.Put(ctx, "/probe/"+m.Name, "dial"); err != nil {
+		cl.Close()
+		p.t.Fatalf("probe: no write accepted through %s: %v", m.Name, err)
+	}
+	return cl
+}
+
+func (p *probe) write(tg *target) {
+	defer p.wg.Done()
+	for i := 0; ; i++ {
+		select {
+		case <-p.stop:
+			return
+		case <-time.After(probeEvery):
+		}
+		p.mu.Lock()
+		cl := tg.client
+		p.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+		_, err := cl.Put(ctx, "/probe/"+tg.member.Name, fmt.Sprint(i))
+		cancel()
+		if err != nil {
+			continue
+		}
+		now := time.Now()
+		p.mu.Lock()
+		if !tg.aside {
+			tg.longest = max(tg.longest, now.Sub(tg.lastOK))
+			tg.accepted++
+		}
+		tg.lastOK = now
+		p.longestAny = max(p.longestAny, now.Sub(p.lastAny))
+		p.lastAny = now
+		p.mu.Unlock()
+	}
+}
+
+// aside stops measuring m while it is switched.
+func (p *probe) aside(m *etcdtest.Member) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.targets[m.Name].aside = true
+}
+
+// back measures m again through a client on its client URL as it is now
+// (the cutover moves it to https).
+func (p *probe) back(m *etcdtest.Member) {
+	cl := p.dial(m)
+	p.mu.Lock()
+	tg := p.targets[m.Name]
+	old := tg.client
+	tg.client, tg.aside, tg.lastOK = cl, false, time.Now()
+	p.mu.Unlock()
+	old.Close()
+}
+
+// gaps returns and resets the longest gaps measured since the last call.
+func (p *probe) gaps() (perMember map[string]time.Duration, anyMember time.Duration, accepted int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	perMember = map[string]time.Duration{}
+	for name, tg := range p.targets {
+		perMember[name] = tg.longest
+		accepted += tg.accepted
+		tg.longest, tg.accepted = 0, 0
+	}
+	anyMember, p.longestAny = p.longestAny, 0
+	return perMember, anyMember, accepted
+}
+
+func (p *probe) close() {
+	select {
+	case <-p.stop:
+		return
+	default:
+	}
+	close(p.stop)
+	p.wg.Wait()
+	for _, tg := range p.targets {
+		tg.client.Close()
+	}
+}
+
+// migrateNode is member m's node as `sensu-tlsd migrate` sees it.
+func migrateNode(c *etcdtest.Cluster, m *etcdtest.Member) *migrate.Node {
+	n := &migrate.Node{
+		StateDir: filepath.Join(c.Dir, m.Name, "state"),
+		Backend:  migrate.Cert{Name: "backend", CertPaths: c.Backend},
+		EtcdPeer: migrate.Cert{Name: "peer", CertPaths: c.Peer},
+		LintUser: "root",
+	}
+	n.Files.Backend = m.BackendYML
+	return n
+}
+
+// coordinator opens the cluster through member via's client URL with the
+// backend's etcd client certificate, as `sensu-tlsd migrate` on that
+// member would.
+func coordinator(t *testing.T, ctx context.Context, c *etcdtest.Cluster, via *etcdtest.Member) *cluster.Cluster {
+	t.Helper()
+	cl, err := cluster.Open(ctx, cluster.Config{Endpoints: []string{via.ClientURL(t)},
+		CertFile: c.Backend.CertFile, KeyFile: c.Backend.KeyFile, CAFile: c.Backend.CAFile, Source: via.BackendYML})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+// rollingSwitch takes every member to scheme, one at a time, in the order
+// SwitchOrder gives, and checks the writes never stalled for longer than an
+// election timeout.
+func rollingSwitch(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *probe, scheme string, change func(*migrate.Node) error, phase string) {
+	t.Helper()
+	byName := map[string]*etcdtest.Member{}
+	for _, m := range c.Members {
+		byName[m.Name] = m
+	}
+	first := coordinator(t, ctx, c, c.Members[0])
+	v, err := first.Members(ctx)
+	first.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.gaps()
+	for i, name := range cluster.SwitchOrder(v) {
+		m := byName[name]
+		via := c.Members[0]
+		if via == m {
+			via = c.Members[1]
+		}
+		co := coordinator(t, ctx, c, via)
+		p.aside(m)
+		began := time.Now()
+		err := co.SwitchMember(ctx, cluster.Step{
+			Member: name, Scheme: scheme, Phase: phase, Details: "etcdtest",
+			Stop: func(context.Context) error {
+				c.StopMember(m)
+				return nil
+			},
+			Start: func(context.Context) error {
+				if err := change(migrateNode(c, m)); err != nil {
+					return err
+				}
+				c.StartMember(m)
+				return nil
+			},
+		})
+		co.Close()
+		if err != nil {
+			t.Fatalf("step %d (%s to %s): %v", i+1, name, scheme, err)
+		}
+		took := time.Since(began)
+		p.back(m)
+		// The member's own writes are measured again from here: give it
+		// a moment so its first writes count in this step.
+		time.Sleep(500 * time.Millisecond)
+		perMember, anyMember, accepted := p.gaps()
+		longest := time.Duration(0)
+		for other, g := range perMember {
+			if other != name {
+				longest = max(longest, g)
+			}
+		}
+		t.Logf("step %d: %s peers -> %s in %v; longest write gap through the other members %v, through any member %v; %d writes accepted",
+			i+1, name, scheme, took.Round(time.Millisecond), longest.Round(time.Millisecond), anyMember.Round(time.Millisecond), accepted)
+		if longest >= etcdtest.ElectionTimeout {
+			t.Errorf("step %d (%s): writes through a member failed for %v, longer than the election timeout %v (%v)", i+1, name, longest, etcdtest.ElectionTimeout, perMember)
+		}
+		if accepted == 0 {
+			t.Errorf("step %d (%s): no write was accepted", i+1, name)
+		}
+	}
+}
+
+// checkSettled asserts one leader, every member healthy, and every stored
+// peer URL of scheme.
+func checkSettled(t *testing.T, ctx context.Context, c *etcdtest.Cluster, scheme string) cluster.View {
+	t.Helper()
+	co := coordinator(t, ctx, c, c.Members[0])
+	defer co.Close()
+	v, err := co.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := 0
+	for _, m := range v.Members {
+		if m.Leader {
+			leaders++
+		}
+		if !m.Healthy {
+			t.Errorf("member %s unhealthy: %s", m.Name, m.Problem)
+		}
+		for _, u := range m.PeerURLs {
+			if want := scheme + "://"; len(u) < len(want) || u[:len(want)] != want {
+				t.Errorf("member %s: etcd stores peer URL %s, want %s", m.Name, u, scheme)
+			}
+		}
+	}
+	if leaders != 1 || !v.Quorum || len(v.Members) != len(c.Members) {
+		t.Errorf("want %d members, one leader and quorum; got %d members, %d leaders, quorum %v", len(c.Members), len(v.Members), leaders, v.Quorum)
+	}
+	return v
+}
+
+// A three-member cluster goes to https peers (phase 3, native) and back to
+// http (its rollback), member by member, by the code path the CLI runs:
+// migrate edits the member's backend.yml, cluster.SwitchMember moves its
+// stored peer URLs under the restart lock while it is stopped, and starts
+// it from the file.
+// Writes through every member never stall longer than an election timeout.
+func TestRollingPeerCutoverAndRollbackKeepWritesFlowing(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, m := range c.Members {
+		for _, ph := range []migrate.Phase{migrate.Bridge} {
+			if _, err := migrate.Apply(context.Background(), migrateNode(c, m), ph, migrate.Options{CutOff: true}); err != nil {
+				t.Fatalf("%s phase %d: %v", m.Name, ph, err)
+			}
+		}
+	}
+	checkSettled(t, ctx, c, "http")
+	p := startProbe(t, c)
+
+	rollingSwitch(t, ctx, c, p, "https", func(n *migrate.Node) error {
+		_, err := migrate.Apply(context.Background(), n, migrate.Native, migrate.Options{CutOff: true})
+		return err
+	}, migrate.Native.String())
+	checkSettled(t, ctx, c, "https")
+	for _, m := range c.Members {
+		if u := m.ClientURL(t); u[:8] != "https://" {
+			t.Errorf("%s: phase 3 left client URL %s", m.Name, u)
+		}
+	}
+	co := coordinator(t, ctx, c, c.Members[2])
+	phases, err := co.Phases(ctx)
+	co.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(phases) != 3 {
+		t.Fatalf("recorded phases: %+v, want one per member", phases)
+	}
+	for _, ph := range phases {
+		if ph.Phase != "native" {
+			t.Errorf("member %s recorded phase %q, want native", ph.Member, ph.Phase)
+		}
+	}
+
+	rollingSwitch(t, ctx, c, p, "http", func(n *migrate.Node) error {
+		_, err := migrate.Rollback(context.Background(), n, false, migrate.Options{})
+		return err
+	}, migrate.Bridge.String())
+	checkSettled(t, ctx, c, "http")
+}

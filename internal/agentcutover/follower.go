@@ -141,15 +141,15 @@ func (f *Follower) Step(ctx context.Context, s Settings) Status {
 	if st.State == StateSwitched && st.Switched.IsZero() {
 		st.Switched = prev.Switched // switched by an earlier step, or by hand
 	}
+	if err := writeStatus(s.StateFile, st); err != nil {
+		f.log.Warn("agent cutover: cannot record its state", "file", s.StateFile, "err", err)
+	}
 	if prev.State != st.State || prev.Detail != st.Detail {
 		log := f.log.Info
 		if st.State == StateRefused || st.State == StateRolledBack {
 			log = f.log.Error
 		}
 		log("agent cutover: "+string(st.State), "detail", st.Detail, "agent-config", s.AgentConfig, "next-probe", st.Probed.Add(s.Interval).Format(time.RFC3339))
-	}
-	if err := writeStatus(s.StateFile, st); err != nil {
-		f.log.Warn("agent cutover: cannot record its state", "file", s.StateFile, "err", err)
 	}
 	return st
 }

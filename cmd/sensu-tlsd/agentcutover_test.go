@@ -45,8 +45,10 @@ func (n *agentNode) Write(b []byte) (int, error) {
 
 // startAgentNode builds the bridge (sensu-tlsd run with a dual listener
 // serving a chain that carries its CA) in front of a plaintext stand-in
-// backend, and a stand-in agent on ws:// through it.
-func startAgentNode(t *testing.T) *agentNode {
+// backend, and a stand-in agent on ws:// through it. An agent.yml that
+// says wss:// makes the supervisor wait slowTLS before starting the agent:
+// an agent slower to come back than the follower waits.
+func startAgentNode(t *testing.T, slowTLS time.Duration) *agentNode {
 	t.Helper()
 	needPeer(t, lookPath("go"), "go builds the stand-in")
 	standin := systemdtest.Standin(t)
@@ -115,6 +117,13 @@ api-port: %d
 	go func() {
 		defer wg.Done()
 		for ctx.Err() == nil {
+			if yml, _ := os.ReadFile(n.agentYML); slowTLS > 0 && bytes.Contains(yml, []byte("wss://")) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(slowTLS):
+				}
+			}
 			agent := exec.Command(standin, "agent", "-c", n.agentYML, "--keepalive-interval", "200ms")
 			agent.Stderr = n
 			if err := agent.Start(); err != nil {
@@ -148,7 +157,7 @@ func (n *agentNode) waitAgent(t *testing.T, transport string) {
 }
 
 // agentNodeConfig is the agent node's sensu-tlsd config with pin.
-func (n *agentNode) agentNodeConfig(t *testing.T, name, pin string) string {
+func (n *agentNode) agentNodeConfig(t *testing.T, name, pin, reconnect string) string {
 	t.Helper()
 	p := filepath.Join(n.dir, name+".yml")
 	os.WriteFile(p, fmt.Appendf(nil, `state-dir: %[1]s/%[2]s-state
@@ -161,13 +170,13 @@ agent-cutover:
   ca-file: %[1]s/agent-tls/ca.pem
   ca-fingerprint-sha256: %[4]s
   interval: 1s
-  reconnect-timeout: 20s
+  reconnect-timeout: %[6]s
 services:
   - name: sensu-agent
     action: command
-    command: [/bin/sh, -c, 'kill $(cat %[1]s/agent.pid)']
+    command: [/bin/sh, -c, 'kill $(cat %[1]s/agent.pid) || true']
     health: {url: "http://127.0.0.1:%[5]d/healthz"}
-`, n.dir, name, n.agentYML, pin, n.agentAPI), 0o644)
+`, n.dir, name, n.agentYML, pin, n.agentAPI, reconnect), 0o644)
 	return p
 }
 
@@ -176,18 +185,12 @@ services:
 // right pin gets the CA from the handshake, agent.yml switched to wss://,
 // the agent restarted by its service action and reconnected over TLS.
 func TestAgentNodeFollowsTheBridge(t *testing.T) {
-	n := startAgentNode(t)
-	block, _ := pem.Decode([]byte(n.caPEM))
-	sum := sha256.Sum256(block.Bytes)
-	var pairs []string
-	for _, b := range sum {
-		pairs = append(pairs, fmt.Sprintf("%02X", b))
-	}
-	pin := strings.Join(pairs, ":")
+	n := startAgentNode(t, 0)
+	pin := n.pin()
 	orig, _ := os.ReadFile(n.agentYML)
 
 	wrong := strings.Repeat("ab", 32)
-	d := daemonStart(t, n.dir, n.agentNodeConfig(t, "wrong", wrong))
+	d := daemonStart(t, n.dir, n.agentNodeConfig(t, "wrong", wrong, "20s"))
 	line := d.waitLog(`agent cutover: refused`, 30*time.Second)
 	for _, want := range []string{"expected " + strings.ToUpper(strings.Join(splitPairs(wrong), ":")), "seen ", pin} {
 		if !strings.Contains(line, want) {
@@ -202,7 +205,7 @@ func TestAgentNodeFollowsTheBridge(t *testing.T) {
 	}
 	d.signal(syscall.SIGTERM)
 
-	d = daemonStart(t, n.dir, n.agentNodeConfig(t, "right", pin))
+	d = daemonStart(t, n.dir, n.agentNodeConfig(t, "right", pin, "20s"))
 	d.waitLog(`pinned CA taken from the backends' handshake`, 30*time.Second)
 	d.waitLog(`agent cutover: switched.*reconnected over wss://`, 60*time.Second)
 	got, _ := os.ReadFile(n.agentYML)
@@ -225,6 +228,36 @@ func TestAgentNodeFollowsTheBridge(t *testing.T) {
 	if strings.Contains(n.agentLogText(), "keepalive failed") {
 		t.Errorf("a keepalive failed during the switch:\n%s", n.agentLogText())
 	}
+}
+
+// An agent that does not reconnect over wss:// within reconnect-timeout
+// gets its agent.yml back, is restarted on it and reconnects in plaintext;
+// the follower says when it tries again.
+func TestAgentNodeGoesBackWhenTheAgentDoesNotReconnect(t *testing.T) {
+	n := startAgentNode(t, 4*time.Second)
+	orig, _ := os.ReadFile(n.agentYML)
+	d := daemonStart(t, n.dir, n.agentNodeConfig(t, "slow", n.pin(), "3s"))
+	line := d.waitLog(`agent cutover: rolled-back`, 60*time.Second)
+	for _, want := range []string{"did not reconnect over wss://", "not healthy within 3s", "put back and it reconnected on them", "trying again in 2s"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("rollback does not say %q:\n%s", want, line)
+		}
+	}
+	if now, _ := os.ReadFile(n.agentYML); !bytes.Equal(now, orig) {
+		t.Errorf("agent.yml after the rollback:\n%s\nwant:\n%s", now, orig)
+	}
+	n.waitAgent(t, "plaintext")
+}
+
+// pin is the bridge CA's SHA-256 fingerprint as openssl prints it.
+func (n *agentNode) pin() string {
+	block, _ := pem.Decode([]byte(n.caPEM))
+	sum := sha256.Sum256(block.Bytes)
+	var pairs []string
+	for _, b := range sum {
+		pairs = append(pairs, fmt.Sprintf("%02X", b))
+	}
+	return strings.Join(pairs, ":")
 }
 
 func splitPairs(hex string) []string {

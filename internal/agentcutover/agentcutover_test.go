@@ -192,7 +192,7 @@ func TestSwitchKeepsEveryMemberAndGoesBackWhenTheAgentDoesNotReconnect(t *testin
 	f := New(slog.New(slog.DiscardHandler), nil)
 
 	st := f.Step(context.Background(), s)
-	if st.State != StateRolledBack || !strings.Contains(st.Detail, "not healthy within 1s") || !strings.Contains(st.Detail, "reconnected on them") {
+	if st.State != StateRolledBack || !strings.Contains(st.Detail, "not healthy within 1s") || !strings.Contains(st.Detail, "reconnected on them") || !strings.Contains(st.Detail, "trying again in 2s") {
 		t.Fatalf("step after a failed reconnect: %+v", st)
 	}
 	if got, _ := os.ReadFile(s.AgentConfig); string(got) != yml {

@@ -76,6 +76,23 @@ type Follower struct {
 	mu       sync.Mutex
 	settings Settings
 	wake     chan struct{}
+
+	// rollbacks counts switches in a row that went back; each doubles the
+	// wait before the next attempt (up to maxRetryWait), so an agent that
+	// cannot use wss:// is not restarted twice every interval for ever.
+	rollbacks int
+}
+
+// maxRetryWait bounds the wait after repeated rollbacks.
+const maxRetryWait = time.Hour
+
+// retryWait is the wait before the next look.
+func (f *Follower) retryWait(s Settings) time.Duration {
+	w := s.Interval
+	for i := 0; i < f.rollbacks && w < maxRetryWait; i++ {
+		w *= 2
+	}
+	return min(w, maxRetryWait)
 }
 
 // New returns a follower that restarts sensu-agent with what restart
@@ -121,7 +138,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		wait := time.Hour // disabled: only a reload wakes it
 		if s.Enabled {
 			f.Step(ctx, s)
-			wait = s.Interval
+			wait = f.retryWait(s)
 		}
 		select {
 		case <-ctx.Done():
@@ -132,7 +149,8 @@ func (f *Follower) Run(ctx context.Context) error {
 	}
 }
 
-// Step looks once: switched already, not ready, or switch now. What it
+// Step looks once: switched already, not ready, or switch now. Run calls
+// it from one goroutine. What it
 // found goes to the log and the state file.
 func (f *Follower) Step(ctx context.Context, s Settings) Status {
 	st := f.step(ctx, s)
@@ -149,7 +167,7 @@ func (f *Follower) Step(ctx context.Context, s Settings) Status {
 		if st.State == StateRefused || st.State == StateRolledBack {
 			log = f.log.Error
 		}
-		log("agent cutover: "+string(st.State), "detail", st.Detail, "agent-config", s.AgentConfig, "next-probe", st.Probed.Add(s.Interval).Format(time.RFC3339))
+		log("agent cutover: "+string(st.State), "detail", st.Detail, "agent-config", s.AgentConfig, "next-probe", st.Probed.Add(f.retryWait(s)).Format(time.RFC3339))
 	}
 	return st
 }

@@ -61,6 +61,7 @@ func (f *Follower) switchAgent(ctx context.Context, s Settings, node *sensu.Node
 	started := time.Now()
 	err := s.Restarter.Restart(ctx, switched.AgentHealthURL(), s.ReconnectTimeout)
 	if err == nil {
+		f.rollbacks = 0
 		return Status{State: StateSwitched, Switched: time.Now().UTC(),
 			Detail: fmt.Sprintf("sensu-agent reconnected over wss:// %s after the restart", time.Since(started).Round(time.Millisecond))}
 	}
@@ -72,7 +73,8 @@ func (f *Follower) switchAgent(ctx context.Context, s Settings, node *sensu.Node
 	} else {
 		detail += " and it reconnected on them"
 	}
-	return Status{State: StateRolledBack, Detail: detail + fmt.Sprintf("; trying again in %s", s.Interval)}
+	f.rollbacks++
+	return Status{State: StateRolledBack, Detail: detail + fmt.Sprintf("; trying again in %s", f.retryWait(s))}
 }
 
 // edit is path's content switched to wss:// with caFile, nil when the file

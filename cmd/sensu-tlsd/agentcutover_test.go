@@ -220,10 +220,9 @@ func TestAgentNodeFollowsTheBridge(t *testing.T) {
 		t.Errorf("CA written:\n%s\nwant the bridge's CA:\n%s", ca, n.caPEM)
 	}
 	n.waitAgent(t, "tls")
-	var st struct{ State string }
-	b, _ := os.ReadFile(filepath.Join(n.dir, "right-state", "agent-cutover.json"))
-	if json.Unmarshal(b, &st); st.State != "switched" {
-		t.Errorf("state file: %s", b)
+	status := mustRun(t, n.dir, nil, "status", "--config", filepath.Join(n.dir, "right.yml"))
+	if !strings.Contains(status.stdout, "agent cutover: switched at ") || !strings.Contains(status.stdout, "wss://127.0.0.1:") {
+		t.Errorf("status on the agent node:\n%s", status.stdout)
 	}
 	if strings.Contains(n.agentLogText(), "keepalive failed") {
 		t.Errorf("a keepalive failed during the switch:\n%s", n.agentLogText())

@@ -3,6 +3,7 @@ package agentcutover
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -41,7 +42,10 @@ func ReadStatus(path string) (Status, error) {
 	if err != nil {
 		return s, err
 	}
-	return s, json.Unmarshal(b, &s)
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("%s: %w (the daemon writes it again at its next probe; remove it to start afresh)", path, err)
+	}
+	return s, nil
 }
 
 func writeStatus(path string, s Status) error {

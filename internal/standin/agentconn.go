@@ -139,6 +139,11 @@ func (a *agentConn) session(ctx context.Context, u string) error {
 		case <-time.After(a.keepalive):
 		}
 		if err := a.ping(ctx, conn, n); err != nil {
+			if ctx.Err() != nil { // stopped mid-keepalive
+				conn.Close(websocket.StatusGoingAway, "agent stopping")
+				a.log.Info("agent stopping", "backend", u)
+				return nil
+			}
 			a.log.Warn("keepalive failed", "backend", u, "err", err)
 			return err
 		}

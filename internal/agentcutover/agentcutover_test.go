@@ -232,6 +232,22 @@ func TestSwitchEditsTheEnvironmentFileThatSetsBackendURL(t *testing.T) {
 	}
 }
 
+// An environment file that only turns verification off gets it turned on,
+// and no backend-url of its own: agent.yml's members stay in force.
+func TestSwitchLeavesAgentYMLsMembersWhenTheEnvironmentFileSetsNone(t *testing.T) {
+	b := startBackend(t, []string{"127.0.0.1"}, false)
+	s := followerSettings(t, "backend-url:\n  - ws://"+b.addr+"\n  - ws://"+b.addr+"/\n", b, &restarts{})
+	writeFile(t, s.AgentEnvFiles[0], []byte("SENSU_INSECURE_SKIP_TLS_VERIFY=true\n"))
+	if st := New(slog.New(slog.DiscardHandler), nil).Step(context.Background(), s); st.State != StateSwitched {
+		t.Fatalf("step: %+v", st)
+	}
+	env, _ := os.ReadFile(s.AgentEnvFiles[0])
+	yml, _ := os.ReadFile(s.AgentConfig)
+	if strings.Contains(string(env), "BACKEND_URL") || !strings.Contains(string(env), "SENSU_INSECURE_SKIP_TLS_VERIFY=false") || strings.Count(string(yml), "wss://") != 2 {
+		t.Errorf("after the switch:\n%s\n%s", env, yml)
+	}
+}
+
 func TestWaitsWhileABackendIsPlaintext(t *testing.T) {
 	b := startBackend(t, []string{"127.0.0.1"}, false)
 	plain, err := net.Listen("tcp", "127.0.0.1:0")

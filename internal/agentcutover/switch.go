@@ -104,10 +104,17 @@ func edit(node *sensu.Node, path string, src []byte, caFile string) ([]byte, err
 			sets = true
 		}
 	}
-	if !sets {
+	switch _, url := e.Get("backend-url"); {
+	case !sets:
 		return nil, nil
+	case url:
+		sensu.ApplyAgentTLS(e, t)
+	default:
+		// ApplyAgentTLS would add backend-url with Sensu's default here,
+		// over the members agent.yml lists.
+		e.Set("trusted-ca-file", sensu.Str(caFile))
+		e.Set("insecure-skip-tls-verify", sensu.Bool(false))
 	}
-	sensu.ApplyAgentTLS(e, t)
 	out := e.Bytes()
 	if string(out) == string(src) {
 		return nil, nil

@@ -65,8 +65,10 @@ func (f *Follower) switchAgent(ctx context.Context, s Settings, node *sensu.Node
 		return Status{State: StateSwitched, Switched: time.Now().UTC(),
 			Detail: fmt.Sprintf("sensu-agent reconnected over wss:// %s after the restart", time.Since(started).Round(time.Millisecond))}
 	}
+	// Going back finishes even when the daemon is stopping, so the agent
+	// is not left on files it was not restarted with.
 	rerr := restore()
-	back := s.Restarter.Restart(ctx, node.AgentHealthURL(), s.ReconnectTimeout)
+	back := s.Restarter.Restart(context.WithoutCancel(ctx), node.AgentHealthURL(), s.ReconnectTimeout)
 	detail := fmt.Sprintf("sensu-agent did not reconnect over wss:// (%v); %s put back%s", err, strings.Join(written, ", "), suffix(rerr))
 	if back != nil {
 		detail += fmt.Sprintf(", and it did not reconnect on them either: %v", back)

@@ -45,10 +45,20 @@ func (n *agentNode) Write(b []byte) (int, error) {
 
 // startAgentNode builds the bridge (sensu-tlsd run with a dual listener
 // serving a chain that carries its CA) in front of a plaintext stand-in
-// backend, and a stand-in agent on ws:// through it. An agent.yml that
-// says wss:// makes the supervisor wait slowTLS before starting the agent:
-// an agent slower to come back than the follower waits.
+// backend, and a stand-in agent on ws:// through it under a supervisor. An
+// agent.yml that says wss:// makes the supervisor wait slowTLS before
+// starting the agent: an agent slower to come back than the follower waits.
 func startAgentNode(t *testing.T, slowTLS time.Duration) *agentNode {
+	t.Helper()
+	n := startBridge(t)
+	n.supervise(t, slowTLS)
+	n.waitAgent(t, "plaintext")
+	return n
+}
+
+// startBridge is the bridge in front of the stand-in backend, and an
+// agent.yml that sends agent-1 to it over ws://.
+func startBridge(t *testing.T) *agentNode {
 	t.Helper()
 	needPeer(t, lookPath("go"), "go builds the stand-in")
 	standin := systemdtest.Standin(t)
@@ -110,7 +120,12 @@ backend-url:
 api-host: 127.0.0.1
 api-port: %d
 `, bridgePort, n.agentAPI), 0o644)
+	return n
+}
 
+// supervise runs the stand-in agent on agent.yml, again each time it ends.
+func (n *agentNode) supervise(t *testing.T, slowTLS time.Duration) {
+	standin, dir := systemdtest.Standin(t), n.dir
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -142,8 +157,6 @@ api-port: %d
 			t.Logf("stand-in log:\n%s", n.agentLogText())
 		}
 	})
-	n.waitAgent(t, "plaintext")
-	return n
 }
 
 // waitAgent waits for the bridge's /agents to show agent-1 over transport.
@@ -265,4 +278,52 @@ func splitPairs(hex string) []string {
 		out = append(out, hex[i:i+2])
 	}
 	return out
+}
+
+// The sensu-agent preset through a real systemd: the follower restarts
+// sensu-agent.service over D-Bus (never a signal: the stand-in writes
+// --hup-file if SIGHUP reaches it) and checks /healthz on the api-port
+// agent.yml sets, not the preset's default.
+func TestAgentNodeRestartsSensuAgentServiceInRealSystemd(t *testing.T) {
+	sys := systemdtest.Boot(t)
+	n := startBridge(t)
+	hup := filepath.Join(n.dir, "hup")
+	log := filepath.Join(n.dir, "agent-unit.log")
+	sys.InstallUnit("sensu-agent.service", fmt.Sprintf(`[Unit]
+Description=stand-in sensu-agent
+DefaultDependencies=no
+[Service]
+Type=exec
+ExecStart=%s agent -c %s --hup-file %s
+StandardOutput=append:%s
+StandardError=inherit
+`, systemdtest.Standin(t), n.agentYML, hup, log))
+	sys.Systemctl("start", "sensu-agent.service")
+	n.waitAgent(t, "plaintext")
+	pid := sys.Property("sensu-agent.service", "MainPID")
+
+	cfg := filepath.Join(n.dir, "preset.yml")
+	os.WriteFile(cfg, fmt.Appendf(nil, `state-dir: %[1]s/preset-state
+metrics-address: ""
+sensu:
+  agent-config: %[2]s
+  agent-env-files: [%[1]s/no-env-file]
+service-actions:
+  systemd-address: %[3]s
+agent-cutover:
+  enabled: true
+  ca-file: %[1]s/agent-tls/ca.pem
+  ca-fingerprint-sha256: %[4]s
+  interval: 1s
+`, n.dir, n.agentYML, sys.PrivateSocket(), n.pin()), 0o644)
+	d := daemonStart(t, n.dir, cfg)
+	d.waitLog(`msg=acting service=sensu-agent.*action="restart sensu-agent.service"`, 30*time.Second)
+	d.waitLog(`agent cutover: switched.*reconnected over wss://`, 60*time.Second)
+	n.waitAgent(t, "tls")
+	if now := sys.Property("sensu-agent.service", "MainPID"); now == pid {
+		t.Errorf("sensu-agent.service still runs pid %s: not restarted", now)
+	}
+	if b, err := os.ReadFile(hup); err == nil {
+		t.Errorf("sensu-agent got SIGHUP: %s", b)
+	}
 }

@@ -88,12 +88,12 @@ func TestWrongPinIsRefusedWithBothFingerprints(t *testing.T) {
 		t.Fatalf("ProbeAll: %v, CA %q", err, ca)
 	}
 	var pinErr *PinError
-	if !errors.As(probes[0].Err, &pinErr) {
-		t.Fatalf("probe: %v, want a *PinError", probes[0].Err)
+	if !errors.As(probes[0], &pinErr) {
+		t.Fatalf("probe: %v, want a *PinError", probes[0])
 	}
 	for _, want := range []string{"expected " + wrong.String(), "seen ", b.fp.String() + " (test CA)", b.addr} {
-		if !strings.Contains(probes[0].Err.Error(), want) {
-			t.Errorf("refusal does not say %q: %v", want, probes[0].Err)
+		if !strings.Contains(probes[0].Error(), want) {
+			t.Errorf("refusal does not say %q: %v", want, probes[0])
 		}
 	}
 	if _, err := os.Stat(trust.CAFile); err == nil {
@@ -105,8 +105,8 @@ func TestRightPinTakesTheCAFromTheHandshake(t *testing.T) {
 	b := startBackend(t, []string{"127.0.0.1"}, true)
 	trust := Trust{CAFile: filepath.Join(t.TempDir(), "ca.pem"), Pin: &b.fp}
 	probes, ca, err := trust.ProbeAll(context.Background(), []string{"ws://" + b.addr, "ws://" + b.addr + "/"})
-	if err != nil || probes[0].Err != nil || probes[1].Err != nil {
-		t.Fatalf("ProbeAll: %v, %+v", err, probes)
+	if err != nil || probes[0] != nil || probes[1] != nil {
+		t.Fatalf("ProbeAll: %v, %v", err, probes)
 	}
 	if string(ca) != string(b.pem) {
 		t.Errorf("CA taken:\n%s\nwant:\n%s", ca, b.pem)
@@ -118,8 +118,8 @@ func TestPinNeedsTheCAInTheChain(t *testing.T) {
 	b := startBackend(t, []string{"127.0.0.1"}, false)
 	trust := Trust{CAFile: filepath.Join(t.TempDir(), "ca.pem"), Pin: &b.fp}
 	probes, _, _ := trust.ProbeAll(context.Background(), []string{"ws://" + b.addr})
-	if probes[0].Err == nil || !strings.Contains(probes[0].Err.Error(), "carries its CA after the leaf") {
-		t.Errorf("probe of a leaf-only chain: %v", probes[0].Err)
+	if probes[0] == nil || !strings.Contains(probes[0].Error(), "carries its CA after the leaf") {
+		t.Errorf("probe of a leaf-only chain: %v", probes[0])
 	}
 }
 
@@ -133,14 +133,14 @@ func TestProbeVerifiesAgainstThePlacedCAFile(t *testing.T) {
 	if err != nil || ca != nil {
 		t.Fatalf("ProbeAll: %v, CA %q", err, ca)
 	}
-	if probes[0].Err != nil {
-		t.Errorf("backend of the placed CA: %v", probes[0].Err)
+	if probes[0] != nil {
+		t.Errorf("backend of the placed CA: %v", probes[0])
 	}
-	if probes[1].Err == nil || !strings.Contains(probes[1].Err.Error(), "unknown authority") {
-		t.Errorf("backend of another CA: %v", probes[1].Err)
+	if probes[1] == nil || !strings.Contains(probes[1].Error(), "unknown authority") {
+		t.Errorf("backend of another CA: %v", probes[1])
 	}
-	if probes[2].Err == nil || !strings.Contains(probes[2].Err.Error(), "127.0.0.1 because") {
-		t.Errorf("a certificate that does not cover 127.0.0.1: %v", probes[2].Err)
+	if probes[2] == nil || !strings.Contains(probes[2].Error(), "127.0.0.1 because") {
+		t.Errorf("a certificate that does not cover 127.0.0.1: %v", probes[2])
 	}
 
 	pin := other.fp

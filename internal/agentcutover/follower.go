@@ -149,9 +149,9 @@ func (f *Follower) Run(ctx context.Context) error {
 	}
 }
 
-// Step looks once: switched already, not ready, or switch now. Run calls
-// it from one goroutine. What it
-// found goes to the log and the state file.
+// Step looks once: switched already, not ready, or switch now. What it
+// found goes to the state file, and to the log when it changed. Run calls
+// it from one goroutine.
 func (f *Follower) Step(ctx context.Context, s Settings) Status {
 	st := f.step(ctx, s)
 	st.Probed = time.Now().UTC()
@@ -182,23 +182,21 @@ func (f *Follower) step(ctx context.Context, s Settings) Status {
 		return Status{State: StateSwitched, Detail: "backend-url is " + strings.Join(urls, " ")}
 	}
 	probes, ca, err := s.Trust.ProbeAll(ctx, urls)
-	var pinErr *PinError
-	if err == nil {
-		var fails []string
-		for _, p := range probes {
-			if p.Err != nil {
-				if errors.As(p.Err, &pinErr) {
-					return Status{State: StateRefused, Detail: p.Err.Error()}
-				}
-				fails = append(fails, p.Err.Error())
-			}
-		}
-		if len(fails) > 0 {
-			return Status{State: StateWaiting, Detail: "not every backend serves TLS verified by " + s.Trust.CAFile + " yet: " + strings.Join(fails, "; ")}
-		}
-	}
 	if err != nil {
 		return Status{State: StateRefused, Detail: err.Error()}
+	}
+	var fails []string
+	for _, perr := range probes {
+		var pinErr *PinError
+		if errors.As(perr, &pinErr) {
+			return Status{State: StateRefused, Detail: perr.Error()}
+		}
+		if perr != nil {
+			fails = append(fails, perr.Error())
+		}
+	}
+	if len(fails) > 0 {
+		return Status{State: StateWaiting, Detail: "not every backend serves TLS verified by " + s.Trust.CAFile + " yet: " + strings.Join(fails, "; ")}
 	}
 	if ca != nil {
 		if err := os.MkdirAll(filepath.Dir(s.Trust.CAFile), 0o755); err != nil {

@@ -45,12 +45,6 @@ func (e *PinError) Error() string {
 		e.Backend, e.Expected, strings.Join(e.Seen, ", "))
 }
 
-// Probe is one backend's answer.
-type Probe struct {
-	URL string
-	Err error // nil: TLS verified against the CA for the URL's host
-}
-
 // backendAddress is the host and host:port sensu-agent dials for a
 // backend-url entry.
 func backendAddress(raw string) (host, addr string, err error) {
@@ -131,11 +125,12 @@ func verify(chain []*x509.Certificate, host string, roots *x509.CertPool) error 
 	return err
 }
 
-// ProbeAll probes every backend-url entry. When the CA file is missing
+// ProbeAll probes every backend-url entry: one error each, nil when its
+// TLS verified against the CA for the URL's host. When the CA file is missing
 // and a pin is set, the first backend whose chain carries the pinned CA
 // (and verifies to it) supplies it; ca is then that CA's PEM, to be
 // written to CAFile, and nil otherwise.
-func (t Trust) ProbeAll(ctx context.Context, urls []string) (probes []Probe, ca []byte, err error) {
+func (t Trust) ProbeAll(ctx context.Context, urls []string) (probes []error, ca []byte, err error) {
 	var roots *x509.CertPool
 	_, statErr := os.Stat(t.CAFile)
 	switch {
@@ -149,7 +144,6 @@ func (t Trust) ProbeAll(ctx context.Context, urls []string) (probes []Probe, ca 
 		return nil, nil, fmt.Errorf("agent-cutover.ca-file %s does not exist: have configuration management place the CA bundle there, or set agent-cutover.ca-fingerprint-sha256 to take it from the backends", t.CAFile)
 	}
 	for _, u := range urls {
-		p := Probe{URL: u}
 		host, addr, perr := backendAddress(u)
 		var chain []*x509.Certificate
 		if perr == nil {
@@ -167,9 +161,9 @@ func (t Trust) ProbeAll(ctx context.Context, urls []string) (probes []Probe, ca 
 			perr = verify(chain, host, roots)
 		}
 		if perr != nil {
-			p.Err = fmt.Errorf("%s: %w", u, perr)
+			perr = fmt.Errorf("%s: %w", u, perr)
 		}
-		probes = append(probes, p)
+		probes = append(probes, perr)
 	}
 	return probes, ca, nil
 }

@@ -35,8 +35,8 @@ func (f *Follower) switchAgent(ctx context.Context, s Settings, node *sensu.Node
 	for _, p := range node.Files {
 		src, err := os.ReadFile(p)
 		if err != nil {
-			restore()
-			return Status{State: StateRefused, Detail: err.Error()}
+			rerr := restore()
+			return Status{State: StateRefused, Detail: err.Error() + suffix(rerr)}
 		}
 		out, err := edit(node, p, src, s.Trust.CAFile)
 		if err == nil && out != nil {
@@ -51,15 +51,15 @@ func (f *Follower) switchAgent(ctx context.Context, s Settings, node *sensu.Node
 			return Status{State: StateRefused, Detail: fmt.Sprintf("switching %s to wss://: %v%s", p, err, suffix(rerr))}
 		}
 	}
-	if err := checkSwitched(s, node.Files[0]); err != nil {
+	switched, err := checkSwitched(s, node.Files[0])
+	if err != nil {
 		rerr := restore()
 		return Status{State: StateRefused, Detail: err.Error() + suffix(rerr)}
 	}
 	f.log.Info("agent cutover: every backend serves verified TLS; agent.yml switched to wss://, restarting sensu-agent",
 		"backends", strings.Join(urls, " "), "files", strings.Join(written, " "), "ca-file", s.Trust.CAFile)
-	switched, _ := sensu.ReadNode(sensu.Agent, s.AgentConfig, s.AgentEnvFiles)
 	started := time.Now()
-	err := s.Restarter.Restart(ctx, switched.AgentHealthURL(), s.ReconnectTimeout)
+	err = s.Restarter.Restart(ctx, switched.AgentHealthURL(), s.ReconnectTimeout)
 	if err == nil {
 		f.rollbacks = 0
 		return Status{State: StateSwitched, Switched: time.Now().UTC(),
@@ -124,23 +124,23 @@ func edit(node *sensu.Node, path string, src []byte, caFile string) ([]byte, err
 	return out, nil
 }
 
-// checkSwitched reads the files again as sensu-agent will: every backend
-// wss://, the CA file trusted, verification on.
-func checkSwitched(s Settings, yml string) error {
+// checkSwitched reads the files again as sensu-agent will (every backend
+// wss://, the CA file trusted, verification on) and returns what it read.
+func checkSwitched(s Settings, yml string) (*sensu.Node, error) {
 	n, err := sensu.ReadNode(sensu.Agent, s.AgentConfig, s.AgentEnvFiles)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if plain := plaintext(backendURLs(n)); len(plain) > 0 {
-		return fmt.Errorf("after the edit, sensu-agent would still dial %s (set by %s); the edit was undone", strings.Join(plain, " "), n.Where("backend-url"))
+		return nil, fmt.Errorf("after the edit, sensu-agent would still dial %s (set by %s); the edit was undone", strings.Join(plain, " "), n.Where("backend-url"))
 	}
 	if ca := n.Str("trusted-ca-file"); !sensu.SameFile(ca, s.Trust.CAFile) {
-		return fmt.Errorf("after the edit, trusted-ca-file is %q (set by %s), not %s; the edit was undone", ca, n.Where("trusted-ca-file"), s.Trust.CAFile)
+		return nil, fmt.Errorf("after the edit, trusted-ca-file is %q (set by %s), not %s; the edit was undone", ca, n.Where("trusted-ca-file"), s.Trust.CAFile)
 	}
 	if v := n.Str("insecure-skip-tls-verify"); v == "true" {
-		return fmt.Errorf("after the edit of %s, insecure-skip-tls-verify is still true (set by %s); the edit was undone", yml, n.Where("insecure-skip-tls-verify"))
+		return nil, fmt.Errorf("after the edit of %s, insecure-skip-tls-verify is still true (set by %s); the edit was undone", yml, n.Where("insecure-skip-tls-verify"))
 	}
-	return nil
+	return n, nil
 }
 
 func suffix(err error) string {

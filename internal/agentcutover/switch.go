@@ -10,10 +10,6 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 )
 
-// agentKeys are the settings the switch writes; an environment file that
-// sets none of them is left alone, so the YAML file's values stay in force.
-var agentKeys = []string{"backend-url", "trusted-ca-file", "insecure-skip-tls-verify"}
-
 // switchAgent rewrites the node's files to wss:// with the CA, restarts
 // sensu-agent and waits for it to connect; on failure the files go back
 // and sensu-agent restarts on them.
@@ -79,45 +75,30 @@ func (f *Follower) switchAgent(ctx context.Context, s Settings, node *sensu.Node
 	return Status{State: StateRolledBack, Detail: detail + fmt.Sprintf("; trying again in %s", f.retryWait(s))}
 }
 
-// edit is path's content switched to wss:// with caFile, nil when the file
-// sets none of the agent's TLS settings (an environment file) or nothing
-// changes.
+// edit is path's content switched to wss:// with caFile, nil when nothing
+// changes. An environment file only has the settings it already sets
+// changed (config/sensu's EnvFile), so agent.yml's members stay in force
+// where it sets no backend-url.
 func edit(node *sensu.Node, path string, src []byte, caFile string) ([]byte, error) {
 	t := sensu.AgentTLS{CAFile: caFile}
+	var out []byte
 	if path == node.Files[0] {
 		d, err := sensu.Parse(path, src)
 		if err != nil {
 			return nil, err
 		}
 		sensu.ApplyAgentTLS(d, t)
-		out, err := d.Bytes()
-		if err != nil || string(out) == string(src) {
+		if out, err = d.Bytes(); err != nil {
 			return nil, err
 		}
-		return out, nil
-	}
-	e, err := sensu.ParseEnvFile(path, src, sensu.Agent)
-	if err != nil {
-		return nil, err
-	}
-	sets := false
-	for _, k := range agentKeys {
-		if _, ok := e.Get(k); ok {
-			sets = true
+	} else {
+		e, err := sensu.ParseEnvFile(path, src, sensu.Agent)
+		if err != nil {
+			return nil, err
 		}
-	}
-	switch _, url := e.Get("backend-url"); {
-	case !sets:
-		return nil, nil
-	case url:
 		sensu.ApplyAgentTLS(e, t)
-	default:
-		// ApplyAgentTLS would add backend-url with Sensu's default here,
-		// over the members agent.yml lists.
-		e.Set("trusted-ca-file", sensu.Str(caFile))
-		e.Set("insecure-skip-tls-verify", sensu.Bool(false))
+		out = e.Bytes()
 	}
-	out := e.Bytes()
 	if string(out) == string(src) {
 		return nil, nil
 	}

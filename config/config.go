@@ -21,8 +21,9 @@ type Config struct {
 	Services       []Service     `yaml:"services"`
 	ServiceActions ActionPolicy  `yaml:"service-actions"` // how service actions are batched and run
 	Listeners      []Listener    `yaml:"listeners"`
-	Events         Events        `yaml:"events"`       // the daemon's own Sensu events, through the local agent
-	EnrolServer    EnrolServer   `yaml:"enrol-server"` // backends: sign agent certificates enrolled over the network
+	Events         Events        `yaml:"events"`        // the daemon's own Sensu events, through the local agent
+	EnrolServer    EnrolServer   `yaml:"enrol-server"`  // backends: sign agent certificates enrolled over the network
+	AgentCutover   AgentCutover  `yaml:"agent-cutover"` // an agent node follows the backends to wss://
 
 	// File is the path the config was read from ("" when none); not a key.
 	File string `yaml:"-"`
@@ -213,6 +214,27 @@ type Events struct {
 	Handlers []string `yaml:"handlers"`
 	// Timeout bounds one post; a renewal never waits for it.
 	Timeout time.Duration `yaml:"timeout"`
+}
+
+// AgentCutover makes the daemon on an agent node switch agent.yml to
+// wss:// once every backend in its backend-url serves TLS that verifies
+// against the agent's CA, restart sensu-agent and go back if it does not
+// reconnect.
+type AgentCutover struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile is the CA bundle the agent trusts (agent.yml trusted-ca-file):
+	// placed by configuration management, or written from the backends'
+	// handshake when CAFingerprint pins it. Default sensu.agent-ca-file.
+	CAFile string `yaml:"ca-file"`
+	// CAFingerprint is the SHA-256 of the CA certificate's DER (hex, colons
+	// allowed). Set, the CA is taken from the backends' handshake only when
+	// it matches: no trust on first use.
+	CAFingerprint    string        `yaml:"ca-fingerprint-sha256"`
+	Interval         time.Duration `yaml:"interval"`          // between probes; default 30s
+	ReconnectTimeout time.Duration `yaml:"reconnect-timeout"` // how long the restarted agent may take to connect; 0: the sensu-agent preset's health timeout
+	// Service is the services entry that restarts sensu-agent; a name no
+	// entry has gets the sensu-agent preset (restart sensu-agent.service).
+	Service string `yaml:"service"`
 }
 
 // Service is a process that must act when a certificate it uses changes.

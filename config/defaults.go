@@ -52,6 +52,12 @@ func (c *Config) ApplyDefaults() {
 		c.ServiceActions.Parallel = 4
 	}
 
+	if ac := &c.AgentCutover; ac.Enabled {
+		setStr(&ac.CAFile, c.Sensu.AgentCAFile)
+		setDur(&ac.Interval, 30*time.Second)
+		setStr(&ac.Service, "sensu-agent")
+	}
+
 	setStr(&c.CA.Dir, c.StateDir) // ca.pem and ca-key.pem beside the certificates, as cfssljson leaves them
 	setStr(&c.CA.CommonName, "sensu-tlsd CA")
 	setStr(&c.CA.KeyType, "ecdsa-p256")

@@ -109,6 +109,13 @@ var descriptions = map[string]string{
 	"service-actions.parallel":        "Services that may act at once.",
 	"service-actions.systemd-address": `"" for the system bus, or the path of a systemd private socket.`,
 
+	"agent-cutover.enabled":               "On an agent node, switch agent.yml to wss:// once every backend in backend-url serves TLS verified by the agent's CA, restart sensu-agent, and go back if it does not reconnect.",
+	"agent-cutover.ca-file":               "CA bundle the agent trusts (agent.yml trusted-ca-file): placed by configuration management, or written here from the backends' handshake when ca-fingerprint-sha256 pins it; default sensu.agent-ca-file.",
+	"agent-cutover.ca-fingerprint-sha256": "SHA-256 of the CA certificate's DER (hex, colons allowed, as `openssl x509 -fingerprint -sha256` prints it); set, the CA is taken from the backends' handshake only when it matches (no trust on first use).",
+	"agent-cutover.interval":              "Time between probes of the backends while agent.yml still says ws://; after switches that went back in a row, the wait doubles with each, up to an hour.",
+	"agent-cutover.reconnect-timeout":     "How long the restarted sensu-agent may take to answer /healthz as connected before agent.yml goes back; default the sensu-agent preset's health timeout.",
+	"agent-cutover.service":               "services entry that restarts sensu-agent; a name no entry has gets the sensu-agent preset (restart sensu-agent.service, never a signal).",
+
 	"listeners":                     "Proxy listeners putting TLS in front of plaintext Sensu listeners, one entry each (keys below).",
 	"listeners[].name":              "Unique name, in logs and metrics.",
 	"listeners[].mode":              "terminate (TLS in, plaintext to targets), originate (plaintext in, TLS to targets) or dual (TLS and, while allowed, plaintext in).",

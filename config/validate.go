@@ -125,6 +125,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Events.validate()...)
+	errs = append(errs, c.AgentCutover.validate()...)
 	if len(errs) == 0 {
 		return nil
 	}
@@ -263,4 +264,28 @@ func caSource(cert Certificate) string {
 		return fmt.Sprintf("the enrol-server at %s", strings.Join(cert.Issuer.Enrol.URLs, " "))
 	}
 	return "the local CA"
+}
+
+// validate checks agent-cutover when it is enabled.
+func (a AgentCutover) validate() []error {
+	if !a.Enabled {
+		return nil
+	}
+	var errs []error
+	if a.CAFile == "" {
+		errs = append(errs, errors.New("agent-cutover.ca-file: empty: name the CA bundle the agent is to trust (agent.yml trusted-ca-file), "+
+			"a file configuration management puts there or where the CA pinned by ca-fingerprint-sha256 is written (or set sensu.agent-ca-file)"))
+	}
+	if a.CAFingerprint != "" {
+		if _, err := pki.ParseFingerprintSHA256(a.CAFingerprint); err != nil {
+			errs = append(errs, fmt.Errorf("agent-cutover.ca-fingerprint-sha256: %w", err))
+		}
+	}
+	if a.Interval < time.Second {
+		errs = append(errs, fmt.Errorf("agent-cutover.interval: %s is too short: probe the backends at most once a second (default 30s)", a.Interval))
+	}
+	if a.ReconnectTimeout != 0 && a.ReconnectTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("agent-cutover.reconnect-timeout: %s is too short for sensu-agent to start and connect: use at least 1s, or leave it out for the sensu-agent preset's health timeout", a.ReconnectTimeout))
+	}
+	return errs
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/agentcutover"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/enrol"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
@@ -93,11 +94,7 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 			if err != nil {
 				return err
 			}
-			following, err := reporter.Prepare(cfg)
-			if err != nil {
-				return err
-			}
-			if err := following.Commit(cmd.Context()); err != nil {
+			if err := startReloader(cmd.Context(), reporter, cfg); err != nil {
 				return err
 			}
 			d.Reloaders = append(d.Reloaders, reporter)
@@ -109,6 +106,14 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 				}
 				d.Services = append(d.Services, serve)
 			}
+			// On an agent node, the follower switches sensu-agent to wss://
+			// once every backend serves verified TLS.
+			follower := agentcutover.New(log, agentcutover.ServiceRestarter(log, d.Metrics.Registry))
+			if err := startReloader(cmd.Context(), follower, cfg); err != nil {
+				return err
+			}
+			d.Reloaders = append(d.Reloaders, follower)
+			d.Services = append(d.Services, follower.Run)
 
 			consumers, err := rotate.NewRebuilt(cfg, buildConsumers(log, d.Metrics.Registry))
 			if err != nil {
@@ -120,6 +125,15 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 			return d.Run(cmd.Context(), cfg)
 		},
 	}
+}
+
+// startReloader puts cfg in effect in r, as a reload would.
+func startReloader(ctx context.Context, r reload.Reloader, cfg *config.Config) error {
+	p, err := r.Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	return p.Commit(ctx)
 }
 
 // loadRunConfig is the configuration run starts from and re-reads on

@@ -12,6 +12,7 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/agentcutover"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/inventory"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate"
@@ -113,6 +114,15 @@ Exits 1 when any certificate has a problem.`,
 					report.AgentsError = err.Error()
 				}
 			}
+			if c.AgentCutover.Enabled {
+				st, err := agentcutover.ReadStatus(agentcutover.StateFile(c.StateDir))
+				if err != nil {
+					return err
+				}
+				if st.State != "" {
+					report.AgentCutover = &inventory.AgentCutover{State: string(st.State), Detail: st.Detail, Probed: st.Probed, Switched: st.Switched}
+				}
+			}
 			w := cmd.OutOrStdout()
 			if asJSON {
 				err = inventory.WriteJSON(w, report)
@@ -144,6 +154,12 @@ func writeStatus(w io.Writer, r inventory.Report, now time.Time) error {
 		fmt.Fprintln(w, "no certificates: give a config with certificates, --backend-config/--agent-config, or certificate files")
 	} else if err := inventory.WriteTable(w, r.Certificates, now); err != nil {
 		return err
+	}
+	if r.AgentCutover != nil {
+		fmt.Fprintln(w)
+		if err := inventory.WriteAgentCutover(w, *r.AgentCutover, now); err != nil {
+			return err
+		}
 	}
 	switch {
 	case r.AgentsError != "":

@@ -147,3 +147,9 @@ func probeHost(h string) string {
 	}
 	return h
 }
+
+// AgentHealthURL is the agent's /healthz on the API its files set
+// (api-host, api-port), where a probe on this machine reaches it.
+func (n *Node) AgentHealthURL() string {
+	return "http://" + net.JoinHostPort(probeHost(n.Str("api-host")), n.Str("api-port")) + AgentHealthPath
+}

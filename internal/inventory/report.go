@@ -124,6 +124,31 @@ type Report struct {
 	Agents []Agent `json:"agents,omitempty"`
 	// AgentsError says why the agents could not be listed.
 	AgentsError string `json:"agents_error,omitempty"`
+	// AgentCutover is where this agent node stands in the cutover, when
+	// agent-cutover is enabled.
+	AgentCutover *AgentCutover `json:"agent_cutover,omitempty"`
+}
+
+// AgentCutover is the agent node's last look at the backends, as the
+// daemon records it (internal/agentcutover's state file).
+type AgentCutover struct {
+	State    string    `json:"state"` // waiting, switched, refused, rolled-back
+	Detail   string    `json:"detail"`
+	Probed   time.Time `json:"probed"`
+	Switched time.Time `json:"switched,omitzero"`
+}
+
+// WriteAgentCutover renders c in a line or two.
+func WriteAgentCutover(w io.Writer, c AgentCutover, now time.Time) error {
+	line := "agent cutover: " + c.State
+	if !c.Switched.IsZero() {
+		line += " at " + c.Switched.Format(time.RFC3339)
+	}
+	if !c.Probed.IsZero() {
+		line += fmt.Sprintf(" (last probe %s ago)", now.Sub(c.Probed).Round(time.Second))
+	}
+	_, err := fmt.Fprintf(w, "%s\n  %s\n", line, c.Detail)
+	return err
 }
 
 // Agent is one Sensu agent as the daemon's /agents endpoint reports it.

@@ -1,6 +1,7 @@
 package pki_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +38,24 @@ func FuzzParsePEM(f *testing.F) {
 		key, err := pki.ParsePrivateKeyPEM(data)
 		if err == nil && key == nil {
 			t.Fatal("no error and no key")
+		}
+	})
+}
+
+// FuzzParseFingerprintSHA256 feeds operator-written pins: anything parsed
+// prints back to the same fingerprint.
+func FuzzParseFingerprintSHA256(f *testing.F) {
+	f.Add("sha256 Fingerprint=AB:CD:" + strings.Repeat("00:", 29) + "EF")
+	f.Add(strings.Repeat("ab", 32))
+	f.Add("::")
+	f.Fuzz(func(t *testing.T, s string) {
+		fp, err := pki.ParseFingerprintSHA256(s)
+		if err != nil {
+			return
+		}
+		again, err := pki.ParseFingerprintSHA256(fp.String())
+		if err != nil || again != fp {
+			t.Fatalf("%q parsed to %s, which reads back as %s (%v)", s, fp, again, err)
 		}
 	})
 }

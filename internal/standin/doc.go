@@ -12,8 +12,14 @@
 //
 //	standin -c backend.yml [--fail-if-cert-cn CN] [--fail-if-serial HEX]
 //	        [--unhealthy-if-cert-cn CN] [--start-delay 2s]
-//	standin agent [--api-port 3031] [--hup-file FILE]
+//	standin agent [-c agent.yml] [--api-port 3031] [--hup-file FILE]
 //
 // The agent form stands in for sensu-agent: GET /healthz, and death with
-// status 129 on SIGHUP.
+// status 129 on SIGHUP. With -c it reads agent.yml once at start
+// (backend-url as a list or a string, trusted-ca-file,
+// insecure-skip-tls-verify, api-host, api-port, name), connects to the
+// backends in turn with Sensu's headers and Basic auth, sends a keepalive
+// the backend must echo every --keepalive-interval, reconnects a second
+// after a failure, and answers /healthz 200 only while connected; it logs
+// "agent connected", "agent disconnected" and "keepalive failed".
 package main

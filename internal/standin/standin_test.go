@@ -378,3 +378,47 @@ func TestBackendConfigReadsAsSensuBackend(t *testing.T) {
 		t.Fatalf("config %+v", cfg)
 	}
 }
+
+// TestAgentConnectsAsAgentYMLSays: with -c the agent stand-in dials the
+// backends agent.yml lists, over wss:// verified by trusted-ca-file, and
+// /healthz says whether it is connected (503 while it is not).
+func TestAgentConnectsAsAgentYMLSays(t *testing.T) {
+	f := newFixture(t, true)
+	f.start(t)
+	dead := systemdtest.FreePort(t)
+	for _, c := range []struct {
+		urls string
+		want int
+	}{
+		{fmt.Sprintf("[wss://127.0.0.1:%d]", dead), http.StatusServiceUnavailable},
+		{fmt.Sprintf("[wss://127.0.0.1:%d, wss://localhost:%d]", dead, f.agtPort), http.StatusOK},
+	} {
+		api := systemdtest.FreePort(t)
+		yml := filepath.Join(t.TempDir(), "agent.yml")
+		os.WriteFile(yml, fmt.Appendf(nil, "name: agent-1\nbackend-url: %s\ntrusted-ca-file: %s\napi-port: %d\n", c.urls, f.set.CAFile, api), 0o644)
+		ctx, cancel := context.WithCancel(context.Background())
+		logs := &logbuf.Buffer{}
+		done := make(chan error, 1)
+		go func() { done <- runAgent(ctx, []string{"-c", yml, "--keepalive-interval", "50ms"}, logs) }()
+		got := 0
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && got != c.want; time.Sleep(50 * time.Millisecond) {
+			if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", api)); err == nil {
+				got = resp.StatusCode
+				resp.Body.Close()
+			}
+		}
+		if got != c.want {
+			t.Errorf("backend-url %s: /healthz %d, want %d\n%s", c.urls, got, c.want, logs)
+		}
+		if c.want == http.StatusOK {
+			time.Sleep(200 * time.Millisecond) // a few keepalives
+			if !strings.Contains(logs.String(), `msg="agent connected"`) || strings.Contains(logs.String(), "keepalive failed") {
+				t.Errorf("agent log:\n%s", logs)
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent stand-in ended with %v", err)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package systemdtest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -26,17 +28,19 @@ var (
 func Standin(t testing.TB) string {
 	t.Helper()
 	standinOnce.Do(func() {
-		// One fixed path, replaced by rename, so parallel test binaries
-		// share it and nothing is left behind per run.
-		dir := filepath.Join(os.TempDir(), "sensu-tlsd-test-bin")
+		// One fixed path per checkout, replaced by rename, so parallel
+		// test binaries share it and nothing is left behind per run; two
+		// checkouts on one machine do not run each other's stand-in.
+		_, self, _, _ := runtime.Caller(0)
+		pkg := filepath.Join(filepath.Dir(self), "..", "standin")
+		checkout := sha256.Sum256([]byte(pkg))
+		dir := filepath.Join(os.TempDir(), "sensu-tlsd-test-bin", hex.EncodeToString(checkout[:6]))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			standinErr = err
 			return
 		}
 		standinPath = filepath.Join(dir, "standin")
 		tmp := fmt.Sprintf("%s.%d", standinPath, os.Getpid())
-		_, self, _, _ := runtime.Caller(0)
-		pkg := filepath.Join(filepath.Dir(self), "..", "standin")
 		out, err := exec.Command("go", "build", "-o", tmp, pkg).CombinedOutput()
 		if err != nil {
 			standinErr = fmt.Errorf("building the stand-in: %v\n%s", err, out)

@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
-func servedSerial(t *testing.T, addr string, ca *testCA) string {
+func servedSerial(t *testing.T, addr string, ca *testca.CA) string {
 	t.Helper()
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
@@ -27,7 +29,7 @@ func servedSerial(t *testing.T, addr string, ca *testCA) string {
 // TestFileSourceFollowsRenamedFiles replaces the pair by rename, the way
 // installers do, and expects new handshakes to get it within a second.
 func TestFileSourceFollowsRenamedFiles(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	dir := t.TempDir()
 	cf, kf := writePairPEM(t, dir, ca, false)
 	src, err := NewFileSource(cf, kf, nil)
@@ -59,7 +61,7 @@ func TestFileSourceFollowsRenamedFiles(t *testing.T) {
 }
 
 func TestFileSourceKeepsOldPairWhenNewOneIsBroken(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	dir := t.TempDir()
 	cf, kf := writePairPEM(t, dir, ca, false)
 	src, err := NewFileSource(cf, kf, nil)
@@ -67,7 +69,7 @@ func TestFileSourceKeepsOldPairWhenNewOneIsBroken(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := src.Certificate()
-	other, _ := ca.issueBoth(t, false)
+	other, _ := localhostPEM(t, ca, false)
 	os.WriteFile(cf, other, 0o644) // certificate of a different key
 	if _, err := src.reload(); err == nil {
 		t.Fatal("a certificate that does not match the key loaded")
@@ -78,7 +80,7 @@ func TestFileSourceKeepsOldPairWhenNewOneIsBroken(t *testing.T) {
 }
 
 func TestFileSourceSubscriberLoadsChangedFiles(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	src, err := NewFileSource(cf, kf, nil)
 	if err != nil {
@@ -120,7 +122,7 @@ func (f countingFile) count(t *testing.T, s string) int {
 // line must not trigger another reload; writes to other files and
 // rewrites of the same bytes reload nothing.
 func TestFileWatchIgnoresOtherFilesAndUnchangedContent(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	dir := t.TempDir()
 	cf, kf := writePairPEM(t, dir, ca, false)
 	logPath := filepath.Join(dir, "proxy.log")
@@ -155,7 +157,7 @@ func TestFileWatchIgnoresOtherFilesAndUnchangedContent(t *testing.T) {
 	if err := os.Rename(ncf, cf); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the rotated pair to load", func() bool { return lf.count(t, "certificate reloaded") >= 1 })
+	testpeer.WaitFor(t, 5*time.Second, "the rotated pair to load", func() bool { return lf.count(t, "certificate reloaded") >= 1 })
 	time.Sleep(5 * reloadDebounce) // a loop would have reloaded again by now
 	if n := lf.count(t, "certificate reloaded"); n != 1 {
 		t.Fatalf("one rotation logged %d reloads: the log in the same directory feeds the watch", n)
@@ -175,7 +177,7 @@ func TestFileWatchIgnoresOtherFilesAndUnchangedContent(t *testing.T) {
 // cert.pem to ..data/cert.pem and swaps ..data to a new directory by
 // rename; every swap must reach new handshakes.
 func TestFileWatchFollowsSymlinkSwaps(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	dir := t.TempDir()
 	generation := func(n int) {
 		gen := filepath.Join(dir, fmt.Sprintf("..2026_%d", n))

@@ -15,13 +15,14 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
 )
 
 // TestListenersStartBeforeIssuanceAndFollowTheBus: a listener whose
 // certificate does not exist yet fails handshakes, then serves the pair
 // the first Change announces.
 func TestListenersStartBeforeIssuanceAndFollowTheBus(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	dir := t.TempDir()
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: filepath.Join(dir, "backend.pem"), KeyFile: filepath.Join(dir, "backend-key.pem")}},
@@ -38,12 +39,12 @@ func TestListenersStartBeforeIssuanceAndFollowTheBus(t *testing.T) {
 	}
 	defer ls.Shutdown(context.Background())
 	addr := listenerAddr(ls, 0).String()
-	clientConf := &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"}
+	clientConf := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
 	if c, err := tls.Dial("tcp", addr, clientConf); err == nil {
 		c.Close()
 		t.Fatal("handshake succeeded before the certificate was issued")
 	}
-	certPEM, keyPEM := ca.issueBoth(t, false)
+	certPEM, keyPEM := localhostPEM(t, ca, false)
 	writeFile(t, cfg.Certificates[0].CertFile, certPEM)
 	writeFile(t, cfg.Certificates[0].KeyFile, keyPEM)
 	if err := bus.Publish(context.Background(), event.Change{Name: "backend", Reason: event.ReasonInitial,
@@ -58,7 +59,7 @@ func TestListenersStartBeforeIssuanceAndFollowTheBus(t *testing.T) {
 }
 
 func TestListenersBadListenerStartsNothing(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	first := freeAddr(t)
 	cfg := &config.Config{
@@ -86,7 +87,7 @@ func TestListenersBadListenerStartsNothing(t *testing.T) {
 // updates it in place (same server, same socket, an open session
 // survives), and a changed mode replaces it on the same port.
 func TestListenersReloadKeepsUpdatesOrReplaces(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	addr := freeAddr(t)
 	cfg := &config.Config{
@@ -108,7 +109,7 @@ func TestListenersReloadKeepsUpdatesOrReplaces(t *testing.T) {
 		t.Fatalf("a broken config: %v; listener replaced: %v", err, server() != first)
 	}
 
-	session, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	session, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func TestListenersReloadKeepsUpdatesOrReplaces(t *testing.T) {
 	if err := ls.Apply(context.Background(), &dual); err != nil || server() == first {
 		t.Fatalf("a changed mode did not replace the listener: %v", err)
 	}
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatalf("the replacement listener does not serve on %s: %v", addr, err)
 	}
@@ -150,7 +151,7 @@ func TestListenersReloadKeepsUpdatesOrReplaces(t *testing.T) {
 // on a dual listener closes its plaintext sessions, keeps its TLS ones and
 // refuses new plaintext clients, without rebinding.
 func TestListenersUpdateClosesPlaintextKeepsTLS(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
@@ -170,7 +171,7 @@ func TestListenersUpdateClosesPlaintextKeepsTLS(t *testing.T) {
 		_, err := io.ReadFull(c, make([]byte, len(msg)))
 		return err
 	}
-	secure, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	secure, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +218,7 @@ func TestListenersUpdateClosesPlaintextKeepsTLS(t *testing.T) {
 // cannot bind (the port was taken meanwhile), the previous ones come back
 // on their port instead of leaving the daemon without a proxy.
 func TestListenersReloadOnBusyPortRestoresPrevious(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	addr := freeAddr(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
@@ -243,7 +244,7 @@ func TestListenersReloadOnBusyPortRestoresPrevious(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("Apply on a busy port = %v\nwant %s", err, want)
 	}
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatalf("the previous listener does not serve on %s again: %v", addr, err)
 	}
@@ -257,12 +258,12 @@ func TestListenersReloadOnBusyPortRestoresPrevious(t *testing.T) {
 // moving client-ca to another CA or turning mTLS on closes the sessions
 // whose client certificate the new settings refuse, and keeps the rest.
 func TestListenersUpdateRechecksClientCertificates(t *testing.T) {
-	ca, other := newTestCA(t), newTestCA(t)
+	ca, other := testca.New(t), testca.New(t)
 	dir := t.TempDir()
 	cf, kf := writePairPEM(t, dir, ca, false)
 	caFile, otherFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "other.pem")
-	writeFile(t, caFile, ca.pem)
-	writeFile(t, otherFile, other.pem)
+	writeFile(t, caFile, ca.PEM)
+	writeFile(t, otherFile, other.PEM)
 	addr, target := freeAddr(t), echoServer(t)
 	listener := func(clientCA string, allowCN ...string) *config.Config {
 		return &config.Config{
@@ -286,9 +287,9 @@ func TestListenersUpdateRechecksClientCertificates(t *testing.T) {
 	}
 	session := func(cn string) net.Conn {
 		t.Helper()
-		conf := &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"}
+		conf := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
 		if cn != "" {
-			conf.Certificates = []tls.Certificate{ca.pair(t, cn, nil, nil)}
+			conf.Certificates = []tls.Certificate{ca.Pair(t, cn)}
 		}
 		c, err := tls.Dial("tcp", addr, conf)
 		if err != nil {
@@ -340,7 +341,7 @@ func echoMsg(c net.Conn, msg string) error {
 // TestListenersApplyAfterShutdownBindsNothing: a reload that arrives
 // during or after Shutdown starts no listener nothing would close.
 func TestListenersApplyAfterShutdownBindsNothing(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	addr := freeAddr(t)
 	cfg := &config.Config{

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
 
@@ -269,12 +269,7 @@ func TestExternalReplacementIsFollowedAndBadOneUndone(t *testing.T) {
 }
 
 func TestExecIssuerWithOpenSSL(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
-			t.Fatalf("required peer missing: openssl")
-		}
-		t.Skipf("SKIPPED (peer missing): openssl not on PATH")
-	}
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl not on PATH (Debian package openssl)")
 	cfg := testConfig(t, time.Hour, "")
 	caDir := filepath.Join(cfg.StateDir, "ca")
 	if _, err := ca.Init(caDir, testCAOptions); err != nil {
@@ -562,12 +557,7 @@ func TestAMoveIsAnnouncedAgainUntilConsumersTakeIt(t *testing.T) {
 // running daemon cannot recover or install under them. The issuer, run in
 // the middle of the attempt, finds the lock taken.
 func TestRenewOnceHoldsTheLockWhileIssuing(t *testing.T) {
-	if _, err := exec.LookPath("flock"); err != nil {
-		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
-			t.Fatalf("required peer missing: flock (util-linux)")
-		}
-		t.Skipf("SKIPPED (peer missing): flock (util-linux) not on PATH")
-	}
+	testpeer.NeedPeer(t, testpeer.HasProgram("flock"), "flock not on PATH (Debian package util-linux)")
 	cfg := testConfig(t, time.Hour, "")
 	p := mustPlans(t, cfg)[0]
 	if _, err := ca.Init(p.CADir, testCAOptions); err != nil {

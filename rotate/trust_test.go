@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,18 +16,14 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
 
-// needOpenSSL fails (SENSU_TLSD_REQUIRE_PEERS=1) or skips loudly without it.
+// needOpenSSL fails (SENSU_TLSD_REQUIRE_PEERS=1) or skips loudly without openssl.
 func needOpenSSL(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
-			t.Fatalf("required peer missing: openssl")
-		}
-		t.Skipf("SKIPPED (peer missing): openssl not on PATH")
-	}
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl not on PATH (Debian package openssl)")
 }
 
 // opensslIssuer is an exec issuer script that signs with the CA in the

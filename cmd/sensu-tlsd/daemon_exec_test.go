@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // daemonBuildTools builds the named programs from tools/go.mod into a
@@ -23,7 +25,7 @@ func daemonBuildTools(t *testing.T, pkgs ...string) string {
 		build := exec.Command("go", "build", "-modfile="+filepath.Join(root, "tools/go.mod"), "-o", filepath.Join(bin, filepath.Base(pkg)), pkg)
 		build.Dir = root
 		out, err := build.CombinedOutput()
-		needPeer(t, err == nil, fmt.Sprintf("building %s from tools/go.mod: %v\n%s", pkg, err, out))
+		testpeer.NeedPeer(t, err == nil, fmt.Sprintf("building %s from tools/go.mod: %v\n%s", pkg, err, out))
 	}
 	return bin
 }
@@ -31,7 +33,7 @@ func daemonBuildTools(t *testing.T, pkgs ...string) string {
 // TestDaemonExecIssuerWithCfssl renews through examples/exec-cfssl.sh with
 // the real cfssl and cfssljson, then checks the set with openssl.
 func TestDaemonExecIssuerWithCfssl(t *testing.T) {
-	needPeer(t, lookPath("openssl"), "openssl verifies the cfssl-issued set")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl verifies the cfssl-issued set")
 	bin := daemonBuildTools(t, "github.com/cloudflare/cfssl/cmd/cfssl", "github.com/cloudflare/cfssl/cmd/cfssljson")
 	script, _ := filepath.Abs("../../examples/exec-cfssl.sh")
 	dir := t.TempDir()

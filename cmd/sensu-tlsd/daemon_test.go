@@ -11,10 +11,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 func TestDaemonRenewsShortLivedCertificateOnTime(t *testing.T) {
-	needPeer(t, lookPath("openssl"), "openssl verifies the renewed set")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl verifies the renewed set")
 	dir := t.TempDir()
 	cfg := daemonConfig(t, dir, "30s", "25s", "")
 	d := daemonStart(t, dir, cfg)
@@ -67,7 +69,7 @@ func TestDaemonRenewsShortLivedCertificateOnTime(t *testing.T) {
 }
 
 func TestDaemonFollowsExternalReplacementAndUndoesBadOne(t *testing.T) {
-	needPeer(t, lookPath("openssl"), "openssl reads serials")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl reads serials")
 	dir := t.TempDir()
 	cfg := daemonConfig(t, dir, "1h", "33%", "")
 	d := daemonStart(t, dir, cfg)

@@ -22,7 +22,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // e2ePlainBackend starts the stand-in with a plaintext backend.yml whose
@@ -37,8 +38,8 @@ api-listen-address: %s
 agent-host: 127.0.0.1
 agent-port: %s
 `, dir, api, agentPort))
-	systemdtest.StartBackend(t, yml)
-	systemdtest.WaitTCP(t, agent)
+	standintest.Start(t, yml)
+	testpeer.WaitTCP(t, agent)
 	return agent
 }
 
@@ -278,8 +279,8 @@ sensu:
 	mustRun(t, dir, nil, "--config", cfg, "issue", "--all")
 	mustRun(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "1", "--user", "root")
 
-	systemdtest.StartBackend(t, backend)
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort+10000))
+	standintest.Start(t, backend)
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort+10000))
 	d := daemonStart(t, dir, cfg)
 	public := fmt.Sprintf("127.0.0.1:%d", agentPort)
 	d.waitLog(`msg="proxy listener serving" listener=sensu-agent mode=dual address=`+public, 20*time.Second)
@@ -367,7 +368,7 @@ service-actions:
 	mustRun(t, dir, nil, "renew", "backend-1", "--config", cfg, "--force")
 	d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal`, 10*time.Second)
 	serial := daemonSerial(t, filepath.Join(dir, "tls", "backend-1.pem"))
-	proxyWaitFor(t, 10*time.Second, "the service added by the reload to act", func() bool {
+	testpeer.WaitFor(t, 10*time.Second, "the service added by the reload to act", func() bool {
 		b, _ := os.ReadFile(acted)
 		return len(b) > 0
 	})

@@ -1,21 +1,18 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // guideConfig declares the certificate set the Sensu security guide builds
@@ -41,7 +38,7 @@ func writeGuideConfig(t *testing.T) (dir, cfg string) {
 
 func opensslOut(t *testing.T, args ...string) string {
 	t.Helper()
-	needPeer(t, lookPath("openssl"), "openssl is not installed")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl is not installed")
 	out, err := exec.Command("openssl", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("openssl %v: %v\n%s", args, err, out)
@@ -274,13 +271,13 @@ func TestCfsslGuideRecipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, statErr := os.Stat(filepath.Join(root, "tools", "go.mod"))
-	needPeer(t, statErr == nil, "tools/go.mod (cfssl) not found")
+	testpeer.NeedPeer(t, statErr == nil, "tools/go.mod (cfssl) not found")
 	tool := func(name string) string {
 		bin := filepath.Join(dir, name)
 		cmd := exec.Command("go", "build", "-modfile=tools/go.mod", "-o", bin, "github.com/cloudflare/cfssl/cmd/"+name)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			needPeer(t, false, "cannot build "+name+" from tools/go.mod: "+err.Error()+"\n"+string(out))
+			testpeer.NeedPeer(t, false, "cannot build "+name+" from tools/go.mod: "+err.Error()+"\n"+string(out))
 		}
 		return bin
 	}
@@ -483,26 +480,9 @@ func TestHelpListsEveryCommandAndCompletionWorks(t *testing.T) {
 // a year (openssl 3.0's req cannot set a start date).
 func writeNotYetValid(t *testing.T, certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7),
-		Subject:      pkix.Name{CommonName: "notyet"},
-		NotBefore:    time.Now().Add(365 * 24 * time.Hour),
-		NotAfter:     time.Now().Add(2 * 365 * 24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeTestFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeTestFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})))
+	c := testca.SelfSigned(t, testca.Leaf{CN: "notyet", NotBefore: time.Now().Add(365 * 24 * time.Hour), NotAfter: time.Now().Add(2 * 365 * 24 * time.Hour)})
+	writeTestFile(t, certFile, string(c.CertPEM))
+	writeTestFile(t, keyFile, string(c.KeyPEM))
 }
 
 // writeTestFile writes content to path (0600: some are keys) or fails the test.

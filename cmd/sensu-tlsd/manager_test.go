@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/inventory"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 	"github.com/sensu-tlsd/sensu-tlsd/proxy"
 )
 
@@ -17,7 +18,7 @@ import (
 // while the daemon was not running is replaced at start, and the change
 // names the expired serial it replaced rather than "".
 func TestDaemonIssuesOverAnExpiredCertificateAtStart(t *testing.T) {
-	needPeer(t, lookPath("openssl"), "openssl reads serials and expiry")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl reads serials and expiry")
 	dir := t.TempDir()
 	cfg := daemonConfig(t, dir, "1h", "33%", "")
 	tls, caDir := filepath.Join(dir, "tls"), filepath.Join(dir, "ca")

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // proxyPKI is a CA and certificates made by the real openssl binary.
@@ -31,7 +32,7 @@ type proxyPKI struct {
 
 func proxyNewPKI(t *testing.T) *proxyPKI {
 	t.Helper()
-	needPeer(t, lookPath("openssl"), "openssl is not installed (apt-get install -y openssl)")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl is not installed (apt-get install -y openssl)")
 	p := &proxyPKI{dir: t.TempDir()}
 	p.openssl(t, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
 		"-keyout", p.path("ca-key.pem"), "-out", p.path("ca.pem"), "-subj", "/CN=proxy test CA", "-days", "2")
@@ -227,18 +228,6 @@ func proxyGet(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-// proxyWaitFor polls cond for up to d.
-func proxyWaitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // proxyWSBackend is a websocket server standing in for sensu-backend's

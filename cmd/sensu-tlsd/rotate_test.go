@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // TestRotateExecKeyNeverReachesLogOrState: an exec issuer that prints a
@@ -15,7 +17,7 @@ import (
 // with the script's message, but the key appears nowhere, and state.json
 // is not readable by other users.
 func TestRotateExecKeyNeverReachesLogOrState(t *testing.T) {
-	needPeer(t, lookPath("openssl"), "openssl makes the key the script prints")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl makes the key the script prints")
 	dir := t.TempDir()
 	key := filepath.Join(dir, "leaked-key.pem")
 	opensslOut(t, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
@@ -37,7 +39,7 @@ exit 1
 	// The failure is logged first, then persisted.
 	statePath := filepath.Join(dir, "state", "certs", "backend-1", "state.json")
 	var state []byte
-	proxyWaitFor(t, 5*time.Second, "the failure in state.json", func() bool {
+	testpeer.WaitFor(t, 5*time.Second, "the failure in state.json", func() bool {
 		state, _ = os.ReadFile(statePath)
 		return strings.Contains(string(state), "the CA key is not readable")
 	})

@@ -19,7 +19,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // sensuconfBridgeablePort finds a free loopback port p whose bridge port
@@ -153,9 +154,9 @@ sensu:
 	// Phase 1: the stand-in started from the bridged backend.yml serves
 	// plaintext on the loopback ports the proxy forwards to.
 	migrate("apply", "--phase", "1")
-	bridged := systemdtest.StartBackend(t, backend)
+	bridged := standintest.Start(t, backend)
 	loopAPI := fmt.Sprintf("127.0.0.1:%d", api+10000)
-	systemdtest.WaitTCP(t, loopAPI)
+	testpeer.WaitTCP(t, loopAPI)
 	resp, err := http.Get("http://" + loopAPI + "/health")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("bridged backend /health over plaintext loopback: %v %v", resp, err)
@@ -167,9 +168,9 @@ sensu:
 	// Phases 2 and 3: agents on wss, the backend serving TLS itself.
 	migrate("apply", "--phase", "2")
 	migrate("apply", "--phase", "3")
-	systemdtest.StartBackend(t, backend)
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", api))
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
+	standintest.Start(t, backend)
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", api))
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
 
 	// The API answers https at the generated api-url, verified with the CA.
 	src, _ := os.ReadFile(backend)

@@ -2,7 +2,6 @@ package migrate
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,11 +9,10 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/golden"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // allHosts covers every host the sample configs use.
 var allHosts = []string{"localhost", "127.0.0.1", "::1", "backend.example.com", "sensu.example.com",
@@ -87,23 +85,6 @@ func readOrNil(t *testing.T, path string) []byte {
 	return b
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update once to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from its golden file:\n%s", name, sensu.Diff("golden", "got", want, got))
-	}
-}
-
 var pairs = []struct{ name, backend, agent string }{
 	{"packaged", "backend-packaged.yml", "agent-packaged.yml"},
 	{"ansible", "backend-ansible.yml", "agent-ansible.yml"},
@@ -146,7 +127,7 @@ func TestEveryPhaseForwardAndBackRestoresTheOriginalBytes(t *testing.T) {
 					all.Write(normalized(dir, b))
 				}
 				history = append(history, state)
-				golden(t, pair.name+".phase"+string(rune('0'+p))+".txt", all.Bytes())
+				golden.Check(t, filepath.Join("testdata", pair.name+".phase"+string(rune('0'+p))+".txt"), all.Bytes())
 
 				again, err := Apply(n, p)
 				if err != nil {

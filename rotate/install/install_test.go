@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 func testSet(tag string) Set {
@@ -305,12 +307,7 @@ func TestSharedCABundleIsNotFlippedBetweenSets(t *testing.T) {
 }
 
 func TestOwnerGroupAndModesAreApplied(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
-			t.Fatalf("required peer missing: root, to chown to another user")
-		}
-		t.Skipf("SKIPPED (peer missing): chown to another user needs root")
-	}
+	testpeer.NeedRoot(t, "chown to another user needs root")
 	root := t.TempDir()
 	in := mustNew(t, root, Perms{Owner: "nobody", Group: "nogroup", KeyMode: 0o640, CertMode: 0o644})
 	if _, err := in.Install(testSet("A")); err != nil {

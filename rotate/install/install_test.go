@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -146,10 +147,12 @@ func TestKeyIsNeverInstalledReadableByOthers(t *testing.T) {
 	}
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)
+	// The process's own group: the one group a non-root run may give the key to.
+	ownGroup := strconv.Itoa(os.Getgid())
 	for _, tc := range []struct {
 		perms Perms
 		want  os.FileMode
-	}{{Perms{}, 0o600}, {Perms{KeyMode: 0o640, Group: "0"}, 0o640}, {Perms{KeyMode: 0o400}, 0o400}} {
+	}{{Perms{}, 0o600}, {Perms{KeyMode: 0o640, Group: ownGroup}, 0o640}, {Perms{KeyMode: 0o400}, 0o400}} {
 		dir := t.TempDir()
 		in := mustNew(t, dir, tc.perms)
 		for i := range 3 {

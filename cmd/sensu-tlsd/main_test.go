@@ -79,3 +79,11 @@ func cleanEnv() []string {
 	}
 	return env
 }
+
+// writeTestFile writes content to path (0600: some are keys) or fails the test.
+func writeTestFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -136,12 +136,12 @@ certificates:
         http-port: %[4]d
 `, dir, pebble.addr, filepath.Join(pebble.dir, "test/certs/pebble.minica.pem"), httpPort)), 0o644)
 	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="certificate changed" name=api reason=initial`, 60*time.Second)
+	first := waitStatus(t, dir, cfg, "api", 60*time.Second, "the first set installed", issued)
 	out, err := exec.Command("openssl", "x509", "-noout", "-issuer", "-in", filepath.Join(dir, "tls/api.pem")).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Pebble") {
 		t.Fatalf("issued certificate is not from pebble: %s %v", out, err)
 	}
-	d.waitLog(`msg="certificate changed" name=api reason=renewal`, 60*time.Second)
+	renewed := waitStatus(t, dir, cfg, "api", 60*time.Second, "a renewed set", func(s renewalState) bool { return s.Serial != first.Serial })
 	if fi, err := os.Stat(filepath.Join(dir, "state/acme")); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("certmagic storage is not private: %v %v", fi.Mode(), err)
 	}
@@ -161,7 +161,9 @@ certificates:
 		t.Fatalf("attempts while Pebble is down came %v apart, want growing gaps of at least 1s then 2s", gaps)
 	}
 	pebble.start()
-	d.waitLog(`msg="certificate changed" name=api reason=renewal`, 60*time.Second)
+	waitStatus(t, dir, cfg, "api", 60*time.Second, "a set renewed once Pebble is back", func(s renewalState) bool {
+		return s.Serial != renewed.Serial && s.Failures == 0
+	})
 	r := mustRun(t, dir, nil, "status", "--config", cfg)
 	if !strings.Contains(r.stdout, "api") {
 		t.Fatalf("status after the ACME renewal:\n%s", r.stdout)
@@ -216,8 +218,8 @@ certificates:
 		t.Fatalf("issuing without EAB from a Pebble that requires it: %+v", r)
 	}
 
-	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="certificate changed" name=api reason=initial`, 60*time.Second)
+	daemonStart(t, dir, cfg)
+	waitStatus(t, dir, cfg, "api", 60*time.Second, "the set issued with the binding", issued)
 	mustRun(t, dir, nil, "status", "--config", cfg)
 }
 

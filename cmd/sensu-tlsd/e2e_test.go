@@ -330,8 +330,8 @@ func TestE2EFailingRenewalsShowInStatusAndCheck(t *testing.T) {
       exec:
         command: [/bin/sh, -c, "echo 'vault: permission denied' >&2; exit 2"]
 `)
-	d := daemonStart(t, dir, failing)
-	d.waitLog(`msg="renewal failed" name=backend-1 .*failures=2`, 20*time.Second)
+	daemonStart(t, dir, failing)
+	waitStatus(t, dir, failing, "backend-1", 20*time.Second, "two failed attempts", func(s renewalState) bool { return s.Failures >= 2 })
 
 	r := run(t, dir, nil, "status", "--config", failing)
 	if r.code != 1 || !strings.Contains(r.stdout, "backend-1: renewal failing (") || !strings.Contains(r.stdout, "vault: permission denied") {

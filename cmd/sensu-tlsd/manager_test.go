@@ -35,7 +35,7 @@ func TestDaemonIssuesOverAnExpiredCertificateAtStart(t *testing.T) {
 
 	d := daemonStart(t, dir, cfg)
 	d.waitLog(`msg="the certificate set on disk is not valid for its plan; issuing a new one" name=backend-1 serial=`+expired+` `, 20*time.Second)
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=initial old_serial=`+expired+` new_serial=`, 20*time.Second)
+	waitStatus(t, dir, cfg, "backend-1", 20*time.Second, "a new set in place of the expired one", func(s renewalState) bool { return issued(s) && s.Serial != expired })
 	if got := daemonSerial(t, certFile); got == expired {
 		t.Fatal("the expired certificate is still installed")
 	}

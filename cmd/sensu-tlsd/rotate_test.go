@@ -34,7 +34,9 @@ exit 1
         command: [%s]
 `, script))
 	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="renewal failed" name=backend-1 .*the CA key is not readable`, 20*time.Second)
+	waitStatus(t, dir, cfg, "backend-1", 20*time.Second, "the issuer's failure", func(s renewalState) bool {
+		return strings.Contains(s.LastError, "the CA key is not readable")
+	})
 
 	// The failure is logged first, then persisted.
 	statePath := filepath.Join(dir, "state", "certs", "backend-1", "state.json")
@@ -70,8 +72,10 @@ func TestRotateExecTimeoutKillsGrandchildren(t *testing.T) {
         timeout: 2s
 `)
 	start := time.Now()
-	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="renewal failed" name=backend-1 .*did not finish within exec.timeout 2s`, 20*time.Second)
+	daemonStart(t, dir, cfg)
+	waitStatus(t, dir, cfg, "backend-1", 20*time.Second, "the timeout", func(s renewalState) bool {
+		return strings.Contains(s.LastError, "did not finish within exec.timeout 2s")
+	})
 	// 30 s would mean the grandchild held the daemon; allow a loaded machine.
 	if took := time.Since(start); took > 15*time.Second {
 		t.Fatalf("the timed-out issuer was reported after %s", took)

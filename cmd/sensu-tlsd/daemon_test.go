@@ -102,13 +102,15 @@ func TestDaemonFollowsExternalReplacementAndUndoesBadOne(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d.waitLog(`replacement on disk rejected.*chain`, 2*time.Second)
-	d.waitLog(`invalid replacement undone`, 5*time.Second)
-	if got := daemonSerial(t, certFile); got != newSerial {
-		t.Fatalf("after the bad replacement the cert on disk is %s, want the last valid %s", got, newSerial)
-	}
+	waitStatus(t, dir, cfg, "backend-1", 5*time.Second, "the replacement rejected for its chain", func(s renewalState) bool {
+		return s.Reason == "external" && strings.Contains(s.LastError, "chain")
+	})
+	testpeer.WaitFor(t, 5*time.Second, "the last valid set back on disk", func() bool { return fileSerial(t, certFile) == newSerial })
 	daemonVerify(t, filepath.Join(tls, "ca.pem"), certFile)
-	d.noLog(`reason=external`, 300*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	if n := d.metric(renewals("backend-1", "external")); n != 1 {
+		t.Errorf("%s = %v, want 1: only the operator's valid set is announced", renewals("backend-1", "external"), n)
+	}
 }
 
 // TestDaemonSIGHUPRejectsBrokenConfigAndAppliesGoodOne: an unknown key and

@@ -169,7 +169,7 @@ func TestE2EDualListenerCarriesBothTransportsThroughRotation(t *testing.T) {
 		t.Fatalf("the listener serves serial %s, the file holds %s", before, want)
 	}
 	mustRun(t, dir, env, "renew", "backend-1", "--config", cfg, "--force")
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal`, 10*time.Second)
+	d.waitMetric(renewals("backend-1", "renewal"), 1, 10*time.Second)
 	d.waitLog(`msg="consumers took the certificate" name=backend-1 new_serial=\S+ generation=2`, 10*time.Second)
 	// The listener takes the new certificate as part of the change event,
 	// so the first handshake after the consumers took it has it.
@@ -352,7 +352,7 @@ func TestE2ESIGHUPRebuildsServiceActions(t *testing.T) {
 	dir := t.TempDir()
 	cfg := daemonConfig(t, dir, "1h", "33%", "")
 	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=initial`, 20*time.Second)
+	waitStatus(t, dir, cfg, "backend-1", 20*time.Second, "the first set installed", issued)
 
 	acted := filepath.Join(dir, "acted")
 	daemonConfig(t, dir, "1h", "33%", fmt.Sprintf(`    services: [notify]
@@ -366,7 +366,7 @@ service-actions:
 	d.signal(syscall.SIGHUP)
 	d.waitLog(`configuration reloaded`, 10*time.Second)
 	mustRun(t, dir, nil, "renew", "backend-1", "--config", cfg, "--force")
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal`, 10*time.Second)
+	d.waitMetric(renewals("backend-1", "renewal"), 1, 10*time.Second)
 	serial := daemonSerial(t, filepath.Join(dir, "tls", "backend-1.pem"))
 	testpeer.WaitFor(t, 10*time.Second, "the service added by the reload to act", func() bool {
 		b, _ := os.ReadFile(acted)

@@ -85,7 +85,7 @@ trusted-ca-file: "%s/ca.pem"  # the CA the backend chains to
 	}
 	cfg := sensuconfRegenConfig(t, dir, oldTLS, backend, agent, acted)
 	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="certificate changed" name=backend reason=initial`, 20*time.Second)
+	waitStatus(t, dir, cfg, "backend", 20*time.Second, "the first set installed", issued)
 	testpeer.WaitFor(t, 10*time.Second, "the service action for the first issuance", func() bool {
 		b, _ := os.ReadFile(acted)
 		return len(b) > 0

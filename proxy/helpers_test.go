@@ -119,17 +119,6 @@ func listenerAddr(ls *Listeners, i int) net.Addr {
 	return ls.running[i].ln.Addr()
 }
 
-// freeAddr is a loopback address with a port nothing listens on now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	probe, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer probe.Close()
-	return probe.Addr().String()
-}
-
 // newTestListeners is an empty set of daemon listeners, shut down when
 // the test ends.
 func newTestListeners(t testing.TB) *Listeners {

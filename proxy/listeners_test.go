@@ -16,6 +16,7 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // TestListenersStartBeforeIssuanceAndFollowTheBus: a listener whose
@@ -61,7 +62,7 @@ func TestListenersStartBeforeIssuanceAndFollowTheBus(t *testing.T) {
 func TestListenersBadListenerStartsNothing(t *testing.T) {
 	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
-	first := freeAddr(t)
+	first := testpeer.FreeAddr(t)
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
 		Listeners: []config.Listener{
@@ -89,7 +90,7 @@ func TestListenersBadListenerStartsNothing(t *testing.T) {
 func TestListenersReloadKeepsUpdatesOrReplaces(t *testing.T) {
 	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
-	addr := freeAddr(t)
+	addr := testpeer.FreeAddr(t)
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
 		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{echoServer(t)}, Certificate: "backend"}},
@@ -220,7 +221,7 @@ func TestListenersUpdateClosesPlaintextKeepsTLS(t *testing.T) {
 func TestListenersReloadOnBusyPortRestoresPrevious(t *testing.T) {
 	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
-	addr := freeAddr(t)
+	addr := testpeer.FreeAddr(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +265,7 @@ func TestListenersUpdateRechecksClientCertificates(t *testing.T) {
 	caFile, otherFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "other.pem")
 	writeFile(t, caFile, ca.PEM)
 	writeFile(t, otherFile, other.PEM)
-	addr, target := freeAddr(t), echoServer(t)
+	addr, target := testpeer.FreeAddr(t), echoServer(t)
 	listener := func(clientCA string, allowCN ...string) *config.Config {
 		return &config.Config{
 			Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
@@ -343,7 +344,7 @@ func echoMsg(c net.Conn, msg string) error {
 func TestListenersApplyAfterShutdownBindsNothing(t *testing.T) {
 	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
-	addr := freeAddr(t)
+	addr := testpeer.FreeAddr(t)
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
 		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{echoServer(t)}, Certificate: "backend"}},

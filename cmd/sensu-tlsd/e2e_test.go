@@ -30,7 +30,7 @@ import (
 // agent listener is on a free loopback port, and returns that address.
 func e2ePlainBackend(t *testing.T, dir string) string {
 	t.Helper()
-	api, agent := proxyFreeAddr(t), proxyFreeAddr(t)
+	api, agent := testpeer.FreeAddr(t), testpeer.FreeAddr(t)
 	_, agentPort, _ := net.SplitHostPort(agent)
 	yml := filepath.Join(dir, "backend.yml")
 	e2eWriteFile(t, yml, fmt.Sprintf(`state-dir: %s/sensu-backend
@@ -125,7 +125,7 @@ func e2eAgentsOf(t *testing.T, dir string, env []string, cfg string) map[string]
 func TestE2EDualListenerCarriesBothTransportsThroughRotation(t *testing.T) {
 	dir := t.TempDir()
 	backend := e2ePlainBackend(t, dir)
-	listen, metrics := proxyFreeAddr(t), proxyFreeAddr(t)
+	listen, metrics := testpeer.FreeAddr(t), testpeer.FreeAddr(t)
 	cfg := daemonConfig(t, dir, "1h", "33%", fmt.Sprintf(`listeners:
   - name: sensu-agent
     mode: dual
@@ -187,7 +187,7 @@ func TestE2EDualListenerCarriesBothTransportsThroughRotation(t *testing.T) {
 func TestE2ESIGHUPMovesAListenerAndRejectsABrokenOne(t *testing.T) {
 	dir := t.TempDir()
 	backend := e2ePlainBackend(t, dir)
-	first, second := proxyFreeAddr(t), proxyFreeAddr(t)
+	first, second := testpeer.FreeAddr(t), testpeer.FreeAddr(t)
 	listener := func(addr, extra string) string {
 		return fmt.Sprintf(`listeners:
   - name: sensu-agent
@@ -264,7 +264,7 @@ name: "e2e-agent"
 backend-url:
   - "ws://127.0.0.1:%d"
 `, agentPort))
-	metrics := proxyFreeAddr(t)
+	metrics := testpeer.FreeAddr(t)
 	cfg := filepath.Join(dir, "tlsd.yml")
 	e2eWriteFile(t, cfg, fmt.Sprintf(`state-dir: %[1]s/state
 metrics-address: %[4]s

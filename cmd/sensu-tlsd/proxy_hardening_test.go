@@ -103,7 +103,7 @@ func TestProxyLogInCertDirectoryDoesNotLoop(t *testing.T) {
 func TestProxySIGHUPTurningPlaintextOffKeepsTLSSessions(t *testing.T) {
 	dir := t.TempDir()
 	backend := proxyWSBackend(t, nil)
-	listen := proxyFreeAddr(t)
+	listen := testpeer.FreeAddr(t)
 	listener := func(allow bool) string {
 		return fmt.Sprintf(`listeners:
   - name: sensu-agent

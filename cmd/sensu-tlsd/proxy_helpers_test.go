@@ -317,14 +317,3 @@ func (a *proxyAgent) echo(msg string) error {
 }
 
 func (a *proxyAgent) close() { a.conn.Close(websocket.StatusNormalClosure, "") }
-
-// proxyFreeAddr is a loopback address nothing listens on.
-func proxyFreeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}

@@ -21,7 +21,7 @@ func TestProxySSLScanFindsNothingWeak(t *testing.T) {
 	for _, keyType := range []string{"ec", "rsa"} {
 		t.Run(keyType, func(t *testing.T) {
 			cert, key := pki.issue(t, "backend-"+keyType, "localhost", keyType)
-			p := proxyStart(t, "--mode", "terminate", "--target", proxyFreeAddr(t), "--cert", cert, "--key", key)
+			p := proxyStart(t, "--mode", "terminate", "--target", testpeer.FreeAddr(t), "--cert", cert, "--key", key)
 			out, err := exec.Command("sslscan", "--no-colour", p.addr).CombinedOutput()
 			if err != nil {
 				t.Fatalf("sslscan: %v\n%s", err, out)

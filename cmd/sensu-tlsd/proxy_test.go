@@ -56,7 +56,7 @@ func TestProxyOriginateVerifiesBackendAndFailsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	backend := proxyWSBackend(t, &pair)
-	dead := proxyFreeAddr(t)
+	dead := testpeer.FreeAddr(t)
 	p := proxyStart(t, "--mode", "originate", "--target", dead+","+backend, "--ca", pki.path("ca.pem"))
 
 	agent, err := proxyDialAgent(t, "ws://"+p.addr+"/", "legacy-1", nil)
@@ -376,7 +376,7 @@ func TestProxyMaxConnsRefusesAndCounts(t *testing.T) {
 func TestProxyBackendDownClosesCleanly(t *testing.T) {
 	pki := proxyNewPKI(t)
 	cert, key := pki.issue(t, "backend", "localhost", "ec")
-	dead := proxyFreeAddr(t)
+	dead := testpeer.FreeAddr(t)
 	p := proxyStart(t, "--mode", "terminate", "--target", dead, "--cert", cert, "--key", key)
 	c, err := tls.Dial("tcp", p.addr, pki.clientConfig(t))
 	if err != nil {

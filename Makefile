@@ -16,9 +16,14 @@ ARCH     ?= amd64
 DIST     ?= dist
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: test peers check-format vet unit fuzz build package asset
+# The Go peers tests build from tools/go.mod.
+TOOLS    := github.com/letsencrypt/pebble/v2/cmd/pebble github.com/cloudflare/cfssl/cmd/cfssl github.com/cloudflare/cfssl/cmd/cfssljson
+# The packages unit-nonroot runs as the nobody account.
+NONROOT_PKGS ?= ./...
 
-test: peers check-format vet unit fuzz
+.PHONY: test peers check-format vet unit unit-nonroot fuzz build package asset
+
+test: peers check-format vet unit unit-nonroot fuzz
 
 build:
 	$(GO) build -o sensu-tlsd ./cmd/sensu-tlsd
@@ -73,6 +78,27 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# unit-nonroot runs NONROOT_PKGS again as nobody:nogroup after the root run,
+# so a root run cannot leave anything in the way of a user's run, and
+# tests that need root skip and say so. It tests a copy of the tree (the
+# checkout may sit where nobody cannot read) with its own HOME, GOCACHE and
+# GOPATH, and a module cache filled from root's without the network.
+unit-nonroot:
+	@if [ "$$(id -u)" != 0 ]; then echo "unit-nonroot: not root, so unit was the non-root run"; exit 0; fi
+	@set -e; go=$$($(GO) env GOROOT)/bin/go; cache=$$($(GO) env GOMODCACHE); work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; chmod 0755 "$$work"; \
+	mkdir "$$work/src" "$$work/home"; \
+	git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - | tar -xf - -C "$$work/src"; \
+	GOMODCACHE="$$work/mod" GOPROXY="file://$$cache/cache/download,$$($(GO) env GOPROXY)" GOFLAGS=-mod=readonly; export GOMODCACHE GOPROXY GOFLAGS; \
+	$$go list -deps -test ./... >/dev/null; \
+	$$go list -modfile=tools/go.mod -deps $(TOOLS) >/dev/null; \
+	unset GOMODCACHE GOPROXY GOFLAGS; \
+	chown -R nobody:nogroup "$$work/src" "$$work/home"; \
+	echo "unit-nonroot: go test $(NONROOT_PKGS) as nobody:nogroup"; \
+	cd "$$work/src" && setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	  env HOME="$$work/home" GOCACHE="$$work/home/cache" GOPATH="$$work/home/go" GOMODCACHE="$$work/mod" \
+	  GOPROXY=off GOFLAGS=-buildvcs=false GOTOOLCHAIN=local \
+	  $$go test -race -count=1 -timeout 20m $(NONROOT_PKGS)
 
 # fuzz runs each fuzz target for FUZZTIME (go test -fuzz takes one at a time)
 # and prints the run's own log when it fails; a failing input is written

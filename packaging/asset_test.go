@@ -17,7 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // The core/v2 resources of `sensuctl create -f`, field for field as
@@ -141,7 +141,7 @@ func parseResources(t *testing.T, path string) (assets map[string]assetSpec, che
 // pass Sensu's validation and run the check from the asset.
 func TestAssetLayoutAndResources(t *testing.T) {
 	_, err := exec.LookPath("make")
-	systemdtest.NeedPeer(t, err == nil, "make missing (Debian package make)")
+	testpeer.NeedPeer(t, err == nil, "make missing (Debian package make)")
 	dist := t.TempDir()
 	cmd := exec.Command("make", "asset", "DIST="+dist, "VERSION=1.2.3")
 	cmd.Dir = repoRoot(t)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // repoRoot is the repository, from this package's directory.
@@ -136,11 +137,11 @@ func statIn(t *testing.T, sys *systemdtest.System, path string) (os.FileMode, ui
 func TestDebInstallUpgradePurge(t *testing.T) {
 	for _, tool := range []string{"dpkg", "systemd-analyze"} {
 		_, err := exec.LookPath(tool)
-		systemdtest.NeedPeer(t, err == nil, tool+" missing (Debian packages dpkg, systemd)")
+		testpeer.NeedPeer(t, err == nil, tool+" missing (Debian packages dpkg, systemd)")
 	}
 	_, overlayErr := os.Stat("/sys/module/overlay")
 	fs, _ := os.ReadFile("/proc/filesystems")
-	systemdtest.NeedPeer(t, overlayErr == nil || strings.Contains(string(fs), "overlay"), "the kernel has no overlayfs: dpkg would write the host's /etc, /usr and /var")
+	testpeer.NeedPeer(t, overlayErr == nil || strings.Contains(string(fs), "overlay"), "the kernel has no overlayfs: dpkg would write the host's /etc, /usr and /var")
 	dir := t.TempDir() // before Boot: removed after the namespace ends
 	deb1, rpm1 := buildPackages(t, dir, "1.0.0")
 	deb2, _ := buildPackages(t, dir, "1.0.1")
@@ -252,7 +253,7 @@ func TestDebInstallUpgradePurge(t *testing.T) {
 func checkRPM(t *testing.T, rpm string) {
 	t.Helper()
 	_, err := exec.LookPath("rpm")
-	systemdtest.NeedPeer(t, err == nil, "rpm missing (Debian package rpm): it reads the .rpm")
+	testpeer.NeedPeer(t, err == nil, "rpm missing (Debian package rpm): it reads the .rpm")
 	q := func(args ...string) string {
 		out, err := exec.Command("rpm", append(args, rpm)...).CombinedOutput()
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
 )
 
 // BenchmarkAcceptToRelay is one client connection through the proxy from
@@ -14,7 +16,7 @@ import (
 // relay setup, with no TLS on the client side so the proxy's own cost
 // shows. B/op and allocs/op count the whole process, server included.
 func BenchmarkAcceptToRelay(b *testing.B) {
-	ca := newTestCA(b)
+	ca := testca.New(b)
 	tlsTarget := func() string { addr, _ := tlsEchoTarget(b, ca); return addr }
 	for _, c := range []struct {
 		name string
@@ -22,7 +24,7 @@ func BenchmarkAcceptToRelay(b *testing.B) {
 	}{
 		{"dual-plaintext", func() Mode { return &Dual{Target: echoServer(b), AllowPlaintext: true} }},
 		{"originate", func() Mode {
-			return &Originate{TLS: clientTLSConfig(Policy{}, ca.pool(), nil), Targets: []string{tlsTarget(), tlsTarget()}, Spread: true}
+			return &Originate{TLS: clientTLSConfig(Policy{}, ca.Pool(), nil), Targets: []string{tlsTarget(), tlsTarget()}, Spread: true}
 		}},
 	} {
 		_, addr := startServer(b, Options{Name: c.name, Mode: c.mode()})

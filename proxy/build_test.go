@@ -9,10 +9,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
 )
 
 func TestBuildFromConfigListener(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	l := config.Listener{Name: "sensu-agent", Mode: "dual", Listen: "127.0.0.1:0", Targets: []string{echoServer(t)},
 		Certificate: "backend", AllowPlain: true, AgentHeaders: true, IdleTimeout: time.Minute}
@@ -30,7 +31,7 @@ func TestBuildFromConfigListener(t *testing.T) {
 }
 
 func TestBuildRejectsBadSpecsWithTheFix(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	for _, tc := range []struct {
 		spec Spec
@@ -64,7 +65,7 @@ func TestBuildRejectsBadSpecsWithTheFix(t *testing.T) {
 // TestConfigListenersRejectIgnoredSettings: the same checks reach config
 // listeners, named by their index and name.
 func TestConfigListenersRejectIgnoredSettings(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	ls, err := NewListeners(prometheus.NewRegistry(), nil)
 	if err != nil {
@@ -88,10 +89,10 @@ func TestConfigListenersRejectIgnoredSettings(t *testing.T) {
 }
 
 func TestOriginatePresentsClientCertificate(t *testing.T) {
-	ca := newTestCA(t)
-	backendPair := ca.pair(t, "backend", []string{"127.0.0.1"}, nil)
+	ca := testca.New(t)
+	backendPair := ca.Pair(t, "backend", "127.0.0.1")
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{backendPair},
-		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.pool()})
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +109,8 @@ func TestOriginatePresentsClientCertificate(t *testing.T) {
 			gotCN <- tc.ConnectionState().PeerCertificates[0].Subject.CommonName
 		}
 	}()
-	clientPair := ca.pair(t, "proxy-client", nil, nil)
-	_, addr := startServer(t, Options{Mode: &Originate{TLS: clientTLSConfig(Policy{}, ca.pool(), staticSource{&clientPair}), Targets: []string{ln.Addr().String()}}})
+	clientPair := ca.Pair(t, "proxy-client")
+	_, addr := startServer(t, Options{Mode: &Originate{TLS: clientTLSConfig(Policy{}, ca.Pool(), staticSource{&clientPair}), Targets: []string{ln.Addr().String()}}})
 	c, err := tlsDialPlain(addr)
 	if err != nil {
 		t.Fatal(err)

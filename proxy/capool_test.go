@@ -10,6 +10,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
 )
 
 // TestCARolloverReachesVerificationWithoutRestart: when a Change rewrites
@@ -17,13 +18,13 @@ import (
 // CA are admitted (client-ca) and targets serving one are trusted
 // (originate), on the running listeners.
 func TestCARolloverReachesVerificationWithoutRestart(t *testing.T) {
-	oldCA, newCA := newTestCA(t), newTestCA(t)
+	oldCA, newCA := testca.New(t), testca.New(t)
 	dir := t.TempDir()
 	cf, kf := writePairPEM(t, dir, oldCA, false)
 	caFile := filepath.Join(dir, "ca.pem")
-	writeFile(t, caFile, oldCA.pem)
+	writeFile(t, caFile, oldCA.PEM)
 
-	newTarget := newCA.pair(t, "backend", []string{"127.0.0.1"}, nil)
+	newTarget := newCA.Pair(t, "backend", "127.0.0.1")
 	tlsTarget, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{newTarget}})
 	if err != nil {
 		t.Fatal(err)
@@ -62,10 +63,10 @@ func TestCARolloverReachesVerificationWithoutRestart(t *testing.T) {
 	defer ls.Shutdown(context.Background())
 	agents, toBackend := listenerAddr(ls, 0).String(), listenerAddr(ls, 1).String()
 
-	newClient := newCA.pair(t, "agent-1", nil, nil)
-	oldClient := oldCA.pair(t, "agent-2", nil, nil)
+	newClient := newCA.Pair(t, "agent-1")
+	oldClient := oldCA.Pair(t, "agent-2")
 	handshake := func(client tls.Certificate) error {
-		c, err := tls.Dial("tcp", agents, &tls.Config{RootCAs: oldCA.pool(), ServerName: "localhost", Certificates: []tls.Certificate{client}})
+		c, err := tls.Dial("tcp", agents, &tls.Config{RootCAs: oldCA.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{client}})
 		if err != nil {
 			return err
 		}
@@ -92,7 +93,7 @@ func TestCARolloverReachesVerificationWithoutRestart(t *testing.T) {
 	}
 
 	// The rollover bundle: both CAs, as an operator publishes it.
-	writeFile(t, caFile, append(append([]byte{}, oldCA.pem...), newCA.pem...))
+	writeFile(t, caFile, append(append([]byte{}, oldCA.PEM...), newCA.PEM...))
 	if err := bus.Publish(context.Background(), event.Change{Name: "backend", Reason: event.ReasonExternal,
 		CertFile: cf, KeyFile: kf, CAFile: caFile, Files: []string{caFile}}); err != nil {
 		t.Fatal(err)

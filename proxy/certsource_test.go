@@ -15,11 +15,13 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pkitest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
-func servedSerial(t *testing.T, addr string, ca *testCA) string {
+func servedSerial(t *testing.T, addr string, ca *testca.CA) string {
 	t.Helper()
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
@@ -30,7 +32,7 @@ func servedSerial(t *testing.T, addr string, ca *testCA) string {
 // TestFileSourceFollowsRenamedFiles replaces the pair by rename, the way
 // installers do, and expects new handshakes to get it within a second.
 func TestFileSourceFollowsRenamedFiles(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	dir := t.TempDir()
 	cf, kf := writePairPEM(t, dir, ca, false)
 	src, err := NewFileSource(cf, kf, Gate{Use: pki.Server}, nil)
@@ -62,7 +64,7 @@ func TestFileSourceFollowsRenamedFiles(t *testing.T) {
 }
 
 func TestFileSourceKeepsOldPairWhenNewOneIsBroken(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	dir := t.TempDir()
 	cf, kf := writePairPEM(t, dir, ca, false)
 	src, err := NewFileSource(cf, kf, Gate{Use: pki.Server}, nil)
@@ -70,7 +72,7 @@ func TestFileSourceKeepsOldPairWhenNewOneIsBroken(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := src.Certificate()
-	other, _ := ca.issueBoth(t, false)
+	other, _ := localhostPEM(t, ca, false)
 	os.WriteFile(cf, other, 0o644) // certificate of a different key
 	if _, err := src.reload(); err == nil {
 		t.Fatal("a certificate that does not match the key loaded")
@@ -81,7 +83,7 @@ func TestFileSourceKeepsOldPairWhenNewOneIsBroken(t *testing.T) {
 }
 
 func TestFileSourceSubscriberLoadsChangedFiles(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	src, err := NewFileSource(cf, kf, Gate{Use: pki.Server}, nil)
 	if err != nil {
@@ -123,7 +125,7 @@ func (f countingFile) count(t *testing.T, s string) int {
 // line must not trigger another reload; writes to other files and
 // rewrites of the same bytes reload nothing.
 func TestFileWatchIgnoresOtherFilesAndUnchangedContent(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	dir := t.TempDir()
 	cf, kf := writePairPEM(t, dir, ca, false)
 	logPath := filepath.Join(dir, "proxy.log")
@@ -158,7 +160,7 @@ func TestFileWatchIgnoresOtherFilesAndUnchangedContent(t *testing.T) {
 	if err := os.Rename(ncf, cf); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the rotated pair to load", func() bool { return lf.count(t, "certificate reloaded") >= 1 })
+	testpeer.WaitFor(t, 5*time.Second, "the rotated pair to load", func() bool { return lf.count(t, "certificate reloaded") >= 1 })
 	time.Sleep(5 * reloadDebounce) // a loop would have reloaded again by now
 	if n := lf.count(t, "certificate reloaded"); n != 1 {
 		t.Fatalf("one rotation logged %d reloads: the log in the same directory feeds the watch", n)
@@ -178,7 +180,7 @@ func TestFileWatchIgnoresOtherFilesAndUnchangedContent(t *testing.T) {
 // cert.pem to ..data/cert.pem and swaps ..data to a new directory by
 // rename; every swap must reach new handshakes.
 func TestFileWatchFollowsSymlinkSwaps(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	dir := t.TempDir()
 	generation := func(n int) {
 		gen := filepath.Join(dir, fmt.Sprintf("..2026_%d", n))

@@ -11,25 +11,27 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
 )
 
 // TestHandshakeReasons fails a real handshake each way a client can and
 // checks the failure is counted under its own reason, not "other".
 func TestHandshakeReasons(t *testing.T) {
-	ca, otherCA := newTestCA(t), newTestCA(t)
+	ca, otherCA := testca.New(t), testca.New(t)
 	dir := t.TempDir()
 	cf, kf := writePairPEM(t, dir, ca, false)
 	caFile := filepath.Join(dir, "ca.pem")
-	writeFile(t, caFile, ca.pem)
-	trusted := func() *tls.Config { return &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"} }
+	writeFile(t, caFile, ca.PEM)
+	trusted := func() *tls.Config { return &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"} }
 	withCert := func(pair tls.Certificate, maxVersion uint16) *tls.Config {
 		c := trusted()
 		c.Certificates, c.MaxVersion = []tls.Certificate{pair}, maxVersion
 		return c
 	}
-	agent := ca.pair(t, "agent-1", nil, nil)
-	stranger := otherCA.pair(t, "agent-1", nil, nil)
-	intruder := ca.pair(t, "intruder", nil, nil)
+	agent := ca.Pair(t, "agent-1")
+	stranger := otherCA.Pair(t, "agent-1")
+	intruder := ca.Pair(t, "intruder")
 
 	handshake := func(conf *tls.Config) func(string) {
 		return func(addr string) {
@@ -68,18 +70,18 @@ func TestHandshakeReasons(t *testing.T) {
 		{"not-tls", Spec{}, send("GET / HTTP/1.0\r\n\r\n")},
 		{"unknown-protocol", Spec{Mode: "dual"}, send("\x00\x01\x02\x03 garbage")},
 		{"plaintext-refused", Spec{Mode: "dual"}, send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
-		{"protocol-version", Spec{}, handshake(&tls.Config{RootCAs: ca.pool(), ServerName: "localhost",
+		{"protocol-version", Spec{}, handshake(&tls.Config{RootCAs: ca.Pool(), ServerName: "localhost",
 			MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})},
-		{"protocol-version", Spec{TLS13Only: true}, handshake(&tls.Config{RootCAs: ca.pool(), ServerName: "localhost", MaxVersion: tls.VersionTLS12})},
-		{"no-shared-cipher", Spec{}, handshake(&tls.Config{RootCAs: ca.pool(), ServerName: "localhost", MaxVersion: tls.VersionTLS12,
+		{"protocol-version", Spec{TLS13Only: true}, handshake(&tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", MaxVersion: tls.VersionTLS12})},
+		{"no-shared-cipher", Spec{}, handshake(&tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", MaxVersion: tls.VersionTLS12,
 			CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}})},
-		{"no-shared-alpn", Spec{ALPN: []string{"http/1.1"}}, handshake(&tls.Config{RootCAs: ca.pool(), ServerName: "localhost", NextProtos: []string{"h2"}})},
+		{"no-shared-alpn", Spec{ALPN: []string{"http/1.1"}}, handshake(&tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", NextProtos: []string{"h2"}})},
 		{"no-client-certificate", Spec{ClientCAFile: caFile}, handshake(trusted())},
-		{"no-client-certificate", Spec{ClientCAFile: caFile}, handshake(&tls.Config{RootCAs: ca.pool(), ServerName: "localhost", MaxVersion: tls.VersionTLS12})},
+		{"no-client-certificate", Spec{ClientCAFile: caFile}, handshake(&tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", MaxVersion: tls.VersionTLS12})},
 		{"bad-client-certificate", Spec{ClientCAFile: caFile}, handshake(withCert(stranger, tls.VersionTLS13))},
 		{"bad-client-certificate", Spec{ClientCAFile: caFile}, handshake(withCert(stranger, tls.VersionTLS12))},
 		{"client-not-allowed", Spec{ClientCAFile: caFile, AllowCN: []string{"agent-1"}}, handshake(withCert(intruder, tls.VersionTLS13))},
-		{"client-alert", Spec{}, handshake(&tls.Config{RootCAs: otherCA.pool(), ServerName: "localhost"})},
+		{"client-alert", Spec{}, handshake(&tls.Config{RootCAs: otherCA.Pool(), ServerName: "localhost"})},
 		{"certificate-pending", Spec{CertFile: filepath.Join(dir, "later.pem"), KeyFile: filepath.Join(dir, "later-key.pem"), CertMayBePending: true}, handshake(trusted())},
 	} {
 		spec := tc.spec
@@ -134,12 +136,12 @@ func TestHandshakeReasons(t *testing.T) {
 // the next connection, also on an mTLS listener after its CA bundle was
 // reloaded (the per-handshake config keeps the original ticket keys).
 func TestSessionResumption(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	dir := t.TempDir()
 	cf, kf := writePairPEM(t, dir, ca, false)
 	caFile := filepath.Join(dir, "ca.pem")
-	writeFile(t, caFile, ca.pem)
-	client := ca.pair(t, "agent-1", nil, nil)
+	writeFile(t, caFile, ca.PEM)
+	client := ca.Pair(t, "agent-1")
 	for _, mtls := range []bool{false, true} {
 		spec := Spec{Name: "r", Mode: "terminate", Listen: ":0", Targets: []string{echoServer(t)}, CertFile: cf, KeyFile: kf}
 		if mtls {
@@ -151,7 +153,7 @@ func TestSessionResumption(t *testing.T) {
 		}
 		_, addr := startServer(t, opt)
 		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-			conf := &tls.Config{RootCAs: ca.pool(), ServerName: "localhost", MaxVersion: v,
+			conf := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", MaxVersion: v,
 				Certificates: []tls.Certificate{client}, ClientSessionCache: tls.NewLRUClientSessionCache(4)}
 			connect := func() bool {
 				c, err := tls.Dial("tcp", addr, conf)
@@ -174,15 +176,15 @@ func TestSessionResumption(t *testing.T) {
 				t.Errorf("mtls=%v version %x: the second connection did not resume its session", mtls, v)
 			}
 			if mtls {
-				other := newTestCA(t)
-				writeFile(t, caFile, append(append([]byte{}, ca.pem...), other.pem...))
+				other := testca.New(t)
+				writeFile(t, caFile, append(append([]byte{}, ca.PEM...), other.PEM...))
 				if err := files.CA.Reload(); err != nil {
 					t.Fatal(err)
 				}
 				if !connect() {
 					t.Errorf("version %x: no resumption after the client CA bundle was reloaded", v)
 				}
-				writeFile(t, caFile, ca.pem)
+				writeFile(t, caFile, ca.PEM)
 				files.CA.Reload()
 			}
 		}
@@ -194,7 +196,7 @@ func TestSessionResumption(t *testing.T) {
 // from it and refuses clients offering none of it; originate offers its
 // list to the targets and nothing by default.
 func TestALPN(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	terminate := func(alpn []string) string {
 		opt, _, err := buildOptions(Spec{Name: "a", Mode: "terminate", Listen: ":0", Targets: []string{echoServer(t)}, CertFile: cf, KeyFile: kf, ALPN: alpn}, nil, nil)
@@ -205,7 +207,7 @@ func TestALPN(t *testing.T) {
 		return addr
 	}
 	negotiated := func(addr string, offer ...string) (string, error) {
-		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost", NextProtos: offer})
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", NextProtos: offer})
 		if err != nil {
 			return "", err
 		}
@@ -223,7 +225,7 @@ func TestALPN(t *testing.T) {
 		t.Error("an h2-only client got through to an HTTP/1.1 target")
 	}
 
-	pair := ca.pair(t, "backend", []string{"127.0.0.1"}, nil)
+	pair := ca.Pair(t, "backend", "127.0.0.1")
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"h2", "http/1.1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +246,7 @@ func TestALPN(t *testing.T) {
 		}
 	}()
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, ca.pem, 0o644); err != nil {
+	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {

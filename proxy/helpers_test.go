@@ -2,108 +2,18 @@ package proxy
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
 )
-
-// testCA is a throwaway CA for tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  crypto.Signer
-	pem  []byte
-}
-
-func newTestCA(t testing.TB) *testCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-func (ca *testCA) pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(ca.cert)
-	return p
-}
-
-var serial int64 = 100
-
-// issue returns PEM cert and key for cn with DNS/IP SANs from hosts and
-// URI SANs from uris; rsaKey picks RSA-2048 instead of ECDSA P-256.
-func (ca *testCA) issue(t testing.TB, cn string, hosts, uris []string, rsaKey bool) (certPEM, keyPEM []byte) {
-	t.Helper()
-	var key crypto.Signer
-	if rsaKey {
-		key, _ = rsa.GenerateKey(rand.Reader, 2048)
-	} else {
-		key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	}
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	for _, u := range uris {
-		pu, _ := url.Parse(u)
-		tmpl.URIs = append(tmpl.URIs, pu)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
-func (ca *testCA) pair(t testing.TB, cn string, hosts, uris []string) tls.Certificate {
-	c, k := ca.issue(t, cn, hosts, uris, false)
-	pair, err := tls.X509KeyPair(c, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair
-}
 
 // writePair writes cert and key PEM into dir and returns the paths.
 func writePair(t testing.TB, dir string, certPEM, keyPEM []byte) (string, string) {
@@ -180,14 +90,16 @@ func startServer(t testing.TB, opt Options) (*Server, string) {
 	return s, ln.Addr().String()
 }
 
-// issueBoth is issue for a "localhost" server pair.
-func (ca *testCA) issueBoth(t testing.TB, rsaKey bool) ([]byte, []byte) {
-	return ca.issue(t, "localhost", []string{"localhost", "127.0.0.1"}, nil, rsaKey)
+// localhostPEM issues a localhost server pair; rsaKey picks RSA-2048.
+func localhostPEM(t testing.TB, ca *testca.CA, rsaKey bool) (certPEM, keyPEM []byte) {
+	t.Helper()
+	i := ca.Issue(t, testca.Leaf{CN: "localhost", Hosts: []string{"localhost", "127.0.0.1"}, RSA: rsaKey})
+	return i.CertPEM, i.KeyPEM
 }
 
 // writePairPEM issues a localhost server pair into dir.
-func writePairPEM(t testing.TB, dir string, ca *testCA, rsaKey bool) (string, string) {
-	c, k := ca.issueBoth(t, rsaKey)
+func writePairPEM(t testing.TB, dir string, ca *testca.CA, rsaKey bool) (string, string) {
+	c, k := localhostPEM(t, ca, rsaKey)
 	return writePair(t, dir, c, k)
 }
 
@@ -206,17 +118,6 @@ func listenerAddr(ls *Listeners, i int) net.Addr {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	return ls.running[i].ln.Addr()
-}
-
-// freeAddr is a loopback address with a port nothing listens on now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	probe, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer probe.Close()
-	return probe.Addr().String()
 }
 
 // newTestListeners is an empty set of daemon listeners, shut down when

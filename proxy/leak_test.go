@@ -7,6 +7,9 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 func openFDs(t *testing.T) int {
@@ -21,14 +24,14 @@ func openFDs(t *testing.T) int {
 // ending (clean, handshake failure, client reset) and checks goroutines
 // and descriptors come back to where they were.
 func TestNoLeakAfterManyShortConnections(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	opt := terminateOpts(t, ca, echoServer(t))
 	opt.ParkAfter = 20 * time.Millisecond
 	s, addr := startServer(t, opt)
-	conf := &tls.Config{RootCAs: ca.pool(), ServerName: "localhost", ClientSessionCache: tls.NewLRUClientSessionCache(8)}
+	conf := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", ClientSessionCache: tls.NewLRUClientSessionCache(8)}
 	warm, _ := tls.Dial("tcp", addr, conf)
 	warm.Close()
-	waitFor(t, "warm-up connection to end", func() bool { return s.Open() == 0 })
+	testpeer.WaitFor(t, 5*time.Second, "warm-up connection to end", func() bool { return s.Open() == 0 })
 	// The parking lot's epoll descriptor and goroutine are created once
 	// per process; count them in the baseline.
 	if err := lot.start(); err != nil {
@@ -64,7 +67,7 @@ func TestNoLeakAfterManyShortConnections(t *testing.T) {
 			c.NetConn().Close()
 		}
 	}
-	waitFor(t, "all connections to end", func() bool { return s.Open() == 0 })
+	testpeer.WaitFor(t, 5*time.Second, "all connections to end", func() bool { return s.Open() == 0 })
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > goroutines+1 || openFDs(t) > fds {
 		if time.Now().After(deadline) {

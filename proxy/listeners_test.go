@@ -18,13 +18,15 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // TestListenersStartBeforeIssuanceAndFollowTheBus: a listener whose
 // certificate does not exist yet fails handshakes, then serves the pair
 // the first Change announces.
 func TestListenersStartBeforeIssuanceAndFollowTheBus(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	dir := t.TempDir()
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: filepath.Join(dir, "backend.pem"), KeyFile: filepath.Join(dir, "backend-key.pem")}},
@@ -41,12 +43,12 @@ func TestListenersStartBeforeIssuanceAndFollowTheBus(t *testing.T) {
 	}
 	defer ls.Shutdown(context.Background())
 	addr := listenerAddr(ls, 0).String()
-	clientConf := &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"}
+	clientConf := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
 	if c, err := tls.Dial("tcp", addr, clientConf); err == nil {
 		c.Close()
 		t.Fatal("handshake succeeded before the certificate was issued")
 	}
-	certPEM, keyPEM := ca.issueBoth(t, false)
+	certPEM, keyPEM := localhostPEM(t, ca, false)
 	writeFile(t, cfg.Certificates[0].CertFile, certPEM)
 	writeFile(t, cfg.Certificates[0].KeyFile, keyPEM)
 	if err := bus.Publish(context.Background(), event.Change{Name: "backend", Reason: event.ReasonInitial,
@@ -61,9 +63,9 @@ func TestListenersStartBeforeIssuanceAndFollowTheBus(t *testing.T) {
 }
 
 func TestListenersBadListenerStartsNothing(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
-	first := freeAddr(t)
+	first := testpeer.FreeAddr(t)
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
 		Listeners: []config.Listener{
@@ -89,9 +91,9 @@ func TestListenersBadListenerStartsNothing(t *testing.T) {
 // updates it in place (same server, same socket, an open session
 // survives), and a changed mode replaces it on the same port.
 func TestListenersReloadKeepsUpdatesOrReplaces(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
-	addr := freeAddr(t)
+	addr := testpeer.FreeAddr(t)
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
 		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{echoServer(t)}, Certificate: "backend"}},
@@ -111,7 +113,7 @@ func TestListenersReloadKeepsUpdatesOrReplaces(t *testing.T) {
 		t.Fatalf("a broken config: %v; listener replaced: %v", err, server() != first)
 	}
 
-	session, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	session, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +140,7 @@ func TestListenersReloadKeepsUpdatesOrReplaces(t *testing.T) {
 	if err := apply(ls, &dual); err != nil || server() == first {
 		t.Fatalf("a changed mode did not replace the listener: %v", err)
 	}
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatalf("the replacement listener does not serve on %s: %v", addr, err)
 	}
@@ -153,7 +155,7 @@ func TestListenersReloadKeepsUpdatesOrReplaces(t *testing.T) {
 // on a dual listener closes its plaintext sessions, keeps its TLS ones and
 // refuses new plaintext clients, without rebinding.
 func TestListenersUpdateClosesPlaintextKeepsTLS(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
@@ -173,7 +175,7 @@ func TestListenersUpdateClosesPlaintextKeepsTLS(t *testing.T) {
 		_, err := io.ReadFull(c, make([]byte, len(msg)))
 		return err
 	}
-	secure, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	secure, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,9 +222,9 @@ func TestListenersUpdateClosesPlaintextKeepsTLS(t *testing.T) {
 // cannot bind (the port was taken meanwhile), the previous ones come back
 // on their port instead of leaving the daemon without a proxy.
 func TestListenersReloadOnBusyPortRestoresPrevious(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
-	addr := freeAddr(t)
+	addr := testpeer.FreeAddr(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +248,7 @@ func TestListenersReloadOnBusyPortRestoresPrevious(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("Commit on a busy port = %v\nwant %s", err, want)
 	}
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatalf("the previous listener does not serve on %s again: %v", addr, err)
 	}
@@ -263,13 +265,13 @@ func TestListenersReloadOnBusyPortRestoresPrevious(t *testing.T) {
 // moving client-ca to another CA or turning mTLS on closes the sessions
 // whose client certificate the new settings refuse, and keeps the rest.
 func TestListenersUpdateRechecksClientCertificates(t *testing.T) {
-	ca, other := newTestCA(t), newTestCA(t)
+	ca, other := testca.New(t), testca.New(t)
 	dir := t.TempDir()
 	cf, kf := writePairPEM(t, dir, ca, false)
 	caFile, otherFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "other.pem")
-	writeFile(t, caFile, ca.pem)
-	writeFile(t, otherFile, other.pem)
-	addr, target := freeAddr(t), echoServer(t)
+	writeFile(t, caFile, ca.PEM)
+	writeFile(t, otherFile, other.PEM)
+	addr, target := testpeer.FreeAddr(t), echoServer(t)
 	listener := func(clientCA string, allowCN ...string) *config.Config {
 		return &config.Config{
 			Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
@@ -292,9 +294,9 @@ func TestListenersUpdateRechecksClientCertificates(t *testing.T) {
 	}
 	session := func(cn string) net.Conn {
 		t.Helper()
-		conf := &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"}
+		conf := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
 		if cn != "" {
-			conf.Certificates = []tls.Certificate{ca.pair(t, cn, nil, nil)}
+			conf.Certificates = []tls.Certificate{ca.Pair(t, cn)}
 		}
 		c, err := tls.Dial("tcp", addr, conf)
 		if err != nil {
@@ -347,9 +349,9 @@ func echoMsg(c net.Conn, msg string) error {
 // during or after Shutdown starts no listener nothing would close, whether
 // it was prepared before Shutdown or after.
 func TestListenersCommitAfterShutdownBindsNothing(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
-	addr := freeAddr(t)
+	addr := testpeer.FreeAddr(t)
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
 		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: addr, Targets: []string{echoServer(t)}, Certificate: "backend"}},
@@ -392,9 +394,9 @@ func apply(ls *Listeners, cfg *config.Config) error {
 // Prepare built moves the listener, and the closing of the old one is
 // logged with its name and address.
 func TestListenersPrepareChangesNothingUntilCommit(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
-	oldAddr, newAddr := freeAddr(t), freeAddr(t)
+	oldAddr, newAddr := testpeer.FreeAddr(t), testpeer.FreeAddr(t)
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
 		Listeners:    []config.Listener{{Name: "api", Mode: "terminate", Listen: oldAddr, Targets: []string{echoServer(t)}, Certificate: "backend"}},
@@ -409,7 +411,7 @@ func TestListenersPrepareChangesNothingUntilCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	serves := func(addr string) bool {
-		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 		if err == nil {
 			c.Close()
 		}
@@ -449,7 +451,7 @@ func TestListenersPrepareChangesNothingUntilCommit(t *testing.T) {
 // delivered between Prepare and Commit reaches the running listener; the
 // one Commit swaps in, built from files read before it, gets it too.
 func TestListenersCommitPassesOnChangesSincePrepare(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	cf, kf := writePairPEM(t, t.TempDir(), ca, false)
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "backend", CertFile: cf, KeyFile: kf}},
@@ -464,7 +466,7 @@ func TestListenersCommitPassesOnChangesSincePrepare(t *testing.T) {
 	addr := listenerAddr(ls, 0).String()
 	served := func() []byte {
 		t.Helper()
-		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -479,7 +481,7 @@ func TestListenersCommitPassesOnChangesSincePrepare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM := ca.issueBoth(t, false)
+	certPEM, keyPEM := localhostPEM(t, ca, false)
 	writeFile(t, cf, certPEM)
 	writeFile(t, kf, keyPEM)
 	if err := bus.Publish(context.Background(), event.Change{Name: "backend", Reason: event.ReasonRenewal, CertFile: cf, KeyFile: kf}); err != nil {

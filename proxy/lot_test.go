@@ -7,6 +7,9 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 func parkedCount() int {
@@ -18,20 +21,20 @@ func parkedCount() int {
 // TestIdleConnectionsParkAndWake: idle relays give up their goroutines
 // and come back when either side sends.
 func TestIdleConnectionsParkAndWake(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	opt := terminateOpts(t, ca, echoServer(t))
 	opt.ParkAfter = 50 * time.Millisecond
 	s, addr := startServer(t, opt)
 	conns := make([]*tls.Conn, 5)
 	for i := range conns {
-		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 		conns[i] = c
 	}
-	waitFor(t, "10 pumps parked", func() bool { return parkedCount() >= 10 })
+	testpeer.WaitFor(t, 5*time.Second, "10 pumps parked", func() bool { return parkedCount() >= 10 })
 	for round := range 3 {
 		for i, c := range conns {
 			msg := []byte{byte('a' + i), byte('0' + round)}
@@ -42,23 +45,23 @@ func TestIdleConnectionsParkAndWake(t *testing.T) {
 				t.Fatalf("round %d conn %d after parking: got %q, %v", round, i, got, err)
 			}
 		}
-		waitFor(t, "pumps parked again", func() bool { return parkedCount() >= 10 })
+		testpeer.WaitFor(t, 5*time.Second, "pumps parked again", func() bool { return parkedCount() >= 10 })
 	}
 	for _, c := range conns {
 		c.Close()
 	}
-	waitFor(t, "parked connections to end when clients close", func() bool { return s.Open() == 0 })
+	testpeer.WaitFor(t, 5*time.Second, "parked connections to end when clients close", func() bool { return s.Open() == 0 })
 }
 
 // TestIdleTimeoutClosesParkedRelay: a parked relay has no goroutine to
 // notice its sockets closing; the idle sweep must still finish it.
 func TestIdleTimeoutClosesParkedRelay(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	opt := terminateOpts(t, ca, echoServer(t))
 	opt.ParkAfter = 20 * time.Millisecond
 	opt.IdleTimeout = 300 * time.Millisecond
 	s, addr := startServer(t, opt)
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,16 +72,5 @@ func TestIdleTimeoutClosesParkedRelay(t *testing.T) {
 	if err == nil || errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("parked idle connection not closed: %v", err)
 	}
-	waitFor(t, "the server to count the connection closed", func() bool { return s.Open() == 0 })
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testpeer.WaitFor(t, 5*time.Second, "the server to count the connection closed", func() bool { return s.Open() == 0 })
 }

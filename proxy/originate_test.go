@@ -12,13 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/proxytest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
 )
 
 // tlsEchoTarget is a TLS echo server with a certificate for 127.0.0.1
 // that counts the connections it accepted.
-func tlsEchoTarget(t testing.TB, ca *testCA) (string, *atomic.Int64) {
+func tlsEchoTarget(t testing.TB, ca *testca.CA) (string, *atomic.Int64) {
 	t.Helper()
-	return proxytest.CountingTLSEcho(t, ca.pair(t, "backend", []string{"127.0.0.1"}, nil))
+	return proxytest.CountingTLSEcho(t, ca.Pair(t, "backend", "127.0.0.1"))
 }
 
 func echoOnce(t *testing.T, addr string) time.Duration {
@@ -42,7 +43,7 @@ func echoOnce(t *testing.T, addr string) time.Duration {
 // SYNs costs the first connection one dial timeout, not the whole budget,
 // and the next connections skip it while it is held down.
 func TestOriginateFailsOverPastABlackholedTarget(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	good, _ := tlsEchoTarget(t, ca)
 	dead := proxytest.Blackhole(t)
 	m, err := NewMetrics(prometheus.NewRegistry())
@@ -50,7 +51,7 @@ func TestOriginateFailsOverPastABlackholedTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, addr := startServer(t, Options{Name: "o", Metrics: m, DialTimeout: 300 * time.Millisecond, Mode: &Originate{
-		TLS: clientTLSConfig(Policy{}, ca.pool(), nil), Targets: []string{dead, good},
+		TLS: clientTLSConfig(Policy{}, ca.Pool(), nil), Targets: []string{dead, good},
 	}})
 	if d := echoOnce(t, addr); d < 300*time.Millisecond {
 		t.Fatalf("the first connection took %v, less than the dial timeout the blackholed target must have cost", d)
@@ -68,7 +69,7 @@ func TestOriginateFailsOverPastABlackholedTarget(t *testing.T) {
 // TestOriginateTargetOrder: in-order sends every connection to the first
 // healthy target; spread gives each target the same share.
 func TestOriginateTargetOrder(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	for _, spread := range []bool{false, true} {
 		var targets []string
 		var counts []*atomic.Int64
@@ -77,7 +78,7 @@ func TestOriginateTargetOrder(t *testing.T) {
 			targets, counts = append(targets, a), append(counts, n)
 		}
 		_, addr := startServer(t, Options{Name: "o", Mode: &Originate{
-			TLS: clientTLSConfig(Policy{}, ca.pool(), nil), Targets: targets, Spread: spread,
+			TLS: clientTLSConfig(Policy{}, ca.Pool(), nil), Targets: targets, Spread: spread,
 		}})
 		for range 30 {
 			echoOnce(t, addr)
@@ -101,12 +102,12 @@ func TestOriginateTargetOrder(t *testing.T) {
 // target held down, a connection still tries them rather than failing on
 // memory alone, so a member that came back is used at once.
 func TestOriginateTriesHeldDownTargetsWhenNothingElseIsLeft(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	probe, _ := net.Listen("tcp", "127.0.0.1:0")
 	target := probe.Addr().String()
 	probe.Close()
 	_, addr := startServer(t, Options{Name: "o", Mode: &Originate{
-		TLS: clientTLSConfig(Policy{}, ca.pool(), nil), Targets: []string{target},
+		TLS: clientTLSConfig(Policy{}, ca.Pool(), nil), Targets: []string{target},
 	}})
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -117,7 +118,7 @@ func TestOriginateTriesHeldDownTargetsWhenNothingElseIsLeft(t *testing.T) {
 		t.Fatal("a connection with its only target down was relayed")
 	}
 	c.Close()
-	pair := ca.pair(t, "backend", []string{"127.0.0.1"}, nil)
+	pair := ca.Pair(t, "backend", "127.0.0.1")
 	back, err := tls.Listen("tcp", target, &tls.Config{Certificates: []tls.Certificate{pair}})
 	if err != nil {
 		t.Fatal(err)

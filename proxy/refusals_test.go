@@ -14,17 +14,18 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
 )
 
 // TestRefusedClientCertificatesAreLogged: an mTLS listener logs a client
 // it refuses with the reason (a certificate of another CA, one off the
 // allow-list), once per interval however many retry.
 func TestRefusedClientCertificatesAreLogged(t *testing.T) {
-	ca, other := newTestCA(t), newTestCA(t)
+	ca, other := testca.New(t), testca.New(t)
 	dir := t.TempDir()
 	cf, kf := writePairPEM(t, dir, ca, false)
 	caFile := filepath.Join(dir, "ca.pem")
-	writeFile(t, caFile, ca.pem)
+	writeFile(t, caFile, ca.PEM)
 	logs := &logbuf.Buffer{}
 	ls, err := NewListeners(prometheus.NewRegistry(), slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
@@ -41,7 +42,7 @@ func TestRefusedClientCertificatesAreLogged(t *testing.T) {
 	}
 	addr := listenerAddr(ls, 0).String()
 	attempt := func(client tls.Certificate) {
-		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost", Certificates: []tls.Certificate{client}})
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{client}})
 		if err != nil {
 			return
 		}
@@ -64,7 +65,7 @@ func TestRefusedClientCertificatesAreLogged(t *testing.T) {
 		}
 	}
 	for range 3 {
-		attempt(other.pair(t, "agent-1", nil, nil))
+		attempt(other.Pair(t, "agent-1"))
 	}
 	if out := waitLines(1); !strings.Contains(out, "reason=bad-client-certificate") || !strings.Contains(out, "unknown authority") {
 		t.Fatalf("the refusal does not say why:\n%s", out)
@@ -80,7 +81,7 @@ func TestRefusedClientCertificatesAreLogged(t *testing.T) {
 	r.mu.Lock()
 	r.last = time.Now().Add(-refusalLogInterval)
 	r.mu.Unlock()
-	attempt(ca.pair(t, "agent-2", nil, nil))
+	attempt(ca.Pair(t, "agent-2"))
 	if out := waitLines(2); !strings.Contains(out, `reason=client-not-allowed`) || !strings.Contains(out, `CN \"agent-2\"`) || !strings.Contains(out, "unlogged_since_last=2") {
 		t.Fatalf("the second refusal does not name the reason, the client and the unlogged count:\n%s", out)
 	}

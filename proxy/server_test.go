@@ -12,23 +12,26 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
 
-func terminateOpts(t *testing.T, ca *testCA, target string) Options {
-	pair := ca.pair(t, "proxy", []string{"127.0.0.1", "localhost"}, nil)
+func terminateOpts(t *testing.T, ca *testca.CA, target string) Options {
+	pair := ca.Pair(t, "proxy", "127.0.0.1", "localhost")
 	return Options{Name: "t", Mode: &Terminate{TLS: serverTLSConfig(Policy{}, staticSource{&pair}, nil), Target: target}}
 }
 
 // TestTerminateRelaysBothWaysWithHalfClose sends more than a buffer's worth
 // through TLS to an echo server, half-closes, and reads it all back.
 func TestTerminateRelaysBothWaysWithHalfClose(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	_, addr := startServer(t, terminateOpts(t, ca, echoServer(t)))
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,14 +52,14 @@ func TestTerminateRelaysBothWaysWithHalfClose(t *testing.T) {
 }
 
 func TestTerminateManySmallMessagesConcurrently(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	_, addr := startServer(t, terminateOpts(t, ca, echoServer(t)))
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+			c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 			if err != nil {
 				t.Error(err)
 				return
@@ -77,8 +80,8 @@ func TestTerminateManySmallMessagesConcurrently(t *testing.T) {
 }
 
 func TestOriginateVerifiesTargetAndFailsOver(t *testing.T) {
-	ca := newTestCA(t)
-	pair := ca.pair(t, "backend", []string{"127.0.0.1"}, nil)
+	ca := testca.New(t)
+	pair := ca.Pair(t, "backend", "127.0.0.1")
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +100,7 @@ func TestOriginateVerifiesTargetAndFailsOver(t *testing.T) {
 	deadAddr := dead.Addr().String()
 	dead.Close()
 	_, addr := startServer(t, Options{Name: "o", Mode: &Originate{
-		TLS:     clientTLSConfig(Policy{}, ca.pool(), nil),
+		TLS:     clientTLSConfig(Policy{}, ca.Pool(), nil),
 		Targets: []string{deadAddr, ln.Addr().String()},
 	}})
 	c, err := net.Dial("tcp", addr)
@@ -113,28 +116,28 @@ func TestOriginateVerifiesTargetAndFailsOver(t *testing.T) {
 }
 
 func TestMaxConnsRefusesBeyondLimit(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	opt := terminateOpts(t, ca, echoServer(t))
 	opt.MaxConns = 1
 	s, addr := startServer(t, opt)
-	first, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	first, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	waitFor(t, "the first connection to be open", func() bool { return s.Open() == 1 })
-	_, err = tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	testpeer.WaitFor(t, 5*time.Second, "the first connection to be open", func() bool { return s.Open() == 1 })
+	_, err = tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err == nil {
 		t.Fatal("second connection beyond max-conns 1 completed a handshake")
 	}
 }
 
 func TestIdleTimeoutClosesRelay(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	opt := terminateOpts(t, ca, echoServer(t))
 	opt.IdleTimeout = 200 * time.Millisecond
 	_, addr := startServer(t, opt)
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,10 +172,10 @@ func TestResponseAndCloseReachClientAtOnce(t *testing.T) {
 			}()
 		}
 	}()
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	_, addr := startServer(t, terminateOpts(t, ca, ln.Addr().String()))
 	for i := range 30 {
-		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 		if err != nil {
 			t.Fatal(err)
 		}

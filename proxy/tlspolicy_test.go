@@ -3,17 +3,19 @@ package proxy
 import (
 	"crypto/tls"
 	"testing"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
 )
 
 func TestPolicyTLS13OnlyRefusesTLS12(t *testing.T) {
-	ca := newTestCA(t)
-	pair := ca.pair(t, "proxy", []string{"localhost"}, nil)
+	ca := testca.New(t)
+	pair := ca.Pair(t, "proxy", "localhost")
 	_, addr := startServer(t, Options{Mode: &Terminate{TLS: serverTLSConfig(Policy{TLS13Only: true}, staticSource{&pair}, nil), Target: echoServer(t)}})
-	if c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost", MaxVersion: tls.VersionTLS12}); err == nil {
+	if c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", MaxVersion: tls.VersionTLS12}); err == nil {
 		c.Close()
 		t.Fatal("TLS 1.2 client accepted by a TLS 1.3-only listener")
 	}
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"})
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
 		t.Fatalf("TLS 1.3 client: %v", err)
 	}
@@ -21,14 +23,14 @@ func TestPolicyTLS13OnlyRefusesTLS12(t *testing.T) {
 }
 
 func TestPolicyDefaultRefusesTLS11AndNegotiatesALPN(t *testing.T) {
-	ca := newTestCA(t)
-	pair := ca.pair(t, "proxy", []string{"localhost"}, nil)
+	ca := testca.New(t)
+	pair := ca.Pair(t, "proxy", "localhost")
 	_, addr := startServer(t, Options{Mode: &Terminate{TLS: serverTLSConfig(Policy{ALPN: []string{"http/1.1"}}, staticSource{&pair}, nil), Target: echoServer(t)}})
-	if c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost", MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}); err == nil {
+	if c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}); err == nil {
 		c.Close()
 		t.Fatal("TLS 1.1 client accepted")
 	}
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool(), ServerName: "localhost", MaxVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", MaxVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,8 +41,8 @@ func TestPolicyDefaultRefusesTLS11AndNegotiatesALPN(t *testing.T) {
 }
 
 func TestAllowListPermits(t *testing.T) {
-	ca := newTestCA(t)
-	cert := ca.pair(t, "agent-1", []string{"agent-1.example"}, []string{"spiffe://sensu/agent-1"}).Leaf
+	ca := testca.New(t)
+	cert := ca.Issue(t, testca.Leaf{CN: "agent-1", Hosts: []string{"agent-1.example"}, URIs: []string{"spiffe://sensu/agent-1"}}).Pair(t).Leaf
 	for _, tc := range []struct {
 		allow AllowList
 		want  bool

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
@@ -17,7 +18,7 @@ import (
 func (r *runner) attempt(ctx context.Context) {
 	unlock, err := r.lock()
 	if err != nil {
-		r.fail(FailInstall, err)
+		r.fail(certstate.FailInstall, err)
 		return
 	}
 	defer unlock()
@@ -47,22 +48,22 @@ func (r *runner) issueReason() event.Reason {
 func (r *runner) candidate(ctx context.Context) (install.Set, *pki.Set, *failure) {
 	stage, err := os.MkdirTemp(r.plan.Dir, ".tmp-stage-")
 	if err != nil {
-		return install.Set{}, nil, &failure{FailIssue, err}
+		return install.Set{}, nil, &failure{certstate.FailIssue, err}
 	}
 	defer os.RemoveAll(stage)
 	set, err := r.issuer.Issue(ctx, r.plan, stage, r.log)
 	if err != nil {
-		return set, nil, &failure{FailIssue, err}
+		return set, nil, &failure{certstate.FailIssue, err}
 	}
 	ps, err := validate(set, r.plan, r.now())
 	if err != nil {
-		return set, nil, &failure{FailValidate, fmt.Errorf("candidate rejected, the installed set stays: %w", err)}
+		return set, nil, &failure{certstate.FailValidate, fmt.Errorf("candidate rejected, the installed set stays: %w", err)}
 	}
 	if r.leaf != nil && pki.SerialHex(ps.Leaf()) == pki.SerialHex(r.leaf) {
-		return set, nil, &failure{FailIssue, fmt.Errorf("the issuer returned the certificate already installed (serial %s); whatever renews %s has not run", pki.SerialHex(r.leaf), r.plan.Paths.Cert)}
+		return set, nil, &failure{certstate.FailIssue, fmt.Errorf("the issuer returned the certificate already installed (serial %s); whatever renews %s has not run", pki.SerialHex(r.leaf), r.plan.Paths.Cert)}
 	}
 	if err := r.refusedAgain(ps.Leaf()); err != nil {
-		return set, nil, &failure{FailValidate, fmt.Errorf("issuer: %w", err)}
+		return set, nil, &failure{certstate.FailValidate, fmt.Errorf("issuer: %w", err)}
 	}
 	return set, ps, nil
 }
@@ -90,7 +91,7 @@ func (r *runner) commit(ctx context.Context, set install.Set, ps *pki.Set, reaso
 	if place == installSet {
 		var err error
 		if gen, err = r.store.Install(set); err != nil {
-			return &failure{FailInstall, err}
+			return &failure{certstate.FailInstall, err}
 		}
 	}
 	r.setKnown(set, ps.Leaf(), gen)
@@ -169,7 +170,7 @@ func (r *runner) fail(reason string, err error) {
 	}
 	delay := r.plan.RetryAfter(r.state.Failures, notAfter, now)
 	next := now.Add(delay)
-	if reason == FailConsumer {
+	if reason == certstate.FailConsumer {
 		delay = r.plan.backoff(r.state.Failures)
 		next = later(now.Add(delay), r.keptUntil(r.state.RejectedSerial))
 	}

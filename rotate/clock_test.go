@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 )
 
 // skipClock is the system clock that a test moves ahead: time passes as
@@ -87,7 +89,7 @@ func clockOf(m *Manager) *skipClock { return m.clock.(*skipClock) }
 // skipToRenewal waits until the state of certificate name satisfies ok
 // (the runner has scheduled what comes next) and moves m's clock to the
 // next renewal it recorded.
-func skipToRenewal(t *testing.T, m *Manager, stateDir, name string, ok func(CertState) bool) CertState {
+func skipToRenewal(t *testing.T, m *Manager, stateDir, name string, ok func(certstate.State) bool) certstate.State {
 	t.Helper()
 	s := waitState(t, stateDir, name, ok)
 	if !ok(s) {

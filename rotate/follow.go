@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 )
@@ -42,8 +43,8 @@ func (r *runner) follow(ctx context.Context) (invalid bool) {
 		err = r.refusedAgain(ps.Leaf())
 	}
 	if err != nil {
-		r.state.LastError, r.state.LastErrorAt, r.state.Reason = "replacement rejected: "+err.Error(), r.now(), FailExternal
-		r.m.metrics.failures.WithLabelValues(r.plan.Name, FailExternal).Inc()
+		r.state.LastError, r.state.LastErrorAt, r.state.Reason = "replacement rejected: "+err.Error(), r.now(), certstate.FailExternal
+		r.m.metrics.failures.WithLabelValues(r.plan.Name, certstate.FailExternal).Inc()
 		r.log.Warn("replacement on disk rejected; the last valid set is put back unless it becomes valid within the grace period",
 			"error", err, "grace", externalGrace.String())
 		r.saveState()

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 )
 
 // FuzzReadState feeds state files (written by another process, possibly
@@ -16,8 +18,8 @@ func FuzzReadState(f *testing.F) {
 		dir := t.TempDir()
 		cert := filepath.Join(dir, "certs", "x")
 		os.MkdirAll(cert, 0o755)
-		os.WriteFile(stateFile(cert), data, 0o644)
-		st, err := ReadState(dir)
+		os.WriteFile(certstate.File(cert), data, 0o644)
+		st, err := certstate.ReadAll(dir)
 		if err == nil && len(st) != 1 {
 			t.Fatalf("ReadState returned %d entries for one file", len(st))
 		}

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sync"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/watch"
 )
@@ -169,13 +170,13 @@ func (m *Manager) newRunner(p Plan) (*runner, error) {
 		return nil, fmt.Errorf("certificate %s: %w", p.Name, err)
 	}
 	log := m.log.With("name", p.Name)
-	prev, err := readStateFile(stateFile(p.Dir))
+	prev, err := certstate.Read(certstate.File(p.Dir))
 	if err != nil {
 		// Starting afresh is safe (the set on disk is validated anyway),
 		// but what only the state held is gone; say what.
 		log.Warn("the state file is unreadable and is replaced; lost with it: the serial consumers rejected (it may be installed again), "+
-			"the failure count and the recorded next renewal", "file", stateFile(p.Dir), "error", err)
-		prev = CertState{}
+			"the failure count and the recorded next renewal", "file", certstate.File(p.Dir), "error", err)
+		prev = certstate.State{}
 	}
 	prev.Name = p.Name
 	return &runner{

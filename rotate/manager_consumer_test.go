@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
@@ -101,7 +102,7 @@ func TestRejectedExternalSetIsNotFollowedByAnUnaskedRenewal(t *testing.T) {
 	if ext.NewSerial != bad.serial || back.Reason != event.ReasonRollback || back.NewSerial != first.NewSerial {
 		t.Fatalf("rollback sequence: %+v then %+v", ext, back)
 	}
-	s := waitState(t, cfg.StateDir, p.Name, func(s CertState) bool { return s.RejectedSerial != "" })
+	s := waitState(t, cfg.StateDir, p.Name, func(s certstate.State) bool { return s.RejectedSerial != "" })
 	// retry-min is 1s and retry-max 2s: a renewal after backoff would
 	// come within ten minutes.
 	clockOf(m).skip(10 * time.Minute)
@@ -109,14 +110,14 @@ func TestRejectedExternalSetIsNotFollowedByAnUnaskedRenewal(t *testing.T) {
 	if got := onDisk(t, p); got != first.NewSerial {
 		t.Fatalf("after the rollback the files hold %s, want %s", got, first.NewSerial)
 	}
-	if s.RejectedSerial != bad.serial || s.Reason != FailConsumer || s.Failures != 1 || !strings.Contains(s.LastError, "rejected serial "+bad.serial) ||
+	if s.RejectedSerial != bad.serial || s.Reason != certstate.FailConsumer || s.Failures != 1 || !strings.Contains(s.LastError, "rejected serial "+bad.serial) ||
 		!strings.Contains(s.LastError, "reload sensu-tlsd (SIGHUP) and put the certificate in place again") || time.Until(s.NextRenewal) < 30*time.Minute {
 		t.Fatalf("state after the rejection: %+v", s)
 	}
 	if g := testutil.ToFloat64(m.metrics.rejected.WithLabelValues(p.Name)); g != 1 {
 		t.Fatalf("consumer_rejected gauge %v, want 1", g)
 	}
-	if n := testutil.ToFloat64(m.metrics.failures.WithLabelValues(p.Name, FailConsumer)); n != 1 {
+	if n := testutil.ToFloat64(m.metrics.failures.WithLabelValues(p.Name, certstate.FailConsumer)); n != 1 {
 		t.Fatalf("consumer failures counted %v, want 1", n)
 	}
 
@@ -127,8 +128,8 @@ func TestRejectedExternalSetIsNotFollowedByAnUnaskedRenewal(t *testing.T) {
 	rec.refuse = nil
 	rec.mu.Unlock()
 	bad.moveIn(t, p)
-	refusedAgain := func(s CertState) bool {
-		return s.Reason == FailExternal && strings.Contains(s.LastError, "serial "+bad.serial+" was rejected by consumers")
+	refusedAgain := func(s certstate.State) bool {
+		return s.Reason == certstate.FailExternal && strings.Contains(s.LastError, "serial "+bad.serial+" was rejected by consumers")
 	}
 	s = waitState(t, cfg.StateDir, p.Name, refusedAgain)
 	clockOf(m).skip(2 * externalGrace)
@@ -144,7 +145,7 @@ func TestRejectedExternalSetIsNotFollowedByAnUnaskedRenewal(t *testing.T) {
 	if err := m.Apply(plans); err != nil {
 		t.Fatal(err)
 	}
-	s = waitState(t, cfg.StateDir, p.Name, func(s CertState) bool { return s.RejectedSerial == "" })
+	s = waitState(t, cfg.StateDir, p.Name, func(s certstate.State) bool { return s.RejectedSerial == "" })
 	if s.RejectedSerial != "" || s.Failures != 0 || s.Reason != "" || s.LastError != "" || time.Until(s.NextRenewal) < 30*time.Minute {
 		t.Fatalf("state after a reload forgot the rejected serial: %+v, want no failure and the renewal on schedule", s)
 	}
@@ -176,12 +177,12 @@ func TestRenewForceFromAnotherProcessEndsTheDaemonsRefusal(t *testing.T) {
 	}
 	m, plans := startManager(t, cfg, rec)
 	first := rec.next(t, 10*time.Second)
-	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Renewals == 1 })
+	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.Renewals == 1 })
 	bad := rec.next(t, 10*time.Second)
 	if back := rec.next(t, 2*time.Second); bad.Reason != event.ReasonRenewal || back.Reason != event.ReasonRollback || back.NewSerial != first.NewSerial {
 		t.Fatalf("rollback sequence: %+v then %+v", bad, back)
 	}
-	s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.RejectedSerial != "" })
+	s := waitState(t, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.RejectedSerial != "" })
 	if want := "sensu-tlsd renew backend-1 --force issues a new certificate now"; !strings.Contains(s.LastError, want) {
 		t.Fatalf("the refusal does not advise %q: %+v", want, s)
 	}
@@ -203,7 +204,7 @@ func TestRenewForceFromAnotherProcessEndsTheDaemonsRefusal(t *testing.T) {
 	if g := rejected(); g != 0 {
 		t.Fatalf("consumer_rejected gauge %v after the forced renewal was taken, want 0", g)
 	}
-	s = waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Serial == res.Serial && s.RejectedSerial == "" })
+	s = waitState(t, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.Serial == res.Serial && s.RejectedSerial == "" })
 	if s.Serial != res.Serial || s.RejectedSerial != "" || s.Failures != 0 || s.Reason != "" {
 		t.Fatalf("the daemon's state after the forced renewal was taken: %+v", s)
 	}
@@ -231,7 +232,7 @@ func TestRefusedFollowedFilesWaitForTheToolThatOwnsThem(t *testing.T) {
 	if c := rec.next(t, 2*time.Second); c.NewSerial != bad.serial {
 		t.Fatalf("the tool's new set was not followed: %+v", c)
 	}
-	s := waitState(t, cfg.StateDir, p.Name, func(s CertState) bool { return s.RejectedSerial != "" })
+	s := waitState(t, cfg.StateDir, p.Name, func(s certstate.State) bool { return s.RejectedSerial != "" })
 	if s.RejectedSerial != bad.serial || s.Failures != 1 || !strings.Contains(s.LastError, "have the tool that writes "+p.Paths.Cert+" put a new set in place") ||
 		time.Until(s.NextRenewal) < 30*time.Minute {
 		t.Fatalf("state after consumers refused followed files: %+v", s)
@@ -239,7 +240,7 @@ func TestRefusedFollowedFilesWaitForTheToolThatOwnsThem(t *testing.T) {
 	if err := m.Apply(plans); err != nil {
 		t.Fatal(err)
 	}
-	forgotten := func(s CertState) bool { return s.RejectedSerial == "" }
+	forgotten := func(s certstate.State) bool { return s.RejectedSerial == "" }
 	waitState(t, cfg.StateDir, p.Name, forgotten)
 	clockOf(m).skip(10 * time.Minute) // retry-min 1s: an attempt would have failed by now
 	rec.none(t, 300*time.Millisecond)
@@ -259,7 +260,7 @@ func TestRejectedRenewalsBackOffAndRollBackToTheAcceptedSet(t *testing.T) {
 	refuseReasons(rec, event.ReasonRenewal)
 	m, plans := startManager(t, cfg, rec)
 	first := rec.next(t, 10*time.Second)
-	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Renewals == 1 })
+	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.Renewals == 1 })
 	refused := map[string]bool{}
 	for i, want := range []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 800 * time.Millisecond} {
 		bad := rec.next(t, 10*time.Second)
@@ -268,7 +269,7 @@ func TestRejectedRenewalsBackOffAndRollBackToTheAcceptedSet(t *testing.T) {
 			t.Fatalf("attempt %d: %+v then %+v, want a new serial refused and %s back", i+1, bad, back, first.NewSerial)
 		}
 		refused[bad.NewSerial] = true
-		s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Failures == i+1 })
+		s := waitState(t, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.Failures == i+1 })
 		if got := s.NextRenewal.Sub(s.LastErrorAt); s.Failures != i+1 || s.RejectedSerial != bad.NewSerial || got != want {
 			t.Fatalf("attempt %d: next attempt %s after the rejection, want %s: %+v", i+1, got, want, s)
 		}
@@ -298,14 +299,14 @@ func TestRollbackRefusesAnEarlierSetThatExpired(t *testing.T) {
 	}
 	m, plans := startManagerWith(t, cfg, rec, clk)
 	rec.next(t, 10*time.Second)
-	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Renewals == 1 })
+	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.Renewals == 1 })
 	bad := rec.next(t, 10*time.Second)
 	rec.none(t, 200*time.Millisecond)
 	if got := onDisk(t, plans[0]); got != bad.NewSerial {
 		t.Fatalf("files hold %s, want the refused %s to stay (the earlier set expired)", got, bad.NewSerial)
 	}
-	s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Failures > 0 })
-	if s.Reason != FailConsumer || s.RejectedSerial != bad.NewSerial || !strings.Contains(s.LastError, "no longer valid") || !strings.Contains(s.LastError, "stays installed") {
+	s := waitState(t, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.Failures > 0 })
+	if s.Reason != certstate.FailConsumer || s.RejectedSerial != bad.NewSerial || !strings.Contains(s.LastError, "no longer valid") || !strings.Contains(s.LastError, "stays installed") {
 		t.Fatalf("state after a refusal with nothing valid to go back to: %+v", s)
 	}
 }
@@ -372,7 +373,7 @@ func TestShutdownWhileConsumersWaitDoesNotRollBack(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx, plans, nil) }()
-	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Renewals == 1 })
+	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.Renewals == 1 })
 	var renewal event.Change
 	select {
 	case renewal = <-waiting:
@@ -392,7 +393,7 @@ func TestShutdownWhileConsumersWaitDoesNotRollBack(t *testing.T) {
 	if got := onDisk(t, plans[0]); got != renewal.NewSerial {
 		t.Fatalf("files hold %s after the shutdown, want the new %s", got, renewal.NewSerial)
 	}
-	st, _ := ReadState(cfg.StateDir)
+	st, _ := certstate.ReadAll(cfg.StateDir)
 	s := st["backend-1"]
 	if s.Reason != interruptedReason || s.Failures != 0 || s.RejectedSerial != "" || !strings.Contains(s.LastError, "not rolled back") || s.Serial != renewal.NewSerial {
 		t.Fatalf("state after the interrupted renewal: %+v", s)

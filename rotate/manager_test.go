@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,8 +15,10 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
 
@@ -176,7 +177,7 @@ func TestManagerIssuesMissingSetAndRenewsOnTime(t *testing.T) {
 	if got := pki.SerialHex(readValid(t, plans[0]).Leaf()); got != first.NewSerial {
 		t.Fatalf("on disk serial %s, announced %s", got, first.NewSerial)
 	}
-	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Renewals == 1 })
+	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.Renewals == 1 })
 	second := rec.next(t, 10*time.Second)
 	if second.Reason != event.ReasonRenewal || second.OldSerial != first.NewSerial || second.Generation != 2 {
 		t.Fatalf("renewal change: %+v", second)
@@ -186,7 +187,7 @@ func TestManagerIssuesMissingSetAndRenewsOnTime(t *testing.T) {
 	}
 	readValid(t, plans[0])
 	// The state file is written once every consumer has accepted the set.
-	s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Renewals == 2 })
+	s := waitState(t, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.Renewals == 2 })
 	if s.Serial != second.NewSerial || s.Renewals != 2 || s.Failures != 0 || s.NextRenewal.IsZero() || s.LastSuccess.IsZero() {
 		t.Fatalf("state file: %+v", s)
 	}
@@ -204,7 +205,7 @@ func TestConsumerRejectionRollsBackAndDoesNotRetryAtOnce(t *testing.T) {
 	}
 	m, plans := startManager(t, cfg, rec)
 	first := rec.next(t, 10*time.Second)
-	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Renewals == 1 })
+	skipToRenewal(t, m, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.Renewals == 1 })
 	bad := rec.next(t, 10*time.Second)
 	back := rec.next(t, 5*time.Second)
 	if bad.Reason != event.ReasonRenewal || back.Reason != event.ReasonRollback || back.OldSerial != bad.NewSerial || back.NewSerial != first.NewSerial || back.Generation != 1 {
@@ -213,7 +214,7 @@ func TestConsumerRejectionRollsBackAndDoesNotRetryAtOnce(t *testing.T) {
 	if got := pki.SerialHex(readValid(t, plans[0]).Leaf()); got != first.NewSerial {
 		t.Fatalf("after rollback the files hold %s, want %s", got, first.NewSerial)
 	}
-	s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Failures > 0 })
+	s := waitState(t, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.Failures > 0 })
 	clockOf(m).skipTo(s.NextRenewal.Add(-time.Minute)) // retry-min (an hour) all but over
 	rec.none(t, 300*time.Millisecond)
 	if s.Failures != 1 || !strings.Contains(s.LastError, "did not come back") || time.Until(s.NextRenewal) < 30*time.Minute {
@@ -293,7 +294,7 @@ func TestExternalReplacementIsFollowedAndBadOneUndone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return strings.Contains(s.LastError, "replacement rejected") })
+	s := waitState(t, cfg.StateDir, "backend-1", func(s certstate.State) bool { return strings.Contains(s.LastError, "replacement rejected") })
 	if !strings.Contains(s.LastError, "replacement rejected") {
 		t.Fatalf("state does not show the rejection: %+v", s)
 	}
@@ -303,12 +304,7 @@ func TestExternalReplacementIsFollowedAndBadOneUndone(t *testing.T) {
 }
 
 func TestExecIssuerWithOpenSSL(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
-			t.Fatalf("required peer missing: openssl")
-		}
-		t.Skipf("SKIPPED (peer missing): openssl not on PATH")
-	}
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl not on PATH (Debian package openssl)")
 	cfg := testConfig(t, time.Hour, "")
 	caDir := filepath.Join(cfg.StateDir, "ca")
 	if _, err := ca.Init(caDir, testCAOptions); err != nil {
@@ -343,7 +339,7 @@ func TestExecIssuerFailureBacksOff(t *testing.T) {
 	rec := newRecorder()
 	startManager(t, cfg, rec)
 	rec.none(t, 500*time.Millisecond)
-	st, _ := ReadState(cfg.StateDir)
+	st, _ := certstate.ReadAll(cfg.StateDir)
 	s := st["backend-1"]
 	if s.Failures != 1 || !strings.Contains(s.LastError, "vault is sealed") || time.Until(s.NextRenewal) < 30*time.Minute {
 		t.Fatalf("state after a failing exec issuer: %+v", s)
@@ -473,11 +469,11 @@ func waitOnDisk(t *testing.T, p Plan, serial string) {
 
 // waitState polls the state file until ok accepts it (or two seconds pass)
 // and returns the last state read.
-func waitState(t *testing.T, stateDir, name string, ok func(CertState) bool) CertState {
+func waitState(t *testing.T, stateDir, name string, ok func(certstate.State) bool) certstate.State {
 	t.Helper()
-	var s CertState
+	var s certstate.State
 	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		st, err := ReadState(stateDir)
+		st, err := certstate.ReadAll(stateDir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -581,7 +577,7 @@ func TestAMoveIsAnnouncedAgainUntilConsumersTakeIt(t *testing.T) {
 	defer stop()
 	first := rec.next(t, 10*time.Second)
 	old := plans[0].Paths
-	if s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.CertFile != "" }); s.CertFile != old.Cert || s.CAFile != old.CA {
+	if s := waitState(t, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.CertFile != "" }); s.CertFile != old.Cert || s.CAFile != old.CA {
 		t.Fatalf("the first start did not record the paths: %+v", s)
 	}
 
@@ -595,7 +591,7 @@ func TestAMoveIsAnnouncedAgainUntilConsumersTakeIt(t *testing.T) {
 	if got := rec.next(t, 5*time.Second); got.Reason != event.ReasonMoved {
 		t.Fatalf("after the reload: %+v, want the move announced", got)
 	}
-	s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.LastError != "" })
+	s := waitState(t, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.LastError != "" })
 	if s.CertFile != old.Cert || s.KeyFile != old.Key || s.CAFile != old.CA || !strings.Contains(s.LastError, moveAdvice) {
 		t.Fatalf("state after consumers refused the move: %+v, want the old paths kept and the advice", s)
 	}
@@ -608,7 +604,7 @@ func TestAMoveIsAnnouncedAgainUntilConsumersTakeIt(t *testing.T) {
 	if got.Reason != event.ReasonMoved || got.NewSerial != first.NewSerial || got.CertFile != c.CertFile {
 		t.Fatalf("the restart announced %+v, want serial %s moved to %s", got, first.NewSerial, c.CertFile)
 	}
-	if s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.CertFile == c.CertFile }); s.CertFile != c.CertFile || s.CAFile != c.CAFile {
+	if s := waitState(t, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.CertFile == c.CertFile }); s.CertFile != c.CertFile || s.CAFile != c.CAFile {
 		t.Fatalf("the move consumers took was not recorded: %+v", s)
 	}
 }
@@ -618,12 +614,7 @@ func TestAMoveIsAnnouncedAgainUntilConsumersTakeIt(t *testing.T) {
 // running daemon cannot recover or install under them. The issuer, run in
 // the middle of the attempt, finds the lock taken.
 func TestRenewOnceHoldsTheLockWhileIssuing(t *testing.T) {
-	if _, err := exec.LookPath("flock"); err != nil {
-		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
-			t.Fatalf("required peer missing: flock (util-linux)")
-		}
-		t.Skipf("SKIPPED (peer missing): flock (util-linux) not on PATH")
-	}
+	testpeer.NeedPeer(t, testpeer.HasProgram("flock"), "flock not on PATH (Debian package util-linux)")
 	cfg := testConfig(t, time.Hour, "")
 	p := mustPlans(t, cfg)[0]
 	if _, err := ca.Init(p.CADir, testCAOptions); err != nil {
@@ -663,7 +654,7 @@ func TestRenewOnceIsDueWhenTheDaemonSaysSo(t *testing.T) {
 		t.Fatal(err)
 	}
 	setNext := func(at time.Time) {
-		st, err := readStateFile(stateFile(p.Dir))
+		st, err := certstate.Read(certstate.File(p.Dir))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -702,7 +693,7 @@ func TestAMoveAfterAnInterruptedFirstIssueIsAnnounced(t *testing.T) {
 		t.Fatal("the first issue reached no consumer")
 	}
 	stop()
-	if s := waitState(t, cfg.StateDir, "backend-1", func(s CertState) bool { return s.Reason == interruptedReason }); s.Reason != interruptedReason {
+	if s := waitState(t, cfg.StateDir, "backend-1", func(s certstate.State) bool { return s.Reason == interruptedReason }); s.Reason != interruptedReason {
 		t.Fatalf("state after the interrupted first issue: %+v", s)
 	}
 

@@ -4,16 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Failure reasons, the `reason` label of sensu_tlsd_renewal_failures_total.
-const (
-	FailIssue    = "issue"    // the issuer returned an error
-	FailValidate = "validate" // the candidate failed validation
-	FailInstall  = "install"  // writing the generation failed
-	FailConsumer = "consumer" // a subscriber rejected the new set; rolled back
-	FailExternal = "external" // another tool put an invalid set in place
-)
-
-// interruptedReason is CertState.Reason when the daemon (or, on a reload,
+// interruptedReason is certstate.State.Reason when the daemon (or, on a reload,
 // the certificate's runner) stopped before consumers had taken a new set:
 // not a failure, and nothing was rolled back.
 const interruptedReason = "interrupted"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
 )
@@ -47,7 +48,7 @@ func (r *runner) announceMove(ctx context.Context, from install.Paths) {
 		if ctx.Err() != nil {
 			return
 		}
-		r.state.LastError, r.state.LastErrorAt, r.state.Reason = "consumers could not take the moved certificate: "+err.Error()+"; "+moveAdvice, r.now(), FailConsumer
+		r.state.LastError, r.state.LastErrorAt, r.state.Reason = "consumers could not take the moved certificate: "+err.Error()+"; "+moveAdvice, r.now(), certstate.FailConsumer
 		r.saveState()
 		r.log.Error("consumers could not take the certificate at its new paths; "+moveAdvice, "error", err)
 		return

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
@@ -32,9 +33,9 @@ func (r *runner) rejected(ctx context.Context, bad event.Change, prev install.Se
 	r.m.metrics.rejected.WithLabelValues(r.plan.Name).Set(1)
 	if err := r.rollback(ctx, bad, prev, prevLeaf, refused); err != nil {
 		r.log.Error("a consumer rejected the new set and it cannot be rolled back; it stays installed", "serial", bad.NewSerial, "error", err)
-		return &failure{FailConsumer, fmt.Errorf("consumers rejected serial %s, which stays installed because %v: %w; %s", bad.NewSerial, err, cause, r.refusalAdvice(bad.Reason))}
+		return &failure{certstate.FailConsumer, fmt.Errorf("consumers rejected serial %s, which stays installed because %v: %w; %s", bad.NewSerial, err, cause, r.refusalAdvice(bad.Reason))}
 	}
-	return &failure{FailConsumer, fmt.Errorf("consumers rejected serial %s, serial %s is back: %w; %s", bad.NewSerial, r.state.Serial, cause, r.refusalAdvice(bad.Reason))}
+	return &failure{certstate.FailConsumer, fmt.Errorf("consumers rejected serial %s, serial %s is back: %w; %s", bad.NewSerial, r.state.Serial, cause, r.refusalAdvice(bad.Reason))}
 }
 
 // refusalAdvice is what moves a certificate on once the service that

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
 )
@@ -32,7 +33,7 @@ type runner struct {
 	// foundUnfit: that set had not expired; it no longer fits its plan
 	// (hosts, profile, key), so the set replacing it is a reissue.
 	foundUnfit bool
-	state      CertState
+	state      certstate.State
 }
 
 func (r *runner) stop() {

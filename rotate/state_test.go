@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
 )
@@ -23,10 +24,10 @@ func TestStateFileIsAsPrivateAsTheKey(t *testing.T) {
 	}{{"", 0o600}, {strconv.Itoa(os.Getgid()), 0o640}} {
 		p := Plan{Name: "backend-1", Dir: dir}
 		p.Perms.Group = tc.group
-		if err := writeState(p, CertState{Name: "backend-1", LastError: "exec issuer failed"}); err != nil {
+		if err := writeState(p, certstate.State{Name: "backend-1", LastError: "exec issuer failed"}); err != nil {
 			t.Fatal(err)
 		}
-		fi, err := os.Stat(stateFile(dir))
+		fi, err := os.Stat(certstate.File(dir))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +47,7 @@ func TestCorruptStateFileIsLoggedWithWhatIsLost(t *testing.T) {
 	if err := os.MkdirAll(p.Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(stateFile(p.Dir), []byte(`{"name": "backend-1", "rejected_serial": `), 0o600); err != nil {
+	if err := os.WriteFile(certstate.File(p.Dir), []byte(`{"name": "backend-1", "rejected_serial": `), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var log logbuf.Buffer
@@ -54,12 +55,12 @@ func TestCorruptStateFileIsLoggedWithWhatIsLost(t *testing.T) {
 	if _, err := m.RenewOnce(context.Background(), p, RenewOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"level=WARN", "state file is unreadable", "serial consumers rejected", stateFile(p.Dir)} {
+	for _, want := range []string{"level=WARN", "state file is unreadable", "serial consumers rejected", certstate.File(p.Dir)} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log.String())
 		}
 	}
-	if _, err := readStateFile(stateFile(p.Dir)); err != nil {
+	if _, err := certstate.Read(certstate.File(p.Dir)); err != nil {
 		t.Fatalf("the state file was not replaced: %v", err)
 	}
 }

@@ -7,28 +7,24 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
 
-// needOpenSSL fails (SENSU_TLSD_REQUIRE_PEERS=1) or skips loudly without it.
+// needOpenSSL fails (SENSU_TLSD_REQUIRE_PEERS=1) or skips loudly without openssl.
 func needOpenSSL(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
-			t.Fatalf("required peer missing: openssl")
-		}
-		t.Skipf("SKIPPED (peer missing): openssl not on PATH")
-	}
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl not on PATH (Debian package openssl)")
 }
 
 // opensslIssuer is an exec issuer script that signs with the CA in the
@@ -221,7 +217,7 @@ func TestLocalCARolloverWithSharedBundleSettles(t *testing.T) {
 	if b, _ := os.ReadFile(plans[1].Paths.CA); !bytes.Equal(b, append(newCert, oldCA...)) {
 		t.Fatal("the shared ca.pem does not hold both CAs")
 	}
-	st, _ := ReadState(cfg.StateDir)
+	st, _ := certstate.ReadAll(cfg.StateDir)
 	for _, name := range []string{"backend-1", "backend-2"} {
 		if e := st[name].LastError; e != "" {
 			t.Fatalf("%s failed during the rollover: %s", name, e)

@@ -9,21 +9,24 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // BenchmarkTLSCheckProbe is one health probe of the stand-in backend's
 // agent port: TLS handshake, chain verification and serial comparison.
 func BenchmarkTLSCheckProbe(b *testing.B) {
 	dir := b.TempDir()
-	ca := systemdtest.NewCA(b)
+	ca := testca.New(b)
 	set := ca.WriteSet(b, dir, "backend", "backend-1")
-	api, agent := systemdtest.FreePort(b), systemdtest.FreePort(b)
+	api, agent := testpeer.FreePort(b), testpeer.FreePort(b)
 	yml := filepath.Join(dir, "backend.yml")
-	systemdtest.BackendYML(b, yml, set, api, agent)
-	systemdtest.StartBackend(b, yml)
+	standintest.BackendYML(b, yml, set, api, agent)
+	standintest.Start(b, yml)
 	addr := fmt.Sprintf("127.0.0.1:%d", agent)
-	systemdtest.WaitTCP(b, addr)
+	testpeer.WaitTCP(b, addr)
 	check, e := TLSCheck{Address: addr}, Expect{Serials: []string{set.Serial}, CAFile: set.CAFile}
 	b.ResetTimer()
 	for b.Loop() {
@@ -61,11 +64,11 @@ func BenchmarkDispatchNone(b *testing.B) {
 func BenchmarkRealSystemdRotation(b *testing.B) {
 	sys := systemdtest.Boot(b)
 	dir := b.TempDir()
-	ca := systemdtest.NewCA(b)
+	ca := testca.New(b)
 	set := ca.WriteSet(b, dir, "backend", "backend-0")
 	yml := filepath.Join(dir, "backend.yml")
-	systemdtest.BackendYML(b, yml, set, systemdtest.FreePort(b), systemdtest.FreePort(b))
-	sys.InstallUnit("sensu-backend.service", fmt.Sprintf("[Unit]\nDefaultDependencies=no\n# Restarts faster than the default start limit (5 in 10s).\nStartLimitIntervalSec=0\n[Service]\nType=exec\nExecStart=%s -c %s\nStandardOutput=null\n", systemdtest.Standin(b), yml))
+	standintest.BackendYML(b, yml, set, testpeer.FreePort(b), testpeer.FreePort(b))
+	sys.InstallUnit("sensu-backend.service", fmt.Sprintf("[Unit]\nDefaultDependencies=no\n# Restarts faster than the default start limit (5 in 10s).\nStartLimitIntervalSec=0\n[Service]\nType=exec\nExecStart=%s -c %s\nStandardOutput=null\n", standintest.Binary(b), yml))
 	sys.Systemctl("start", "sensu-backend.service")
 	d, err := FromConfig(&config.Config{
 		Sensu:          config.Sensu{BackendConfig: yml},

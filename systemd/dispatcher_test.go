@@ -17,7 +17,9 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // publishTogether publishes changes concurrently, as a daemon does for
@@ -190,7 +192,7 @@ func TestBackendGateWithoutBackendYML(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No listener presents this random serial on 127.0.0.1:8080/8081.
-	err = d.CertificateChanged(context.Background(), changeOf("backend", systemdtest.NewCA(t).Cert.SerialNumber.Text(16), "/etc/sensu/tls/backend.pem"))
+	err = d.CertificateChanged(context.Background(), changeOf("backend", testca.New(t).Cert.SerialNumber.Text(16), "/etc/sensu/tls/backend.pem"))
 	if err == nil || !strings.Contains(err.Error(), "not healthy within 300ms") || !strings.Contains(err.Error(), "TLS 127.0.0.1:8081") {
 		t.Fatalf("got %v, want the default listeners' checks to fail", err)
 	}
@@ -266,12 +268,12 @@ func TestUnknownServiceInCertificateIsAnError(t *testing.T) {
 // publishes; nothing retries the bad certificate.
 func TestFailedHealthThenRollback(t *testing.T) {
 	dir := t.TempDir()
-	ca := systemdtest.NewCA(t)
+	ca := testca.New(t)
 	good := ca.WriteSet(t, dir, "backend", "backend-good")
 	goodPEM := [2][]byte{readFile(t, good.CertFile), readFile(t, good.KeyFile)}
-	apiPort, agentPort := systemdtest.FreePort(t), systemdtest.FreePort(t)
+	apiPort, agentPort := testpeer.FreePort(t), testpeer.FreePort(t)
 	yml := filepath.Join(dir, "backend.yml")
-	systemdtest.BackendYML(t, yml, good, apiPort, agentPort)
+	standintest.BackendYML(t, yml, good, apiPort, agentPort)
 
 	// restart.sh stops the running stand-in and starts a new one, like
 	// systemctl restart; a stand-in that refuses its certificate exits 3.
@@ -281,7 +283,7 @@ func TestFailedHealthThenRollback(t *testing.T) {
 [ -f %[1]s ] && kill $(cat %[1]s) && while kill -0 $(cat %[1]s) 2>/dev/null; do sleep 0.05; done
 %[2]s -c %[3]s --fail-if-cert-cn backend-bad >>%[4]s/standin.log 2>&1 &
 echo $! > %[1]s
-`, pidFile, systemdtest.Standin(t), yml, dir))
+`, pidFile, standintest.Binary(t), yml, dir))
 	os.Chmod(restart, 0o755)
 	t.Cleanup(func() {
 		if b, err := os.ReadFile(pidFile); err == nil {
@@ -302,12 +304,12 @@ echo $! > %[1]s
 	if err != nil {
 		t.Fatal(err)
 	}
-	change := func(reason event.Reason, old, new systemdtest.Set) event.Change {
+	change := func(reason event.Reason, old, new testca.Set) event.Change {
 		return event.Change{Name: "backend", Reason: reason, OldSerial: old.Serial, NewSerial: new.Serial,
 			CertFile: new.CertFile, KeyFile: new.KeyFile, CAFile: new.CAFile, Files: []string{new.CertFile, new.KeyFile}}
 	}
 	ctx := context.Background()
-	if err := d.CertificateChanged(ctx, change(event.ReasonInitial, systemdtest.Set{}, good)); err != nil {
+	if err := d.CertificateChanged(ctx, change(event.ReasonInitial, testca.Set{}, good)); err != nil {
 		t.Fatalf("first start: %v", err)
 	}
 
@@ -339,14 +341,14 @@ echo $! > %[1]s
 
 func TestHealthTLSCheckNamesTheServedSerial(t *testing.T) {
 	dir := t.TempDir()
-	ca := systemdtest.NewCA(t)
+	ca := testca.New(t)
 	set := ca.WriteSet(t, dir, "backend", "backend-1")
-	apiPort, agentPort := systemdtest.FreePort(t), systemdtest.FreePort(t)
+	apiPort, agentPort := testpeer.FreePort(t), testpeer.FreePort(t)
 	yml := filepath.Join(dir, "backend.yml")
-	systemdtest.BackendYML(t, yml, set, apiPort, agentPort)
-	systemdtest.StartBackend(t, yml)
+	standintest.BackendYML(t, yml, set, apiPort, agentPort)
+	standintest.Start(t, yml)
 	addr := fmt.Sprintf("127.0.0.1:%d", agentPort)
-	systemdtest.WaitTCP(t, addr)
+	testpeer.WaitTCP(t, addr)
 
 	h := Health{Checks: []Check{TLSCheck{Address: addr}}, Timeout: 2 * time.Second}
 	if err := h.Wait(context.Background(), Expect{Serials: []string{strings.ToUpper(set.Serial)}, CAFile: set.CAFile}); err != nil {
@@ -356,7 +358,7 @@ func TestHealthTLSCheckNamesTheServedSerial(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "presents serial "+strings.ToUpper(set.Serial)) {
 		t.Fatalf("wrong serial: %v", err)
 	}
-	otherCA := systemdtest.NewCA(t)
+	otherCA := testca.New(t)
 	otherDir := t.TempDir()
 	otherCA.WriteSet(t, otherDir, "x", "x")
 	err = h.Wait(context.Background(), Expect{CAFile: filepath.Join(otherDir, "ca.pem")})

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // lockConfig is one service with a command action that appends to runs.
@@ -73,7 +73,7 @@ func TestLockErrorAtActionTimeActsUnlocked(t *testing.T) {
 // makes the lock directory and files with the state directory's owner, so
 // a daemon running as that user (the polkit setup) can still lock them.
 func TestLockDirMadeByRootBelongsToTheDaemonUser(t *testing.T) {
-	systemdtest.NeedPeer(t, os.Geteuid() == 0, "giving the lock directory to the state directory's owner needs root")
+	testpeer.NeedRoot(t, "giving the lock directory to the state directory's owner needs root")
 	dir := t.TempDir()
 	const uid, gid = 65534, 65534
 	if err := os.Chown(dir, uid, gid); err != nil {

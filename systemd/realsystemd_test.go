@@ -16,7 +16,10 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // realBackend is the stand-in backend as a systemd unit named like the
@@ -24,15 +27,15 @@ import (
 type realBackend struct {
 	sys           *systemdtest.System
 	dir, yml, log string
-	ca            *systemdtest.CA
-	set           systemdtest.Set
+	ca            *testca.CA
+	set           testca.Set
 }
 
 func newRealBackend(t *testing.T, sys *systemdtest.System) *realBackend {
 	dir := t.TempDir()
-	b := &realBackend{sys: sys, dir: dir, yml: filepath.Join(dir, "backend.yml"), log: filepath.Join(dir, "standin.log"), ca: systemdtest.NewCA(t)}
+	b := &realBackend{sys: sys, dir: dir, yml: filepath.Join(dir, "backend.yml"), log: filepath.Join(dir, "standin.log"), ca: testca.New(t)}
 	b.set = b.ca.WriteSet(t, dir, "backend", "backend-good")
-	systemdtest.BackendYML(t, b.yml, b.set, systemdtest.FreePort(t), systemdtest.FreePort(t))
+	standintest.BackendYML(t, b.yml, b.set, testpeer.FreePort(t), testpeer.FreePort(t))
 	// The etcd client certificate lives in the same backend.yml, as in
 	// the security guide's layout.
 	etcd := b.ca.WriteSet(t, dir, "etcd-client", "etcd-client")
@@ -41,7 +44,7 @@ func newRealBackend(t *testing.T, sys *systemdtest.System) *realBackend {
 	// (the stand-in ignores it, as the open-source build does).
 	dash := b.ca.WriteSet(t, dir, "dashboard", "dashboard")
 	appendTo(t, b.yml, fmt.Sprintf("dashboard-cert-file: %s\ndashboard-key-file: %s\n", dash.CertFile, dash.KeyFile))
-	sys.InstallUnit("sensu-backend.service", systemdtest.BackendUnit(t, b.yml, b.log, "--fail-if-cert-cn", "backend-bad"))
+	sys.InstallUnit("sensu-backend.service", standintest.Unit(t, b.yml, b.log, "--fail-if-cert-cn", "backend-bad"))
 	// restart, not start: an earlier subtest may have left it running.
 	sys.Systemctl("restart", "sensu-backend.service")
 	t.Cleanup(func() { sys.SystemctlStatus("stop", "sensu-backend.service") })
@@ -78,7 +81,7 @@ func (b *realBackend) starts(t *testing.T) int {
 	return strings.Count(string(readFile(t, b.log)), "msg=serving")
 }
 
-func (b *realBackend) change(reason event.Reason, old, new systemdtest.Set) event.Change {
+func (b *realBackend) change(reason event.Reason, old, new testca.Set) event.Change {
 	return event.Change{Name: "backend", Reason: reason, OldSerial: old.Serial, NewSerial: new.Serial,
 		CertFile: new.CertFile, KeyFile: new.KeyFile, CAFile: new.CAFile, Files: []string{new.CertFile, new.KeyFile}}
 }
@@ -295,7 +298,7 @@ ExecReload=/bin/kill -USR2 $MAINPID
 
 	t.Run("sensu-agent preset restarts the agent and never sends SIGHUP", func(t *testing.T) {
 		dir := t.TempDir()
-		port := systemdtest.FreePort(t)
+		port := testpeer.FreePort(t)
 		hupFile := filepath.Join(dir, "hup")
 		sys.InstallUnit("sensu-agent.service", fmt.Sprintf(`[Unit]
 Description=stand-in sensu-agent
@@ -306,9 +309,9 @@ Type=exec
 ExecStart=%s agent --api-port %d --hup-file %s
 StandardOutput=append:%s/agent.log
 StandardError=inherit
-`, systemdtest.Standin(t), port, hupFile, dir))
+`, standintest.Binary(t), port, hupFile, dir))
 		sys.Systemctl("start", "sensu-agent.service")
-		systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", port))
+		testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", port))
 		pidBefore := sys.Property("sensu-agent.service", "MainPID")
 		d, err := FromConfig(&config.Config{
 			Certificates: []config.Certificate{{Name: "agent-ca", Services: []string{"sensu-agent"}}},

@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // child is a real process under test; done closes when it has exited.
@@ -137,16 +138,16 @@ func TestSensuAgentPresetNeverSendsSIGHUP(t *testing.T) {
 		}
 	}
 
-	port := systemdtest.FreePort(t)
+	port := testpeer.FreePort(t)
 	hupFile := filepath.Join(t.TempDir(), "hup")
-	agent := exec.Command(systemdtest.Standin(t), "agent", "--api-port", fmt.Sprint(port), "--hup-file", hupFile)
+	agent := exec.Command(standintest.Binary(t), "agent", "--api-port", fmt.Sprint(port), "--hup-file", hupFile)
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
 	pidFile := filepath.Join(t.TempDir(), "agent.pid")
 	writeFile(t, pidFile, fmt.Sprint(agent.Process.Pid))
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", port))
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", port))
 
 	cfg := &config.Config{
 		Certificates: []config.Certificate{{Name: "agent-ca", Services: []string{"agent-wait", "agent-command"}}},

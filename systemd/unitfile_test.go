@@ -8,13 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
-
-func hasProgram(name string) bool {
-	_, err := exec.LookPath(name)
-	return err == nil
-}
 
 // unitForAnalysis copies sensu-tlsd.service into a temporary directory
 // with ExecStart pointing at an executable that exists here (verify checks
@@ -41,7 +36,7 @@ func unitForAnalysis(t *testing.T) string {
 }
 
 func TestServiceUnitVerifies(t *testing.T) {
-	systemdtest.NeedPeer(t, hasProgram("systemd-analyze"), "systemd-analyze not installed (Debian package systemd)")
+	testpeer.NeedPeer(t, testpeer.HasProgram("systemd-analyze"), "systemd-analyze not installed (Debian package systemd)")
 	out, err := exec.Command("systemd-analyze", "verify", unitForAnalysis(t)).CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
@@ -51,7 +46,7 @@ func TestServiceUnitVerifies(t *testing.T) {
 // TestServiceUnitExposure measures the unit's exposure score and wants the
 // one README.md reports, so a hardening change cannot drift from the docs.
 func TestServiceUnitExposure(t *testing.T) {
-	systemdtest.NeedPeer(t, hasProgram("systemd-analyze"), "systemd-analyze not installed (Debian package systemd)")
+	testpeer.NeedPeer(t, testpeer.HasProgram("systemd-analyze"), "systemd-analyze not installed (Debian package systemd)")
 	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +75,7 @@ func TestServiceUnitExposure(t *testing.T) {
 // reload) and send the signals UnitSignal sends (KillUnit, verb kill) to the
 // two Sensu units, and nothing else.
 func TestPolkitRuleAllowsOnlySensuUnits(t *testing.T) {
-	systemdtest.NeedPeer(t, hasProgram("node"), "node not installed (Debian package nodejs) to evaluate the polkit rule")
+	testpeer.NeedPeer(t, testpeer.HasProgram("node"), "node not installed (Debian package nodejs) to evaluate the polkit rule")
 	script := `
 const src = require("fs").readFileSync(process.argv[1], "utf8");
 let rule;

@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // agentNode is a bridge in front of a stand-in backend, and a stand-in
@@ -60,8 +62,8 @@ func startAgentNode(t *testing.T, slowTLS time.Duration) *agentNode {
 // agent.yml that sends agent-1 to it over ws://.
 func startBridge(t *testing.T) *agentNode {
 	t.Helper()
-	needPeer(t, lookPath("go"), "go builds the stand-in")
-	standin := systemdtest.Standin(t)
+	testpeer.NeedPeer(t, testpeer.HasProgram("go"), "go builds the stand-in")
+	standin := standintest.Binary(t)
 	dir := t.TempDir()
 	n := &agentNode{dir: dir, agentYML: filepath.Join(dir, "agent.yml"), agentLog: &bytes.Buffer{}}
 
@@ -78,7 +80,7 @@ func startBridge(t *testing.T) *agentNode {
 		t.Fatal(err)
 	}
 
-	api, agentPort, bridgePort := systemdtest.FreePort(t), systemdtest.FreePort(t), systemdtest.FreePort(t)
+	api, agentPort, bridgePort := testpeer.FreePort(t), testpeer.FreePort(t), testpeer.FreePort(t)
 	backendYML := filepath.Join(dir, "backend.yml")
 	os.WriteFile(backendYML, fmt.Appendf(nil, "api-listen-address: 127.0.0.1:%d\nagent-host: 127.0.0.1\nagent-port: %d\n", api, agentPort), 0o644)
 	backend := exec.Command(standin, "-c", backendYML)
@@ -112,7 +114,7 @@ listeners:
 	bridge.waitLog("sensu-tlsd running", 30*time.Second)
 	n.bridgeMetrics = bridge.metricsAddr()
 
-	n.agentAPI = systemdtest.FreePort(t)
+	n.agentAPI = testpeer.FreePort(t)
 	os.WriteFile(n.agentYML, fmt.Appendf(nil, `# agent-1, placed by configuration management
 name: agent-1
 backend-url:
@@ -125,7 +127,7 @@ api-port: %d
 
 // supervise runs the stand-in agent on agent.yml, again each time it ends.
 func (n *agentNode) supervise(t *testing.T, slowTLS time.Duration) {
-	standin, dir := systemdtest.Standin(t), n.dir
+	standin, dir := standintest.Binary(t), n.dir
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -163,7 +165,7 @@ func (n *agentNode) supervise(t *testing.T, slowTLS time.Duration) {
 // waitAgent waits for the bridge's /agents to show agent-1 over transport.
 func (n *agentNode) waitAgent(t *testing.T, transport string) {
 	t.Helper()
-	proxyWaitFor(t, 20*time.Second, "agent-1 over "+transport+" at the bridge", func() bool {
+	testpeer.WaitFor(t, 20*time.Second, "agent-1 over "+transport+" at the bridge", func() bool {
 		var agents []struct{ Name, Transport string }
 		json.Unmarshal([]byte(proxyGet(t, "http://"+n.bridgeMetrics+"/agents")), &agents)
 		return len(agents) == 1 && agents[0].Name == "agent-1" && agents[0].Transport == transport
@@ -301,7 +303,7 @@ Type=exec
 ExecStart=%s agent -c %s --hup-file %s
 StandardOutput=append:%s
 StandardError=inherit
-`, systemdtest.Standin(t), n.agentYML, hup, log))
+`, standintest.Binary(t), n.agentYML, hup, log))
 	sys.Systemctl("start", "sensu-agent.service")
 	n.waitAgent(t, "plaintext")
 	pid := sys.Property("sensu-agent.service", "MainPID")

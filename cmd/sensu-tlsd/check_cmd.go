@@ -7,8 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/inventory"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
 func newCheckCmd(a *app) *cobra.Command {
@@ -52,7 +52,7 @@ files given as arguments are checked for usages and SANs with --profile (and
 				return exitError{inventory.StatusUnknown, "UNKNOWN: " + err.Error()}
 			}
 			entries := inventory.Inspect(sources, time.Now())
-			states, err := rotate.ReadState(cfg.StateDir)
+			states, err := certstate.ReadAll(cfg.StateDir)
 			if err != nil {
 				return exitError{inventory.StatusUnknown, "UNKNOWN: " + err.Error()}
 			}

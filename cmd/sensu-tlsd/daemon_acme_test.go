@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // daemonPebble is a real Pebble ACME server on loopback.
@@ -24,22 +25,11 @@ type daemonPebble struct {
 	cmd       *exec.Cmd
 }
 
-// daemonFreePort returns a loopback TCP port nobody listens on now.
-func daemonFreePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // daemonStartPebble builds Pebble from tools/go.mod and runs it with
 // certificates valid for validity, validating HTTP-01 on httpPort.
 func daemonStartPebble(t *testing.T, httpPort int, validity time.Duration) *daemonPebble {
 	t.Helper()
-	return daemonStartPebbleWith(t, httpPort, daemonFreePort(t), validity, nil)
+	return daemonStartPebbleWith(t, httpPort, testpeer.FreePort(t), validity, nil)
 }
 
 // daemonStartPebbleWith also sets the TLS-ALPN-01 port and extra Pebble
@@ -51,17 +41,17 @@ func daemonStartPebbleWith(t *testing.T, httpPort, tlsPort int, validity time.Du
 		t.Fatal(err)
 	}
 	out, err := exec.Command("go", "list", "-modfile="+filepath.Join(root, "tools/go.mod"), "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
-	needPeer(t, err == nil, fmt.Sprintf("pebble module from tools/go.mod: %v", err))
+	testpeer.NeedPeer(t, err == nil, fmt.Sprintf("pebble module from tools/go.mod: %v", err))
 	p := &daemonPebble{t: t, dir: strings.TrimSpace(string(out)), bin: filepath.Join(t.TempDir(), "pebble")}
 	build := exec.Command("go", "build", "-modfile="+filepath.Join(root, "tools/go.mod"), "-o", p.bin, "github.com/letsencrypt/pebble/v2/cmd/pebble")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
-		needPeer(t, false, fmt.Sprintf("building pebble: %v\n%s", err, out))
+		testpeer.NeedPeer(t, false, fmt.Sprintf("building pebble: %v\n%s", err, out))
 	}
-	p.addr = fmt.Sprintf("localhost:%d", daemonFreePort(t))
+	p.addr = fmt.Sprintf("localhost:%d", testpeer.FreePort(t))
 	conf := map[string]any{"pebble": map[string]any{
 		"listenAddress":           p.addr,
-		"managementListenAddress": fmt.Sprintf("127.0.0.1:%d", daemonFreePort(t)),
+		"managementListenAddress": fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t)),
 		"certificate":             filepath.Join(p.dir, "test/certs/localhost/cert.pem"),
 		"privateKey":              filepath.Join(p.dir, "test/certs/localhost/key.pem"),
 		"httpPort":                httpPort,
@@ -116,8 +106,8 @@ func TestDaemonACMEAgainstPebble(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs pebble and half a minute")
 	}
-	needPeer(t, lookPath("openssl"), "openssl reads the issued certificate")
-	httpPort := daemonFreePort(t)
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl reads the issued certificate")
+	httpPort := testpeer.FreePort(t)
 	pebble := daemonStartPebble(t, httpPort, 30*time.Second)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "tlsd.yml")
@@ -146,12 +136,12 @@ certificates:
         http-port: %[4]d
 `, dir, pebble.addr, filepath.Join(pebble.dir, "test/certs/pebble.minica.pem"), httpPort)), 0o644)
 	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="certificate changed" name=api reason=initial`, 60*time.Second)
+	first := waitStatus(t, dir, cfg, "api", 60*time.Second, "the first set installed", issued)
 	out, err := exec.Command("openssl", "x509", "-noout", "-issuer", "-in", filepath.Join(dir, "tls/api.pem")).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Pebble") {
 		t.Fatalf("issued certificate is not from pebble: %s %v", out, err)
 	}
-	d.waitLog(`msg="certificate changed" name=api reason=renewal`, 60*time.Second)
+	renewed := waitStatus(t, dir, cfg, "api", 60*time.Second, "a renewed set", func(s renewalState) bool { return s.Serial != first.Serial })
 	if fi, err := os.Stat(filepath.Join(dir, "state/acme")); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("certmagic storage is not private: %v %v", fi.Mode(), err)
 	}
@@ -171,7 +161,9 @@ certificates:
 		t.Fatalf("attempts while Pebble is down came %v apart, want growing gaps of at least 1s then 2s", gaps)
 	}
 	pebble.start()
-	d.waitLog(`msg="certificate changed" name=api reason=renewal`, 60*time.Second)
+	waitStatus(t, dir, cfg, "api", 60*time.Second, "a set renewed once Pebble is back", func(s renewalState) bool {
+		return s.Serial != renewed.Serial && s.Failures == 0
+	})
 	r := mustRun(t, dir, nil, "status", "--config", cfg)
 	if !strings.Contains(r.stdout, "api") {
 		t.Fatalf("status after the ACME renewal:\n%s", r.stdout)
@@ -184,9 +176,9 @@ func TestDaemonACMEWithEABOverTLSALPN(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs pebble")
 	}
-	tlsPort := daemonFreePort(t)
+	tlsPort := testpeer.FreePort(t)
 	const kid, mac = "kid-1", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
-	pebble := daemonStartPebbleWith(t, daemonFreePort(t), tlsPort, time.Hour, map[string]any{
+	pebble := daemonStartPebbleWith(t, testpeer.FreePort(t), tlsPort, time.Hour, map[string]any{
 		"externalAccountBindingRequired": true,
 		"externalAccountMACKeys":         map[string]string{kid: mac},
 	})
@@ -226,8 +218,8 @@ certificates:
 		t.Fatalf("issuing without EAB from a Pebble that requires it: %+v", r)
 	}
 
-	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="certificate changed" name=api reason=initial`, 60*time.Second)
+	daemonStart(t, dir, cfg)
+	waitStatus(t, dir, cfg, "api", 60*time.Second, "the set issued with the binding", issued)
 	mustRun(t, dir, nil, "status", "--config", cfg)
 }
 

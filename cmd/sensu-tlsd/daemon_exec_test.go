@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // daemonBuildTools builds the named programs from tools/go.mod into a
@@ -23,7 +25,7 @@ func daemonBuildTools(t *testing.T, pkgs ...string) string {
 		build := exec.Command("go", "build", "-modfile="+filepath.Join(root, "tools/go.mod"), "-o", filepath.Join(bin, filepath.Base(pkg)), pkg)
 		build.Dir = root
 		out, err := build.CombinedOutput()
-		needPeer(t, err == nil, fmt.Sprintf("building %s from tools/go.mod: %v\n%s", pkg, err, out))
+		testpeer.NeedPeer(t, err == nil, fmt.Sprintf("building %s from tools/go.mod: %v\n%s", pkg, err, out))
 	}
 	return bin
 }
@@ -31,7 +33,7 @@ func daemonBuildTools(t *testing.T, pkgs ...string) string {
 // TestDaemonExecIssuerWithCfssl renews through examples/exec-cfssl.sh with
 // the real cfssl and cfssljson, then checks the set with openssl.
 func TestDaemonExecIssuerWithCfssl(t *testing.T) {
-	needPeer(t, lookPath("openssl"), "openssl verifies the cfssl-issued set")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl verifies the cfssl-issued set")
 	bin := daemonBuildTools(t, "github.com/cloudflare/cfssl/cmd/cfssl", "github.com/cloudflare/cfssl/cmd/cfssljson")
 	script, _ := filepath.Abs("../../examples/exec-cfssl.sh")
 	dir := t.TempDir()
@@ -46,8 +48,8 @@ func TestDaemonExecIssuerWithCfssl(t *testing.T) {
 `, script, caDir))
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=initial`, 30*time.Second)
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal`, 90*time.Second)
+	waitStatus(t, dir, cfg, "backend-1", 30*time.Second, "the first set installed", issued)
+	d.waitMetric(renewals("backend-1", "renewal"), 1, 90*time.Second)
 	tls := filepath.Join(dir, "tls")
 	daemonVerify(t, filepath.Join(tls, "ca.pem"), filepath.Join(tls, "backend-1.pem"))
 	out, err := exec.Command("openssl", "x509", "-noout", "-ext", "extendedKeyUsage,subjectAltName", "-in", filepath.Join(tls, "backend-1.pem")).CombinedOutput()

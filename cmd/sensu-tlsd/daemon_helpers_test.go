@@ -2,17 +2,25 @@ package main
 
 import (
 	"bufio"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // daemonProc is a `sensu-tlsd run` started by a test, with its log lines.
@@ -127,19 +135,141 @@ func (d *daemonProc) signal(sig os.Signal) {
 	}
 }
 
-// metricsAddr is the metrics address the daemon logged at start.
+// metricsAddr is the metrics address the daemon logged at start (the
+// tests' configs ask for port 0).
 func (d *daemonProc) metricsAddr() string {
 	d.t.Helper()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	re := regexp.MustCompile(`msg="sensu-tlsd running".* metrics=(\S+)`)
-	for _, l := range d.log {
-		if m := re.FindStringSubmatch(l); m != nil {
-			return m[1]
+	line := d.findLog(`msg="sensu-tlsd running".* metrics=(\S+)`, 20*time.Second)
+	return regexp.MustCompile(`metrics=(\S+)`).FindStringSubmatch(line)[1]
+}
+
+// findLog waits for any log line, consumed or not, matching pattern; it
+// does not move waitLog's position.
+func (d *daemonProc) findLog(pattern string, within time.Duration) string {
+	d.t.Helper()
+	re := regexp.MustCompile(pattern)
+	deadline := time.After(within)
+	for {
+		for _, l := range d.lines() {
+			if re.MatchString(l) {
+				return l
+			}
+		}
+		select {
+		case <-d.more:
+		case <-d.done:
+			d.t.Fatalf("daemon exited before logging %q", pattern)
+		case <-deadline:
+			d.t.Fatalf("daemon did not log %q within %s", pattern, within)
 		}
 	}
-	d.t.Fatal("daemon never logged its metrics address")
-	return ""
+}
+
+// metric is the value of one series on the daemon's /metrics, as the text
+// format prints it (`sensu_tlsd_renewals_total{name="api",reason="renewal"}`),
+// and 0 while the series is absent.
+func (d *daemonProc) metric(series string) float64 {
+	d.t.Helper()
+	resp, err := http.Get("http://" + d.metricsAddr() + "/metrics")
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				d.t.Fatalf("/metrics: %s: %v", sc.Text(), err)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+// waitMetric polls /metrics until series reaches at least want, and
+// returns its value.
+func (d *daemonProc) waitMetric(series string, want float64, within time.Duration) float64 {
+	d.t.Helper()
+	var got float64
+	testpeer.WaitFor(d.t, within, fmt.Sprintf("%s to reach %v", series, want), func() bool {
+		got = d.metric(series)
+		return got >= want
+	})
+	return got
+}
+
+// renewals is the series counting the sets installed for name for reason
+// (initial, renewal, external, rollback).
+func renewals(name, reason string) string {
+	return fmt.Sprintf(`sensu_tlsd_renewals_total{name=%q,reason=%q}`, name, reason)
+}
+
+// renewalFailures is the series counting name's failed attempts by reason
+// (issue, validate, install, consumer, external).
+func renewalFailures(name, reason string) string {
+	return fmt.Sprintf(`sensu_tlsd_renewal_failures_total{name=%q,reason=%q}`, name, reason)
+}
+
+// renewalState is what `sensu-tlsd status --json` reports of the daemon's
+// last work on a managed certificate.
+type renewalState struct {
+	Serial     string `json:"serial"`
+	Generation int    `json:"generation"`
+	Failures   int    `json:"failures"`
+	LastError  string `json:"last_error"`
+	Reason     string `json:"reason"`
+}
+
+// waitStatus polls `sensu-tlsd status --json --config cfg` until ok
+// accepts the renewal state of the certificate name, and returns it.
+func waitStatus(t *testing.T, dir, cfg, name string, within time.Duration, what string, ok func(renewalState) bool) renewalState {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r := run(t, dir, nil, "status", "--json", "--config", cfg)
+		var report struct {
+			Certificates []struct {
+				Name    string        `json:"name"`
+				Renewal *renewalState `json:"renewal"`
+			} `json:"certificates"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &report); err != nil {
+			t.Fatalf("status --json: %v\n%s%s", err, r.stdout, r.stderr)
+		}
+		for _, c := range report.Certificates {
+			if c.Name == name && c.Renewal != nil && ok(*c.Renewal) {
+				return *c.Renewal
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status --json did not show %s within %s: %s\n%s", what, within, name, r.stdout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// issued accepts a state whose certificate was installed.
+func issued(s renewalState) bool { return s.Serial != "" }
+
+// fileSerial is the serial of the certificate at path as sensu-tlsd
+// reports it (whole bytes, upper-case, as openssl prints it).
+func fileSerial(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatalf("%s holds no PEM block", path)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return pki.SerialHex(c)
 }
 
 // daemonConfig writes a daemon config in dir managing one backend

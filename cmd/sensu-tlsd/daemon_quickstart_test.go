@@ -21,8 +21,8 @@ func TestQuickstartExample(t *testing.T) {
 	cfg := filepath.Join(dir, "quickstart.yml")
 	os.WriteFile(cfg, []byte(strings.Replace(string(example), "127.0.0.1:9467", "127.0.0.1:0", 1)), 0o644)
 	d := daemonStart(t, dir, "quickstart.yml")
-	for range 5 {
-		d.waitLog(`msg="certificate changed" name=\S+ reason=initial`, 30*time.Second)
+	for _, name := range []string{"backend-1", "backend-2", "backend-3", "client", "agent-1"} {
+		waitStatus(t, dir, cfg, name, 30*time.Second, "the first set installed", issued)
 	}
 	// The five share one ca.pem and are installed at once: not one of
 	// them may fail (they once raced on the bundle's temp link).

@@ -6,35 +6,35 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 func TestDaemonRenewsShortLivedCertificateOnTime(t *testing.T) {
-	needPeer(t, lookPath("openssl"), "openssl verifies the renewed set")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl verifies the renewed set")
 	dir := t.TempDir()
 	cfg := daemonConfig(t, dir, "30s", "25s", "")
 	d := daemonStart(t, dir, cfg)
-	first := d.waitLog(`msg="certificate changed" name=backend-1 reason=initial`, 20*time.Second)
+	first := waitStatus(t, dir, cfg, "backend-1", 20*time.Second, "the first set installed", issued)
 	start := time.Now()
-	second := d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal`, 20*time.Second)
+	second := waitStatus(t, dir, cfg, "backend-1", 20*time.Second, "a renewed set", func(s renewalState) bool { return s.Serial != first.Serial })
 	// Due 25s before a 30s expiry (not-after is whole seconds, so up to
 	// 1s earlier), less at most 2.5s of jitter: 1.5s to 5s, with slack
 	// for a loaded machine at the top.
 	if took := time.Since(start); took < time.Second || took > 15*time.Second {
 		t.Fatalf("renewal came %s after issue, want about 1.5s to 5s", took)
 	}
-	serial := regexp.MustCompile(`new_serial=(\S+)`)
-	if !strings.Contains(second, "old_serial="+serial.FindStringSubmatch(first)[1]) {
-		t.Fatalf("renewal does not replace the first serial:\n%s\n%s", first, second)
-	}
 	tls := filepath.Join(dir, "tls")
 	daemonVerify(t, filepath.Join(tls, "ca.pem"), filepath.Join(tls, "backend-1.pem"))
-	if got, want := daemonSerial(t, filepath.Join(tls, "backend-1.pem")), serial.FindStringSubmatch(second)[1]; got != want {
-		t.Fatalf("serial on disk %s, announced %s", got, want)
+	if got, want := daemonSerial(t, filepath.Join(tls, "backend-1.pem")), second.Serial; got != want {
+		t.Fatalf("serial on disk %s, status reports %s", got, want)
+	}
+	if n := d.metric(renewals("backend-1", "renewal")); n != 1 {
+		t.Errorf("%s = %v, want 1", renewals("backend-1", "renewal"), n)
 	}
 	mustRun(t, dir, nil, "status", "--config", cfg)
 
@@ -67,11 +67,11 @@ func TestDaemonRenewsShortLivedCertificateOnTime(t *testing.T) {
 }
 
 func TestDaemonFollowsExternalReplacementAndUndoesBadOne(t *testing.T) {
-	needPeer(t, lookPath("openssl"), "openssl reads serials")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl reads serials")
 	dir := t.TempDir()
 	cfg := daemonConfig(t, dir, "1h", "33%", "")
 	d := daemonStart(t, dir, cfg)
-	d.waitLog(`reason=initial`, 20*time.Second)
+	waitStatus(t, dir, cfg, "backend-1", 20*time.Second, "the first set installed", issued)
 	tls := filepath.Join(dir, "tls")
 	certFile, keyFile := filepath.Join(tls, "backend-1.pem"), filepath.Join(tls, "backend-1-key.pem")
 
@@ -86,7 +86,7 @@ func TestDaemonFollowsExternalReplacementAndUndoesBadOne(t *testing.T) {
 	if err := os.Rename(filepath.Join(out, "backend-1.pem"), certFile); err != nil {
 		t.Fatal(err)
 	}
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=external .*new_serial=`+newSerial, 2*time.Second)
+	waitStatus(t, dir, cfg, "backend-1", 5*time.Second, "the operator's set followed", func(s renewalState) bool { return s.Serial == newSerial })
 
 	// A cert from a CA nobody trusts, copied over the old one with cp.
 	other := filepath.Join(dir, "other")
@@ -102,13 +102,15 @@ func TestDaemonFollowsExternalReplacementAndUndoesBadOne(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d.waitLog(`replacement on disk rejected.*chain`, 2*time.Second)
-	d.waitLog(`invalid replacement undone`, 5*time.Second)
-	if got := daemonSerial(t, certFile); got != newSerial {
-		t.Fatalf("after the bad replacement the cert on disk is %s, want the last valid %s", got, newSerial)
-	}
+	waitStatus(t, dir, cfg, "backend-1", 5*time.Second, "the replacement rejected for its chain", func(s renewalState) bool {
+		return s.Reason == "external" && strings.Contains(s.LastError, "chain")
+	})
+	testpeer.WaitFor(t, 5*time.Second, "the last valid set back on disk", func() bool { return fileSerial(t, certFile) == newSerial })
 	daemonVerify(t, filepath.Join(tls, "ca.pem"), certFile)
-	d.noLog(`reason=external`, 300*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	if n := d.metric(renewals("backend-1", "external")); n != 1 {
+		t.Errorf("%s = %v, want 1: only the operator's valid set is announced", renewals("backend-1", "external"), n)
+	}
 }
 
 // TestDaemonSIGHUPRejectsBrokenConfigAndAppliesGoodOne: an unknown key and
@@ -118,7 +120,7 @@ func TestDaemonSIGHUPRejectsBrokenConfigAndAppliesGoodOne(t *testing.T) {
 	dir := t.TempDir()
 	cfg := daemonConfig(t, dir, "1h", "33%", "")
 	d := daemonStart(t, dir, cfg)
-	d.waitLog(`reason=initial`, 20*time.Second)
+	waitStatus(t, dir, cfg, "backend-1", 20*time.Second, "the first set installed", issued)
 
 	good, _ := os.ReadFile(cfg)
 	os.WriteFile(cfg, append(good, []byte("  - name: agent-1\n    profile: agent\n    renew-befor: 2h\n")...), 0o644)
@@ -144,12 +146,13 @@ func TestDaemonSIGHUPRejectsBrokenConfigAndAppliesGoodOne(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The file holds the broken configuration: status cannot read it yet.
 	d.waitLog(`msg="certificate changed" name=backend-1 reason=external`, 5*time.Second)
 
 	os.WriteFile(cfg, append(good, []byte("  - name: agent-1\n    profile: agent\n")...), 0o644)
 	d.signal(syscall.SIGHUP)
 	d.waitLog(`configuration reloaded.*certificates=2`, 5*time.Second)
-	d.waitLog(`msg="certificate changed" name=agent-1 reason=initial`, 10*time.Second)
+	waitStatus(t, dir, cfg, "agent-1", 10*time.Second, "agent-1 issued after the reload", issued)
 	d.noLog(`name=backend-1 reason=`, 300*time.Millisecond)
 }
 
@@ -185,13 +188,20 @@ func TestRenewWhileDaemonRunsIsAnnouncedByTheDaemon(t *testing.T) {
 	dir := t.TempDir()
 	cfg := daemonConfig(t, dir, "1h", "33%", "")
 	d := daemonStart(t, dir, cfg)
-	d.waitLog(`reason=initial`, 20*time.Second)
+	waitStatus(t, dir, cfg, "backend-1", 20*time.Second, "the first set installed", issued)
 	r := mustRun(t, dir, nil, "renew", "backend-1", "--config", cfg, "--force")
 	if !strings.Contains(r.stdout, "generation 2") {
 		t.Fatalf("renew: %q", r.stdout)
 	}
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal .*generation=2`, 5*time.Second)
-	d.noLog(`reason=external|generation=3`, 500*time.Millisecond)
+	// Announced as a renewal, the daemon's own: not as a foreign set.
+	d.waitMetric(renewals("backend-1", "renewal"), 1, 5*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	if n := d.metric(renewals("backend-1", "external")); n != 0 {
+		t.Errorf("the renewed set was also announced as external (%v times)", n)
+	}
+	if s := waitStatus(t, dir, cfg, "backend-1", 5*time.Second, "generation 2", issued); s.Generation != 2 {
+		t.Errorf("status reports generation %d after one forced renewal, want 2 (the daemon installed it again?)", s.Generation)
+	}
 }
 
 func TestDaemonRefusesToStartOnBusyMetricsPort(t *testing.T) {

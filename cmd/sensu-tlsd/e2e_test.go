@@ -22,14 +22,15 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // e2ePlainBackend starts the stand-in with a plaintext backend.yml whose
 // agent listener is on a free loopback port, and returns that address.
 func e2ePlainBackend(t *testing.T, dir string) string {
 	t.Helper()
-	api, agent := proxyFreeAddr(t), proxyFreeAddr(t)
+	api, agent := testpeer.FreeAddr(t), testpeer.FreeAddr(t)
 	_, agentPort, _ := net.SplitHostPort(agent)
 	yml := filepath.Join(dir, "backend.yml")
 	e2eWriteFile(t, yml, fmt.Sprintf(`state-dir: %s/sensu-backend
@@ -37,8 +38,8 @@ api-listen-address: %s
 agent-host: 127.0.0.1
 agent-port: %s
 `, dir, api, agentPort))
-	systemdtest.StartBackend(t, yml)
-	systemdtest.WaitTCP(t, agent)
+	standintest.Start(t, yml)
+	testpeer.WaitTCP(t, agent)
 	return agent
 }
 
@@ -124,7 +125,7 @@ func e2eAgentsOf(t *testing.T, dir string, env []string, cfg string) map[string]
 func TestE2EDualListenerCarriesBothTransportsThroughRotation(t *testing.T) {
 	dir := t.TempDir()
 	backend := e2ePlainBackend(t, dir)
-	listen, metrics := proxyFreeAddr(t), proxyFreeAddr(t)
+	listen, metrics := testpeer.FreeAddr(t), testpeer.FreeAddr(t)
 	cfg := daemonConfig(t, dir, "1h", "33%", fmt.Sprintf(`listeners:
   - name: sensu-agent
     mode: dual
@@ -168,7 +169,7 @@ func TestE2EDualListenerCarriesBothTransportsThroughRotation(t *testing.T) {
 		t.Fatalf("the listener serves serial %s, the file holds %s", before, want)
 	}
 	mustRun(t, dir, env, "renew", "backend-1", "--config", cfg, "--force")
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal`, 10*time.Second)
+	d.waitMetric(renewals("backend-1", "renewal"), 1, 10*time.Second)
 	d.waitLog(`msg="consumers took the certificate" name=backend-1 new_serial=\S+ generation=2`, 10*time.Second)
 	// The listener takes the new certificate as part of the change event,
 	// so the first handshake after the consumers took it has it.
@@ -186,7 +187,7 @@ func TestE2EDualListenerCarriesBothTransportsThroughRotation(t *testing.T) {
 func TestE2ESIGHUPMovesAListenerAndRejectsABrokenOne(t *testing.T) {
 	dir := t.TempDir()
 	backend := e2ePlainBackend(t, dir)
-	first, second := proxyFreeAddr(t), proxyFreeAddr(t)
+	first, second := testpeer.FreeAddr(t), testpeer.FreeAddr(t)
 	listener := func(addr, extra string) string {
 		return fmt.Sprintf(`listeners:
   - name: sensu-agent
@@ -250,7 +251,7 @@ func TestE2ESIGHUPMovesAListenerAndRejectsABrokenOne(t *testing.T) {
 // the same agent comes back over TLS, which status reports.
 func TestE2EBridgeCutsAgentsOverWithoutLosingOne(t *testing.T) {
 	dir := t.TempDir()
-	api, agentPort := systemdtest.FreePort(t), systemdtest.FreePort(t)
+	api, agentPort := testpeer.FreePort(t), testpeer.FreePort(t)
 	backend, agent := filepath.Join(dir, "backend.yml"), filepath.Join(dir, "agent.yml")
 	e2eWriteFile(t, backend, fmt.Sprintf(`---
 state-dir: "%s/sensu-backend"
@@ -264,7 +265,7 @@ name: "e2e-agent"
 backend-url:
   - "ws://127.0.0.1:%d"
 `, agentPort))
-	metrics := proxyFreeAddr(t)
+	metrics := testpeer.FreeAddr(t)
 	cfg := filepath.Join(dir, "tlsd.yml")
 	e2eWriteFile(t, cfg, fmt.Sprintf(`state-dir: %[1]s/state
 metrics-address: %[4]s
@@ -277,12 +278,12 @@ sensu:
 `, dir, backend, agent, metrics))
 	mustRun(t, dir, nil, "--config", cfg, "ca", "init")
 	mustRun(t, dir, nil, "--config", cfg, "issue", "--all")
-	loopAPI, loopAgent := systemdtest.FreePort(t), systemdtest.FreePort(t)
+	loopAPI, loopAgent := testpeer.FreePort(t), testpeer.FreePort(t)
 	mustRun(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "1", "--user", "root", "--print-only",
 		"--bridge-api-port", fmt.Sprint(loopAPI), "--bridge-agent-port", fmt.Sprint(loopAgent))
 
-	systemdtest.StartBackend(t, backend)
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", loopAgent))
+	standintest.Start(t, backend)
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", loopAgent))
 	d := daemonStart(t, dir, cfg)
 	public := fmt.Sprintf("127.0.0.1:%d", agentPort)
 	d.waitLog(`msg="proxy listener serving" listener=sensu-agent mode=dual address=`+public, 20*time.Second)
@@ -332,8 +333,8 @@ func TestE2EFailingRenewalsShowInStatusAndCheck(t *testing.T) {
       exec:
         command: [/bin/sh, -c, "echo 'vault: permission denied' >&2; exit 2"]
 `)
-	d := daemonStart(t, dir, failing)
-	d.waitLog(`msg="renewal failed" name=backend-1 .*failures=2`, 20*time.Second)
+	daemonStart(t, dir, failing)
+	waitStatus(t, dir, failing, "backend-1", 20*time.Second, "two failed attempts", func(s renewalState) bool { return s.Failures >= 2 })
 
 	r := run(t, dir, nil, "status", "--config", failing)
 	if r.code != 1 || !strings.Contains(r.stdout, "backend-1: renewal failing (") || !strings.Contains(r.stdout, "vault: permission denied") {
@@ -354,7 +355,7 @@ func TestE2ESIGHUPRebuildsServiceActions(t *testing.T) {
 	dir := t.TempDir()
 	cfg := daemonConfig(t, dir, "1h", "33%", "")
 	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=initial`, 20*time.Second)
+	waitStatus(t, dir, cfg, "backend-1", 20*time.Second, "the first set installed", issued)
 
 	acted := filepath.Join(dir, "acted")
 	daemonConfig(t, dir, "1h", "33%", fmt.Sprintf(`    services: [notify]
@@ -368,9 +369,9 @@ service-actions:
 	d.signal(syscall.SIGHUP)
 	d.waitLog(`configuration reloaded`, 10*time.Second)
 	mustRun(t, dir, nil, "renew", "backend-1", "--config", cfg, "--force")
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=renewal`, 10*time.Second)
+	d.waitMetric(renewals("backend-1", "renewal"), 1, 10*time.Second)
 	serial := daemonSerial(t, filepath.Join(dir, "tls", "backend-1.pem"))
-	proxyWaitFor(t, 10*time.Second, "the service added by the reload to act", func() bool {
+	testpeer.WaitFor(t, 10*time.Second, "the service added by the reload to act", func() bool {
 		b, _ := os.ReadFile(acted)
 		return len(b) > 0
 	})

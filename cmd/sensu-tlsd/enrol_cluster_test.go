@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // enrolClusterBackend writes one backend of a cluster: its backend.yml
@@ -41,14 +43,14 @@ enrol-server:
 // bound through one member is bound on the other, and an approval given
 // on one is honoured by the other.
 func TestEnrolmentClusterAnswersAlike(t *testing.T) {
-	needPeer(t, lookPath("etcd"), "etcd not on PATH (apt-get install etcd-server)")
+	testpeer.NeedPeer(t, testpeer.HasProgram("etcd"), "etcd not on PATH (apt-get install etcd-server)")
 	api := newEnrolSensuAPI(t, map[string]string{"agent": "P@ssw0rd!"})
 	root := t.TempDir()
 	apiCA := filepath.Join(root, "sensu-api-ca.pem")
 	e2eWriteFile(t, apiCA, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.srv.Certificate().Raw})))
-	etcdPort, peerPort := daemonFreePort(t), daemonFreePort(t)
+	etcdPort, peerPort := testpeer.FreePort(t), testpeer.FreePort(t)
 	dirA, dirB := filepath.Join(root, "a"), filepath.Join(root, "b")
-	portA, portB := daemonFreePort(t), daemonFreePort(t)
+	portA, portB := testpeer.FreePort(t), testpeer.FreePort(t)
 	os.MkdirAll(dirA, 0o755)
 	os.MkdirAll(dirB, 0o755)
 	cfgA := enrolClusterBackend(t, dirA, etcdPort, portA, api.srv.URL, apiCA)

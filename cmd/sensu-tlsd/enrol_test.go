@@ -18,6 +18,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/enrol"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // enrolSensuAPI stands in for the Sensu API's GET /auth: 200 for the
@@ -89,11 +90,11 @@ certificates:
 // TestEnrolment runs a backend's daemon with enrol-server in front of a
 // stand-in Sensu API, and agent-node daemons that enrol with it.
 func TestEnrolment(t *testing.T) {
-	needPeer(t, lookPath("openssl"), "openssl verifies the enrolled certificates")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl verifies the enrolled certificates")
 	api := newEnrolSensuAPI(t, map[string]string{"agent": "P@ssw0rd!", "agent-db": "db-secret", "agent-dup": "dup-secret"})
 	bdir := t.TempDir()
 	e2eWriteFile(t, filepath.Join(bdir, "sensu-api-ca.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.srv.Certificate().Raw})))
-	port := daemonFreePort(t)
+	port := testpeer.FreePort(t)
 	url := fmt.Sprintf("https://127.0.0.1:%d", port)
 	bcfg := daemonConfig(t, bdir, "24h", "33%", fmt.Sprintf(`enrol-server:
   listen: 127.0.0.1:%d

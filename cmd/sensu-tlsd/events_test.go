@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/agentapitest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // eventsIssuerScript issues like a CA the test can take offline: while
@@ -32,7 +33,7 @@ cp "$2/ca.pem" "$SENSU_TLSD_CA_FILE"
 // agentURL, and returns it with the file that keeps the CA offline.
 func eventsDaemon(t *testing.T, agentURL, timeout string) (*daemonProc, string) {
 	t.Helper()
-	needPeer(t, lookPath("openssl"), "openssl signs for the exec issuer")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl signs for the exec issuer")
 	dir := t.TempDir()
 	caDir := filepath.Join(dir, "exec-ca")
 	mustRun(t, dir, nil, "ca", "init", "--dir", caDir)

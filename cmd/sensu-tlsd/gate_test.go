@@ -13,6 +13,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pkitest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // gateFixture is the corpus of bad certificates with a good pair and the
@@ -133,7 +134,7 @@ func TestProxyHotReloadKeepsTheLastGoodCertificate(t *testing.T) {
 	for _, bad := range f.bad {
 		seen := len(p.stderrText())
 		pkitest.WritePair(t, cf, kf, bad.Cert, bad.Key)
-		proxyWaitFor(t, 5*time.Second, bad.Name+" refused", func() bool {
+		testpeer.WaitFor(t, 5*time.Second, bad.Name+" refused", func() bool {
 			for _, l := range strings.Split(p.stderrText()[seen:], "\n") {
 				if strings.Contains(l, "level=WARN") && strings.Contains(l, "were refused") &&
 					strings.Contains(l, cf) && strings.Contains(l, bad.Reason) && strings.Contains(l, bad.Fix) {

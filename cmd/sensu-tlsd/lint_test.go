@@ -6,13 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // lintOpenSSLCert makes a self-signed certificate with openssl for the SAN
 // and extended key usage given, and returns the cert and key paths.
 func lintOpenSSLCert(t *testing.T, dir, name, san, eku string) (string, string) {
 	t.Helper()
-	needPeer(t, lookPath("openssl"), "openssl not on PATH (apt-get install openssl)")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl not on PATH (apt-get install openssl)")
 	cert, key := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
 	cmd := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
 		"-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN="+name,

@@ -4,40 +4,28 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testbin"
 )
 
 // binPath is the sensu-tlsd binary built once for every integration test in
-// this package; the tests drive it the way an operator would.
+// this package, into the test process's private directory (internal/testbin);
+// the tests drive it the way an operator would.
 var binPath string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sensu-tlsd-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "sensu-tlsd")
-	args := []string{"build", "-o", binPath}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, ".")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building sensu-tlsd for the integration tests:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testbin.Main(m, func() (err error) {
+		var flags []string
+		if raceEnabled {
+			flags = append(flags, "-race")
+		}
+		binPath, err = testbin.Build(".", flags...)
+		return err
+	}))
 }
 
 // result is what one run of the binary produced.
@@ -92,15 +80,10 @@ func cleanEnv() []string {
 	return env
 }
 
-// needPeer is systemdtest.NeedPeer: skip loudly when a real peer is missing,
-// fail when SENSU_TLSD_REQUIRE_PEERS=1 (as .ci/run sets).
-func needPeer(t *testing.T, ok bool, why string) {
+// writeTestFile writes content to path (0600: some are keys) or fails the test.
+func writeTestFile(t *testing.T, path, content string) {
 	t.Helper()
-	systemdtest.NeedPeer(t, ok, why)
-}
-
-// lookPath reports whether program is on PATH, for needPeer.
-func lookPath(program string) bool {
-	_, err := exec.LookPath(program)
-	return err == nil
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/inventory"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 	"github.com/sensu-tlsd/sensu-tlsd/proxy"
 )
 
@@ -17,7 +18,7 @@ import (
 // while the daemon was not running is replaced at start, and the change
 // names the expired serial it replaced rather than "".
 func TestDaemonIssuesOverAnExpiredCertificateAtStart(t *testing.T) {
-	needPeer(t, lookPath("openssl"), "openssl reads serials and expiry")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl reads serials and expiry")
 	dir := t.TempDir()
 	cfg := daemonConfig(t, dir, "1h", "33%", "")
 	tls, caDir := filepath.Join(dir, "tls"), filepath.Join(dir, "ca")
@@ -34,7 +35,7 @@ func TestDaemonIssuesOverAnExpiredCertificateAtStart(t *testing.T) {
 
 	d := daemonStart(t, dir, cfg)
 	d.waitLog(`msg="the certificate set on disk is not valid for its plan; issuing a new one" name=backend-1 serial=`+expired+` `, 20*time.Second)
-	d.waitLog(`msg="certificate changed" name=backend-1 reason=initial old_serial=`+expired+` new_serial=`, 20*time.Second)
+	waitStatus(t, dir, cfg, "backend-1", 20*time.Second, "a new set in place of the expired one", func(s renewalState) bool { return issued(s) && s.Serial != expired })
 	if got := daemonSerial(t, certFile); got == expired {
 		t.Fatal("the expired certificate is still installed")
 	}

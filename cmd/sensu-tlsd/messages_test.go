@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // TestConfigValidateReportsEveryProblem: unknown keys and bad values are
@@ -61,7 +63,7 @@ func TestConfigKeysMarkdownIsTheReference(t *testing.T) {
 // key type each asks for), validates the files of issuer files, and exits
 // non-zero naming each certificate it could not produce.
 func TestIssueAllProducesEveryIssuerOrSaysWhichNot(t *testing.T) {
-	needPeer(t, lookPath("openssl"), "openssl reads the cfssl-issued certificates")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl reads the cfssl-issued certificates")
 	bin := daemonBuildTools(t, "github.com/cloudflare/cfssl/cmd/cfssl", "github.com/cloudflare/cfssl/cmd/cfssljson")
 	script, _ := filepath.Abs("../../examples/exec-cfssl.sh")
 	dir := t.TempDir()
@@ -199,7 +201,7 @@ func TestDaemonWarnsOfAnEmptySAN(t *testing.T) {
 // not a chgrp the next renewal undoes.
 func TestLintUnreadableLinkPointsAtTheConfigKeys(t *testing.T) {
 	nobody, err := user.Lookup("nobody")
-	needPeer(t, os.Geteuid() == 0 && err == nil, "the readability check needs root and the nobody account")
+	testpeer.NeedPeer(t, os.Geteuid() == 0 && err == nil, "the readability check needs root and the nobody account")
 	group, err := user.LookupGroupId(nobody.Gid)
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // migrateSystem is a real systemd running a packaged-style sensu-backend
@@ -26,10 +29,10 @@ type migrateSystem struct {
 func bootMigrateSystem(t *testing.T) *migrateSystem {
 	t.Helper()
 	s := &migrateSystem{sys: systemdtest.Boot(t), dir: t.TempDir()}
-	s.api, s.agent, s.metrics = systemdtest.FreePort(t), systemdtest.FreePort(t), systemdtest.FreePort(t)
-	s.loopAPI, s.loopAgent = systemdtest.FreePort(t), systemdtest.FreePort(t)
+	s.api, s.agent, s.metrics = testpeer.FreePort(t), testpeer.FreePort(t), testpeer.FreePort(t)
+	s.loopAPI, s.loopAgent = testpeer.FreePort(t), testpeer.FreePort(t)
 	s.backend, s.cfg = filepath.Join(s.dir, "backend.yml"), filepath.Join(s.dir, "tlsd.yml")
-	systemdtest.BackendYML(t, s.backend, systemdtest.Set{}, s.api, s.agent)
+	standintest.BackendYML(t, s.backend, testca.Set{}, s.api, s.agent)
 	if err := os.WriteFile(s.cfg, []byte(fmt.Sprintf(`state-dir: %[1]s/state
 metrics-address: 127.0.0.1:%[2]d
 service-actions:
@@ -51,7 +54,7 @@ services:
 	mustRun(t, s.dir, nil, "--config", s.cfg, "issue", "--all")
 
 	// As packaged: restarted whenever it dies, until the start limit.
-	s.sys.InstallUnit("sensu-backend.service", systemdtest.BackendUnit(t, s.backend, s.dir+"/standin.log"))
+	s.sys.InstallUnit("sensu-backend.service", standintest.Unit(t, s.backend, s.dir+"/standin.log"))
 	s.sys.InstallDropIn("sensu-backend.service", "packaged", "[Unit]\nStartLimitIntervalSec=10s\nStartLimitBurst=5\n[Service]\nRestart=always\nRestartSec=100ms\n")
 	s.sys.InstallUnit("sensu-tlsd.service", fmt.Sprintf(`[Unit]
 DefaultDependencies=no
@@ -64,7 +67,7 @@ StandardOutput=append:%s/tlsd.log
 StandardError=inherit
 `, binPath, s.cfg, s.dir))
 	s.sys.Systemctl("start", "sensu-backend.service")
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", s.api))
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", s.api))
 	if out, code := s.sys.SystemctlStatus("start", "sensu-tlsd.service"); code != 0 {
 		t.Fatalf("sensu-tlsd.service: %s\n%s", out, s.log(t))
 	}
@@ -158,7 +161,7 @@ func TestMigrateActsInTheOrderThatKeepsPortsFree(t *testing.T) {
 	s.sys.Systemctl("reload", "sensu-tlsd.service")
 	s.sys.Systemctl("reset-failed", "sensu-backend.service")
 	s.sys.Systemctl("start", "sensu-backend.service")
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", s.api))
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", s.api))
 
 	// migrate acting: into the bridge again, then an agent on ws://.
 	if r := s.migrate(t, append([]string{"apply", "--phase", "1"}, ports...)...); r.code != 0 {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
 )
 
 // migrateSetup writes a sensu-tlsd config naming Sensu configs copied from
@@ -158,7 +158,7 @@ func TestMigrateAgentNodeWalksOnlyItsPhase(t *testing.T) {
 	if err := os.WriteFile(agent, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ca := systemdtest.NewCA(t).WriteSet(t, dir, "any", "any").CAFile
+	ca := testca.New(t).WriteSet(t, dir, "any", "any").CAFile
 	cfg := filepath.Join(dir, "tlsd.yml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("state-dir: %s/state\nsensu:\n  agent-config: %s\n  agent-ca-file: %s\n", dir, agent, ca)), 0o644); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // TestProxySIGHUPNarrowingTheAllowListClosesRefusedSessions: an mTLS
@@ -18,7 +20,7 @@ func TestProxySIGHUPNarrowingTheAllowListClosesRefusedSessions(t *testing.T) {
 	clients := proxyNewPKI(t) // the CA of the agents' client certificates
 	dir := t.TempDir()
 	backend := proxyWSBackend(t, nil)
-	listen := proxyFreeAddr(t)
+	listen := testpeer.FreeAddr(t)
 	listener := func(allowCN ...string) string {
 		return fmt.Sprintf(`listeners:
   - name: sensu-agent

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/proxytest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // TestProxyOriginateFailsOverPastABlackholedMember: the first cluster
@@ -88,7 +89,7 @@ func TestProxyLogInCertDirectoryDoesNotLoop(t *testing.T) {
 	if err := os.Rename(newCert, cert); err != nil {
 		t.Fatal(err)
 	}
-	proxyWaitFor(t, 3*time.Second, "the rotation to be reloaded", func() bool { return reloads() >= 1 })
+	testpeer.WaitFor(t, 3*time.Second, "the rotation to be reloaded", func() bool { return reloads() >= 1 })
 	time.Sleep(time.Second) // a loop reloads every 150 ms
 	if n := reloads(); n != 1 {
 		t.Fatalf("one rotation gave %d reloads:\n%s", n, p.stderrText())
@@ -102,7 +103,7 @@ func TestProxyLogInCertDirectoryDoesNotLoop(t *testing.T) {
 func TestProxySIGHUPTurningPlaintextOffKeepsTLSSessions(t *testing.T) {
 	dir := t.TempDir()
 	backend := proxyWSBackend(t, nil)
-	listen := proxyFreeAddr(t)
+	listen := testpeer.FreeAddr(t)
 	listener := func(allow bool) string {
 		return fmt.Sprintf(`listeners:
   - name: sensu-agent

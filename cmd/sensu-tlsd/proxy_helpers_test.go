@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // proxyPKI is a CA and certificates made by the real openssl binary.
@@ -31,7 +33,7 @@ type proxyPKI struct {
 
 func proxyNewPKI(t *testing.T) *proxyPKI {
 	t.Helper()
-	needPeer(t, lookPath("openssl"), "openssl is not installed (apt-get install -y openssl)")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl is not installed (apt-get install -y openssl)")
 	p := &proxyPKI{dir: t.TempDir()}
 	p.openssl(t, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
 		"-keyout", p.path("ca-key.pem"), "-out", p.path("ca.pem"), "-subj", "/CN=proxy test CA", "-days", "2")
@@ -229,18 +231,6 @@ func proxyGet(t *testing.T, url string) string {
 	return string(b)
 }
 
-// proxyWaitFor polls cond for up to d.
-func proxyWaitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // proxyWSBackend is a websocket server standing in for sensu-backend's
 // agent port: it refuses upgrades without the Sensu agent headers and
 // echoes every message prefixed with the agent name. With tlsCert it
@@ -328,14 +318,3 @@ func (a *proxyAgent) echo(msg string) error {
 }
 
 func (a *proxyAgent) close() { a.conn.Close(websocket.StatusNormalClosure, "") }
-
-// proxyFreeAddr is a loopback address nothing listens on.
-func proxyFreeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}

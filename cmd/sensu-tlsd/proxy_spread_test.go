@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/proxytest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // TestProxyTargetOrderSpread: with --target-order spread (config key
@@ -63,7 +64,7 @@ func TestProxyTargetOrderSpread(t *testing.T) {
 	dir := t.TempDir()
 	a, na := proxytest.CountingTLSEcho(t, pair)
 	b, nb := proxytest.CountingTLSEcho(t, pair)
-	listen := proxyFreeAddr(t)
+	listen := testpeer.FreeAddr(t)
 	d := daemonStart(t, dir, daemonConfig(t, dir, "1h", "33%", fmt.Sprintf(`listeners:
   - name: to-backends
     mode: originate

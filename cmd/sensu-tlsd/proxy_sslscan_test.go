@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // strongSuite is what Mozilla's intermediate profile admits: TLS 1.3
@@ -14,12 +16,12 @@ var strongSuite = regexp.MustCompile(`^(TLS_AES_(128|256)_GCM_SHA(256|384)|TLS_C
 // TestProxySSLScanFindsNothingWeak scans a terminate listener with the real
 // sslscan, once with an ECDSA and once with an RSA certificate.
 func TestProxySSLScanFindsNothingWeak(t *testing.T) {
-	needPeer(t, lookPath("sslscan"), "sslscan is not installed (apt-get install -y sslscan)")
+	testpeer.NeedPeer(t, testpeer.HasProgram("sslscan"), "sslscan is not installed (apt-get install -y sslscan)")
 	pki := proxyNewPKI(t)
 	for _, keyType := range []string{"ec", "rsa"} {
 		t.Run(keyType, func(t *testing.T) {
 			cert, key := pki.issue(t, "backend-"+keyType, "localhost", keyType)
-			p := proxyStart(t, "--mode", "terminate", "--target", proxyFreeAddr(t), "--cert", cert, "--key", key)
+			p := proxyStart(t, "--mode", "terminate", "--target", testpeer.FreeAddr(t), "--cert", cert, "--key", key)
 			out, err := exec.Command("sslscan", "--no-colour", p.addr).CombinedOutput()
 			if err != nil {
 				t.Fatalf("sslscan: %v\n%s", err, out)

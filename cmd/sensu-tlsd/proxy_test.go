@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 func TestProxyTerminateWebsocketCarriesSensuHeaders(t *testing.T) {
@@ -54,7 +56,7 @@ func TestProxyOriginateVerifiesBackendAndFailsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	backend := proxyWSBackend(t, &pair)
-	dead := proxyFreeAddr(t)
+	dead := testpeer.FreeAddr(t)
 	p := proxyStart(t, "--mode", "originate", "--target", dead+","+backend, "--ca", pki.path("ca.pem"))
 
 	agent, err := proxyDialAgent(t, "ws://"+p.addr+"/", "legacy-1", nil)
@@ -230,7 +232,7 @@ func TestProxyRotationDuringTraffic(t *testing.T) {
 	if err := os.Rename(newCert, cert); err != nil {
 		t.Fatal(err)
 	}
-	proxyWaitFor(t, time.Second, "new handshakes to get the rotated certificate", func() bool {
+	testpeer.WaitFor(t, time.Second, "new handshakes to get the rotated certificate", func() bool {
 		s, err := serial()
 		return err == nil && s != oldSerial
 	})
@@ -255,7 +257,7 @@ func TestProxyDrainsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	proxyWaitFor(t, 5*time.Second, "the listener to close", func() bool {
+	testpeer.WaitFor(t, 5*time.Second, "the listener to close", func() bool {
 		c, err := net.Dial("tcp", p.addr)
 		if err == nil {
 			c.Close()
@@ -374,7 +376,7 @@ func TestProxyMaxConnsRefusesAndCounts(t *testing.T) {
 func TestProxyBackendDownClosesCleanly(t *testing.T) {
 	pki := proxyNewPKI(t)
 	cert, key := pki.issue(t, "backend", "localhost", "ec")
-	dead := proxyFreeAddr(t)
+	dead := testpeer.FreeAddr(t)
 	p := proxyStart(t, "--mode", "terminate", "--target", dead, "--cert", cert, "--key", key)
 	c, err := tls.Dial("tcp", p.addr, pki.clientConfig(t))
 	if err != nil {

@@ -29,7 +29,7 @@ trusted-ca-file: "%[1]s/ca.pem"
 	}
 	cfg := sensuconfRegenConfig(t, dir, oldTLS, oldBackend, agent, acted)
 	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="certificate changed" name=backend reason=initial`, 20*time.Second)
+	waitStatus(t, dir, cfg, "backend", 20*time.Second, "the first set installed", issued)
 	d.waitLog(`msg="consumers took the certificate" name=backend`, 10*time.Second)
 
 	sensuconfRegenConfig(t, dir, newTLS, newBackend, agent, acted)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // TestRotateExecKeyNeverReachesLogOrState: an exec issuer that prints a
@@ -15,7 +17,7 @@ import (
 // with the script's message, but the key appears nowhere, and state.json
 // is not readable by other users.
 func TestRotateExecKeyNeverReachesLogOrState(t *testing.T) {
-	needPeer(t, lookPath("openssl"), "openssl makes the key the script prints")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl makes the key the script prints")
 	dir := t.TempDir()
 	key := filepath.Join(dir, "leaked-key.pem")
 	opensslOut(t, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
@@ -32,12 +34,14 @@ exit 1
         command: [%s]
 `, script))
 	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="renewal failed" name=backend-1 .*the CA key is not readable`, 20*time.Second)
+	waitStatus(t, dir, cfg, "backend-1", 20*time.Second, "the issuer's failure", func(s renewalState) bool {
+		return strings.Contains(s.LastError, "the CA key is not readable")
+	})
 
 	// The failure is logged first, then persisted.
 	statePath := filepath.Join(dir, "state", "certs", "backend-1", "state.json")
 	var state []byte
-	proxyWaitFor(t, 5*time.Second, "the failure in state.json", func() bool {
+	testpeer.WaitFor(t, 5*time.Second, "the failure in state.json", func() bool {
 		state, _ = os.ReadFile(statePath)
 		return strings.Contains(string(state), "the CA key is not readable")
 	})
@@ -68,8 +72,10 @@ func TestRotateExecTimeoutKillsGrandchildren(t *testing.T) {
         timeout: 2s
 `)
 	start := time.Now()
-	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="renewal failed" name=backend-1 .*did not finish within exec.timeout 2s`, 20*time.Second)
+	daemonStart(t, dir, cfg)
+	waitStatus(t, dir, cfg, "backend-1", 20*time.Second, "the timeout", func(s renewalState) bool {
+		return strings.Contains(s.LastError, "did not finish within exec.timeout 2s")
+	})
 	// 30 s would mean the grandchild held the daemon; allow a loaded machine.
 	if took := time.Since(start); took > 15*time.Second {
 		t.Fatalf("the timed-out issuer was reported after %s", took)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // TestServicesLockDirWorksForANonRootDaemon is the polkit setup: the
@@ -21,7 +22,8 @@ import (
 // at its rotation instead); one root's `services act` makes now belongs to
 // the state directory's owner and works for both.
 func TestServicesLockDirWorksForANonRootDaemon(t *testing.T) {
-	needPeer(t, os.Geteuid() == 0 && sensu.AccountExists("nobody"), "running sensu-tlsd as another user needs root and the nobody account")
+	testpeer.NeedRoot(t, "running sensu-tlsd as another user needs root")
+	testpeer.NeedPeer(t, sensu.AccountExists("nobody"), "running sensu-tlsd as another user needs the nobody account")
 	const uid, gid = 65534, 65534
 	dir := t.TempDir()
 	// The binary and config must be reachable by nobody.

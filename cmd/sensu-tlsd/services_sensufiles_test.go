@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // backendFilesConfig is a daemon config with one local-ca certificate,
@@ -69,11 +72,11 @@ func renewBackend(t *testing.T, d *daemonProc, dir, cfg, certFile string) string
 // YAML map, the file was refused and the gate probed 8080 and 8081, failed,
 // and rolled the renewal back.)
 func TestBackendWithCertFileTwiceIsGatedOnItsOwnPorts(t *testing.T) {
-	needPeer(t, lookPath("openssl"), "openssl reads serials")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl reads serials")
 	sys := systemdtest.Boot(t)
 	dir := t.TempDir()
 	tlsDir := filepath.Join(dir, "tls")
-	apiPort, agentPort := systemdtest.FreePort(t), systemdtest.FreePort(t)
+	apiPort, agentPort := testpeer.FreePort(t), testpeer.FreePort(t)
 	yml := filepath.Join(dir, "backend.yml")
 	if err := os.WriteFile(yml, []byte(fmt.Sprintf(`cert-file: %[1]s/old/backend.pem
 key-file: %[1]s/backend-key.pem
@@ -85,12 +88,12 @@ cert-file: %[1]s/backend.pem
 `, tlsDir, apiPort, agentPort)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sys.InstallUnit("sensu-backend.service", systemdtest.BackendUnit(t, yml, filepath.Join(dir, "standin.log")))
+	sys.InstallUnit("sensu-backend.service", standintest.Unit(t, yml, filepath.Join(dir, "standin.log")))
 	cfg := backendFilesConfig(t, dir, yml, sys.PrivateSocket())
 	d := daemonStart(t, dir, cfg)
 	d.waitLog(`msg="action left the service alone".*only-if-running`, 20*time.Second)
 	sys.Systemctl("start", "sensu-backend.service")
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
 
 	renewed := renewBackend(t, d, dir, cfg, filepath.Join(tlsDir, "backend.pem"))
 	d.waitLog(`msg=acting service=sensu-backend .*reason="cert-file, key-file changed \(set in `+yml+`\)`, 5*time.Second)
@@ -119,21 +122,21 @@ func serialField(line string) string {
 // (SENSU_BACKEND_CERT_FILE...), the next renewal restarts sensu-backend,
 // which then serves the renewed serial.
 func TestRenewalRestartsTheBackendOnlyWhenItReadsTheCertificate(t *testing.T) {
-	needPeer(t, lookPath("openssl"), "openssl reads serials")
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl reads serials")
 	sys := systemdtest.Boot(t)
 	dir := t.TempDir()
 	tlsDir := filepath.Join(dir, "tls")
-	apiPort, agentPort := systemdtest.FreePort(t), systemdtest.FreePort(t)
+	apiPort, agentPort := testpeer.FreePort(t), testpeer.FreePort(t)
 	yml, env := filepath.Join(dir, "backend.yml"), filepath.Join(dir, "sensu-backend")
-	systemdtest.BackendYML(t, yml, systemdtest.Set{}, apiPort, agentPort)
-	unit := strings.Replace(systemdtest.BackendUnit(t, yml, filepath.Join(dir, "standin.log")), "[Service]\n", "[Service]\nEnvironmentFile=-"+env+"\n", 1)
+	standintest.BackendYML(t, yml, testca.Set{}, apiPort, agentPort)
+	unit := strings.Replace(standintest.Unit(t, yml, filepath.Join(dir, "standin.log")), "[Service]\n", "[Service]\nEnvironmentFile=-"+env+"\n", 1)
 	sys.InstallUnit("sensu-backend.service", unit)
 	cfg := backendFilesConfig(t, dir, yml, sys.PrivateSocket(), env)
 	d := daemonStart(t, dir, cfg)
 	certFile := filepath.Join(tlsDir, "backend.pem")
 	d.waitLog(`msg="no action needed" service=sensu-backend`, 20*time.Second)
 	sys.Systemctl("start", "sensu-backend.service")
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
 	pid := sys.Property("sensu-backend.service", "MainPID")
 
 	renewBackend(t, d, dir, cfg, certFile)
@@ -149,7 +152,7 @@ func TestRenewalRestartsTheBackendOnlyWhenItReadsTheCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	sys.Systemctl("restart", "sensu-backend.service")
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
 	pid = sys.Property("sensu-backend.service", "MainPID")
 	renewed := renewBackend(t, d, dir, cfg, certFile)
 	d.waitLog(`msg=acting service=sensu-backend .*reason="cert-file, key-file changed \(set in `+env+` SENSU_BACKEND_CERT_FILE`, 5*time.Second)

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // TestServicesCheckCatchesAMissedRestart runs the stand-in backend as a
@@ -18,13 +20,13 @@ import (
 // changed without a restart.
 func TestServicesCheckCatchesAMissedRestart(t *testing.T) {
 	dir := t.TempDir()
-	ca := systemdtest.NewCA(t)
+	ca := testca.New(t)
 	set := ca.WriteSet(t, dir, "backend", "backend-1")
-	apiPort, agentPort := systemdtest.FreePort(t), systemdtest.FreePort(t)
+	apiPort, agentPort := testpeer.FreePort(t), testpeer.FreePort(t)
 	yml := filepath.Join(dir, "backend.yml")
-	systemdtest.BackendYML(t, yml, set, apiPort, agentPort)
-	systemdtest.StartBackend(t, yml)
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
+	standintest.BackendYML(t, yml, set, apiPort, agentPort)
+	standintest.Start(t, yml)
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
 
 	cfg := filepath.Join(dir, "tlsd.yml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`state-dir: %[1]s/state

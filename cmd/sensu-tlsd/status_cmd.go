@@ -13,9 +13,9 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/agentcutover"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/inventory"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
 // sourceFlags select which certificates status and check look at.
@@ -102,7 +102,7 @@ Exits 1 when any certificate has a problem.`,
 			}
 			now := time.Now()
 			entries := inventory.Inspect(sources, now)
-			states, err := rotate.ReadState(c.StateDir)
+			states, err := certstate.ReadAll(c.StateDir)
 			if err != nil {
 				return err
 			}

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // TestShippedUnitRenewsAndRestartsTheBackend is the rotation in one piece
@@ -20,11 +22,11 @@ import (
 // the stand-in then serves the new serial on its API and agent ports.
 func TestShippedUnitRenewsAndRestartsTheBackend(t *testing.T) {
 	s := bootTLSDSystem(t)
-	apiPort, agentPort, metrics := systemdtest.FreePort(t), systemdtest.FreePort(t), systemdtest.FreePort(t)
+	apiPort, agentPort, metrics := testpeer.FreePort(t), testpeer.FreePort(t), testpeer.FreePort(t)
 	tls := s.in + "/tls"
-	backend := systemdtest.Set{CertFile: tls + "/backend.pem", KeyFile: tls + "/backend-key.pem", CAFile: tls + "/ca.pem"}
-	systemdtest.BackendYML(t, filepath.Join(s.host, "backend.yml"), backend, apiPort, agentPort)
-	s.sys.InstallUnit("sensu-backend.service", systemdtest.BackendUnit(t, s.in+"/backend.yml", s.in+"/standin.log"))
+	backend := testca.Set{CertFile: tls + "/backend.pem", KeyFile: tls + "/backend-key.pem", CAFile: tls + "/ca.pem"}
+	standintest.BackendYML(t, filepath.Join(s.host, "backend.yml"), backend, apiPort, agentPort)
+	s.sys.InstallUnit("sensu-backend.service", standintest.Unit(t, s.in+"/backend.yml", s.in+"/standin.log"))
 	// Renewed 12s after issue: time to start the backend on the first
 	// certificate, short enough to wait for.
 	if err := os.WriteFile(filepath.Join(s.host, "tlsd.yml"), []byte(fmt.Sprintf(`state-dir: %[1]s/state
@@ -68,7 +70,7 @@ ReadWritePaths=%[1]s
 	// leaves it alone, and the operator starts it.
 	log.wait(`msg="action left the service alone" .*sensu-backend.service is inactive`, 20*time.Second)
 	s.sys.Systemctl("start", "sensu-backend.service")
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
 	first := servedSerial(t, apiPort)
 	pidBefore := s.sys.Property("sensu-backend.service", "MainPID")
 

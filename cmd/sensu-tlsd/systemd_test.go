@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // tlsdSystem is a booted test systemd with a fixture directory under the
@@ -73,14 +76,14 @@ StandardError=inherit
 // call filter, the capability set) leaves room for the job.
 func TestShippedUnitRestartsBackendFromInsideItsSandbox(t *testing.T) {
 	s := bootTLSDSystem(t)
-	ca := systemdtest.NewCA(t)
+	ca := testca.New(t)
 	hostSet := ca.WriteSet(t, s.host, "backend", "backend-1")
-	apiPort, agentPort := systemdtest.FreePort(t), systemdtest.FreePort(t)
-	in := systemdtest.Set{CertFile: s.inside(hostSet.CertFile), KeyFile: s.inside(hostSet.KeyFile), CAFile: s.inside(hostSet.CAFile)}
-	systemdtest.BackendYML(t, filepath.Join(s.host, "backend.yml"), in, apiPort, agentPort)
-	s.sys.InstallUnit("sensu-backend.service", systemdtest.BackendUnit(t, s.in+"/backend.yml", s.in+"/standin.log"))
+	apiPort, agentPort := testpeer.FreePort(t), testpeer.FreePort(t)
+	in := testca.Set{CertFile: s.inside(hostSet.CertFile), KeyFile: s.inside(hostSet.KeyFile), CAFile: s.inside(hostSet.CAFile)}
+	standintest.BackendYML(t, filepath.Join(s.host, "backend.yml"), in, apiPort, agentPort)
+	s.sys.InstallUnit("sensu-backend.service", standintest.Unit(t, s.in+"/backend.yml", s.in+"/standin.log"))
 	s.sys.Systemctl("start", "sensu-backend.service")
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
 	pidBefore := s.sys.Property("sensu-backend.service", "MainPID")
 
 	if err := os.WriteFile(filepath.Join(s.host, "tlsd.yml"), []byte(fmt.Sprintf(`state-dir: %[1]s/state
@@ -147,7 +150,7 @@ func servedSerial(t *testing.T, port int) string {
 // watchdog pings and is restarted by systemd.
 func TestShippedUnitReadyReloadAndWatchdog(t *testing.T) {
 	s := bootTLSDSystem(t)
-	metrics := systemdtest.FreePort(t)
+	metrics := testpeer.FreePort(t)
 	if err := os.WriteFile(filepath.Join(s.host, "tlsd.yml"), []byte(fmt.Sprintf(`state-dir: %[1]s/state
 metrics-address: 127.0.0.1:%[2]d
 ca:

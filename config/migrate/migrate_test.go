@@ -3,7 +3,6 @@ package migrate
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/golden"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
@@ -30,8 +30,6 @@ func apply(n *Node, p Phase) (*Result, error) {
 func rollback(n *Node, force bool) (*Result, error) {
 	return Rollback(context.Background(), n, force, noAgents)
 }
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // allHosts covers every host the sample configs use.
 var allHosts = []string{"localhost", "127.0.0.1", "::1", "backend.example.com", "sensu.example.com",
@@ -104,23 +102,6 @@ func readOrNil(t *testing.T, path string) []byte {
 	return b
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update once to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from its golden file:\n%s", name, sensu.Diff("golden", "got", want, got))
-	}
-}
-
 var pairs = []struct{ name, backend, agent string }{
 	{"packaged", "backend-packaged.yml", "agent-packaged.yml"},
 	{"ansible", "backend-ansible.yml", "agent-ansible.yml"},
@@ -164,7 +145,7 @@ func TestEveryPhaseForwardAndBackRestoresTheOriginalBytes(t *testing.T) {
 					all.Write(normalized(dir, b))
 				}
 				history[p] = state
-				golden(t, pair.name+".phase"+string(rune('0'+p))+".txt", all.Bytes())
+				golden.Check(t, filepath.Join("testdata", pair.name+".phase"+string(rune('0'+p))+".txt"), all.Bytes())
 
 				again, err := apply(n, p)
 				if err != nil {

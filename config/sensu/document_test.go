@@ -3,7 +3,6 @@ package sensu
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,10 +11,10 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/golden"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 	"go.yaml.in/yaml/v3"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 var testCerts = BackendTLS{
 	API:      CertPaths{"/etc/sensu/tls/backend.pem", "/etc/sensu/tls/backend-key.pem", "/etc/sensu/tls/ca.pem"},
@@ -43,26 +42,6 @@ func parseFile(t *testing.T, path string) *Document {
 		t.Fatal(err)
 	}
 	return d
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update once to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file:\n%s", name, Diff("golden", "got", want, got))
-	}
 }
 
 func TestRoundTripWithNothingToChangeIsByteIdentical(t *testing.T) {
@@ -111,7 +90,7 @@ func TestApplyTLSGoldenAndIdempotent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		golden(t, strings.TrimSuffix(filepath.Base(f), ".yml")+".tls.yml", out)
+		golden.Check(t, filepath.Join("testdata", "golden", strings.TrimSuffix(filepath.Base(f), ".yml")+".tls.yml"), out)
 		assertForeignKeysKept(t, src, out, role)
 
 		again, err := Parse(f, out)
@@ -339,7 +318,7 @@ func TestDiffIsUnified(t *testing.T) {
 // sample and its TLS golden file.
 func TestDiffMatchesGNUDiff(t *testing.T) {
 	_, err := exec.LookPath("diff")
-	needPeer(t, err == nil, "diff (diffutils) not on PATH")
+	testpeer.NeedPeer(t, err == nil, "diff (diffutils) not on PATH")
 	for _, f := range samples(t, "*.yml") {
 		g := filepath.Join("testdata", "golden", strings.TrimSuffix(filepath.Base(f), ".yml")+".tls.yml")
 		out, _ := exec.Command("diff", "-u", f, g).Output()

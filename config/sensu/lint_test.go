@@ -1,53 +1,24 @@
 package sensu
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // writeCert writes a self-signed certificate for hosts with the given
-// extended key usages and returns its path.
+// extended key usages (none when usages is empty) and returns its path.
 func writeCert(t *testing.T, dir, name string, hosts []string, usages ...x509.ExtKeyUsage) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		ExtKeyUsage:  usages,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testca.SelfSigned(t, testca.Leaf{CN: name, Hosts: hosts, ExtKeyUsage: usages, NoExtKeyUsage: len(usages) == 0})
 	path := filepath.Join(dir, name+".pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testca.WriteFile(t, path, c.CertPEM, 0o644)
 	return path
 }
 
@@ -104,25 +75,12 @@ func TestLintURLsWithoutCertificates(t *testing.T) {
 	expectFinding(t, fs, 2, Error, "api-url", "api-url is still http", "make api-url https://")
 }
 
-// needPeer skips the test loudly when what it needs from the machine is
-// missing, or fails it when SENSU_TLSD_REQUIRE_PEERS=1, so CI never passes
-// a test that did not run.
-func needPeer(t *testing.T, ok bool, why string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
-		t.Fatalf("required peer missing: %s", why)
-	}
-	t.Skipf("SKIPPED (peer missing): %s", why)
-}
-
 func TestLintCAFileMissingOrUnreadable(t *testing.T) {
 	fs := lintString(t, "agent.yml", "backend-url:\n  - wss://x:8081\ntrusted-ca-file: /nonexistent/ca.pem\n", Agent)
 	expectFinding(t, fs, 3, Error, "trusted-ca-file", "does not exist", "create the file")
 
-	needPeer(t, os.Geteuid() == 0 && AccountExists("nobody"), "the readability check needs root and the nobody account")
+	testpeer.NeedRoot(t, "the readability check reads as the nobody account, which needs root")
+	testpeer.NeedPeer(t, AccountExists("nobody"), "the readability check needs the nobody account")
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
 
@@ -70,7 +70,7 @@ func Binary() (string, bool) {
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
 	_, ok := Binary()
-	systemdtest.NeedPeer(t, ok, "etcd not on PATH (apt-get install etcd-server)")
+	testpeer.NeedPeer(t, ok, "etcd not on PATH (apt-get install etcd-server)")
 	dir := t.TempDir()
 	c := &Cluster{Dir: dir, t: t, used: map[int]bool{}}
 	c.issueCerts()

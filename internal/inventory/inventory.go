@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
 
@@ -57,7 +57,7 @@ type Entry struct {
 	Error   string            `json:"error,omitempty"`
 	// Renewal is what the daemon last did for a managed certificate; nil
 	// when the daemon never ran for it.
-	Renewal *rotate.CertState `json:"renewal,omitempty"`
+	Renewal *certstate.State `json:"renewal,omitempty"`
 }
 
 // OK reports whether the entry was read, passed every check, and its last
@@ -185,7 +185,7 @@ func sanList(sans []string) string {
 
 // AttachState adds the daemon's persisted renewal state to the entries of
 // managed certificates.
-func AttachState(entries []Entry, states map[string]rotate.CertState) {
+func AttachState(entries []Entry, states map[string]certstate.State) {
 	for i := range entries {
 		if entries[i].Origin != "config" {
 			continue

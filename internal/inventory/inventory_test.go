@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
 func TestHumanDuration(t *testing.T) {
@@ -36,7 +36,7 @@ func entry(name string, left time.Duration, ok bool) Entry {
 
 // failing marks e's renewal as failing three times in a row.
 func failing(e Entry) Entry {
-	e.Renewal = &rotate.CertState{Failures: 3, LastError: "exec: exit status 2"}
+	e.Renewal = &certstate.State{Failures: 3, LastError: "exec: exit status 2"}
 	return e
 }
 

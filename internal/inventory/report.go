@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 )
 
 // Marks make a table readable at a glance.
@@ -70,15 +70,15 @@ func WriteTable(w io.Writer, entries []Entry, now time.Time) error {
 // RenewalProblem is what status says about the daemon's last attempts
 // for certificate name, "" when nothing is wrong. The daemon's Sensu
 // events carry the same words.
-func RenewalProblem(name string, r rotate.CertState, now time.Time) string {
+func RenewalProblem(name string, r certstate.State, now time.Time) string {
 	switch {
-	case r.Failures > 0 && r.Reason == rotate.FailConsumer && r.RejectedSerial != "":
+	case r.Failures > 0 && r.Reason == certstate.FailConsumer && r.RejectedSerial != "":
 		return fmt.Sprintf("%s: consumers rejected serial %s (reason %s, %d in a row, last %s ago); it is not installed again and the next renewal is in %s: %s",
 			name, r.RejectedSerial, r.Reason, r.Failures, HumanDuration(now.Sub(r.LastErrorAt)), HumanDuration(r.NextRenewal.Sub(now)), r.LastError)
 	case r.Failures > 0:
 		return fmt.Sprintf("%s: renewal failing (%d in a row, last %s ago, next try in %s): %s",
 			name, r.Failures, HumanDuration(now.Sub(r.LastErrorAt)), HumanDuration(r.NextRenewal.Sub(now)), r.LastError)
-	case r.Reason == rotate.FailExternal && r.LastError != "":
+	case r.Reason == certstate.FailExternal && r.LastError != "":
 		// Failures counts the daemon's own attempts; a replacement another
 		// tool wrote is refused without one.
 		return fmt.Sprintf("%s: %s (last %s ago; the last valid set stays installed)", name, r.LastError, HumanDuration(now.Sub(r.LastErrorAt)))

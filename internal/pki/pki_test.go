@@ -11,18 +11,14 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
 
 // openssl runs the real openssl; keys written by it are what operators have.
 func openssl(t *testing.T, dir string, args ...string) {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
-			t.Fatal("openssl is required")
-		}
-		t.Skip("SKIPPED (peer missing): openssl not on PATH")
-	}
+	testpeer.NeedPeer(t, testpeer.HasProgram("openssl"), "openssl not on PATH (Debian package openssl)")
 	cmd := exec.Command("openssl", args...)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {

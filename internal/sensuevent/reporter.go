@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/inventory"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/reload"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/watch"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
 )
 
 // CheckPrefix starts the name of each certificate's check.
@@ -134,7 +134,7 @@ func (r *Reporter) evaluate(name string) {
 	if !r.enabled || !slices.Contains(r.certs, name) {
 		return
 	}
-	states, err := rotate.ReadState(r.stateDir)
+	states, err := certstate.ReadAll(r.stateDir)
 	if err != nil {
 		r.log.Warn("events: reading the state files", "error", err)
 		return
@@ -162,7 +162,7 @@ func (r *Reporter) evaluate(name string) {
 // service failed its health gate on a new set (which was rolled back and
 // refused) or renewals fail within emergency of expiry, WARNING while
 // renewals fail or a candidate or replacement was refused, else OK.
-func CertificateEvent(name string, st rotate.CertState, handlers []string, emergency time.Duration, now time.Time) Event {
+func CertificateEvent(name string, st certstate.State, handlers []string, emergency time.Duration, now time.Time) Event {
 	left := st.NotAfter.Sub(now)
 	status, output := uint32(StatusOK), fmt.Sprintf("OK: %s: serial %s installed, expires in %s", name, st.Serial, inventory.HumanDuration(left))
 	if st.NotAfter.IsZero() {
@@ -171,7 +171,7 @@ func CertificateEvent(name string, st rotate.CertState, handlers []string, emerg
 	executed := now
 	if line := inventory.RenewalProblem(name, st, now); line != "" {
 		status, output, executed = StatusWarning, "WARNING: "+line, st.LastErrorAt
-		if (st.Reason == rotate.FailConsumer && st.RejectedSerial != "") || (!st.NotAfter.IsZero() && left <= emergency) {
+		if (st.Reason == certstate.FailConsumer && st.RejectedSerial != "") || (!st.NotAfter.IsZero() && left <= emergency) {
 			status, output = StatusCritical, "CRITICAL: "+line
 		}
 	}

@@ -19,10 +19,10 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/agentapitest"
-	"github.com/sensu-tlsd/sensu-tlsd/rotate"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 )
 
-func writeState(t *testing.T, stateDir, name string, st rotate.CertState) {
+func writeState(t *testing.T, stateDir, name string, st certstate.State) {
 	t.Helper()
 	dir := filepath.Join(stateDir, "certs", name)
 	os.MkdirAll(dir, 0o755)
@@ -44,7 +44,7 @@ func TestReporterFailingThenRecovering(t *testing.T) {
 	url := agent.URL
 	stateDir := t.TempDir()
 	now := time.Now()
-	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0A", NotAfter: now.Add(60 * 24 * time.Hour), LastSuccess: now})
+	writeState(t, stateDir, "backend-1", certstate.State{Name: "backend-1", Serial: "0A", NotAfter: now.Add(60 * 24 * time.Hour), LastSuccess: now})
 
 	reg := prometheus.NewRegistry()
 	p, err := NewPoster(reg, slog.New(slog.DiscardHandler))
@@ -71,8 +71,8 @@ func TestReporterFailingThenRecovering(t *testing.T) {
 		t.Fatalf("first event: %+v", ev.Check)
 	}
 
-	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0A", NotAfter: now.Add(60 * 24 * time.Hour),
-		Failures: 2, Reason: rotate.FailIssue, LastError: "issuing: the CA is offline", LastErrorAt: now, NextRenewal: now.Add(time.Minute)})
+	writeState(t, stateDir, "backend-1", certstate.State{Name: "backend-1", Serial: "0A", NotAfter: now.Add(60 * 24 * time.Hour),
+		Failures: 2, Reason: certstate.FailIssue, LastError: "issuing: the CA is offline", LastErrorAt: now, NextRenewal: now.Add(time.Minute)})
 	ev = agent.Wait(t, 2, 10*time.Second)[1]
 	if *ev.Check.Status != StatusWarning || !strings.Contains(ev.Check.Output, "WARNING: backend-1: renewal failing (2 in a row") || !strings.Contains(ev.Check.Output, "the CA is offline") {
 		t.Fatalf("failing renewal: %+v", ev.Check)
@@ -82,20 +82,20 @@ func TestReporterFailingThenRecovering(t *testing.T) {
 		t.Fatalf("failing renewal metrics: %+v", ev.Metrics)
 	}
 
-	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0A", NotAfter: now.Add(60 * 24 * time.Hour),
-		Failures: 3, Reason: rotate.FailConsumer, RejectedSerial: "0B", LastError: "sensu-backend not healthy on serial 0B", LastErrorAt: now, NextRenewal: now.Add(time.Hour)})
+	writeState(t, stateDir, "backend-1", certstate.State{Name: "backend-1", Serial: "0A", NotAfter: now.Add(60 * 24 * time.Hour),
+		Failures: 3, Reason: certstate.FailConsumer, RejectedSerial: "0B", LastError: "sensu-backend not healthy on serial 0B", LastErrorAt: now, NextRenewal: now.Add(time.Hour)})
 	ev = agent.Wait(t, 3, 10*time.Second)[2]
 	if *ev.Check.Status != StatusCritical || !strings.Contains(ev.Check.Output, "CRITICAL: backend-1: consumers rejected serial 0B") {
 		t.Fatalf("health gate failure: %+v", ev.Check)
 	}
 
-	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0C", NotAfter: now.Add(90 * 24 * time.Hour), LastSuccess: now})
+	writeState(t, stateDir, "backend-1", certstate.State{Name: "backend-1", Serial: "0C", NotAfter: now.Add(90 * 24 * time.Hour), LastSuccess: now})
 	ev = agent.Wait(t, 4, 10*time.Second)[3]
 	if *ev.Check.Status != StatusOK || !strings.Contains(ev.Check.Output, "serial 0C installed") {
 		t.Fatalf("recovery: %+v", ev.Check)
 	}
 	// A state write that changes nothing Sensu sees (a new schedule) sends nothing.
-	writeState(t, stateDir, "backend-1", rotate.CertState{Name: "backend-1", Serial: "0C", NotAfter: now.Add(90 * 24 * time.Hour), LastSuccess: now, NextRenewal: now.Add(time.Hour)})
+	writeState(t, stateDir, "backend-1", certstate.State{Name: "backend-1", Serial: "0C", NotAfter: now.Add(90 * 24 * time.Hour), LastSuccess: now, NextRenewal: now.Add(time.Hour)})
 	time.Sleep(500 * time.Millisecond)
 	if n := len(agent.Wait(t, 4, 10*time.Second)); n != 4 {
 		t.Fatalf("%d events after a schedule-only state write, want 4", n)
@@ -187,7 +187,7 @@ func TestReporterFollowsReloads(t *testing.T) {
 	stateDir := t.TempDir()
 	now := time.Now()
 	for _, name := range []string{"a", "b"} {
-		writeState(t, stateDir, name, rotate.CertState{Name: name, Serial: "01", NotAfter: now.Add(time.Hour)})
+		writeState(t, stateDir, name, certstate.State{Name: name, Serial: "01", NotAfter: now.Add(time.Hour)})
 	}
 	p, err := NewPoster(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -222,8 +222,8 @@ func TestReporterFollowsReloads(t *testing.T) {
 	if err := follow(ctx, r, cfg); err != nil {
 		t.Fatal(err)
 	}
-	writeState(t, stateDir, "b", rotate.CertState{Name: "b", Failures: 1, Reason: rotate.FailIssue, LastError: "x", LastErrorAt: now})
-	writeState(t, stateDir, "a", rotate.CertState{Name: "a", Failures: 1, Reason: rotate.FailIssue, LastError: "y", LastErrorAt: now})
+	writeState(t, stateDir, "b", certstate.State{Name: "b", Failures: 1, Reason: certstate.FailIssue, LastError: "x", LastErrorAt: now})
+	writeState(t, stateDir, "a", certstate.State{Name: "a", Failures: 1, Reason: certstate.FailIssue, LastError: "y", LastErrorAt: now})
 	agent.Wait(t, 3, 5*time.Second)
 	time.Sleep(300 * time.Millisecond) // b's write, if followed, would arrive meanwhile
 	evs := agent.Wait(t, 3, time.Second)

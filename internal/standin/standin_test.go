@@ -21,26 +21,28 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 type fixture struct {
 	dir              string
-	ca               *systemdtest.CA
-	set              systemdtest.Set
+	ca               *testca.CA
+	set              testca.Set
 	cfg              string
 	apiPort, agtPort int
 }
 
 func newFixture(t *testing.T, tlsOn bool) fixture {
 	t.Helper()
-	f := fixture{dir: t.TempDir(), apiPort: systemdtest.FreePort(t), agtPort: systemdtest.FreePort(t)}
+	f := fixture{dir: t.TempDir(), apiPort: testpeer.FreePort(t), agtPort: testpeer.FreePort(t)}
 	if tlsOn {
-		f.ca = systemdtest.NewCA(t)
+		f.ca = testca.New(t)
 		f.set = f.ca.WriteSet(t, f.dir, "backend", "backend-1")
 	}
 	f.cfg = filepath.Join(f.dir, "backend.yml")
-	systemdtest.BackendYML(t, f.cfg, f.set, f.apiPort, f.agtPort)
+	standintest.BackendYML(t, f.cfg, f.set, f.apiPort, f.agtPort)
 	return f
 }
 
@@ -251,7 +253,7 @@ func TestUnhealthyOnPurpose(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	half := filepath.Join(dir, "half.yml")
-	systemdtest.BackendYML(t, half, systemdtest.Set{}, 1, 2)
+	standintest.BackendYML(t, half, testca.Set{}, 1, 2)
 	appendFile(t, half, "cert-file: /x.pem\n")
 	for name, args := range map[string][]string{
 		"no -c":            nil,
@@ -270,7 +272,7 @@ func TestConfigErrors(t *testing.T) {
 func TestBinarySignals(t *testing.T) {
 	f := newFixture(t, true)
 	var out logbuf.Buffer
-	cmd := exec.Command(systemdtest.Standin(t), "-c", f.cfg)
+	cmd := exec.Command(standintest.Binary(t), "-c", f.cfg)
 	cmd.Stderr = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -328,9 +330,9 @@ func appendFile(t *testing.T, path, text string) {
 // hup file, SIGTERM ends it with 0.
 func TestAgentDiesOnSIGHUP(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTERM} {
-		port := systemdtest.FreePort(t)
+		port := testpeer.FreePort(t)
 		hupFile := filepath.Join(t.TempDir(), "hup")
-		cmd := exec.Command(systemdtest.Standin(t), "agent", "--api-port", fmt.Sprint(port), "--hup-file", hupFile)
+		cmd := exec.Command(standintest.Binary(t), "agent", "--api-port", fmt.Sprint(port), "--hup-file", hupFile)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -385,7 +387,7 @@ func TestBackendConfigReadsAsSensuBackend(t *testing.T) {
 func TestAgentConnectsAsAgentYMLSays(t *testing.T) {
 	f := newFixture(t, true)
 	f.start(t)
-	dead := systemdtest.FreePort(t)
+	dead := testpeer.FreePort(t)
 	for _, c := range []struct {
 		urls string
 		want int
@@ -393,7 +395,7 @@ func TestAgentConnectsAsAgentYMLSays(t *testing.T) {
 		{fmt.Sprintf("[wss://127.0.0.1:%d]", dead), http.StatusServiceUnavailable},
 		{fmt.Sprintf("[wss://127.0.0.1:%d, wss://localhost:%d]", dead, f.agtPort), http.StatusOK},
 	} {
-		api := systemdtest.FreePort(t)
+		api := testpeer.FreePort(t)
 		yml := filepath.Join(t.TempDir(), "agent.yml")
 		os.WriteFile(yml, fmt.Appendf(nil, "name: agent-1\nbackend-url: %s\ntrusted-ca-file: %s\napi-port: %d\n", c.urls, f.set.CAFile, api), 0o644)
 		ctx, cancel := context.WithCancel(context.Background())

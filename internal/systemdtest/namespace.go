@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // systemdBinary is PID 1 of the booted test system.
@@ -83,11 +85,13 @@ type System struct {
 
 // Boot starts systemd and waits until it has reached TestTarget. It stops
 // the system with `systemctl exit` when the test ends. Where systemd
-// cannot be booted (see Available) the test skips or fails, as NeedPeer.
+// cannot be booted (see Available) the test skips or fails, as
+// testpeer.NeedPeer; without root it skips, as testpeer.NeedRoot.
 func Boot(t testing.TB) *System {
 	t.Helper()
+	testpeer.NeedRoot(t, "booting systemd in a private PID and mount namespace needs root")
 	ok, why := Available()
-	NeedPeer(t, ok, why)
+	testpeer.NeedPeer(t, ok, why)
 	staging := t.TempDir()
 	target := "[Unit]\nDescription=sensu-tlsd tests\nDefaultDependencies=no\n"
 	if err := os.WriteFile(filepath.Join(staging, TestTarget), []byte(target), 0o644); err != nil {

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // sensuconfEtcdFlags turns backend.yml's etcd-* keys into the etcd flags
@@ -42,10 +42,10 @@ func sensuconfEtcdFlags(t *testing.T, backendYML string) []string {
 }
 
 func TestSensuconfEnforcedBackendYMLRunsRealEtcdOverMutualTLS(t *testing.T) {
-	needPeer(t, lookPath("etcd"), "etcd not on PATH (apt-get install etcd-server)")
+	testpeer.NeedPeer(t, testpeer.HasProgram("etcd"), "etcd not on PATH (apt-get install etcd-server)")
 	dir := t.TempDir()
-	api, agentPort := systemdtest.FreePort(t), systemdtest.FreePort(t)
-	client, peer := systemdtest.FreePort(t), systemdtest.FreePort(t)
+	api, agentPort := testpeer.FreePort(t), testpeer.FreePort(t)
+	client, peer := testpeer.FreePort(t), testpeer.FreePort(t)
 	backend, agent := filepath.Join(dir, "backend.yml"), filepath.Join(dir, "agent.yml")
 	if err := os.WriteFile(backend, []byte(fmt.Sprintf(`# backend with its embedded etcd on loopback
 api-listen-address: "127.0.0.1:%d"
@@ -83,7 +83,7 @@ sensu:
 	for p := 1; p <= 3; p++ {
 		args := []string{"--config", cfg, "migrate", "apply", "--phase", fmt.Sprint(p), "--user", "root", "--print-only", "--force"}
 		if p == 1 {
-			args = append(args, "--bridge-api-port", fmt.Sprint(systemdtest.FreePort(t)), "--bridge-agent-port", fmt.Sprint(systemdtest.FreePort(t)))
+			args = append(args, "--bridge-api-port", fmt.Sprint(testpeer.FreePort(t)), "--bridge-agent-port", fmt.Sprint(testpeer.FreePort(t)))
 		}
 		mustRun(t, dir, nil, args...)
 	}

@@ -17,7 +17,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
-	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // sensuconfAgentDial connects like sensu-agent configured by agent.yml:
@@ -83,7 +84,7 @@ func sensuconfAgentDial(t *testing.T, agentYML string) []string {
 
 func TestSensuconfEndToEndStandinServesGeneratedTLS(t *testing.T) {
 	dir := t.TempDir()
-	api, agentPort := systemdtest.FreePort(t), systemdtest.FreePort(t)
+	api, agentPort := testpeer.FreePort(t), testpeer.FreePort(t)
 	backend, agent := filepath.Join(dir, "backend.yml"), filepath.Join(dir, "agent.yml")
 	writeFile := func(p, s string) {
 		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
@@ -128,11 +129,11 @@ sensu:
 
 	// Phase 1: the stand-in started from the bridged backend.yml serves
 	// plaintext on the loopback ports the proxy forwards to.
-	loopAPIPort := systemdtest.FreePort(t)
-	migrate("apply", "--phase", "1", "--bridge-api-port", fmt.Sprint(loopAPIPort), "--bridge-agent-port", fmt.Sprint(systemdtest.FreePort(t)))
-	bridged := systemdtest.StartBackend(t, backend)
+	loopAPIPort := testpeer.FreePort(t)
+	migrate("apply", "--phase", "1", "--bridge-api-port", fmt.Sprint(loopAPIPort), "--bridge-agent-port", fmt.Sprint(testpeer.FreePort(t)))
+	bridged := standintest.Start(t, backend)
 	loopAPI := fmt.Sprintf("127.0.0.1:%d", loopAPIPort)
-	systemdtest.WaitTCP(t, loopAPI)
+	testpeer.WaitTCP(t, loopAPI)
 	resp, err := http.Get("http://" + loopAPI + "/health")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("bridged backend /health over plaintext loopback: %v %v", resp, err)
@@ -144,9 +145,9 @@ sensu:
 	// Phases 2 and 3: agents on wss, the backend serving TLS itself.
 	migrate("apply", "--phase", "2")
 	migrate("apply", "--phase", "3", "--force") // no daemon counts agents here
-	systemdtest.StartBackend(t, backend)
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", api))
-	systemdtest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
+	standintest.Start(t, backend)
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", api))
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
 
 	// The API answers https at the generated api-url, verified with the CA.
 	src, _ := os.ReadFile(backend)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // sensuconfRegenConfig writes a daemon config that manages the Sensu files
@@ -83,8 +85,8 @@ trusted-ca-file: "%s/ca.pem"  # the CA the backend chains to
 	}
 	cfg := sensuconfRegenConfig(t, dir, oldTLS, backend, agent, acted)
 	d := daemonStart(t, dir, cfg)
-	d.waitLog(`msg="certificate changed" name=backend reason=initial`, 20*time.Second)
-	proxyWaitFor(t, 10*time.Second, "the service action for the first issuance", func() bool {
+	waitStatus(t, dir, cfg, "backend", 20*time.Second, "the first set installed", issued)
+	testpeer.WaitFor(t, 10*time.Second, "the service action for the first issuance", func() bool {
 		b, _ := os.ReadFile(acted)
 		return len(b) > 0
 	})
@@ -107,7 +109,7 @@ trusted-ca-file: "%s/ca.pem"  # the CA the backend chains to
 		line := d.waitLog(`msg="certificate moved" name=backend|msg="configuration reloaded"`, 10*time.Second)
 		seen[strings.Contains(line, "certificate moved")] = true
 	}
-	proxyWaitFor(t, 10*time.Second, "the service action for the moved certificate", func() bool {
+	testpeer.WaitFor(t, 10*time.Second, "the service action for the moved certificate", func() bool {
 		b, _ := os.ReadFile(acted)
 		return len(b) > 0
 	})

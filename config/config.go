@@ -238,6 +238,13 @@ type Listener struct {
 	DialTimeout      time.Duration `yaml:"dial-timeout"`      // default 5s
 	DrainTimeout     time.Duration `yaml:"drain-timeout"`     // on shutdown; default 10s
 	AgentHeaders     bool          `yaml:"agent-headers"`     // learn Sensu agent names from the upgrade request
+	// AgentIdentity binds each client certificate to the agent it connects
+	// as: cn (CN == Sensu-AgentName) or uri (URI SAN sensu://NAMESPACE/AGENT);
+	// needs client-ca; a mismatch or no certificate gets a 403.
+	AgentIdentity string `yaml:"agent-identity"`
+	// DenyFile lists certificate serials and agents refused (`serial HEX`,
+	// `agent NAME`, `agent NAMESPACE/NAME`); watched, and re-read on SIGHUP.
+	DenyFile string `yaml:"deny-file"`
 }
 
 // FileMode is an octal file mode written as a string ("0600") in YAML.

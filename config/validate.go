@@ -118,6 +118,7 @@ func (c *Config) Validate() error {
 		if l.Certificate != "" && !seen[l.Certificate] {
 			bad(fmt.Sprintf("listeners[%d].certificate", i), "names certificate %q, which is not in certificates", l.Certificate)
 		}
+		validateBinding(l, fmt.Sprintf("listeners[%d]", i), bad)
 	}
 	if len(errs) == 0 {
 		return nil

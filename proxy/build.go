@@ -43,6 +43,12 @@ type Spec struct {
 	HandshakeTimeout            time.Duration
 	DialTimeout                 time.Duration
 	AgentHeaders                bool
+	// AgentIdentity binds client certificates to agent names: "" (off),
+	// cn or uri (see AgentIdentity). Terminate and dual, with client-ca.
+	AgentIdentity string
+	// DenyFile lists certificate serials and agents refused (see
+	// DenyList); watched and read again on reload.
+	DenyFile string
 	// CertMayBePending lets the listener start before its certificate
 	// files exist (the daemon issues them after start and announces them
 	// on the bus); handshakes fail until then. Files that exist must load.
@@ -63,6 +69,7 @@ func SpecFromConfig(l config.Listener, cert config.Certificate) Spec {
 		AllowPlaintext: l.AllowPlain, TLS13Only: l.TLS13Only, ALPN: l.ALPN, ServerName: l.ServerName,
 		MaxConns: l.MaxConns, IdleTimeout: l.IdleTimeout, HandshakeTimeout: l.HandshakeTimeout,
 		DialTimeout: l.DialTimeout, AgentHeaders: l.AgentHeaders, TargetOrder: l.TargetOrder,
+		AgentIdentity: l.AgentIdentity, DenyFile: l.DenyFile,
 	}
 }
 
@@ -146,6 +153,9 @@ func buildOptions(spec Spec, m *Metrics, log *slog.Logger) (Options, Files, erro
 		}
 	case "originate":
 		switch {
+		case spec.AgentIdentity != "" || spec.DenyFile != "":
+			return bad("agent-identity and deny-file check the TLS clients of mode terminate or dual; mode originate takes plaintext clients. " +
+				"Bind agents on the listener in front of the backend's agent port")
 		case spec.AllowPlaintext:
 			return bad("--allow-plaintext (config key allow-plaintext) applies to mode dual only; mode originate always takes plaintext clients. Remove allow-plaintext")
 		case spec.ClientCAFile != "" || len(spec.AllowCN)+len(spec.AllowDNS)+len(spec.AllowURI) > 0:
@@ -173,6 +183,8 @@ func buildOptions(spec Spec, m *Metrics, log *slog.Logger) (Options, Files, erro
 		}
 	}
 	var ca *CAPool
+	var deny *DenyList
+	var identity AgentIdentity
 	policy := Policy{TLS13Only: spec.TLS13Only, ALPN: spec.ALPN}
 	var mode Mode
 	switch spec.Mode {
@@ -189,6 +201,17 @@ func buildOptions(spec Spec, m *Metrics, log *slog.Logger) (Options, Files, erro
 		}
 		if auth != nil {
 			ca = auth.CAs
+		}
+		if identity, err = agentBinding(spec, auth); err != nil {
+			return bad("%v", err)
+		}
+		if spec.DenyFile != "" {
+			if auth == nil && !spec.AgentHeaders && identity == IdentityNone {
+				return bad("deny-file refuses certificate serials (needs client-ca) and agent names (needs agent-headers or agent-identity); set client-ca and agent-identity")
+			}
+			if deny, err = LoadDenyList(spec.DenyFile); err != nil {
+				return bad("%v", err)
+			}
 		}
 		cfg := serverTLSConfig(policy, src, auth)
 		if spec.Mode == "terminate" {
@@ -215,8 +238,27 @@ func buildOptions(spec Spec, m *Metrics, log *slog.Logger) (Options, Files, erro
 	return Options{
 		Name: spec.Name, Mode: mode, MaxConns: spec.MaxConns,
 		HandshakeTimeout: spec.HandshakeTimeout, IdleTimeout: spec.IdleTimeout, DialTimeout: spec.DialTimeout,
-		AgentHeaders: spec.AgentHeaders, Metrics: m, Log: log,
+		AgentHeaders: spec.AgentHeaders, Identity: identity, Deny: deny, Metrics: m, Log: log,
 	}, Files{Cert: src, CA: ca}, nil
+}
+
+// agentBinding checks spec's agent-identity: it needs the client CA that
+// makes the certificates worth binding, and leaves no room for plaintext.
+// A binding listener lets a client without a certificate finish the
+// handshake, so it can be told why in a 403.
+func agentBinding(spec Spec, auth *ClientAuth) (AgentIdentity, error) {
+	id, err := ParseAgentIdentity(spec.AgentIdentity)
+	if err != nil || id == IdentityNone {
+		return id, err
+	}
+	switch {
+	case auth == nil:
+		return "", fmt.Errorf("agent-identity %s binds client certificates, so it needs client-ca, the CA that verifies them", id)
+	case spec.AllowPlaintext:
+		return "", fmt.Errorf("agent-identity %s refuses every client without a certificate, plaintext included; remove allow-plaintext", id)
+	}
+	auth.CertOptional = true
+	return id, nil
 }
 
 func clientAuth(spec Spec) (*ClientAuth, error) {

@@ -180,6 +180,7 @@ func (l *Listeners) Apply(_ context.Context, cfg *config.Config) error {
 	for i, p := range plan {
 		if r := next[i]; r != nil {
 			if reflect.DeepEqual(r.conf, p.conf) && reflect.DeepEqual(r.cert, p.cert) {
+				r.server.ReloadDeny() // SIGHUP re-reads the deny-file; it logs what changed
 				continue
 			}
 			closed := r.server.Update(p.opt)

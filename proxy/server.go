@@ -38,8 +38,16 @@ type Options struct {
 	// AgentHeaders reads the client's first HTTP request head to learn a
 	// Sensu agent's name and namespace; the bytes go to the target as is.
 	AgentHeaders bool
-	Metrics      *Metrics // nil registers on a private registry
-	Log          *slog.Logger
+	// Identity binds each TLS client's certificate to the agent its
+	// upgrade request names (see AgentIdentity); the head is then read
+	// whatever AgentHeaders says, and a client that does not match gets a
+	// 403 before a byte reaches the target.
+	Identity AgentIdentity
+	// Deny refuses listed certificate serials and agents, and closes their
+	// open sessions when the list changes; nil denies nothing.
+	Deny    *DenyList
+	Metrics *Metrics // nil registers on a private registry
+	Log     *slog.Logger
 }
 
 // Default timeouts.
@@ -74,6 +82,9 @@ type Server struct {
 	log    *slog.Logger
 	m      *listenerMetrics
 	agents agentBook
+	// refusals rate-limits the log lines of refused agents.
+	refusals rateLog
+	deny     denyFollower
 
 	open     atomic.Int64
 	draining atomic.Bool
@@ -101,6 +112,8 @@ type proxiedConn struct {
 	target     atomic.Pointer[net.TCPConn]
 	relay      atomic.Pointer[relayConn] // set once relaying
 	lastActive atomic.Int64
+	// hello is the agent the client's upgrade request named, once read.
+	hello atomic.Pointer[AgentHello]
 }
 
 func (pc *proxiedConn) close() {
@@ -138,6 +151,7 @@ func newServer(opt Options) *Server {
 		conns:     make(map[*proxiedConn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		stop:      make(chan struct{}),
+		refusals:  rateLog{every: refusalLogEvery},
 	}
 	s.cut, s.cutAll = context.WithCancel(context.Background())
 	s.opt.Store(&opt)
@@ -157,6 +171,13 @@ func (s *Server) Update(opt Options) int {
 	opt = opt.withDefaults()
 	opt.Name, opt.ParkAfter, opt.Metrics, opt.Log = cur.Name, cur.ParkAfter, cur.Metrics, cur.Log
 	s.opt.Store(&opt)
+	s.followDeny()
+	return s.closeRefused(&opt)
+}
+
+// closeRefused closes the admitted sessions opt refuses and returns how
+// many.
+func (s *Server) closeRefused(opt *Options) int {
 	s.mu.Lock()
 	admitted := make([]*proxiedConn, 0, len(s.conns))
 	for pc := range s.conns {
@@ -168,7 +189,7 @@ func (s *Server) Update(opt Options) int {
 	// Checked outside s.mu: verifying many client chains takes a while.
 	closed := 0
 	for _, pc := range admitted {
-		if opt.Mode.Admit(pc.peer) != nil {
+		if opt.Mode.Admit(pc.peer) != nil || opt.keeps(pc) != nil {
 			pc.close()
 			closed++
 		}
@@ -209,6 +230,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		go s.sweep()
 	}
 	s.mu.Unlock()
+	s.followDeny()
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
@@ -276,8 +298,12 @@ func (s *Server) handle(client *net.TCPConn) {
 		s.end(pc)
 		return
 	}
-	var replay []byte
-	if opt.AgentHeaders {
+	if err := opt.Deny.denies(peer.leaf(), nil); err != nil {
+		s.refuse(pc, cconn, peer, nil, err)
+		return
+	}
+	var replay, early []byte
+	if opt.AgentHeaders || opt.Identity != IdentityNone {
 		read, headLen, err := readRequestHead(cconn)
 		// A head still incomplete at the handshake timeout is a slowloris,
 		// not a client to relay; one that ended early is passed on as is.
@@ -286,14 +312,26 @@ func (s *Server) handle(client *net.TCPConn) {
 			s.end(pc)
 			return
 		}
+		var hello *AgentHello
 		if headLen > 0 {
 			if h, err := ParseAgentHello(read[:headLen]); err == nil {
+				hello = &h
+				pc.hello.Store(hello)
 				tlsN, plainN := s.agents.record(s.name, h, peer.Transport, time.Now())
 				s.m.agentsSeen(TransportTLS, tlsN)
 				s.m.agentsSeen(TransportPlaintext, plainN)
 			}
 		}
+		if err := opt.bind(peer, hello); err != nil {
+			s.refuse(pc, cconn, peer, hello, err)
+			return
+		}
 		replay = read
+		if opt.Identity != IdentityNone {
+			// Bytes after the bound request go only once the target
+			// switched protocols (see awaitUpgrade).
+			replay, early = read[:headLen], read[headLen:]
+		}
 	}
 	client.SetDeadline(time.Time{})
 
@@ -321,7 +359,11 @@ func (s *Server) handle(client *net.TCPConn) {
 		return
 	}
 	pc.target.Store(ts.tcp)
+	if opt.Identity != IdentityNone && !s.awaitUpgrade(pc, cs, ts.tcp, early, opt) {
+		return
+	}
 	s.startRelay(pc, cs, ts)
+	s.recheck(pc, opt)
 }
 
 // sides prepares both ends for the relay and replays what was read from

@@ -1,8 +1,9 @@
 package config
 
-// validateBinding checks listener l's agent-identity and deny-file, which
-// only a listener that terminates TLS and verifies client certificates can
-// apply; key is the listener's place in the file.
+// validateBinding checks listener l's agent-identity, deny-file and
+// target-tls, which
+// only a listener that terminates TLS (and verifies client certificates)
+// can apply; key is the listener's place in the file.
 func validateBinding(l Listener, key string, bad func(key, format string, args ...any)) {
 	if l.AgentIdentity != "" {
 		switch {
@@ -15,6 +16,9 @@ func validateBinding(l Listener, key string, bad func(key, format string, args .
 		case l.AllowPlain:
 			bad(key+".agent-identity", "refuses every client without a certificate, plaintext included; remove allow-plaintext")
 		}
+	}
+	if l.TargetTLS && l.Mode != "terminate" && l.Mode != "dual" {
+		bad(key+".target-tls", "makes terminate and dual speak TLS to their target; mode %s already does or never does. Remove target-tls", l.Mode)
 	}
 	if l.DenyFile != "" && l.Mode != "terminate" && l.Mode != "dual" {
 		bad(key+".deny-file", "refuses TLS clients by certificate serial or agent name; use it on a listener of mode terminate or dual")

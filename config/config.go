@@ -245,6 +245,9 @@ type Listener struct {
 	// DenyFile lists certificate serials and agents refused (`serial HEX`,
 	// `agent NAME`, `agent NAMESPACE/NAME`); watched, and re-read on SIGHUP.
 	DenyFile string `yaml:"deny-file"`
+	// TargetTLS: terminate and dual speak TLS to their target too, verified
+	// with target-ca (default the certificate's ca-file) and server-name.
+	TargetTLS bool `yaml:"target-tls"`
 }
 
 // FileMode is an octal file mode written as a string ("0600") in YAML.

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -115,53 +116,48 @@ func certificateIdentity(leaf *x509.Certificate) string {
 	return strings.Join(parts, " ")
 }
 
-// awaitUpgrade holds the bound client's further bytes (early, and the
-// socket) until the target switched protocols. A Sensu agent session is
-// one websocket upgrade; were the client allowed to send a second HTTP
-// request on the same connection after a refused first one, that request
-// could claim another agent unchecked. So unless the target answers 101,
-// its answer goes back to the client, the target's side is half-closed and
-// the connection ends. It reports whether to relay.
-func (s *Server) awaitUpgrade(pc *proxiedConn, cs *side, target *net.TCPConn, early []byte, opt *Options) bool {
-	target.SetReadDeadline(time.Now().Add(opt.HandshakeTimeout))
-	read, headLen, err := readRequestHead(target)
+// awaitUpgrade sends the bound request (head) to the target and holds
+// the client's further bytes until the target switched protocols. A Sensu
+// agent session is one websocket upgrade; were the client allowed to send
+// a second HTTP request on the same connection after a refused first one,
+// that request could claim another agent unchecked. So unless the target
+// answers 101, its answer goes back to the client, the target's side is
+// half-closed and the connection ends. It runs before the relay takes the
+// sockets over, so both ends are read and written as ordinary conns. It
+// reports whether to relay.
+func (s *Server) awaitUpgrade(pc *proxiedConn, cconn, tconn net.Conn, head []byte, opt *Options) bool {
+	tconn.SetDeadline(time.Now().Add(opt.HandshakeTimeout))
+	_, err := tconn.Write(head)
+	s.m.up.Add(float64(len(head)))
+	var read []byte
+	headLen := -1
+	if err == nil {
+		read, headLen, err = readRequestHead(tconn)
+	}
 	if len(read) > 0 {
-		if _, werr := cs.write(read); werr != nil {
+		pc.client.SetWriteDeadline(time.Now().Add(opt.HandshakeTimeout))
+		if _, werr := cconn.Write(read); werr != nil {
 			err = werr
 		}
 		s.m.down.Add(float64(len(read)))
 	}
 	if err == nil && headLen > 0 && switchesProtocols(read[:headLen]) {
-		target.SetReadDeadline(time.Time{})
-		if len(early) > 0 {
-			if _, err := target.Write(early); err != nil {
-				s.end(pc)
-				return false
-			}
-			s.m.up.Add(float64(len(early)))
-		}
+		tconn.SetDeadline(time.Time{})
+		pc.client.SetWriteDeadline(time.Time{})
 		return true
 	}
 	if err == nil {
 		// The rest of a refusal's body, up to the target's end.
-		target.CloseWrite()
-		buf := make([]byte, 4096)
-		for {
-			n, rerr := target.Read(buf)
-			if n > 0 {
-				if _, werr := cs.write(buf[:n]); werr != nil {
-					break
-				}
-				s.m.down.Add(float64(n))
-			}
-			if rerr != nil {
-				break
-			}
+		if cw, ok := tconn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
 		}
+		n, _ := io.Copy(cconn, tconn)
+		s.m.down.Add(float64(n))
 	}
-	if cs.tls != nil {
+	tconn.Close()
+	if tc, ok := cconn.(*tls.Conn); ok {
 		pc.client.SetWriteDeadline(time.Now().Add(time.Second))
-		cs.tls.Close()
+		tc.Close()
 	}
 	s.end(pc)
 	return false

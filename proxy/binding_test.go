@@ -28,11 +28,17 @@ type agentTarget struct {
 	seen []string // "METHOD PATH agent"
 }
 
-func newAgentTarget(t testing.TB) *agentTarget {
+func newAgentTarget(t testing.TB) *agentTarget { return newAgentTargetTLS(t, nil) }
+
+// newAgentTargetTLS is newAgentTarget serving TLS with conf (nil: plaintext).
+func newAgentTargetTLS(t testing.TB, conf *tls.Config) *agentTarget {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if conf != nil {
+		ln = tls.NewListener(ln, conf)
 	}
 	t.Cleanup(func() { ln.Close() })
 	at := &agentTarget{addr: ln.Addr().String()}
@@ -330,6 +336,44 @@ func TestUpdateTurningOnBindingClosesSessionsItRefuses(t *testing.T) {
 	}
 	if err := right.echo("bound"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBindingInFrontOfATLSTarget: with target-tls the listener reads the
+// agents' requests and carries them to a backend that serves TLS itself
+// on its loopback agent port (the open-source build's phase 4).
+func TestBindingInFrontOfATLSTarget(t *testing.T) {
+	ca := newTestCA(t)
+	backendPair := ca.pair(t, "backend", []string{"127.0.0.1"}, nil)
+	target := newAgentTargetTLS(t, &tls.Config{Certificates: []tls.Certificate{backendPair}})
+	dir := t.TempDir()
+	cert, key := writePairPEM(t, dir, ca, false)
+	caFile := filepath.Join(dir, "ca.pem")
+	writeFile(t, caFile, ca.pem)
+	spec := Spec{Name: "agents", Mode: "terminate", Listen: "127.0.0.1:0", Targets: []string{target.addr}, CertFile: cert, KeyFile: key,
+		ClientCAFile: caFile, AgentIdentity: "cn", TargetTLS: true, CAFile: caFile}
+	opt, files, err := buildOptions(spec, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files.TargetCA == nil || files.TargetCA.Path() != caFile {
+		t.Fatalf("the target CA is not followed: %+v", files)
+	}
+	_, addr := startServer(t, opt)
+	agent := ca.pair(t, "agent-1", nil, nil)
+	a, resp := dialAgent(t, addr, ca, &agent, upgradeHead("agent-1", "default"))
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("through a TLS target: %s", resp.Status)
+	}
+	if err := a.echo("over TLS twice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, resp := dialAgent(t, addr, ca, &agent, upgradeHead("agent-2", "default")); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("agent-2 on agent-1's certificate: %s", resp.Status)
+	}
+	spec.Mode, spec.AgentIdentity, spec.ClientCAFile, spec.CertFile, spec.KeyFile = "originate", "", "", "", ""
+	if _, _, err := buildOptions(spec, nil, nil); err == nil || !strings.Contains(err.Error(), "Remove target-tls") {
+		t.Fatalf("target-tls on originate: %v", err)
 	}
 }
 

@@ -351,6 +351,12 @@ func (s *Server) handle(client *net.TCPConn) {
 	} else {
 		s.m.totalPlain.Inc()
 	}
+	if opt.Identity != IdentityNone {
+		if !s.awaitUpgrade(pc, cconn, tconn, replay, opt) {
+			return
+		}
+		replay = early
+	}
 	cs, ts, err := s.sides(cconn, tconn, replay)
 	if err != nil {
 		tconn.Close()
@@ -359,9 +365,6 @@ func (s *Server) handle(client *net.TCPConn) {
 		return
 	}
 	pc.target.Store(ts.tcp)
-	if opt.Identity != IdentityNone && !s.awaitUpgrade(pc, cs, ts.tcp, early, opt) {
-		return
-	}
 	s.startRelay(pc, cs, ts)
 	s.recheck(pc, opt)
 }

@@ -1,9 +1,8 @@
 package config
 
 // validateBinding checks listener l's agent-identity, deny-file and
-// target-tls, which
-// only a listener that terminates TLS (and verifies client certificates)
-// can apply; key is the listener's place in the file.
+// target-tls, which only a listener that terminates TLS (and verifies
+// client certificates) can apply; key is the listener's place in the file.
 func validateBinding(l Listener, key string, bad func(key, format string, args ...any)) {
 	if l.AgentIdentity != "" {
 		switch {

@@ -157,9 +157,12 @@ type Sensu struct {
 	EtcdPeerCertificate string `yaml:"etcd-peer-certificate"`
 	AgentCertificate    string `yaml:"agent-certificate"`
 	// AgentMTLS makes the cutover's enforce phase give agents a client
-	// certificate (agent-certificate) and the commercial backend the
-	// agent-auth-* keys. Default false (agents keep Basic auth). Requires
-	// Commercial: an agent with a certificate sends no password.
+	// certificate (agent-certificate). With Commercial, agent.yml gets
+	// cert-file and the backend agent-auth-*. Without it (the open-source
+	// backend reads no agent-auth-*, and an agent with cert-file sends no
+	// password), sensu-tlsd presents the certificate for the agent and the
+	// backend's agent port stays behind a listener that binds each
+	// certificate to its agent name. Default false (agents keep Basic auth).
 	AgentMTLS bool `yaml:"agent-mtls"`
 	// AgentCAFile is the CA bundle agents trust (agent.yml trusted-ca-file).
 	// Default "": the ca-file of agent-certificate, else of

@@ -108,12 +108,6 @@ func (c *Config) Validate() error {
 			bad("sensu."+sensuRefKeys[i], "names certificate %q, which is not in certificates", s)
 		}
 	}
-	if c.Sensu.AgentMTLS && !c.Sensu.Commercial {
-		// agent.yml cert-file makes sensu-agent drop Basic auth; only the
-		// commercial backend (agent-auth-*) accepts a certificate instead.
-		bad("sensu.agent-mtls", "agent certificates need the commercial backend: with cert-file set, sensu-agent stops sending its password and the open-source backend refuses it; "+
-			"set sensu.commercial: true if the backends are the commercial build (on agent-only nodes too), else remove sensu.agent-mtls")
-	}
 	for i, l := range c.Listeners {
 		if l.Certificate != "" && !seen[l.Certificate] {
 			bad(fmt.Sprintf("listeners[%d].certificate", i), "names certificate %q, which is not in certificates", l.Certificate)

@@ -85,12 +85,24 @@ var steps = map[Phase]step{
 		apply:   applyEnforce,
 		needs: func(n *Node) []Need {
 			var needs []Need
-			if n.IsAgent() && n.AgentMTLS {
+			switch {
+			case n.IsAgent() && n.bindsAgents():
+				needs = append(needs, n.certNeed(n.Agent, "agent-certificate", "sensu-tlsd to present on "+AgentUplink+" for sensu-agent (agent mTLS, open-source build)", "agent"))
+			case n.IsAgent() && n.AgentMTLS:
 				needs = append(needs, n.certNeed(n.Agent, "agent-certificate", "agent.yml cert-file/key-file (agent mTLS)", "agent"))
+			}
+			if n.IsBackend() && n.bindsAgents() {
+				needs = append(needs, n.caNeed(n.agentClientCA(), "client-ca of the agent listener that binds each agent to its certificate"))
 			}
 			return needs
 		},
 		notes: func(n *Node) []string {
+			if n.bindsAgents() {
+				return []string{
+					"open-source build with agent mTLS: the backend's agent port moves to loopback behind sensu-tlsd, which refuses agents without a certificate naming them (agent-identity cn); sensu-agent connects to sensu-tlsd on " + AgentUplink + ", which presents its certificate",
+					"then: systemctl restart sensu-backend, reload sensu-tlsd (its listeners take the agent ports), then systemctl restart sensu-agent",
+				}
+			}
 			return []string{"then: systemctl restart sensu-backend / sensu-agent"}
 		},
 	},
@@ -248,6 +260,9 @@ func applyEnforce(w *workspace) error {
 	if err != nil {
 		return err
 	}
+	if w.node.bindsAgents() {
+		return applyAgentBinding(w)
+	}
 	return w.agentSettings(func(_ string, s sensu.Settings) error {
 		t := sensu.AgentTLS{CAFile: w.node.agentCA()}
 		if w.node.AgentMTLS {
@@ -265,30 +280,41 @@ type dropInFile struct {
 }
 
 type dropInListener struct {
-	Name         string   `yaml:"name"`
-	Mode         string   `yaml:"mode"`
-	Listen       string   `yaml:"listen"`
-	Targets      []string `yaml:"targets"`
-	Certificate  string   `yaml:"certificate"`
-	AllowPlain   bool     `yaml:"allow-plaintext"`
-	AgentHeaders bool     `yaml:"agent-headers,omitempty"`
+	Name          string   `yaml:"name"`
+	Mode          string   `yaml:"mode"`
+	Listen        string   `yaml:"listen"`
+	Targets       []string `yaml:"targets"`
+	Certificate   string   `yaml:"certificate"`
+	AllowPlain    bool     `yaml:"allow-plaintext"`
+	AgentHeaders  bool     `yaml:"agent-headers,omitempty"`
+	ClientCA      string   `yaml:"client-ca,omitempty"`
+	AgentIdentity string   `yaml:"agent-identity,omitempty"`
+	TargetTLS     bool     `yaml:"target-tls,omitempty"`
+	TargetCA      string   `yaml:"target-ca,omitempty"`
+	ServerName    string   `yaml:"server-name,omitempty"`
 }
 
 const dropInHeader = "# Written by `sensu-tlsd migrate apply --phase 1` (the bridge).\n" +
 	"# Removed by phase 3 (native) or a rollback; do not edit.\n"
 
 func (w *workspace) setDropIn(ls []config.Listener) error {
-	path := DropInPath(w.node.StateDir)
+	return w.setDropInAt(DropInPath(w.node.StateDir), dropInHeader, ls)
+}
+
+// setDropInAt writes ls to the drop-in at path under header; none removes it.
+func (w *workspace) setDropInAt(path, header string, ls []config.Listener) error {
 	if len(ls) == 0 {
 		w.set(path, nil)
 		return nil
 	}
 	var f dropInFile
 	for _, l := range ls {
-		f.Listeners = append(f.Listeners, dropInListener{l.Name, l.Mode, l.Listen, l.Targets, l.Certificate, l.AllowPlain, l.AgentHeaders})
+		f.Listeners = append(f.Listeners, dropInListener{Name: l.Name, Mode: l.Mode, Listen: l.Listen, Targets: l.Targets,
+			Certificate: l.Certificate, AllowPlain: l.AllowPlain, AgentHeaders: l.AgentHeaders, ClientCA: l.ClientCA,
+			AgentIdentity: l.AgentIdentity, TargetTLS: l.TargetTLS, TargetCA: l.TargetCA, ServerName: l.ServerName})
 	}
 	var out bytes.Buffer
-	out.WriteString(dropInHeader)
+	out.WriteString(header)
 	enc := yaml.NewEncoder(&out)
 	enc.SetIndent(2)
 	if err := enc.Encode(f); err != nil {

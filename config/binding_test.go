@@ -29,3 +29,16 @@ func TestListenerAgentIdentityNeedsClientCAOnATLSListener(t *testing.T) {
 		}
 	}
 }
+
+func TestCertificateNamespaceIsForAgents(t *testing.T) {
+	for conf, want := range map[string]string{
+		"certificates:\n  - {name: a, profile: agent, namespace: prod}\n":    "",
+		"certificates:\n  - {name: b, profile: backend, namespace: prod}\n":  "certificates[0] (b).namespace: binds an agent certificate",
+		"certificates:\n  - {name: a, profile: agent, namespace: \"a b\"}\n": `namespace: "a b" is not a Sensu namespace`,
+	} {
+		_, err := config.Parse("tlsd.yml", []byte(conf))
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s: %v, want %q", conf, err, want)
+		}
+	}
+}

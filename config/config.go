@@ -106,6 +106,11 @@ type Certificate struct {
 	// certificate must chain to the bundle it comes with, and a change of
 	// that bundle is logged with the change.
 	TrustedCA string `yaml:"trusted-ca"`
+
+	// Namespace (profile agent) is the agent's Sensu namespace: the local
+	// CA adds the URI SAN sensu://NAMESPACE/CN, which a proxy listener with
+	// agent-identity uri binds to the agent's namespace and name.
+	Namespace string `yaml:"namespace"`
 }
 
 // Issuer names which source renews a certificate and its settings. Exactly

@@ -75,6 +75,14 @@ func (c *Config) Validate() error {
 		if err := pki.CheckKeyMode(os.FileMode(cert.KeyMode)); err != nil {
 			bad(key+".key-mode", "%v", err)
 		}
+		if cert.Namespace != "" {
+			switch {
+			case cert.Profile != "agent":
+				bad(key+".namespace", "binds an agent certificate to its Sensu namespace; profile %s is no agent's: remove namespace or use profile agent", cert.Profile)
+			case !pki.ValidNamespace(cert.Namespace):
+				bad(key+".namespace", "%q is not a Sensu namespace: use letters, digits, dots, hyphens and underscores", cert.Namespace)
+			}
+		}
 		for j, h := range cert.Hosts {
 			if err := pki.CheckHost(h); err != nil {
 				bad(fmt.Sprintf("%s.hosts[%d]", key, j), "%v", err)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 )
 
 // AgentIdentity is how a listener binds a client certificate to the Sensu
@@ -100,9 +102,7 @@ func (id AgentIdentity) identityOf(leaf *x509.Certificate) string {
 
 // AgentURI is the URI SAN that binds a certificate to agent name in
 // namespace under agent-identity uri.
-func AgentURI(namespace, name string) string {
-	return (&url.URL{Scheme: "sensu", Host: namespace, Path: "/" + name}).String()
-}
+func AgentURI(namespace, name string) string { return pki.AgentURI(namespace, name) }
 
 // ParseAgentURI reads a sensu://NAMESPACE/AGENT URI SAN.
 func ParseAgentURI(s string) (namespace, name string, err error) {

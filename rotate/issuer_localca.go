@@ -29,6 +29,7 @@ func (localCAIssuer) Issue(_ context.Context, p Plan, _ string) (install.Set, er
 		Profile:    p.Profile,
 		CommonName: p.CommonName,
 		Hosts:      p.Hosts,
+		Namespace:  p.Namespace,
 		KeyType:    p.KeyType,
 		Lifetime:   p.Lifetime,
 	})

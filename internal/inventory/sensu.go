@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -87,7 +88,7 @@ func fromSensu(path, origin string, specs []sensuCert) ([]Source, error) {
 			}
 		}
 		if spec.cnIsAgentName {
-			s.CommonName = agentName(str("name"))
+			s.CommonName, s.AgentNamespace = agentName(str("name")), cmp.Or(str("namespace"), "default")
 		}
 		out = append(out, s)
 		listedCA[str(spec.ca)] = true
@@ -120,6 +121,21 @@ func tlsKeyNames(specs []sensuCert) string {
 		}
 	}
 	return strings.Join(names, ", ")
+}
+
+// agentIdentity is the name and namespace of the agent whose agent.yml is
+// at path (the package's default when ""), as sensu-agent reads them; an
+// unreadable file leaves sensu-agent's defaults (the hostname, default).
+func agentIdentity(path string) (name, namespace string) {
+	if path == "" {
+		path = "/etc/sensu/agent.yml"
+	}
+	keys := map[string]any{}
+	if data, err := os.ReadFile(path); err == nil {
+		yaml.Unmarshal(data, &keys)
+	}
+	str := func(k string) string { s, _ := keys[k].(string); return s }
+	return agentName(str("name")), cmp.Or(str("namespace"), "default")
 }
 
 // agentName is the name a sensu-agent runs as: agent.yml's name, else the

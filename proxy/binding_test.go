@@ -470,3 +470,26 @@ func (s *syncWriter) String() string {
 	defer s.mu.Unlock()
 	return s.w.(*bytes.Buffer).String()
 }
+
+// TestDenyListWithoutBindingAnswersTheRequest: a listener that reads no
+// request head still refuses a denied serial, answering once the request
+// came, so an HTTP client reads the 403 as the answer to it.
+func TestDenyListWithoutBindingAnswersTheRequest(t *testing.T) {
+	ca := newTestCA(t)
+	target := newAgentTarget(t)
+	cert := ca.pair(t, "agent-1", nil, nil)
+	denyFile := filepath.Join(t.TempDir(), "deny")
+	writeFile(t, denyFile, []byte("serial "+cert.Leaf.SerialNumber.Text(16)+"\n"))
+	deny, err := LoadDenyList(denyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := bindingServer(t, ca, IdentityNone, deny, target.addr, nil)
+	_, resp := dialAgent(t, addr, ca, &cert, upgradeHead("agent-1", "default"))
+	if b := body(t, resp); resp.StatusCode != http.StatusForbidden || !strings.Contains(b, "is on the deny list") {
+		t.Fatalf("a denied serial on a listener without binding: %s %q", resp.Status, b)
+	}
+	if got := target.requests(); len(got) != 0 {
+		t.Fatalf("the target saw %q", got)
+	}
+}

@@ -298,12 +298,16 @@ func (s *Server) handle(client *net.TCPConn) {
 		s.end(pc)
 		return
 	}
-	if err := opt.Deny.denies(peer.leaf(), nil); err != nil {
+	readsHead := opt.AgentHeaders || opt.Identity != IdentityNone
+	if err := opt.Deny.denies(peer.leaf(), nil); err != nil && !readsHead {
+		// Answered after the request, as HTTP clients expect (bind
+		// refuses the same way where the head is read anyway).
+		readRequestHead(cconn)
 		s.refuse(pc, cconn, peer, nil, err)
 		return
 	}
 	var replay, early []byte
-	if opt.AgentHeaders || opt.Identity != IdentityNone {
+	if readsHead {
 		read, headLen, err := readRequestHead(cconn)
 		// A head still incomplete at the handshake timeout is a slowloris,
 		// not a client to relay; one that ended early is passed on as is.

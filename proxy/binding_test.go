@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -491,5 +492,30 @@ func TestDenyListWithoutBindingAnswersTheRequest(t *testing.T) {
 	}
 	if got := target.requests(); len(got) != 0 {
 		t.Fatalf("the target saw %q", got)
+	}
+}
+
+func TestRefusalsAreToldApartByTheirErrors(t *testing.T) {
+	ca := newTestCA(t)
+	leaf := ca.pair(t, "agent-1", nil, nil).Leaf
+	set, err := parseDenyList("deny", []byte("agent agent-9\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deny := &DenyList{}
+	deny.set.Store(set)
+	opt := &Options{Identity: IdentityCN, Deny: deny}
+	peer := Peer{Transport: TransportTLS, Chain: []*x509.Certificate{leaf}}
+	if err := opt.bind(peer, &AgentHello{Name: "agent-2", Namespace: "default"}); !errors.Is(err, ErrAgentIdentity) || errors.Is(err, ErrDenied) {
+		t.Errorf("another name: %v", err)
+	}
+	if err := opt.bind(peer, &AgentHello{Name: "agent-9", Namespace: "prod"}); !errors.Is(err, ErrDenied) {
+		t.Errorf("a denied agent: %v", err)
+	}
+	if err := opt.bind(Peer{Transport: TransportTLS}, &AgentHello{Name: "agent-1", Namespace: "default"}); !errors.Is(err, ErrAgentIdentity) {
+		t.Errorf("no certificate: %v", err)
+	}
+	if err := opt.bind(peer, &AgentHello{Name: "agent-1", Namespace: "default"}); err != nil {
+		t.Errorf("the bound agent: %v", err)
 	}
 }

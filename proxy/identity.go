@@ -83,23 +83,6 @@ func (id AgentIdentity) check(leaf *x509.Certificate, h AgentHello) error {
 	return nil
 }
 
-// identityOf names the agent a certificate is bound to, for the log.
-func (id AgentIdentity) identityOf(leaf *x509.Certificate) string {
-	if leaf == nil {
-		return ""
-	}
-	if id == IdentityURI {
-		var uris []string
-		for _, u := range leaf.URIs {
-			if _, _, err := agentFromURI(u); err == nil {
-				uris = append(uris, u.String())
-			}
-		}
-		return strings.Join(uris, ",")
-	}
-	return leaf.Subject.CommonName
-}
-
 // AgentURI is the URI SAN that binds a certificate to agent name in
 // namespace under agent-identity uri.
 func AgentURI(namespace, name string) string { return pki.AgentURI(namespace, name) }

@@ -109,6 +109,11 @@ type Certificate struct {
 	// certificate must chain to the bundle it comes with, and a change of
 	// that bundle is logged with the change.
 	TrustedCA string `yaml:"trusted-ca"`
+
+	// Namespace (profile agent) is the agent's Sensu namespace: the local
+	// CA adds the URI SAN sensu://NAMESPACE/CN, which a proxy listener with
+	// agent-identity uri binds to the agent's namespace and name.
+	Namespace string `yaml:"namespace"`
 }
 
 // Issuer names which source renews a certificate and its settings. Exactly
@@ -190,9 +195,12 @@ type Sensu struct {
 	EtcdPeerCertificate string `yaml:"etcd-peer-certificate"`
 	AgentCertificate    string `yaml:"agent-certificate"`
 	// AgentMTLS makes the cutover's enforce phase give agents a client
-	// certificate (agent-certificate) and the commercial backend the
-	// agent-auth-* keys. Default false (agents keep Basic auth). Requires
-	// Commercial: an agent with a certificate sends no password.
+	// certificate (agent-certificate). With Commercial, agent.yml gets
+	// cert-file and the backend agent-auth-*. Without it (the open-source
+	// backend reads no agent-auth-*, and an agent with cert-file sends no
+	// password), sensu-tlsd presents the certificate for the agent and the
+	// backend's agent port stays behind a listener that binds each
+	// certificate to its agent name. Default false (agents keep Basic auth).
 	AgentMTLS bool `yaml:"agent-mtls"`
 	// AgentCAFile is the CA bundle agents trust (agent.yml trusted-ca-file).
 	// Default "": the ca-file of agent-certificate, else of
@@ -308,6 +316,16 @@ type Listener struct {
 	DialTimeout      time.Duration `yaml:"dial-timeout"`      // default 5s
 	DrainTimeout     time.Duration `yaml:"drain-timeout"`     // on shutdown; default 10s
 	AgentHeaders     bool          `yaml:"agent-headers"`     // learn Sensu agent names from the upgrade request
+	// AgentIdentity binds each client certificate to the agent it connects
+	// as: cn (CN == Sensu-AgentName) or uri (URI SAN sensu://NAMESPACE/AGENT);
+	// needs client-ca; a mismatch or no certificate gets a 403.
+	AgentIdentity string `yaml:"agent-identity"`
+	// DenyFile lists certificate serials and agents refused (`serial HEX`,
+	// `agent NAME`, `agent NAMESPACE/NAME`); watched, and re-read on SIGHUP.
+	DenyFile string `yaml:"deny-file"`
+	// TargetTLS: terminate and dual speak TLS to their target too, verified
+	// with target-ca (default the certificate's ca-file) and server-name.
+	TargetTLS bool `yaml:"target-tls"`
 }
 
 // FileMode is an octal file mode written as a string ("0600") in YAML.

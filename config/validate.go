@@ -77,6 +77,14 @@ func (c *Config) Validate() error {
 		if err := pki.CheckKeyMode(os.FileMode(cert.KeyMode)); err != nil {
 			bad(key+".key-mode", "%v", err)
 		}
+		if cert.Namespace != "" {
+			switch {
+			case cert.Profile != "agent":
+				bad(key+".namespace", "binds an agent certificate to its Sensu namespace; profile %s is no agent's: remove namespace or use profile agent", cert.Profile)
+			case !pki.ValidNamespace(cert.Namespace):
+				bad(key+".namespace", "%q is not a Sensu namespace: use letters, digits, dots, hyphens and underscores", cert.Namespace)
+			}
+		}
 		for j, h := range cert.Hosts {
 			if err := pki.CheckHost(h); err != nil {
 				bad(fmt.Sprintf("%s.hosts[%d]", key, j), "%v", err)
@@ -113,16 +121,11 @@ func (c *Config) Validate() error {
 			bad("sensu."+sensuRefKeys[i], "names certificate %q, which is not in certificates", s)
 		}
 	}
-	if c.Sensu.AgentMTLS && !c.Sensu.Commercial {
-		// agent.yml cert-file makes sensu-agent drop Basic auth; only the
-		// commercial backend (agent-auth-*) accepts a certificate instead.
-		bad("sensu.agent-mtls", "agent certificates need the commercial backend: with cert-file set, sensu-agent stops sending its password and the open-source backend refuses it; "+
-			"set sensu.commercial: true if the backends are the commercial build (on agent-only nodes too), else remove sensu.agent-mtls")
-	}
 	for i, l := range c.Listeners {
 		if l.Certificate != "" && !seen[l.Certificate] {
 			bad(fmt.Sprintf("listeners[%d].certificate", i), "names certificate %q, which is not in certificates", l.Certificate)
 		}
+		validateBinding(l, fmt.Sprintf("listeners[%d]", i), bad)
 	}
 	errs = append(errs, c.Events.validate()...)
 	errs = append(errs, c.AgentCutover.validate()...)

@@ -7,16 +7,15 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 )
 
-// With agent.yml cert-file set, sensu-agent stops sending Basic auth, which
-// only the commercial backend does without: agent mTLS needs it said.
-func TestAgentMTLSRequiresTheCommercialBackend(t *testing.T) {
-	p := writeConfig(t, "sensu:\n  agent-mtls: true\n")
-	_, err := config.Load(config.LoadOptions{File: p})
-	if err == nil || !strings.Contains(err.Error(), "sensu.agent-mtls: agent certificates need the commercial backend") || !strings.Contains(err.Error(), "set sensu.commercial: true") {
-		t.Errorf("agent-mtls without commercial: %v", err)
-	}
-	if _, err := config.Load(config.LoadOptions{File: writeConfig(t, "sensu:\n  agent-mtls: true\n  commercial: true\n")}); err != nil {
-		t.Errorf("agent-mtls with commercial: %v", err)
+// Agent mTLS works on either build: with the commercial backend through
+// agent.yml cert-file and agent-auth-*, on the open-source one through
+// sensu-tlsd's agent binding (config/migrate), so neither is refused.
+func TestAgentMTLSOnEitherBuild(t *testing.T) {
+	for _, conf := range []string{"sensu:\n  agent-mtls: true\n", "sensu:\n  agent-mtls: true\n  commercial: true\n"} {
+		c, err := config.Load(config.LoadOptions{File: writeConfig(t, conf)})
+		if err != nil || !c.Sensu.AgentMTLS {
+			t.Errorf("%q: %v", conf, err)
+		}
 	}
 }
 

@@ -32,8 +32,13 @@ type Spec struct {
 	// CertCAFile is the CA bundle CertFile must chain to; "" checks the
 	// certificate without one (see Gate).
 	CertCAFile string
-	// CAFile verifies the targets (originate); "" trusts the system roots.
+	// CAFile verifies the targets (originate, or terminate/dual with
+	// TargetTLS); "" trusts the system roots.
 	CAFile string
+	// TargetTLS makes terminate and dual speak TLS to their target too,
+	// verified with CAFile and ServerName: a backend that serves TLS on
+	// the loopback port behind a listener that reads the agents' requests.
+	TargetTLS bool
 	// ClientCAFile turns on mTLS for clients (terminate, dual).
 	ClientCAFile                string
 	AllowCN, AllowDNS, AllowURI []string
@@ -47,6 +52,12 @@ type Spec struct {
 	HandshakeTimeout            time.Duration
 	DialTimeout                 time.Duration
 	AgentHeaders                bool
+	// AgentIdentity binds client certificates to agent names: "" (off),
+	// cn or uri (see AgentIdentity). Terminate and dual, with client-ca.
+	AgentIdentity string
+	// DenyFile lists certificate serials and agents refused (see
+	// DenyList); watched and read again on reload.
+	DenyFile string
 	// CertMayBePending lets the listener start before its certificate
 	// files exist or pass the gate (the daemon issues or replaces them
 	// after start and announces them on the bus); handshakes fail until
@@ -58,7 +69,7 @@ type Spec struct {
 // names into a Spec.
 func SpecFromConfig(l config.Listener, cert config.Certificate) Spec {
 	ca := l.TargetCA
-	if ca == "" && l.Mode == "originate" {
+	if ca == "" && (l.Mode == "originate" || l.TargetTLS) {
 		ca = cert.CAFile
 	}
 	return Spec{
@@ -68,6 +79,7 @@ func SpecFromConfig(l config.Listener, cert config.Certificate) Spec {
 		AllowPlaintext: l.AllowPlain, TLS13Only: l.TLS13Only, ALPN: l.ALPN, ServerName: l.ServerName,
 		MaxConns: l.MaxConns, IdleTimeout: l.IdleTimeout, HandshakeTimeout: l.HandshakeTimeout,
 		DialTimeout: l.DialTimeout, AgentHeaders: l.AgentHeaders, TargetOrder: l.TargetOrder,
+		AgentIdentity: l.AgentIdentity, DenyFile: l.DenyFile, TargetTLS: l.TargetTLS,
 	}
 }
 
@@ -77,6 +89,9 @@ func SpecFromConfig(l config.Listener, cert config.Certificate) Spec {
 type Files struct {
 	Cert *FileSource
 	CA   *CAPool
+	// TargetCA verifies the TLS target of a terminate or dual listener
+	// with target-tls, beside the client CA in CA.
+	TargetCA *CAPool
 }
 
 // Watch follows the files on disk until ctx ends (the standalone proxy;
@@ -86,8 +101,10 @@ func (f Files) Watch(ctx context.Context, log *slog.Logger) error {
 	if f.Cert != nil {
 		g.Go(func() error { return f.Cert.Watch(ctx) })
 	}
-	if f.CA != nil {
-		g.Go(func() error { return f.CA.Watch(ctx, log) })
+	for _, ca := range []*CAPool{f.CA, f.TargetCA} {
+		if ca != nil {
+			g.Go(func() error { return ca.Watch(ctx, log) })
+		}
 	}
 	return g.Wait()
 }
@@ -100,8 +117,10 @@ func (f Files) CertificateChanged(ctx context.Context, name string, c event.Chan
 	if f.Cert != nil && c.Name == name {
 		errs = append(errs, f.Cert.Subscriber(name).CertificateChanged(ctx, c))
 	}
-	if f.CA != nil && slices.Contains(c.Files, f.CA.Path()) {
-		errs = append(errs, f.CA.Reload())
+	for _, ca := range []*CAPool{f.CA, f.TargetCA} {
+		if ca != nil && slices.Contains(c.Files, ca.Path()) {
+			errs = append(errs, ca.Reload())
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -137,10 +156,10 @@ func buildOptions(spec Spec, m *Metrics, log *slog.Logger) (Options, Files, erro
 	switch spec.Mode {
 	case "terminate", "dual":
 		switch {
-		case spec.CAFile != "":
+		case spec.CAFile != "" && !spec.TargetTLS:
 			return bad("--ca (config key target-ca) verifies the TLS targets of mode originate; mode %s sends plaintext to its target. "+
 				"To require client certificates, give --client-ca (config key client-ca) instead", spec.Mode)
-		case spec.ServerName != "":
+		case spec.ServerName != "" && !spec.TargetTLS:
 			return bad("--server-name (config key server-name) is the name mode originate verifies on its targets; mode %s serves its own "+
 				"certificate, and clients verify the names in it (the certificate's hosts). Remove server-name", spec.Mode)
 		case spec.TargetOrder != "":
@@ -151,6 +170,11 @@ func buildOptions(spec Spec, m *Metrics, log *slog.Logger) (Options, Files, erro
 		}
 	case "originate":
 		switch {
+		case spec.TargetTLS:
+			return bad("target-tls applies to modes terminate and dual; mode originate always speaks TLS to its targets. Remove target-tls")
+		case spec.AgentIdentity != "" || spec.DenyFile != "":
+			return bad("agent-identity and deny-file check the TLS clients of mode terminate or dual; mode originate takes plaintext clients. " +
+				"Bind agents on the listener in front of the backend's agent port")
 		case spec.AllowPlaintext:
 			return bad("--allow-plaintext (config key allow-plaintext) applies to mode dual only; mode originate always takes plaintext clients. Remove allow-plaintext")
 		case spec.ClientCAFile != "" || len(spec.AllowCN)+len(spec.AllowDNS)+len(spec.AllowURI) > 0:
@@ -187,7 +211,9 @@ func buildOptions(spec Spec, m *Metrics, log *slog.Logger) (Options, Files, erro
 			return bad("%v", err)
 		}
 	}
-	var ca *CAPool
+	var ca, targetCA *CAPool
+	var deny *DenyList
+	var identity AgentIdentity
 	policy := Policy{TLS13Only: spec.TLS13Only, ALPN: spec.ALPN}
 	var mode Mode
 	switch spec.Mode {
@@ -205,11 +231,32 @@ func buildOptions(spec Spec, m *Metrics, log *slog.Logger) (Options, Files, erro
 		if auth != nil {
 			ca = auth.CAs
 		}
+		if identity, err = agentBinding(spec, auth); err != nil {
+			return bad("%v", err)
+		}
+		if spec.DenyFile != "" {
+			if auth == nil && !spec.AgentHeaders && identity == IdentityNone {
+				return bad("deny-file refuses certificate serials (needs client-ca) and agent names (needs agent-headers or agent-identity); set client-ca and agent-identity")
+			}
+			if deny, err = LoadDenyList(spec.DenyFile); err != nil {
+				return bad("%v", err)
+			}
+		}
 		cfg := serverTLSConfig(policy, src, auth)
+		var upstream *Originate
+		if spec.TargetTLS {
+			upstream = &Originate{TLS: clientTLSConfig(Policy{TLS13Only: spec.TLS13Only}, nil, nil), Targets: spec.Targets, ServerName: spec.ServerName}
+			if spec.CAFile != "" {
+				if upstream.Roots, err = LoadCAPool(spec.CAFile); err != nil {
+					return bad("target-ca %v", err)
+				}
+				targetCA = upstream.Roots
+			}
+		}
 		if spec.Mode == "terminate" {
-			mode = &Terminate{TLS: cfg, Auth: auth, Target: spec.Targets[0]}
+			mode = &Terminate{TLS: cfg, Auth: auth, Target: spec.Targets[0], Upstream: upstream}
 		} else {
-			mode = &Dual{TLS: cfg, Auth: auth, Target: spec.Targets[0], AllowPlaintext: spec.AllowPlaintext}
+			mode = &Dual{TLS: cfg, Auth: auth, Target: spec.Targets[0], AllowPlaintext: spec.AllowPlaintext, Upstream: upstream}
 		}
 	case "originate":
 		var certs CertSource
@@ -230,8 +277,27 @@ func buildOptions(spec Spec, m *Metrics, log *slog.Logger) (Options, Files, erro
 	return Options{
 		Name: spec.Name, Mode: mode, MaxConns: spec.MaxConns,
 		HandshakeTimeout: spec.HandshakeTimeout, IdleTimeout: spec.IdleTimeout, DialTimeout: spec.DialTimeout,
-		AgentHeaders: spec.AgentHeaders, Metrics: m, Log: log,
-	}, Files{Cert: src, CA: ca}, nil
+		AgentHeaders: spec.AgentHeaders, Identity: identity, Deny: deny, Metrics: m, Log: log,
+	}, Files{Cert: src, CA: ca, TargetCA: targetCA}, nil
+}
+
+// agentBinding checks spec's agent-identity: it needs the client CA that
+// makes the certificates worth binding, and leaves no room for plaintext.
+// A binding listener lets a client without a certificate finish the
+// handshake, so it can be told why in a 403.
+func agentBinding(spec Spec, auth *ClientAuth) (AgentIdentity, error) {
+	id, err := ParseAgentIdentity(spec.AgentIdentity)
+	if err != nil || id == IdentityNone {
+		return id, err
+	}
+	switch {
+	case auth == nil:
+		return "", fmt.Errorf("agent-identity %s binds client certificates, so it needs client-ca, the CA that verifies them", id)
+	case spec.AllowPlaintext:
+		return "", fmt.Errorf("agent-identity %s refuses every client without a certificate, plaintext included; remove allow-plaintext", id)
+	}
+	auth.CertOptional = true
+	return id, nil
 }
 
 func clientAuth(spec Spec) (*ClientAuth, error) {

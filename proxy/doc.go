@@ -25,4 +25,10 @@
 // listeners and keeps them in step with the config across reloads: a
 // listener whose name, mode and address stay is updated in place
 // (Server.Update) and keeps the sessions its new settings still admit.
+//
+// On the agent port a listener can bind each agent's client certificate to
+// the agent its websocket upgrade names (Options.Identity: CN, or a URI
+// SAN sensu://NAMESPACE/AGENT) and refuse listed serials and agents
+// (DenyList); a refused agent gets a 403 before any byte reaches the
+// target, and a changed deny list closes the sessions it now refuses.
 package proxy

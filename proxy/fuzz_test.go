@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -54,6 +55,55 @@ func FuzzReadRequestHead(f *testing.F) {
 		}
 		if len(read) > maxRequestHead {
 			t.Fatalf("read %d bytes, over the %d limit", len(read), maxRequestHead)
+		}
+	})
+}
+
+func FuzzParseDenyList(f *testing.F) {
+	f.Add([]byte("serial 0a:1B\nagent web-1 # retired\nagent prod/db-1\n"))
+	f.Add([]byte("# only a comment\n\n"))
+	f.Add([]byte("serial \nagent a/b/c"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := parseDenyList("fuzz", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "deny list fuzz:") {
+				t.Fatalf("error %q does not name the file and line", err)
+			}
+			return
+		}
+		for s := range d.serials {
+			if again, ok := normalSerial(s); !ok || again != s {
+				t.Fatalf("serial %q is not in its normal form (%q)", s, again)
+			}
+		}
+		for name := range d.agents {
+			if !validAgentName(name) {
+				t.Fatalf("denied agent %q is not a valid name", name)
+			}
+		}
+		for k := range d.scoped {
+			if !validAgentName(k[0]) || !validAgentName(k[1]) {
+				t.Fatalf("denied agent %q is not a valid namespace/name", k)
+			}
+		}
+	})
+}
+
+func FuzzParseAgentURI(f *testing.F) {
+	for _, s := range []string{"sensu://default/agent-1", "sensu://prod/a/b", "sensu://p%41/a", "sensu://u@p/a?q#f", "spiffe://x/y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ns, name, err := ParseAgentURI(s)
+		if err != nil {
+			return
+		}
+		if !validAgentName(ns) || !validAgentName(name) {
+			t.Fatalf("%q gave namespace %q and agent %q", s, ns, name)
+		}
+		// What is accepted is what AgentURI writes: one spelling per agent.
+		if again := AgentURI(ns, name); again != s {
+			t.Fatalf("%q parsed to %s/%s, which is written %q", s, ns, name, again)
 		}
 	})
 }

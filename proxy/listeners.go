@@ -238,6 +238,7 @@ func (l *Listeners) commit(ctx context.Context, cfg *config.Config, plan []plann
 	for i, p := range plan {
 		if r := next[i]; r != nil {
 			if reflect.DeepEqual(r.conf, p.conf) && reflect.DeepEqual(r.cert, p.cert) {
+				r.server.ReloadDeny() // SIGHUP re-reads the deny-file; it logs what changed
 				continue
 			}
 			closed := r.server.Update(p.opt)

@@ -31,7 +31,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "handshake_failures_total", Help: "Client handshakes that failed, by reason: timeout, client-closed, not-tls, unknown-protocol, plaintext-refused, " +
 				"protocol-version, no-shared-cipher, no-shared-alpn, no-client-certificate, bad-client-certificate, client-not-allowed, " +
-				"client-alert (the client rejected the proxy), certificate-pending (not issued yet), other."}, []string{"listener", "reason"}),
+				"client-alert (the client rejected the proxy), certificate-pending (not issued yet), " +
+				"agent-identity (the certificate does not name the agent, or none; answered 403), denied (deny-file; answered 403), other."}, []string{"listener", "reason"}),
 		targetFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "target_failures_total", Help: "Connections to a target that failed (target down, TLS verification), by target."}, []string{"listener", "target"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,

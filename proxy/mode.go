@@ -45,6 +45,9 @@ type Terminate struct {
 	Auth   *ClientAuth // the mTLS TLS enforces; nil without
 	Target string
 	Dialer net.Dialer
+	// Upstream, when set, carries the target side over TLS instead
+	// (target-tls): the proxy reads the client's requests in between.
+	Upstream *Originate
 }
 
 // Accept implements Mode.
@@ -56,7 +59,10 @@ func (m *Terminate) Accept(conn *net.TCPConn) (net.Conn, Peer, error) {
 func (m *Terminate) Admit(p Peer) error { return m.Auth.admits(p) }
 
 // Dial implements Mode.
-func (m *Terminate) Dial(_ context.Context, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
+func (m *Terminate) Dial(ctx context.Context, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
+	if m.Upstream != nil {
+		return m.Upstream.Dial(ctx, timeout, failed)
+	}
 	return dialPlain(&m.Dialer, m.Target, timeout, failed)
 }
 
@@ -204,6 +210,7 @@ type Dual struct {
 	Target         string
 	AllowPlaintext bool
 	Dialer         net.Dialer
+	Upstream       *Originate // as in Terminate
 }
 
 // ErrPlaintextRefused is returned for a plaintext client on a dual port
@@ -253,7 +260,10 @@ func (m *Dual) Admit(p Peer) error {
 }
 
 // Dial implements Mode.
-func (m *Dual) Dial(_ context.Context, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
+func (m *Dual) Dial(ctx context.Context, timeout time.Duration, failed func(*TargetError)) (net.Conn, error) {
+	if m.Upstream != nil {
+		return m.Upstream.Dial(ctx, timeout, failed)
+	}
 	return dialPlain(&m.Dialer, m.Target, timeout, failed)
 }
 

@@ -76,10 +76,10 @@ func TestRefusedClientCertificatesAreLogged(t *testing.T) {
 	// A new interval: the next refusal is logged, with the count of those
 	// that were not.
 	ls.mu.Lock()
-	r := &ls.running[0].server.refusals
+	r := &ls.running[0].server.certRefusals
 	ls.mu.Unlock()
 	r.mu.Lock()
-	r.last = time.Now().Add(-refusalLogInterval)
+	r.next = time.Now()
 	r.mu.Unlock()
 	attempt(ca.Pair(t, "agent-2"))
 	if out := waitLines(2); !strings.Contains(out, `reason=client-not-allowed`) || !strings.Contains(out, `CN \"agent-2\"`) || !strings.Contains(out, "unlogged_since_last=2") {
@@ -92,10 +92,10 @@ func TestRefusedClientCertificatesAreLogged(t *testing.T) {
 func TestRefusalLogInterval(t *testing.T) {
 	logs := &logbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	var r refusalLog
+	r := rateLog{every: refusalLogInterval}
 	t0 := time.Now()
 	for _, at := range []time.Duration{0, time.Second, refusalLogInterval - time.Millisecond, refusalLogInterval} {
-		r.refused(log, "agents", "10.0.0.1:5000", "client-not-allowed", errors.New("x"), t0.Add(at))
+		r.log(log, slog.LevelWarn, t0.Add(at), "proxy refused a client certificate (mTLS)", "listener", "agents", "reason", "client-not-allowed", "error", errors.New("x"))
 	}
 	out := logs.String()
 	if n := strings.Count(out, "proxy refused"); n != 2 || !strings.Contains(out, "unlogged_since_last=0") || !strings.Contains(out, "unlogged_since_last=2") {

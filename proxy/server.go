@@ -38,8 +38,16 @@ type Options struct {
 	// AgentHeaders reads the client's first HTTP request head to learn a
 	// Sensu agent's name and namespace; the bytes go to the target as is.
 	AgentHeaders bool
-	Metrics      *Metrics // nil registers on a private registry
-	Log          *slog.Logger
+	// Identity binds each TLS client's certificate to the agent its
+	// upgrade request names (see AgentIdentity); the head is then read
+	// whatever AgentHeaders says, and a client that does not match gets a
+	// 403 before a byte reaches the target.
+	Identity AgentIdentity
+	// Deny refuses listed certificate serials and agents, and closes their
+	// open sessions when the list changes; nil denies nothing.
+	Deny    *DenyList
+	Metrics *Metrics // nil registers on a private registry
+	Log     *slog.Logger
 }
 
 // Default timeouts.
@@ -74,8 +82,10 @@ type Server struct {
 	log    *slog.Logger
 	m      *listenerMetrics
 	agents agentBook
-	// refusals logs refused client certificates, rate-limited.
-	refusals refusalLog
+	// certRefusals and agentRefusals rate-limit the log lines of refused
+	// client certificates (mTLS) and of agents refused by identity binding.
+	certRefusals, agentRefusals rateLog
+	deny                        denyFollower
 
 	open     atomic.Int64
 	draining atomic.Bool
@@ -103,6 +113,8 @@ type proxiedConn struct {
 	target     atomic.Pointer[net.TCPConn]
 	relay      atomic.Pointer[relayConn] // set once relaying
 	lastActive atomic.Int64
+	// hello is the agent the client's upgrade request named, once read.
+	hello atomic.Pointer[AgentHello]
 }
 
 func (pc *proxiedConn) close() {
@@ -140,6 +152,8 @@ func newServer(opt Options) *Server {
 		conns:     make(map[*proxiedConn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		stop:      make(chan struct{}),
+		certRefusals:  rateLog{every: refusalLogInterval},
+		agentRefusals: rateLog{every: refusalLogEvery},
 	}
 	s.cut, s.cutAll = context.WithCancel(context.Background())
 	s.opt.Store(&opt)
@@ -159,6 +173,13 @@ func (s *Server) Update(opt Options) int {
 	opt = opt.withDefaults()
 	opt.Name, opt.ParkAfter, opt.Metrics, opt.Log = cur.Name, cur.ParkAfter, cur.Metrics, cur.Log
 	s.opt.Store(&opt)
+	s.followDeny()
+	return s.closeRefused(&opt)
+}
+
+// closeRefused closes the admitted sessions opt refuses and returns how
+// many.
+func (s *Server) closeRefused(opt *Options) int {
 	s.mu.Lock()
 	admitted := make([]*proxiedConn, 0, len(s.conns))
 	for pc := range s.conns {
@@ -170,7 +191,7 @@ func (s *Server) Update(opt Options) int {
 	// Checked outside s.mu: verifying many client chains takes a while.
 	closed := 0
 	for _, pc := range admitted {
-		if opt.Mode.Admit(pc.peer) != nil {
+		if opt.Mode.Admit(pc.peer) != nil || opt.keeps(pc) != nil {
 			pc.close()
 			closed++
 		}
@@ -211,6 +232,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		go s.sweep()
 	}
 	s.mu.Unlock()
+	s.followDeny()
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
@@ -275,15 +297,24 @@ func (s *Server) handle(client *net.TCPConn) {
 		reason := handshakeReason(err)
 		s.m.handshakeFailed(reason)
 		if mTLSRefusals[reason] {
-			s.refusals.refused(s.log, s.name, client.RemoteAddr().String(), reason, err, time.Now())
+			s.certRefusals.log(s.log, slog.LevelWarn, time.Now(), "proxy refused a client certificate (mTLS)",
+				"listener", s.name, "remote", client.RemoteAddr().String(), "reason", reason, "error", err)
 		} else {
 			s.log.Debug("client handshake failed", "listener", s.name, "remote", client.RemoteAddr(), "reason", reason, "err", err)
 		}
 		s.end(pc)
 		return
 	}
-	var replay []byte
-	if opt.AgentHeaders {
+	readsHead := opt.AgentHeaders || opt.Identity != IdentityNone
+	if err := opt.Deny.denies(peer.leaf(), nil); err != nil && !readsHead {
+		// Answered after the request, as HTTP clients expect (bind
+		// refuses the same way where the head is read anyway).
+		readRequestHead(cconn)
+		s.refuse(pc, cconn, peer, nil, err)
+		return
+	}
+	var replay, early []byte
+	if readsHead {
 		read, headLen, err := readRequestHead(cconn)
 		// A head still incomplete at the handshake timeout is a slowloris,
 		// not a client to relay; one that ended early is passed on as is.
@@ -292,14 +323,26 @@ func (s *Server) handle(client *net.TCPConn) {
 			s.end(pc)
 			return
 		}
+		var hello *AgentHello
 		if headLen > 0 {
 			if h, err := ParseAgentHello(read[:headLen]); err == nil {
+				hello = &h
+				pc.hello.Store(hello)
 				tlsN, plainN := s.agents.record(s.name, h, peer.Transport, time.Now())
 				s.m.agentsSeen(TransportTLS, tlsN)
 				s.m.agentsSeen(TransportPlaintext, plainN)
 			}
 		}
+		if err := opt.bind(peer, hello); err != nil {
+			s.refuse(pc, cconn, peer, hello, err)
+			return
+		}
 		replay = read
+		if opt.Identity != IdentityNone {
+			// Bytes after the bound request go only once the target
+			// switched protocols (see awaitUpgrade).
+			replay, early = read[:headLen], read[headLen:]
+		}
 	}
 	client.SetDeadline(time.Time{})
 
@@ -319,6 +362,12 @@ func (s *Server) handle(client *net.TCPConn) {
 	} else {
 		s.m.totalPlain.Inc()
 	}
+	if opt.Identity != IdentityNone {
+		if !s.awaitUpgrade(pc, cconn, tconn, replay, opt) {
+			return
+		}
+		replay = early
+	}
 	cs, ts, err := s.sides(cconn, tconn, replay)
 	if err != nil {
 		tconn.Close()
@@ -328,6 +377,7 @@ func (s *Server) handle(client *net.TCPConn) {
 	}
 	pc.target.Store(ts.tcp)
 	s.startRelay(pc, cs, ts)
+	s.recheck(pc, opt)
 }
 
 // sides prepares both ends for the relay and replays what was read from

@@ -52,6 +52,11 @@ func (p Policy) minVersion() uint16 {
 type ClientAuth struct {
 	CAs   *CAPool
 	Allow AllowList
+	// CertOptional lets a client without a certificate finish the
+	// handshake, for a listener that binds agents (Options.Identity): it
+	// then answers with a 403 that says a certificate is needed, which an
+	// agent logs, instead of a TLS alert.
+	CertOptional bool
 }
 
 // AllowList admits a verified client certificate by its common name, a
@@ -67,6 +72,8 @@ type AllowList struct {
 // chain: there is a certificate, and it is on the allow-list.
 func (a *ClientAuth) permits(chain []*x509.Certificate) error {
 	switch {
+	case len(chain) == 0 && a.CertOptional:
+		return nil
 	case len(chain) == 0:
 		return errNoClientCertificate
 	case !a.Allow.Permits(chain[0]):
@@ -83,7 +90,7 @@ func (a *ClientAuth) admits(p Peer) error {
 	if a == nil {
 		return nil
 	}
-	if err := a.permits(p.Chain); err != nil {
+	if err := a.permits(p.Chain); err != nil || len(p.Chain) == 0 {
 		return err
 	}
 	opts := x509.VerifyOptions{Roots: a.CAs.Pool(), Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}

@@ -19,7 +19,10 @@ type AgentHello struct {
 	Namespace string // Sensu-Namespace
 }
 
-var errNotAgent = errors.New("request is not a Sensu agent websocket upgrade")
+var (
+	errNotAgent            = errors.New("request is not a Sensu agent websocket upgrade")
+	errRepeatedAgentHeader = errors.New("request repeats Sensu-AgentName or Sensu-Namespace")
+)
 
 // ParseAgentHello parses an HTTP/1.x request head (request line and
 // headers, up to and including the blank line) and returns the agent's
@@ -33,6 +36,7 @@ func ParseAgentHello(head []byte) (AgentHello, error) {
 		return AgentHello{}, fmt.Errorf("malformed request line %q", truncate(reqLine))
 	}
 	var h AgentHello
+	var names, namespaces int
 	for _, line := range lines[1:] {
 		line = strings.TrimSuffix(line, "\r")
 		if line == "" {
@@ -46,9 +50,16 @@ func ParseAgentHello(head []byte) (AgentHello, error) {
 		switch {
 		case strings.EqualFold(key, "Sensu-AgentName"):
 			h.Name = value
+			names++
 		case strings.EqualFold(key, "Sensu-Namespace"):
 			h.Namespace = value
+			namespaces++
 		}
+	}
+	// The backend reads the first of repeated headers and this parser the
+	// last; a head with two could name one agent here and another there.
+	if names > 1 || namespaces > 1 {
+		return AgentHello{}, errRepeatedAgentHeader
 	}
 	if h.Name == "" || !printable(h.Name) || !printable(h.Namespace) {
 		return AgentHello{}, errNotAgent

@@ -32,6 +32,7 @@ func (localCAIssuer) Issue(_ context.Context, p Plan, _ string, log *slog.Logger
 		Profile:    p.Profile,
 		CommonName: p.CommonName,
 		Hosts:      p.Hosts,
+		Namespace:  p.Namespace,
 		KeyType:    p.KeyType,
 		Lifetime:   p.Lifetime,
 	})

@@ -21,6 +21,7 @@ type Plan struct {
 	Profile    pki.Profile
 	CommonName string
 	Hosts      []string
+	Namespace  string // profile agent: the URI SAN's namespace (see config)
 	KeyType    string
 	Lifetime   time.Duration
 	Paths      install.Paths
@@ -115,6 +116,7 @@ func plan(cfg *config.Config, stateDir string, c config.Certificate) (Plan, erro
 		Profile:    profile,
 		CommonName: c.CommonName,
 		Hosts:      c.Hosts,
+		Namespace:  c.Namespace,
 		KeyType:    c.KeyType,
 		Lifetime:   c.Lifetime,
 		Paths: install.Paths{Cert: c.CertFile, Key: c.KeyFile, CA: c.CAFile,

@@ -24,9 +24,9 @@ import (
 
 func newIssueCmd(a *app) *cobra.Command {
 	var (
-		profile, commonName, keyType, out, lifetime string
-		hosts                                       []string
-		all                                         bool
+		profile, commonName, keyType, out, lifetime, namespace string
+		hosts                                                  []string
+		all                                                    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "issue NAME --profile P [--hosts h1,h2,10.0.0.5] | issue --all",
@@ -107,7 +107,7 @@ per-certificate flags do not apply to it.`,
 			if err != nil {
 				return err
 			}
-			is, err := authority.Issue(ca.Request{Name: name, Profile: p, CommonName: commonName, Hosts: hosts, KeyType: keyType, Lifetime: d})
+			is, err := authority.Issue(ca.Request{Name: name, Profile: p, CommonName: commonName, Hosts: hosts, KeyType: keyType, Lifetime: d, Namespace: namespace})
 			if err != nil {
 				return err
 			}
@@ -123,6 +123,7 @@ per-certificate flags do not apply to it.`,
 	f.StringVar(&profile, "profile", "", "backend, etcd-peer, etcd-client, agent, server or client")
 	f.StringSliceVar(&hosts, "hosts", nil, "DNS names and IPs for the SANs, comma-separated (serving profiles default to the CN)")
 	f.StringVar(&commonName, "common-name", "", "subject CN (default NAME)")
+	f.StringVar(&namespace, "namespace", "", "profile agent: add the URI SAN sensu://NAMESPACE/CN, which a proxy listener with agent-identity uri binds")
 	f.StringVar(&keyType, "key-type", "", "ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096")
 	f.StringVar(&lifetime, "lifetime", "", "validity, e.g. 90d or 2160h (default: config defaults.lifetime, 90d)")
 	f.StringVar(&out, "out", "", "output directory (default: config defaults.dir, which defaults to the state directory)")

@@ -146,17 +146,19 @@ func TestSensuconfRollbackRefusesEditedFiles(t *testing.T) {
 	}
 }
 
-// Agent certificates make sensu-agent drop its password, which only the
-// commercial backend accepts: the config must say the backends are that.
-func TestSensuconfAgentMTLSNeedsCommercial(t *testing.T) {
+// Agent mTLS on the open-source build is sensu-tlsd's agent binding: the
+// plan's phase 4 asks for the agent certificate sensu-tlsd presents for
+// the agent (no longer refusing the config for want of the commercial build).
+func TestSensuconfAgentMTLSOnTheOpenSourceBuildPlansTheBinding(t *testing.T) {
 	dir, cfg, _, _ := migrateSetup(t, "backend-chef.yml", "agent-chef.yml")
 	conf, _ := os.ReadFile(cfg)
 	if err := os.WriteFile(cfg, append(conf, "  agent-mtls: true\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r := sensuconfMigrate(t, dir, cfg, "plan")
-	if r.code == 0 || !strings.Contains(r.stderr, cfg+": invalid configuration") || !strings.Contains(r.stderr, "sensu.agent-mtls: agent certificates need the commercial backend") {
-		t.Errorf("agent-mtls without commercial: exit %d %s", r.code, r.stderr)
+	out := r.stdout + r.stderr
+	if r.code != 1 || !strings.Contains(out, "for sensu-tlsd to present on 127.0.0.1:8091 for sensu-agent") || !strings.Contains(out, "set sensu.agent-certificate") {
+		t.Errorf("plan with agent-mtls on the open-source build: exit %d\n%s", r.code, out)
 	}
 }
 

@@ -51,6 +51,13 @@ and (originate) a chain to --ca. A refused certificate stops the start with a
 non-zero exit. The certificate, key and CA bundle (--ca, --client-ca) are
 watched and reloaded when they change; a file refused on reload never replaces
 the one in use and is logged as a warning with the reason and the fix.
+
+Agent binding (--agent-identity cn|uri with --client-ca): each agent's
+certificate must name the Sensu-AgentName (cn), or the namespace and name
+through a URI SAN sensu://NAMESPACE/AGENT (uri), of its websocket upgrade; a
+mismatch or a missing certificate gets a 403 before a byte reaches the
+target. --deny-file refuses listed serials and agents and closes their open
+sessions when the file changes.
 SIGTERM or SIGINT drains: no new connections, open ones get --drain-timeout to finish.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -88,6 +95,8 @@ SIGTERM or SIGINT drains: no new connections, open ones get --drain-timeout to f
 	f.DurationVar(&spec.HandshakeTimeout, "handshake-timeout", proxy.DefaultHandshakeTimeout, "cut clients that do not finish the handshake (and agent upgrade request) in time")
 	f.DurationVar(&spec.DialTimeout, "dial-timeout", proxy.DefaultDialTimeout, "give up connecting to one target (originate: and its TLS handshake) after this long, then try the next")
 	f.BoolVar(&spec.AgentHeaders, "agent-headers", false, "read the first HTTP request to learn Sensu agent names (agent port 8081)")
+	f.StringVar(&spec.AgentIdentity, "agent-identity", "", "terminate/dual with --client-ca: bind each client certificate to the agent it connects as: cn (CN = Sensu-AgentName) or uri (URI SAN sensu://NAMESPACE/AGENT); others get a 403")
+	f.StringVar(&spec.DenyFile, "deny-file", "", "refuse these certificate serials and agents (lines `serial HEX`, `agent NAME`, `agent NAMESPACE/NAME`); watched, open sessions of newly denied ones are closed")
 	f.StringVar(&metricsAddress, "metrics-address", "", "serve Prometheus /metrics and /agents on this address (default: off)")
 	f.DurationVar(&drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "on SIGTERM, how long open connections may finish")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

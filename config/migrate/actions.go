@@ -124,6 +124,9 @@ func bridgeAddresses(dropIn []byte) []string {
 	}
 	var out []string
 	for _, l := range f.Listeners {
+		if l.Mode == "originate" {
+			continue // plaintext in (phase 4's uplink for the local agent): the agent's own gate proves it
+		}
 		host, port, err := net.SplitHostPort(l.Listen)
 		if err != nil {
 			continue

@@ -74,10 +74,17 @@ var steps = map[Phase]step{
 		apply:   applyEnforce,
 		skip:    func(n *Node) string { return enforcementOf(n).skip },
 		needs: func(n *Node) []Need {
-			if n.IsAgent() && n.AgentMTLS {
-				return []Need{n.certNeed(n.Agent, "agent-certificate", "agent.yml cert-file/key-file (agent mTLS)", "agent")}
+			var needs []Need
+			switch {
+			case n.IsAgent() && n.bindsAgents():
+				needs = append(needs, n.certNeed(n.Agent, "agent-certificate", "sensu-tlsd to present on "+AgentUplink+" for sensu-agent (agent mTLS, open-source build)", "agent"))
+			case n.IsAgent() && n.AgentMTLS:
+				needs = append(needs, n.certNeed(n.Agent, "agent-certificate", "agent.yml cert-file/key-file (agent mTLS)", "agent"))
 			}
-			return nil
+			if n.IsBackend() && n.bindsAgents() {
+				needs = append(needs, n.caNeed(n.agentClientCA(), "client-ca of the agent listener that binds each agent to its certificate"))
+			}
+			return needs
 		},
 	},
 }
@@ -105,11 +112,13 @@ func enforcementOf(n *Node) enforcement {
 		agentCert: n.IsAgent() && n.AgentMTLS,
 	}
 	switch {
+	case n.bindsAgents():
+		e.summary = "agents are bound to their certificates at sensu-tlsd (open-source build): the backend's agent port moves to loopback behind a listener that refuses agents without a certificate naming them (agent-identity cn), and each agent node's sensu-tlsd presents the agent's certificate on " + AgentUplink
 	case e.agentAuth || e.agentCert:
 		e.summary = "agents authenticate by certificate (agent mTLS): the commercial backend's agent-auth-* keys, each agent's cert-file/key-file"
 	case !n.Commercial:
-		e.summary = "no effect on the open-source build: phase 3 already refuses plaintext and makes etcd require client certificates, and agent certificate authentication is commercial only"
-		e.skip = "no effect on the open-source build (sensu.commercial: false)"
+		e.summary = "no effect on the open-source build without agent mTLS: phase 3 already refuses plaintext and makes etcd require client certificates; with sensu.agent-mtls, sensu-tlsd binds agents to their certificates"
+		e.skip = "no effect on the open-source build without agent certificates (sensu.agent-mtls: false)"
 	default:
 		e.summary = "no effect without agent mTLS: phase 3 already refuses plaintext and makes etcd require client certificates"
 		e.skip = "no effect here without agent certificates (sensu.agent-mtls: false)"
@@ -312,6 +321,9 @@ func applyEnforce(w *workspace) error {
 	if err != nil {
 		return err
 	}
+	if w.node.bindsAgents() {
+		return applyAgentBinding(w)
+	}
 	return w.agentSettings(func(_ string, s sensu.Settings) error {
 		t := sensu.AgentTLS{CAFile: w.node.agentCA()}
 		if enforcementOf(w.node).agentCert {
@@ -329,30 +341,41 @@ type dropInFile struct {
 }
 
 type dropInListener struct {
-	Name         string   `yaml:"name"`
-	Mode         string   `yaml:"mode"`
-	Listen       string   `yaml:"listen"`
-	Targets      []string `yaml:"targets"`
-	Certificate  string   `yaml:"certificate"`
-	AllowPlain   bool     `yaml:"allow-plaintext"`
-	AgentHeaders bool     `yaml:"agent-headers,omitempty"`
+	Name          string   `yaml:"name"`
+	Mode          string   `yaml:"mode"`
+	Listen        string   `yaml:"listen"`
+	Targets       []string `yaml:"targets"`
+	Certificate   string   `yaml:"certificate"`
+	AllowPlain    bool     `yaml:"allow-plaintext"`
+	AgentHeaders  bool     `yaml:"agent-headers,omitempty"`
+	ClientCA      string   `yaml:"client-ca,omitempty"`
+	AgentIdentity string   `yaml:"agent-identity,omitempty"`
+	TargetTLS     bool     `yaml:"target-tls,omitempty"`
+	TargetCA      string   `yaml:"target-ca,omitempty"`
+	ServerName    string   `yaml:"server-name,omitempty"`
 }
 
 const dropInHeader = "# Written by `sensu-tlsd migrate apply --phase 1` (the bridge).\n" +
 	"# Removed by phase 3 (native) or a rollback; do not edit.\n"
 
 func (w *workspace) setDropIn(ls []config.Listener) error {
-	path := DropInPath(w.node.StateDir)
+	return w.setDropInAt(DropInPath(w.node.StateDir), dropInHeader, ls)
+}
+
+// setDropInAt writes ls to the drop-in at path under header; none removes it.
+func (w *workspace) setDropInAt(path, header string, ls []config.Listener) error {
 	if len(ls) == 0 {
 		w.set(path, nil)
 		return nil
 	}
 	var f dropInFile
 	for _, l := range ls {
-		f.Listeners = append(f.Listeners, dropInListener{l.Name, l.Mode, l.Listen, l.Targets, l.Certificate, l.AllowPlain, l.AgentHeaders})
+		f.Listeners = append(f.Listeners, dropInListener{Name: l.Name, Mode: l.Mode, Listen: l.Listen, Targets: l.Targets,
+			Certificate: l.Certificate, AllowPlain: l.AllowPlain, AgentHeaders: l.AgentHeaders, ClientCA: l.ClientCA,
+			AgentIdentity: l.AgentIdentity, TargetTLS: l.TargetTLS, TargetCA: l.TargetCA, ServerName: l.ServerName})
 	}
 	var out bytes.Buffer
-	out.WriteString(dropInHeader)
+	out.WriteString(header)
 	enc := yaml.NewEncoder(&out)
 	enc.SetIndent(2)
 	if err := enc.Encode(f); err != nil {

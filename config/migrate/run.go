@@ -216,11 +216,12 @@ func Plan(ctx context.Context, n *Node, o Options) ([]StepPlan, Phase, error) {
 			if ready {
 				sp.Refused = w.check(changed, func(path string) []byte { return beforeOf(before, w.files[path], path) })
 			}
-			dropIn := DropInPath(n.StateDir)
-			var dropInBefore []byte
-			if f, ok := w.files[dropIn]; ok {
-				dropInBefore = beforeOf(before, f, dropIn)
-			}
+			dropInBefore := proxyListeners(n.StateDir, func(path string) []byte {
+				if f, ok := w.files[path]; ok {
+					return beforeOf(before, f, path)
+				}
+				return onDisk(path)
+			})
 			sp.Steps = n.stepsFor(changed, dropInBefore, w.dropIn())
 			if p == next {
 				sp.Blocked = o.plaintextGate(ctx, n, st, p, &Result{})
@@ -233,11 +234,41 @@ func Plan(ctx context.Context, n *Node, o Options) ([]StepPlan, Phase, error) {
 
 // dropIn is the bridge drop-in's content in the workspace.
 func (w *workspace) dropIn() []byte {
-	f, err := w.get(DropInPath(w.node.StateDir))
+	return proxyListeners(w.node.StateDir, func(path string) []byte {
+		f, err := w.get(path)
+		if err != nil {
+			return nil
+		}
+		return f.dataOrNil()
+	})
+}
+
+// proxyListeners is what the cutover's drop-ins (the bridge's and phase
+// 4's agent binding) give the proxy, as one file read through read: the
+// steps compare it before and after a phase to know what the proxy takes
+// and lets go.
+func proxyListeners(stateDir string, read func(path string) []byte) []byte {
+	var all dropInFile
+	for _, path := range []string{DropInPath(stateDir), EnforceDropInPath(stateDir)} {
+		var f dropInFile
+		if b := read(path); b != nil && yaml.Unmarshal(b, &f) == nil {
+			all.Listeners = append(all.Listeners, f.Listeners...)
+		}
+	}
+	if len(all.Listeners) == 0 {
+		return nil
+	}
+	out, err := yaml.Marshal(all)
 	if err != nil {
 		return nil
 	}
-	return f.dataOrNil()
+	return out
+}
+
+// onDisk reads path, nil when it cannot be read.
+func onDisk(path string) []byte {
+	b, _ := os.ReadFile(path)
+	return b
 }
 
 // beforeOf is path's content in snapshot before, or on disk when the
@@ -398,7 +429,12 @@ func Apply(ctx context.Context, n *Node, target Phase, o Options) (*Result, erro
 	if err := next.save(n); err != nil {
 		return nil, err
 	}
-	dropInBefore := diskOrNil(w.files[dropIn])
+	dropInBefore := proxyListeners(n.StateDir, func(path string) []byte {
+		if f, ok := w.files[path]; ok {
+			return diskOrNil(f) // as read before this phase wrote it
+		}
+		return onDisk(path)
+	})
 	if err := o.run(ctx, n.stepsFor(changed, dropInBefore, w.dropIn()), res); err != nil {
 		return res, undo(ctx, n, o, st, target, w, changed, dropInBefore, res, err)
 	}
@@ -537,8 +573,7 @@ func Rollback(ctx context.Context, n *Node, force bool, o Options) (*Result, err
 	}
 	res := &Result{From: st.Phase, To: prevPhase(n, st.Phase)}
 	dir := backupDir(n, st.Phase)
-	dropIn := DropInPath(n.StateDir)
-	dropInBefore, _ := os.ReadFile(dropIn)
+	dropInBefore := proxyListeners(n.StateDir, onDisk)
 	paths := make([]string, 0, len(st.Backups[st.Phase]))
 	for p := range st.Backups[st.Phase] {
 		paths = append(paths, p)
@@ -601,7 +636,7 @@ func Rollback(ctx context.Context, n *Node, force bool, o Options) (*Result, err
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
-	dropInAfter, _ := os.ReadFile(dropIn)
+	dropInAfter := proxyListeners(n.StateDir, onDisk)
 	if err := o.run(ctx, n.stepsFor(paths, dropInBefore, dropInAfter), res); err != nil {
 		return res, fmt.Errorf("the files are back at phase %d (%s), but %w", res.To, res.To, err)
 	}

@@ -32,6 +32,9 @@ type Source struct {
 	// CommonName is the subject CN the certificate must carry ("" when
 	// any will do): an agent's, which Sensu binds to a user.
 	CommonName string `json:"common_name,omitempty"`
+	// AgentNamespace, with CommonName, is the agent's namespace: a
+	// sensu:// URI SAN must then name this agent (agent-identity uri).
+	AgentNamespace string `json:"agent_namespace,omitempty"`
 	// Renew is the command that renews the certificate, for the fix of
 	// an expired one; "" when sensu-tlsd does not renew it.
 	Renew string `json:"-"`
@@ -131,7 +134,7 @@ func inspect(s Source, now time.Time) Entry {
 			readErrs = append(readErrs, err.Error())
 		}
 	}
-	pol := pki.Policy{Profile: s.Profile, Hosts: s.Hosts, CommonName: s.CommonName, Renew: s.Renew, Now: now, CA: s.IsCA}
+	pol := pki.Policy{Profile: s.Profile, Hosts: s.Hosts, CommonName: s.CommonName, AgentNamespace: s.AgentNamespace, Renew: s.Renew, Now: now, CA: s.IsCA}
 	if s.TrustedCA != "" {
 		if pol.Trusted, err = pki.ReadCertificates(s.TrustedCA); err != nil {
 			readErrs = append(readErrs, "trusted-ca: "+err.Error())
@@ -215,6 +218,9 @@ func FromConfig(c *config.Config) []Source {
 		if cert.Issuer.Type != config.IssuerFiles {
 			s.Renew = "sensu-tlsd renew " + cert.Name
 		}
+		if boundAgentCert(c, cert.Name) {
+			s.CommonName, s.AgentNamespace = agentIdentity(c.Sensu.AgentConfig, c.Sensu.AgentEnvFiles)
+		}
 		out = append(out, s)
 		usesLocalCA = usesLocalCA || cert.Issuer.Type == config.IssuerLocalCA
 	}
@@ -234,6 +240,15 @@ func FromConfig(c *config.Config) []Source {
 		}
 	}
 	return out
+}
+
+// boundAgentCert reports whether managed certificate name is the one this
+// node's sensu-tlsd presents for sensu-agent: agent mTLS on the
+// open-source build, where a proxy listener binds it to the agent's name
+// (config/migrate phase 4). Its CN must then be the agent's name, as for a
+// certificate in agent.yml.
+func boundAgentCert(c *config.Config, name string) bool {
+	return c.Sensu.AgentMTLS && !c.Sensu.Commercial && name != "" && name == c.Sensu.AgentCertificate
 }
 
 // FromFiles lists certificate files given on the command line. The key is

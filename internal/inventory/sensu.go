@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -64,7 +65,7 @@ func fromSensu(r sensu.Role, path string, envFiles []string, origin string) ([]S
 			s.Profile = spec.SharedWithEtcd
 		}
 		if spec.CNIsAgentName {
-			s.CommonName = agentName(str("name"))
+			s.CommonName, s.AgentNamespace = agentName(str("name")), cmp.Or(str("namespace"), "default")
 		}
 		out = append(out, s)
 		listedCA[str(spec.CA)] = true
@@ -108,6 +109,22 @@ func tlsKeyNames(specs []sensu.CertKeys) string {
 		}
 	}
 	return strings.Join(names, ", ")
+}
+
+// agentIdentity is the name and namespace of the agent whose agent.yml is
+// at path (the package's default when ""), with its environment files, as
+// sensu-agent reads them; an unreadable file leaves sensu-agent's defaults
+// (the hostname, default).
+func agentIdentity(path string, envFiles []string) (name, namespace string) {
+	if path == "" {
+		path = sensu.DefaultAgentConfig
+	}
+	if n, err := sensu.ReadNode(sensu.Agent, path, envFiles); err == nil {
+		if id, err := n.AgentIdentity(); err == nil {
+			return id.Name, id.Namespace
+		}
+	}
+	return agentName(""), sensu.DefaultAgentNamespace
 }
 
 // agentName is the name a sensu-agent runs as: agent.yml's name, else the

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -62,6 +64,11 @@ type Policy struct {
 	// CommonName is the subject CN the leaf must carry; "" skips the
 	// check. Sensu binds an agent certificate's CN to a user.
 	CommonName string
+	// AgentNamespace, with CommonName, is the agent's Sensu namespace: a
+	// sensu:// URI SAN the leaf carries must then be
+	// AgentURI(AgentNamespace, CommonName), which the proxy's
+	// agent-identity uri binds.
+	AgentNamespace string
 	// Renew is the command that renews the certificate, named in the fix
 	// for an expired one; "" when sensu-tlsd does not manage it.
 	Renew string
@@ -120,7 +127,7 @@ func Checks(s *Set, p Policy) []CheckResult {
 		add(CheckChain, checkChain(s, p, now), "")
 	}
 	if p.CommonName != "" {
-		add(CheckCommonName, checkCommonName(leaf, p.CommonName), "")
+		add(CheckCommonName, checkCommonName(leaf, p.CommonName, p.AgentNamespace), "")
 	}
 	if w := EmptySANWarning(leaf); len(p.Hosts) > 0 || w != "" || p.Profile.Serves() {
 		add(CheckSANs, checkSANs(leaf, p.Profile, p.Hosts), "")
@@ -345,11 +352,42 @@ func EmptySANWarning(leaf *x509.Certificate) string {
 	return ""
 }
 
-func checkCommonName(leaf *x509.Certificate, want string) error {
-	if leaf.Subject.CommonName == want {
+func checkCommonName(leaf *x509.Certificate, want, namespace string) error {
+	if leaf.Subject.CommonName != want {
+		return fmt.Errorf("subject CN is %q but must be %q: reissue it with CN %s", leaf.Subject.CommonName, want, want)
+	}
+	if namespace == "" {
 		return nil
 	}
-	return fmt.Errorf("subject CN is %q but must be %q: reissue it with CN %s", leaf.Subject.CommonName, want, want)
+	bound := AgentURI(namespace, want)
+	var others []string
+	for _, u := range leaf.URIs {
+		if u.Scheme != "sensu" {
+			continue
+		}
+		if u.String() == bound {
+			return nil
+		}
+		others = append(others, u.String())
+	}
+	if len(others) > 0 {
+		return fmt.Errorf("URI SAN %s does not name agent %s, so a listener with agent-identity uri refuses it: reissue it with namespace %s", strings.Join(others, ", "), bound, namespace)
+	}
+	return nil
+}
+
+// namespaceRE is what Sensu accepts as a namespace name, and what a
+// sensu://NAMESPACE/AGENT URI SAN carries as its host unescaped.
+var namespaceRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// ValidNamespace reports whether s can name an agent's Sensu namespace.
+func ValidNamespace(s string) bool { return namespaceRE.MatchString(s) }
+
+// AgentURI is the URI SAN that binds an agent certificate to its
+// namespace and name (the proxy's agent-identity uri; the local CA adds it
+// to agent certificates given a namespace).
+func AgentURI(namespace, name string) string {
+	return (&url.URL{Scheme: "sensu", Host: namespace, Path: "/" + name}).String()
 }
 
 // Covers reports whether leaf is valid for host, a DNS name or an IP.

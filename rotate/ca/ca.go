@@ -143,6 +143,9 @@ type Request struct {
 	KeyType    string
 	Lifetime   time.Duration // required: the certificate's lifetime or defaults.lifetime
 	URIs       []*url.URL    // URI SANs, such as an agent's sensu://NAMESPACE/NAME
+	// Namespace, for profile agent, adds the URI SAN
+	// sensu://NAMESPACE/CN that the proxy's agent-identity uri binds.
+	Namespace string
 }
 
 // Issued is a new certificate with its key and the CA that signed it.
@@ -221,6 +224,19 @@ func (c *CA) Sign(pub crypto.PublicKey, r Request) (*Issued, error) {
 		} else {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
+	}
+	if r.Namespace != "" {
+		switch {
+		case r.Profile != pki.Agent:
+			return nil, fmt.Errorf("certificate %s: a namespace binds an agent certificate (profile agent), not profile %s: remove namespace", cn, r.Profile)
+		case !pki.ValidNamespace(r.Namespace):
+			return nil, fmt.Errorf("certificate %s: namespace %q is not a Sensu namespace: use letters, digits, dots, hyphens and underscores", cn, r.Namespace)
+		}
+		u, err := url.Parse(pki.AgentURI(r.Namespace, cn))
+		if err != nil {
+			return nil, fmt.Errorf("certificate %s: namespace %q: %v", cn, r.Namespace, err)
+		}
+		tmpl.URIs = append(tmpl.URIs, u)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.Cert, pub, c.Key)
 	if err != nil {

@@ -156,3 +156,30 @@ func TestIssueRefusesHostsThatAreNoName(t *testing.T) {
 		t.Errorf("an agent CN needs no host syntax: %v", err)
 	}
 }
+
+// An agent certificate given a namespace carries the URI SAN the proxy's
+// agent-identity uri binds; other profiles and odd namespaces are refused.
+func TestIssueAgentNamespaceAddsTheBindingURI(t *testing.T) {
+	c, err := ca.Init(t.TempDir(), ca.InitOptions{CommonName: "Sensu CA", Lifetime: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := c.Issue(ca.Request{Name: "web-1", Profile: pki.Agent, Namespace: "prod", Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(is.Cert.URIs) != 1 || is.Cert.URIs[0].String() != "sensu://prod/web-1" {
+		t.Fatalf("URI SANs %v, want sensu://prod/web-1", is.Cert.URIs)
+	}
+	for _, bad := range []struct {
+		req  ca.Request
+		want string
+	}{
+		{ca.Request{Name: "b", Profile: pki.Backend, Namespace: "prod", Lifetime: time.Hour}, "not profile backend: remove namespace"},
+		{ca.Request{Name: "a", Profile: pki.Agent, Namespace: "prod/x", Lifetime: time.Hour}, `namespace "prod/x" is not a Sensu namespace`},
+	} {
+		if _, err := c.Issue(bad.req); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%+v: %v, want %q", bad.req, err, bad.want)
+		}
+	}
+}

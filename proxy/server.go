@@ -146,12 +146,12 @@ func New(opt Options) (*Server, error) {
 func newServer(opt Options) *Server {
 	opt = opt.withDefaults()
 	s := &Server{
-		name:      opt.Name,
-		log:       opt.Log,
-		m:         opt.Metrics.forListener(opt.Name),
-		conns:     make(map[*proxiedConn]struct{}),
-		listeners: make(map[net.Listener]struct{}),
-		stop:      make(chan struct{}),
+		name:          opt.Name,
+		log:           opt.Log,
+		m:             opt.Metrics.forListener(opt.Name),
+		conns:         make(map[*proxiedConn]struct{}),
+		listeners:     make(map[net.Listener]struct{}),
+		stop:          make(chan struct{}),
 		certRefusals:  rateLog{every: refusalLogInterval},
 		agentRefusals: rateLog{every: refusalLogEvery},
 	}

@@ -215,8 +215,17 @@ func TestCrashDuringInstallNeverMixesSets(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		lines := bufio.NewReader(out)
+		if _, err := lines.ReadString('\n'); err != nil {
 			t.Fatalf("helper did not start: %v", err)
+		}
+		// Let 0, 1 or 2 installs finish first, so the kill lands on
+		// either side of a switch however long an install takes here
+		// (fsyncs on a loaded machine), then at a random point of the next.
+		for range rand.IntN(3) {
+			if _, err := lines.ReadString('\n'); err != nil {
+				t.Fatalf("helper stopped: %v", err)
+			}
 		}
 		time.Sleep(time.Duration(rand.IntN(4000)) * time.Microsecond)
 		cmd.Process.Signal(syscall.SIGKILL)
@@ -253,7 +262,8 @@ func TestCrashDuringInstallNeverMixesSets(t *testing.T) {
 }
 
 // TestInstallerHelperProcess is the installer the crash test kills: it
-// installs set A and set B alternately until it is killed.
+// installs set A and set B alternately until it is killed, saying
+// "installed" after each.
 func TestInstallerHelperProcess(t *testing.T) {
 	root := os.Getenv("INSTALL_HELPER_ROOT")
 	if root == "" {
@@ -272,6 +282,7 @@ func TestInstallerHelperProcess(t *testing.T) {
 			fmt.Fprintln(os.Stderr, "helper install:", err)
 			os.Exit(3)
 		}
+		fmt.Println("installed")
 		next = 1 - next
 	}
 }

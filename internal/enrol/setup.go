@@ -11,10 +11,9 @@ import (
 	"path/filepath"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/cluster"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
 
@@ -28,13 +27,9 @@ func OpenStore(cfg *config.Config) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	ec, err := EtcdConfig(n)
+	c, err := cluster.Open(context.Background(), cluster.BackendOf(n, backendFile(cfg)).Config())
 	if err != nil {
 		return nil, fmt.Errorf("enrol-server.store etcd: %w", err)
-	}
-	c, err := clientv3.New(ec)
-	if err != nil {
-		return nil, fmt.Errorf("enrol-server.store etcd: connecting to %v: %w", ec.Endpoints, err)
 	}
 	return NewEtcdStore(c), nil
 }
@@ -76,11 +71,14 @@ func NewServer(cfg *config.Config, store Store, log *slog.Logger) (*Server, *tls
 }
 
 func backendNode(cfg *config.Config) (*sensu.Node, error) {
-	file := cfg.Sensu.BackendConfig
-	if file == "" {
-		file = sensu.DefaultBackendConfig
+	return sensu.ReadNode(sensu.Backend, backendFile(cfg), sensu.EnvFilesOf(sensu.Backend, cfg.Sensu.BackendEnvFiles))
+}
+
+func backendFile(cfg *config.Config) string {
+	if cfg.Sensu.BackendConfig != "" {
+		return cfg.Sensu.BackendConfig
 	}
-	return sensu.ReadNode(sensu.Backend, file, sensu.EnvFilesOf(sensu.Backend, cfg.Sensu.BackendEnvFiles))
+	return sensu.DefaultBackendConfig
 }
 
 // Listen binds enrol-server.listen (a busy port fails the start) and

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -79,28 +78,4 @@ func backendFile(cfg *config.Config) string {
 		return cfg.Sensu.BackendConfig
 	}
 	return sensu.DefaultBackendConfig
-}
-
-// Listen binds enrol-server.listen (a busy port fails the start) and
-// returns the service serving it until its context ends.
-func Listen(cfg *config.Config, log *slog.Logger) (func(ctx context.Context) error, error) {
-	store, err := OpenStore(cfg)
-	if err != nil {
-		return nil, err
-	}
-	srv, tlsConfig, err := NewServer(cfg, store, log)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.EnrolServer.Listen)
-	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("enrol-server.listen %s: %w", cfg.EnrolServer.Listen, err)
-	}
-	srv.Log.Info("enrol-server listening", "address", ln.Addr().String(), "store", cfg.EnrolServer.Store, "autosign", cfg.EnrolServer.Autosign)
-	return func(ctx context.Context) error {
-		defer store.Close()
-		return srv.Serve(ctx, ln, tlsConfig)
-	}, nil
 }

@@ -30,7 +30,6 @@ var testSupport = []string{
 	"internal/etcdtest",
 	"internal/golden",
 	"internal/logbuf",
-	"internal/pkitest",
 	"internal/proxytest",
 	"internal/standin",
 	"internal/standintest",
@@ -73,7 +72,7 @@ var mayImport = map[string][]string{
 	"internal/inventory":    {"config", "config/sensu", "rotate/ca"},
 	"internal/sensuevent":   {"config", "internal/inventory", "internal/reload"},
 	"internal/agentcutover": {"config", "config/sensu", "internal/reload", "systemd"},
-	"internal/enrol":        {"config", "config/sensu", "internal/cluster", "rotate/ca"},
+	"internal/enrol":        {"config", "config/sensu", "internal/cluster", "internal/reload", "rotate/ca"},
 	"internal/cluster":      {"config/sensu"},
 
 	// The daemon process runs the engine and hands its changes on.
@@ -88,7 +87,6 @@ var mayImport = map[string][]string{
 	"internal/etcdtest":     {"config/sensu", "internal/testpeer", "rotate/ca"},
 	"internal/golden":       nil,
 	"internal/logbuf":       nil,
-	"internal/pkitest":      nil,
 	"internal/proxytest":    nil,
 	"internal/standin":      {"config/sensu"},
 	"internal/standintest":  {"internal/testbin", "internal/testca"},

@@ -145,6 +145,8 @@ func (s *Service) serve(ln net.Listener) *http.Server {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	go func() {
+		// Serve leaves ln open when a Shutdown came first.
+		defer ln.Close()
 		if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("enrol-server stopped serving", "address", ln.Addr().String(), "err", err)
 		}

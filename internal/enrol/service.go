@@ -105,13 +105,15 @@ func (p *pendingService) Commit(context.Context) error {
 		}
 		s.http, s.addr = next, listen
 	}
-	if old := s.active.Swap(b); old != nil {
+	old := s.active.Swap(b)
+	if old != nil {
 		s.retire(old)
 	}
-	if b != nil {
+	switch {
+	case b != nil:
 		s.log.Info("enrol-server listening", "address", b.listen, "store", storeName(b.server.Store), "autosign", b.server.Policy.Autosign)
-	} else {
-		s.log.Info("enrol-server off (enrol-server.listen is empty)")
+	case old != nil:
+		s.log.Info("enrol-server stopped: enrol-server.listen is empty now")
 	}
 	return nil
 }

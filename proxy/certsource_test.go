@@ -14,7 +14,6 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/event"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
-	"github.com/sensu-tlsd/sensu-tlsd/internal/pkitest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
@@ -231,26 +230,25 @@ func TestFileWatchFollowsSymlinkSwaps(t *testing.T) {
 // through a FileSource: at start it is refused with the file, the reason
 // and the fix; on a hot reload the previous pair keeps being served.
 func TestFileSourceGateRefusesTheCorpus(t *testing.T) {
-	ca := pkitest.NewCA(t, "gate CA")
+	ca := testca.New(t)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	writeFile(t, caFile, ca.PEM)
-	for _, bad := range pkitest.Corpus(t, ca, []string{"localhost"}) {
+	for _, bad := range testca.Corpus(t, ca, []string{"localhost"}) {
 		t.Run(bad.Name, func(t *testing.T) {
 			dir := t.TempDir()
 			cf, kf := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-			pkitest.WritePair(t, cf, kf, bad.Cert, bad.Key)
+			bad.Write(t, cf, kf)
 			_, err := NewFileSource(cf, kf, Gate{Use: pki.Server, CAFile: caFile}, nil)
 			if err == nil || !strings.Contains(err.Error(), cf) || !strings.Contains(err.Error(), bad.Reason) || !strings.Contains(err.Error(), bad.Fix) {
 				t.Fatalf("start: %v, want %s, %q and %q", err, cf, bad.Reason, bad.Fix)
 			}
-			good, goodKey := ca.Issue(t, pkitest.Leaf{Hosts: []string{"localhost"}})
-			pkitest.WritePair(t, cf, kf, good, goodKey)
+			ca.Issue(t, testca.Leaf{CN: "localhost", Hosts: []string{"localhost"}}).Write(t, cf, kf)
 			src, err := NewFileSource(cf, kf, Gate{Use: pki.Server, CAFile: caFile}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			served := src.Certificate()
-			pkitest.WritePair(t, cf, kf, bad.Cert, bad.Key)
+			bad.Write(t, cf, kf)
 			if _, err := src.reload(); err == nil || !strings.Contains(err.Error(), bad.Reason) {
 				t.Fatalf("reload: %v, want %q", err, bad.Reason)
 			}
@@ -264,11 +262,10 @@ func TestFileSourceGateRefusesTheCorpus(t *testing.T) {
 // TestOriginateClientCertificateNeedsClientAuth: the certificate originate
 // presents to its targets is a client certificate.
 func TestOriginateClientCertificateNeedsClientAuth(t *testing.T) {
-	ca := pkitest.NewCA(t, "gate CA")
+	ca := testca.New(t)
 	dir := t.TempDir()
 	cf, kf := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	c, k := ca.Issue(t, pkitest.Leaf{Hosts: []string{"localhost"}, EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-	pkitest.WritePair(t, cf, kf, c, k)
+	ca.Issue(t, testca.Leaf{CN: "localhost", Hosts: []string{"localhost"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}).Write(t, cf, kf)
 	_, err := NewFileSource(cf, kf, Gate{Use: pki.Client}, nil)
 	if err == nil || !strings.Contains(err.Error(), "profile client needs clientAuth") {
 		t.Fatalf("a serverAuth-only client certificate: %v", err)

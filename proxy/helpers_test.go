@@ -93,7 +93,11 @@ func startServer(t testing.TB, opt Options) (*Server, string) {
 // localhostPEM issues a localhost server pair; rsaKey picks RSA-2048.
 func localhostPEM(t testing.TB, ca *testca.CA, rsaKey bool) (certPEM, keyPEM []byte) {
 	t.Helper()
-	i := ca.Issue(t, testca.Leaf{CN: "localhost", Hosts: []string{"localhost", "127.0.0.1"}, RSA: rsaKey})
+	leaf := testca.Leaf{CN: "localhost", Hosts: []string{"localhost", "127.0.0.1"}}
+	if rsaKey {
+		leaf.RSABits = 2048
+	}
+	i := ca.Issue(t, leaf)
 	return i.CertPEM, i.KeyPEM
 }
 

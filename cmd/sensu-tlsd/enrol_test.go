@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -177,6 +179,28 @@ func TestEnrolment(t *testing.T) {
 	r := run(t, bdir, nil, "agents", "approve", "nobody", "--config", bcfg)
 	if r.code == 0 || !strings.Contains(r.stderr, `no agent "nobody" has asked to enrol`) {
 		t.Errorf("approve of an unknown agent: exit %d, %s", r.code, r.stderr)
+	}
+
+	// SIGHUP moves the enrol-server to another port and autosigns db-* too:
+	// an agent enrols there at once, and the old port is closed.
+	port2 := testpeer.FreePort(t)
+	daemonConfig(t, bdir, "24h", "33%", fmt.Sprintf(`enrol-server:
+  listen: 127.0.0.1:%d
+  certificate: backend-1
+  sensu-api-url: %s
+  sensu-api-ca-file: %s/sensu-api-ca.pem
+  autosign: [web-*, db-*]
+  lifetime: 40s
+`, port2, api.srv.URL, bdir))
+	backend.signal(syscall.SIGHUP)
+	backend.waitLog(fmt.Sprintf(`enrol-server listening.*address=127.0.0.1:%d`, port2), 30*time.Second)
+	backend.waitLog(`configuration reloaded`, 30*time.Second)
+	db2Dir, db2Cfg := enrolAgentNode(t, fmt.Sprintf("https://127.0.0.1:%d", port2), backendCA, "db-2", "agent-db", "db-secret")
+	db2 := daemonStart(t, db2Dir, db2Cfg)
+	db2.waitLog(`certificate changed`, 30*time.Second)
+	if conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		conn.Close()
+		t.Errorf("the enrol-server still accepts on its old port %d after moving to %d", port, port2)
 	}
 }
 

@@ -12,28 +12,28 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
-	"github.com/sensu-tlsd/sensu-tlsd/internal/pkitest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // gateFixture is the corpus of bad certificates with a good pair and the
 // CA bundle, all under one directory.
 type gateFixture struct {
-	dir, caFile     string
-	ca              *pkitest.CA
-	bad             []pkitest.Bad
-	goodCert, goodK []byte
+	dir, caFile string
+	ca          *testca.CA
+	bad         []testca.Bad
+	good        testca.Issued
 }
 
 func newGateFixture(t *testing.T) *gateFixture {
 	t.Helper()
-	f := &gateFixture{dir: t.TempDir(), ca: pkitest.NewCA(t, "gate CA")}
+	f := &gateFixture{dir: t.TempDir(), ca: testca.New(t)}
 	f.caFile = filepath.Join(f.dir, "ca.pem")
 	if err := os.WriteFile(f.caFile, f.ca.PEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.bad = pkitest.Corpus(t, f.ca, []string{"localhost"})
-	f.goodCert, f.goodK = f.ca.Issue(t, pkitest.Leaf{Hosts: []string{"localhost"}})
+	f.bad = testca.Corpus(t, f.ca, []string{"localhost"})
+	f.good = f.ca.Issue(t, testca.Leaf{CN: "localhost", Hosts: []string{"localhost"}})
 	return f
 }
 
@@ -50,7 +50,7 @@ func TestEveryEntryPointRefusesTheCorpus(t *testing.T) {
 	for i, bad := range f.bad {
 		t.Run(bad.Name, func(t *testing.T) {
 			cf, kf := f.pair(i)
-			pkitest.WritePair(t, cf, kf, bad.Cert, bad.Key)
+			bad.Write(t, cf, kf)
 			says := func(what, out string, name string) {
 				t.Helper()
 				for _, want := range []string{name, bad.Reason, bad.Fix} {
@@ -90,14 +90,14 @@ func TestEveryEntryPointRefusesTheCorpus(t *testing.T) {
 // printed for a person to judge; --profile judges it.
 func TestCheckWithoutProfileShowsUsagesAndSANs(t *testing.T) {
 	f := newGateFixture(t)
-	var codeSigning pkitest.Bad
+	var codeSigning testca.Bad
 	for _, b := range f.bad {
 		if b.Name == "codeSigning only" {
 			codeSigning = b
 		}
 	}
 	cf, kf := f.pair(0)
-	pkitest.WritePair(t, cf, kf, codeSigning.Cert, codeSigning.Key)
+	codeSigning.Write(t, cf, kf)
 	r := run(t, "", nil, "check", cf, "--ca", f.caFile)
 	if !strings.Contains(r.stdout, "# ? c0.pem: usages codeSigning, SANs localhost: not checked") {
 		t.Errorf("check without --profile does not show the usages and SANs:\n%s", r.stdout)
@@ -118,7 +118,7 @@ func TestCheckWithoutProfileShowsUsagesAndSANs(t *testing.T) {
 func TestProxyHotReloadKeepsTheLastGoodCertificate(t *testing.T) {
 	f := newGateFixture(t)
 	cf, kf := f.pair(0)
-	pkitest.WritePair(t, cf, kf, f.goodCert, f.goodK)
+	f.good.Write(t, cf, kf)
 	p := proxyStart(t, "--mode", "terminate", "--target", "127.0.0.1:1", "--cert", cf, "--key", kf)
 	pool := x509.NewCertPool()
 	pool.AddCert(f.ca.Cert)
@@ -133,7 +133,7 @@ func TestProxyHotReloadKeepsTheLastGoodCertificate(t *testing.T) {
 	good := served()
 	for _, bad := range f.bad {
 		seen := len(p.stderrText())
-		pkitest.WritePair(t, cf, kf, bad.Cert, bad.Key)
+		bad.Write(t, cf, kf)
 		testpeer.WaitFor(t, 5*time.Second, bad.Name+" refused", func() bool {
 			for _, l := range strings.Split(p.stderrText()[seen:], "\n") {
 				if strings.Contains(l, "level=WARN") && strings.Contains(l, "were refused") &&
@@ -161,7 +161,7 @@ func TestDaemonFilesIssuerRefusesTheCorpus(t *testing.T) {
 	var certs strings.Builder
 	for i, bad := range f.bad {
 		cf, kf := f.pair(i)
-		pkitest.WritePair(t, cf, kf, bad.Cert, bad.Key)
+		bad.Write(t, cf, kf)
 		fmt.Fprintf(&certs, `  - name: gate-%d
     profile: server
     hosts: [localhost]
@@ -203,14 +203,13 @@ func TestDaemonFilesIssuerRefusesTheCorpus(t *testing.T) {
 	// Good sets in place, then the bad ones moved over them.
 	for i := range f.bad {
 		cf, kf := f.pair(i)
-		good, key := f.ca.Issue(t, pkitest.Leaf{Hosts: []string{"localhost"}})
-		pkitest.WritePair(t, cf, kf, good, key)
+		f.ca.Issue(t, testca.Leaf{CN: "localhost", Hosts: []string{"localhost"}}).Write(t, cf, kf)
 		d.waitLog(fmt.Sprintf(`msg="consumers took the certificate" name=gate-%d `, i), 15*time.Second)
 	}
 	changed := strings.Count(strings.Join(d.lines(), "\n"), `msg="certificate changed"`)
 	for i, bad := range f.bad {
 		cf, kf := f.pair(i)
-		pkitest.WritePair(t, cf, kf, bad.Cert, bad.Key)
+		bad.Write(t, cf, kf)
 	}
 	refused("reload", `msg="replacement on disk rejected`)
 	time.Sleep(2 * time.Second) // past the grace period
@@ -225,7 +224,7 @@ func TestDaemonFilesIssuerRefusesTheCorpus(t *testing.T) {
 func TestKeyModesArePutRightOrReported(t *testing.T) {
 	f := newGateFixture(t)
 	cf, kf := f.pair(0)
-	pkitest.WritePair(t, cf, kf, f.goodCert, f.goodK)
+	f.good.Write(t, cf, kf)
 	if err := os.Chmod(kf, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 )
 
@@ -17,7 +21,7 @@ const (
 	lintExitUnusable = 3
 )
 
-func newLintCmd() *cobra.Command {
+func newLintCmd(a *app) *cobra.Command {
 	var opt sensu.LintOptions
 	var role string
 	cmd := &cobra.Command{
@@ -42,6 +46,11 @@ SENSU_* names, booleans, lists (space-separated), ws/wss mixes and files.
 When the --user account does not exist, file readability is not checked and a
 warning says so.
 
+On a node where migrate's phase 4 bound the agent to its certificate on the
+open-source build (STATE-DIR/listeners.d/migrate-enforce.yml exists),
+agent.yml's ws://` + migrate.AgentUplink + ` is sensu-tlsd's agent uplink, which
+carries the connection on over TLS: it is reported as info, not as plaintext.
+
 Each finding is printed as FILE:LINE: SEVERITY: KEY: WHAT (fix: FIX).
 
 Exit status: 0 clean, 1 warnings only, 2 at least one error,
@@ -62,6 +71,11 @@ Exit status: 0 clean, 1 warnings only, 2 at least one error,
 			if cmd.Flags().Changed("user") && !sensu.AccountExists(opt.User) {
 				return exitError{lintExitUnusable, fmt.Sprintf("lint: --user %q: no such account", opt.User)}
 			}
+			uplink, err := agentUplink(a)
+			if err != nil {
+				return exitError{lintExitUnusable, "lint: " + err.Error()}
+			}
+			opt.Uplink = uplink
 			all, err := sensu.LintFiles(args, opt)
 			if err != nil {
 				return exitError{lintExitUnusable, "lint: " + err.Error()}
@@ -86,4 +100,22 @@ Exit status: 0 clean, 1 warnings only, 2 at least one error,
 		return exitError{lintExitUnusable, "lint: " + err.Error()}
 	})
 	return cmd
+}
+
+// agentUplink is the address of this node's sensu-tlsd agent uplink when
+// migrate's phase 4 put one in place (its listeners' drop-in exists), ""
+// otherwise.
+func agentUplink(a *app) (string, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return "", fmt.Errorf("reading sensu-tlsd's config for its agent uplink: %w", err)
+	}
+	switch _, err := os.Stat(migrate.EnforceDropInPath(cfg.StateDir)); {
+	case err == nil:
+		return migrate.AgentUplink, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return "", nil
+	default:
+		return "", err
+	}
 }

@@ -101,3 +101,26 @@ func TestLintCommandUnknownUser(t *testing.T) {
 		t.Errorf("unknown --user: exit %d %s", r.code, r.stderr)
 	}
 }
+
+// Once migrate's phase 4 placed the agent binding's listeners (open-source
+// build), agent.yml's ws:// to the node's sensu-tlsd is info, not
+// plaintext; without them the same file is an error.
+func TestLintCommandKnowsTheAgentUplink(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := lintOpenSSLCert(t, dir, "agent", "DNS:web-1", "clientAuth")
+	agent := lintWrite(t, filepath.Join(dir, "agent.yml"), "name: web-1\nbackend-url: [ws://127.0.0.1:8091]\ncert-file: "+cert+"\nkey-file: "+key+"\n")
+	cfg := lintWrite(t, filepath.Join(dir, "tlsd.yml"), "state-dir: "+filepath.Join(dir, "state")+"\n")
+	if r := run(t, dir, nil, "lint", "--user", "root", "--config", cfg, agent); r.code != 2 || !strings.Contains(r.stdout, "every backend-url is ws://") {
+		t.Fatalf("without the binding's listeners: exit %d, want 2 (plaintext)\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	dropIn := filepath.Join(dir, "state", "listeners.d", "migrate-enforce.yml")
+	if err := os.MkdirAll(filepath.Dir(dropIn), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lintWrite(t, dropIn, "listeners: []\n")
+	r := run(t, dir, nil, "lint", "--user", "root", "--config", cfg, agent)
+	if r.code != 0 || !strings.Contains(r.stdout, agent+":2: info: backend-url: ws://127.0.0.1:8091 is this node's sensu-tlsd agent uplink") ||
+		!strings.Contains(r.stdout, "cert-file, key-file and trusted-ca-file are not used on this hop") {
+		t.Fatalf("with the binding's listeners: exit %d, want 0 and the uplink as info\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -27,7 +27,7 @@ func newRootCmd() *cobra.Command {
 		newIssueCmd(a),
 		newStatusCmd(a),
 		newCheckCmd(a),
-		newLintCmd(),
+		newLintCmd(a),
 		newMigrateCmd(a),
 		newServicesCmd(a),
 		newRunCmd(a),

@@ -99,13 +99,14 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 			}
 			d.Reloaders = append(d.Reloaders, reporter)
 			d.Services = append(d.Services, poster.Run, reporter.Run)
-			if cfg.EnrolServer.Listen != "" {
-				serve, err := enrol.Listen(cfg, log)
-				if err != nil {
-					return err
-				}
-				d.Services = append(d.Services, serve)
+			// The enrol-server binds enrol-server.listen (a busy port fails
+			// the start) and follows reloads, off while it is empty.
+			enrolServer := enrol.NewService(log)
+			if err := startReloader(cmd.Context(), enrolServer, cfg); err != nil {
+				return err
 			}
+			d.Reloaders = append(d.Reloaders, enrolServer)
+			d.Services = append(d.Services, enrolServer.Run)
 			// On an agent node, the follower switches sensu-agent to wss://
 			// once every backend serves verified TLS.
 			follower := agentcutover.New(log, agentcutover.ServiceRestarter(log, d.Metrics.Registry))

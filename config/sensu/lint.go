@@ -20,19 +20,24 @@ import (
 
 // Severity ranks a finding. Errors are settings Sensu will run with but get
 // wrong (TLS silently off, a handshake that will fail); warnings are
-// settings that work but are risky or surprising.
+// settings that work but are risky or surprising; info says how lint read
+// a setting that looks wrong but is not.
 type Severity int
 
 const (
-	Warning Severity = iota + 1
+	Info Severity = iota
+	Warning
 	Error
 )
 
 func (s Severity) String() string {
-	if s == Error {
+	switch s {
+	case Error:
 		return "error"
+	case Warning:
+		return "warning"
 	}
-	return "warning"
+	return "info"
 }
 
 // Finding is one lint result: where, what, and how to fix it.
@@ -50,6 +55,9 @@ func (f Finding) String() string {
 	if f.Line > 0 {
 		loc += ":" + strconv.Itoa(f.Line)
 	}
+	if f.Fix == "" {
+		return fmt.Sprintf("%s: %s: %s: %s", loc, f.Severity, f.Key, f.What)
+	}
 	return fmt.Sprintf("%s: %s: %s: %s (fix: %s)", loc, f.Severity, f.Key, f.What, f.Fix)
 }
 
@@ -61,6 +69,12 @@ type LintOptions struct {
 	User string
 	// Role forces the role instead of detecting it.
 	Role Role
+	// Uplink is the host:port of this node's sensu-tlsd agent uplink (agent
+	// mTLS on the open-source build), "" when the node has none. A ws://
+	// backend-url entry at it stays on the node: sensu-tlsd carries the
+	// connection on over TLS with the agent certificate, so it is reported
+	// as info, not as plaintext.
+	Uplink string
 }
 
 // LintFile reads and lints one Sensu config: a YAML file, or an
@@ -132,6 +146,7 @@ type linter struct {
 	role     Role
 	reader   *account
 	user     string // the account asked for, named when it does not exist
+	uplink   string // LintOptions.Uplink
 	findings []Finding
 }
 
@@ -140,7 +155,7 @@ func newLinter(name string, src source, env bool, role Role, opt LintOptions) *l
 	if user == "" {
 		user = "sensu"
 	}
-	return &linter{name: name, src: src, env: env, role: role, reader: lookupAccount(user), user: user}
+	return &linter{name: name, src: src, env: env, role: role, reader: lookupAccount(user), user: user, uplink: opt.Uplink}
 }
 
 // Lint checks a parsed config for what Sensu would silently get wrong.
@@ -158,6 +173,7 @@ func Lint(d *Document, role Role, opt LintOptions) []Finding {
 		l.backendURLs()
 		l.backendCerts()
 	} else {
+		l.uplinkURLs()
 		l.agentURLs()
 	}
 	l.files()
@@ -175,6 +191,7 @@ func LintEnv(e *EnvFile, opt LintOptions) []Finding {
 	l.insecureSkipVerify()
 	l.urlLists()
 	if e.Role == Agent {
+		l.uplinkURLs()
 		l.mixedSchemes()
 	}
 	l.files()
@@ -472,9 +489,38 @@ func (l *linter) agentBackendURLs() ([]string, int) {
 	return URLs(v), l.src.Line("backend-url")
 }
 
+// isUplink reports whether u is a ws:// URL at the node's sensu-tlsd
+// agent uplink.
+func (l *linter) isUplink(u string) bool {
+	parsed, err := url.Parse(u)
+	return l.uplink != "" && err == nil && strings.EqualFold(parsed.Scheme, "ws") && parsed.Host == l.uplink
+}
+
+// networkURLs are the backend-url entries that leave the node: every one
+// but the sensu-tlsd uplink's.
+func (l *linter) networkURLs() ([]string, int) {
+	urls, line := l.agentBackendURLs()
+	return slices.DeleteFunc(urls, l.isUplink), line
+}
+
+// uplinkURLs reports a backend-url entry at the sensu-tlsd uplink as what
+// it is, once per file.
+func (l *linter) uplinkURLs() {
+	urls, line := l.agentBackendURLs()
+	i := slices.IndexFunc(urls, l.isUplink)
+	if i < 0 {
+		return
+	}
+	what := urls[i] + " is this node's sensu-tlsd agent uplink (agent mTLS on the open-source build): the connection stays on the node in ws://, and sensu-tlsd carries it to the backends over TLS, presenting the agent's certificate"
+	if l.str("cert-file") != "" || l.str("trusted-ca-file") != "" {
+		what += "; cert-file, key-file and trusted-ca-file are not used on this hop"
+	}
+	l.add(line, Info, l.src.label("backend-url"), what, "")
+}
+
 // mixedSchemes reports a backend-url list with both ws:// and wss://.
 func (l *linter) mixedSchemes() {
-	urls, line := l.agentBackendURLs()
+	urls, line := l.networkURLs()
 	if hasScheme(urls, "ws") && hasScheme(urls, "wss") {
 		l.add(line, Error, l.src.label("backend-url"), "mixed ws:// and wss:// entries: the agent sends its credentials in plaintext whenever it fails over to a ws:// member",
 			"make every backend-url entry wss://")
@@ -483,7 +529,7 @@ func (l *linter) mixedSchemes() {
 
 func (l *linter) agentURLs() {
 	l.mixedSchemes()
-	urls, line := l.agentBackendURLs()
+	urls, line := l.networkURLs()
 	ws, wss := hasScheme(urls, "ws"), hasScheme(urls, "wss")
 	if wss && !ws && l.str("trusted-ca-file") == "" {
 		l.add(line, Warning, "backend-url", "wss:// without trusted-ca-file: the backend's certificate must chain to the system trust store",

@@ -391,3 +391,36 @@ func TestLintSyntaxErrorsCarryTheirLine(t *testing.T) {
 		}
 	}
 }
+
+// Phase 4 on the open-source build points the agent at its node's
+// sensu-tlsd on ws://: with the uplink known, that entry is info, not
+// plaintext, and entries leaving the node are still checked.
+func TestLintAgentURLsAtTheSensuTLSDUplink(t *testing.T) {
+	lint := func(src string, uplink string) []Finding {
+		d, err := Parse("agent.yml", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Lint(d, Agent, LintOptions{User: "root", Uplink: uplink})
+	}
+	src := "name: a\nbackend-url: [ws://127.0.0.1:8091]\ntrusted-ca-file: /dev/null\n"
+	expectFinding(t, lint(src, ""), 2, Error, "backend-url", "every backend-url is ws://", "wss://")
+	fs := lint(src, "127.0.0.1:8091")
+	expectFinding(t, fs, 2, Info, "backend-url", "ws://127.0.0.1:8091 is this node's sensu-tlsd agent uplink", "")
+	expectFinding(t, fs, 2, Info, "backend-url", "trusted-ca-file are not used on this hop", "")
+	if len(fs) != 1 || Worst(fs) != Info || strings.Contains(fs[0].String(), "fix:") {
+		t.Errorf("want the one info, without a fix, got %v", fs)
+	}
+	fs = lint("backend-url: [ws://127.0.0.1:8091, wss://b:8081, ws://c:8081]\n", "127.0.0.1:8091")
+	expectFinding(t, fs, 1, Error, "backend-url", "mixed ws:// and wss://", "every backend-url entry wss://")
+	if fs := lint("backend-url: [ws://127.0.0.1:8091, wss://b:8081]\ntrusted-ca-file: /dev/null\n", "127.0.0.1:8091"); Worst(fs) != Info {
+		t.Errorf("the uplink beside wss:// members: %v, want info only", fs)
+	}
+
+	path := filepath.Join(t.TempDir(), "sensu-agent")
+	os.WriteFile(path, []byte("SENSU_BACKEND_URL=\"ws://127.0.0.1:8091 wss://b:8081\"\n"), 0o644)
+	fs, _, err := LintFile(path, LintOptions{User: "root", Uplink: "127.0.0.1:8091"})
+	if err != nil || len(fs) != 1 || fs[0].Severity != Info || fs[0].Key != "SENSU_BACKEND_URL" {
+		t.Errorf("an environment file pointing at the uplink beside a wss:// member: %v %v, want one info", fs, err)
+	}
+}

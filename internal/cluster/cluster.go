@@ -43,6 +43,8 @@ func newClient(ctx context.Context, cfg Config, endpoints []string) (*clientv3.C
 	client, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		TLS:         tlsCfg,
+		Username:    cfg.Username,
+		Password:    cfg.Password,
 		DialTimeout: dialTimeout,
 		Context:     ctx,
 		// The client's own logger reports every retry on stderr; errors

@@ -17,6 +17,9 @@ type Config struct {
 	// CertFile, KeyFile and CAFile are the client certificate and the CA
 	// the members' client certificates chain to; empty for plaintext.
 	CertFile, KeyFile, CAFile string
+	// Username and Password authenticate to an etcd with auth enabled
+	// (etcd-client-username, etcd-client-password); empty when it is not.
+	Username, Password string
 	// Source names where the settings came from, for error messages.
 	Source string
 }
@@ -47,26 +50,32 @@ type Backend struct {
 	Client sensu.CertPaths
 	// Peer is the peer certificate (etcd-peer-cert-file...).
 	Peer sensu.CertPaths
+	// Username and Password are etcd-client-username and
+	// etcd-client-password.
+	Username, Password string
 }
 
 // ReadBackend reads the etcd settings of backend.yml at path.
 func ReadBackend(path string) (*Backend, error) {
-	src, err := os.ReadFile(path)
+	n, err := sensu.ReadNode(sensu.Backend, path, nil)
 	if err != nil {
 		return nil, err
 	}
-	d, err := sensu.Parse(path, src)
-	if err != nil {
-		return nil, err
-	}
+	return BackendOf(n, path), nil
+}
+
+// BackendOf is what a backend node's files say about its etcd, with an
+// environment file's setting over backend.yml's as sensu-backend reads
+// them; file names the backend.yml for messages.
+func BackendOf(n *sensu.Node, file string) *Backend {
 	str := func(key, def string) string {
-		if v, ok := d.Get(key); ok && v.Scalar != "" {
+		if v, ok := n.Get(key); ok && v.Scalar != "" {
 			return v.Scalar
 		}
 		return def
 	}
 	urls := func(key, def string) []string {
-		v, ok := d.Get(key)
+		v, ok := n.Get(key)
 		if !ok {
 			if def == "" {
 				return nil
@@ -84,7 +93,7 @@ func ReadBackend(path string) (*Backend, error) {
 		return out
 	}
 	b := &Backend{
-		File:              path,
+		File:              file,
 		Name:              str("etcd-name", defaultMemberName),
 		ClientURLs:        urls("etcd-client-urls", ""),
 		AdvertisePeerURLs: urls("etcd-initial-advertise-peer-urls", defaultAdvertisePeerURL),
@@ -92,11 +101,13 @@ func ReadBackend(path string) (*Backend, error) {
 		InitialCluster:    urls("etcd-initial-cluster", defaultMemberName+"="+defaultAdvertisePeerURL),
 		Client:            sensu.CertPaths{CertFile: str("etcd-cert-file", ""), KeyFile: str("etcd-key-file", ""), CAFile: str("etcd-trusted-ca-file", "")},
 		Peer:              sensu.CertPaths{CertFile: str("etcd-peer-cert-file", ""), KeyFile: str("etcd-peer-key-file", ""), CAFile: str("etcd-peer-trusted-ca-file", "")},
+		Username:          str("etcd-client-username", ""),
+		Password:          str("etcd-client-password", ""),
 	}
 	if len(b.ClientURLs) == 0 {
 		b.ClientURLs = urls("etcd-advertise-client-urls", defaultAdvertiseClientURL)
 	}
-	return b, nil
+	return b
 }
 
 // Clustered reports whether the backend's etcd has peers.
@@ -104,7 +115,8 @@ func (b *Backend) Clustered() bool { return len(b.InitialCluster) > 1 }
 
 // Config is how this member's own backend reaches the cluster.
 func (b *Backend) Config() Config {
-	return Config{Endpoints: b.ClientURLs, CertFile: b.Client.CertFile, KeyFile: b.Client.KeyFile, CAFile: b.Client.CAFile, Source: b.File}
+	return Config{Endpoints: b.ClientURLs, CertFile: b.Client.CertFile, KeyFile: b.Client.KeyFile, CAFile: b.Client.CAFile,
+		Username: b.Username, Password: b.Password, Source: b.File}
 }
 
 // tlsConfig is the client TLS for c, nil when every endpoint is http and
@@ -133,6 +145,9 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	if c.CertFile != "" {
+		if c.KeyFile == "" {
+			return nil, fmt.Errorf("%s: etcd-cert-file is set but etcd-key-file is not: name the client certificate's key", c.Source)
+		}
 		pair, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("%s: etcd-cert-file %s / etcd-key-file %s: %v", c.Source, c.CertFile, c.KeyFile, err)

@@ -18,7 +18,10 @@
 //     both run: lock, hand leadership away, stop the member, move its peer
 //     URLs, start it, wait for it and quorum, record the phase.
 //
-// The connection comes from a member's backend.yml (ConfigFromBackend): its
-// etcd client URLs and the etcd-cert-file / etcd-key-file /
-// etcd-trusted-ca-file client certificate sensu-backend itself uses.
+// The connection comes from a member's backend.yml (ReadBackend, or
+// BackendOf a node with its environment files): its etcd client URLs and
+// the etcd-cert-file / etcd-key-file / etcd-trusted-ca-file client
+// certificate sensu-backend itself uses. Open is the project's one etcd
+// client setup; Get, PutIfRevision and List keep internal/enrol's records
+// with a compare-and-swap on each key's mod revision.
 package cluster

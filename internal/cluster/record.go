@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // PhaseRecord is what a member last reported about its migration.
@@ -74,13 +72,13 @@ func (c *Cluster) put(ctx context.Context, key string, v any) error {
 // list decodes every value under prefix into a new element from next,
 // in key order.
 func (c *Cluster) list(ctx context.Context, prefix string, next func() any) error {
-	resp, err := c.client.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	values, err := c.List(ctx, prefix)
 	if err != nil {
-		return fmt.Errorf("etcd get %s: %w", prefix, err)
+		return err
 	}
-	for _, kv := range resp.Kvs {
-		if err := json.Unmarshal(kv.Value, next()); err != nil {
-			return fmt.Errorf("etcd key %s holds no sensu-tlsd record (%v): delete it with `etcdctl del %s`", kv.Key, err, kv.Key)
+	for _, v := range values {
+		if err := json.Unmarshal(v.Data, next()); err != nil {
+			return fmt.Errorf("etcd key %s holds no sensu-tlsd record (%v): delete it with `etcdctl del %s`", v.Key, err, v.Key)
 		}
 	}
 	return nil

@@ -12,5 +12,11 @@
 // Bindings and approvals are records in a Store: a file in the state
 // directory for one backend, or the cluster's etcd, so any member serves
 // enrolment and gives the same answer. Every change is a compare-and-swap,
-// so two members deciding at once cannot both win.
+// so two members deciding at once cannot both win. The etcd store reaches
+// the cluster through internal/cluster, as every etcd client here does.
+//
+// Service is the daemon's enrol-server: it follows SIGHUP through
+// internal/reload (Prepare builds, Commit swaps and rebinds a changed
+// address), and a Limiter per client address bounds /v1/enrol, each of
+// which costs the Sensu API a password check.
 package enrol

@@ -1,7 +1,6 @@
 package enrol
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -9,10 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
@@ -29,6 +29,9 @@ type Server struct {
 	Lifetime time.Duration
 	Log      *slog.Logger
 	Now      func() time.Time
+	// Limit bounds /v1/enrol per client address (each costs a Sensu
+	// password check); nil does not.
+	Limit *Limiter
 }
 
 // Handler routes the two endpoints.
@@ -39,34 +42,16 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// Serve serves the handler with TLS on ln until ctx ends.
-func (s *Server) Serve(ctx context.Context, ln net.Listener, t *tls.Config) error {
-	srv := &http.Server{
-		Handler:           s.Handler(),
-		TLSConfig:         t,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	err := srv.ServeTLS(ln, "", "")
-	<-done
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return fmt.Errorf("enrol-server: %w", err)
-}
-
 func (s *Server) enrol(w http.ResponseWriter, r *http.Request) {
+	if s.Limit != nil {
+		if ok, wait := s.Limit.Allow(r.RemoteAddr); !ok {
+			secs := int(math.Ceil(wait.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			s.answer(w, r, nil, http.StatusTooManyRequests, Response{Status: StatusRefused,
+				Message: fmt.Sprintf("too many enrolment requests from this address (each checks a password with the Sensu API): try again in %ds", secs)})
+			return
+		}
+	}
 	p, ok := s.read(w, r)
 	if !ok {
 		return

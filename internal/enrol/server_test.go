@@ -30,6 +30,7 @@ type testServer struct {
 	ca    *ca.CA
 	pool  *x509.CertPool
 	store *FileStore
+	srv   *Server
 }
 
 func newTestServer(t *testing.T) *testServer {
@@ -57,7 +58,7 @@ func newTestServer(t *testing.T) *testServer {
 	t.Cleanup(ts.Close)
 	pool := x509.NewCertPool()
 	pool.AddCert(authority.Cert)
-	return &testServer{url: ts.URL, ca: authority, pool: pool, store: store}
+	return &testServer{url: ts.URL, ca: authority, pool: pool, store: store, srv: s}
 }
 
 // agentCert is a client certificate from the test CA for cn with uris.

@@ -6,15 +6,13 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/cluster"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
 
@@ -28,13 +26,9 @@ func OpenStore(cfg *config.Config) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	ec, err := EtcdConfig(n)
+	c, err := cluster.Open(context.Background(), cluster.BackendOf(n, backendFile(cfg)).Config())
 	if err != nil {
 		return nil, fmt.Errorf("enrol-server.store etcd: %w", err)
-	}
-	c, err := clientv3.New(ec)
-	if err != nil {
-		return nil, fmt.Errorf("enrol-server.store etcd: connecting to %v: %w", ec.Endpoints, err)
 	}
 	return NewEtcdStore(c), nil
 }
@@ -76,33 +70,12 @@ func NewServer(cfg *config.Config, store Store, log *slog.Logger) (*Server, *tls
 }
 
 func backendNode(cfg *config.Config) (*sensu.Node, error) {
-	file := cfg.Sensu.BackendConfig
-	if file == "" {
-		file = sensu.DefaultBackendConfig
-	}
-	return sensu.ReadNode(sensu.Backend, file, sensu.EnvFilesOf(sensu.Backend, cfg.Sensu.BackendEnvFiles))
+	return sensu.ReadNode(sensu.Backend, backendFile(cfg), sensu.EnvFilesOf(sensu.Backend, cfg.Sensu.BackendEnvFiles))
 }
 
-// Listen binds enrol-server.listen (a busy port fails the start) and
-// returns the service serving it until its context ends.
-func Listen(cfg *config.Config, log *slog.Logger) (func(ctx context.Context) error, error) {
-	store, err := OpenStore(cfg)
-	if err != nil {
-		return nil, err
+func backendFile(cfg *config.Config) string {
+	if cfg.Sensu.BackendConfig != "" {
+		return cfg.Sensu.BackendConfig
 	}
-	srv, tlsConfig, err := NewServer(cfg, store, log)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.EnrolServer.Listen)
-	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("enrol-server.listen %s: %w", cfg.EnrolServer.Listen, err)
-	}
-	srv.Log.Info("enrol-server listening", "address", ln.Addr().String(), "store", cfg.EnrolServer.Store, "autosign", cfg.EnrolServer.Autosign)
-	return func(ctx context.Context) error {
-		defer store.Close()
-		return srv.Serve(ctx, ln, tlsConfig)
-	}, nil
+	return sensu.DefaultBackendConfig
 }

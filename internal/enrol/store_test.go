@@ -3,18 +3,14 @@ package enrol
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/cluster"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/etcdtest"
 )
 
 // testStore runs the Store contract on s; other is a second handle on the
@@ -89,23 +85,28 @@ func TestFileStore(t *testing.T) {
 	}
 }
 
+// Two stores on one real etcd member, each opened from the member's
+// backend.yml as enrol-server opens it.
 func TestEtcdStore(t *testing.T) {
-	endpoint := startEtcd(t)
-	client := func() *clientv3.Client {
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	member := etcdtest.Start(t, 1).Members[0]
+	open := func() *EtcdStore {
+		b, err := cluster.ReadBackend(member.BackendYML)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c
+		c, err := cluster.Open(context.Background(), b.Config())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return NewEtcdStore(c)
 	}
-	a, b := NewEtcdStore(client()), NewEtcdStore(client())
+	a, b := open(), open()
 	defer a.Close()
 	defer b.Close()
 	testStore(t, a, b)
 	// Records live under the prefix, one key per name.
-	resp, err := a.c.Get(context.Background(), EtcdPrefix+"agent-1")
-	if err != nil || len(resp.Kvs) != 1 {
-		t.Fatalf("key %sagent-1: %v %v", EtcdPrefix, resp, err)
+	if v, found, err := a.c.Get(context.Background(), EtcdPrefix+"agent-1"); err != nil || !found {
+		t.Fatalf("key %sagent-1: %+v %v %v", EtcdPrefix, v, found, err)
 	}
 }
 
@@ -116,58 +117,4 @@ func contains(s string, parts ...string) bool {
 		}
 	}
 	return true
-}
-
-// startEtcd starts one etcd member (Debian's etcd-server) on loopback
-// ports in a temporary directory and returns its client URL.
-func startEtcd(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		if os.Getenv("SENSU_TLSD_REQUIRE_PEERS") == "1" {
-			t.Fatalf("etcd is not installed (apt-get install etcd-server) and SENSU_TLSD_REQUIRE_PEERS=1")
-		}
-		t.Skip("SKIP: etcd is not installed (apt-get install etcd-server): the etcd store is untested")
-	}
-	client, peer := freePort(t), freePort(t)
-	clientURL, peerURL := "http://"+client, "http://"+peer
-	cmd := exec.Command(bin, "--name", "enrol-test", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
-		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
-		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "enrol-test="+peerURL, "--log-level", "error")
-	out, err := os.Create(filepath.Join(t.TempDir(), "etcd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", client, time.Second)
-		if err == nil {
-			conn.Close()
-			return clientURL
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(out.Name())
-			t.Fatalf("etcd did not listen on %s in 20s: %s", client, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return fmt.Sprint(ln.Addr())
 }

@@ -1,12 +1,8 @@
 package pki_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"crypto"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,36 +10,19 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
 
-// selfSignedCA makes a CA certificate with crypto/x509, valid from
-// notBefore for a year.
-func selfSignedCA(t *testing.T, cn string, notBefore time.Time) (*x509.Certificate, *ecdsa.PrivateKey) {
+// selfSignedCA is a CA certificate valid from notBefore for a year.
+func selfSignedCA(t *testing.T, cn string, notBefore time.Time) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: notBefore, NotAfter: notBefore.Add(365 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, key
+	return testca.SelfSigned(t, testca.Leaf{CN: cn, IsCA: true, NoExtKeyUsage: true, NotBefore: notBefore, NotAfter: notBefore.Add(365 * 24 * time.Hour)}).Cert
 }
 
 func TestServedChainHoldsOnlyWhatReachesTheAnchor(t *testing.T) {
 	_, set := issue(t, ca.Request{Name: "backend-1", Profile: pki.Backend, Hosts: []string{"backend-1"}})
-	stranger, _ := selfSignedCA(t, "some other root", time.Now().Add(-time.Hour))
+	stranger := selfSignedCA(t, "some other root", time.Now().Add(-time.Hour))
 	copies := []*x509.Certificate{set.Leaf()}
 	for range pki.MaxChainCertificates {
 		copies = append(copies, set.CA[0])
@@ -94,21 +73,10 @@ func TestAServingCertificateNeedsASAN(t *testing.T) {
 // was valid is an expired certificate, not a clock problem.
 func TestExpiredBeforeItsCASaysExpired(t *testing.T) {
 	now := time.Now()
-	caCert, caKey := selfSignedCA(t, "young CA", now.Add(-time.Hour))
-	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "old"}, DNSNames: []string{"old"},
-		NotBefore: now.Add(-72 * time.Hour), NotAfter: now.Add(-48 * time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, leafKey.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
+	young := testca.New(t) // valid from an hour ago
+	old := young.Issue(t, testca.Leaf{CN: "old", Hosts: []string{"old"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		NotBefore: now.Add(-72 * time.Hour), NotAfter: now.Add(-48 * time.Hour)})
+	leaf, leafKey, caCert := old.Cert, old.Pair(t).PrivateKey.(crypto.Signer), young.Cert
 	f := failed(t, &pki.Set{Chain: []*x509.Certificate{leaf}, Key: leafKey, CA: []*x509.Certificate{caCert}, CertFile: "c.pem", CAFile: "ca.pem"}, pki.Policy{})
 	if got := f[pki.CheckChain]; !strings.Contains(got, "the certificate expired on") || strings.Contains(got, "clock") {
 		t.Errorf("chain failure %q, want it to say the certificate expired, not the clock", got)
@@ -156,8 +124,8 @@ func TestTightenKeyMode(t *testing.T) {
 
 func TestCheckBundleRefusesABundleThatVerifiesNothing(t *testing.T) {
 	now := time.Now()
-	current, _ := selfSignedCA(t, "current CA", now.Add(-time.Hour))
-	future, _ := selfSignedCA(t, "future CA", now.Add(time.Hour))
+	current := selfSignedCA(t, "current CA", now.Add(-time.Hour))
+	future := selfSignedCA(t, "future CA", now.Add(time.Hour))
 	if err := pki.CheckBundle([]*x509.Certificate{future, current}, "ca.pem", now); err != nil {
 		t.Errorf("a bundle with one CA valid now: %v", err)
 	}

@@ -30,7 +30,7 @@ type CA struct {
 // New makes a CA valid from an hour ago for a day.
 func New(t testing.TB) *CA {
 	t.Helper()
-	key := newKey(t, false)
+	key := newKey(t, 0)
 	tmpl := &x509.Certificate{
 		SerialNumber:          randomSerial(t),
 		Subject:               pkix.Name{CommonName: "sensu-tlsd test CA"},
@@ -62,8 +62,10 @@ type Leaf struct {
 	// leaves the extension out.
 	ExtKeyUsage   []x509.ExtKeyUsage
 	NoExtKeyUsage bool
-	// RSA picks an RSA-2048 key instead of ECDSA P-256.
-	RSA bool
+	// RSABits picks an RSA key of that size instead of ECDSA P-256.
+	RSABits int
+	// IsCA makes a CA certificate (CA:TRUE, may sign certificates).
+	IsCA bool
 	// NotBefore defaults to an hour ago, NotAfter to 12 hours from now.
 	NotBefore, NotAfter time.Time
 }
@@ -105,13 +107,13 @@ func (i Issued) Pair(t testing.TB) tls.Certificate {
 	return pair
 }
 
-// Write writes the certificate (0644) and the key (0600) to the given
+// Write writes the key (0600), then the certificate (0644), to the given
 // paths, replacing files that are there by rename, as sensu-tlsd installs
-// them.
+// them: whoever reacts to the certificate's change finds its key.
 func (i Issued) Write(t testing.TB, certFile, keyFile string) {
 	t.Helper()
-	WriteFile(t, certFile, i.CertPEM, 0o644)
 	WriteFile(t, keyFile, i.KeyPEM, 0o600)
+	WriteFile(t, certFile, i.CertPEM, 0o644)
 }
 
 // Set is one certificate set written to disk.
@@ -154,7 +156,7 @@ func WriteFile(t testing.TB, path string, data []byte, mode os.FileMode) {
 // issue signs leaf with parent's key, or with its own when parent is nil.
 func issue(t testing.TB, leaf Leaf, parent *x509.Certificate, parentKey crypto.Signer) Issued {
 	t.Helper()
-	key := newKey(t, leaf.RSA)
+	key := newKey(t, leaf.RSABits)
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(t),
 		Subject:      pkix.Name{CommonName: leaf.CN},
@@ -163,8 +165,12 @@ func issue(t testing.TB, leaf Leaf, parent *x509.Certificate, parentKey crypto.S
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  leaf.ExtKeyUsage,
 	}
-	if leaf.RSA {
+	if leaf.RSABits > 0 {
 		tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
+	}
+	if leaf.IsCA {
+		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
 	}
 	if tmpl.NotBefore.IsZero() {
 		tmpl.NotBefore = time.Now().Add(-time.Hour)
@@ -206,12 +212,12 @@ func issue(t testing.TB, leaf Leaf, parent *x509.Certificate, parentKey crypto.S
 	}
 }
 
-func newKey(t testing.TB, useRSA bool) crypto.Signer {
+func newKey(t testing.TB, rsaBits int) crypto.Signer {
 	t.Helper()
 	var key crypto.Signer
 	var err error
-	if useRSA {
-		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	if rsaBits > 0 {
+		key, err = rsa.GenerateKey(rand.Reader, rsaBits)
 	} else {
 		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	}

@@ -16,7 +16,7 @@ func TestIssuedLeavesChainToTheCA(t *testing.T) {
 	if st, err := os.Stat(set.KeyFile); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("key %s: %v, %v, want mode 0600", filepath.Base(set.KeyFile), st, err)
 	}
-	rsa := ca.Issue(t, Leaf{CN: "a", URIs: []string{"spiffe://sensu/a"}, RSA: true}).Pair(t)
+	rsa := ca.Issue(t, Leaf{CN: "a", URIs: []string{"spiffe://sensu/a"}, RSABits: 2048}).Pair(t)
 	if rsa.Leaf.PublicKeyAlgorithm != x509.RSA || len(rsa.Leaf.URIs) != 1 {
 		t.Errorf("RSA leaf with a URI: got %v with URIs %v", rsa.Leaf.PublicKeyAlgorithm, rsa.Leaf.URIs)
 	}

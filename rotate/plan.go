@@ -27,12 +27,12 @@ type Plan struct {
 	// HostsFrom names the Sensu files Hosts were read from when the
 	// config sets none for a certificate it ties to Sensu ("" otherwise).
 	HostsFrom string
-	Namespace  string // profile agent: the URI SAN's namespace (see config)
-	KeyType    string
-	Lifetime   time.Duration
-	Paths      install.Paths
-	Perms      install.Perms
-	Dir        string // STATE/certs/NAME: generations, state file, lock
+	Namespace string // profile agent: the URI SAN's namespace (see config)
+	KeyType   string
+	Lifetime  time.Duration
+	Paths     install.Paths
+	Perms     install.Perms
+	Dir       string // STATE/certs/NAME: generations, state file, lock
 	// TrustedCA is the file of CAs every candidate must chain to ("" when
 	// the candidate's own bundle is the only trust); see config trusted-ca.
 	TrustedCA string

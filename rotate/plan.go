@@ -6,8 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
@@ -147,11 +145,8 @@ func plan(cfg *config.Config, stateDir string, c config.Certificate) (Plan, erro
 		CA:          cfg.CA,
 		Sensu:       cfg.Sensu,
 	}
-	// An ACME order names the hosts the server validates: never defaults.
-	if len(p.Hosts) == 0 && c.Issuer.Type != config.IssuerACME {
-		if p.Hosts, p.HostsFrom, err = sensuHosts(cfg, c.Name); err != nil {
-			return Plan{}, fmt.Errorf("hosts: %w", err)
-		}
+	if p.Hosts, p.HostsFrom, err = sensu.CertificateHosts(cfg.Sensu, c); err != nil {
+		return Plan{}, fmt.Errorf("hosts: %w", err)
 	}
 	if _, err := install.New(p.Dir, p.Paths, p.Keep, p.Perms); err != nil {
 		return Plan{}, err
@@ -167,51 +162,6 @@ func plan(cfg *config.Config, stateDir string, c config.Certificate) (Plan, erro
 		return Plan{}, fmt.Errorf("issuer: %w", err)
 	}
 	return p, nil
-}
-
-// sensuHosts are the default hosts of certificate name when the config
-// ties it to Sensu (sensu.backend-certificate, sensu.etcd-peer-certificate):
-// every host config/sensu says the certificates that follow it must cover,
-// read from backend.yml and its environment files as sensu-backend reads
-// them, and the files they came from. None when the certificate is not
-// Sensu's, or backend.yml does not exist (Sensu is not installed yet).
-func sensuHosts(cfg *config.Config, name string) ([]string, string, error) {
-	s := cfg.Sensu
-	var from []sensu.Supplier
-	if name == s.BackendCertificate {
-		from = append(from, sensu.FromBackend)
-	}
-	if name == s.EtcdPeerCertificate || (name == s.BackendCertificate && s.EtcdPeerCertificate == "") {
-		from = append(from, sensu.FromEtcdPeer)
-	}
-	if name == "" || len(from) == 0 {
-		return nil, "", nil
-	}
-	file := s.BackendConfig
-	if file == "" {
-		file = sensu.DefaultBackendConfig
-	}
-	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
-		return nil, "", nil
-	}
-	n, err := sensu.ReadNode(sensu.Backend, file, sensu.EnvFilesOf(sensu.Backend, s.BackendEnvFiles))
-	if err != nil {
-		return nil, "", fmt.Errorf("%w (fix: correct the file, or set hosts on the certificate)", err)
-	}
-	var hosts []string
-	for _, f := range from {
-		for _, k := range sensu.SuppliedBy(sensu.Backend, f) {
-			if k.CommercialOnly && !s.Commercial {
-				continue
-			}
-			for _, h := range n.CertHosts(k) {
-				if !slices.Contains(hosts, h) {
-					hosts = append(hosts, h)
-				}
-			}
-		}
-	}
-	return hosts, strings.Join(n.Files, ", "), nil
 }
 
 func cfgName(cfg *config.Config) string {

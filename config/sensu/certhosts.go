@@ -1,8 +1,15 @@
 package sensu
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"net"
+	"os"
 	"slices"
+	"strings"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config"
 )
 
 // CertHosts are the hosts a certificate named by k must cover on node n:
@@ -53,14 +60,50 @@ func loopbackSource(host string) string {
 	return "127.0.0.1"
 }
 
-// SuppliedBy are the certificates of role r whose files follow the
-// managed certificate from.
-func SuppliedBy(r Role, from Supplier) []CertKeys {
-	var out []CertKeys
-	for _, k := range certKeys[r] {
-		if k.From == from {
-			out = append(out, k)
+// CertificateHosts are the hosts managed certificate c must cover, and
+// where they came from: its own hosts when it sets any; else, when the
+// config ties it to Sensu (sensu.backend-certificate,
+// sensu.etcd-peer-certificate), every host the Sensu certificates that
+// follow it must cover, read from backend.yml and its environment files as
+// sensu-backend reads them, with the files they came from. No defaults
+// for an ACME certificate (its order names the hosts the server
+// validates, which loopback names never pass), for a certificate that is
+// not Sensu's, or when backend.yml does not exist (Sensu is not installed
+// yet).
+func CertificateHosts(s config.Sensu, c config.Certificate) (hosts []string, from string, err error) {
+	if len(c.Hosts) > 0 || c.Issuer.Type == config.IssuerACME || c.Name == "" {
+		return c.Hosts, "", nil
+	}
+	var supplies []Supplier
+	if c.Name == s.BackendCertificate {
+		supplies = append(supplies, FromBackend)
+	}
+	if c.Name == s.EtcdPeerCertificate || (c.Name == s.BackendCertificate && s.EtcdPeerCertificate == "") {
+		supplies = append(supplies, FromEtcdPeer)
+	}
+	if len(supplies) == 0 {
+		return nil, "", nil
+	}
+	file := s.BackendConfig
+	if file == "" {
+		file = DefaultBackendConfig
+	}
+	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+		return nil, "", nil
+	}
+	n, err := ReadNode(Backend, file, EnvFilesOf(Backend, s.BackendEnvFiles))
+	if err != nil {
+		return nil, "", fmt.Errorf("%w (fix: correct the file, or set hosts on the certificate)", err)
+	}
+	for _, k := range certKeys[Backend] {
+		if !slices.Contains(supplies, k.From) || (k.CommercialOnly && !s.Commercial) {
+			continue
+		}
+		for _, h := range n.CertHosts(k) {
+			if !slices.Contains(hosts, h) {
+				hosts = append(hosts, h)
+			}
 		}
 	}
-	return out
+	return hosts, strings.Join(n.Files, ", "), nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,19 +30,39 @@ func restartRecorder(member, lock, log string) []string {
 	return []string{"sh", "-c", `mkdir "$0" || exit 9; echo "start $2 $(date +%s%N)" >> "$1"; sleep 0.4; echo "end $2 $(date +%s%N)" >> "$1"; rmdir "$0"`, lock, log, member}
 }
 
+// healthGate is a member's /health: each probe is logged like a restart
+// ("probe MEMBER NANOSECONDS") and answers status.
+func healthGate(t *testing.T, member, log string, status int) Health {
+	t.Helper()
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		f, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			fmt.Fprintf(f, "probe %s %d\n", member, time.Now().UnixNano())
+			f.Close()
+		}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	return Health{Checks: []Check{HTTPCheck{URL: srv.URL + "/health"}}, Timeout: time.Second, Interval: 100 * time.Millisecond}
+}
+
 // memberDispatcher is one member's sensu-tlsd: its sensu-backend service
 // restarts through restartRecorder under the cluster's restart lock, read
-// from the member's backend.yml.
-func memberDispatcher(t *testing.T, m *etcdtest.Member, lock, log string, timeout time.Duration, logs *slog.Logger) *Dispatcher {
+// from the member's backend.yml, and passes its health gate when health
+// says so (none: no gate).
+func memberDispatcher(t *testing.T, m *etcdtest.Member, lock, log string, timeout time.Duration, health Health) *Dispatcher {
 	t.Helper()
 	d, err := NewDispatcher(DispatcherOptions{
 		Services: []*Service{{
 			Name: "sensu-backend", Trigger: Always{},
 			Action:     Command{Service: "sensu-backend", Args: restartRecorder(m.Name, lock, log)},
+			Health:     health,
 			Serializer: ClusterRestartLock{BackendFile: m.BackendYML, Timeout: timeout},
 		}},
 		Routes: map[string][]string{"backend": {"sensu-backend"}},
-		Log:    logs,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +75,8 @@ type span struct {
 	start, end int64
 }
 
-// spans reads restartRecorder's log.
+// spans reads restartRecorder's and healthGate's log: each member's
+// restart from its start to its last health probe.
 func spans(t *testing.T, log string) []span {
 	t.Helper()
 	b, err := os.ReadFile(log)
@@ -71,11 +94,12 @@ func spans(t *testing.T, log string) []span {
 		if err != nil {
 			t.Fatalf("restart log line %q: %v", l, err)
 		}
-		if f[0] == "start" {
+		switch f[0] {
+		case "start":
 			byMember[f[1]] = &span{member: f[1], start: ns}
 			out = append(out, byMember[f[1]])
-		} else {
-			byMember[f[1]].end = ns
+		default: // end, probe
+			byMember[f[1]].end = max(byMember[f[1]].end, ns)
 		}
 	}
 	var res []span
@@ -86,14 +110,23 @@ func spans(t *testing.T, log string) []span {
 }
 
 // Three members whose backend certificates are renewed at the same moment
-// restart one after the other, each through its own etcd member.
+// restart one after the other, each through its own etcd member: no
+// restart starts before the previous member's health gate ended, the
+// failing gate of backend-1 included (it releases the lock too).
 func TestClusteredBackendsRenewedTogetherRestartOneAtATime(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	dir := t.TempDir()
 	lock, log := filepath.Join(dir, "restarting"), filepath.Join(dir, "restarts")
+	if err := os.WriteFile(log, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var ds []*Dispatcher
-	for _, m := range c.Members {
-		ds = append(ds, memberDispatcher(t, m, lock, log, time.Minute, nil))
+	for i, m := range c.Members {
+		status := http.StatusOK
+		if i == 0 {
+			status = http.StatusServiceUnavailable
+		}
+		ds = append(ds, memberDispatcher(t, m, lock, log, time.Minute, healthGate(t, m.Name, log, status)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -103,9 +136,21 @@ func TestClusteredBackendsRenewedTogetherRestartOneAtATime(t *testing.T) {
 		wg.Go(func() {
 			errs[i] = d.CertificateChanged(ctx, event.Change{Name: "backend", Reason: event.ReasonRenewal, NewSerial: fmt.Sprint(i)})
 		})
+		if i == 0 {
+			// backend-1 goes first, so the others wait out its failing gate.
+			for b, _ := os.ReadFile(log); !strings.Contains(string(b), "start backend-1"); b, _ = os.ReadFile(log) {
+				if ctx.Err() != nil {
+					t.Fatal("backend-1 never restarted")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if errs[0] == nil || !strings.Contains(errs[0].Error(), "not healthy within 1s") {
+		t.Errorf("backend-1, whose health gate fails: %v", errs[0])
+	}
+	if err := errors.Join(errs[1:]...); err != nil {
 		t.Fatal(err)
 	}
 	got := spans(t, log)
@@ -117,7 +162,7 @@ func TestClusteredBackendsRenewedTogetherRestartOneAtATime(t *testing.T) {
 		if got[i].start < got[i-1].end {
 			t.Errorf("%s restarted at %d while %s was still restarting (until %d)", got[i].member, got[i].start, got[i-1].member, got[i-1].end)
 		}
-		t.Logf("%s started %v after %s ended", got[i].member, time.Duration(got[i].start-got[i-1].end), got[i-1].member)
+		t.Logf("%s started %v after %s's health gate ended", got[i].member, time.Duration(got[i].start-got[i-1].end), got[i-1].member)
 	}
 }
 
@@ -151,7 +196,7 @@ func TestRestartLockOfADeadHolderFreesAndALiveOneTimesOut(t *testing.T) {
 	dead, _ := holder(c.Members[0], ttl)
 	dead.Close() // the holder's process is gone: nothing renews its lease
 	died := time.Now()
-	if err := memberDispatcher(t, c.Members[1], lock, log, time.Minute, nil).CertificateChanged(ctx, event.Change{Name: "backend", NewSerial: "2"}); err != nil {
+	if err := memberDispatcher(t, c.Members[1], lock, log, time.Minute, Health{}).CertificateChanged(ctx, event.Change{Name: "backend", NewSerial: "2"}); err != nil {
 		t.Fatal(err)
 	}
 	waited := time.Since(died)
@@ -163,7 +208,7 @@ func TestRestartLockOfADeadHolderFreesAndALiveOneTimesOut(t *testing.T) {
 	live, unlock := holder(c.Members[0], 0)
 	defer live.Close()
 	defer unlock(ctx)
-	err := memberDispatcher(t, c.Members[2], lock, log, time.Second, nil).CertificateChanged(ctx, event.Change{Name: "backend", NewSerial: "3"})
+	err := memberDispatcher(t, c.Members[2], lock, log, time.Second, Health{}).CertificateChanged(ctx, event.Change{Name: "backend", NewSerial: "3"})
 	if err == nil || !errors.Is(err, errLockTimeout) || !strings.Contains(err.Error(), "backend-3") {
 		t.Fatalf("restarting while another member holds the lock past the timeout: %v", err)
 	}

@@ -41,11 +41,10 @@ var errLockTimeout = errors.New("another member held the cluster's restart lock 
 
 // Hold takes the restart lock. When this member cannot reach a cluster
 // that can grant it (no etcd answers, no quorum, or backend.yml is
-// unreadable), it goes ahead
-// unlocked and says so: the lock only guards the cluster's quorum, which a
-// member cut off from every etcd endpoint cannot protect by waiting, and
-// holding back the restart would leave the renewed certificate unloaded
-// until the old one expires. When the cluster answers but another member
+// unreadable), it goes ahead unlocked and says so: the lock only guards
+// the cluster's quorum, which a member cut off from every etcd endpoint
+// cannot protect by waiting, and holding back the restart would leave the
+// renewed certificate unloaded until the old one expires. When the cluster answers but another member
 // keeps the lock past Timeout, the action fails (and the renewal is
 // rolled back, to be tried again): restarting then could take a second
 // member down while the first is still not back.
@@ -86,7 +85,9 @@ func (l ClusterRestartLock) Hold(ctx context.Context, log *slog.Logger) (func(),
 	// context that keeps its lease alive, so it is given back.
 	timedOut, cancelled := !timer.Stop(), !stopWait()
 	if err == nil && (timedOut || cancelled) {
-		unlock(context.WithoutCancel(ctx))
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		unlock(uctx) // failing, the lease frees it
+		cancel()
 		err = held.Err()
 	}
 	if err != nil {

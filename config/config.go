@@ -280,6 +280,10 @@ type ActionPolicy struct {
 	// SystemdAddress is "" for the system bus (polkit can authorise a
 	// non-root sensu-tlsd) or the path of a systemd private socket.
 	SystemdAddress string `yaml:"systemd-address"`
+	// RestartLockTimeout bounds the wait for the cluster's restart lock
+	// before a clustered sensu-backend restarts (another member holding it
+	// is restarting and waiting for its health gate). Default 5m.
+	RestartLockTimeout time.Duration `yaml:"restart-lock-timeout"`
 }
 
 // Health is how sensu-tlsd checks a service came back after an action.

@@ -47,7 +47,8 @@ func (c *Config) ApplyDefaults() {
 	setStr(&c.Events.AgentAPIURL, DefaultAgentEventsURL)
 	setDur(&c.Events.Timeout, 2*time.Second) // the agent is on loopback: it answers at once or not at all
 
-	setDur(&c.ServiceActions.Coalesce, 10*time.Second) // certificates renewed together cause one restart, ACME orders too
+	setDur(&c.ServiceActions.Coalesce, 10*time.Second)          // certificates renewed together cause one restart, ACME orders too
+	setDur(&c.ServiceActions.RestartLockTimeout, 5*time.Minute) // longer than a backend restart (2m) and its health gate
 	if c.ServiceActions.Parallel == 0 {
 		c.ServiceActions.Parallel = 4
 	}

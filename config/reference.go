@@ -106,9 +106,10 @@ var descriptions = map[string]string{
 	"services[].health.interval": "Pause between health probes; default 250ms.",
 	"services[].only-if-running": "Leave a unit that is not running alone (restart, signal), so a service stopped on purpose stays stopped; unset is true.",
 
-	"service-actions.coalesce":        "Wait after a batch's first change for more to join it, so certificates renewed together cause one action.",
-	"service-actions.parallel":        "Services that may act at once.",
-	"service-actions.systemd-address": `"" for the system bus, or the path of a systemd private socket.`,
+	"service-actions.coalesce":             "Wait after a batch's first change for more to join it, so certificates renewed together cause one action.",
+	"service-actions.parallel":             "Services that may act at once.",
+	"service-actions.systemd-address":      `"" for the system bus, or the path of a systemd private socket.`,
+	"service-actions.restart-lock-timeout": "On a clustered backend (etcd-initial-cluster in backend.yml names more than one member), how long a sensu-backend restart waits for the cluster's restart lock, so members never restart together; past it the renewal fails and is rolled back.",
 
 	"agent-cutover.enabled":               "On an agent node, switch agent.yml to wss:// once every backend in backend-url serves TLS verified by the agent's CA, restart sensu-agent, and go back if it does not reconnect.",
 	"agent-cutover.ca-file":               "CA bundle the agent trusts (agent.yml trusted-ca-file): placed by configuration management, or written here from the backends' handshake when ca-fingerprint-sha256 pins it; default sensu.agent-ca-file.",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"sync"
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
@@ -179,6 +180,9 @@ func (m *Manager) newRunner(p Plan) (*runner, error) {
 		prev = certstate.State{}
 	}
 	prev.Name = p.Name
+	if p.HostsFrom != "" {
+		log.Info("hosts read from Sensu's configs, as the certificate sets none", "hosts", strings.Join(p.Hosts, ","), "from", p.HostsFrom)
+	}
 	return &runner{
 		m: m, plan: p, issuer: p.issuer, store: st, state: prev,
 		log:     log,

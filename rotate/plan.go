@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/install"
@@ -21,12 +22,15 @@ type Plan struct {
 	Profile    pki.Profile
 	CommonName string
 	Hosts      []string
-	Namespace  string // profile agent: the URI SAN's namespace (see config)
-	KeyType    string
-	Lifetime   time.Duration
-	Paths      install.Paths
-	Perms      install.Perms
-	Dir        string // STATE/certs/NAME: generations, state file, lock
+	// HostsFrom names the Sensu files Hosts were read from when the
+	// config sets none for a certificate it ties to Sensu ("" otherwise).
+	HostsFrom string
+	Namespace string // profile agent: the URI SAN's namespace (see config)
+	KeyType   string
+	Lifetime  time.Duration
+	Paths     install.Paths
+	Perms     install.Perms
+	Dir       string // STATE/certs/NAME: generations, state file, lock
 	// TrustedCA is the file of CAs every candidate must chain to ("" when
 	// the candidate's own bundle is the only trust); see config trusted-ca.
 	TrustedCA string
@@ -140,6 +144,9 @@ func plan(cfg *config.Config, stateDir string, c config.Certificate) (Plan, erro
 		CADir:       cfg.CA.Dir,
 		CA:          cfg.CA,
 		Sensu:       cfg.Sensu,
+	}
+	if p.Hosts, p.HostsFrom, err = sensu.CertificateHosts(cfg.Sensu, c); err != nil {
+		return Plan{}, fmt.Errorf("hosts: %w", err)
 	}
 	if _, err := install.New(p.Dir, p.Paths, p.Keep, p.Perms); err != nil {
 		return Plan{}, err

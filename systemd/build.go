@@ -59,6 +59,9 @@ func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) 
 	var errs []error
 	for i, sc := range cfg.Services {
 		s, err := serviceFromConfig(sc, cfg.Sensu, sd)
+		if err == nil && sc.Preset == PresetSensuBackend {
+			s.Serializer = ClusterRestartLock{BackendFile: backendFile(cfg.Sensu), Timeout: cfg.ServiceActions.RestartLockTimeout}
+		}
 		switch {
 		case err != nil:
 			// Reported with the rest; the name stays defined so the
@@ -131,11 +134,7 @@ func serviceFromConfig(sc config.Service, sensuCfg config.Sensu, sd UnitManager)
 	var trigger Trigger = Always{}
 	switch sc.Preset {
 	case PresetSensuBackend:
-		file := sensuCfg.BackendConfig
-		if file == "" {
-			file = sensu.DefaultBackendConfig
-		}
-		trigger = NewSensuBackend(file, sensu.EnvFilesOf(sensu.Backend, sensuCfg.BackendEnvFiles))
+		trigger = NewSensuBackend(backendFile(sensuCfg), sensu.EnvFilesOf(sensu.Backend, sensuCfg.BackendEnvFiles))
 	case PresetSensuAgent:
 		trigger = Agent{}
 		if len(health.Checks) == 0 {
@@ -143,6 +142,14 @@ func serviceFromConfig(sc config.Service, sensuCfg config.Sensu, sd UnitManager)
 		}
 	}
 	return &Service{Name: sc.Name, Trigger: trigger, Action: withTimeout{action, sc.Timeout}, Health: health}, nil
+}
+
+// backendFile is the backend.yml the sensu-backend preset reads.
+func backendFile(c config.Sensu) string {
+	if c.BackendConfig == "" {
+		return sensu.DefaultBackendConfig
+	}
+	return c.BackendConfig
 }
 
 func actionFromConfig(sc config.Service, p preset, sd UnitManager, onlyIfRunning bool) (Action, error) {

@@ -22,6 +22,10 @@ type Service struct {
 	Trigger Trigger
 	Action  Action
 	Health  Health
+	// Serializer, when set, is held around the action and its health
+	// gate, keeping them apart from other hosts' (a clustered
+	// sensu-backend's members restart one at a time).
+	Serializer Serializer
 }
 
 // DispatcherOptions configure a Dispatcher.
@@ -209,6 +213,15 @@ func (r *serviceRunner) act(ctx context.Context, b Batch) error {
 		log.Info("no action needed", "reason", dec.Reason)
 		m.actions.WithLabelValues(s.Name, kind, "skipped").Inc()
 		return nil
+	}
+	if s.Serializer != nil {
+		release, err := s.Serializer.Hold(ctx, log)
+		if err != nil {
+			m.actions.WithLabelValues(s.Name, kind, "action-failed").Inc()
+			log.Error("action not run", "action", s.Action.String(), "err", err)
+			return fmt.Errorf("service %s: %w", s.Name, err)
+		}
+		defer release() // after the health gate, passed or failed
 	}
 	log.Info("acting", "action", s.Action.String(), "reason", dec.Reason, "kind", kind)
 	out, err := s.Action.Run(ctx, b)

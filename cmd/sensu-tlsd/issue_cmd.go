@@ -168,6 +168,9 @@ func issueAll(ctx context.Context, w io.Writer, c *config.Config) error {
 			verb = "validated" // another tool wrote it; sensu-tlsd only follows
 		}
 		printIssued(w, verb, p.Name, p.Issuer.Type, p.Profile, certs[0], p.Paths.Cert, p.Paths.Key, p.Paths.CA)
+		if p.HostsFrom != "" {
+			fmt.Fprintf(w, "  hosts read from %s (the certificate sets none)\n", p.HostsFrom)
+		}
 	}
 	if len(errs) > 0 {
 		errs = append(errs, fmt.Errorf("%d of %d certificates were not produced", len(errs), len(plans)))

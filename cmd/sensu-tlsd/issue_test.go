@@ -225,3 +225,43 @@ func TestIssuedCertsDoMutualTLS(t *testing.T) {
 		t.Errorf("a client-only cert served TLS: %v", err)
 	}
 }
+
+// A clustered backend's certificate, tied to Sensu and given no hosts,
+// is issued for the hosts its backend.yml and environment file make
+// clients and peers use, and the output says where they came from.
+func TestIssueAllTakesSensuCertificateHostsFromBackendYML(t *testing.T) {
+	dir := t.TempDir()
+	yml, env := filepath.Join(dir, "backend.yml"), filepath.Join(dir, "sensu-backend")
+	writeTestFile(t, yml, `etcd-name: backend-2
+api-url: "https://backend-2.example.net:8080"
+etcd-advertise-client-urls: "https://backend-2.example.net:2379"
+etcd-listen-client-urls: "https://0.0.0.0:2379"
+etcd-initial-advertise-peer-urls: "https://localhost:2380"
+etcd-listen-peer-urls: "https://127.0.0.1:2380"
+etcd-initial-cluster: "backend-1=https://localhost:2480,backend-2=https://localhost:2380,backend-3=https://localhost:2580"
+`)
+	writeTestFile(t, env, "SENSU_BACKEND_API_LISTEN_ADDRESS=10.1.2.3:8080\n")
+	cfg := filepath.Join(dir, "tlsd.yml")
+	writeTestFile(t, cfg, `state-dir: `+dir+`
+sensu:
+  backend-config: `+yml+`
+  backend-env-files: [`+env+`]
+  backend-certificate: backend
+certificates:
+  - {name: backend, profile: backend}
+`)
+	mustRun(t, "", nil, "--config", cfg, "ca", "init")
+	r := mustRun(t, "", nil, "--config", cfg, "issue", "--all")
+	if want := "hosts read from " + yml + ", " + env; !strings.Contains(r.stdout, want) {
+		t.Errorf("issue --all does not say where the hosts came from (%q):\n%s", want, r.stdout)
+	}
+	text := opensslOut(t, "x509", "-in", filepath.Join(dir, "backend.pem"), "-noout", "-ext", "subjectAltName")
+	for _, want := range []string{"DNS:backend-2.example.net", "IP Address:10.1.2.3", "DNS:localhost", "IP Address:127.0.0.1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the backend certificate lacks %s:\n%s", want, text)
+		}
+	}
+	if st := mustRun(t, "", nil, "--config", cfg, "status"); strings.Contains(st.stdout, "✗") {
+		t.Errorf("status shows a failure for the certificate issued for backend.yml's hosts:\n%s", st.stdout)
+	}
+}

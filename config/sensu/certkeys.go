@@ -27,6 +27,10 @@ type CertKeys struct {
 	Listen []string
 	// Etcd marks the embedded etcd's own certificates (client and peer).
 	Etcd bool
+	// SourceChecked: the certificate is also presented as a client whose
+	// source address is checked against it (etcd checks a peer's), so a
+	// member talking over loopback needs 127.0.0.1 (or ::1) too.
+	SourceChecked bool
 	// ReadAtStart is true when the process reads the files only when it
 	// starts, so new files need a restart; false when it reads them again
 	// on every handshake or connection (the embedded etcd, sensu-agent).
@@ -64,7 +68,7 @@ var certKeys = map[Role][]CertKeys{
 		{Cert: "etcd-cert-file", Key: "etcd-key-file", CA: "etcd-trusted-ca-file", Profile: pki.EtcdPeer,
 			ClientURLs: []string{"etcd-advertise-client-urls"}, Listen: []string{"etcd-listen-client-urls"}, Etcd: true, From: FromBackend},
 		{Cert: "etcd-peer-cert-file", Key: "etcd-peer-key-file", CA: "etcd-peer-trusted-ca-file", Profile: pki.EtcdPeer,
-			ClientURLs: []string{"etcd-initial-advertise-peer-urls"}, Listen: []string{"etcd-listen-peer-urls"}, Etcd: true, From: FromEtcdPeer},
+			ClientURLs: []string{"etcd-initial-advertise-peer-urls"}, Listen: []string{"etcd-listen-peer-urls"}, Etcd: true, SourceChecked: true, From: FromEtcdPeer},
 		{Cert: "agent-auth-cert-file", Key: "agent-auth-key-file", CA: "agent-auth-trusted-ca-file", Profile: pki.Server, SharedWithEtcd: pki.Backend,
 			ReadAtStart: true, From: FromBackend, CommercialOnly: true},
 	},

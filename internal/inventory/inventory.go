@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/certstate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
@@ -207,7 +208,8 @@ func FromConfig(c *config.Config) []Source {
 	usesLocalCA := false
 	for _, cert := range c.Certificates {
 		p := pki.Profile(cert.Profile)
-		hosts := cert.Hosts
+		// Unreadable Sensu files leave the CN, and the plan reports them.
+		hosts, _, _ := sensu.CertificateHosts(c.Sensu, cert)
 		if len(hosts) == 0 && p.Serves() {
 			hosts = []string{cert.CommonName}
 		}

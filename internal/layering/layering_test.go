@@ -67,7 +67,7 @@ var mayImport = map[string][]string{
 	// Consumers of certificate changes (internal/event) and the daemon's
 	// other services.
 	"proxy":                 {"config", "internal/reload"},
-	"systemd":               {"config", "config/sensu"},
+	"systemd":               {"config", "config/sensu", "internal/cluster"},
 	"internal/regenerate":   {"config", "config/sensu"},
 	"internal/inventory":    {"config", "config/sensu", "rotate/ca"},
 	"internal/sensuevent":   {"config", "internal/inventory", "internal/reload"},

@@ -25,9 +25,10 @@ then each certificate's seconds to expiry as
 sensu_tlsd_certificate_expiry_seconds{name="...",path="..."}. Exit status:
 0 OK, 1 WARNING (a certificate expires within --warn, the daemon's renewals
 of it keep failing, or a check warns, such as an empty SAN), 2 CRITICAL
-(within --crit, expired, or failing a check such as a key that does not
-match), 3 UNKNOWN (a certificate, key or CA file cannot be read, or the
-flags or config are wrong). --warn must be at least --crit. Certificate
+(within --crit, expired, failing a check such as a key that does not
+match, or a file that is there but holds no usable certificate or key),
+3 UNKNOWN (a certificate, key or CA file is missing or may not be read, or
+the flags or config are wrong). --warn must be at least --crit. Certificate
 files given as arguments are checked for usages and SANs with --profile (and
 --hosts); without it their usages and SANs follow the status line as a
 "# ?" comment, for a person to judge.`,

@@ -75,10 +75,10 @@ func TestStatusAndCheckNameEachBrokenInput(t *testing.T) {
 		{[]string{good, "--ca", ca, "--warn", "100d"}, 1, "WARNING: good.pem expires in 89d"},
 		{[]string{good, "--ca", ca, "--warn", "100d", "--crit", "95d"}, 2, "CRITICAL: good.pem expires in 89d"},
 		{[]string{expired, "--ca", ca}, 2, "CRITICAL: expired.pem expired"},
-		{[]string{garbage}, 3, "# UNKNOWN: garbage.pem unreadable: " + garbage + ": no PEM certificate found"},
+		{[]string{garbage}, 2, "# CRITICAL: garbage.pem unusable: " + garbage + ": no PEM certificate found"},
 		// The certificate reads, its key does not: that is unknown too,
 		// with the file and the fix in the status line.
-		{[]string{encrypted, "--ca", ca}, 3, "# UNKNOWN: encrypted.pem unreadable: " + filepath.Join(dir, "encrypted-key.pem") + ": the private key is encrypted; Sensu cannot use a passphrase-protected key: decrypt it"},
+		{[]string{encrypted, "--ca", ca}, 2, "# CRITICAL: encrypted.pem unusable: " + filepath.Join(dir, "encrypted-key.pem") + ": the private key is encrypted; Sensu cannot use a passphrase-protected key: decrypt it"},
 		{[]string{mismatch, "--ca", ca}, 2, "# CRITICAL: mismatch.pem fails key matches: the private key in " + filepath.Join(dir, "mismatch-key.pem") + " does not belong to the certificate"},
 		{[]string{"--warn", "soon"}, 3, `UNKNOWN: --warn: "soon" is not a duration`},
 		{[]string{good, "--warn", "7d", "--crit", "30d"}, 3, "UNKNOWN: --warn 7d is shorter than --crit 30d"},

@@ -25,8 +25,9 @@ type CheckResult struct {
 }
 
 // Evaluate turns entries into one check verdict: unknown when a file
-// (certificate, key or CA) cannot be read, critical when a certificate
-// expires within crit or fails a check, warning within warn, while the
+// (certificate, key or CA) cannot be reached, critical when one is there
+// but holds no usable certificate or key, when a certificate expires
+// within crit or fails a check, warning within warn, while the
 // daemon's renewals of it keep failing, or when a check passed with a
 // warning. Each phrase carries the first failure's detail, so the event
 // alone says which file is wrong and how to fix it.
@@ -34,6 +35,8 @@ func Evaluate(entries []Entry, warn, crit time.Duration) CheckResult {
 	var unknown, critical, warning []string
 	for _, e := range entries {
 		switch {
+		case e.Error != "" && e.Broken:
+			critical = append(critical, describe(e.Name+" unusable", e.Name, e.Error))
 		case e.Error != "":
 			unknown = append(unknown, describe(e.Name+" unreadable", e.Name, e.Error))
 		case e.Left <= crit:

@@ -157,7 +157,7 @@ func TestUnreadableFileIsNamedOnceAndHasNoSecondsLeft(t *testing.T) {
 	if !strings.Contains(table.String(), "✗ der.der: no PEM certificate found: the file looks like DER") || strings.Contains(table.String(), "der.der: der.der") {
 		t.Errorf("table:\n%s", table.String())
 	}
-	if r := Evaluate(entries, time.Hour, time.Minute); !strings.HasPrefix(r.Line, "UNKNOWN: der.der unreadable: no PEM certificate found") {
+	if r := Evaluate(entries, time.Hour, time.Minute); r.Status != StatusCritical || !strings.HasPrefix(r.Line, "CRITICAL: der.der unusable: no PEM certificate found") {
 		t.Errorf("check line: %s", r.Line)
 	}
 	if err := WriteJSON(&js, Report{Certificates: entries}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -59,6 +60,10 @@ type Entry struct {
 	Seconds *int64            `json:"seconds_left,omitempty"`
 	Checks  []pki.CheckResult `json:"checks,omitempty"`
 	Error   string            `json:"error,omitempty"`
+	// Broken says Error is about what a file holds (no PEM, a broken key,
+	// over its size limit), not about reaching it (missing, permission
+	// denied): the file is there and wrong, which a check calls critical.
+	Broken bool `json:"broken,omitempty"`
 	// Renewal is what the daemon last did for a managed certificate; nil
 	// when the daemon never ran for it.
 	Renewal *certstate.State `json:"renewal,omitempty"`
@@ -101,7 +106,7 @@ func inspect(s Source, now time.Time) Entry {
 	e := Entry{Source: s}
 	chain, err := pki.ReadCertificates(s.CertFile)
 	if err != nil {
-		e.Error = err.Error()
+		e.Error, e.Broken = err.Error(), wrongContent(err)
 		return e
 	}
 	leaf := chain[0]
@@ -128,17 +133,20 @@ func inspect(s Source, now time.Time) Entry {
 	if s.KeyFile != "" {
 		if set.Key, err = pki.ReadPrivateKey(s.KeyFile); err != nil {
 			readErrs = append(readErrs, err.Error())
+			e.Broken = e.Broken || wrongContent(err)
 		}
 	}
 	if s.CAFile != "" && !s.IsCA {
 		if set.CA, err = pki.ReadCertificates(s.CAFile); err != nil {
 			readErrs = append(readErrs, err.Error())
+			e.Broken = e.Broken || wrongContent(err)
 		}
 	}
 	pol := pki.Policy{Profile: s.Profile, Hosts: s.Hosts, CommonName: s.CommonName, AgentNamespace: s.AgentNamespace, Renew: s.Renew, Now: now, CA: s.IsCA}
 	if s.TrustedCA != "" {
 		if pol.Trusted, err = pki.ReadCertificates(s.TrustedCA); err != nil {
 			readErrs = append(readErrs, "trusted-ca: "+err.Error())
+			e.Broken = e.Broken || wrongContent(err)
 		}
 		pol.TrustedFile = s.TrustedCA
 	}
@@ -150,6 +158,12 @@ func inspect(s Source, now time.Time) Entry {
 		e.Error = strings.Join(readErrs, "; ")
 	}
 	return e
+}
+
+// wrongContent tells a file that is there but holds the wrong thing from
+// one that could not be reached.
+func wrongContent(err error) bool {
+	return !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission)
 }
 
 // modeCheck applies pki's key mode rule to the key file as it is on disk.

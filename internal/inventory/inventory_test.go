@@ -71,6 +71,7 @@ func TestEvaluatePicksTheWorstStatus(t *testing.T) {
 		// A readable certificate whose key cannot be read is unknown too,
 		// named once even though the error starts with the name.
 		{[]Entry{keyUnreadable(entry("enc.pem", 60*day, true))}, StatusUnknown, "UNKNOWN: enc.pem unreadable: enc-key.pem: the private key is encrypted; 0 of 1"},
+		{[]Entry{{Source: Source{Name: "junk"}, Error: "junk.pem: no PEM certificate found", Broken: true}, entry("a", 3*day, true)}, StatusCritical, "CRITICAL: junk unusable: junk.pem: no PEM certificate found; a expires"},
 		{[]Entry{entry("a", 60*day, false)}, StatusCritical, "CRITICAL: a fails chain: x; 0 of 1"},
 		{[]Entry{twoFailures(entry("a", 60*day, true))}, StatusCritical, "CRITICAL: a fails key matches: wrong key (also fails chain); 0 of 1"},
 		{[]Entry{warned(entry("a", 60*day, true))}, StatusWarning, "WARNING: a SANs: empty SAN; 0 of 1"},

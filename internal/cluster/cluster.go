@@ -203,3 +203,12 @@ func reachable(ctx context.Context, raw string) error {
 	}
 	return conn.Close()
 }
+
+// SyncEndpoints points the connection at every member's client URLs, so a
+// member that opened it through its own URL keeps it while it restarts.
+func (c *Cluster) SyncEndpoints(ctx context.Context) error {
+	if err := c.client.Sync(ctx); err != nil {
+		return fmt.Errorf("etcd at %s (from %s): listing the members' client URLs: %w", strings.Join(c.cfg.Endpoints, ", "), c.cfg.Source, err)
+	}
+	return nil
+}

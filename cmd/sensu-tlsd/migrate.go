@@ -91,16 +91,30 @@ func (f *migrateFlags) bindAct(cmd *cobra.Command) {
 func (f *migrateFlags) options(cfg *config.Config, cmd *cobra.Command, n *migrate.Node, act bool) (migrate.Options, func(), error) {
 	out := cmd.OutOrStdout()
 	o := migrate.Options{Window: f.window, CutOff: f.force, Progress: func(line string) { fmt.Fprintln(out, line) }}
-	o.Agents = migrate.LocalAgents{MetricsAddress: cfg.MetricsAddress, ConfigFile: orDefault(cfg.File, config.DefaultFile)}
+	local := migrate.LocalAgents{MetricsAddress: cfg.MetricsAddress, ConfigFile: orDefault(cfg.File, config.DefaultFile)}
+	o.Agents = local
+	member, err := clusterMember(cmd.Context(), n)
+	if err != nil {
+		return o, nil, err
+	}
+	done := func() {}
+	if member != nil {
+		// Every member's bridge counts, and the backend restarts as this
+		// member's turn in the cluster.
+		o.Agents = migrate.AllAgents{local, migrate.ClusterAgents{Cluster: member.Cluster, Except: member.Name}}
+		o.Member = member
+		done = func() { member.Cluster.Close() }
+	}
 	if !act {
-		return o, func() {}, nil
+		return o, done, nil
 	}
 	svc, err := migrate.NewSystemdServices(cfg, n, f.tlsdUnit, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
 	if err != nil {
+		done()
 		return o, nil, fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), err)
 	}
 	o.Services = svc
-	return o, svc.Close, nil
+	return o, func() { svc.Close(); done() }, nil
 }
 
 func (f *migrateFlags) bindRefusePlaintext(cmd *cobra.Command) {
@@ -153,10 +167,11 @@ error naming the key to set.`,
 				return err
 			}
 			// Plan runs apply's agent gate, with no services to act.
-			o, _, err := f.options(cfg, cmd, n, false)
+			o, done, err := f.options(cfg, cmd, n, false)
 			if err != nil {
 				return err
 			}
+			defer done()
 			plans, at, err := migrate.Plan(cmd.Context(), n, o)
 			if err != nil {
 				return err

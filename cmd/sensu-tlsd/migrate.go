@@ -93,7 +93,7 @@ func (f *migrateFlags) options(cfg *config.Config, cmd *cobra.Command, n *migrat
 	o := migrate.Options{Window: f.window, CutOff: f.force, Progress: func(line string) { fmt.Fprintln(out, line) }}
 	local := migrate.LocalAgents{MetricsAddress: cfg.MetricsAddress, ConfigFile: orDefault(cfg.File, config.DefaultFile)}
 	o.Agents = local
-	member, err := clusterMember(cmd.Context(), n)
+	member, err := migrate.OpenMember(cmd.Context(), n)
 	if err != nil {
 		return o, nil, err
 	}

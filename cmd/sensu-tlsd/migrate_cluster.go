@@ -45,7 +45,7 @@ func readClusterStatus(n *migrate.Node, timeout time.Duration) (*clusterStatus, 
 	if err != nil {
 		return nil, err
 	}
-	cfg := memberConfig(n, b)
+	cfg := n.ClusterConfig(b)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c, err := cluster.Open(ctx, cfg)
@@ -68,48 +68,6 @@ func readClusterStatus(n *migrate.Node, timeout time.Duration) (*clusterStatus, 
 		return nil, err
 	}
 	return s, nil
-}
-
-// memberConfig is how a member reaches its cluster: its backend.yml's etcd
-// client URLs and certificate, or the backend certificate of the
-// sensu-tlsd config when the file names none yet, so a member still on
-// plaintext can reach members already on TLS.
-func memberConfig(n *migrate.Node, b *cluster.Backend) cluster.Config {
-	cfg := b.Config()
-	if cfg.CertFile == "" && cfg.CAFile == "" {
-		cfg.CertFile, cfg.KeyFile, cfg.CAFile = n.Backend.CertFile, n.Backend.KeyFile, n.Backend.CAFile
-	}
-	return cfg
-}
-
-// clusterMemberTimeout bounds reaching the cluster before a plan, apply or
-// rollback on a member.
-const clusterMemberTimeout = 15 * time.Second
-
-// clusterMember is this node as a member of its cluster when its
-// backend.yml's etcd-initial-cluster names more than one member (nil
-// otherwise): the connection reaches every member's client URL, so it
-// survives this member's own restart.
-func clusterMember(ctx context.Context, n *migrate.Node) (*migrate.Member, error) {
-	if !n.IsBackend() {
-		return nil, nil
-	}
-	b, err := cluster.ReadBackend(n.Files.Backend)
-	if err != nil || !b.Clustered() {
-		return nil, err
-	}
-	c, err := cluster.Open(ctx, memberConfig(n, b))
-	if err != nil {
-		return nil, err
-	}
-	sctx, cancel := context.WithTimeout(ctx, clusterMemberTimeout)
-	defer cancel()
-	if err := c.SyncEndpoints(sctx); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("%s names %d etcd members (etcd-initial-cluster), so migrate acts through the cluster's etcd, which did not answer: %w; "+
-			"bring a quorum of members back first (migrate status --cluster)", b.File, len(b.InitialCluster), err)
-	}
-	return &migrate.Member{Cluster: c, Name: b.Name}, nil
 }
 
 func printClusterStatus(out io.Writer, s *clusterStatus, asJSON bool) error {
@@ -155,7 +113,11 @@ func printClusterStatus(out io.Writer, s *clusterStatus, asJSON bool) error {
 	for _, r := range s.PlaintextAgents {
 		var names []string
 		for _, a := range r.Agents {
-			names = append(names, fmt.Sprintf("%s (last seen %s)", a.Name, a.LastSeen.Format(time.RFC3339)))
+			name := a.Name
+			if a.Namespace != "" {
+				name = a.Namespace + "/" + a.Name
+			}
+			names = append(names, fmt.Sprintf("%s (last seen %s)", name, a.LastSeen.Format(time.RFC3339)))
 		}
 		if len(names) == 0 {
 			names = []string{"none"}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 
@@ -24,6 +25,48 @@ type Member struct {
 	// Wait bounds how long the member has to rejoin after its restart (0:
 	// cluster.SwitchMember's default).
 	Wait time.Duration
+}
+
+// memberTimeout bounds reaching the cluster before a plan, apply or
+// rollback on a member, and one publication of the plaintext agents.
+const memberTimeout = 15 * time.Second
+
+// ClusterConfig is how this node's backend reaches its cluster: b's etcd
+// client URLs and certificate, or the backend certificate of the
+// sensu-tlsd config when b names none yet, so a member still on plaintext
+// can reach members already on TLS.
+func (n *Node) ClusterConfig(b *cluster.Backend) cluster.Config {
+	cfg := b.Config()
+	if cfg.CertFile == "" && cfg.CAFile == "" {
+		cfg.CertFile, cfg.KeyFile, cfg.CAFile = n.Backend.CertFile, n.Backend.KeyFile, n.Backend.CAFile
+	}
+	return cfg
+}
+
+// OpenMember is this node as a member of its cluster when its backend.yml's
+// etcd-initial-cluster names more than one member, nil otherwise. The
+// connection reaches every member's client URL, so it survives this
+// member's own restart. Close the member's Cluster when done.
+func OpenMember(ctx context.Context, n *Node) (*Member, error) {
+	if !n.IsBackend() {
+		return nil, nil
+	}
+	b, err := cluster.ReadBackend(n.Files.Backend)
+	if err != nil || !b.Clustered() {
+		return nil, err
+	}
+	c, err := cluster.Open(ctx, n.ClusterConfig(b))
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, memberTimeout)
+	defer cancel()
+	if err := c.SyncEndpoints(sctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%s names %d etcd members (etcd-initial-cluster), so migrate acts through the cluster's etcd, which did not answer: %w; "+
+			"bring a quorum of members back first (migrate status --cluster)", b.File, len(b.InitialCluster), err)
+	}
+	return &Member{Cluster: c, Name: b.Name}, nil
 }
 
 // restartBackend does the step s (a RestartBackend) as this member's turn.
@@ -151,12 +194,65 @@ func (a AllAgents) Sightings(ctx context.Context) ([]Sighting, error) {
 	return out, errors.Join(errs...)
 }
 
-// Published is what a member's daemon publishes to the cluster: the
-// agents whose latest sighting on its own bridge was in plaintext.
-func Published(seen []Sighting) []cluster.AgentSeen {
-	var out []cluster.AgentSeen
-	for _, s := range StillPlaintext(seen, 0, time.Now()) {
-		out = append(out, cluster.AgentSeen{Namespace: s.Namespace, Name: s.Name, LastSeen: s.LastSeen})
+// Publisher is the daemon's service on a clustered backend that puts the
+// agents its own bridge last saw in plaintext into the cluster's records
+// (cluster.RecordPlaintextAgents) every Interval, so the gate of any member
+// counts them. It reads the node's backend.yml each time and does nothing
+// while the file names no cluster.
+type Publisher struct {
+	Node *Node
+	// Agents are the bridge's sightings now (the proxy's agent book).
+	Agents   func() []Sighting
+	Interval time.Duration // 0: PublishInterval
+	Log      *slog.Logger
+}
+
+// PublishInterval is how often a member publishes its plaintext agents.
+const PublishInterval = 30 * time.Second
+
+// Run publishes until ctx ends; a failed publication is logged when its
+// cause changes, and tried again next time.
+func (p Publisher) Run(ctx context.Context) error {
+	every := p.Interval
+	if every <= 0 {
+		every = PublishInterval
 	}
-	return out
+	lastErr := ""
+	for {
+		err := p.publish(ctx)
+		switch {
+		case err != nil && err.Error() != lastErr:
+			p.Log.Warn("publishing the bridge's plaintext agents to the cluster failed; the other members' migrate gates do not see them", "err", err)
+		case err == nil && lastErr != "":
+			p.Log.Info("publishing the bridge's plaintext agents to the cluster works again")
+		}
+		lastErr = ""
+		if err != nil {
+			lastErr = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
+}
+
+func (p Publisher) publish(ctx context.Context) error {
+	b, err := cluster.ReadBackend(p.Node.Files.Backend)
+	if err != nil || !b.Clustered() {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, memberTimeout)
+	defer cancel()
+	c, err := cluster.Open(ctx, p.Node.ClusterConfig(b))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var agents []cluster.AgentSeen
+	for _, s := range StillPlaintext(p.Agents(), 0, time.Now()) {
+		agents = append(agents, cluster.AgentSeen{Namespace: s.Namespace, Name: s.Name, LastSeen: s.LastSeen})
+	}
+	return c.RecordPlaintextAgents(ctx, b.Name, agents)
 }

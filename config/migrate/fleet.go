@@ -45,7 +45,7 @@ func (n *Node) ClusterConfig(b *cluster.Backend) cluster.Config {
 
 // OpenMember is this node as a member of its cluster when its backend.yml's
 // etcd-initial-cluster names more than one member, nil otherwise. The
-// connection reaches every member's client URL, so it survives this
+// connection goes to the other members' client URLs, so it survives this
 // member's own restart. Close the member's Cluster when done.
 func OpenMember(ctx context.Context, n *Node) (*Member, error) {
 	if !n.IsBackend() {
@@ -61,7 +61,7 @@ func OpenMember(ctx context.Context, n *Node) (*Member, error) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, memberTimeout)
 	defer cancel()
-	if err := c.SyncEndpoints(sctx); err != nil {
+	if err := c.SyncEndpoints(sctx, b.Name); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%s names %d etcd members (etcd-initial-cluster), so migrate acts through the cluster's etcd, which did not answer: %w; "+
 			"bring a quorum of members back first (migrate status --cluster)", b.File, len(b.InitialCluster), err)

@@ -351,13 +351,13 @@ func (s *memberServices) Do(_ context.Context, st migrate.Step) error {
 }
 
 // member is m as `sensu-tlsd migrate` on it opens its cluster: through its
-// own client URL, then every member's, so the connection outlives m's
+// own client URL, then the other members', so the connection outlives m's
 // restart.
 func member(t *testing.T, ctx context.Context, c *etcdtest.Cluster, m *etcdtest.Member) *migrate.Member {
 	t.Helper()
 	co := coordinator(t, ctx, c, m)
 	t.Cleanup(func() { co.Close() })
-	if err := co.SyncEndpoints(ctx); err != nil {
+	if err := co.SyncEndpoints(ctx, m.Name); err != nil {
 		t.Fatal(err)
 	}
 	return &migrate.Member{Cluster: co, Name: m.Name}

@@ -3,7 +3,9 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -431,8 +433,8 @@ func checkPhases(t *testing.T, ctx context.Context, c *etcdtest.Cluster, phase m
 // The cutover as every member's `migrate apply` runs it on a real
 // three-member cluster: phase 1 restarts each backend in turn under the
 // restart lock; phase 3 is refused on one member while another member's
-// bridge recorded an agent in plaintext, naming the agent, the member and
-// when; once that agent moved, each member's phase 3 moves its own stored
+// daemon published an agent its bridge saw in plaintext, naming the agent,
+// the member and when; once that agent moved to TLS, each member's phase 3 moves its own stored
 // peer URLs to https while its backend is stopped, and its rollback moves
 // them back. Writes never stall beyond an election timeout, one leader
 // remains, and each member's phase is recorded.
@@ -448,12 +450,30 @@ func TestMigrateApplyOnEachMemberSwitchesItThroughTheCluster(t *testing.T) {
 	checkSettled(t, ctx, c, "http")
 	checkPhases(t, ctx, c, migrate.Bridge)
 
-	other := member(t, ctx, c, c.Members[1])
+	// backend-2's daemon publishes what its bridge saw: app-7 in plaintext.
 	seen := time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC)
-	if err := other.Cluster.RecordPlaintextAgents(ctx, c.Members[1].Name, []cluster.AgentSeen{{Namespace: "default", Name: "app-7", LastSeen: seen}}); err != nil {
-		t.Fatal(err)
-	}
+	var bridgeMu sync.Mutex
+	bridge := []migrate.Sighting{{Namespace: "default", Name: "app-7", Transport: "plaintext", LastSeen: seen}}
+	pctx, stopPublisher := context.WithCancel(ctx)
+	published := make(chan error, 1)
+	go func() {
+		published <- migrate.Publisher{Node: migrateNode(c, c.Members[1]), Interval: 100 * time.Millisecond, Log: slog.New(slog.DiscardHandler),
+			Agents: func() []migrate.Sighting { bridgeMu.Lock(); defer bridgeMu.Unlock(); return slices.Clone(bridge) }}.Run(pctx)
+	}()
 	self := member(t, ctx, c, c.Members[0])
+	waitAgents := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			recs, err := self.Cluster.PlaintextAgents(ctx)
+			if err == nil && len(recs) == 1 && recs[0].Member == c.Members[1].Name && len(recs[0].Agents) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("backend-2's publisher: records %+v (%v), want %d agent(s)", recs, err, want)
+			}
+		}
+	}
+	waitAgents(1)
 	fleet := migrate.AllAgents{migrate.ClusterAgents{Cluster: self.Cluster, Except: self.Name}}
 	svc := &memberServices{c: c, m: c.Members[0]}
 	_, err := migrate.Apply(ctx, migrateNode(c, c.Members[0]), migrate.Native, migrate.Options{Member: self, Services: svc, Agents: fleet})
@@ -464,7 +484,13 @@ func TestMigrateApplyOnEachMemberSwitchesItThroughTheCluster(t *testing.T) {
 	if len(svc.did) != 0 {
 		t.Errorf("the refused phase 3 acted: %v", svc.did)
 	}
-	if err := other.Cluster.RecordPlaintextAgents(ctx, c.Members[1].Name, nil); err != nil {
+	// app-7 reconnects over TLS: backend-2 publishes that none is left.
+	bridgeMu.Lock()
+	bridge = append(bridge, migrate.Sighting{Namespace: "default", Name: "app-7", Transport: "tls", LastSeen: seen.Add(time.Minute)})
+	bridgeMu.Unlock()
+	waitAgents(0)
+	stopPublisher()
+	if err := <-published; err != nil {
 		t.Fatal(err)
 	}
 

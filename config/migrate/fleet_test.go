@@ -36,6 +36,11 @@ func TestPhase3CountsEveryMembersAgents(t *testing.T) {
 	if _, err := Apply(ctx, n, Native, o); err == nil || !strings.Contains(err.Error(), "cannot be told") || !strings.Contains(err.Error(), "context deadline exceeded") {
 		t.Fatalf("phase 3 with a member that cannot be asked: %v", err)
 	}
+	// What the sources that answered saw is still named.
+	o.Agents = AllAgents{unanswered{}, others}
+	if _, err := Apply(ctx, n, Native, o); err == nil || !strings.Contains(err.Error(), "cannot be told") || !strings.Contains(err.Error(), "saw 1 agent(s) in plaintext: default/db-1") {
+		t.Fatalf("phase 3 with a member that cannot be asked: %v", err)
+	}
 	if st, _ := LoadState(n); st.Phase != Bridge {
 		t.Fatalf("a refused phase 3 moved the node to %v", st.Phase)
 	}

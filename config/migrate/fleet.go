@@ -72,9 +72,9 @@ func OpenMember(ctx context.Context, n *Node) (*Member, error) {
 // restartBackend does the step s (a RestartBackend) as this member's turn.
 // The scheme the backend's file now gives its peer URLs decides whether
 // etcd must store new ones: then cluster.SwitchMember stops the backend,
-// moves them and starts it with s; otherwise the backend restarts under
-// the restart lock with quorum checked before and the member waited for
-// after.
+// moves them and starts it with s; otherwise cluster.RestartMember
+// restarts it under the restart lock, quorum checked before and the member
+// waited for after.
 func (m *Member) restartBackend(ctx context.Context, n *Node, svc Services, s Step) error {
 	b, err := cluster.ReadBackend(n.Files.Backend)
 	if err != nil {
@@ -98,30 +98,7 @@ func (m *Member) restartBackend(ctx context.Context, n *Node, svc Services, s St
 			Start: func(ctx context.Context) error { return svc.Do(ctx, s) },
 		})
 	}
-	unlock, err := m.Cluster.Lock(ctx, cluster.RestartLock, 0)
-	if err != nil {
-		return err
-	}
-	defer unlock(context.WithoutCancel(ctx))
-	if v, err = m.Cluster.Members(ctx); err != nil {
-		return err
-	}
-	if !v.Quorum {
-		return fmt.Errorf("the cluster has no quorum (%d of %d members answer): bring the members back before restarting %s", v.Healthy(), len(v.Members), m.Name)
-	}
-	if err := m.Cluster.HandOffLeadership(ctx, m.Name); err != nil {
-		return err
-	}
-	if err := svc.Do(ctx, s); err != nil {
-		return err
-	}
-	wait := m.Wait
-	if wait <= 0 {
-		wait = 2 * time.Minute
-	}
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	return m.Cluster.WaitMember(wctx, m.Name, peerScheme(cur.PeerURLs))
+	return m.Cluster.RestartMember(ctx, m.Name, func(ctx context.Context) error { return svc.Do(ctx, s) }, m.Wait)
 }
 
 // record stores the node's phase in the cluster; a failure is reported in

@@ -141,6 +141,14 @@ restart sensu-backend and sensu-agent and reload sensu-tlsd themselves, in
 the order that keeps the ports free, and roll a phase back when a health
 gate fails; --print-only leaves that to you and prints the order.
 
+On a cluster member (backend.yml's etcd-initial-cluster names more than one
+member), run apply on each member in turn: its sensu-backend restart is its
+turn through the cluster's etcd, under the cluster's restart lock with
+quorum checked, and phase 3 (or its rollback) moves the member's stored
+peer URLs to https (or back) while it is stopped. Each member records its
+phase (migrate status --cluster), and the agent gate counts every member's
+bridge.
+
 The bridge's proxy listeners are written to STATE-DIR/listeners.d/migrate-bridge.yml;
 migration state and per-phase backups live in STATE-DIR/migrate/. STATE-DIR is
 state-dir from the sensu-tlsd config, or --state-dir (SENSU_TLSD_STATE_DIR);

@@ -91,16 +91,30 @@ func (f *migrateFlags) bindAct(cmd *cobra.Command) {
 func (f *migrateFlags) options(cfg *config.Config, cmd *cobra.Command, n *migrate.Node, act bool) (migrate.Options, func(), error) {
 	out := cmd.OutOrStdout()
 	o := migrate.Options{Window: f.window, CutOff: f.force, Progress: func(line string) { fmt.Fprintln(out, line) }}
-	o.Agents = migrate.LocalAgents{MetricsAddress: cfg.MetricsAddress, ConfigFile: orDefault(cfg.File, config.DefaultFile)}
+	local := migrate.LocalAgents{MetricsAddress: cfg.MetricsAddress, ConfigFile: orDefault(cfg.File, config.DefaultFile)}
+	o.Agents = local
+	member, err := migrate.OpenMember(cmd.Context(), n)
+	if err != nil {
+		return o, nil, err
+	}
+	done := func() {}
+	if member != nil {
+		// Every member's bridge counts, and the backend restarts as this
+		// member's turn in the cluster.
+		o.Agents = migrate.AllAgents{local, migrate.ClusterAgents{Cluster: member.Cluster, Except: member.Name}}
+		o.Member = member
+		done = func() { member.Cluster.Close() }
+	}
 	if !act {
-		return o, func() {}, nil
+		return o, done, nil
 	}
 	svc, err := migrate.NewSystemdServices(cfg, n, f.tlsdUnit, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
 	if err != nil {
+		done()
 		return o, nil, fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), err)
 	}
 	o.Services = svc
-	return o, svc.Close, nil
+	return o, func() { svc.Close(); done() }, nil
 }
 
 func (f *migrateFlags) bindRefusePlaintext(cmd *cobra.Command) {
@@ -126,6 +140,14 @@ A phase that changes nothing on a node is skipped there. apply and rollback
 restart sensu-backend and sensu-agent and reload sensu-tlsd themselves, in
 the order that keeps the ports free, and roll a phase back when a health
 gate fails; --print-only leaves that to you and prints the order.
+
+On a cluster member (backend.yml's etcd-initial-cluster names more than one
+member), run apply on each member in turn: its sensu-backend restart is its
+turn through the cluster's etcd, under the cluster's restart lock with
+quorum checked, and phase 3 (or its rollback) moves the member's stored
+peer URLs to https (or back) while it is stopped. Each member records its
+phase (migrate status --cluster), and the agent gate counts every member's
+bridge.
 
 The bridge's proxy listeners are written to STATE-DIR/listeners.d/migrate-bridge.yml;
 migration state and per-phase backups live in STATE-DIR/migrate/. STATE-DIR is
@@ -153,10 +175,11 @@ error naming the key to set.`,
 				return err
 			}
 			// Plan runs apply's agent gate, with no services to act.
-			o, _, err := f.options(cfg, cmd, n, false)
+			o, done, err := f.options(cfg, cmd, n, false)
 			if err != nil {
 				return err
 			}
+			defer done()
 			plans, at, err := migrate.Plan(cmd.Context(), n, o)
 			if err != nil {
 				return err

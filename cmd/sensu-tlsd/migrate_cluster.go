@@ -45,10 +45,7 @@ func readClusterStatus(n *migrate.Node, timeout time.Duration) (*clusterStatus, 
 	if err != nil {
 		return nil, err
 	}
-	cfg := b.Config()
-	if cfg.CertFile == "" && cfg.CAFile == "" {
-		cfg.CertFile, cfg.KeyFile, cfg.CAFile = n.Backend.CertFile, n.Backend.KeyFile, n.Backend.CAFile
-	}
+	cfg := n.ClusterConfig(b)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c, err := cluster.Open(ctx, cfg)
@@ -116,7 +113,11 @@ func printClusterStatus(out io.Writer, s *clusterStatus, asJSON bool) error {
 	for _, r := range s.PlaintextAgents {
 		var names []string
 		for _, a := range r.Agents {
-			names = append(names, fmt.Sprintf("%s (last seen %s)", a.Name, a.LastSeen.Format(time.RFC3339)))
+			name := a.Name
+			if a.Namespace != "" {
+				name = a.Namespace + "/" + a.Name
+			}
+			names = append(names, fmt.Sprintf("%s (last seen %s)", name, a.LastSeen.Format(time.RFC3339)))
 		}
 		if len(names) == 0 {
 			names = []string{"none"}

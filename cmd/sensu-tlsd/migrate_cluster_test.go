@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/internal/cluster"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/etcdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
 )
 
 // `migrate status --cluster` on any member of a real three-member etcd
@@ -92,5 +94,52 @@ func TestMigrateStatusClusterShowsTheFleetAndLiveDrift(t *testing.T) {
 	}
 	if r := run(t, dir, nil, "--config", cfg, "migrate", "status", "--json", "--backend-config", c.Members[0].BackendYML); r.code == 0 || !strings.Contains(r.stderr, "--json goes with --cluster") {
 		t.Errorf("status --json without --cluster: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// On a cluster member, `migrate apply` records the member's phase in the
+// cluster's etcd, and `migrate plan` refuses phase 3 while another
+// member's daemon published an agent its bridge saw in plaintext, naming
+// the agent, that member and when.
+func TestMigratePlanOnAMemberCountsTheFleetsAgents(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tlsd.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`state-dir: %s
+certificates:
+  - {name: backend, profile: backend, hosts: [localhost, 127.0.0.1], cert-file: %s, key-file: %s, ca-file: %s}
+  - {name: peer, profile: etcd-peer, hosts: [localhost, 127.0.0.1], cert-file: %s, key-file: %s, ca-file: %s}
+sensu:
+  backend-certificate: backend
+  etcd-peer-certificate: peer
+`, filepath.Join(dir, "state"), c.Backend.CertFile, c.Backend.KeyFile, c.Backend.CAFile, c.Peer.CertFile, c.Peer.KeyFile, c.Peer.CAFile)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	self, other := c.Members[0], c.Members[1]
+	mustRun(t, dir, nil, "--config", cfg, "migrate", "apply", "--phase", "1", "--print-only", "--user", "root", "--backend-config", self.BackendYML,
+		"--bridge-api-port", fmt.Sprint(testpeer.FreePort(t)), "--bridge-agent-port", fmt.Sprint(testpeer.FreePort(t)))
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	co, err := cluster.Open(ctx, cluster.Config{Endpoints: []string{other.ClientURL(t)}, Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	phases, err := co.Phases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(phases) != 1 || phases[0].Member != self.Name || phases[0].Phase != "bridge" {
+		t.Errorf("recorded phases after phase 1 on %s: %+v", self.Name, phases)
+	}
+	seen := time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC)
+	if err := co.RecordPlaintextAgents(ctx, other.Name, []cluster.AgentSeen{{Namespace: "default", Name: "app-7", LastSeen: seen}}); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, dir, nil, "--config", cfg, "migrate", "plan", "--user", "root", "--backend-config", self.BackendYML)
+	want := "default/app-7 (last seen 2026-12-06T16:00:00Z via " + other.Name + ")"
+	if r.code == 0 || !strings.Contains(r.stdout, "REFUSED: ") || !strings.Contains(r.stdout, want) {
+		t.Errorf("plan on %s with app-7 in plaintext on %s: exit %d, want a refusal naming %q\nstdout:\n%s\nstderr:\n%s", self.Name, other.Name, r.code, want, r.stdout, r.stderr)
 	}
 }

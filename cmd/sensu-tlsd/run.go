@@ -15,6 +15,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/agentcutover"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/enrol"
@@ -83,6 +84,12 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 				return listeners.Shutdown(drain)
 			})
 			d.Handlers = map[string]http.Handler{"/agents": agentsHandler(listeners)}
+			// On a backend, the bridge's plaintext agents go to the
+			// cluster's records while backend.yml names a cluster, for the
+			// migrate gates of every member.
+			if n, err := migrate.NodeFromConfig(cfg, sensu.Files{}); err == nil && n.IsBackend() {
+				d.Services = append(d.Services, migrate.Publisher{Node: n, Agents: func() []migrate.Sighting { return sightings(listeners) }, Log: log}.Run)
+			}
 
 			// The daemon's own Sensu events follow the state files; posting
 			// runs beside the manager and never holds up a renewal.
@@ -210,6 +217,16 @@ func inFile(cfg *config.Config, err error) error {
 		errs[i] = fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), e)
 	}
 	return errors.Join(errs...)
+}
+
+// sightings are the agents the proxy listeners have seen, as migrate
+// counts them.
+func sightings(l *proxy.Listeners) []migrate.Sighting {
+	var out []migrate.Sighting
+	for _, a := range l.Agents() {
+		out = append(out, migrate.Sighting{Namespace: a.Namespace, Name: a.Name, Transport: string(a.Transport), LastSeen: a.LastSeen})
+	}
+	return out
 }
 
 // agentsHandler serves the agents the proxy listeners have seen, by

@@ -24,6 +24,9 @@ const (
 	// RestartAgent: sensu-agent reads agent.yml only at start (and dies on
 	// SIGHUP, so it is never reloaded).
 	RestartAgent
+	// StopBackend: a cluster member's sensu-backend is down while etcd
+	// moves its peer URLs; the RestartBackend after it starts it again.
+	StopBackend
 )
 
 func (a Action) String() string {
@@ -34,6 +37,8 @@ func (a Action) String() string {
 		return "reload sensu-tlsd"
 	case RestartAgent:
 		return "restart sensu-agent"
+	case StopBackend:
+		return "stop sensu-backend"
 	}
 	return fmt.Sprintf("action-%d", int(a))
 }
@@ -141,16 +146,21 @@ func bridgeAddresses(dropIn []byte) []string {
 }
 
 // run does each step in order through o.Services, logging each; the
-// first failure stops it. Without Services it does nothing and returns
-// the steps as what is left to do.
-func (o Options) run(ctx context.Context, steps []Step, res *Result) error {
+// first failure stops it. On a cluster member (o.Member) the backend
+// restarts as the member's turn in the cluster. Without Services it does
+// nothing and returns the steps as what is left to do.
+func (o Options) run(ctx context.Context, n *Node, steps []Step, res *Result) error {
 	if o.Services == nil {
 		res.Todo = append(res.Todo, steps...)
 		return nil
 	}
 	for _, s := range steps {
 		o.log(res, "doing: "+s.String())
-		if err := o.Services.Do(ctx, s); err != nil {
+		do := o.Services.Do
+		if s.Action == RestartBackend && o.Member != nil {
+			do = func(ctx context.Context, s Step) error { return o.Member.restartBackend(ctx, n, o.Services, s) }
+		}
+		if err := do(ctx, s); err != nil {
 			o.log(res, "failed: "+s.Action.String()+": "+err.Error())
 			return fmt.Errorf("%s: %w", s.Action, err)
 		}

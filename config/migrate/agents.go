@@ -136,25 +136,32 @@ func (o Options) plaintextGate(ctx context.Context, n *Node, st *State, target P
 	if o.Agents != nil {
 		seen, err = o.Agents.Sightings(ctx)
 	}
-	if err != nil {
-		if !o.CutOff {
-			return fmt.Errorf("%s, and which agents still use it cannot be told: %v; --force proceeds and cuts off whatever is still on ws://", what, err)
-		}
-		o.log(res, fmt.Sprintf("--force: which agents still use ws:// cannot be told (%v); cutting off whatever is left", err))
-		return nil
-	}
 	now := time.Now()
 	if o.Now != nil {
 		now = o.Now()
 	}
 	plain := StillPlaintext(seen, o.Window, now)
-	if len(plain) == 0 {
-		o.log(res, fmt.Sprintf("agents: %d seen by the bridges, none still in plaintext", len(seen)))
-		return nil
-	}
 	names := make([]string, len(plain))
 	for i, s := range plain {
 		names[i] = s.String()
+	}
+	if err != nil {
+		// A source that answered still names what it saw (AllAgents
+		// returns the other sources' sightings with the error).
+		known := ""
+		if len(plain) > 0 {
+			known = fmt.Sprintf("; the bridges that answered saw %d agent(s) in plaintext: %s", len(plain), strings.Join(names, ", "))
+		}
+		if !o.CutOff {
+			return fmt.Errorf("%s, and which agents still use it cannot be told: %v%s; --force proceeds and cuts off whatever is still on ws://", what, err, known)
+		}
+		res.CutOff = plain
+		o.log(res, fmt.Sprintf("--force: which agents still use ws:// cannot be told (%v)%s; cutting off whatever is left", err, known))
+		return nil
+	}
+	if len(plain) == 0 {
+		o.log(res, fmt.Sprintf("agents: %d seen by the bridges, none still in plaintext", len(seen)))
+		return nil
 	}
 	if !o.CutOff {
 		return fmt.Errorf("%s, but %d agent(s) were seen in plaintext: %s; apply phase 2 on them (and restart them) first, or pass --force to cut them off",

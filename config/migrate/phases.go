@@ -66,7 +66,7 @@ var steps = map[Phase]step{
 			}, n.peerCoverageNeeds()...)
 		},
 		notes: func(*Node) []string {
-			return []string{"an existing etcd member keeps its stored http:// peer URL: on a cluster run `etcdctl member update ID --peer-urls=https://HOST:2380` for each member"}
+			return []string{"an existing etcd member keeps its stored http:// peer URL until it is updated: on a cluster, apply (and rollback) move this member's stored peer URLs while its backend is stopped, one member at a time under the cluster's restart lock; with --print-only run `etcdctl member update ID --peer-urls=https://HOST:2380` between stopping and starting it"}
 		},
 	},
 	Enforce: {

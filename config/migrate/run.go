@@ -339,6 +339,9 @@ type Options struct {
 	// Window bounds how long ago a plaintext sighting still holds a step
 	// back (0: any time since the bridges started counting).
 	Window time.Duration
+	// Member makes the backend's restarts this member's turn in its
+	// cluster, and records the phase there; nil on a single backend.
+	Member *Member
 	// CutOff proceeds although agents still use plaintext (--force), and
 	// names them.
 	CutOff bool
@@ -435,10 +438,19 @@ func Apply(ctx context.Context, n *Node, target Phase, o Options) (*Result, erro
 		}
 		return onDisk(path)
 	})
-	if err := o.run(ctx, n.stepsFor(changed, dropInBefore, w.dropIn()), res); err != nil {
+	if err := o.run(ctx, n, n.stepsFor(changed, dropInBefore, w.dropIn()), res); err != nil {
 		return res, undo(ctx, n, o, st, target, w, changed, dropInBefore, res, err)
 	}
+	o.recordPhase(ctx, n, res, target, "applied")
 	return res, nil
+}
+
+// recordPhase stores the node's phase in its cluster when it is a member
+// with a backend.
+func (o Options) recordPhase(ctx context.Context, n *Node, res *Result, p Phase, details string) {
+	if o.Member != nil && n.IsBackend() {
+		o.Member.record(ctx, o, res, p, details)
+	}
 }
 
 // undo puts back the files and the state an apply changed after one of
@@ -462,7 +474,9 @@ func undo(ctx context.Context, n *Node, o Options, st *State, target Phase, w *w
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("phase %d (%s) failed (%v) and could not be rolled back: %w", target, target, cause, err)
 	}
-	if err := o.run(ctx, n.stepsFor(changed, w.dropIn(), dropInBefore), res); err != nil {
+	err := o.run(ctx, n, n.stepsFor(changed, w.dropIn(), dropInBefore), res)
+	o.recordPhase(ctx, n, res, st.Phase, fmt.Sprintf("phase %d (%s) failed and was rolled back", target, target))
+	if err != nil {
 		return fmt.Errorf("phase %d (%s) failed (%v); its files are back at phase %d (%s), but %w", target, target, cause, st.Phase, st.Phase, err)
 	}
 	return fmt.Errorf("phase %d (%s) failed and was rolled back to phase %d (%s): %w", target, target, st.Phase, st.Phase, cause)
@@ -637,9 +651,10 @@ func Rollback(ctx context.Context, n *Node, force bool, o Options) (*Result, err
 		return nil, err
 	}
 	dropInAfter := proxyListeners(n.StateDir, onDisk)
-	if err := o.run(ctx, n.stepsFor(paths, dropInBefore, dropInAfter), res); err != nil {
+	if err := o.run(ctx, n, n.stepsFor(paths, dropInBefore, dropInAfter), res); err != nil {
 		return res, fmt.Errorf("the files are back at phase %d (%s), but %w", res.To, res.To, err)
 	}
+	o.recordPhase(ctx, n, res, res.To, fmt.Sprintf("rolled back from phase %d (%s)", res.From, res.From))
 	return res, nil
 }
 

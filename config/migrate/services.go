@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/systemd"
 )
 
@@ -24,6 +25,13 @@ type SystemdServices struct {
 	// Backend, Agent and Proxy name the dispatcher's services.
 	Backend, Agent, Proxy string
 	ProxyTimeout          time.Duration // how long the proxy may take (0: 30s)
+	// BackendUnit is the backend service's systemd unit and
+	// SystemdAddress the bus, for StopBackend (a cluster member's peer
+	// URLs move while it is down).
+	BackendUnit, SystemdAddress string
+	// stopped: StopBackend stopped the unit, so the next RestartBackend
+	// starts it first (the dispatcher leaves a stopped unit alone).
+	stopped bool
 }
 
 // NewSystemdServices builds the dispatcher the daemon would build from
@@ -35,7 +43,13 @@ func NewSystemdServices(cfg *config.Config, n *Node, tlsdUnit string, log *slog.
 	c := *cfg
 	c.Sensu.BackendConfig, c.Sensu.BackendEnvFiles = n.Files.Backend, append([]string{}, n.Files.BackendEnv...)
 	c.Services = append([]config.Service(nil), cfg.Services...)
-	s := &SystemdServices{Backend: serviceFor(&c, systemd.PresetSensuBackend), Agent: serviceFor(&c, systemd.PresetSensuAgent), Proxy: "migrate-sensu-tlsd"}
+	s := &SystemdServices{Backend: serviceFor(&c, systemd.PresetSensuBackend), Agent: serviceFor(&c, systemd.PresetSensuAgent), Proxy: "migrate-sensu-tlsd",
+		SystemdAddress: cfg.ServiceActions.SystemdAddress, BackendUnit: sensu.ServiceOf(sensu.Backend).Unit}
+	for _, sc := range c.Services {
+		if sc.Name == s.Backend && sc.Unit != "" {
+			s.BackendUnit = sc.Unit
+		}
+	}
 	reload := config.Service{Name: s.Proxy, Unit: tlsdUnit, Action: "reload"}
 	if cfg.MetricsAddress != "" {
 		// The daemon answers again once it has taken the new config.
@@ -68,7 +82,19 @@ func (s *SystemdServices) Close() { s.Dispatcher.Close() }
 // Do runs one step and its gate.
 func (s *SystemdServices) Do(ctx context.Context, st Step) error {
 	switch st.Action {
+	case StopBackend:
+		if err := s.job(ctx, "stop"); err != nil {
+			return err
+		}
+		s.stopped = true
+		return nil
 	case RestartBackend:
+		if s.stopped {
+			if err := s.job(ctx, "start"); err != nil {
+				return err
+			}
+			s.stopped = false
+		}
 		return s.act(ctx, s.Backend, st.Files)
 	case RestartAgent:
 		return s.act(ctx, s.Agent, st.Files)
@@ -96,6 +122,32 @@ func (s *SystemdServices) Do(ctx context.Context, st Step) error {
 // would for a rewritten config.
 func (s *SystemdServices) act(ctx context.Context, service string, files []string) error {
 	return s.Dispatcher.Act(ctx, service, systemd.Batch{{Name: "migrate", Files: files}})
+}
+
+// job stops or starts the backend's unit and waits for systemd's result.
+func (s *SystemdServices) job(ctx context.Context, mode string) error {
+	conn, err := systemd.Connect(ctx, s.SystemdAddress)
+	if err != nil {
+		return fmt.Errorf("%s %s: connecting to systemd: %w", mode, s.BackendUnit, err)
+	}
+	defer conn.Close()
+	queue := conn.StopUnitContext
+	if mode == "start" {
+		queue = conn.StartUnitContext
+	}
+	done := make(chan string, 1)
+	if _, err := queue(ctx, s.BackendUnit, "replace", done); err != nil {
+		return fmt.Errorf("%s %s: %w", mode, s.BackendUnit, err)
+	}
+	select {
+	case result := <-done:
+		if result != "done" {
+			return fmt.Errorf("%s %s: systemd job ended %q (see journalctl -u %s)", mode, s.BackendUnit, result, s.BackendUnit)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s %s: waiting for the job: %w", mode, s.BackendUnit, ctx.Err())
+	}
 }
 
 // released passes once nothing accepts connections at Address: the proxy

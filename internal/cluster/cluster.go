@@ -205,3 +205,40 @@ func reachable(ctx context.Context, raw string) error {
 	}
 	return conn.Close()
 }
+
+// SyncEndpoints points the connection at the other members' client URLs
+// than self's, so a member's connection outlives its own restart. The
+// client dials every endpoint with the scheme of its first, so only the
+// URLs of the scheme most of them share are kept: during a rolling switch
+// the members not restarting answer on either.
+func (c *Cluster) SyncEndpoints(ctx context.Context, self string) error {
+	resp, err := c.client.MemberList(ctx)
+	if err != nil {
+		return fmt.Errorf("etcd at %s (from %s): listing the members' client URLs: %w", strings.Join(c.cfg.Endpoints, ", "), c.cfg.Source, err)
+	}
+	byScheme := map[string][]string{}
+	for _, m := range resp.Members {
+		if m.Name == self {
+			continue
+		}
+		for _, raw := range m.ClientURLs {
+			if u, err := url.Parse(raw); err == nil {
+				byScheme[u.Scheme] = append(byScheme[u.Scheme], raw)
+			}
+		}
+	}
+	eps := byScheme["https"]
+	if len(byScheme["http"]) > len(eps) {
+		eps = byScheme["http"]
+	}
+	if len(eps) == 0 {
+		return nil // a one-member cluster: its own URL is all there is
+	}
+	client, err := newClient(ctx, c.cfg, eps)
+	if err != nil {
+		return err
+	}
+	c.client.Close()
+	c.client = client
+	return nil
+}

@@ -3,7 +3,10 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -320,4 +323,189 @@ func TestRollingPeerCutoverAndRollbackKeepWritesFlowing(t *testing.T) {
 		return err
 	}, migrate.Bridge.String())
 	checkSettled(t, ctx, c, "http")
+}
+
+// memberServices is a member's sensu-backend as migrate's steps see it:
+// its etcd, stopped and started from its backend.yml. The bridge's proxy
+// has nothing to do here.
+type memberServices struct {
+	c       *etcdtest.Cluster
+	m       *etcdtest.Member
+	stopped bool
+	did     []string
+}
+
+func (s *memberServices) Do(_ context.Context, st migrate.Step) error {
+	s.did = append(s.did, st.Action.String())
+	switch st.Action {
+	case migrate.StopBackend:
+		s.c.StopMember(s.m)
+		s.stopped = true
+	case migrate.RestartBackend:
+		if s.stopped {
+			s.c.StartMember(s.m)
+			s.stopped = false
+			return nil
+		}
+		s.c.RestartMember(s.m)
+	}
+	return nil
+}
+
+// member is m as `sensu-tlsd migrate` on it opens its cluster: through its
+// own client URL, then the other members', so the connection outlives m's
+// restart.
+func member(t *testing.T, ctx context.Context, c *etcdtest.Cluster, m *etcdtest.Member) *migrate.Member {
+	t.Helper()
+	co := coordinator(t, ctx, c, m)
+	t.Cleanup(func() { co.Close() })
+	if err := co.SyncEndpoints(ctx, m.Name); err != nil {
+		t.Fatal(err)
+	}
+	return &migrate.Member{Cluster: co, Name: m.Name}
+}
+
+// migrateRound runs do on every member in SwitchOrder, each through its own
+// migrate.Member and services as the CLI on that member would, and checks
+// that writes through the other members never stalled for an election
+// timeout.
+func migrateRound(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *probe, what string, do func(n *migrate.Node, o migrate.Options) error) {
+	t.Helper()
+	byName := map[string]*etcdtest.Member{}
+	for _, m := range c.Members {
+		byName[m.Name] = m
+	}
+	co := coordinator(t, ctx, c, c.Members[0])
+	v, err := co.Members(ctx)
+	co.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.gaps()
+	for _, name := range cluster.SwitchOrder(v) {
+		m := byName[name]
+		svc := &memberServices{c: c, m: m}
+		p.aside(m)
+		began := time.Now()
+		if err := do(migrateNode(c, m), migrate.Options{Member: member(t, ctx, c, m), Services: svc, Agents: migrate.AllAgents{}}); err != nil {
+			t.Fatalf("%s on %s: %v (steps %v)", what, name, err, svc.did)
+		}
+		took := time.Since(began)
+		p.back(m)
+		time.Sleep(500 * time.Millisecond)
+		perMember, anyMember, accepted := p.gaps()
+		longest := time.Duration(0)
+		for other, g := range perMember {
+			if other != name {
+				longest = max(longest, g)
+			}
+		}
+		t.Logf("%s on %s (%v) in %v; longest write gap through the other members %v, through any member %v; %d writes accepted",
+			what, name, svc.did, took.Round(time.Millisecond), longest.Round(time.Millisecond), anyMember.Round(time.Millisecond), accepted)
+		if longest >= etcdtest.ElectionTimeout {
+			t.Errorf("%s on %s: writes through a member failed for %v, longer than the election timeout %v (%v)", what, name, longest, etcdtest.ElectionTimeout, perMember)
+		}
+		if accepted == 0 {
+			t.Errorf("%s on %s: no write was accepted", what, name)
+		}
+	}
+}
+
+// checkPhases asserts every member recorded phase.
+func checkPhases(t *testing.T, ctx context.Context, c *etcdtest.Cluster, phase migrate.Phase) {
+	t.Helper()
+	co := coordinator(t, ctx, c, c.Members[2])
+	defer co.Close()
+	recs, err := co.Phases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != len(c.Members) {
+		t.Fatalf("recorded phases %+v, want one per member", recs)
+	}
+	for _, r := range recs {
+		if r.Phase != phase.String() {
+			t.Errorf("member %s recorded phase %q (%s), want %s", r.Member, r.Phase, r.Details, phase)
+		}
+	}
+}
+
+// The cutover as every member's `migrate apply` runs it on a real
+// three-member cluster: phase 1 restarts each backend in turn under the
+// restart lock; phase 3 is refused on one member while another member's
+// daemon published an agent its bridge saw in plaintext, naming the agent,
+// the member and when; once that agent moved to TLS, each member's phase 3 moves its own stored
+// peer URLs to https while its backend is stopped, and its rollback moves
+// them back. Writes never stall beyond an election timeout, one leader
+// remains, and each member's phase is recorded.
+func TestMigrateApplyOnEachMemberSwitchesItThroughTheCluster(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	p := startProbe(t, c)
+	migrateRound(t, ctx, c, p, "phase 1", func(n *migrate.Node, o migrate.Options) error {
+		_, err := migrate.Apply(ctx, n, migrate.Bridge, o)
+		return err
+	})
+	checkSettled(t, ctx, c, "http")
+	checkPhases(t, ctx, c, migrate.Bridge)
+
+	// backend-2's daemon publishes what its bridge saw: app-7 in plaintext.
+	seen := time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC)
+	var bridgeMu sync.Mutex
+	bridge := []migrate.Sighting{{Namespace: "default", Name: "app-7", Transport: "plaintext", LastSeen: seen}}
+	pctx, stopPublisher := context.WithCancel(ctx)
+	published := make(chan error, 1)
+	go func() {
+		published <- migrate.Publisher{Node: migrateNode(c, c.Members[1]), Interval: 100 * time.Millisecond, Log: slog.New(slog.DiscardHandler),
+			Agents: func() []migrate.Sighting { bridgeMu.Lock(); defer bridgeMu.Unlock(); return slices.Clone(bridge) }}.Run(pctx)
+	}()
+	self := member(t, ctx, c, c.Members[0])
+	waitAgents := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			recs, err := self.Cluster.PlaintextAgents(ctx)
+			if err == nil && len(recs) == 1 && recs[0].Member == c.Members[1].Name && len(recs[0].Agents) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("backend-2's publisher: records %+v (%v), want %d agent(s)", recs, err, want)
+			}
+		}
+	}
+	waitAgents(1)
+	fleet := migrate.AllAgents{migrate.ClusterAgents{Cluster: self.Cluster, Except: self.Name}}
+	svc := &memberServices{c: c, m: c.Members[0]}
+	_, err := migrate.Apply(ctx, migrateNode(c, c.Members[0]), migrate.Native, migrate.Options{Member: self, Services: svc, Agents: fleet})
+	want := "1 agent(s) were seen in plaintext: default/app-7 (last seen 2026-12-06T16:00:00Z via " + c.Members[1].Name + ")"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("phase 3 with an agent in plaintext on another member: %v, want %q", err, want)
+	}
+	if len(svc.did) != 0 {
+		t.Errorf("the refused phase 3 acted: %v", svc.did)
+	}
+	// app-7 reconnects over TLS: backend-2 publishes that none is left.
+	bridgeMu.Lock()
+	bridge = append(bridge, migrate.Sighting{Namespace: "default", Name: "app-7", Transport: "tls", LastSeen: seen.Add(time.Minute)})
+	bridgeMu.Unlock()
+	waitAgents(0)
+	stopPublisher()
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+
+	migrateRound(t, ctx, c, p, "phase 3", func(n *migrate.Node, o migrate.Options) error {
+		o.Agents = migrate.AllAgents{migrate.ClusterAgents{Cluster: o.Member.Cluster, Except: o.Member.Name}}
+		_, err := migrate.Apply(ctx, n, migrate.Native, o)
+		return err
+	})
+	checkSettled(t, ctx, c, "https")
+	checkPhases(t, ctx, c, migrate.Native)
+
+	migrateRound(t, ctx, c, p, "rollback of phase 3", func(n *migrate.Node, o migrate.Options) error {
+		_, err := migrate.Rollback(ctx, n, false, o)
+		return err
+	})
+	checkSettled(t, ctx, c, "http")
+	checkPhases(t, ctx, c, migrate.Bridge)
 }

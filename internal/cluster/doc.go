@@ -16,7 +16,9 @@
 //     seen in plaintext, under KeyPrefix, so any member shows the fleet;
 //   - SwitchMember, the member-by-member step a cutover and its rollback
 //     both run: lock, hand leadership away, stop the member, move its peer
-//     URLs, start it, wait for it and quorum, record the phase.
+//     URLs, start it, wait for it and quorum, record the phase; and
+//     RestartMember, the same turn for a restart that leaves the peer URLs
+//     as they are.
 //
 // The connection comes from a member's backend.yml (ReadBackend, or
 // BackendOf a node with its environment files): its etcd client URLs and

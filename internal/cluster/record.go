@@ -17,8 +17,9 @@ type PhaseRecord struct {
 
 // AgentSeen is an agent a member saw connect in plaintext.
 type AgentSeen struct {
-	Name     string    `json:"name"`
-	LastSeen time.Time `json:"last_seen"`
+	Namespace string    `json:"namespace,omitempty"`
+	Name      string    `json:"name"`
+	LastSeen  time.Time `json:"last_seen"`
 }
 
 // AgentsRecord is the plaintext agents one member reported.

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -76,4 +77,44 @@ func (c *Cluster) SwitchMember(ctx context.Context, s Step) error {
 		return nil
 	}
 	return c.RecordPhase(ctx, s.Member, s.Phase, s.Details)
+}
+
+// RestartMember is a member's turn when its peer URLs stay as they are (a
+// phase that changes only what sensu-backend serves): under RestartLock it
+// checks that the cluster keeps quorum without the member, hands
+// leadership away from it, restarts it, and waits until it answers with
+// quorum (wait bounds that; 0 is SwitchMember's default).
+func (c *Cluster) RestartMember(ctx context.Context, name string, restart func(ctx context.Context) error, wait time.Duration) error {
+	unlock, err := c.Lock(ctx, RestartLock, 0)
+	if err != nil {
+		return err
+	}
+	defer unlock(context.WithoutCancel(ctx))
+	v, err := c.Members(ctx)
+	if err != nil {
+		return err
+	}
+	m, ok := v.Member(name)
+	if !ok {
+		return fmt.Errorf("no etcd member named %q (members: %s): check etcd-name in its backend.yml", name, v.names())
+	}
+	if err := canLose(v, name); err != nil {
+		return fmt.Errorf("restart %s: %v", name, err)
+	}
+	if err := c.HandOffLeadership(ctx, name); err != nil {
+		return err
+	}
+	if err := restart(ctx); err != nil {
+		return err
+	}
+	if wait <= 0 {
+		wait = defaultStepWait
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	scheme := "http"
+	if len(m.PeerURLs) > 0 && strings.HasPrefix(m.PeerURLs[0], "https://") {
+		scheme = "https"
+	}
+	return c.WaitMember(wctx, name, scheme)
 }

@@ -24,11 +24,14 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/rotate/ca"
 )
 
-// ElectionTimeout is the etcd-election-timeout the generated members use
-// (etcd's default); HeartbeatInterval is etcd-heartbeat-interval.
+// ElectionTimeout is the etcd-election-timeout the generated members use;
+// HeartbeatInterval is etcd-heartbeat-interval. Both are 2.5 times etcd's
+// defaults (1 s, 100 ms): a member starved of CPU by -race builds on two
+// shared cores then calls no election of its own, so the tests see the
+// cutover's stalls, not the scheduler's.
 const (
-	ElectionTimeout   = 1000 * time.Millisecond
-	HeartbeatInterval = 100 * time.Millisecond
+	ElectionTimeout   = 2500 * time.Millisecond
+	HeartbeatInterval = 250 * time.Millisecond
 )
 
 // Cluster is a running etcd cluster of real members.

@@ -1,0 +1,56 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/testpeer"
+)
+
+// A cluster member's backend is down while etcd moves its peer URLs: under
+// a real systemd, StopBackend stops the unit, and the RestartBackend after
+// it starts it again (the dispatcher alone leaves a stopped unit alone)
+// and passes its health gate.
+func TestSystemdServicesStopAndStartTheBackend(t *testing.T) {
+	sys := systemdtest.Boot(t)
+	dir := t.TempDir()
+	api, agent := testpeer.FreePort(t), testpeer.FreePort(t)
+	backend := filepath.Join(dir, "backend.yml")
+	standintest.BackendYML(t, backend, testca.Set{}, api, agent)
+	sys.InstallUnit("sensu-backend.service", standintest.Unit(t, backend, filepath.Join(dir, "standin.log")))
+	sys.Systemctl("start", "sensu-backend.service")
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", api))
+
+	cfg := &config.Config{ServiceActions: config.ActionPolicy{SystemdAddress: sys.PrivateSocket()},
+		Services: []config.Service{{Name: "sensu-backend", Preset: "sensu-backend", Health: config.Health{Timeout: 20 * time.Second}}}}
+	n := &Node{Files: sensu.Files{Backend: backend}}
+	s, err := NewSystemdServices(cfg, n, "sensu-tlsd.service", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	state := func() string { return strings.TrimSpace(sys.Property("sensu-backend.service", "ActiveState")) }
+	if err := s.Do(ctx, Step{Action: StopBackend}); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(); got != "inactive" {
+		t.Fatalf("after StopBackend the unit is %s", got)
+	}
+	if err := s.Do(ctx, Step{Action: RestartBackend, Files: []string{backend}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(); got != "active" {
+		t.Fatalf("after RestartBackend the unit is %s", got)
+	}
+}

@@ -16,8 +16,6 @@ ARCH     ?= amd64
 DIST     ?= dist
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-# The Go peers tests build from tools/go.mod.
-TOOLS    := github.com/letsencrypt/pebble/v2/cmd/pebble github.com/cloudflare/cfssl/cmd/cfssl github.com/cloudflare/cfssl/cmd/cfssljson
 # The packages unit-nonroot runs as the nobody account.
 NONROOT_PKGS ?= ./...
 
@@ -93,8 +91,8 @@ unit-nonroot:
 	mkdir "$$work/src" "$$work/home"; \
 	git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - | tar -xf - -C "$$work/src"; \
 	GOMODCACHE="$$work/mod" GOPROXY="file://$$cache/cache/download,$$($(GO) env GOPROXY)" GOFLAGS=-mod=readonly; export GOMODCACHE GOPROXY GOFLAGS; \
-	$$go list -deps -test ./... >/dev/null; \
-	$$go list -modfile=tools/go.mod -deps $(TOOLS) >/dev/null; \
+	$$go mod download; $$go list -deps -test ./... >/dev/null; \
+	$$go mod download -modfile=tools/go.mod; \
 	unset GOMODCACHE GOPROXY GOFLAGS; \
 	chown -R nobody:nogroup "$$work/src" "$$work/home"; \
 	echo "unit-nonroot: go test $(NONROOT_PKGS) as nobody:nogroup"; \

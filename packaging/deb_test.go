@@ -135,6 +135,7 @@ func statIn(t *testing.T, sys *systemdtest.System, path string) (os.FileMode, ui
 // systemd, starts the unit with the shipped config, upgrades over it with
 // an edited /etc/sensu/tlsd.yml and purges it, checking each step.
 func TestDebInstallUpgradePurge(t *testing.T) {
+	testpeer.NeedRoot(t, "dpkg installs into a systemd booted in a private namespace, which needs root")
 	for _, tool := range []string{"dpkg", "systemd-analyze"} {
 		_, err := exec.LookPath(tool)
 		testpeer.NeedPeer(t, err == nil, tool+" missing (Debian packages dpkg, systemd)")

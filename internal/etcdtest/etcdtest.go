@@ -194,7 +194,11 @@ var etcdKeys = []string{"etcd-name", "etcd-listen-client-urls", "etcd-advertise-
 func (m *Member) Flags(t testing.TB) []string {
 	t.Helper()
 	d := m.document(t)
-	flags := []string{"--data-dir=" + m.DataDir}
+	// Sensu 6's embedded etcd is 3.5, whose pre-vote is on by default;
+	// Debian's etcd 3.4 needs the flag. Without it a member restarted
+	// onto other peer URLs, not yet hearing the leader, campaigns with a
+	// higher term and unseats it: an election the real cluster never has.
+	flags := []string{"--data-dir=" + m.DataDir, "--pre-vote=true"}
 	for _, key := range etcdKeys {
 		if v, ok := d.Get(key); ok {
 			flags = append(flags, "--"+strings.TrimPrefix(key, "etcd-")+"="+strings.Join(sensu.SensuItems(v), ","))

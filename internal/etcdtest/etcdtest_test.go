@@ -13,7 +13,7 @@ func TestMembersRunFromTheirBackendYMLAndRejoinAfterARestart(t *testing.T) {
 	c := Start(t, 3)
 	flags := strings.Join(c.Members[0].Flags(t), " ")
 	for _, want := range []string{"--name=backend-1", "--initial-cluster=backend-1=http://127.0.0.1:", ",backend-3=http://127.0.0.1:",
-		"--initial-cluster-state=new", "--election-timeout=2500", "--data-dir=" + c.Members[0].DataDir} {
+		"--initial-cluster-state=new", "--election-timeout=2500", "--pre-vote=true", "--data-dir=" + c.Members[0].DataDir} {
 		if !strings.Contains(flags, want) {
 			t.Errorf("flags of backend-1 lack %q: %s", want, flags)
 		}

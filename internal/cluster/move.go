@@ -94,19 +94,27 @@ func (c *Cluster) MovePeerURLs(ctx context.Context, name, scheme string) (Member
 	if _, err := c.client.MemberUpdate(ctx, m.ID, want); err != nil {
 		return Member{}, fmt.Errorf("etcd member update %s (%x) to %v: %w", name, m.ID, want, err)
 	}
-	after, err := c.Members(ctx)
-	if err != nil {
-		return Member{}, err
+	// The member list comes from whichever member the client reached,
+	// which may not have applied the change yet: wait until it shows it.
+	var after View
+	wctx, cancel := context.WithTimeout(ctx, storedWait)
+	defer cancel()
+	if err := c.waitFor(wctx, func(v View) bool {
+		got, _ := v.Member(name)
+		after = v
+		return slices.Equal(got.PeerURLs, want)
+	}, fmt.Sprintf("etcd to store %s's peer URLs %v", name, want)); err != nil {
+		return Member{}, fmt.Errorf("etcd member update %s: %w", name, err)
 	}
 	m, _ = after.Member(name)
-	if !slices.Equal(m.PeerURLs, want) {
-		return Member{}, fmt.Errorf("etcd member update %s: etcd stores peer URLs %v, want %v", name, m.PeerURLs, want)
-	}
 	if !after.Quorum {
 		return Member{}, fmt.Errorf("the cluster lost quorum after moving %s's peer URLs to %v: move them back with `etcdctl member update %x --peer-urls=%v`", name, want, m.ID, m.PeerURLs)
 	}
 	return m, nil
 }
+
+// storedWait bounds the wait for every member to show a membership change.
+const storedWait = 15 * time.Second
 
 // pollInterval is how often a wait asks the cluster again.
 const pollInterval = 200 * time.Millisecond

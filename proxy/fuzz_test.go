@@ -94,7 +94,7 @@ func FuzzParseAgentURI(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		ns, name, err := ParseAgentURI(s)
+		ns, name, err := parseAgentURI(s)
 		if err != nil {
 			return
 		}

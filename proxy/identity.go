@@ -87,15 +87,6 @@ func (id AgentIdentity) check(leaf *x509.Certificate, h AgentHello) error {
 // namespace under agent-identity uri.
 func AgentURI(namespace, name string) string { return pki.AgentURI(namespace, name) }
 
-// ParseAgentURI reads a sensu://NAMESPACE/AGENT URI SAN.
-func ParseAgentURI(s string) (namespace, name string, err error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "", "", fmt.Errorf("agent URI %q: %v", truncate(s), err)
-	}
-	return agentFromURI(u)
-}
-
 // agentFromURI accepts exactly sensu://NAMESPACE/AGENT: no user, port,
 // query, fragment or escapes, one path segment, and names Sensu would
 // accept in a header.

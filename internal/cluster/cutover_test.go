@@ -178,7 +178,7 @@ func coordinator(t *testing.T, ctx context.Context, c *etcdtest.Cluster, via *et
 }
 
 // rollingSwitch takes every member to scheme, one at a time, in the order
-// SwitchOrder gives, and checks the writes never stalled for longer than an
+// switchOrder gives, and checks the writes never stalled for longer than an
 // election timeout.
 func rollingSwitch(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *probe, scheme string, change func(*migrate.Node) error, phase string) {
 	t.Helper()
@@ -193,7 +193,7 @@ func rollingSwitch(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *pr
 		t.Fatal(err)
 	}
 	p.gaps()
-	for i, name := range cluster.SwitchOrder(v) {
+	for i, name := range switchOrder(v) {
 		m := byName[name]
 		via := c.Members[0]
 		if via == m {
@@ -365,7 +365,7 @@ func member(t *testing.T, ctx context.Context, c *etcdtest.Cluster, m *etcdtest.
 	return &migrate.Member{Cluster: co, Name: m.Name}
 }
 
-// migrateRound runs do on every member in SwitchOrder, each through its own
+// migrateRound runs do on every member in switchOrder, each through its own
 // migrate.Member and services as the CLI on that member would, and checks
 // that writes through the other members never stalled for an election
 // timeout.
@@ -382,7 +382,7 @@ func migrateRound(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *pro
 		t.Fatal(err)
 	}
 	p.gaps()
-	for _, name := range cluster.SwitchOrder(v) {
+	for _, name := range switchOrder(v) {
 		m := byName[name]
 		svc := &memberServices{c: c, m: m}
 		p.aside(m)
@@ -508,4 +508,22 @@ func TestMigrateApplyOnEachMemberSwitchesItThroughTheCluster(t *testing.T) {
 	})
 	checkSettled(t, ctx, c, "http")
 	checkPhases(t, ctx, c, migrate.Bridge)
+}
+
+// switchOrder is the order the tests restart members in: followers
+// first, the leader last, so leadership moves at most once.
+func switchOrder(v cluster.View) []string {
+	var names []string
+	var leader string
+	for _, m := range v.Members {
+		if m.Leader {
+			leader = m.Name
+			continue
+		}
+		names = append(names, m.Name)
+	}
+	if leader != "" {
+		names = append(names, leader)
+	}
+	return names
 }

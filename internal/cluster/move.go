@@ -208,21 +208,3 @@ func (v View) summary() string {
 	}
 	return s
 }
-
-// SwitchOrder is the order to restart members in: followers first, the
-// leader last, so leadership moves at most once.
-func SwitchOrder(v View) []string {
-	var names []string
-	var leader string
-	for _, m := range v.Members {
-		if m.Leader {
-			leader = m.Name
-			continue
-		}
-		names = append(names, m.Name)
-	}
-	if leader != "" {
-		names = append(names, leader)
-	}
-	return names
-}

@@ -90,13 +90,26 @@ func (d *daemonProc) lines() []string {
 // matches pattern, and returns it.
 func (d *daemonProc) waitLog(pattern string, within time.Duration) string {
 	d.t.Helper()
+	return d.awaitLog(pattern, within, true)
+}
+
+// awaitLog waits for a log line matching pattern: the next one after those
+// waitLog matched when consume (and it moves that position), else any.
+func (d *daemonProc) awaitLog(pattern string, within time.Duration, consume bool) string {
+	d.t.Helper()
 	re := regexp.MustCompile(pattern)
 	deadline := time.After(within)
 	for {
 		d.mu.Lock()
-		for i := d.seen; i < len(d.log); i++ {
+		start := 0
+		if consume {
+			start = d.seen
+		}
+		for i := start; i < len(d.log); i++ {
 			if re.MatchString(d.log[i]) {
-				d.seen = i + 1
+				if consume {
+					d.seen = i + 1
+				}
 				line := d.log[i]
 				d.mu.Unlock()
 				return line
@@ -147,22 +160,7 @@ func (d *daemonProc) metricsAddr() string {
 // does not move waitLog's position.
 func (d *daemonProc) findLog(pattern string, within time.Duration) string {
 	d.t.Helper()
-	re := regexp.MustCompile(pattern)
-	deadline := time.After(within)
-	for {
-		for _, l := range d.lines() {
-			if re.MatchString(l) {
-				return l
-			}
-		}
-		select {
-		case <-d.more:
-		case <-d.done:
-			d.t.Fatalf("daemon exited before logging %q", pattern)
-		case <-deadline:
-			d.t.Fatalf("daemon did not log %q within %s", pattern, within)
-		}
-	}
+	return d.awaitLog(pattern, within, false)
 }
 
 // metric is the value of one series on the daemon's /metrics, as the text

@@ -172,7 +172,9 @@ func (n *agentNode) waitAgent(t *testing.T, transport string) {
 	})
 }
 
-// agentNodeConfig is the agent node's sensu-tlsd config with pin.
+// agentNodeConfig is the agent node's sensu-tlsd config with pin. Its
+// restart command returns once the old agent has exited, as systemctl
+// restart does: the health gate starts when the command returns.
 func (n *agentNode) agentNodeConfig(t *testing.T, name, pin, reconnect string) string {
 	t.Helper()
 	p := filepath.Join(n.dir, name+".yml")
@@ -190,7 +192,7 @@ agent-cutover:
 services:
   - name: sensu-agent
     action: command
-    command: [/bin/sh, -c, 'kill $(cat %[1]s/agent.pid) || true']
+    command: [/bin/sh, -c, 'pid=$(cat %[1]s/agent.pid); kill $pid 2>/dev/null; while kill -0 $pid 2>/dev/null; do sleep 0.02; done']
     health: {url: "http://127.0.0.1:%[5]d/healthz"}
 `, n.dir, name, n.agentYML, pin, n.agentAPI, reconnect), 0o644)
 	return p

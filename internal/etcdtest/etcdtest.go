@@ -182,29 +182,11 @@ func writeFile(t testing.TB, path, content string) {
 	}
 }
 
-// etcdKeys are the backend.yml keys sensu-backend hands its embedded etcd,
-// as etcd flags of the same name without the etcd- prefix.
-var etcdKeys = []string{"etcd-name", "etcd-listen-client-urls", "etcd-advertise-client-urls", "etcd-listen-peer-urls",
-	"etcd-initial-advertise-peer-urls", "etcd-initial-cluster", "etcd-initial-cluster-state", "etcd-initial-cluster-token",
-	"etcd-election-timeout", "etcd-heartbeat-interval",
-	"etcd-cert-file", "etcd-key-file", "etcd-trusted-ca-file", "etcd-client-cert-auth",
-	"etcd-peer-cert-file", "etcd-peer-key-file", "etcd-peer-trusted-ca-file", "etcd-peer-client-cert-auth"}
-
-// Flags are the etcd flags the member's backend.yml gives now.
+// Flags are the etcd flags the member's backend.yml gives now: the
+// member runs as sensu-backend's embedded etcd would.
 func (m *Member) Flags(t testing.TB) []string {
 	t.Helper()
-	d := m.document(t)
-	// Sensu 6's embedded etcd is 3.5, whose pre-vote is on by default;
-	// Debian's etcd 3.4 needs the flag. Without it a member restarted
-	// onto other peer URLs, not yet hearing the leader, campaigns with a
-	// higher term and unseats it: an election the real cluster never has.
-	flags := []string{"--data-dir=" + m.DataDir, "--pre-vote=true"}
-	for _, key := range etcdKeys {
-		if v, ok := d.Get(key); ok {
-			flags = append(flags, "--"+strings.TrimPrefix(key, "etcd-")+"="+strings.Join(sensu.SensuItems(v), ","))
-		}
-	}
-	return flags
+	return sensu.EmbeddedEtcdFlags(m.document(t).Get)
 }
 
 func (m *Member) document(t testing.TB) *sensu.Document {

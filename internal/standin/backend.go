@@ -49,6 +49,7 @@ type options struct {
 	namespaces        string
 	shutdownTimeout   time.Duration
 	clientCertRequest bool
+	etcd              string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -65,6 +66,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.namespaces, "namespaces", "default", "comma-separated namespaces that exist")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 2*time.Second, "graceful shutdown limit on SIGTERM")
 	fs.BoolVar(&o.clientCertRequest, "request-client-cert", false, "verify agent client certificates against trusted-ca-file when presented")
+	fs.StringVar(&o.etcd, "etcd", "", "run this etcd binary as the embedded etcd, from backend.yml's etcd-* keys")
 	if err := fs.Parse(args); err != nil {
 		return o, usageError{err}
 	}
@@ -179,6 +181,14 @@ func runBackend(ctx context.Context, args []string, logw io.Writer) error {
 		return nil
 	}
 	b := &backend{opts: opts, id: randomID(), healthy: opts.unhealthyIfCN == "" || cn != opts.unhealthyIfCN, log: log}
+	var etcdExited <-chan struct{} // nil: never
+	if opts.etcd != "" {
+		if b.etcd, err = startEtcd(ctx, opts.etcd, opts.configFile); err != nil {
+			return err
+		}
+		defer b.etcd.stop()
+		etcdExited = b.etcd.exited
+	}
 	apiAddr := cfg.APIListenAddress
 	agentAddr := net.JoinHostPort(strings.Trim(cfg.AgentHost, "[]"), strconv.Itoa(cfg.AgentPort))
 	servers := []*http.Server{
@@ -218,6 +228,8 @@ func runBackend(ctx context.Context, args []string, logw io.Writer) error {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	case runErr = <-errc:
+	case <-etcdExited:
+		runErr = errors.New("the embedded etcd exited")
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
 	defer cancel()
@@ -271,6 +283,7 @@ type backend struct {
 	id      string
 	healthy bool
 	log     *slog.Logger
+	etcd    *embeddedEtcd // nil: no embedded etcd
 
 	mu       sync.Mutex
 	sessions map[*websocket.Conn]struct{}
@@ -311,12 +324,16 @@ type clusterMember struct {
 	Healthy     bool
 }
 
-func (b *backend) health(w http.ResponseWriter, _ *http.Request) {
+func (b *backend) health(w http.ResponseWriter, r *http.Request) {
 	member := clusterMember{MemberID: 0x3e5b8f1a, MemberIDHex: "3e5b8f1a", Name: "default", Healthy: b.healthy}
 	status := http.StatusOK
 	if !b.healthy {
 		member.Err = "standin: unhealthy on purpose (--unhealthy-if-cert-cn)"
 		status = http.StatusServiceUnavailable
+	} else if b.etcd != nil {
+		if err := b.etcd.healthy(r.Context()); err != nil {
+			member.Healthy, member.Err, status = false, err.Error(), http.StatusServiceUnavailable
+		}
 	}
 	writeJSON(w, status, map[string]any{
 		"Alarms":         nil,

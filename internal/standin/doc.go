@@ -8,10 +8,13 @@
 // are set, answers GET /health with a ClusterHealth body, accepts the agent
 // websocket on / of the agent port with Sensu's headers and Basic auth, and
 // exits 0 on SIGTERM. Flags make it fail on purpose so rollback can be
-// tested.
+// tested. With --etcd it runs that etcd binary as its embedded etcd, with
+// the flags backend.yml's etcd-* keys give (config/sensu's
+// EmbeddedEtcdFlags), waits up to 60 s for it before opening its ports,
+// answers /health from etcd's own, and ends when etcd dies.
 //
 //	standin -c backend.yml [--fail-if-cert-cn CN] [--fail-if-serial HEX]
-//	        [--unhealthy-if-cert-cn CN] [--start-delay 2s]
+//	        [--unhealthy-if-cert-cn CN] [--start-delay 2s] [--etcd /usr/bin/etcd]
 //	standin agent [-c agent.yml] [--api-port 3031] [--hup-file FILE]
 //
 // The agent form stands in for sensu-agent: GET /healthz, and death with

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -422,5 +423,65 @@ func TestAgentConnectsAsAgentYMLSays(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Errorf("agent stand-in ended with %v", err)
 		}
+	}
+}
+
+// TestEmbeddedEtcdRunsFromBackendYML runs the built stand-in with --etcd
+// on a one-member cluster from backend.yml's etcd-* keys: /health answers
+// from etcd's own health once the member leads, and the stand-in ends
+// when its etcd dies, as sensu-backend does.
+func TestEmbeddedEtcdRunsFromBackendYML(t *testing.T) {
+	etcd, err := exec.LookPath("etcd")
+	testpeer.NeedPeer(t, err == nil, "etcd not on PATH (apt-get install etcd-server)")
+	f := newFixture(t, false)
+	client, peer := testpeer.FreePort(t), testpeer.FreePort(t)
+	appendFile(t, f.cfg, fmt.Sprintf(`state-dir: %[1]s/state
+etcd-name: backend-1
+etcd-listen-client-urls: http://127.0.0.1:%[2]d
+etcd-advertise-client-urls: http://127.0.0.1:%[2]d
+etcd-listen-peer-urls: http://127.0.0.1:%[3]d
+etcd-initial-advertise-peer-urls: http://127.0.0.1:%[3]d
+etcd-initial-cluster: backend-1=http://127.0.0.1:%[3]d
+etcd-initial-cluster-state: new
+`, f.dir, client, peer))
+	var out logbuf.Buffer
+	cmd := exec.Command(standintest.Binary(t), "-c", f.cfg, "--etcd", etcd)
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitHealthy(t, f)
+	resp, err := f.client().Get(f.url(f.apiPort, "/health"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct{ ClusterHealth []clusterMember }
+	json.NewDecoder(resp.Body).Decode(&h)
+	resp.Body.Close()
+	if len(h.ClusterHealth) != 1 || !h.ClusterHealth[0].Healthy {
+		t.Errorf("/health with a healthy etcd: %+v", h)
+	}
+	etcdLog, _ := os.ReadFile(filepath.Join(f.dir, "state", "etcd.log"))
+	if !strings.Contains(string(etcdLog), "--data-dir="+filepath.Join(f.dir, "state", "etcd")) {
+		t.Errorf("etcd was not started with its data under state-dir/etcd:\n%.2000s", etcdLog)
+	}
+
+	children, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", cmd.Process.Pid))
+	killed := false
+	for _, c := range children {
+		b, _ := os.ReadFile(c)
+		for _, pid := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(pid); err == nil && syscall.Kill(n, syscall.SIGKILL) == nil {
+				killed = true
+			}
+		}
+	}
+	if !killed {
+		t.Fatalf("no etcd child of the stand-in found under /proc/%d", cmd.Process.Pid)
+	}
+	err = cmd.Wait()
+	if err == nil || !strings.Contains(out.String(), "embedded etcd exited") {
+		t.Errorf("stand-in after its etcd died: %v\n%s", err, out.String())
 	}
 }

@@ -28,6 +28,8 @@ import (
 // it again on the agent.yml as it is then.
 type agentNode struct {
 	dir, agentYML, caPEM, bridgeMetrics string
+	bridge                              *daemonProc
+	bridgeConfig                        string
 	agentAPI                            int
 	agentLog                            *bytes.Buffer
 	mu                                  sync.Mutex
@@ -110,9 +112,9 @@ listeners:
     allow-plaintext: true
     agent-headers: true
 `, dir, chain, bridgePort, agentPort), 0o644)
-	bridge := daemonStart(t, dir, bridgeCfg)
-	bridge.waitLog("sensu-tlsd running", 30*time.Second)
-	n.bridgeMetrics = bridge.metricsAddr()
+	n.bridge, n.bridgeConfig = daemonStart(t, dir, bridgeCfg), bridgeCfg
+	n.bridge.waitLog("sensu-tlsd running", 30*time.Second)
+	n.bridgeMetrics = n.bridge.metricsAddr()
 
 	n.agentAPI = testpeer.FreePort(t)
 	os.WriteFile(n.agentYML, fmt.Appendf(nil, `# agent-1, placed by configuration management

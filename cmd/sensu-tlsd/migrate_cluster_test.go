@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,4 +143,36 @@ sensu:
 	if r.code == 0 || !strings.Contains(r.stdout, "REFUSED: ") || !strings.Contains(r.stdout, want) {
 		t.Errorf("plan on %s with app-7 in plaintext on %s: exit %d, want a refusal naming %q\nstdout:\n%s\nstderr:\n%s", self.Name, other.Name, r.code, want, r.stdout, r.stderr)
 	}
+}
+
+// The daemon's publisher follows a reload: a bridge whose configuration
+// names no backend publishes nothing, and once SIGHUP names a cluster
+// member's backend.yml, the agent its bridge sees in plaintext reaches the
+// cluster's records at once, under that member's name.
+func TestDaemonPublishesForTheMemberAReloadNames(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	n := startAgentNode(t, 0)
+	self, other := c.Members[0], c.Members[1]
+	f, err := os.OpenFile(n.bridgeConfig, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "sensu:\n  backend-config: %s\n  backend-env-files: []\n", self.BackendYML)
+	f.Close()
+	n.bridge.signal(syscall.SIGHUP)
+	n.bridge.waitLog(`configuration reloaded`, 30*time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	co, err := cluster.Open(ctx, cluster.Config{Endpoints: []string{other.ClientURL(t)}, Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	var recs []cluster.AgentsRecord
+	// Well within PublishInterval (30 s): the reload publishes at once.
+	testpeer.WaitFor(t, 10*time.Second, "agent-1 in the cluster's plaintext records under "+self.Name, func() bool {
+		recs, err = co.PlaintextAgents(ctx)
+		return err == nil && len(recs) == 1 && recs[0].Member == self.Name && len(recs[0].Agents) == 1 && recs[0].Agents[0].Name == "agent-1"
+	})
 }

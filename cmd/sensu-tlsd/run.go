@@ -15,7 +15,6 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
-	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/agentcutover"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/daemon"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/enrol"
@@ -86,10 +85,13 @@ SIGINT stop it gracefully. Metrics are served on metrics-address, with
 			d.Handlers = map[string]http.Handler{"/agents": agentsHandler(listeners)}
 			// On a backend, the bridge's plaintext agents go to the
 			// cluster's records while backend.yml names a cluster, for the
-			// migrate gates of every member.
-			if n, err := migrate.NodeFromConfig(cfg, sensu.Files{}); err == nil && n.IsBackend() {
-				d.Services = append(d.Services, migrate.Publisher{Node: n, Agents: func() []migrate.Sighting { return sightings(listeners) }, Log: log}.Run)
+			// migrate gates of every member; a reload may name another node.
+			publisher := &migrate.Publisher{Agents: func() []migrate.Sighting { return sightings(listeners) }, Log: log}
+			if err := startReloader(cmd.Context(), publisher, cfg); err != nil {
+				return err
 			}
+			d.Reloaders = append(d.Reloaders, publisher)
+			d.Services = append(d.Services, publisher.Run)
 
 			// The daemon's own Sensu events follow the state files; posting
 			// runs beside the manager and never holds up a renewal.

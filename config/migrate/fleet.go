@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
+	"github.com/sensu-tlsd/sensu-tlsd/config"
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/cluster"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/reload"
 )
 
 // Member is this backend as one member of a clustered Sensu backend (its
@@ -175,28 +179,79 @@ func (a AllAgents) Sightings(ctx context.Context) ([]Sighting, error) {
 // agents its own bridge last saw in plaintext into the cluster's records
 // (cluster.RecordPlaintextAgents) every Interval, so the gate of any member
 // counts them. It reads the node's backend.yml each time and does nothing
-// while the file names no cluster.
+// while the file names no cluster. It follows reloads (Prepare): each
+// configuration's node is the one published for from then on, at once,
+// and a configuration that names no backend stops the publishing.
 type Publisher struct {
+	// Node is the node published for until a reload names another; nil
+	// publishes nothing.
 	Node *Node
 	// Agents are the bridge's sightings now (the proxy's agent book).
 	Agents   func() []Sighting
 	Interval time.Duration // 0: PublishInterval
 	Log      *slog.Logger
+
+	mu     sync.Mutex
+	kicked chan struct{} // a reload's node is published at once
 }
 
 // PublishInterval is how often a member publishes its plaintext agents.
 const PublishInterval = 30 * time.Second
 
+// Prepare takes cfg's node: the backend NodeFromConfig finds, none when
+// cfg names no backend. It never refuses a configuration: a node that is
+// not a backend has nothing to publish.
+func (p *Publisher) Prepare(cfg *config.Config) (reload.Pending, error) {
+	n, err := NodeFromConfig(cfg, sensu.Files{})
+	if err != nil || !n.IsBackend() {
+		n = nil
+	}
+	return publisherPending{p, n}, nil
+}
+
+type publisherPending struct {
+	p    *Publisher
+	node *Node
+}
+
+func (pp publisherPending) Commit(context.Context) error {
+	pp.p.mu.Lock()
+	pp.p.Node = pp.node
+	kicked := pp.p.kick()
+	pp.p.mu.Unlock()
+	select {
+	case kicked <- struct{}{}:
+	default: // a publication is due already
+	}
+	return nil
+}
+
+func (publisherPending) Abort() {}
+
+// kick is the channel that wakes Run; p.mu is held.
+func (p *Publisher) kick() chan struct{} {
+	if p.kicked == nil {
+		p.kicked = make(chan struct{}, 1)
+	}
+	return p.kicked
+}
+
 // Run publishes until ctx ends; a failed publication is logged when its
 // cause changes, and tried again next time.
-func (p Publisher) Run(ctx context.Context) error {
+func (p *Publisher) Run(ctx context.Context) error {
 	every := p.Interval
 	if every <= 0 {
 		every = PublishInterval
 	}
+	p.mu.Lock()
+	kicked := p.kick()
+	p.mu.Unlock()
 	lastErr := ""
 	for {
-		err := p.publish(ctx)
+		p.mu.Lock()
+		node := p.Node
+		p.mu.Unlock()
+		err := p.publish(ctx, node)
 		switch {
 		case err != nil && err.Error() != lastErr:
 			p.Log.Warn("publishing the bridge's plaintext agents to the cluster failed; the other members' migrate gates do not see them", "err", err)
@@ -210,19 +265,23 @@ func (p Publisher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-kicked:
 		case <-time.After(every):
 		}
 	}
 }
 
-func (p Publisher) publish(ctx context.Context) error {
-	b, err := cluster.ReadBackend(p.Node.Files.Backend)
+func (p *Publisher) publish(ctx context.Context, node *Node) error {
+	if node == nil {
+		return nil
+	}
+	b, err := cluster.ReadBackend(node.Files.Backend)
 	if err != nil || !b.Clustered() {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, memberTimeout)
 	defer cancel()
-	c, err := cluster.Open(ctx, p.Node.ClusterConfig(b))
+	c, err := cluster.Open(ctx, node.ClusterConfig(b))
 	if err != nil {
 		return err
 	}

@@ -457,8 +457,8 @@ func TestMigrateApplyOnEachMemberSwitchesItThroughTheCluster(t *testing.T) {
 	pctx, stopPublisher := context.WithCancel(ctx)
 	published := make(chan error, 1)
 	go func() {
-		published <- migrate.Publisher{Node: migrateNode(c, c.Members[1]), Interval: 100 * time.Millisecond, Log: slog.New(slog.DiscardHandler),
-			Agents: func() []migrate.Sighting { bridgeMu.Lock(); defer bridgeMu.Unlock(); return slices.Clone(bridge) }}.Run(pctx)
+		published <- (&migrate.Publisher{Node: migrateNode(c, c.Members[1]), Interval: 100 * time.Millisecond, Log: slog.New(slog.DiscardHandler),
+			Agents: func() []migrate.Sighting { bridgeMu.Lock(); defer bridgeMu.Unlock(); return slices.Clone(bridge) }}).Run(pctx)
 	}()
 	self := member(t, ctx, c, c.Members[0])
 	waitAgents := func(want int) {

@@ -56,7 +56,7 @@ var mayImport = map[string][]string{
 	// of Sensu knowledge), then the cutover that acts on a node.
 	"config":         nil,
 	"config/sensu":   {"config"},
-	"config/migrate": {"config", "config/sensu", "internal/cluster", "internal/inventory", "systemd"},
+	"config/migrate": {"config", "config/sensu", "internal/cluster", "internal/inventory", "internal/reload", "systemd"},
 
 	// The renewal engine and its parts. The enrol issuer reads the agent's
 	// identity from config/sensu and speaks internal/enrol's protocol.

@@ -14,14 +14,6 @@ const (
 	DefaultAgentEventsURL = "http://127.0.0.1:3031/events"
 )
 
-// Default returns a configuration with nothing but defaults. Its zero-value
-// fields are filled by ApplyDefaults, the one place defaults live.
-func Default() *Config {
-	c := &Config{}
-	c.ApplyDefaults()
-	return c
-}
-
 // ApplyDefaults fills every field left empty. It runs once, after file, env
 // and flags are merged, so a default never hides a value a user gave.
 func (c *Config) ApplyDefaults() {

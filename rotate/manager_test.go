@@ -397,7 +397,9 @@ func TestRetryBacksOffAndCaps(t *testing.T) {
 }
 
 func TestRenewAtIsAThirdBeforeExpiryWithBoundedJitter(t *testing.T) {
-	ratio, _, _ := config.ParseRenewBefore(config.Default().Renewal.Before)
+	defaults := &config.Config{}
+	defaults.ApplyDefaults()
+	ratio, _, _ := config.ParseRenewBefore(defaults.Renewal.Before)
 	p := Plan{Before: Before{Ratio: ratio}, Jitter: time.Hour, JitterShare: 0.5}
 	now := time.Now()
 	leaf := mustLeaf(now, 90*24*time.Hour)

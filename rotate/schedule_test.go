@@ -52,7 +52,9 @@ func TestJitterIsSharedBySameServices(t *testing.T) {
 	if a, b := plans[0].RenewAt(leaf), plans[1].RenewAt(leaf); !a.Equal(b) {
 		t.Fatalf("certificates of one service renew %s apart", a.Sub(b))
 	}
-	if plans[0].Jitter != config.Default().Renewal.Jitter || plans[0].JitterShare == 0 {
+	defaults := &config.Config{}
+	defaults.ApplyDefaults()
+	if plans[0].Jitter != defaults.Renewal.Jitter || plans[0].JitterShare == 0 {
 		t.Fatalf("plan jitter %s share %v: the default jitter does not apply", plans[0].Jitter, plans[0].JitterShare)
 	}
 }

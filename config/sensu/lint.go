@@ -77,15 +77,10 @@ type LintOptions struct {
 	Uplink string
 }
 
-// LintFile reads and lints one Sensu config: a YAML file, or an
-// environment file (KEY=value lines, as /etc/default/sensu-agent).
-func LintFile(path string, opt LintOptions) ([]Finding, Role, error) {
-	fs, role, _, err := lintFile(path, opt)
-	return fs, role, err
-}
-
-// lintFile is LintFile that also returns the YAML document it parsed (nil
-// for an environment file or a file that does not parse), for LintPair.
+// lintFile reads and lints one Sensu config: a YAML file, or an
+// environment file (KEY=value lines, as /etc/default/sensu-agent). It also
+// returns the YAML document it parsed (nil for an environment file or a
+// file that does not parse), for LintPair.
 func lintFile(path string, opt LintOptions) ([]Finding, Role, *Document, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {

@@ -144,7 +144,7 @@ func TestLintInsecureSkipVerify(t *testing.T) {
 
 func TestLintCleanSamplesHaveNoErrors(t *testing.T) {
 	for _, f := range samples(t, "*.yml") {
-		fs, _, err := LintFile(f, LintOptions{User: "root"})
+		fs, _, _, err := lintFile(f, LintOptions{User: "root"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +161,7 @@ func TestLintBrokenYAML(t *testing.T) {
 	if err := os.WriteFile(path, []byte("a: 1\nb: [\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fs, _, err := LintFile(path, LintOptions{Role: Backend})
+	fs, _, _, err := lintFile(path, LintOptions{Role: Backend})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func lintEnvString(t *testing.T, name, src string) []Finding {
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fs, _, err := LintFile(path, LintOptions{User: "root"})
+	fs, _, _, err := lintFile(path, LintOptions{User: "root"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestLintEnvFiles(t *testing.T) {
 	expectFinding(t, fs, 2, Error, "SENSU_BACKEND_CERTFILE", "reads no setting", "rename it to SENSU_BACKEND_CERT_FILE")
 
 	for _, f := range []string{"sensu-agent.env", "sensu-backend.env"} {
-		fs, _, err := LintFile(filepath.Join("testdata", f), LintOptions{User: "root"})
+		fs, _, _, err := lintFile(filepath.Join("testdata", f), LintOptions{User: "root"})
 		if err != nil || len(fs) != 0 {
 			t.Errorf("%s: %v %v", f, fs, err)
 		}
@@ -382,7 +382,7 @@ func TestLintSyntaxErrorsCarryTheirLine(t *testing.T) {
 		{env, 2, "SENSU_BACKEND_URL has an unterminated quote"},
 		{yml, 2, "not valid YAML: did not find expected node content"},
 	} {
-		fs, _, err := LintFile(c.path, LintOptions{User: "root"})
+		fs, _, _, err := lintFile(c.path, LintOptions{User: "root"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -419,7 +419,7 @@ func TestLintAgentURLsAtTheSensuTLSDUplink(t *testing.T) {
 
 	path := filepath.Join(t.TempDir(), "sensu-agent")
 	os.WriteFile(path, []byte("SENSU_BACKEND_URL=\"ws://127.0.0.1:8091 wss://b:8081\"\n"), 0o644)
-	fs, _, err := LintFile(path, LintOptions{User: "root", Uplink: "127.0.0.1:8091"})
+	fs, _, _, err := lintFile(path, LintOptions{User: "root", Uplink: "127.0.0.1:8091"})
 	if err != nil || len(fs) != 1 || fs[0].Severity != Info || fs[0].Key != "SENSU_BACKEND_URL" {
 		t.Errorf("an environment file pointing at the uplink beside a wss:// member: %v %v, want one info", fs, err)
 	}

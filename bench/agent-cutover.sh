@@ -15,7 +15,8 @@
 #             /healthz
 # Nodes go one after the other (on their own machines they would not share
 # these cores); the other agents stay connected meanwhile, and their
-# keepalives count too.
+# keepalives count too. The restart command returns once the old agent has
+# exited, as systemctl restart does: the health gate starts when it returns.
 #
 # Usage: bench/agent-cutover.sh   (from the repository root; needs go, curl)
 # Env:   N=10 agents   BASE=28000 first port
@@ -105,7 +106,8 @@ metrics-address: ""
 sensu: {agent-config: $W/$d/agent.yml, agent-env-files: [$W/$d/no-env-file]}
 agent-cutover: {enabled: true, ca-file: $W/$d/tls/ca.pem, ca-fingerprint-sha256: "$PIN", interval: 1s}
 services:
-  - {name: sensu-agent, action: command, command: [/bin/sh, -c, 'kill \$(cat $W/$d/agent.pid)'],
+  - {name: sensu-agent, action: command,
+     command: [/bin/sh, -c, 'pid=\$(cat $W/$d/agent.pid); kill \$pid 2>/dev/null; while kill -0 \$pid 2>/dev/null; do sleep 0.02; done'],
      health: {url: "http://127.0.0.1:$((BASE + 100 + i))/healthz"}}
 CFG
 	"$T" run --config "$d/tlsd.yml" 2>"$d/tlsd.log" & PIDS+=($!)

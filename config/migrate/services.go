@@ -38,8 +38,10 @@ type SystemdServices struct {
 // cfg, with the node's Sensu files, and adds what the cutover needs that
 // cfg may lack: a service for each Sensu preset (with the preset's
 // defaults) and a reload of tlsdUnit, whose own gate is the daemon's
-// /healthz when metrics-address is set.
-func NewSystemdServices(cfg *config.Config, n *Node, tlsdUnit string, log *slog.Logger) (*SystemdServices, error) {
+// /healthz when metrics-address is set. A daemon that systemd does not run
+// is reloaded by the services entry named tlsdService instead (a signal or
+// command action), with the same gate when the entry has no health check.
+func NewSystemdServices(cfg *config.Config, n *Node, tlsdUnit, tlsdService string, log *slog.Logger) (*SystemdServices, error) {
 	c := *cfg
 	c.Sensu.BackendConfig, c.Sensu.BackendEnvFiles = n.Files.Backend, append([]string{}, n.Files.BackendEnv...)
 	c.Services = append([]config.Service(nil), cfg.Services...)
@@ -50,12 +52,27 @@ func NewSystemdServices(cfg *config.Config, n *Node, tlsdUnit string, log *slog.
 			s.BackendUnit = sc.Unit
 		}
 	}
-	reload := config.Service{Name: s.Proxy, Unit: tlsdUnit, Action: "reload"}
-	if cfg.MetricsAddress != "" {
+	reload := &config.Service{Name: s.Proxy, Unit: tlsdUnit, Action: "reload"}
+	if tlsdService != "" {
+		reload = nil
+		for i := range c.Services {
+			if c.Services[i].Name == tlsdService {
+				reload = &c.Services[i]
+			}
+		}
+		if reload == nil {
+			return nil, fmt.Errorf("--tlsd-service %q: no services entry has that name; add one that reloads the sensu-tlsd daemon "+
+				"(action signal, signal HUP, pid-file; or action command), or leave the flag out to reload %s through systemd", tlsdService, tlsdUnit)
+		}
+		s.Proxy = tlsdService
+	}
+	if cfg.MetricsAddress != "" && reload.Health.URL == "" && len(reload.Health.TLS) == 0 && reload.Health.TCP == "" {
 		// The daemon answers again once it has taken the new config.
 		reload.Health.URL = "http://" + cfg.MetricsAddress + "/healthz"
 	}
-	c.Services = append(c.Services, reload)
+	if tlsdService == "" {
+		c.Services = append(c.Services, *reload)
+	}
 	d, err := systemd.FromConfig(&c, log, nil)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,7 +34,7 @@ func TestSystemdServicesStopAndStartTheBackend(t *testing.T) {
 	cfg := &config.Config{ServiceActions: config.ActionPolicy{SystemdAddress: sys.PrivateSocket()},
 		Services: []config.Service{{Name: "sensu-backend", Preset: "sensu-backend", Health: config.Health{Timeout: 20 * time.Second}}}}
 	n := &Node{Files: sensu.Files{Backend: backend}}
-	s, err := NewSystemdServices(cfg, n, "sensu-tlsd.service", nil)
+	s, err := NewSystemdServices(cfg, n, "sensu-tlsd.service", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,5 +53,32 @@ func TestSystemdServicesStopAndStartTheBackend(t *testing.T) {
 	}
 	if got := state(); got != "active" {
 		t.Fatalf("after RestartBackend the unit is %s", got)
+	}
+}
+
+// A daemon that systemd does not run is reloaded by the services entry
+// --tlsd-service names: the step runs its action (no D-Bus) and the
+// release gate after it; a name no entry has is an error naming the flag.
+func TestSystemdServicesReloadTheProxyThroughAServicesEntry(t *testing.T) {
+	dir := t.TempDir()
+	reloaded := filepath.Join(dir, "reloaded")
+	cfg := &config.Config{Services: []config.Service{{Name: "sensu-tlsd", Action: "command", Command: []string{"touch", reloaded}}}}
+	n := &Node{Files: sensu.Files{Backend: filepath.Join(dir, "backend.yml")}}
+	if _, err := NewSystemdServices(cfg, n, "sensu-tlsd.service", "tlsd", nil); err == nil || !strings.Contains(err.Error(), `--tlsd-service "tlsd": no services entry has that name`) {
+		t.Fatalf("unknown --tlsd-service: %v", err)
+	}
+	s, err := NewSystemdServices(cfg, n, "sensu-tlsd.service", "sensu-tlsd", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	free := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	if err := s.Do(ctx, Step{Action: ReloadProxy, Release: []string{free}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(reloaded); err != nil {
+		t.Fatalf("the services entry did not run: %v", err)
 	}
 }

@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# Fleet cutover benchmark: one backend node and N agent nodes taken through
+# every `migrate apply` phase and every rollback by the built binary, as an
+# operator would, with no systemd: services are `command` and `signal`
+# actions. The backend node is a stand-in sensu-backend run by a supervisor
+# loop that reads backend.yml at each start (as systemd would run it) and a
+# sensu-tlsd daemon with the config migrate reads: the backend certificate,
+# backend.yml, a sensu-backend service whose command restarts the stand-in
+# and returns once the old process has exited (the health gate starts when
+# the command returns), and a services entry that reloads the daemon with
+# SIGHUP (migrate --tlsd-service). Each agent node is a stand-in
+# sensu-agent (a keepalive every 200 ms that the backend must echo) under
+# its own supervisor loop, and a sensu-tlsd daemon following the cutover
+# (agent-cutover with the CA placed by configuration management: the local
+# CA's leaf is served without the CA, so there is no chain to take a pinned
+# CA from).
+#
+# Steps, each marked in every agent's log and measured from it (offline:
+# from "agent stopping", a failed keepalive or "agent disconnected" to the
+# next "agent connected"; and the keepalives that failed):
+#   restart    each agent restarted on ws:// once: its own reconnect time
+#   phase1     backend node: migrate apply --phase 1 (backend restarted onto
+#              loopback, then the proxy takes the public ports, ws and wss)
+#   switch     each agent node's follower switches agent.yml to wss:// and
+#              restarts its agent, one node after the other
+#   phase2     each agent node: migrate apply --phase 2
+#   phase3     backend node: migrate apply --phase 3 (the proxy lets go of
+#              the public ports, the backend restarts onto them with TLS)
+#   phase4     backend node: migrate apply --phase 4 (the open-source build
+#              without agent certificates: refused, it does not apply)
+#   rollback3  backend node: migrate rollback, 3 -> 1 (backend back onto
+#              loopback, the proxy takes the public ports again)
+#   rollback2  each agent node: its follower stopped, migrate rollback, the
+#              ws:// agent.yml put back from the follower's backup and the
+#              agent restarted (at phase 0 nothing serves TLS: a wss:// agent
+#              would be cut off for good)
+#   rollback1  backend node: migrate rollback, 1 -> 0 (the proxy lets go,
+#              the backend restarts onto the public ports in plaintext)
+#
+# Usage: bench/fleet-cutover.sh   (from the repository root; needs go, curl)
+# Env:   N=10 agents   BASE=29000 first port   KEEP=1 keeps the work dir
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-10}
+BASE=${BASE:-29000}
+for p in go curl; do command -v "$p" >/dev/null || { echo "missing $p" >&2; exit 1; }; done
+
+W=$(mktemp -d /tmp/sensu-tlsd-fleet-bench.XXXXXX)
+PIDS=()
+cleanup() {
+	touch "$W/backend/stop" 2>/dev/null || true
+	for i in $(seq "$N"); do touch "$W/agent-$i/stop" 2>/dev/null || true; done
+	for f in "$W"/backend/backend.pid "$W"/agent-*/agent.pid "$W"/agent-*/tlsd.pid "$W"/backend/tlsd.pid; do
+		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	[ -n "${KEEP:-}" ] && echo "kept $W" >&2 || rm -rf "$W"
+}
+trap cleanup EXIT
+
+go build -o "$W/sensu-tlsd" ./cmd/sensu-tlsd
+go build -o "$W/standin" ./internal/standin
+T="$W/sensu-tlsd"
+cd "$W"
+
+API=$BASE AGENT_PORT=$((BASE + 1)) METRICS=$((BASE + 2)) LOOP_API=$((BASE + 3)) LOOP_AGENT=$((BASE + 4))
+B=$W/backend
+mkdir -p "$B"
+printf 'api-listen-address: 127.0.0.1:%d\nagent-host: 127.0.0.1\nagent-port: %d\n' "$API" "$AGENT_PORT" >"$B/backend.yml"
+# Kills a supervised process and returns once it has exited, as systemctl
+# restart does; the supervisor starts it again.
+restart_cmd() { echo "[/bin/sh, -c, 'pid=\$(cat $1); kill \$pid 2>/dev/null; while kill -0 \$pid 2>/dev/null; do sleep 0.02; done']"; }
+cat >"$B/tlsd.yml" <<CFG
+state-dir: $B/state
+metrics-address: 127.0.0.1:$METRICS
+certificates:
+  - {name: backend, profile: backend, hosts: [localhost, 127.0.0.1]}
+sensu: {backend-config: $B/backend.yml, backend-certificate: backend}
+services:
+  - {name: sensu-backend, preset: sensu-backend, action: command, command: $(restart_cmd "$B/backend.pid"), health: {timeout: 20s}}
+  - {name: sensu-tlsd, action: signal, signal: HUP, pid-file: $B/tlsd.pid, health: {url: "http://127.0.0.1:$METRICS/healthz"}}
+CFG
+"$T" --config "$B/tlsd.yml" ca init >/dev/null
+"$T" --config "$B/tlsd.yml" issue --all >/dev/null
+
+# supervise DIR CMD...: runs CMD again each time it ends, its pid in
+# DIR/NAME.pid (NAME from $SUP), until DIR/stop exists.
+supervise() {
+	local d=$1; shift
+	( while [ ! -e "$d/stop" ]; do
+		"$@" 2>>"$d/$SUP.log" & echo $! >"$d/$SUP.pid"
+		wait $! || true
+		sleep 0.05 # as systemd's RestartSec, so a failing start does not spin
+	done ) & PIDS+=($!)
+}
+SUP=backend supervise "$B" ./standin -c "$B/backend.yml"
+"$T" run --config "$B/tlsd.yml" 2>"$B/tlsd.log" & echo $! >"$B/tlsd.pid"; PIDS+=($!)
+
+healthy() { curl -fs "http://127.0.0.1:$((BASE + 100 + $1))/healthz" >/dev/null; }
+wait_all() { # what, condition-function; up to 120 s
+	for _ in $(seq 1200); do
+		local ok=0
+		for i in $(seq "$N"); do "$2" "$i" && ok=$((ok + 1)); done
+		[ "$ok" = "$N" ] && return 0
+		sleep 0.1
+	done
+	echo "timed out waiting for $1" >&2; exit 1
+}
+on_wss() { grep -q 'wss://' "agent-$1/agent.yml" && healthy "$1"; }
+on_ws() { ! grep -q 'wss://' "agent-$1/agent.yml" && healthy "$1"; }
+mark() { for i in $(seq "$N"); do echo "=== step $1" >>"agent-$i/agent.log"; done; echo "--- $1" >>migrate.log; }
+m() { "$T" --config "$B/tlsd.yml" migrate "$@" --user root --tlsd-service sensu-tlsd >>migrate.log 2>&1 || { echo "migrate $* failed:" >&2; tail -20 migrate.log >&2; exit 1; }; }
+wait_backend() { for _ in $(seq 400); do curl -fsk "$1/health" >/dev/null && return 0; sleep 0.05; done; echo "backend not up at $1" >&2; exit 1; }
+wait_backend "http://127.0.0.1:$API"
+
+for i in $(seq "$N"); do
+	d=agent-$i; mkdir -p "$d/tls"
+	cp "$B/state/ca.pem" "$d/tls/ca.pem" # placed by configuration management
+	printf 'name: agent-%d\nbackend-url:\n  - "ws://127.0.0.1:%d"\napi-host: 127.0.0.1\napi-port: %d\n' "$i" "$AGENT_PORT" $((BASE + 100 + i)) >"$d/agent.yml"
+	cat >"$d/tlsd.yml" <<CFG
+state-dir: $W/$d/state
+metrics-address: ""
+sensu: {agent-config: $W/$d/agent.yml, agent-env-files: [$W/$d/no-env-file], agent-ca-file: $W/$d/tls/ca.pem}
+agent-cutover: {enabled: true, ca-file: $W/$d/tls/ca.pem, interval: 1s}
+services:
+  - {name: sensu-agent, preset: sensu-agent, action: command, command: $(restart_cmd "$W/$d/agent.pid"),
+     health: {url: "http://127.0.0.1:$((BASE + 100 + i))/healthz"}}
+CFG
+	SUP=agent supervise "$d" ./standin agent -c "$d/agent.yml" --keepalive-interval 200ms
+done
+wait_all "agents on ws://" healthy
+sleep 1
+
+mark restart
+for i in $(seq "$N"); do
+	old=$(cat "agent-$i/agent.pid")
+	sh -c "$(sed -n "s/.*command: \[\/bin\/sh, -c, '\(.*\)'\].*/\1/p" "agent-$i/tlsd.yml")"
+	for _ in $(seq 600); do [ "$(cat "agent-$i/agent.pid")" != "$old" ] && healthy "$i" && break; sleep 0.05; done
+done
+sleep 1
+
+declare -A SECS
+step() { # name, then the command; its time goes to SECS
+	mark "$1"; local s; s=$(date +%s.%N)
+	"${@:2}"
+	SECS[$1]=$(echo "$(date +%s.%N) - $s" | bc)
+	sleep 1.5
+}
+ports=(--bridge-api-port "$LOOP_API" --bridge-agent-port "$LOOP_AGENT")
+step phase1 m apply --phase 1 "${ports[@]}"
+wait_all "agents back through the bridge" on_ws
+
+switch() {
+	for i in $(seq "$N"); do
+		"$T" run --config "agent-$i/tlsd.yml" 2>"agent-$i/tlsd.log" & echo $! >"agent-$i/tlsd.pid"; PIDS+=($!)
+		for _ in $(seq 1200); do on_wss "$i" && break; sleep 0.05; done
+	done
+	wait_all "agents switched to wss://" on_wss
+}
+step switch switch
+
+agent_phase() { for i in $(seq "$N"); do "$T" --config "agent-$i/tlsd.yml" migrate "$@" --user root >>migrate.log 2>&1; done; }
+step phase2 agent_phase apply --phase 2
+wait_all "agents on wss://" on_wss
+
+# The last plaintext sighting is from before the switch: sightings older
+# than the window no longer hold phase 3 back.
+sleep 2
+step phase3 m apply --phase 3 --plaintext-window 3s
+wait_all "agents on wss:// to the backend itself" on_wss
+step phase4 sh -c "! $T --config $B/tlsd.yml migrate apply --phase 4 --user root >>migrate.log 2>&1"
+step rollback3 m rollback
+wait_all "agents on wss:// through the bridge" on_wss
+
+switch_back() {
+	for i in $(seq "$N"); do
+		d=agent-$i
+		kill "$(cat "$d/tlsd.pid")"; while kill -0 "$(cat "$d/tlsd.pid")" 2>/dev/null; do sleep 0.02; done
+		"$T" --config "$d/tlsd.yml" migrate rollback --user root >>migrate.log 2>&1
+		cp "$d/agent.yml.sensu-tlsd.bak" "$d/agent.yml"
+		sh -c "$(sed -n "s/.*command: \[\/bin\/sh, -c, '\(.*\)'\].*/\1/p" "$d/tlsd.yml")"
+		for _ in $(seq 600); do on_ws "$i" && break; sleep 0.05; done
+	done
+	wait_all "agents back on ws://" on_ws
+}
+step rollback2 switch_back
+step rollback1 m rollback
+wait_all "agents on ws:// to the backend itself" on_ws
+mark end
+
+echo "agents: $N; migrate's own output: $W/migrate.log (KEEP=1 keeps it)"
+for s in phase1 switch phase2 phase3 phase4 rollback3 rollback2 rollback1; do printf '%-10s %6.2f s\n' "$s" "${SECS[$s]}"; done
+echo
+# Per agent and step: each stretch offline, from the first sign of the
+# connection going (stopping, a failed keepalive, disconnected) to the next
+# "agent connected" (slog time stamps), and failed keepalives.
+for i in $(seq "$N"); do
+	awk -v agent="agent-$i" '
+	function secs(line,   a) { match(line, /T[0-9:.]+Z/); split(substr(line, RSTART + 1, RLENGTH - 2), a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
+	/^=== step/ { step = $3 }
+	/msg="agent stopping"|msg="agent disconnected"|msg="keepalive failed"/ && !down { down = secs($0); from = step }
+	/msg="agent connected"/ && down { printf "%s %s %.3f\n", agent, from, secs($0) - down; down = 0 }
+	/keepalive failed/ { printf "%s %s keepalive-failed\n", agent, step }
+	/msg="agent disconnected"/ { printf "%s %s disconnected\n", agent, step }' "agent-$i/agent.log"
+done >offline.txt
+awk -v order="restart phase1 switch phase2 phase3 phase4 rollback3 rollback2 rollback1" '
+	$3 == "keepalive-failed" { fails[$2]++; next }
+	$3 == "disconnected" { disc[$2]++; next }
+	{ k = $1 SUBSEP $2; t[k] += $3; if (!(k in seen)) { seen[k] = 1; n[$2]++ } agents[$1] = 1 }
+	END {
+		printf "%-10s %6s %12s %12s %18s %16s %22s\n", "step", "agents", "mean offline", "max offline", "failed keepalives", "failed connects", "offline > own restart"
+		ns = split(order, steps, " ")
+		for (j = 1; j <= ns; j++) {
+			s = steps[j]; sum = 0; max = 0; worse = 0
+			for (a in agents) if ((a, s) in seen) {
+				sum += t[a, s]; if (t[a, s] > max) max = t[a, s]
+				if (s != "restart" && t[a, s] > t[a, "restart"] + 0.25) worse++
+			}
+			# A dropped session logs one "disconnected" after its failed
+			# keepalive; each further one is a reconnect attempt refused.
+			if (n[s]) printf "%-10s %6d %11.3fs %11.3fs %18d %16d %22d\n", s, n[s], sum / n[s], max, fails[s], disc[s] - fails[s], worse
+			else printf "%-10s %6d %12s %12s %18d %16d %22d\n", s, 0, "-", "-", fails[s], disc[s] - fails[s], 0
+		}
+	}' offline.txt

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -129,7 +131,28 @@ func (s *FileSource) admit(certFile, keyFile string, certPEM, keyPEM, caPEM []by
 	for _, c := range set.Chain {
 		pair.Certificate = append(pair.Certificate, c.Raw)
 	}
+	if ca := anchorToAdd(set); ca != nil {
+		pair.Certificate = append(pair.Certificate, ca.Raw)
+	}
 	return pair, nil
+}
+
+// anchorToAdd is the CA of Gate.CAFile that signed the chain's last
+// certificate, when the chain does not end with it already. It is served
+// after the chain so that an agent node that pinned its SHA-256 can take
+// it from the handshake (agent-cutover); a client that verifies against
+// its own roots ignores it (RFC 8446 4.4.2).
+func anchorToAdd(set *pki.Set) *x509.Certificate {
+	last := set.Chain[len(set.Chain)-1]
+	if bytes.Equal(last.RawSubject, last.RawIssuer) && last.CheckSignatureFrom(last) == nil {
+		return nil
+	}
+	for _, ca := range set.CA {
+		if bytes.Equal(last.RawIssuer, ca.RawSubject) && last.CheckSignatureFrom(ca) == nil {
+			return ca
+		}
+	}
+	return nil
 }
 
 // reload re-reads the current paths.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -269,5 +270,39 @@ func TestOriginateClientCertificateNeedsClientAuth(t *testing.T) {
 	_, err := NewFileSource(cf, kf, Gate{Use: pki.Client}, nil)
 	if err == nil || !strings.Contains(err.Error(), "profile client needs clientAuth") {
 		t.Fatalf("a serverAuth-only client certificate: %v", err)
+	}
+}
+
+// A certificate whose CA file is known is served with that CA after the
+// chain, so an agent node that pinned the CA can take it from the
+// handshake; a chain that already ends with it does not get it twice,
+// and without a CA file the chain is served as it is.
+func TestFileSourceSendsTheCAAfterTheChain(t *testing.T) {
+	ca := testca.New(t)
+	dir := t.TempDir()
+	set := ca.WriteSet(t, dir, "backend", "backend-1")
+	leafPEM, _ := os.ReadFile(set.CertFile)
+	chainFile := filepath.Join(dir, "chain.pem")
+	testca.WriteFile(t, chainFile, append(leafPEM, ca.PEM...), 0o644)
+	for _, c := range []struct {
+		certFile, caFile string
+		want             int
+	}{
+		{set.CertFile, set.CAFile, 2},
+		{chainFile, set.CAFile, 2},
+		{set.CertFile, "", 1},
+	} {
+		src, err := NewFileSource(c.certFile, set.KeyFile, Gate{Use: pki.Server, CAFile: c.caFile}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := src.Certificate().Certificate
+		if len(served) != c.want {
+			t.Errorf("%s with CA file %q: %d certificates served, want %d", filepath.Base(c.certFile), c.caFile, len(served), c.want)
+			continue
+		}
+		if c.want == 2 && !bytes.Equal(served[1], ca.Cert.Raw) {
+			t.Errorf("%s: the second certificate served is not the CA", filepath.Base(c.certFile))
+		}
 	}
 }

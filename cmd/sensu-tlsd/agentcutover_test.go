@@ -48,8 +48,9 @@ func (n *agentNode) Write(b []byte) (int, error) {
 }
 
 // startAgentNode builds the bridge (sensu-tlsd run with a dual listener
-// serving a chain that carries its CA) in front of a plaintext stand-in
-// backend, and a stand-in agent on ws:// through it under a supervisor. An
+// serving a certificate of its local CA, which the bridge sends after the
+// leaf) in front of a plaintext stand-in backend, and a stand-in agent on
+// ws:// through it under a supervisor. An
 // agent.yml that says wss:// makes the supervisor wait slowTLS before
 // starting the agent: an agent slower to come back than the follower waits.
 func startAgentNode(t *testing.T, slowTLS time.Duration) *agentNode {
@@ -72,15 +73,8 @@ func startBridge(t *testing.T) *agentNode {
 	pkiDir := filepath.Join(dir, "pki")
 	mustRun(t, dir, nil, "--state-dir", pkiDir, "ca", "init")
 	mustRun(t, dir, nil, "--state-dir", pkiDir, "issue", "backend-1", "--profile", "backend", "--hosts", "127.0.0.1,localhost")
-	leaf, _ := os.ReadFile(filepath.Join(pkiDir, "backend-1.pem"))
 	ca, _ := os.ReadFile(filepath.Join(pkiDir, "ca.pem"))
 	n.caPEM = string(ca)
-	// The bridge serves its chain with the CA after the leaf, so an agent
-	// that pinned the CA can take it from the handshake.
-	chain := filepath.Join(pkiDir, "backend-1-chain.pem")
-	if err := os.WriteFile(chain, append(leaf, ca...), 0o644); err != nil {
-		t.Fatal(err)
-	}
 
 	api, agentPort, bridgePort := testpeer.FreePort(t), testpeer.FreePort(t), testpeer.FreePort(t)
 	backendYML := filepath.Join(dir, "backend.yml")
@@ -99,19 +93,19 @@ certificates:
   - name: backend-1
     profile: backend
     issuer: files
-    cert-file: %[2]s
+    cert-file: %[1]s/pki/backend-1.pem
     key-file: %[1]s/pki/backend-1-key.pem
     ca-file: %[1]s/pki/ca.pem
     trusted-ca: %[1]s/pki/ca.pem
 listeners:
   - name: agent-ws
     mode: dual
-    listen: 127.0.0.1:%[3]d
-    targets: [127.0.0.1:%[4]d]
+    listen: 127.0.0.1:%[2]d
+    targets: [127.0.0.1:%[3]d]
     certificate: backend-1
     allow-plaintext: true
     agent-headers: true
-`, dir, chain, bridgePort, agentPort), 0o644)
+`, dir, bridgePort, agentPort), 0o644)
 	n.bridge, n.bridgeConfig = daemonStart(t, dir, bridgeCfg), bridgeCfg
 	n.bridge.waitLog("sensu-tlsd running", 30*time.Second)
 	n.bridgeMetrics = n.bridge.metricsAddr()

@@ -260,6 +260,11 @@ type Service struct {
 	// signal actions), so a service stopped on purpose stays stopped.
 	// Unset means true.
 	OnlyIfRunning *bool `yaml:"only-if-running"`
+	// SelfChecked marks an entry a command adds for itself and whose
+	// effect it checks on its own (migrate's reload of the daemon, gated
+	// on the ports it takes and lets go), so a missing health check is
+	// not warned about with an index the user's file does not have.
+	SelfChecked bool `yaml:"-"`
 }
 
 // ActionPolicy says how changes become service actions.

@@ -68,7 +68,7 @@ func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) 
 			// routes to it are checked, not reported as undefined.
 			errs = append(errs, fmt.Errorf("services[%d] (%s): %w", i, sc.Name, err))
 			s = &Service{Name: sc.Name}
-		case len(s.Health.Checks) == 0 && sc.Preset == "" && sc.Action != "none":
+		case len(s.Health.Checks) == 0 && sc.Preset == "" && sc.Action != "none" && !sc.SelfChecked:
 			log.Warn("service has no health check: an action is not verified and a certificate it cannot use is not rolled back",
 				"service", sc.Name, "fix", fmt.Sprintf("add health.url, health.tls or health.tcp to services[%d]", i))
 		}

@@ -52,7 +52,7 @@ func NewSystemdServices(cfg *config.Config, n *Node, tlsdUnit, tlsdService strin
 			s.BackendUnit = sc.Unit
 		}
 	}
-	reload := &config.Service{Name: s.Proxy, Unit: tlsdUnit, Action: "reload"}
+	reload := &config.Service{Name: s.Proxy, Unit: tlsdUnit, Action: "reload", SelfChecked: true}
 	if tlsdService != "" {
 		reload = nil
 		for i := range c.Services {

@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
@@ -80,5 +82,26 @@ func TestSystemdServicesReloadTheProxyThroughAServicesEntry(t *testing.T) {
 	}
 	if _, err := os.Stat(reloaded); err != nil {
 		t.Fatalf("the services entry did not run: %v", err)
+	}
+}
+
+// The reload migrate adds for the daemon is gated on the ports it takes and
+// lets go, so a node without metrics-address is not told to add a health
+// check to a services entry its file does not have; an entry of the file
+// without one still is.
+func TestMigratesOwnReloadIsNotReportedAsUnchecked(t *testing.T) {
+	dir := t.TempDir()
+	backend := filepath.Join(dir, "backend.yml")
+	standintest.BackendYML(t, backend, testca.Set{}, testpeer.FreePort(t), testpeer.FreePort(t))
+	var logs logbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	cfg := &config.Config{Services: []config.Service{{Name: "web", Unit: "web.service", Action: "restart"}}}
+	s, err := NewSystemdServices(cfg, &Node{Files: sensu.Files{Backend: backend}}, "sensu-tlsd.service", "", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := logs.String(); strings.Contains(got, "migrate-sensu-tlsd") || !strings.Contains(got, "services[0]") {
+		t.Errorf("warnings, want one for services[0] (web) and none for migrate's own reload:\n%s", got)
 	}
 }

@@ -42,11 +42,10 @@ go build -o "$W/standin" ./internal/standin
 T="$W/sensu-tlsd"
 cd "$W"
 
-# The bridge's certificate, served with its CA after the leaf so agent
-# nodes that pinned the CA can take it from the handshake.
+# The bridge's certificate; the bridge sends its CA (ca-file) after the
+# leaf, so agent nodes that pinned the CA take it from the handshake.
 "$T" --state-dir pki ca init >/dev/null
 "$T" --state-dir pki issue backend-1 --profile backend --hosts 127.0.0.1,localhost >/dev/null
-cat pki/backend-1.pem pki/ca.pem >pki/backend-1-chain.pem
 PIN=$(openssl x509 -noout -fingerprint -sha256 -in pki/ca.pem | cut -d= -f2)
 
 API=$BASE AGENT_PORT=$((BASE + 1)) BRIDGE=$((BASE + 2)) METRICS=$((BASE + 3))
@@ -56,7 +55,7 @@ cat >bridge.yml <<CFG
 state-dir: $W/bridge-state
 metrics-address: 127.0.0.1:$METRICS
 certificates:
-  - {name: backend-1, profile: backend, issuer: files, cert-file: $W/pki/backend-1-chain.pem,
+  - {name: backend-1, profile: backend, issuer: files, cert-file: $W/pki/backend-1.pem,
      key-file: $W/pki/backend-1-key.pem, ca-file: $W/pki/ca.pem, trusted-ca: $W/pki/ca.pem}
 listeners:
   - {name: agent-ws, mode: dual, listen: 127.0.0.1:$BRIDGE, targets: [127.0.0.1:$AGENT_PORT],

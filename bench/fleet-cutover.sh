@@ -11,14 +11,16 @@
 # SIGHUP (migrate --tlsd-service). Each agent node is a stand-in
 # sensu-agent (a keepalive every 200 ms that the backend must echo) under
 # its own supervisor loop, and a sensu-tlsd daemon following the cutover
-# (agent-cutover with the CA placed by configuration management: the local
-# CA's leaf is served without the CA, so there is no chain to take a pinned
-# CA from).
+# (agent-cutover with the CA's pinned SHA-256, taken from the bridge's
+# handshake: the bridge sends its certificate's CA after the leaf).
 #
 # Steps, each marked in every agent's log and measured from it (offline:
 # from "agent stopping", a failed keepalive or "agent disconnected" to the
 # next "agent connected"; and the keepalives that failed):
 #   restart    each agent restarted on ws:// once: its own reconnect time
+#   backend-restart
+#              the backend restarted once by its own service command, no
+#              migrate: what any sensu-backend restart costs its agents
 #   phase1     backend node: migrate apply --phase 1 (backend restarted onto
 #              loopback, then the proxy takes the public ports, ws and wss)
 #   switch     each agent node's follower switches agent.yml to wss:// and
@@ -37,13 +39,17 @@
 #   rollback1  backend node: migrate rollback, 1 -> 0 (the proxy lets go,
 #              the backend restarts onto the public ports in plaintext)
 #
-# Usage: bench/fleet-cutover.sh   (from the repository root; needs go, curl)
+# The last column compares each agent with itself: at a step that only
+# touches agents, with its own restart; at a step that restarts the backend,
+# with the plain backend restart.
+#
+# Usage: bench/fleet-cutover.sh   (from the repository root; needs go, curl, openssl)
 # Env:   N=10 agents   BASE=29000 first port   KEEP=1 keeps the work dir
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-10}
 BASE=${BASE:-29000}
-for p in go curl; do command -v "$p" >/dev/null || { echo "missing $p" >&2; exit 1; }; done
+for p in go curl openssl; do command -v "$p" >/dev/null || { echo "missing $p" >&2; exit 1; }; done
 
 W=$(mktemp -d /tmp/sensu-tlsd-fleet-bench.XXXXXX)
 PIDS=()
@@ -113,16 +119,16 @@ mark() { for i in $(seq "$N"); do echo "=== step $1" >>"agent-$i/agent.log"; don
 m() { "$T" --config "$B/tlsd.yml" migrate "$@" --user root --tlsd-service sensu-tlsd >>migrate.log 2>&1 || { echo "migrate $* failed:" >&2; tail -20 migrate.log >&2; exit 1; }; }
 wait_backend() { for _ in $(seq 400); do curl -fsk "$1/health" >/dev/null && return 0; sleep 0.05; done; echo "backend not up at $1" >&2; exit 1; }
 wait_backend "http://127.0.0.1:$API"
+PIN=$(openssl x509 -noout -fingerprint -sha256 -in "$B/state/ca.pem" | cut -d= -f2)
 
 for i in $(seq "$N"); do
 	d=agent-$i; mkdir -p "$d/tls"
-	cp "$B/state/ca.pem" "$d/tls/ca.pem" # placed by configuration management
 	printf 'name: agent-%d\nbackend-url:\n  - "ws://127.0.0.1:%d"\napi-host: 127.0.0.1\napi-port: %d\n' "$i" "$AGENT_PORT" $((BASE + 100 + i)) >"$d/agent.yml"
 	cat >"$d/tlsd.yml" <<CFG
 state-dir: $W/$d/state
 metrics-address: ""
 sensu: {agent-config: $W/$d/agent.yml, agent-env-files: [$W/$d/no-env-file], agent-ca-file: $W/$d/tls/ca.pem}
-agent-cutover: {enabled: true, ca-file: $W/$d/tls/ca.pem, interval: 1s}
+agent-cutover: {enabled: true, ca-file: $W/$d/tls/ca.pem, ca-fingerprint-sha256: "$PIN", interval: 1s}
 services:
   - {name: sensu-agent, preset: sensu-agent, action: command, command: $(restart_cmd "$W/$d/agent.pid"),
      health: {url: "http://127.0.0.1:$((BASE + 100 + i))/healthz"}}
@@ -139,6 +145,12 @@ for i in $(seq "$N"); do
 	for _ in $(seq 600); do [ "$(cat "agent-$i/agent.pid")" != "$old" ] && healthy "$i" && break; sleep 0.05; done
 done
 sleep 1
+
+mark backend-restart
+sh -c "$(sed -n "s/.*name: sensu-backend.*command: \[\/bin\/sh, -c, '\([^']*\)'\].*/\1/p" "$B/tlsd.yml")"
+wait_backend "http://127.0.0.1:$API"
+wait_all "agents back on ws:// after the backend restart" healthy
+sleep 1.5
 
 declare -A SECS
 step() { # name, then the command; its time goes to SECS
@@ -204,22 +216,25 @@ for i in $(seq "$N"); do
 	/keepalive failed/ { printf "%s %s keepalive-failed\n", agent, step }
 	/msg="agent disconnected"/ { printf "%s %s disconnected\n", agent, step }' "agent-$i/agent.log"
 done >offline.txt
-awk -v order="restart phase1 switch phase2 phase3 phase4 rollback3 rollback2 rollback1" '
+awk -v order="restart backend-restart phase1 switch phase2 phase3 phase4 rollback3 rollback2 rollback1" '
 	$3 == "keepalive-failed" { fails[$2]++; next }
 	$3 == "disconnected" { disc[$2]++; next }
 	{ k = $1 SUBSEP $2; t[k] += $3; if (!(k in seen)) { seen[k] = 1; n[$2]++ } agents[$1] = 1 }
 	END {
-		printf "%-10s %6s %12s %12s %18s %16s %22s\n", "step", "agents", "mean offline", "max offline", "failed keepalives", "failed connects", "offline > own restart"
+		split("backend-restart phase1 phase3 rollback3 rollback1", b, " ")
+		for (j in b) base[b[j]] = "backend-restart"
+		printf "%-15s %6s %12s %12s %18s %16s %18s\n", "step", "agents", "mean offline", "max offline", "failed keepalives", "failed connects", "offline > base"
 		ns = split(order, steps, " ")
 		for (j = 1; j <= ns; j++) {
 			s = steps[j]; sum = 0; max = 0; worse = 0
 			for (a in agents) if ((a, s) in seen) {
 				sum += t[a, s]; if (t[a, s] > max) max = t[a, s]
-				if (s != "restart" && t[a, s] > t[a, "restart"] + 0.25) worse++
+				ref = (s in base) ? base[s] : "restart"
+				if (s != ref && t[a, s] > t[a, ref] + 0.25) worse++
 			}
 			# A dropped session logs one "disconnected" after its failed
 			# keepalive; each further one is a reconnect attempt refused.
-			if (n[s]) printf "%-10s %6d %11.3fs %11.3fs %18d %16d %22d\n", s, n[s], sum / n[s], max, fails[s], disc[s] - fails[s], worse
-			else printf "%-10s %6d %12s %12s %18d %16d %22d\n", s, 0, "-", "-", fails[s], disc[s] - fails[s], 0
+			if (n[s]) printf "%-15s %6d %11.3fs %11.3fs %18d %16d %18d\n", s, n[s], sum / n[s], max, fails[s], disc[s] - fails[s], worse
+			else printf "%-15s %6d %12s %12s %18d %16d %18d\n", s, 0, "-", "-", fails[s], disc[s] - fails[s], 0
 		}
 	}' offline.txt

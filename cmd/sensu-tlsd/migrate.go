@@ -25,6 +25,7 @@ type migrateFlags struct {
 	// What apply and rollback do beyond the files.
 	printOnly bool
 	tlsdUnit  string
+	tlsdSvc   string
 	force     bool
 	window    time.Duration
 }
@@ -84,6 +85,7 @@ func (f *migrateFlags) bindAct(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.BoolVar(&f.printOnly, "print-only", false, "write the files and print the restarts and reloads in the order to do them, instead of doing them (for configuration management that restarts services)")
 	fs.StringVar(&f.tlsdUnit, "tlsd-unit", "sensu-tlsd.service", "systemd unit of the sensu-tlsd daemon whose proxy serves the bridge")
+	fs.StringVar(&f.tlsdSvc, "tlsd-service", "", "services entry of the config that reloads the sensu-tlsd daemon (signal HUP or a command), instead of a systemd reload of --tlsd-unit: for a daemon systemd does not run")
 }
 
 // options builds what apply and rollback act with: this node's daemon as
@@ -108,7 +110,7 @@ func (f *migrateFlags) options(cfg *config.Config, cmd *cobra.Command, n *migrat
 	if !act {
 		return o, done, nil
 	}
-	svc, err := migrate.NewSystemdServices(cfg, n, f.tlsdUnit, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
+	svc, err := migrate.NewSystemdServices(cfg, n, f.tlsdUnit, f.tlsdSvc, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
 	if err != nil {
 		done()
 		return o, nil, fmt.Errorf("%s: %w", orDefault(cfg.File, config.DefaultFile), err)

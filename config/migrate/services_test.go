@@ -3,8 +3,12 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +37,7 @@ func TestSystemdServicesStopAndStartTheBackend(t *testing.T) {
 	cfg := &config.Config{ServiceActions: config.ActionPolicy{SystemdAddress: sys.PrivateSocket()},
 		Services: []config.Service{{Name: "sensu-backend", Preset: "sensu-backend", Health: config.Health{Timeout: 20 * time.Second}}}}
 	n := &Node{Files: sensu.Files{Backend: backend}}
-	s, err := NewSystemdServices(cfg, n, "sensu-tlsd.service", nil)
+	s, err := NewSystemdServices(cfg, n, "sensu-tlsd.service", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,4 +57,66 @@ func TestSystemdServicesStopAndStartTheBackend(t *testing.T) {
 	if got := state(); got != "active" {
 		t.Fatalf("after RestartBackend the unit is %s", got)
 	}
+}
+
+// A backend systemd does not run (action command, under a supervisor that
+// restarts it as Restart=always would): StopBackend runs its stop-command,
+// which holds the supervisor, and the RestartBackend after it runs its
+// command, which starts it again, and passes the preset's health gate.
+// Without a stop-command StopBackend refuses, naming the key.
+func TestCommandServicesStopAndStartTheBackend(t *testing.T) {
+	dir := t.TempDir()
+	api, agent := testpeer.FreePort(t), testpeer.FreePort(t)
+	backend := filepath.Join(dir, "backend.yml")
+	standintest.BackendYML(t, backend, testca.Set{}, api, agent)
+	pid, hold := filepath.Join(dir, "backend.pid"), filepath.Join(dir, "hold")
+	supervisor := exec.Command("/bin/sh", "-c", fmt.Sprintf(`while :; do
+	[ -e %[1]s ] || { %[2]s -c %[3]s & echo $! >%[4]s; wait $!; }
+	sleep 0.05
+done`, hold, standintest.Binary(t), backend, pid))
+	supervisor.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := supervisor.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-supervisor.Process.Pid, syscall.SIGKILL); supervisor.Wait() })
+	address := fmt.Sprintf("127.0.0.1:%d", api)
+	testpeer.WaitTCP(t, address)
+
+	stopOld := fmt.Sprintf("p=$(cat %[1]s); kill $p 2>/dev/null; while kill -0 $p 2>/dev/null; do sleep 0.02; done", pid)
+	svc := config.Service{Name: "sensu-backend", Preset: "sensu-backend", Action: "command",
+		Command: []string{"/bin/sh", "-c", "rm -f " + hold + "; " + stopOld}, Health: config.Health{Timeout: 20 * time.Second}}
+	n := &Node{Files: sensu.Files{Backend: backend}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	s, err := NewSystemdServices(&config.Config{Services: []config.Service{svc}}, n, "sensu-tlsd.service", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Do(ctx, Step{Action: StopBackend})
+	if want := "services entry sensu-backend has action command and no stop-command"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("StopBackend without a stop-command: %v, want %q", err, want)
+	}
+	s.Close()
+
+	svc.StopCommand = []string{"/bin/sh", "-c", "touch " + hold + "; " + stopOld}
+	s, err = NewSystemdServices(&config.Config{Services: []config.Service{svc}}, n, "sensu-tlsd.service", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Do(ctx, Step{Action: StopBackend}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.Dial("tcp", address); err == nil {
+		c.Close()
+		t.Fatal("the backend still answers after StopBackend")
+	}
+	if _, err := os.Stat(hold); err != nil {
+		t.Fatalf("the stop-command did not run: %v", err)
+	}
+	if err := s.Do(ctx, Step{Action: RestartBackend, Files: []string{backend}}); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.WaitTCP(t, address)
 }

@@ -271,7 +271,7 @@ func freePortInUse(t *testing.T) int {
 func TestSystemdServicesUseTheConfiguredServices(t *testing.T) {
 	n, _ := testNode(t, "backend-packaged.yml", "agent-packaged.yml")
 	cfg := &config.Config{Services: []config.Service{{Name: "backend", Preset: "sensu-backend"}}}
-	s, err := NewSystemdServices(cfg, n, "sensu-tlsd.service", nil)
+	s, err := NewSystemdServices(cfg, n, "sensu-tlsd.service", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

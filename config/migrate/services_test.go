@@ -14,6 +14,7 @@ import (
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/etcdtest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/testca"
@@ -119,4 +120,34 @@ done`, hold, standintest.Binary(t), backend, pid))
 		t.Fatal(err)
 	}
 	testpeer.WaitTCP(t, address)
+}
+
+// On a cluster member, migrate restarts sensu-backend in the member's turn,
+// which holds the cluster's restart lock, through the daemon's
+// sensu-backend service, which takes that lock around every restart: it
+// must not wait for it again (it waited out restart-lock-timeout while its
+// own turn held the lock, and the phase failed).
+func TestAClusterMembersRestartDoesNotWaitForItsOwnTurnsLock(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	m := c.Members[0]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := &Node{Files: sensu.Files{Backend: m.BackendYML}}
+	member, err := OpenMember(ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Cluster.Close()
+	// The restart itself is not the point: etcd /health is the gate.
+	cfg := &config.Config{ServiceActions: config.ActionPolicy{RestartLockTimeout: 5 * time.Second},
+		Services: []config.Service{{Name: "sensu-backend", Preset: "sensu-backend", Action: "command", Command: []string{"/bin/true"},
+			Health: config.Health{URL: m.ClientURL(t) + "/health", Timeout: 20 * time.Second}}}}
+	s, err := NewSystemdServices(cfg, n, "sensu-tlsd.service", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := member.restartBackend(ctx, n, s, Step{Action: RestartBackend, Files: []string{m.BackendYML}}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -247,15 +247,19 @@ type AgentCutover struct {
 
 // Service is a process that must act when a certificate it uses changes.
 type Service struct {
-	Name    string        `yaml:"name"`
-	Preset  string        `yaml:"preset"`   // sensu-backend, sensu-agent, or "" for generic
-	Unit    string        `yaml:"unit"`     // systemd unit, for systemd actions
-	Action  string        `yaml:"action"`   // restart, reload, try-restart, signal, command, none
-	Signal  string        `yaml:"signal"`   // for action signal
-	PIDFile string        `yaml:"pid-file"` // signal a pid file instead of a unit's main process
-	Command []string      `yaml:"command"`  // for action command
-	Timeout time.Duration `yaml:"timeout"`
-	Health  Health        `yaml:"health"`
+	Name    string   `yaml:"name"`
+	Preset  string   `yaml:"preset"`   // sensu-backend, sensu-agent, or "" for generic
+	Unit    string   `yaml:"unit"`     // systemd unit, for systemd actions
+	Action  string   `yaml:"action"`   // restart, reload, try-restart, signal, command, none
+	Signal  string   `yaml:"signal"`   // for action signal
+	PIDFile string   `yaml:"pid-file"` // signal a pid file instead of a unit's main process
+	Command []string `yaml:"command"`  // for action command
+	// StopCommand stops a command-action service (a cluster member's
+	// sensu-backend is down while etcd moves its peer URLs); Command
+	// starts it again.
+	StopCommand []string      `yaml:"stop-command"`
+	Timeout     time.Duration `yaml:"timeout"`
+	Health      Health        `yaml:"health"`
 	// OnlyIfRunning leaves a unit that is not running alone (restart and
 	// signal actions), so a service stopped on purpose stays stopped.
 	// Unset means true.

@@ -98,6 +98,7 @@ var descriptions = map[string]string{
 	"services[].signal":          "Signal for action signal, such as HUP.",
 	"services[].pid-file":        "Signal the process in this pid file instead of the unit's main process.",
 	"services[].command":         "Program and arguments for action command. The health gate starts when it returns, so a restart command returns once the old process has stopped (as systemctl restart does); an old process still answering would pass the gate.",
+	"services[].stop-command":    "Program and arguments that stop the service, for action command; it returns once the process has exited, and command starts it again. migrate needs it for a cluster member's sensu-backend, which is down while etcd moves its peer URLs (phase 3 and its rollback); systemd units are stopped through systemd.",
 	"services[].timeout":         "Time limit of the action.",
 	"services[].health.url":      "HTTP URL that must answer 200 after the action; the agent preset checks http://127.0.0.1:3031/healthz.",
 	"services[].health.tls":      "host:port list that must present the new certificate's serial after the action.",

@@ -165,6 +165,9 @@ func actionFromConfig(sc config.Service, p preset, sd UnitManager, onlyIfRunning
 		}
 		return nil
 	}
+	if len(sc.StopCommand) > 0 && sc.Action != "command" {
+		return nil, fmt.Errorf("key stop-command goes with action command (a %q service is stopped through systemd): remove it, or set action: command", sc.Action)
+	}
 	switch sc.Action {
 	case "restart", "try-restart", "reload":
 		if err := forbidden(sc.Action); err != nil {

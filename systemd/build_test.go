@@ -43,6 +43,20 @@ func TestSensuUnitsKeepTheirRulesWithoutAPreset(t *testing.T) {
 	}
 }
 
+// TestStopCommandGoesWithActionCommand: systemd stops a unit itself, so a
+// stop-command beside a systemd action would never run.
+func TestStopCommandGoesWithActionCommand(t *testing.T) {
+	_, err := FromConfig(&config.Config{Services: []config.Service{
+		{Name: "b", Preset: PresetSensuBackend, Action: "restart", StopCommand: []string{"/bin/true"}}}}, nil, nil)
+	if want := `key stop-command goes with action command (a "restart" service is stopped through systemd)`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("FromConfig = %v, want %q", err, want)
+	}
+	if _, err := FromConfig(&config.Config{Services: []config.Service{{Name: "b", Preset: PresetSensuBackend, Action: "command",
+		Command: []string{"/bin/true"}, StopCommand: []string{"/bin/true"}}}}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestGenericServiceWithoutHealthIsWarnedAbout: nothing would verify its
 // action, so loading says which service and which keys to add.
 func TestGenericServiceWithoutHealthIsWarnedAbout(t *testing.T) {

@@ -39,7 +39,8 @@ type ClusterRestartLock struct {
 // errLockTimeout is a lock held by another member past Timeout.
 var errLockTimeout = errors.New("another member held the cluster's restart lock longer than service-actions.restart-lock-timeout")
 
-// Hold takes the restart lock. When this member cannot reach a cluster
+// Hold takes the restart lock, unless ctx runs in a turn that holds it
+// (cluster.Holding: migrate restarting a member). When this member cannot reach a cluster
 // that can grant it (no etcd answers, no quorum, or backend.yml is
 // unreadable), it goes ahead unlocked and says so: the lock only guards
 // the cluster's quorum, which a member cut off from every etcd endpoint
@@ -49,6 +50,10 @@ var errLockTimeout = errors.New("another member held the cluster's restart lock 
 // rolled back, to be tried again): restarting then could take a second
 // member down while the first is still not back.
 func (l ClusterRestartLock) Hold(ctx context.Context, log *slog.Logger) (func(), error) {
+	if cluster.Holding(ctx, cluster.RestartLock) {
+		log.Info("restarting in this member's turn, which holds the cluster's restart lock")
+		return func() {}, nil
+	}
 	b, err := cluster.ReadBackend(l.BackendFile)
 	if err != nil {
 		log.Warn("restarting without the cluster's restart lock: backend.yml is unreadable, so the cluster is unknown", "file", l.BackendFile, "err", err)

@@ -29,6 +29,11 @@ type SystemdServices struct {
 	// SystemdAddress the bus, for StopBackend (a cluster member's peer
 	// URLs move while it is down).
 	BackendUnit, SystemdAddress string
+	// BackendByCommand: the backend service's action is a command, so
+	// systemd does not run it and StopBackend runs BackendStop (its
+	// stop-command, nil when it has none), and the command starts it again.
+	BackendByCommand bool
+	BackendStop      *systemd.Command
 	// stopped: StopBackend stopped the unit, so the next RestartBackend
 	// starts it first (the dispatcher leaves a stopped unit alone).
 	stopped bool
@@ -48,8 +53,17 @@ func NewSystemdServices(cfg *config.Config, n *Node, tlsdUnit, tlsdService strin
 	s := &SystemdServices{Backend: serviceFor(&c, systemd.PresetSensuBackend), Agent: serviceFor(&c, systemd.PresetSensuAgent), Proxy: "migrate-sensu-tlsd",
 		SystemdAddress: cfg.ServiceActions.SystemdAddress, BackendUnit: sensu.ServiceOf(sensu.Backend).Unit}
 	for _, sc := range c.Services {
-		if sc.Name == s.Backend && sc.Unit != "" {
+		if sc.Name != s.Backend {
+			continue
+		}
+		if sc.Unit != "" {
 			s.BackendUnit = sc.Unit
+		}
+		if sc.Action == "command" {
+			s.BackendByCommand = true
+			if len(sc.StopCommand) > 0 {
+				s.BackendStop = &systemd.Command{Service: sc.Name, Args: sc.StopCommand, Timeout: sc.Timeout}
+			}
 		}
 	}
 	reload := &config.Service{Name: s.Proxy, Unit: tlsdUnit, Action: "reload", SelfChecked: true}
@@ -100,18 +114,18 @@ func (s *SystemdServices) Close() { s.Dispatcher.Close() }
 func (s *SystemdServices) Do(ctx context.Context, st Step) error {
 	switch st.Action {
 	case StopBackend:
-		if err := s.job(ctx, "stop"); err != nil {
+		if err := s.stopBackend(ctx); err != nil {
 			return err
 		}
 		s.stopped = true
 		return nil
 	case RestartBackend:
-		if s.stopped {
+		if s.stopped && !s.BackendByCommand {
 			if err := s.job(ctx, "start"); err != nil {
 				return err
 			}
-			s.stopped = false
 		}
+		s.stopped = false
 		return s.act(ctx, s.Backend, st.Files)
 	case RestartAgent:
 		return s.act(ctx, s.Agent, st.Files)
@@ -139,6 +153,20 @@ func (s *SystemdServices) Do(ctx context.Context, st Step) error {
 // would for a rewritten config.
 func (s *SystemdServices) act(ctx context.Context, service string, files []string) error {
 	return s.Dispatcher.Act(ctx, service, systemd.Batch{{Name: "migrate", Files: files}})
+}
+
+// stopBackend stops sensu-backend through systemd, or by the backend
+// service's stop-command when systemd does not run it (action command).
+func (s *SystemdServices) stopBackend(ctx context.Context) error {
+	if !s.BackendByCommand {
+		return s.job(ctx, "stop")
+	}
+	if s.BackendStop == nil {
+		return fmt.Errorf("services entry %s has action command and no stop-command, but a cluster member's sensu-backend must be down while etcd moves its peer URLs: "+
+			"add stop-command, a program that stops it and returns once it has exited (its command starts it again)", s.Backend)
+	}
+	_, err := s.BackendStop.Run(ctx, systemd.Batch{{Name: "migrate"}})
+	return err
 }
 
 // job stops or starts the backend's unit and waits for systemd's result.

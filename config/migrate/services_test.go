@@ -4,14 +4,18 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/etcdtest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/systemdtest"
@@ -55,6 +59,98 @@ func TestSystemdServicesStopAndStartTheBackend(t *testing.T) {
 	}
 	if got := state(); got != "active" {
 		t.Fatalf("after RestartBackend the unit is %s", got)
+	}
+}
+
+// A backend systemd does not run (action command, under a supervisor that
+// restarts it as Restart=always would): StopBackend runs its stop-command,
+// which holds the supervisor, and the RestartBackend after it runs its
+// command, which starts it again, and passes the preset's health gate.
+// Without a stop-command StopBackend refuses, naming the key.
+func TestCommandServicesStopAndStartTheBackend(t *testing.T) {
+	dir := t.TempDir()
+	api, agent := testpeer.FreePort(t), testpeer.FreePort(t)
+	backend := filepath.Join(dir, "backend.yml")
+	standintest.BackendYML(t, backend, testca.Set{}, api, agent)
+	pid, hold := filepath.Join(dir, "backend.pid"), filepath.Join(dir, "hold")
+	supervisor := exec.Command("/bin/sh", "-c", fmt.Sprintf(`while :; do
+	[ -e %[1]s ] || { %[2]s -c %[3]s & echo $! >%[4]s; wait $!; }
+	sleep 0.05
+done`, hold, standintest.Binary(t), backend, pid))
+	supervisor.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := supervisor.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-supervisor.Process.Pid, syscall.SIGKILL); supervisor.Wait() })
+	address := fmt.Sprintf("127.0.0.1:%d", api)
+	testpeer.WaitTCP(t, address)
+
+	stopOld := fmt.Sprintf("p=$(cat %[1]s); kill $p 2>/dev/null; while kill -0 $p 2>/dev/null; do sleep 0.02; done", pid)
+	svc := config.Service{Name: "sensu-backend", Preset: "sensu-backend", Action: "command",
+		Command: []string{"/bin/sh", "-c", "rm -f " + hold + "; " + stopOld}, Health: config.Health{Timeout: 20 * time.Second}}
+	n := &Node{Files: sensu.Files{Backend: backend}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	s, err := NewSystemdServices(&config.Config{Services: []config.Service{svc}}, n, "sensu-tlsd.service", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Do(ctx, Step{Action: StopBackend})
+	if want := "services entry sensu-backend has action command and no stop-command"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("StopBackend without a stop-command: %v, want %q", err, want)
+	}
+	s.Close()
+
+	svc.StopCommand = []string{"/bin/sh", "-c", "touch " + hold + "; " + stopOld}
+	s, err = NewSystemdServices(&config.Config{Services: []config.Service{svc}}, n, "sensu-tlsd.service", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Do(ctx, Step{Action: StopBackend}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.Dial("tcp", address); err == nil {
+		c.Close()
+		t.Fatal("the backend still answers after StopBackend")
+	}
+	if _, err := os.Stat(hold); err != nil {
+		t.Fatalf("the stop-command did not run: %v", err)
+	}
+	if err := s.Do(ctx, Step{Action: RestartBackend, Files: []string{backend}}); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.WaitTCP(t, address)
+}
+
+// On a cluster member, migrate restarts sensu-backend in the member's turn,
+// which holds the cluster's restart lock, through the daemon's
+// sensu-backend service, which takes that lock around every restart: it
+// must not wait for it again (it waited out restart-lock-timeout while its
+// own turn held the lock, and the phase failed).
+func TestAClusterMembersRestartDoesNotWaitForItsOwnTurnsLock(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	m := c.Members[0]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := &Node{Files: sensu.Files{Backend: m.BackendYML}}
+	member, err := OpenMember(ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Cluster.Close()
+	// The restart itself is not the point: etcd /health is the gate.
+	cfg := &config.Config{ServiceActions: config.ActionPolicy{RestartLockTimeout: 5 * time.Second},
+		Services: []config.Service{{Name: "sensu-backend", Preset: "sensu-backend", Action: "command", Command: []string{"/bin/true"},
+			Health: config.Health{URL: m.ClientURL(t) + "/health", Timeout: 20 * time.Second}}}}
+	s, err := NewSystemdServices(cfg, n, "sensu-tlsd.service", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := member.restartBackend(ctx, n, s, Step{Action: RestartBackend, Files: []string{m.BackendYML}}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -49,3 +49,20 @@ func (c *Cluster) Lock(ctx context.Context, name string, ttl time.Duration) (Unl
 		return err
 	}, nil
 }
+
+type heldLock string
+
+// holding marks ctx as running under the lock name, which this process
+// holds for it.
+func holding(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, heldLock(name), true)
+}
+
+// Holding reports whether ctx runs under the lock name held for it (a
+// member's turn in SwitchMember or RestartMember): what acts inside the turn,
+// such as the dispatcher restarting the member's backend, must not wait for
+// that lock again, which no one would release until the turn ends.
+func Holding(ctx context.Context, name string) bool {
+	held, _ := ctx.Value(heldLock(name)).(bool)
+	return held
+}

@@ -42,6 +42,7 @@ func (c *Cluster) SwitchMember(ctx context.Context, s Step) error {
 		return err
 	}
 	defer unlock(context.WithoutCancel(ctx))
+	ctx = holding(ctx, RestartLock)
 	v, err := c.Members(ctx)
 	if err != nil {
 		return err
@@ -90,6 +91,7 @@ func (c *Cluster) RestartMember(ctx context.Context, name string, restart func(c
 		return err
 	}
 	defer unlock(context.WithoutCancel(ctx))
+	ctx = holding(ctx, RestartLock)
 	v, err := c.Members(ctx)
 	if err != nil {
 		return err

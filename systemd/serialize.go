@@ -48,7 +48,14 @@ var errLockTimeout = errors.New("another member held the cluster's restart lock 
 // keeps the lock past Timeout, the action fails (and the renewal is
 // rolled back, to be tried again): restarting then could take a second
 // member down while the first is still not back.
+//
+// Inside a cutover step, which took the lock around this restart itself
+// (cluster.Holding), Hold does not take it again: it would wait for its
+// own process until the timeout.
 func (l ClusterRestartLock) Hold(ctx context.Context, log *slog.Logger) (func(), error) {
+	if cluster.Holds(ctx, cluster.RestartLock) {
+		return func() {}, nil
+	}
 	b, err := cluster.ReadBackend(l.BackendFile)
 	if err != nil {
 		log.Warn("restarting without the cluster's restart lock: backend.yml is unreadable, so the cluster is unknown", "file", l.BackendFile, "err", err)

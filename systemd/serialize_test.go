@@ -217,6 +217,41 @@ func TestRestartLockOfADeadHolderFreesAndALiveOneTimesOut(t *testing.T) {
 	}
 }
 
+// A cutover step restarts its member's backend under the restart lock it
+// took itself (cluster.RestartMember, as `migrate apply` on a member
+// does): the backend service's serializer sees the lock is its caller's
+// and restarts at once instead of waiting for it until the timeout.
+func TestRestartInsideACutoverStepDoesNotWaitForItsOwnLock(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	dir := t.TempDir()
+	lock, log := filepath.Join(dir, "restarting"), filepath.Join(dir, "restarts")
+	if err := os.WriteFile(log, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m := c.Members[0]
+	b, err := cluster.ReadBackend(m.BackendYML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := cluster.Open(ctx, b.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	d := memberDispatcher(t, m, lock, log, 5*time.Second, Health{})
+	err = cl.RestartMember(ctx, m.Name, func(ctx context.Context) error {
+		return d.Act(ctx, "sensu-backend", Batch{{Name: "backend", NewSerial: "2"}})
+	}, 30*time.Second)
+	if err != nil {
+		t.Fatalf("the restart inside the member's step: %v", err)
+	}
+	if n := len(spans(t, log)); n != 1 {
+		t.Errorf("%d restarts ran, want 1", n)
+	}
+}
+
 // A member that reaches no etcd restarts without the lock and says so.
 func TestUnreachableClusterRestartsUnlockedWithAWarning(t *testing.T) {
 	dir := t.TempDir()

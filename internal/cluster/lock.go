@@ -49,3 +49,20 @@ func (c *Cluster) Lock(ctx context.Context, name string, ttl time.Duration) (Unl
 		return err
 	}, nil
 }
+
+// heldKey marks a context as running under the named lock.
+type heldKey struct{ name string }
+
+// Holding is ctx marked as running under the lock name, which its caller
+// holds: a cutover step passes it to the restart it runs under
+// RestartLock, so the restart's own serializer (the dispatcher's
+// ClusterRestartLock) does not wait for a lock its own process holds.
+func Holding(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, heldKey{name}, true)
+}
+
+// Holds reports whether ctx runs under the lock name (see Holding).
+func Holds(ctx context.Context, name string) bool {
+	held, _ := ctx.Value(heldKey{name}).(bool)
+	return held
+}

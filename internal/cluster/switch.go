@@ -55,13 +55,16 @@ func (c *Cluster) SwitchMember(ctx context.Context, s Step) error {
 	if err := c.HandOffLeadership(ctx, s.Member); err != nil {
 		return err
 	}
-	if err := s.Stop(ctx); err != nil {
+	// The steps run under the lock taken here: one that takes it again
+	// (the dispatcher's restart of a clustered backend) must not wait.
+	held := Holding(ctx, RestartLock)
+	if err := s.Stop(held); err != nil {
 		return fmt.Errorf("stop %s before moving its peer URLs to %s: %w", s.Member, s.Scheme, err)
 	}
 	if _, err := c.MovePeerURLs(ctx, s.Member, s.Scheme); err != nil {
 		return fmt.Errorf("%w (%s is stopped: start it again as it was)", err, s.Member)
 	}
-	if err := s.Start(ctx); err != nil {
+	if err := s.Start(held); err != nil {
 		return fmt.Errorf("start %s after moving its peer URLs to %s: %w (etcd already stores the %s URLs: fix the start, or move them back with the rollback)", s.Member, s.Scheme, err, s.Scheme)
 	}
 	wait := s.Wait
@@ -104,7 +107,7 @@ func (c *Cluster) RestartMember(ctx context.Context, name string, restart func(c
 	if err := c.HandOffLeadership(ctx, name); err != nil {
 		return err
 	}
-	if err := restart(ctx); err != nil {
+	if err := restart(Holding(ctx, RestartLock)); err != nil {
 		return err
 	}
 	if wait <= 0 {

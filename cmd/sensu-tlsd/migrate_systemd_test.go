@@ -53,10 +53,25 @@ services:
 	mustRun(t, s.dir, nil, "--config", s.cfg, "ca", "init")
 	mustRun(t, s.dir, nil, "--config", s.cfg, "issue", "--all")
 
-	// As packaged: restarted whenever it dies, until the start limit.
 	s.sys.InstallUnit("sensu-backend.service", standintest.Unit(t, s.backend, s.dir+"/standin.log"))
-	s.sys.InstallDropIn("sensu-backend.service", "packaged", "[Unit]\nStartLimitIntervalSec=10s\nStartLimitBurst=5\n[Service]\nRestart=always\nRestartSec=100ms\n")
-	s.sys.InstallUnit("sensu-tlsd.service", fmt.Sprintf(`[Unit]
+	s.sys.InstallDropIn("sensu-backend.service", "packaged", packagedBackend)
+	s.sys.InstallUnit("sensu-tlsd.service", tlsdUnit(s.cfg, s.dir))
+	s.sys.Systemctl("start", "sensu-backend.service")
+	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", s.api))
+	if out, code := s.sys.SystemctlStatus("start", "sensu-tlsd.service"); code != 0 {
+		t.Fatalf("sensu-tlsd.service: %s\n%s", out, s.log(t))
+	}
+	return s
+}
+
+// packagedBackend is the drop-in that makes a sensu-backend unit behave
+// as packaged: restarted whenever it dies, until the start limit.
+const packagedBackend = "[Unit]\nStartLimitIntervalSec=10s\nStartLimitBurst=5\n[Service]\nRestart=always\nRestartSec=100ms\n"
+
+// tlsdUnit is sensu-tlsd's unit running the daemon on cfg (Type=notify,
+// reload by SIGHUP), logging to dir/tlsd.log.
+func tlsdUnit(cfg, dir string) string {
+	return fmt.Sprintf(`[Unit]
 DefaultDependencies=no
 [Service]
 Type=notify
@@ -65,13 +80,7 @@ ExecStart=%s --config %s run
 ExecReload=/bin/kill -HUP $MAINPID
 StandardOutput=append:%s/tlsd.log
 StandardError=inherit
-`, binPath, s.cfg, s.dir))
-	s.sys.Systemctl("start", "sensu-backend.service")
-	testpeer.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", s.api))
-	if out, code := s.sys.SystemctlStatus("start", "sensu-tlsd.service"); code != 0 {
-		t.Fatalf("sensu-tlsd.service: %s\n%s", out, s.log(t))
-	}
-	return s
+`, binPath, cfg, dir)
 }
 
 func (s *migrateSystem) log(t *testing.T) string {

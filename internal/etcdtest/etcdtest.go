@@ -65,12 +65,28 @@ func Binary() (string, bool) {
 	return p, err == nil
 }
 
-// Start writes n backend.yml files with plaintext etcd peers and clients
-// on free loopback ports, issues the certificates a migration points them
-// at, starts every member and waits until each reports healthy. It skips
-// the test loudly (or fails it under SENSU_TLSD_REQUIRE_PEERS=1) when etcd
-// is not installed. Every member is stopped when the test ends.
+// Start writes the cluster (Write), starts every member and waits until
+// each reports healthy. Every member is stopped when the test ends.
 func Start(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := Write(t, n)
+	t.Cleanup(c.stopAll)
+	for _, m := range c.Members {
+		c.StartMember(m)
+	}
+	for _, m := range c.Members {
+		c.WaitHealthy(m, time.Minute)
+	}
+	return c
+}
+
+// Write writes n backend.yml files with plaintext etcd peers and clients
+// on free loopback ports and issues the certificates a migration points
+// them at, but starts no member: for a test whose members run as
+// something else's embedded etcd (the stand-in backend under systemd). It
+// skips the test loudly (or fails it under SENSU_TLSD_REQUIRE_PEERS=1)
+// when etcd is not installed.
+func Write(t testing.TB, n int) *Cluster {
 	t.Helper()
 	_, ok := Binary()
 	testpeer.NeedPeer(t, ok, "etcd not on PATH (apt-get install etcd-server)")
@@ -117,13 +133,6 @@ agent-port: %[11]d
 `, i+1, n, filepath.Join(dir, name), name, p.client, p.peer, strings.Join(initial, ","),
 			ElectionTimeout.Milliseconds(), HeartbeatInterval.Milliseconds(), c.freePort(), c.freePort()))
 		c.Members = append(c.Members, m)
-	}
-	t.Cleanup(c.stopAll)
-	for _, m := range c.Members {
-		c.StartMember(m)
-	}
-	for _, m := range c.Members {
-		c.WaitHealthy(m, time.Minute)
 	}
 	return c
 }

@@ -3,8 +3,10 @@ package systemd
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
@@ -23,26 +25,66 @@ type UnitManager interface {
 
 // Connect opens a connection to systemd. address "" means the system bus
 // (which lets polkit authorise a non-root sensu-tlsd) with a fallback to
-// systemd's private socket when running as root; any other value is the
-// path of a systemd private socket, as the tests use for a systemd booted
-// in a namespace.
+// systemd's private socket when running as root, as go-systemd's
+// NewWithContext does; any other value is the path of a systemd private
+// socket, as the tests use for a systemd booted in a namespace.
 func Connect(ctx context.Context, address string) (*sddbus.Conn, error) {
-	if address == "" {
-		return sddbus.NewWithContext(ctx)
+	if address != "" {
+		return sddbus.NewConnection(func() (*godbus.Conn, error) { return dialBus(ctx, address, false) })
 	}
-	return sddbus.NewConnection(func() (*godbus.Conn, error) {
-		conn, err := godbus.Dial("unix:path="+address, godbus.WithContext(ctx))
-		if err != nil {
-			return nil, err
+	conn, err := sddbus.NewConnection(func() (*godbus.Conn, error) { return dialBus(ctx, systemBusPath(), true) })
+	if err != nil && os.Geteuid() == 0 {
+		return sddbus.NewConnection(func() (*godbus.Conn, error) { return dialBus(ctx, systemdPrivateSocket, false) })
+	}
+	return conn, err
+}
+
+// systemdPrivateSocket is systemd's peer-to-peer D-Bus socket, root only.
+const systemdPrivateSocket = "/run/systemd/private"
+
+// systemBusPath is the system bus socket: DBUS_SYSTEM_BUS_ADDRESS's
+// unix:path= when it names one, else the well-known path.
+func systemBusPath() string {
+	for _, part := range strings.Split(os.Getenv("DBUS_SYSTEM_BUS_ADDRESS"), ";") {
+		if rest, ok := strings.CutPrefix(part, "unix:path="); ok {
+			path, _, _ := strings.Cut(rest, ",")
+			return path
 		}
-		// systemd's private socket speaks peer-to-peer D-Bus: EXTERNAL
-		// auth and no Hello, as go-systemd does for /run/systemd/private.
-		if err := conn.Auth([]godbus.Auth{godbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
+	}
+	return "/var/run/dbus/system_bus_socket"
+}
+
+// dialBus connects to the D-Bus socket at path with EXTERNAL auth, and
+// Hello on a bus (systemd's private socket is peer to peer and has none).
+// It goes through godbus's generic stream transport, not its unix one: the
+// unix transport reads with ReadMsgUnix, which returns -1 bytes with an
+// error (a connection reset when systemd re-executes or dbus-daemon
+// restarts), and godbus passes that count to a bytes.Buffer, which panics
+// in godbus's reader goroutine and takes the daemon down. A net.Conn Read
+// returns 0 with the error, which godbus handles. sensu-tlsd passes no
+// file descriptors, the one thing only the unix transport carries.
+func dialBus(ctx context.Context, path string, hello bool) (*godbus.Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := godbus.NewConn(nc, godbus.WithContext(ctx))
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if err := conn.Auth([]godbus.Auth{godbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("authenticating to D-Bus at %s: %w", path, err)
+	}
+	if hello {
+		if err := conn.Hello(); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("authenticating to systemd at %s: %w", address, err)
+			return nil, fmt.Errorf("D-Bus Hello at %s: %w", path, err)
 		}
-		return conn, nil
-	})
+	}
+	return conn, nil
 }
 
 // JobMode is the systemd job an action queues for a unit.

@@ -154,6 +154,17 @@ func (o Options) run(ctx context.Context, n *Node, steps []Step, res *Result) er
 		res.Todo = append(res.Todo, steps...)
 		return nil
 	}
+	if o.Member != nil && slices.ContainsFunc(steps, func(s Step) bool { return s.Action == RestartBackend }) {
+		// The member's turn starts before its first step: a port the
+		// daemon lets go must not wait on another member's restart.
+		o.log(res, "waiting for this member's turn (the cluster's restart lock)")
+		held, done, err := o.Member.Cluster.Turn(ctx)
+		if err != nil {
+			return fmt.Errorf("this member's turn: %w", err)
+		}
+		defer done()
+		ctx = held
+	}
 	for _, s := range steps {
 		o.log(res, "doing: "+s.String())
 		do := o.Services.Do

@@ -9,12 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config"
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
+	"github.com/sensu-tlsd/sensu-tlsd/internal/cluster"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/etcdtest"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/logbuf"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/standintest"
@@ -199,5 +201,66 @@ func TestMigratesOwnReloadIsNotReportedAsUnchecked(t *testing.T) {
 	defer s.Close()
 	if got := logs.String(); strings.Contains(got, "migrate-sensu-tlsd") || !strings.Contains(got, "services[0]") {
 		t.Errorf("warnings, want one for services[0] (web) and none for migrate's own reload:\n%s", got)
+	}
+}
+
+// recordedServices notes when each step ran.
+type recordedServices struct {
+	mu    sync.Mutex
+	steps []Action
+	at    []time.Time
+}
+
+func (r *recordedServices) Do(_ context.Context, s Step) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.steps, r.at = append(r.steps, s.Action), append(r.at, time.Now())
+	return nil
+}
+
+// On a cluster member, a phase's steps wait for the member's turn before
+// the first of them: the daemon does not let the public ports go (phase 3,
+// the rollback to 0) while another member holds the restart lock, which
+// would leave the ports serving nothing until that member is done.
+func TestAMembersStepsWaitForItsTurnBeforeTheFirst(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	m := c.Members[0]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := &Node{Files: sensu.Files{Backend: m.BackendYML}}
+	member, err := OpenMember(ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Cluster.Close()
+	other, err := OpenMember(ctx, &Node{Files: sensu.Files{Backend: c.Members[1].BackendYML}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Cluster.Close()
+	unlock, err := other.Cluster.Lock(ctx, cluster.RestartLock, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rec := &recordedServices{}
+	o := Options{Services: rec, Member: member}
+	ran := make(chan error, 1)
+	go func() {
+		ran <- o.run(ctx, n, []Step{{Action: ReloadProxy}, {Action: RestartBackend, Files: []string{m.BackendYML}}}, &Result{})
+	}()
+	time.Sleep(500 * time.Millisecond) // the steps are waiting for the lock now, or never were
+	released := time.Now()
+	if err := unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.steps) != 2 || rec.steps[0] != ReloadProxy || rec.steps[1] != RestartBackend {
+		t.Fatalf("steps done: %v", rec.steps)
+	}
+	if rec.at[0].Before(released) {
+		t.Errorf("the daemon let the ports go %s before the other member released the restart lock", released.Sub(rec.at[0]))
 	}
 }

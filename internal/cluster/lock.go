@@ -66,3 +66,25 @@ func Holding(ctx context.Context, name string) bool {
 	held, _ := ctx.Value(heldLock(name)).(bool)
 	return held
 }
+
+// Turn takes RestartLock for what runs in the returned context, as one
+// member's turn: a member's whole list of migrate steps takes it before its
+// first step, so the public ports the daemon lets go are not left serving
+// nothing while the member waits for another member's restart. What runs
+// inside (SwitchMember, RestartMember, the dispatcher's restart) does not
+// take it again. done releases it.
+func (c *Cluster) Turn(ctx context.Context) (held context.Context, done func(), err error) {
+	unlock, err := c.Lock(ctx, RestartLock, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return holding(ctx, RestartLock), func() { unlock(context.WithoutCancel(ctx)) }, nil
+}
+
+// turn is ctx within a turn: the one it already runs in, or a new one.
+func (c *Cluster) turn(ctx context.Context) (context.Context, func(), error) {
+	if Holding(ctx, RestartLock) {
+		return ctx, func() {}, nil
+	}
+	return c.Turn(ctx)
+}

@@ -37,12 +37,11 @@ func (c *Cluster) SwitchMember(ctx context.Context, s Step) error {
 	if err := checkScheme(s.Scheme); err != nil {
 		return err
 	}
-	unlock, err := c.Lock(ctx, RestartLock, 0)
+	ctx, done, err := c.turn(ctx)
 	if err != nil {
 		return err
 	}
-	defer unlock(context.WithoutCancel(ctx))
-	ctx = holding(ctx, RestartLock)
+	defer done()
 	v, err := c.Members(ctx)
 	if err != nil {
 		return err
@@ -86,12 +85,11 @@ func (c *Cluster) SwitchMember(ctx context.Context, s Step) error {
 // leadership away from it, restarts it, and waits until it answers with
 // quorum (wait bounds that; 0 is SwitchMember's default).
 func (c *Cluster) RestartMember(ctx context.Context, name string, restart func(ctx context.Context) error, wait time.Duration) error {
-	unlock, err := c.Lock(ctx, RestartLock, 0)
+	ctx, done, err := c.turn(ctx)
 	if err != nil {
 		return err
 	}
-	defer unlock(context.WithoutCancel(ctx))
-	ctx = holding(ctx, RestartLock)
+	defer done()
 	v, err := c.Members(ctx)
 	if err != nil {
 		return err

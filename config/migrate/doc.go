@@ -9,7 +9,9 @@
 //     ephemeral range); sensu-tlsd's proxy takes the public ports in dual
 //     mode (TLS, and plaintext while allowed), from listeners written to a
 //     drop-in under the state dir (STATE-DIR/listeners.d/migrate-bridge.yml,
-//     read with LoadDropIns);
+//     read with LoadDropIns); on a cluster member etcd also gets the peer
+//     trio with its peer URLs still http, so it can dial the members that
+//     reach phase 3 before it;
 //  2. agents (agents): agent.yml switches every backend-url to wss:// and
 //     trusts the CA;
 //  3. native (backends): the backend serves TLS itself and refuses

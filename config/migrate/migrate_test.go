@@ -225,8 +225,51 @@ func TestPlanShowsEachPhaseDiffAndNeeds(t *testing.T) {
 	if len(plans[0].Needs) != 1 || !strings.Contains(plans[0].Needs[0].What, `"backend"`) || plans[0].Needs[0].Check() != nil {
 		t.Errorf("bridge needs: %+v", plans[0].Needs)
 	}
+	if strings.Contains(plans[0].Summary, "peer") || strings.Contains(text(plans[0]), "etcd-peer") {
+		t.Errorf("the bridge of a single backend touches etcd peers: %s\n%s", plans[0].Summary, text(plans[0]))
+	}
 	if !bytes.Equal(before, readOrNil(t, n.Files.Backend)) {
 		t.Error("plan wrote to backend.yml")
+	}
+}
+
+// On a cluster member the bridge also gives etcd the peer trio, peer URLs
+// still http and no peer client-cert-auth, so the member can dial the
+// members that move to https peers before it; plan says so and needs the
+// peer certificate and its coverage of the member's addresses.
+func TestPlanOfAClusterMembersBridgeGivesEtcdThePeerTrio(t *testing.T) {
+	n, _ := testNode(t, "backend-cluster-1.yml", "")
+	plans, _, err := Plan(context.Background(), n, noAgents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bridge := plans[0]
+	if bridge.Phase != Bridge || !strings.Contains(bridge.Summary, "etcd gets the peer trio") {
+		t.Errorf("bridge summary on a cluster member: %q", bridge.Summary)
+	}
+	var diff strings.Builder
+	for _, f := range bridge.Files {
+		diff.WriteString(f.Diff)
+	}
+	for _, want := range []string{"+etcd-peer-cert-file: " + n.EtcdPeer.CertFile, "+etcd-peer-key-file: " + n.EtcdPeer.KeyFile, "+etcd-peer-trusted-ca-file: " + n.EtcdPeer.CAFile} {
+		if !strings.Contains(diff.String(), want) {
+			t.Errorf("bridge diff lacks %q:\n%s", want, diff.String())
+		}
+	}
+	for _, not := range []string{"https://", "etcd-peer-client-cert-auth"} {
+		if strings.Contains(diff.String(), not) {
+			t.Errorf("bridge diff has %q:\n%s", not, diff.String())
+		}
+	}
+	var whats []string
+	for _, need := range bridge.Needs {
+		whats = append(whats, need.What)
+		if err := need.Check(); err != nil {
+			t.Errorf("need %s: %v", need.What, err)
+		}
+	}
+	if len(whats) != 3 || !strings.Contains(whats[1], `"peer" (profile etcd-peer)`) || !strings.Contains(whats[2], "peer addresses") {
+		t.Errorf("bridge needs on a cluster member: %q", whats)
 	}
 }
 

@@ -4,6 +4,17 @@ import (
 	"github.com/sensu-tlsd/sensu-tlsd/internal/cluster"
 )
 
+// clusterMember reports whether n's backend.yml names more than one etcd
+// member (etcd-initial-cluster); an unreadable file is no cluster here, the
+// phase itself reports it.
+func (n *Node) clusterMember() bool {
+	if !n.IsBackend() {
+		return false
+	}
+	b, err := cluster.ReadBackend(n.Files.Backend)
+	return err == nil && b.Clustered()
+}
+
 // peerCoverageNeeds checks, for a clustered backend, that the peer
 // certificate covers the addresses the member advertises and connects
 // from: the other members refuse it otherwise once peer TLS is on.

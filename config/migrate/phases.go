@@ -32,11 +32,22 @@ func backendOnly(n *Node) string {
 
 var steps = map[Phase]step{
 	Bridge: {
-		summary: fixed("backend listeners move to loopback; sensu-tlsd's proxy serves TLS (and plaintext while allowed) on the public ports"),
-		apply:   applyBridge,
-		skip:    backendOnly,
+		summary: func(n *Node) string {
+			s := "backend listeners move to loopback; sensu-tlsd's proxy serves TLS (and plaintext while allowed) on the public ports"
+			if n.clusterMember() {
+				s += "; as a cluster member, etcd gets the peer trio (etcd-peer-cert-file, -key-file, -trusted-ca-file) while its peer URLs stay http, so it can dial the members that move to https peers in their phase 3"
+			}
+			return s
+		},
+		apply: applyBridge,
+		skip:  backendOnly,
 		needs: func(n *Node) []Need {
-			return []Need{n.certNeed(n.Backend, "backend-certificate", "served by the bridge on the backend's public ports", "backend")}
+			needs := []Need{n.certNeed(n.Backend, "backend-certificate", "served by the bridge on the backend's public ports", "backend")}
+			if n.clusterMember() {
+				needs = append(append(needs, n.certNeed(n.peer(), n.peerKey(), "etcd peer trio, which this member dials https peers with", "etcd-peer")),
+					n.peerCoverageNeeds()...)
+			}
+			return needs
 		},
 	},
 	Agents: {
@@ -259,6 +270,17 @@ func applyBridge(w *workspace) error {
 	})
 	if err != nil {
 		return err
+	}
+	if w.node.clusterMember() {
+		// The members switch to https peers one at a time (phase 3): one
+		// still on http must dial those with a certificate they accept.
+		err = w.backendSettings(func(_ string, s sensu.Settings) error {
+			sensu.ApplyEtcdPeerTrio(s, w.node.peer().CertPaths)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	return w.setDropIn(ls)
 }

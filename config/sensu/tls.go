@@ -69,11 +69,7 @@ func ApplyBackendTLS(s Settings, t BackendTLS) {
 		}
 	}
 	if t.EtcdPeer.CertFile != "" {
-		s.Set("etcd-peer-cert-file", Str(t.EtcdPeer.CertFile))
-		s.Set("etcd-peer-key-file", Str(t.EtcdPeer.KeyFile))
-		if t.EtcdPeer.CAFile != "" {
-			s.Set("etcd-peer-trusted-ca-file", Str(t.EtcdPeer.CAFile))
-		}
+		ApplyEtcdPeerTrio(s, t.EtcdPeer)
 		rescheme(s, Backend, "etcd-listen-peer-urls", "http", "https", true)
 		rescheme(s, Backend, "etcd-initial-advertise-peer-urls", "http", "https", true)
 		rescheme(s, Backend, "etcd-initial-cluster", "http", "https", true)
@@ -87,6 +83,18 @@ func ApplyBackendTLS(s Settings, t BackendTLS) {
 		if t.AgentAuth.CAFile != "" {
 			s.Set("agent-auth-trusted-ca-file", Str(t.AgentAuth.CAFile))
 		}
+	}
+}
+
+// ApplyEtcdPeerTrio sets the peer trio (etcd-peer-cert-file, -key-file,
+// -trusted-ca-file) and nothing else. With http peer URLs etcd only warns
+// that its own listener ignores them, but it still dials https peers with
+// them: a cluster member not yet on https peers can reach one that is.
+func ApplyEtcdPeerTrio(s Settings, c CertPaths) {
+	s.Set("etcd-peer-cert-file", Str(c.CertFile))
+	s.Set("etcd-peer-key-file", Str(c.KeyFile))
+	if c.CAFile != "" {
+		s.Set("etcd-peer-trusted-ca-file", Str(c.CAFile))
 	}
 }
 

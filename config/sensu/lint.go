@@ -415,8 +415,12 @@ func (l *linter) backendURLs() {
 			l.add(l.src.Line(key), Error, key, key+" is https but etcd-peer-cert-file is not set: etcd peers cannot handshake",
 				"set etcd-peer-cert-file, etcd-peer-key-file and etcd-peer-trusted-ca-file")
 		case peerCert && hasScheme(urls, "http"):
-			l.add(l.src.Line(key), Warning, key, "etcd-peer-cert-file is set but "+key+" is still http: peer traffic is plaintext",
-				"make every "+key+" entry https://")
+			// During a rolling cutover (sensu-tlsd migrate phase 1) a
+			// member holds the peer certificate before its own peer URLs
+			// move: etcd dials members already on https with it.
+			l.add(l.src.Line(key), Warning, key, "etcd-peer-cert-file is set but "+key+" is still http: this member's peer traffic is plaintext "+
+				"(etcd uses the certificate only to dial members whose peer URLs are https)",
+				"make every "+key+" entry https:// (sensu-tlsd migrate apply --phase 3 does it with the cluster's etcd)")
 		}
 	}
 }

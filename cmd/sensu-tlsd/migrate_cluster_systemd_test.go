@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,12 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/etcdtest"
@@ -118,114 +113,6 @@ func (n *clusterNode) migrate(t *testing.T, args ...string) result {
 	return run(t, n.dir, nil, append([]string{"--config", n.cfg, "migrate"}, append(args, "--user", "root")...)...)
 }
 
-// writeProbe writes through every member every 20 ms and keeps, per
-// member, the longest time between two accepted writes, except for the
-// member whose turn it is (its backend is restarted).
-type writeProbe struct {
-	t       *testing.T
-	c       *etcdtest.Cluster
-	mu      sync.Mutex
-	clients map[string]*clientv3.Client
-	lastOK  map[string]time.Time
-	longest map[string]time.Duration
-	aside   string
-	stop    chan struct{}
-	wg      sync.WaitGroup
-}
-
-func startWriteProbe(t *testing.T, c *etcdtest.Cluster) *writeProbe {
-	p := &writeProbe{t: t, c: c, clients: map[string]*clientv3.Client{}, lastOK: map[string]time.Time{}, longest: map[string]time.Duration{}, stop: make(chan struct{})}
-	for _, m := range c.Members {
-		p.clients[m.Name], p.lastOK[m.Name] = p.dial(m), time.Now()
-	}
-	for _, m := range c.Members {
-		p.wg.Add(1)
-		go p.write(m.Name)
-	}
-	t.Cleanup(p.close)
-	return p
-}
-
-// dial connects to m's client URL as its backend.yml gives it now and
-// waits for a first accepted write, so a new connection is no gap.
-func (p *writeProbe) dial(m *etcdtest.Member) *clientv3.Client {
-	p.t.Helper()
-	cl, err := clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL(p.t)}, TLS: p.c.ClientTLS(), DialTimeout: time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := cl.Put(ctx, "/probe/"+m.Name, "dial"); err != nil {
-		p.t.Fatalf("probe: no write accepted through %s: %v", m.Name, err)
-	}
-	return cl
-}
-
-func (p *writeProbe) write(name string) {
-	defer p.wg.Done()
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-time.After(20 * time.Millisecond):
-		}
-		p.mu.Lock()
-		cl := p.clients[name]
-		p.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
-		_, err := cl.Put(ctx, "/probe/"+name, "x")
-		cancel()
-		if err != nil {
-			continue
-		}
-		now := time.Now()
-		p.mu.Lock()
-		if p.aside != name {
-			p.longest[name] = max(p.longest[name], now.Sub(p.lastOK[name]))
-		}
-		p.lastOK[name] = now
-		p.mu.Unlock()
-	}
-}
-
-// turn sets m aside while do runs, then measures it again through a new
-// connection (its client URL may have moved to https), and returns the
-// longest gap through the other members meanwhile.
-func (p *writeProbe) turn(m *etcdtest.Member, do func()) time.Duration {
-	p.mu.Lock()
-	p.aside = m.Name
-	clear(p.longest)
-	p.mu.Unlock()
-	do()
-	cl := p.dial(m)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	old := p.clients[m.Name]
-	p.clients[m.Name], p.lastOK[m.Name], p.aside = cl, time.Now(), ""
-	old.Close()
-	longest := time.Duration(0)
-	for name, g := range p.longest {
-		if name != m.Name {
-			longest = max(longest, g)
-		}
-	}
-	return longest
-}
-
-func (p *writeProbe) close() {
-	select {
-	case <-p.stop:
-		return
-	default:
-	}
-	close(p.stop)
-	p.wg.Wait()
-	for _, cl := range p.clients {
-		cl.Close()
-	}
-}
-
 // checkUnits fails unless every unit is active and systemd never had to
 // restart one (a crash would have been restarted, Restart=always, and
 // enough of them would have left it failed by the start limit).
@@ -290,7 +177,7 @@ func checkFleet(t *testing.T, via *clusterNode, scheme, phase string) {
 // by systemd, and backend.yml ends with its original bytes.
 func TestMigrateClusterMemberByMemberUnderSystemd(t *testing.T) {
 	sys, c, nodes := bootClusterSystem(t)
-	p := startWriteProbe(t, c)
+	p := etcdtest.StartWriteProbe(t, c, 20*time.Millisecond)
 	// round runs args on each member in turn; its output must show want
 	// in order and the member's phase recorded in the cluster.
 	round := func(what string, args func(n *clusterNode) []string, recorded string, want ...string) {
@@ -298,7 +185,7 @@ func TestMigrateClusterMemberByMemberUnderSystemd(t *testing.T) {
 		for _, n := range nodes {
 			var r result
 			var took time.Duration
-			gap := p.turn(n.Member, func() {
+			gap := p.Turn(n.Member, func() {
 				began := time.Now()
 				r = n.migrate(t, args(n)...)
 				took = time.Since(began)

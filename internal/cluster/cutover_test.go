@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,146 +11,10 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
 	"github.com/sensu-tlsd/sensu-tlsd/config/migrate"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/cluster"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/etcdtest"
 )
-
-// probe writes through every member continuously and measures, per member,
-// the longest time between two accepted writes, except while that member
-// is the one being switched (it is restarted then).
-type probe struct {
-	c       *etcdtest.Cluster
-	t       *testing.T
-	mu      sync.Mutex
-	targets map[string]*target
-	// lastAny is the last write any member accepted; longestAny the
-	// longest stretch in which no member accepted one.
-	lastAny, start time.Time
-	longestAny     time.Duration
-	stop           chan struct{}
-	wg             sync.WaitGroup
-}
-
-type target struct {
-	member   *etcdtest.Member
-	client   *clientv3.Client
-	aside    bool // being switched: not measured
-	lastOK   time.Time
-	longest  time.Duration
-	accepted int
-}
-
-const probeEvery = 10 * time.Millisecond
-
-func startProbe(t *testing.T, c *etcdtest.Cluster) *probe {
-	p := &probe{c: c, t: t, targets: map[string]*target{}, stop: make(chan struct{}), lastAny: time.Now(), start: time.Now()}
-	for _, m := range c.Members {
-		tg := &target{member: m, client: p.dial(m)}
-		tg.lastOK = time.Now()
-		p.targets[m.Name] = tg
-		p.wg.Add(1)
-		go p.write(tg)
-	}
-	t.Cleanup(p.close)
-	return p
-}
-
-// dial connects to m and waits for its first accepted write, so the time
-// a new connection takes is not counted as a gap.
-func (p *probe) dial(m *etcdtest.Member) *clientv3.Client {
-	cl, err := clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL(p.t)}, TLS: p.c.ClientTLS(),
-		DialTimeout: time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := cl.Put(ctx, "/probe/"+m.Name, "dial"); err != nil {
-		cl.Close()
-		p.t.Fatalf("probe: no write accepted through %s: %v", m.Name, err)
-	}
-	return cl
-}
-
-func (p *probe) write(tg *target) {
-	defer p.wg.Done()
-	for i := 0; ; i++ {
-		select {
-		case <-p.stop:
-			return
-		case <-time.After(probeEvery):
-		}
-		p.mu.Lock()
-		cl := tg.client
-		p.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
-		_, err := cl.Put(ctx, "/probe/"+tg.member.Name, fmt.Sprint(i))
-		cancel()
-		if err != nil {
-			continue
-		}
-		now := time.Now()
-		p.mu.Lock()
-		if !tg.aside {
-			tg.longest = max(tg.longest, now.Sub(tg.lastOK))
-			tg.accepted++
-		}
-		tg.lastOK = now
-		p.longestAny = max(p.longestAny, now.Sub(p.lastAny))
-		p.lastAny = now
-		p.mu.Unlock()
-	}
-}
-
-// aside stops measuring m while it is switched.
-func (p *probe) aside(m *etcdtest.Member) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.targets[m.Name].aside = true
-}
-
-// back measures m again through a client on its client URL as it is now
-// (the cutover moves it to https).
-func (p *probe) back(m *etcdtest.Member) {
-	cl := p.dial(m)
-	p.mu.Lock()
-	tg := p.targets[m.Name]
-	old := tg.client
-	tg.client, tg.aside, tg.lastOK = cl, false, time.Now()
-	p.mu.Unlock()
-	old.Close()
-}
-
-// gaps returns and resets the longest gaps measured since the last call.
-func (p *probe) gaps() (perMember map[string]time.Duration, anyMember time.Duration, accepted int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	perMember = map[string]time.Duration{}
-	for name, tg := range p.targets {
-		perMember[name] = tg.longest
-		accepted += tg.accepted
-		tg.longest, tg.accepted = 0, 0
-	}
-	anyMember, p.longestAny = p.longestAny, 0
-	return perMember, anyMember, accepted
-}
-
-func (p *probe) close() {
-	select {
-	case <-p.stop:
-		return
-	default:
-	}
-	close(p.stop)
-	p.wg.Wait()
-	for _, tg := range p.targets {
-		tg.client.Close()
-	}
-}
 
 // migrateNode is member m's node as `sensu-tlsd migrate` sees it.
 func migrateNode(c *etcdtest.Cluster, m *etcdtest.Member) *migrate.Node {
@@ -181,7 +44,7 @@ func coordinator(t *testing.T, ctx context.Context, c *etcdtest.Cluster, via *et
 // rollingSwitch takes every member to scheme, one at a time, in the order
 // switchOrder gives, and checks the writes never stalled for longer than an
 // election timeout.
-func rollingSwitch(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *probe, scheme string, change func(*migrate.Node) error, phase string) {
+func rollingSwitch(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *etcdtest.WriteProbe, scheme string, change func(*migrate.Node) error, phase string) {
 	t.Helper()
 	byName := map[string]*etcdtest.Member{}
 	for _, m := range c.Members {
@@ -193,7 +56,7 @@ func rollingSwitch(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.gaps()
+	p.Gaps()
 	for i, name := range switchOrder(v) {
 		m := byName[name]
 		via := c.Members[0]
@@ -201,7 +64,7 @@ func rollingSwitch(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *pr
 			via = c.Members[1]
 		}
 		co := coordinator(t, ctx, c, via)
-		p.aside(m)
+		p.Aside(m)
 		began := time.Now()
 		err := co.SwitchMember(ctx, cluster.Step{
 			Member: name, Scheme: scheme, Phase: phase, Details: "etcdtest",
@@ -222,11 +85,11 @@ func rollingSwitch(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *pr
 			t.Fatalf("step %d (%s to %s): %v", i+1, name, scheme, err)
 		}
 		took := time.Since(began)
-		p.back(m)
+		p.Back(m)
 		// The member's own writes are measured again from here: give it
 		// a moment so its first writes count in this step.
 		time.Sleep(500 * time.Millisecond)
-		perMember, anyMember, accepted := p.gaps()
+		perMember, anyMember, accepted := p.Gaps()
 		longest := time.Duration(0)
 		for other, g := range perMember {
 			if other != name {
@@ -324,7 +187,7 @@ func TestRollingPeerCutoverAndRollbackKeepWritesFlowing(t *testing.T) {
 		c.WaitHealthy(m, time.Minute)
 	}
 	checkSettled(t, ctx, c, "http")
-	p := startProbe(t, c)
+	p := etcdtest.StartWriteProbe(t, c, 10*time.Millisecond)
 
 	rollingSwitch(t, ctx, c, p, "https", func(n *migrate.Node) error {
 		_, err := migrate.Apply(context.Background(), n, migrate.Native, migrate.Options{CutOff: true})
@@ -405,7 +268,7 @@ func member(t *testing.T, ctx context.Context, c *etcdtest.Cluster, m *etcdtest.
 // migrate.Member and services as the CLI on that member would, and checks
 // that writes through the other members never stalled for an election
 // timeout.
-func migrateRound(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *probe, what string, do func(n *migrate.Node, o migrate.Options) error) {
+func migrateRound(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *etcdtest.WriteProbe, what string, do func(n *migrate.Node, o migrate.Options) error) {
 	t.Helper()
 	byName := map[string]*etcdtest.Member{}
 	for _, m := range c.Members {
@@ -417,19 +280,19 @@ func migrateRound(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *pro
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.gaps()
+	p.Gaps()
 	for _, name := range switchOrder(v) {
 		m := byName[name]
 		svc := &memberServices{c: c, m: m}
-		p.aside(m)
+		p.Aside(m)
 		began := time.Now()
 		if err := do(migrateNode(c, m), migrate.Options{Member: member(t, ctx, c, m), Services: svc, Agents: migrate.AllAgents{}}); err != nil {
 			t.Fatalf("%s on %s: %v (steps %v)", what, name, err, svc.did)
 		}
 		took := time.Since(began)
-		p.back(m)
+		p.Back(m)
 		time.Sleep(500 * time.Millisecond)
-		perMember, anyMember, accepted := p.gaps()
+		perMember, anyMember, accepted := p.Gaps()
 		longest := time.Duration(0)
 		for other, g := range perMember {
 			if other != name {
@@ -479,7 +342,7 @@ func TestMigrateApplyOnEachMemberSwitchesItThroughTheCluster(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	p := startProbe(t, c)
+	p := etcdtest.StartWriteProbe(t, c, 10*time.Millisecond)
 	migrateRound(t, ctx, c, p, "phase 1", func(n *migrate.Node, o migrate.Options) error {
 		_, err := migrate.Apply(ctx, n, migrate.Bridge, o)
 		return err

@@ -26,11 +26,7 @@ func TestMigrateStatusClusterShowsTheFleetAndLiveDrift(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	co, err := cluster.Open(ctx, cluster.Config{Endpoints: []string{c.Members[1].ClientURL(t)}, Source: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer co.Close()
+	co := clusterClient(t, ctx, c.Members[1])
 	for _, m := range c.Members {
 		if err := co.RecordPhase(ctx, m.Name, "agents", ""); err != nil {
 			t.Fatal(err)
@@ -122,11 +118,7 @@ sensu:
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	co, err := cluster.Open(ctx, cluster.Config{Endpoints: []string{other.ClientURL(t)}, Source: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer co.Close()
+	co := clusterClient(t, ctx, other)
 	phases, err := co.Phases(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -164,15 +156,23 @@ func TestDaemonPublishesForTheMemberAReloadNames(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	co, err := cluster.Open(ctx, cluster.Config{Endpoints: []string{other.ClientURL(t)}, Source: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer co.Close()
+	co := clusterClient(t, ctx, other)
 	var recs []cluster.AgentsRecord
 	// Well within PublishInterval (30 s): the reload publishes at once.
 	testpeer.WaitFor(t, 10*time.Second, "agent-1 in the cluster's plaintext records under "+self.Name, func() bool {
 		recs, err = co.PlaintextAgents(ctx)
 		return err == nil && len(recs) == 1 && recs[0].Member == self.Name && len(recs[0].Agents) == 1 && recs[0].Agents[0].Name == "agent-1"
 	})
+}
+
+// clusterClient is a client of the cluster through member m, closed when
+// the test ends.
+func clusterClient(t *testing.T, ctx context.Context, m *etcdtest.Member) *cluster.Cluster {
+	t.Helper()
+	co, err := cluster.Open(ctx, cluster.Config{Endpoints: []string{m.ClientURL(t)}, Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { co.Close() })
+	return co
 }

@@ -136,12 +136,7 @@ func TestAClusterMembersRestartDoesNotWaitForItsOwnTurnsLock(t *testing.T) {
 	m := c.Members[0]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n := &Node{Files: sensu.Files{Backend: m.BackendYML}}
-	member, err := OpenMember(ctx, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer member.Cluster.Close()
+	n, member := openMember(t, ctx, m)
 	// The restart itself is not the point: etcd /health is the gate.
 	cfg := &config.Config{ServiceActions: config.ActionPolicy{RestartLockTimeout: 5 * time.Second},
 		Services: []config.Service{{Name: "sensu-backend", Preset: "sensu-backend", Action: "command", Command: []string{"/bin/true"},
@@ -227,17 +222,8 @@ func TestAMembersStepsWaitForItsTurnBeforeTheFirst(t *testing.T) {
 	m := c.Members[0]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n := &Node{Files: sensu.Files{Backend: m.BackendYML}}
-	member, err := OpenMember(ctx, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer member.Cluster.Close()
-	other, err := OpenMember(ctx, &Node{Files: sensu.Files{Backend: c.Members[1].BackendYML}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Cluster.Close()
+	n, member := openMember(t, ctx, m)
+	_, other := openMember(t, ctx, c.Members[1])
 	unlock, err := other.Cluster.Lock(ctx, cluster.RestartLock, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -263,4 +249,17 @@ func TestAMembersStepsWaitForItsTurnBeforeTheFirst(t *testing.T) {
 	if rec.at[0].Before(released) {
 		t.Errorf("the daemon let the ports go %s before the other member released the restart lock", released.Sub(rec.at[0]))
 	}
+}
+
+// openMember is m's node and its connection to the cluster, as migrate
+// opens them; the connection closes when the test ends.
+func openMember(t *testing.T, ctx context.Context, m *etcdtest.Member) (*Node, *Member) {
+	t.Helper()
+	n := &Node{Files: sensu.Files{Backend: m.BackendYML}}
+	member, err := OpenMember(ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { member.Cluster.Close() })
+	return n, member
 }

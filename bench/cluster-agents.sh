@@ -57,30 +57,11 @@
 # Usage: bench/cluster-agents.sh   (from the repository root; needs go, curl, etcd)
 # Env:   N=10 agents   BASE=30000 first port   KEEP=1 keeps the work dir
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
-N=${N:-10}
-BASE=${BASE:-30000}
-for p in go curl etcd; do command -v "$p" >/dev/null || { echo "missing $p (etcd: apt-get install etcd-server)" >&2; exit 1; }; done
+command -v etcd >/dev/null || { echo "missing etcd (apt-get install etcd-server)" >&2; exit 1; }
 ETCD=$(command -v etcd)
-
-W=$(mktemp -d /tmp/sensu-tlsd-cluster-bench.XXXXXX)
-PIDS=()
-cleanup() {
-	touch "$W/probe.stop" 2>/dev/null || true
-	for d in "$W"/backend-* "$W"/agent-*; do touch "$d/stop" 2>/dev/null || true; done
-	for f in "$W"/agent-*/agent.pid "$W"/agent-*/tlsd.pid "$W"/backend-*/tlsd.pid "$W"/backend-*/backend.pid; do
-		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	[ -n "${KEEP:-}" ] && echo "kept $W" >&2 || rm -rf "$W"
-}
-trap cleanup EXIT
-
-go build -o "$W/sensu-tlsd" ./cmd/sensu-tlsd
-go build -o "$W/standin" ./internal/standin
-T="$W/sensu-tlsd"
-cd "$W"
+bench_init cluster 30000
 
 # One CA for the cluster: every member serves the backend certificate and
 # peers with the etcd-peer one (both for 127.0.0.1 and localhost).
@@ -93,25 +74,6 @@ cd "$W"
 port() { echo $((BASE + 10 * $1 + $2)); }
 initial=""
 for i in 1 2 3; do initial+="${initial:+,}backend-$i=http://127.0.0.1:$(port "$i" 1)"; done
-
-# Kills a supervised process and returns once it has exited, as systemctl
-# restart does; the supervisor starts it again unless DIR/hold exists.
-restart_cmd() { echo "[/bin/sh, -c, 'rm -f $1/hold; pid=\$(cat $1/$2.pid); kill \$pid 2>/dev/null; while kill -0 \$pid 2>/dev/null; do sleep 0.02; done']"; }
-stop_cmd() { echo "[/bin/sh, -c, 'touch $1/hold; pid=\$(cat $1/$2.pid); kill \$pid 2>/dev/null; while kill -0 \$pid 2>/dev/null; do sleep 0.02; done']"; }
-
-# supervise DIR CMD...: runs CMD again each time it ends (after 50 ms, as
-# systemd's RestartSec), its pid in DIR/NAME.pid (NAME from $SUP), while
-# DIR/hold does not exist, until DIR/stop exists.
-supervise() {
-	local d=$1; shift
-	( while [ ! -e "$d/stop" ]; do
-		if [ ! -e "$d/hold" ]; then
-			"$@" 2>>"$d/$SUP.log" & echo $! >"$d/$SUP.pid"
-			wait $! || true
-		fi
-		sleep 0.05
-	done ) & PIDS+=($!)
-}
 
 for i in 1 2 3; do
 	B=$W/backend-$i
@@ -153,7 +115,7 @@ services:
      stop-command: $(stop_cmd "$B" backend), health: {timeout: 60s}}
   - {name: sensu-tlsd, action: signal, signal: HUP, pid-file: $B/tlsd.pid, health: {url: "http://127.0.0.1:$(port "$i" 4)/healthz"}}
 CFG
-	SUP=backend supervise "$B" ./standin -c "$B/backend.yml" --etcd "$ETCD"
+	supervise "$B" backend ./standin -c "$B/backend.yml" --etcd "$ETCD"
 done
 member_up() { # i: its backend answers /health, over TLS or not
 	local u; u=$(sed -n 's/^api-url: "\(.*\)"$/\1/p' "backend-$1/backend.yml")
@@ -174,7 +136,7 @@ done
 # phase 3 on), the next member when k refuses.
 probe() {
 	local k=1 n u
-	while [ ! -e probe.stop ]; do
+	while [ ! -e stop ]; do
 		for n in 0 1 2; do
 			u=$(grep -o 'etcd-advertise-client-urls: *"*[a-z]*://[0-9.:]*' "backend-$k/backend.yml" | grep -o '[a-z]*://.*') || true
 			k=$((k % 3 + 1))
@@ -189,41 +151,15 @@ probe() {
 }
 probe & PIDS+=($!)
 
-healthy() { curl -fs "http://127.0.0.1:$((BASE + 100 + $1))/healthz" >/dev/null; }
-wait_all() { # what, condition-function; up to 120 s
-	local i
-	for _ in $(seq 1200); do
-		local ok=0
-		for i in $(seq "$N"); do "$2" "$i" && ok=$((ok + 1)); done
-		[ "$ok" = "$N" ] && return 0
-		sleep 0.1
-	done
-	echo "timed out waiting for $1" >&2; exit 1
-}
-on_wss() { grep -q 'wss://' "agent-$1/agent.yml" && healthy "$1"; }
-on_ws() { ! grep -q 'wss://' "agent-$1/agent.yml" && healthy "$1"; }
-
 for i in $(seq "$N"); do
-	d=agent-$i; mkdir -p "$d/tls"
-	cp pki/ca.pem "$d/tls/ca.pem" # placed by configuration management
-	printf 'name: agent-%d\nbackend-url:\n  - "ws://127.0.0.1:%d"\n  - "ws://127.0.0.1:%d"\n  - "ws://127.0.0.1:%d"\napi-host: 127.0.0.1\napi-port: %d\n' \
-		"$i" "$(port 1 3)" "$(port 2 3)" "$(port 3 3)" $((BASE + 100 + i)) >"$d/agent.yml"
-	cat >"$d/tlsd.yml" <<CFG
-state-dir: $W/$d/state
-metrics-address: ""
-sensu: {agent-config: $W/$d/agent.yml, agent-env-files: [$W/$d/no-env-file], agent-ca-file: $W/$d/tls/ca.pem}
-agent-cutover: {enabled: true, ca-file: $W/$d/tls/ca.pem, interval: 1s}
-services:
-  - {name: sensu-agent, preset: sensu-agent, action: command, command: $(restart_cmd "$W/$d" agent),
-     health: {url: "http://127.0.0.1:$((BASE + 100 + i))/healthz"}}
-CFG
-	SUP=agent supervise "$d" ./standin agent -c "$d/agent.yml" --keepalive-interval 200ms
+	mkdir -p "agent-$i/tls"
+	cp pki/ca.pem "agent-$i/tls/ca.pem" # placed by configuration management
+	agent_node "$i" "ws://127.0.0.1:$(port 1 3)" "ws://127.0.0.1:$(port 2 3)" "ws://127.0.0.1:$(port 3 3)"
 done
 wait_all "agents on ws://" healthy
 sleep 1
 
 declare -A RC
-mark() { local i; for i in $(seq "$N"); do echo "=== step $1" >>"agent-$i/agent.log"; done; echo "--- $1" >>migrate.log; }
 step() { # name, then the command: its time and exit status are reported
 	mark "$1"
 	local s rc=0; s=$(date +%s.%N)
@@ -238,15 +174,7 @@ m() { # member, migrate arguments
 	"$T" --config "backend-$i/tlsd.yml" migrate "$@" --user root --tlsd-service sensu-tlsd
 }
 
-restart_all() {
-	local i old
-	for i in $(seq "$N"); do
-		old=$(cat "agent-$i/agent.pid")
-		sh -c "$(sed -n "s/.*command: \[\/bin\/sh, -c, '\(.*\)'\].*/\1/p" "agent-$i/tlsd.yml")"
-		for _ in $(seq 600); do [ "$(cat "agent-$i/agent.pid")" != "$old" ] && healthy "$i" && break; sleep 0.05; done
-	done
-}
-step restart restart_all
+step restart restart_agents
 
 ports() { echo --bridge-api-port "$(port "$1" 5)" --bridge-agent-port "$(port "$1" 6)"; }
 for i in 1 2 3; do
@@ -256,14 +184,6 @@ for i in 1 2 3; do
 	wait_all "agents back through the bridges" on_ws
 done
 
-switch() {
-	local i
-	for i in $(seq "$N"); do
-		"$T" run --config "agent-$i/tlsd.yml" 2>"agent-$i/tlsd.log" & echo $! >"agent-$i/tlsd.pid"; PIDS+=($!)
-		for _ in $(seq 1200); do on_wss "$i" && break; sleep 0.05; done
-	done
-	wait_all "agents switched to wss://" on_wss
-}
 step switch switch
 agents_migrate() { local i; for i in $(seq "$N"); do "$T" --config "agent-$i/tlsd.yml" migrate "$@" --user root || return; done; }
 step p2-agents agents_migrate apply --phase 2
@@ -285,18 +205,6 @@ for i in 3 2 1; do
 	[ "${RC[rb3-b$i]}" = 0 ] || must false
 	wait_all "agents on wss://" on_wss
 done
-switch_back() {
-	local i d
-	for i in $(seq "$N"); do
-		d=agent-$i
-		kill "$(cat "$d/tlsd.pid")"; while kill -0 "$(cat "$d/tlsd.pid")" 2>/dev/null; do sleep 0.02; done
-		"$T" --config "$d/tlsd.yml" migrate rollback --user root || return
-		cp "$d/agent.yml.sensu-tlsd.bak" "$d/agent.yml"
-		sh -c "$(sed -n "s/.*command: \[\/bin\/sh, -c, '\(.*\)'\].*/\1/p" "$d/tlsd.yml")"
-		for _ in $(seq 600); do on_ws "$i" && break; sleep 0.05; done
-	done
-	wait_all "agents back on ws://" on_ws
-}
 step rb2-agents switch_back
 [ "${RC[rb2-agents]}" = 0 ] || must false
 for i in 3 2 1; do
@@ -305,7 +213,7 @@ for i in 3 2 1; do
 	wait_all "agents on ws://" on_ws
 done
 mark end
-touch probe.stop
+touch stop # the probe
 status=$("$T" --config backend-1/tlsd.yml migrate status --cluster --user root 2>&1 | head -1 || true)
 
 echo "agents: $N, members: 3; migrate's own output: $W/migrate.log (KEEP=1 keeps it)"
@@ -323,23 +231,13 @@ awk 'NR == FNR { ok[++n] = $1; next }
 			printf "%s %.2f\n", name[j], gap
 		}
 	}' probe.log steps.txt >gaps.txt
-# Per agent and step: each stretch offline, from the first sign of the
-# connection going (stopping, a failed keepalive, disconnected) to the next
-# "agent connected" (slog time stamps), and failed keepalives.
-for i in $(seq "$N"); do
-	awk -v agent="agent-$i" '
-	function secs(line,   a) { match(line, /T[0-9:.]+Z/); split(substr(line, RSTART + 1, RLENGTH - 2), a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
-	/^=== step/ { step = $3 }
-	/msg="agent stopping"|msg="agent disconnected"|msg="keepalive failed"/ && !down { down = secs($0); from = step }
-	/msg="agent connected"/ && down { printf "%s %s %.3f\n", agent, from, secs($0) - down; down = 0 }
-	/keepalive failed/ && /received close frame/ { printf "%s %s closed-by-backend\n", agent, step; next }
-	/keepalive failed/ { printf "%s %s keepalive-failed\n", agent, step }' "agent-$i/agent.log"
-done >offline.txt
+offline_times >offline.txt
 awk '
 	FILENAME == "steps.txt" { order[++k] = $1; took[$1] = $3 - $2; rc[$1] = $4; next }
 	FILENAME == "gaps.txt" { gap[$1] = $2; next }
 	$3 == "keepalive-failed" { fails[$2]++; next }
 	$3 == "closed-by-backend" { closed[$2]++; next }
+	$3 == "disconnected" { next }
 	{ t[$1, $2] += $3; if (!(($1, $2) in seen)) { seen[$1, $2] = 1; n[$2]++ } agents[$1] = 1 }
 	END {
 		printf "%-10s %7s %4s %6s %12s %11s %6s %9s %13s %14s\n", "step", "took", "exit", "agents", "mean offline", "max offline", "closed", "failed ka", "> own restart", "etcd write gap"

@@ -46,37 +46,14 @@
 # Usage: bench/fleet-cutover.sh   (from the repository root; needs go, curl, openssl)
 # Env:   N=10 agents   BASE=29000 first port   KEEP=1 keeps the work dir
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
-N=${N:-10}
-BASE=${BASE:-29000}
-for p in go curl openssl; do command -v "$p" >/dev/null || { echo "missing $p" >&2; exit 1; }; done
-
-W=$(mktemp -d /tmp/sensu-tlsd-fleet-bench.XXXXXX)
-PIDS=()
-cleanup() {
-	touch "$W/backend/stop" 2>/dev/null || true
-	for i in $(seq "$N"); do touch "$W/agent-$i/stop" 2>/dev/null || true; done
-	for f in "$W"/backend/backend.pid "$W"/agent-*/agent.pid "$W"/agent-*/tlsd.pid "$W"/backend/tlsd.pid; do
-		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	[ -n "${KEEP:-}" ] && echo "kept $W" >&2 || rm -rf "$W"
-}
-trap cleanup EXIT
-
-go build -o "$W/sensu-tlsd" ./cmd/sensu-tlsd
-go build -o "$W/standin" ./internal/standin
-T="$W/sensu-tlsd"
-cd "$W"
+bench_init fleet 29000 openssl
 
 API=$BASE AGENT_PORT=$((BASE + 1)) METRICS=$((BASE + 2)) LOOP_API=$((BASE + 3)) LOOP_AGENT=$((BASE + 4))
 B=$W/backend
 mkdir -p "$B"
 printf 'api-listen-address: 127.0.0.1:%d\nagent-host: 127.0.0.1\nagent-port: %d\n' "$API" "$AGENT_PORT" >"$B/backend.yml"
-# Kills a supervised process and returns once it has exited, as systemctl
-# restart does; the supervisor starts it again.
-restart_cmd() { echo "[/bin/sh, -c, 'pid=\$(cat $1); kill \$pid 2>/dev/null; while kill -0 \$pid 2>/dev/null; do sleep 0.02; done']"; }
 cat >"$B/tlsd.yml" <<CFG
 state-dir: $B/state
 metrics-address: 127.0.0.1:$METRICS
@@ -84,70 +61,30 @@ certificates:
   - {name: backend, profile: backend, hosts: [localhost, 127.0.0.1]}
 sensu: {backend-config: $B/backend.yml, backend-certificate: backend}
 services:
-  - {name: sensu-backend, preset: sensu-backend, action: command, command: $(restart_cmd "$B/backend.pid"), health: {timeout: 20s}}
+  - {name: sensu-backend, preset: sensu-backend, action: command, command: $(restart_cmd "$B" backend), health: {timeout: 20s}}
   - {name: sensu-tlsd, action: signal, signal: HUP, pid-file: $B/tlsd.pid, health: {url: "http://127.0.0.1:$METRICS/healthz"}}
 CFG
 "$T" --config "$B/tlsd.yml" ca init >/dev/null
 "$T" --config "$B/tlsd.yml" issue --all >/dev/null
 
-# supervise DIR CMD...: runs CMD again each time it ends, its pid in
-# DIR/NAME.pid (NAME from $SUP), until DIR/stop exists.
-supervise() {
-	local d=$1; shift
-	( while [ ! -e "$d/stop" ]; do
-		"$@" 2>>"$d/$SUP.log" & echo $! >"$d/$SUP.pid"
-		wait $! || true
-		sleep 0.05 # as systemd's RestartSec, so a failing start does not spin
-	done ) & PIDS+=($!)
-}
-SUP=backend supervise "$B" ./standin -c "$B/backend.yml"
+supervise "$B" backend ./standin -c "$B/backend.yml"
 "$T" run --config "$B/tlsd.yml" 2>"$B/tlsd.log" & echo $! >"$B/tlsd.pid"; PIDS+=($!)
 
-healthy() { curl -fs "http://127.0.0.1:$((BASE + 100 + $1))/healthz" >/dev/null; }
-wait_all() { # what, condition-function; up to 120 s
-	for _ in $(seq 1200); do
-		local ok=0
-		for i in $(seq "$N"); do "$2" "$i" && ok=$((ok + 1)); done
-		[ "$ok" = "$N" ] && return 0
-		sleep 0.1
-	done
-	echo "timed out waiting for $1" >&2; exit 1
-}
-on_wss() { grep -q 'wss://' "agent-$1/agent.yml" && healthy "$1"; }
-on_ws() { ! grep -q 'wss://' "agent-$1/agent.yml" && healthy "$1"; }
-mark() { for i in $(seq "$N"); do echo "=== step $1" >>"agent-$i/agent.log"; done; echo "--- $1" >>migrate.log; }
 m() { "$T" --config "$B/tlsd.yml" migrate "$@" --user root --tlsd-service sensu-tlsd >>migrate.log 2>&1 || { echo "migrate $* failed:" >&2; tail -20 migrate.log >&2; exit 1; }; }
 wait_backend() { for _ in $(seq 400); do curl -fsk "$1/health" >/dev/null && return 0; sleep 0.05; done; echo "backend not up at $1" >&2; exit 1; }
 wait_backend "http://127.0.0.1:$API"
 PIN=$(openssl x509 -noout -fingerprint -sha256 -in "$B/state/ca.pem" | cut -d= -f2)
 
-for i in $(seq "$N"); do
-	d=agent-$i; mkdir -p "$d/tls"
-	printf 'name: agent-%d\nbackend-url:\n  - "ws://127.0.0.1:%d"\napi-host: 127.0.0.1\napi-port: %d\n' "$i" "$AGENT_PORT" $((BASE + 100 + i)) >"$d/agent.yml"
-	cat >"$d/tlsd.yml" <<CFG
-state-dir: $W/$d/state
-metrics-address: ""
-sensu: {agent-config: $W/$d/agent.yml, agent-env-files: [$W/$d/no-env-file], agent-ca-file: $W/$d/tls/ca.pem}
-agent-cutover: {enabled: true, ca-file: $W/$d/tls/ca.pem, ca-fingerprint-sha256: "$PIN", interval: 1s}
-services:
-  - {name: sensu-agent, preset: sensu-agent, action: command, command: $(restart_cmd "$W/$d/agent.pid"),
-     health: {url: "http://127.0.0.1:$((BASE + 100 + i))/healthz"}}
-CFG
-	SUP=agent supervise "$d" ./standin agent -c "$d/agent.yml" --keepalive-interval 200ms
-done
+for i in $(seq "$N"); do agent_node "$i" "ws://127.0.0.1:$AGENT_PORT"; done
 wait_all "agents on ws://" healthy
 sleep 1
 
 mark restart
-for i in $(seq "$N"); do
-	old=$(cat "agent-$i/agent.pid")
-	sh -c "$(sed -n "s/.*command: \[\/bin\/sh, -c, '\(.*\)'\].*/\1/p" "agent-$i/tlsd.yml")"
-	for _ in $(seq 600); do [ "$(cat "agent-$i/agent.pid")" != "$old" ] && healthy "$i" && break; sleep 0.05; done
-done
+restart_agents
 sleep 1
 
 mark backend-restart
-sh -c "$(sed -n "s/.*name: sensu-backend.*command: \[\/bin\/sh, -c, '\([^']*\)'\].*/\1/p" "$B/tlsd.yml")"
+sh -c "$(restart_sh "$B" backend)"
 wait_backend "http://127.0.0.1:$API"
 wait_all "agents back on ws:// after the backend restart" healthy
 sleep 1.5
@@ -163,13 +100,6 @@ ports=(--bridge-api-port "$LOOP_API" --bridge-agent-port "$LOOP_AGENT")
 step phase1 m apply --phase 1 "${ports[@]}"
 wait_all "agents back through the bridge" on_ws
 
-switch() {
-	for i in $(seq "$N"); do
-		"$T" run --config "agent-$i/tlsd.yml" 2>"agent-$i/tlsd.log" & echo $! >"agent-$i/tlsd.pid"; PIDS+=($!)
-		for _ in $(seq 1200); do on_wss "$i" && break; sleep 0.05; done
-	done
-	wait_all "agents switched to wss://" on_wss
-}
 step switch switch
 
 agent_phase() { for i in $(seq "$N"); do "$T" --config "agent-$i/tlsd.yml" migrate "$@" --user root >>migrate.log 2>&1; done; }
@@ -185,17 +115,6 @@ step phase4 sh -c "! $T --config $B/tlsd.yml migrate apply --phase 4 --user root
 step rollback3 m rollback
 wait_all "agents on wss:// through the bridge" on_wss
 
-switch_back() {
-	for i in $(seq "$N"); do
-		d=agent-$i
-		kill "$(cat "$d/tlsd.pid")"; while kill -0 "$(cat "$d/tlsd.pid")" 2>/dev/null; do sleep 0.02; done
-		"$T" --config "$d/tlsd.yml" migrate rollback --user root >>migrate.log 2>&1
-		cp "$d/agent.yml.sensu-tlsd.bak" "$d/agent.yml"
-		sh -c "$(sed -n "s/.*command: \[\/bin\/sh, -c, '\(.*\)'\].*/\1/p" "$d/tlsd.yml")"
-		for _ in $(seq 600); do on_ws "$i" && break; sleep 0.05; done
-	done
-	wait_all "agents back on ws://" on_ws
-}
 step rollback2 switch_back
 step rollback1 m rollback
 wait_all "agents on ws:// to the backend itself" on_ws
@@ -204,20 +123,9 @@ mark end
 echo "agents: $N; migrate's own output: $W/migrate.log (KEEP=1 keeps it)"
 for s in phase1 switch phase2 phase3 phase4 rollback3 rollback2 rollback1; do printf '%-10s %6.2f s\n' "$s" "${SECS[$s]}"; done
 echo
-# Per agent and step: each stretch offline, from the first sign of the
-# connection going (stopping, a failed keepalive, disconnected) to the next
-# "agent connected" (slog time stamps), and failed keepalives.
-for i in $(seq "$N"); do
-	awk -v agent="agent-$i" '
-	function secs(line,   a) { match(line, /T[0-9:.]+Z/); split(substr(line, RSTART + 1, RLENGTH - 2), a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
-	/^=== step/ { step = $3 }
-	/msg="agent stopping"|msg="agent disconnected"|msg="keepalive failed"/ && !down { down = secs($0); from = step }
-	/msg="agent connected"/ && down { printf "%s %s %.3f\n", agent, from, secs($0) - down; down = 0 }
-	/keepalive failed/ { printf "%s %s keepalive-failed\n", agent, step }
-	/msg="agent disconnected"/ { printf "%s %s disconnected\n", agent, step }' "agent-$i/agent.log"
-done >offline.txt
+offline_times >offline.txt
 awk -v order="restart backend-restart phase1 switch phase2 phase3 phase4 rollback3 rollback2 rollback1" '
-	$3 == "keepalive-failed" { fails[$2]++; next }
+	$3 == "keepalive-failed" || $3 == "closed-by-backend" { fails[$2]++; next }
 	$3 == "disconnected" { disc[$2]++; next }
 	{ k = $1 SUBSEP $2; t[k] += $3; if (!(k in seen)) { seen[k] = 1; n[$2]++ } agents[$1] = 1 }
 	END {

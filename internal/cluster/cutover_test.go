@@ -46,19 +46,9 @@ func coordinator(t *testing.T, ctx context.Context, c *etcdtest.Cluster, via *et
 // election timeout.
 func rollingSwitch(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *etcdtest.WriteProbe, scheme string, change func(*migrate.Node) error, phase string) {
 	t.Helper()
-	byName := map[string]*etcdtest.Member{}
-	for _, m := range c.Members {
-		byName[m.Name] = m
-	}
-	first := coordinator(t, ctx, c, c.Members[0])
-	v, err := first.Members(ctx)
-	first.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	p.Gaps()
-	for i, name := range switchOrder(v) {
-		m := byName[name]
+	for i, m := range switchOrder(t, ctx, c) {
+		name := m.Name
 		via := c.Members[0]
 		if via == m {
 			via = c.Members[1]
@@ -270,19 +260,9 @@ func member(t *testing.T, ctx context.Context, c *etcdtest.Cluster, m *etcdtest.
 // timeout.
 func migrateRound(t *testing.T, ctx context.Context, c *etcdtest.Cluster, p *etcdtest.WriteProbe, what string, do func(n *migrate.Node, o migrate.Options) error) {
 	t.Helper()
-	byName := map[string]*etcdtest.Member{}
-	for _, m := range c.Members {
-		byName[m.Name] = m
-	}
-	co := coordinator(t, ctx, c, c.Members[0])
-	v, err := co.Members(ctx)
-	co.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	p.Gaps()
-	for _, name := range switchOrder(v) {
-		m := byName[name]
+	for _, m := range switchOrder(t, ctx, c) {
+		name := m.Name
 		svc := &memberServices{c: c, m: m}
 		p.Aside(m)
 		began := time.Now()
@@ -413,20 +393,32 @@ func TestMigrateApplyOnEachMemberSwitchesItThroughTheCluster(t *testing.T) {
 	}
 }
 
-// switchOrder is the order the tests restart members in: followers
-// first, the leader last, so leadership moves at most once.
-func switchOrder(v cluster.View) []string {
-	var names []string
-	var leader string
+// switchOrder is the order the tests restart members in, as the cluster
+// sees it now: followers first, the leader last, so leadership moves at
+// most once.
+func switchOrder(t *testing.T, ctx context.Context, c *etcdtest.Cluster) []*etcdtest.Member {
+	t.Helper()
+	co := coordinator(t, ctx, c, c.Members[0])
+	v, err := co.Members(ctx)
+	co.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*etcdtest.Member{}
+	for _, m := range c.Members {
+		byName[m.Name] = m
+	}
+	var order []*etcdtest.Member
+	var leader *etcdtest.Member
 	for _, m := range v.Members {
 		if m.Leader {
-			leader = m.Name
+			leader = byName[m.Name]
 			continue
 		}
-		names = append(names, m.Name)
+		order = append(order, byName[m.Name])
 	}
-	if leader != "" {
-		names = append(names, leader)
+	if leader != nil {
+		order = append(order, leader)
 	}
-	return names
+	return order
 }

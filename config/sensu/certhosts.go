@@ -37,16 +37,17 @@ func (n *Node) CertHosts(k CertKeys) []string {
 			h := URLHost(u)
 			add(h)
 			if k.SourceChecked {
-				add(loopbackSource(h))
+				add(LoopbackSource(h))
 			}
 		}
 	}
 	return hosts
 }
 
-// loopbackSource is the address a connection over loopback comes from
-// when host is a loopback name or address, "" otherwise.
-func loopbackSource(host string) string {
+// LoopbackSource is the address a connection over loopback comes from
+// when host is a loopback name or address, "" otherwise: etcd checks a
+// peer's certificate against it.
+func LoopbackSource(host string) string {
 	if host == "localhost" {
 		return "127.0.0.1"
 	}

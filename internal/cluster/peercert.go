@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 	"github.com/sensu-tlsd/sensu-tlsd/internal/pki"
 )
 
@@ -36,7 +37,7 @@ func PeerHosts(b *Backend) ([]string, error) {
 			return nil, err
 		}
 		add(h)
-		if src := loopbackSource(h); src != "" {
+		if src := sensu.LoopbackSource(h); src != "" {
 			add(src)
 		}
 	}
@@ -48,29 +49,13 @@ func PeerHosts(b *Backend) ([]string, error) {
 		if ip := net.ParseIP(h); ip != nil && ip.IsUnspecified() {
 			continue // bound to every address: the advertised hosts are the source
 		}
-		if src := loopbackSource(h); src != "" {
+		if src := sensu.LoopbackSource(h); src != "" {
 			add(src)
 			continue
 		}
 		add(h)
 	}
 	return hosts, nil
-}
-
-// loopbackSource is the address a connection over loopback comes from
-// when host is a loopback name or address, "" otherwise.
-func loopbackSource(host string) string {
-	if host == "localhost" {
-		return "127.0.0.1"
-	}
-	ip := net.ParseIP(host)
-	switch {
-	case ip == nil || !ip.IsLoopback():
-		return ""
-	case ip.To4() == nil:
-		return "::1"
-	}
-	return "127.0.0.1"
 }
 
 // CheckPeerCertificate checks that the certificate in certFile covers

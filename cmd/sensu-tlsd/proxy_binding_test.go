@@ -155,8 +155,8 @@ func (b *bindingBackend) connected() []string {
 	return append([]string(nil), b.agents...)
 }
 
-// bindingDial opens an agent session as name the way sensu-agent does.
-func bindingDial(url, name string, conf *tls.Config) (*websocket.Conn, *http.Response, error) {
+// dialAgentSession opens an agent session as name the way sensu-agent does.
+func dialAgentSession(url, name string, conf *tls.Config) (*websocket.Conn, *http.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	h := http.Header{}
@@ -172,7 +172,7 @@ func bindingDial(url, name string, conf *tls.Config) (*websocket.Conn, *http.Res
 
 func bindingAdmitted(t *testing.T, url, name string, conf *tls.Config) *websocket.Conn {
 	t.Helper()
-	c, resp, err := bindingDial(url, name, conf)
+	c, resp, err := dialAgentSession(url, name, conf)
 	if err != nil {
 		t.Fatalf("%s with its own certificate: %v", name, err)
 	}
@@ -189,7 +189,7 @@ func bindingAdmitted(t *testing.T, url, name string, conf *tls.Config) *websocke
 // bindingRefused dials as name and wants the proxy's 403 saying want.
 func bindingRefused(t *testing.T, url, name string, conf *tls.Config, want string) {
 	t.Helper()
-	c, resp, err := bindingDial(url, name, conf)
+	c, resp, err := dialAgentSession(url, name, conf)
 	if err == nil {
 		c.CloseNow()
 		t.Fatalf("%s was admitted", name)

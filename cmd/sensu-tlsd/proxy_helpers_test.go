@@ -280,17 +280,7 @@ type proxyAgent struct {
 
 func proxyDialAgent(t *testing.T, url, name string, tlsConf *tls.Config) (*proxyAgent, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	h := http.Header{}
-	h.Set("Sensu-AgentName", name)
-	h.Set("Sensu-Namespace", "default")
-	h.Set("Sensu-User", "agent")
-	h.Set("Sensu-Subscriptions", "linux,entity:"+name)
-	h.Set("Accept", "application/octet-stream")
-	h.Set("Authorization", "Basic YWdlbnQ6UEBzc3cwcmQh")
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf, DisableKeepAlives: true}}
-	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h, HTTPClient: client})
+	c, resp, err := dialAgentSession(url, name, tlsConf)
 	if err != nil {
 		return nil, err
 	}

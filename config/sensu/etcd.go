@@ -24,15 +24,19 @@ const DefaultBackendStateDir = "/var/lib/sensu/sensu-backend"
 // hearing the leader, campaigns with a higher term and unseats it, an
 // election a real Sensu cluster never has.
 func EmbeddedEtcdFlags(get func(key string) (Value, bool)) []string {
-	stateDir := DefaultBackendStateDir
-	if v, ok := get("state-dir"); ok && v.Scalar != "" {
-		stateDir = v.Scalar
-	}
-	flags := []string{"--data-dir=" + filepath.Join(stateDir, "etcd"), "--pre-vote=true"}
+	flags := []string{"--data-dir=" + filepath.Join(BackendStateDir(get), "etcd"), "--pre-vote=true"}
 	for _, key := range embeddedEtcdKeys {
 		if v, ok := get(key); ok {
 			flags = append(flags, "--"+strings.TrimPrefix(key, "etcd-")+"="+strings.Join(SensuItems(v), ","))
 		}
 	}
 	return flags
+}
+
+// BackendStateDir is the backend's state-dir setting, or its default.
+func BackendStateDir(get func(key string) (Value, bool)) string {
+	if v, ok := get("state-dir"); ok && v.Scalar != "" {
+		return v.Scalar
+	}
+	return DefaultBackendStateDir
 }

@@ -54,10 +54,7 @@ func startEtcd(ctx context.Context, bin, backendYML string) (*embeddedEtcd, erro
 	if err != nil {
 		return nil, usageError{fmt.Errorf("%s: %w", backendYML, err)}
 	}
-	stateDir := sensu.DefaultBackendStateDir
-	if v, ok := doc.Get("state-dir"); ok && v.Scalar != "" {
-		stateDir = v.Scalar
-	}
+	stateDir := sensu.BackendStateDir(doc.Get)
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, err
 	}

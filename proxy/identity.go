@@ -89,7 +89,8 @@ func AgentURI(namespace, name string) string { return pki.AgentURI(namespace, na
 
 // agentFromURI accepts exactly sensu://NAMESPACE/AGENT: no user, port,
 // query, fragment or escapes, one path segment, and names Sensu would
-// accept in a header.
+// accept in a header. The scheme may be in any case (RFC 3986 §3.1);
+// url.Parse has lowered it already.
 func agentFromURI(u *url.URL) (namespace, name string, err error) {
 	bad := func(why string) (string, string, error) {
 		return "", "", fmt.Errorf("agent URI %q %s; the form is sensu://NAMESPACE/AGENT", truncate(u.String()), why)

@@ -103,7 +103,9 @@ unit-nonroot:
 
 # fuzz runs each fuzz target for FUZZTIME (go test -fuzz takes one at a time)
 # and prints the run's own log when it fails; a failing input is written
-# under the package's testdata/fuzz.
+# under the package's testdata/fuzz. FUZZTIME is a count of inputs, not a
+# duration: a duration can end a run with "context deadline exceeded" and
+# no finding (golang/go#51484).
 fuzz:
 	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; \
 	for pkg in $$($(GO) list ./...); do \

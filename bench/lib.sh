@@ -48,8 +48,10 @@ supervise() {
 }
 
 # restart_sh DIR NAME: the shell command that kills the process supervised
-# in DIR and returns once it has exited, as systemctl restart does.
-restart_sh() { echo "rm -f $1/hold; pid=\$(cat $1/$2.pid); kill \$pid 2>/dev/null; while kill -0 \$pid 2>/dev/null; do sleep 0.02; done"; }
+# in DIR and returns once it has exited, as systemctl restart does. It
+# reads the pid before it releases a held supervisor, which could start
+# the next process (and write its pid) in between.
+restart_sh() { echo "pid=\$(cat $1/$2.pid); rm -f $1/hold; kill \$pid 2>/dev/null; while kill -0 \$pid 2>/dev/null; do sleep 0.02; done"; }
 # stop_sh DIR NAME: the same, but the supervisor holds until a restart.
 stop_sh() { echo "touch $1/hold; pid=\$(cat $1/$2.pid); kill \$pid 2>/dev/null; while kill -0 \$pid 2>/dev/null; do sleep 0.02; done"; }
 # restart_cmd DIR NAME, stop_cmd DIR NAME: those commands as a services

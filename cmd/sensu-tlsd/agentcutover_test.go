@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -121,37 +120,26 @@ api-port: %d
 	return n
 }
 
-// supervise runs the stand-in agent on agent.yml, again each time it ends.
+// supervise runs the stand-in agent on agent.yml, again each time it
+// ends; while agent.yml says wss://, each start waits slowTLS first.
 func (n *agentNode) supervise(t *testing.T, slowTLS time.Duration) {
-	standin, dir := standintest.Binary(t), n.dir
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for ctx.Err() == nil {
-			if yml, _ := os.ReadFile(n.agentYML); slowTLS > 0 && bytes.Contains(yml, []byte("wss://")) {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(slowTLS):
-				}
+	standin := standintest.Binary(t)
+	ready := func(ctx context.Context) bool {
+		if yml, _ := os.ReadFile(n.agentYML); slowTLS > 0 && bytes.Contains(yml, []byte("wss://")) {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(slowTLS):
 			}
-			agent := exec.Command(standin, "agent", "-c", n.agentYML, "--keepalive-interval", "200ms")
-			agent.Stderr = n
-			if err := agent.Start(); err != nil {
-				return
-			}
-			os.WriteFile(filepath.Join(dir, "agent.pid"), []byte(strconv.Itoa(agent.Process.Pid)), 0o644)
-			stop := context.AfterFunc(ctx, func() { agent.Process.Signal(syscall.SIGTERM) })
-			agent.Wait()
-			stop()
-			time.Sleep(50 * time.Millisecond) // as systemd's RestartSec, so a failing start does not spin
 		}
-	}()
+		return ctx.Err() == nil
+	}
+	supervise(t, filepath.Join(n.dir, "agent.pid"), ready, func() *exec.Cmd {
+		agent := exec.Command(standin, "agent", "-c", n.agentYML, "--keepalive-interval", "200ms")
+		agent.Stderr = n
+		return agent
+	})
 	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
 		if t.Failed() {
 			t.Logf("stand-in log:\n%s", n.agentLogText())
 		}
@@ -188,9 +176,9 @@ agent-cutover:
 services:
   - name: sensu-agent
     action: command
-    command: [/bin/sh, -c, 'pid=$(cat %[1]s/agent.pid); kill $pid 2>/dev/null; while kill -0 $pid 2>/dev/null; do sleep 0.02; done']
+    command: [/bin/sh, -c, '%[7]s']
     health: {url: "http://127.0.0.1:%[5]d/healthz"}
-`, n.dir, name, n.agentYML, pin, n.agentAPI, reconnect), 0o644)
+`, n.dir, name, n.agentYML, pin, n.agentAPI, reconnect, killAndWait(filepath.Join(n.dir, "agent.pid"), "")), 0o644)
 	return p
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -66,10 +67,15 @@ services:
 	}
 }
 
+// logs is the tail of each log the member has (a daemon that systemd does
+// not run logs to the test instead).
 func (n *clusterNode) logs() string {
 	var b strings.Builder
 	for _, f := range []string{filepath.Join(n.dir, "tlsd.log"), filepath.Join(n.dir, "standin.log"), filepath.Join(filepath.Dir(n.BackendYML), n.Name, "etcd.log")} {
-		data, _ := os.ReadFile(f)
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
 		if len(data) > 3000 {
 			data = data[len(data)-3000:]
 		}
@@ -219,8 +225,9 @@ func migrateMemberByMember(t *testing.T, c *etcdtest.Cluster, nodes []*clusterNo
 // command and stops it with its stop-command (phase 3 and its rollback
 // keep it down while etcd moves its peer URLs), and migrate reloads the
 // daemon through the services entry --tlsd-service names (SIGHUP to its
-// pid file). Each turn starts the member's backend exactly once more and
-// leaves every daemon running.
+// pid file). Each turn starts the member's backend exactly once more,
+// the turns that move peer URLs run its stop-command once, and every
+// daemon keeps running.
 func TestMigrateClusterMemberByMemberWithCommands(t *testing.T) {
 	etcdBin, ok := etcdtest.Binary()
 	testpeer.NeedPeer(t, ok, "etcd not on PATH (apt-get install etcd-server)")
@@ -231,7 +238,7 @@ func TestMigrateClusterMemberByMemberWithCommands(t *testing.T) {
 	var daemons []*daemonProc
 	for _, m := range c.Members {
 		n := newClusterNode(t, m)
-		hold, pidFile := filepath.Join(n.dir, "hold"), filepath.Join(n.dir, "standin.pid")
+		hold, pidFile, stops := filepath.Join(n.dir, "hold"), filepath.Join(n.dir, "standin.pid"), filepath.Join(n.dir, "stops")
 		log, err := os.OpenFile(filepath.Join(n.dir, "standin.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
 			t.Fatal(err)
@@ -249,7 +256,7 @@ func TestMigrateClusterMemberByMemberWithCommands(t *testing.T) {
     signal: HUP
     pid-file: %[3]s/tlsd.pid
     health: {url: "http://127.0.0.1:%[4]d/healthz"}
-`, killAndWait(pidFile, "rm -f "+hold+"; "), killAndWait(pidFile, "touch "+hold+"; "), n.dir, n.metrics))
+`, killAndWait(pidFile, "rm -f "+hold+"; "), killAndWait(pidFile, "touch "+hold+"; echo >>"+stops+"; "), n.dir, n.metrics))
 		backends[n] = supervise(t, pidFile, unlessHeld(hold), func() *exec.Cmd {
 			p := exec.Command(standin, "-c", n.BackendYML, "--etcd", etcdBin)
 			p.Stdout, p.Stderr = log, log
@@ -272,13 +279,20 @@ func TestMigrateClusterMemberByMemberWithCommands(t *testing.T) {
 		daemons = append(daemons, d)
 	}
 
-	turns := map[*clusterNode]int32{}
+	turns, stopped := map[*clusterNode]int32{}, map[*clusterNode]int{}
 	migrateMemberByMember(t, c, nodes, func(turned *clusterNode, when string) {
 		t.Helper()
 		turns[turned]++
+		if strings.HasPrefix(when, "apply --phase 3 ") || strings.HasPrefix(when, "rollback of phase 3 ") {
+			stopped[turned]++ // etcd moved its peer URLs while it was down
+		}
 		for _, n := range nodes {
 			if got, want := backends[n].starts.Load(), 1+turns[n]; got != want {
 				t.Fatalf("%s: %s's backend was started %d times, want %d: once, then once per turn", when, n.Name, got, want)
+			}
+			b, _ := os.ReadFile(filepath.Join(n.dir, "stops"))
+			if got := bytes.Count(b, []byte("\n")); got != stopped[n] {
+				t.Fatalf("%s: %s's stop-command ran %d times, want %d: once in each turn that moves its peer URLs", when, n.Name, got, stopped[n])
 			}
 		}
 		for i, d := range daemons {

@@ -56,13 +56,13 @@ func TestOriginateFailsOverPastABlackholedTarget(t *testing.T) {
 	if d := echoOnce(t, addr); d < 300*time.Millisecond {
 		t.Fatalf("the first connection took %v, less than the dial timeout the blackholed target must have cost", d)
 	}
+	// A dial to the held-down target would fail and count; the counter,
+	// not a clock a loaded machine can stretch, says it was skipped.
 	for i := range 5 {
-		if d := echoOnce(t, addr); d > 250*time.Millisecond {
-			t.Fatalf("connection %d took %v: the held-down target was dialled again", i+2, d)
+		echoOnce(t, addr)
+		if n := testutil.ToFloat64(m.targetFailures.WithLabelValues("o", dead)); n != 1 {
+			t.Fatalf("after connection %d the blackholed target has %v failures, want 1: the held-down target was dialled again", i+2, n)
 		}
-	}
-	if n := testutil.ToFloat64(m.targetFailures.WithLabelValues("o", dead)); n != 1 {
-		t.Fatalf("target failures of the blackholed target = %v, want 1 (later connections skip it)", n)
 	}
 }
 

@@ -45,15 +45,15 @@ func TestProxyOriginateFailsOverPastABlackholedMember(t *testing.T) {
 			t.Fatal(err)
 		}
 		agent.close()
-		switch {
-		case i == 0 && took < time.Second:
+		if i == 0 && took < time.Second {
 			t.Fatalf("the first agent connected in %v, before the blackholed member's 1s dial timeout", took)
-		case i > 0 && took > 700*time.Millisecond:
-			t.Fatalf("agent %d took %v: the blackholed member was dialled again instead of skipped", i, took)
 		}
-	}
-	if v := p.metric(t, `sensu_tlsd_proxy_target_failures_total{listener="proxy",target="`+dead+`"}`); v != 1 {
-		t.Fatalf("target_failures_total for the blackholed member = %v, want 1", v)
+		// A dial to the held-down member would fail and count; the
+		// counter, not a clock a loaded machine can stretch, says it was
+		// skipped.
+		if v := p.metric(t, `sensu_tlsd_proxy_target_failures_total{listener="proxy",target="`+dead+`"}`); v != 1 {
+			t.Fatalf("after agent %d target_failures_total for the blackholed member = %v, want 1: it was dialled again instead of skipped", i, v)
+		}
 	}
 }
 

@@ -60,7 +60,8 @@ func FromConfig(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) 
 	for i, sc := range cfg.Services {
 		s, err := serviceFromConfig(sc, cfg.Sensu, sd)
 		if err == nil && sc.Preset == PresetSensuBackend {
-			s.Serializer = ClusterRestartLock{BackendFile: backendFile(cfg.Sensu), Timeout: cfg.ServiceActions.RestartLockTimeout}
+			s.Serializer = ClusterRestartLock{BackendFile: backendFile(cfg.Sensu), BackendEnvFiles: sensu.EnvFilesOf(sensu.Backend, cfg.Sensu.BackendEnvFiles),
+				Timeout: cfg.ServiceActions.RestartLockTimeout}
 		}
 		switch {
 		case err != nil:

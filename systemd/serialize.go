@@ -29,6 +29,9 @@ type Serializer interface {
 type ClusterRestartLock struct {
 	// BackendFile is backend.yml; its etcd client keys reach the cluster.
 	BackendFile string
+	// BackendEnvFiles are the environment files sensu-backend loads,
+	// which can set the same keys.
+	BackendEnvFiles []string
 	// Timeout bounds the wait while another member holds the lock.
 	Timeout time.Duration
 	// TTL is the lock's lease: how long it outlives a holder that died
@@ -54,7 +57,7 @@ func (l ClusterRestartLock) Hold(ctx context.Context, log *slog.Logger) (func(),
 		log.Info("restarting in this member's turn, which holds the cluster's restart lock")
 		return func() {}, nil
 	}
-	b, err := cluster.ReadBackend(l.BackendFile)
+	b, err := cluster.ReadBackend(l.BackendFile, l.BackendEnvFiles)
 	if err != nil {
 		log.Warn("restarting without the cluster's restart lock: backend.yml is unreadable, so the cluster is unknown", "file", l.BackendFile, "err", err)
 		return func() {}, nil

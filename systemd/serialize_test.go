@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -177,7 +178,7 @@ func TestRestartLockOfADeadHolderFreesAndALiveOneTimesOut(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	holder := func(m *etcdtest.Member, ttl time.Duration) (*cluster.Cluster, cluster.Unlock) {
-		b, err := cluster.ReadBackend(m.BackendYML)
+		b, err := cluster.ReadBackend(m.BackendYML, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,18 +241,19 @@ etcd-initial-cluster: "backend-1=http://127.0.0.1:2,backend-2=http://127.0.0.2:2
 }
 
 // The sensu-backend preset restarts under the cluster's restart lock, read
-// from the configured backend.yml, with the configured timeout.
+// from the configured backend.yml and environment files, with the
+// configured timeout.
 func TestSensuBackendPresetTakesTheClusterRestartLock(t *testing.T) {
 	d, err := FromConfig(&config.Config{
-		Sensu:          config.Sensu{BackendConfig: "/etc/sensu/cluster/backend.yml"},
+		Sensu:          config.Sensu{BackendConfig: "/etc/sensu/cluster/backend.yml", BackendEnvFiles: []string{"/etc/sensu/cluster/env"}},
 		Services:       []config.Service{{Name: "sensu-backend", Preset: PresetSensuBackend}, {Name: "web", Action: "none"}},
 		ServiceActions: config.ActionPolicy{RestartLockTimeout: 3 * time.Minute},
 	}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ClusterRestartLock{BackendFile: "/etc/sensu/cluster/backend.yml", Timeout: 3 * time.Minute}
-	if got := d.all["sensu-backend"].svc.Serializer; got != want {
+	want := ClusterRestartLock{BackendFile: "/etc/sensu/cluster/backend.yml", BackendEnvFiles: []string{"/etc/sensu/cluster/env"}, Timeout: 3 * time.Minute}
+	if got := d.all["sensu-backend"].svc.Serializer; !reflect.DeepEqual(got, want) {
 		t.Errorf("sensu-backend serializer %#v, want %#v", got, want)
 	}
 	if got := d.all["web"].svc.Serializer; got != nil {

@@ -41,7 +41,7 @@ func readClusterStatus(n *migrate.Node, timeout time.Duration) (*clusterStatus, 
 	if !n.IsBackend() {
 		return nil, fmt.Errorf("status --cluster: this node has no backend.yml: run it on a backend, or name the file with --backend-config")
 	}
-	b, err := cluster.ReadBackend(n.Files.Backend)
+	b, err := cluster.ReadBackend(n.Files.Backend, n.Files.BackendEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +139,7 @@ func printLiveDrift(out io.Writer, n *migrate.Node) {
 	if !n.IsBackend() {
 		return
 	}
-	if b, err := cluster.ReadBackend(n.Files.Backend); err != nil || !b.Clustered() {
+	if b, err := cluster.ReadBackend(n.Files.Backend, n.Files.BackendEnv); err != nil || !b.Clustered() {
 		return
 	}
 	s, err := readClusterStatus(n, liveDriftTimeout)

@@ -55,7 +55,7 @@ func OpenMember(ctx context.Context, n *Node) (*Member, error) {
 	if !n.IsBackend() {
 		return nil, nil
 	}
-	b, err := cluster.ReadBackend(n.Files.Backend)
+	b, err := cluster.ReadBackend(n.Files.Backend, n.Files.BackendEnv)
 	if err != nil || !b.Clustered() {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func OpenMember(ctx context.Context, n *Node) (*Member, error) {
 // restarts it under the restart lock, quorum checked before and the member
 // waited for after.
 func (m *Member) restartBackend(ctx context.Context, n *Node, svc Services, s Step) error {
-	b, err := cluster.ReadBackend(n.Files.Backend)
+	b, err := cluster.ReadBackend(n.Files.Backend, n.Files.BackendEnv)
 	if err != nil {
 		return err
 	}
@@ -275,7 +275,7 @@ func (p *Publisher) publish(ctx context.Context, node *Node) error {
 	if node == nil {
 		return nil
 	}
-	b, err := cluster.ReadBackend(node.Files.Backend)
+	b, err := cluster.ReadBackend(node.Files.Backend, node.Files.BackendEnv)
 	if err != nil || !b.Clustered() {
 		return err
 	}

@@ -11,7 +11,7 @@ func (n *Node) clusterMember() bool {
 	if !n.IsBackend() {
 		return false
 	}
-	b, err := cluster.ReadBackend(n.Files.Backend)
+	b, err := cluster.ReadBackend(n.Files.Backend, n.Files.BackendEnv)
 	return err == nil && b.Clustered()
 }
 
@@ -19,7 +19,7 @@ func (n *Node) clusterMember() bool {
 // certificate covers the addresses the member advertises and connects
 // from: the other members refuse it otherwise once peer TLS is on.
 func (n *Node) peerCoverageNeeds() []Need {
-	b, err := cluster.ReadBackend(n.Files.Backend)
+	b, err := cluster.ReadBackend(n.Files.Backend, n.Files.BackendEnv)
 	if err != nil || !b.Clustered() {
 		// An unreadable file is reported by the phase itself.
 		return nil

@@ -16,9 +16,7 @@ import (
 // A member advertising http://localhost:2380 connects to its peers from
 // 127.0.0.1; a peer certificate for the name alone is refused by them once
 // peer TLS is on, and a member dials the members already on https peers
-// with it from its phase 1 on, so plan shows phases 1 and 3 not ready and
-// apply refuses phase 1, naming the member, the certificate file and the
-// hosts to reissue with.
+// with it from its phase 1 on, so phase 1 is refused.
 func TestBridgeAndNativeRefuseAPeerCertificateNotCoveringTheSourceAddress(t *testing.T) {
 	n, dir := testNode(t, "backend-cluster-1.yml", "")
 	src, err := os.ReadFile(n.Files.Backend)
@@ -29,6 +27,47 @@ func TestBridgeAndNativeRefuseAPeerCertificateNotCoveringTheSourceAddress(t *tes
 	if err := os.WriteFile(n.Files.Backend, []byte(loopback), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	expectNarrowPeerRefused(t, n, dir)
+}
+
+// The cluster and the peer URLs set in sensu-backend's environment file,
+// which sensu-backend reads over backend.yml: the member is a cluster
+// member, and its peer certificate is checked against the hosts there.
+func TestPeerCheckReadsTheEnvironmentFile(t *testing.T) {
+	n, dir := testNode(t, "backend-cluster-1.yml", "")
+	src, err := os.ReadFile(n.Files.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, line := range strings.Split(string(src), "\n") {
+		if !strings.HasPrefix(line, "etcd-initial-cluster:") && !strings.Contains(line, "-peer-urls:") {
+			kept = append(kept, line)
+		}
+	}
+	env := filepath.Join(dir, "sensu-backend")
+	for path, b := range map[string]string{
+		n.Files.Backend: strings.Join(kept, "\n"),
+		env: "SENSU_BACKEND_ETCD_INITIAL_CLUSTER=backend-1=http://localhost:2380,backend-2=http://localhost:2381,backend-3=http://localhost:2382\n" +
+			"SENSU_BACKEND_ETCD_INITIAL_ADVERTISE_PEER_URLS=http://localhost:2380\nSENSU_BACKEND_ETCD_LISTEN_PEER_URLS=http://localhost:2380\n",
+	} {
+		if err := os.WriteFile(path, []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.Files.BackendEnv = []string{env}
+	if !n.clusterMember() {
+		t.Fatal("a member whose etcd-initial-cluster is in its environment file is not taken for a cluster member")
+	}
+	expectNarrowPeerRefused(t, n, dir)
+}
+
+// expectNarrowPeerRefused gives n a peer certificate for localhost alone
+// and expects plan to show phases 1 and 3 not ready and apply to refuse
+// phase 1, naming the member, the certificate file and the hosts to
+// reissue with.
+func expectNarrowPeerRefused(t *testing.T, n *Node, dir string) {
+	t.Helper()
 	tlsDir := filepath.Join(dir, "narrow")
 	if err := os.MkdirAll(tlsDir, 0o755); err != nil {
 		t.Fatal(err)

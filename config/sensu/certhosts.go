@@ -17,8 +17,17 @@ import (
 // not wildcards (Sensu's defaults where no file sets them), and, for a
 // certificate whose source address is checked (SourceChecked), the
 // loopback address a member connects from when one of those hosts is on
-// loopback. The same settings the linter checks a certificate against.
-func (n *Node) CertHosts(k CertKeys) []string {
+// loopback. The linter checks a certificate against the same hosts.
+func (n *Node) CertHosts(k CertKeys) []string { return certHosts(n.Role, n.Get, k) }
+
+// PeerHosts are the hosts backend node n's etcd peer certificate must
+// cover: the other members dial its advertised peer URLs and check the
+// name, and check the address it connects from.
+func (n *Node) PeerHosts() []string { return n.CertHosts(etcdPeerKeys) }
+
+// certHosts is CertHosts over any reader of role's settings: a node (its
+// files merged as Sensu merges them) or the one file the linter reads.
+func certHosts(role Role, get func(key string) (Value, bool), k CertKeys) []string {
 	var hosts []string
 	add := func(h string) {
 		if h != "" && !isWildcard(h) && !slices.Contains(hosts, h) {
@@ -26,9 +35,9 @@ func (n *Node) CertHosts(k CertKeys) []string {
 		}
 	}
 	for _, key := range append(slices.Clone(k.ClientURLs), k.Listen...) {
-		v, ok := n.Get(key)
+		v, ok := get(key)
 		if !ok {
-			v, ok = Default(n.Role, key)
+			v, ok = Default(role, key)
 		}
 		if !ok {
 			continue

@@ -59,6 +59,11 @@ const (
 	FromAgent
 )
 
+// etcdPeerKeys are the embedded etcd's peer certificate settings, named
+// on their own for Node.PeerHosts.
+var etcdPeerKeys = CertKeys{Cert: "etcd-peer-cert-file", Key: "etcd-peer-key-file", CA: "etcd-peer-trusted-ca-file", Profile: pki.EtcdPeer,
+	ClientURLs: []string{"etcd-initial-advertise-peer-urls"}, Listen: []string{"etcd-listen-peer-urls"}, Etcd: true, SourceChecked: true, From: FromEtcdPeer}
+
 var certKeys = map[Role][]CertKeys{
 	Backend: {
 		{Cert: "cert-file", Key: "key-file", CA: "trusted-ca-file", Profile: pki.Server, SharedWithEtcd: pki.Backend,
@@ -67,8 +72,7 @@ var certKeys = map[Role][]CertKeys{
 			Listen: []string{"dashboard-host"}, ReadAtStart: true, From: FromBackend},
 		{Cert: "etcd-cert-file", Key: "etcd-key-file", CA: "etcd-trusted-ca-file", Profile: pki.EtcdPeer,
 			ClientURLs: []string{"etcd-advertise-client-urls"}, Listen: []string{"etcd-listen-client-urls"}, Etcd: true, From: FromBackend},
-		{Cert: "etcd-peer-cert-file", Key: "etcd-peer-key-file", CA: "etcd-peer-trusted-ca-file", Profile: pki.EtcdPeer,
-			ClientURLs: []string{"etcd-initial-advertise-peer-urls"}, Listen: []string{"etcd-listen-peer-urls"}, Etcd: true, SourceChecked: true, From: FromEtcdPeer},
+		etcdPeerKeys,
 		{Cert: "agent-auth-cert-file", Key: "agent-auth-key-file", CA: "agent-auth-trusted-ca-file", Profile: pki.Server, SharedWithEtcd: pki.Backend,
 			ReadAtStart: true, From: FromBackend, CommercialOnly: true},
 	},

@@ -436,21 +436,14 @@ func (l *linter) backendCerts() {
 			continue // files() reports missing or unreadable files
 		}
 		leaf := chain[0]
-		var hosts []string
-		for _, k := range append(slices.Clone(u.ClientURLs), u.Listen...) {
-			for _, s := range l.urlsOf(k) {
-				hosts = append(hosts, URLHost(s))
-			}
+		users := "that clients use"
+		if u.SourceChecked {
+			users = "that peers dial or that this member connects from"
 		}
-		seen := map[string]bool{}
-		for _, h := range hosts {
-			if h == "" || seen[h] || isWildcard(h) {
-				continue
-			}
-			seen[h] = true
+		for _, h := range certHosts(l.role, l.src.Get, u) {
 			if !pki.Covers(leaf, h) {
 				l.add(l.src.Line(u.Cert), Error, u.Cert,
-					fmt.Sprintf("%s does not cover host %q that clients use (SANs: %s)", path, h, strings.Join(pki.SANs(leaf), ", ")),
+					fmt.Sprintf("%s does not cover host %q %s (SANs: %s)", path, h, users, strings.Join(pki.SANs(leaf), ", ")),
 					fmt.Sprintf("reissue the certificate with %q among its hosts", h))
 			}
 		}

@@ -128,6 +128,18 @@ func TestLintSANsAndClientAuth(t *testing.T) {
 	}
 }
 
+// A peer certificate for the advertised name alone is refused by the other
+// members, which check the address it connects from: the linter asks for
+// the hosts the issuer gives it (Node.PeerHosts), not fewer.
+func TestLintPeerCertificateNeedsTheSourceAddress(t *testing.T) {
+	dir := t.TempDir()
+	peer := writeCert(t, dir, "peer", []string{"localhost"}, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	src := "etcd-initial-advertise-peer-urls: https://localhost:2380\netcd-listen-peer-urls: https://localhost:2380\n" +
+		"etcd-peer-cert-file: " + peer + "\netcd-peer-key-file: " + peer + "\n"
+	fs := lintString(t, "backend.yml", src, Backend)
+	expectFinding(t, fs, 3, Error, "etcd-peer-cert-file", `does not cover host "127.0.0.1" that peers dial or that this member connects from`, `reissue the certificate with "127.0.0.1"`)
+}
+
 func TestLintAgentURLs(t *testing.T) {
 	fs := lintString(t, "agent.yml", "name: a\nbackend-url:\n  - wss://a:8081\n  - ws://b:8081\ntrusted-ca-file: /dev/null\n", Agent)
 	expectFinding(t, fs, 2, Error, "backend-url", "mixed ws:// and wss://", "every backend-url entry wss://")

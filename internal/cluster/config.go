@@ -44,6 +44,9 @@ type Backend struct {
 	AdvertisePeerURLs []string
 	// ListenPeerURLs are etcd-listen-peer-urls.
 	ListenPeerURLs []string
+	// PeerHosts are the hosts its peer certificate must cover
+	// (sensu.Node.PeerHosts).
+	PeerHosts []string
 	// InitialCluster are the NAME=URL entries of etcd-initial-cluster.
 	InitialCluster []string
 	// Client is the etcd client certificate (etcd-cert-file...).
@@ -55,9 +58,10 @@ type Backend struct {
 	Username, Password string
 }
 
-// ReadBackend reads the etcd settings of backend.yml at path.
-func ReadBackend(path string) (*Backend, error) {
-	n, err := sensu.ReadNode(sensu.Backend, path, nil)
+// ReadBackend reads the etcd settings of backend.yml at path and of the
+// environment files sensu-backend loads (envFiles), which override it.
+func ReadBackend(path string, envFiles []string) (*Backend, error) {
+	n, err := sensu.ReadNode(sensu.Backend, path, envFiles)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +102,7 @@ func BackendOf(n *sensu.Node, file string) *Backend {
 		ClientURLs:        urls("etcd-client-urls", ""),
 		AdvertisePeerURLs: urls("etcd-initial-advertise-peer-urls", defaultAdvertisePeerURL),
 		ListenPeerURLs:    urls("etcd-listen-peer-urls", defaultListenPeerURL),
+		PeerHosts:         n.PeerHosts(),
 		InitialCluster:    urls("etcd-initial-cluster", defaultMemberName+"="+defaultAdvertisePeerURL),
 		Client:            sensu.CertPaths{CertFile: str("etcd-cert-file", ""), KeyFile: str("etcd-key-file", ""), CAFile: str("etcd-trusted-ca-file", "")},
 		Peer:              sensu.CertPaths{CertFile: str("etcd-peer-cert-file", ""), KeyFile: str("etcd-peer-key-file", ""), CAFile: str("etcd-peer-trusted-ca-file", "")},

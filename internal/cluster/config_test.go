@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 )
 
 // An environment file's etcd settings win over backend.yml's, as
@@ -17,11 +15,11 @@ func TestBackendOfReadsTheEnvironmentFileOverBackendYML(t *testing.T) {
 	yml, env := filepath.Join(dir, "backend.yml"), filepath.Join(dir, "sensu-backend")
 	os.WriteFile(yml, []byte("etcd-advertise-client-urls: http://127.0.0.1:2379\netcd-client-username: from-yaml\n"), 0o600)
 	os.WriteFile(env, []byte("SENSU_BACKEND_ETCD_CLIENT_URLS=\"https://10.0.0.1:2379 https://10.0.0.2:2379\"\nSENSU_BACKEND_ETCD_CLIENT_PASSWORD=secret\n"), 0o600)
-	n, err := sensu.ReadNode(sensu.Backend, yml, []string{env})
+	b, err := ReadBackend(yml, []string{env})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := BackendOf(n, yml).Config()
+	cfg := b.Config()
 	if !slices.Equal(cfg.Endpoints, []string{"https://10.0.0.1:2379", "https://10.0.0.2:2379"}) || cfg.Username != "from-yaml" || cfg.Password != "secret" || cfg.Source != yml {
 		t.Errorf("config = %+v", cfg)
 	}

@@ -2,29 +2,30 @@ package cluster
 
 import (
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/sensu-tlsd/sensu-tlsd/config/sensu"
 )
 
-func TestPeerHostsCoverAdvertisedHostsAndTheSourceAddress(t *testing.T) {
-	for _, tc := range []struct {
-		name              string
-		advertise, listen []string
-		want              []string
-	}{
-		{"loopback name", []string{"https://localhost:2380"}, []string{"https://127.0.0.1:2380"}, []string{"localhost", "127.0.0.1"}},
-		{"loopback address", []string{"https://127.0.0.1:2380"}, []string{"https://127.0.0.1:2380"}, []string{"127.0.0.1"}},
-		{"IPv6 loopback", []string{"https://[::1]:2380"}, []string{"https://[::1]:2380"}, []string{"::1"}},
-		{"every address", []string{"https://10.0.0.1:2380"}, []string{"https://0.0.0.0:2380"}, []string{"10.0.0.1"}},
-		{"named host bound to its address", []string{"https://backend-1.example.com:2380"}, []string{"https://10.0.0.1:2380"}, []string{"backend-1.example.com", "10.0.0.1"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := PeerHosts(&Backend{File: "backend.yml", AdvertisePeerURLs: tc.advertise, ListenPeerURLs: tc.listen})
-			if err != nil || !slices.Equal(got, tc.want) {
-				t.Errorf("PeerHosts = %v, %v; want %v", got, err, tc.want)
-			}
-		})
+// A member's peer hosts come from sensu.Node.PeerHosts, the linter's and
+// the issuer's hosts too, so migrate checks the certificate they made.
+func TestBackendOfTakesThePeerHostsSensuKnows(t *testing.T) {
+	d, err := sensu.Parse("backend.yml", []byte(`etcd-initial-advertise-peer-urls: "https://localhost:2380"
+etcd-listen-peer-urls: "https://127.0.0.1:2380"
+`))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := PeerHosts(&Backend{File: "backend.yml", AdvertisePeerURLs: []string{"10.0.0.1:2380"}}); err == nil {
-		t.Error("a peer URL without a scheme was accepted")
+	b := BackendOf(sensu.NodeOf(sensu.Backend, d), "backend.yml")
+	if want := []string{"localhost", "127.0.0.1"}; !slices.Equal(b.PeerHosts, want) {
+		t.Errorf("PeerHosts = %v, want %v", b.PeerHosts, want)
+	}
+}
+
+func TestCheckPeerCertificateRefusesAPeerURLWithoutAScheme(t *testing.T) {
+	err := CheckPeerCertificate(&Backend{File: "backend.yml", AdvertisePeerURLs: []string{"10.0.0.1:2380"}}, "/nonexistent/peer.pem")
+	if err == nil || !strings.Contains(err.Error(), `backend.yml: etcd-initial-advertise-peer-urls "10.0.0.1:2380" is not a URL: write it as http(s)://HOST:PORT`) {
+		t.Errorf("a peer URL without a scheme: %v", err)
 	}
 }

@@ -90,7 +90,7 @@ func TestFileStore(t *testing.T) {
 func TestEtcdStore(t *testing.T) {
 	member := etcdtest.Start(t, 1).Members[0]
 	open := func() *EtcdStore {
-		b, err := cluster.ReadBackend(member.BackendYML)
+		b, err := cluster.ReadBackend(member.BackendYML, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

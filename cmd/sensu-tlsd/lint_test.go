@@ -37,6 +37,7 @@ func TestLintCommandFindsErrorsWithLines(t *testing.T) {
 	dir := t.TempDir()
 	apiCert, apiKey := lintOpenSSLCert(t, dir, "api", "DNS:backend-1.example.com", "serverAuth")
 	etcdCert, etcdKey := lintOpenSSLCert(t, dir, "etcd", "IP:127.0.0.1", "serverAuth")
+	peerCert, peerKey := lintOpenSSLCert(t, dir, "peer", "DNS:localhost", "serverAuth,clientAuth")
 	backend := lintWrite(t, filepath.Join(dir, "backend.yml"), `---
 # backend
 state-dir: /var/lib/sensu/sensu-backend
@@ -48,6 +49,10 @@ etcd-listen-client-urls: https://127.0.0.1:2379
 etcd-advertise-client-urls: https://127.0.0.1:2379
 etcd-cert-file: `+etcdCert+`
 etcd-key-file: `+etcdKey+`
+etcd-initial-advertise-peer-urls: https://localhost:2380
+etcd-listen-peer-urls: https://localhost:2380
+etcd-peer-cert-file: `+peerCert+`
+etcd-peer-key-file: `+peerKey+`
 `)
 	agent := lintWrite(t, filepath.Join(dir, "agent.yml"), `backend-url:
   - wss://backend-1.example.com:8081
@@ -63,6 +68,9 @@ insecure-skip-tls-verify: true
 		backend + `:5: error: cert-file: ` + apiCert + ` does not cover host "sensu.example.com"`,
 		backend + `:7: error: etcd_trusted_ca_file: unknown key; Sensu ignores it without a word (fix: rename it to etcd-trusted-ca-file)`,
 		backend + `:10: error: etcd-cert-file: ` + etcdCert + ` lacks the clientAuth extended key usage`,
+		// etcd checks a peer's certificate against the address it
+		// connects from: 127.0.0.1 over loopback.
+		backend + `:14: error: etcd-peer-cert-file: ` + peerCert + ` does not cover host "127.0.0.1" that peers dial or that this member connects from`,
 		agent + `:1: error: backend-url: mixed ws:// and wss:// entries`,
 		agent + `:4: error: trusted-ca-file: ` + filepath.Join(dir, "missing-ca.pem") + ` does not exist`,
 		agent + `:5: error: insecure-skip-tls-verify: certificate verification is off`,
